@@ -1,0 +1,4 @@
+import type {RegistryEntry} from '../../registry/types.js'
+
+/** Built-in readers. Each entry imports its implementation lazily in load(). */
+export const entries: RegistryEntry[] = []
