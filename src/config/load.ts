@@ -1,0 +1,124 @@
+import {existsSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
+import {CodiembError} from '../cli/errors.js'
+import {configSchema} from './schema.js'
+import {formatSchemaErrors, validatorFor} from './validate.js'
+
+export type CodiembConfig = Record<string, unknown>
+
+export interface LoadedConfig {
+  /** The merged, validated configuration ($import resolved and removed). */
+  config: CodiembConfig
+  /** The file that was loaded (undefined when none was found by search). */
+  filepath?: string
+  /** Every file that contributed, base recipes first. */
+  sources: string[]
+}
+
+/**
+ * Loads the configuration: `file` explicitly when given (JSON, YAML, .js/.mjs/.cjs, .ts), else the
+ * standard cosmiconfig search places for "codiemb" (package.json "codiemb", .codiembrc*,
+ * codiemb.config.*). Resolves `$import` layering, then validates against data-schemas/; every
+ * problem is reported as "JSON-pointer: expected …, got …" in one CodiembError (exit code 2).
+ */
+export async function loadConfig(file?: string, cwd: string = process.cwd()): Promise<LoadedConfig> {
+  const {cosmiconfig} = await import('cosmiconfig')
+  const explorer = cosmiconfig('codiemb', {cache: false})
+  let filepath: string | undefined
+  let raw: unknown = {}
+  if (file) {
+    filepath = resolve(cwd, file)
+    if (!existsSync(filepath)) throw new CodiembError(`config file not found: ${filepath}`, {exitCode: 2, name: 'ConfigError'})
+    raw = await loadFile(explorer, filepath)
+  } else {
+    const found = await explorer.search(cwd)
+    if (found && !found.isEmpty) {
+      filepath = found.filepath
+      raw = found.config
+    }
+  }
+  const sources: string[] = []
+  const config = filepath ? await resolveImports(explorer, filepath, raw, [], sources) : asObject(raw, '(defaults)')
+  validateConfig(config, filepath)
+  return {config, filepath, sources}
+}
+
+/** Validates a whole configuration object; throws a ConfigError listing every problem. */
+export function validateConfig(config: unknown, filepath?: string): void {
+  const validate = validatorFor(configSchema())
+  if (!validate(config)) {
+    const problems = formatSchemaErrors(validate.errors ?? [], config)
+    throw new CodiembError(
+      `invalid configuration${filepath ? ` in ${filepath}` : ''} (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  ${p}`).join('\n'),
+      {exitCode: 2, name: 'ConfigError', data: {file: filepath, problems}},
+    )
+  }
+}
+
+type Explorer = {load(path: string): Promise<{config: unknown; isEmpty?: boolean} | null>}
+
+async function loadFile(explorer: Explorer, filepath: string): Promise<unknown> {
+  try {
+    const result = await explorer.load(filepath)
+    return result?.config ?? {}
+  } catch (error) {
+    const message = (error as Error).message
+    const hint = /typescript/i.test(message) && filepath.endsWith('.ts') ? ' (TypeScript configs need the "typescript" package installed)' : ''
+    throw new CodiembError(`cannot read config ${filepath}: ${message}${hint}`, {exitCode: 2, name: 'ConfigError', cause: error})
+  }
+}
+
+async function resolveImports(explorer: Explorer, filepath: string, raw: unknown, chain: string[], sources: string[]): Promise<CodiembConfig> {
+  if (chain.includes(filepath)) {
+    throw new CodiembError(`$import cycle: ${[...chain, filepath].join(' -> ')}`, {exitCode: 2, name: 'ConfigError'})
+  }
+  const config = asObject(raw, filepath)
+  const imports = config.$import
+  delete config.$import
+  let base: CodiembConfig = {}
+  if (imports !== undefined) {
+    const list = typeof imports === 'string' ? [imports] : imports
+    if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
+      throw new CodiembError(`${filepath}: /$import: expected a path or a list of paths, got ${JSON.stringify(imports)}`, {
+        exitCode: 2,
+        name: 'ConfigError',
+      })
+    }
+    for (const rel of list as string[]) {
+      const target = resolve(dirname(filepath), rel)
+      if (!existsSync(target)) {
+        throw new CodiembError(`${filepath}: /$import: file not found: ${rel} (resolved to ${target})`, {exitCode: 2, name: 'ConfigError'})
+      }
+      const imported = await resolveImports(explorer, target, await loadFile(explorer, target), [...chain, filepath], sources)
+      base = deepMerge(base, imported)
+    }
+  }
+  sources.push(filepath)
+  return deepMerge(base, config)
+}
+
+function asObject(raw: unknown, where: string): CodiembConfig {
+  if (raw === null || raw === undefined) return {}
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CodiembError(`${where}: expected the configuration to be an object, got ${Array.isArray(raw) ? 'array' : typeof raw}`, {
+      exitCode: 2,
+      name: 'ConfigError',
+    })
+  }
+  return structuredClone(raw) as CodiembConfig
+}
+
+/** Objects merge key by key (the overlay wins); arrays and scalars are replaced. */
+export function deepMerge(base: CodiembConfig, overlay: CodiembConfig): CodiembConfig {
+  const out: CodiembConfig = {...base}
+  for (const [key, value] of Object.entries(overlay)) {
+    const prev = out[key]
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value
+  }
+  return out
+}
+
+function isPlainObject(v: unknown): v is CodiembConfig {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
