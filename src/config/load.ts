@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {dirname, resolve} from 'node:path'
+import {resolve} from 'node:path'
 import {CodiembError} from '../cli/errors.js'
 import {configSchema} from './schema.js'
 import {formatSchemaErrors, validatorFor} from './validate.js'
@@ -11,19 +11,19 @@ export interface LoadedConfig {
   config: CodiembConfig
   /** The file that was loaded (undefined when none was found by search). */
   filepath?: string
-  /** Every file that contributed, base recipes first. */
-  sources: string[]
 }
 
 /**
  * Loads the configuration: `file` explicitly when given (JSON, YAML, .js/.mjs/.cjs, .ts), else the
  * standard cosmiconfig search places for "codiemb" (package.json "codiemb", .codiembrc*,
- * codiemb.config.*). Resolves `$import` layering, then validates against data-schemas/; every
+ * codiemb.config.*). `$import` layers the file over base files (objects merge key by key; arrays and
+ * scalars are replaced). Then validates against data-schemas/; every
  * problem is reported as "JSON-pointer: expected …, got …" in one CodiembError (exit code 2).
  */
 export async function loadConfig(file?: string, cwd: string = process.cwd()): Promise<LoadedConfig> {
   const {cosmiconfig} = await import('cosmiconfig')
-  const explorer = cosmiconfig('codiemb', {cache: false})
+  // cosmiconfig resolves `$import` itself (recursively, with cycle detection); arrays are replaced, not concatenated.
+  const explorer = cosmiconfig('codiemb', {cache: false, mergeImportArrays: false})
   let filepath: string | undefined
   let raw: unknown = {}
   if (file) {
@@ -37,10 +37,9 @@ export async function loadConfig(file?: string, cwd: string = process.cwd()): Pr
       raw = found.config
     }
   }
-  const sources: string[] = []
-  const config = filepath ? await resolveImports(explorer, filepath, raw, [], sources) : asObject(raw, '(defaults)')
+  const config = asObject(raw, filepath ?? '(defaults)')
   validateConfig(config, filepath)
-  return {config, filepath, sources}
+  return {config, filepath}
 }
 
 /** Validates a whole configuration object; throws a ConfigError listing every problem. */
@@ -67,35 +66,6 @@ async function loadFile(explorer: Explorer, filepath: string): Promise<unknown> 
     const hint = /typescript/i.test(message) && filepath.endsWith('.ts') ? ' (TypeScript configs need the "typescript" package installed)' : ''
     throw new CodiembError(`cannot read config ${filepath}: ${message}${hint}`, {exitCode: 2, name: 'ConfigError', cause: error})
   }
-}
-
-async function resolveImports(explorer: Explorer, filepath: string, raw: unknown, chain: string[], sources: string[]): Promise<CodiembConfig> {
-  if (chain.includes(filepath)) {
-    throw new CodiembError(`$import cycle: ${[...chain, filepath].join(' -> ')}`, {exitCode: 2, name: 'ConfigError'})
-  }
-  const config = asObject(raw, filepath)
-  const imports = config.$import
-  delete config.$import
-  let base: CodiembConfig = {}
-  if (imports !== undefined) {
-    const list = typeof imports === 'string' ? [imports] : imports
-    if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
-      throw new CodiembError(`${filepath}: /$import: expected a path or a list of paths, got ${JSON.stringify(imports)}`, {
-        exitCode: 2,
-        name: 'ConfigError',
-      })
-    }
-    for (const rel of list as string[]) {
-      const target = resolve(dirname(filepath), rel)
-      if (!existsSync(target)) {
-        throw new CodiembError(`${filepath}: /$import: file not found: ${rel} (resolved to ${target})`, {exitCode: 2, name: 'ConfigError'})
-      }
-      const imported = await resolveImports(explorer, target, await loadFile(explorer, target), [...chain, filepath], sources)
-      base = deepMerge(base, imported)
-    }
-  }
-  sources.push(filepath)
-  return deepMerge(base, config)
 }
 
 function asObject(raw: unknown, where: string): CodiembConfig {

@@ -13,14 +13,14 @@ export default class ConfigPrint extends CodiembCommand<typeof ConfigPrint> {
     config: Flags.string({char: 'c', summary: 'Configuration file (JSON, YAML, .js/.mjs/.cjs/.ts).', helpValue: 'FILE'}),
   }
 
-  protected async exec(): Promise<{file?: string; sources: string[]; config: Record<string, unknown>}> {
+  protected async exec(): Promise<{file?: string; config: Record<string, unknown>}> {
     const {loadConfig} = await import('../../config/load.js')
     const loaded = await loadConfig(this.flags.config)
     if (!this.jsonEnabled()) {
       const {stringify} = await import('yaml')
-      this.log(`# ${loaded.filepath ? `from ${loaded.sources.join(' <- ')}` : 'no configuration file found; defaults'}`)
+      this.log(`# ${loaded.filepath ? `from ${loaded.filepath}` : 'no configuration file found; defaults'}`)
       this.log(stringify(loaded.config).trimEnd())
     }
-    return {file: loaded.filepath, sources: loaded.sources, config: loaded.config}
+    return {file: loaded.filepath, config: loaded.config}
   }
 }
