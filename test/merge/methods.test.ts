@@ -198,11 +198,11 @@ describe('merge methods (identities from issue 7)', () => {
   })
 
   it('options are validated: unknown keys, wrong types, weights per checkpoint, gamma with softmax', async () => {
-    await assert.rejects(method('delta', {gama: 2}, 2), (e: Error) => e instanceof MergeInputError && /\/gama: unknown option \(delta accepts: granularity/.test(e.message))
-    await assert.rejects(method('ties', {density: 1.5}, 2), /\/density: expected must be <= 1, got 1.5/)
+    await assert.rejects(method('delta', {gama: 2}, 2), (e: Error) => e instanceof MergeInputError && /\/gama: unknown key \(allowed here: granularity/.test(e.message))
+    await assert.rejects(method('ties', {density: 1.5}, 2), /\/density: expected number >= 0 <= 1, got 1.5/)
     await assert.rejects(method('soup', {weights: [1]}, 2), /\/weights has 1 numbers; expected one per checkpoint \(2\)/)
     await assert.rejects(method('delta', {weighting: 'softmax', gamma: 2}, 2), /"gamma" applies to weighting "power"/)
-    await assert.rejects(method('dare', {p: 1}, 2), /\/p: expected must be < 1, got 1/)
+    await assert.rejects(method('dare', {p: 1}, 2), /\/p: expected number >= 0 < 1, got 1/)
     await assert.rejects(method('dare', {density: 0.5}, 2), /"density" applies only with combine "ties"/)
   })
 
