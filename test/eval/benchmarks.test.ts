@@ -51,3 +51,20 @@ describe('benchmarks', () => {
     await assert.rejects(resolveTasks(registry, {}), /no tasks selected/)
   })
 })
+
+describe('eval config section', () => {
+  it('accepts benchmark/task names and user-defined tasks, and names every bad key', async () => {
+    const {validateConfig} = await import('../../src/config/load.js')
+    validateConfig({eval: {benchmark: 'cmteb', tasks: ['STSB', {name: 'Mine', type: 'retrieval', files: {corpus: 'c.arrow', queries: 'q.arrow', qrels: 'r.arrow'}}], cacheDir: false, topK: 100}})
+    assert.throws(
+      () => validateConfig({eval: {tasks: [{name: 'X', type: 'ir'}], topK: 0, colour: 1}}),
+      (e: Error & {data?: {problems: string[]}}) => {
+        const problems = e.data!.problems.join('\n')
+        assert.match(problems, /\/eval\/tasks\/0\/type: expected one of "retrieval", "sts", got "ir"/)
+        assert.match(problems, /\/eval\/topK: expected integer >= 1/)
+        assert.match(problems, /\/eval\/colour: unknown key/)
+        return true
+      },
+    )
+  })
+})
