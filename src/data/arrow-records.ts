@@ -31,11 +31,12 @@ import {
   type DataType,
   type Vector,
 } from 'apache-arrow'
+import {packageVersion} from './version.js'
 
 export const RECORD_KINDS = ['ir-example', 'sts-pair', 'corpus', 'queries', 'qrels', 'embeddings'] as const
 export type RecordKind = (typeof RECORD_KINDS)[number]
 
-/** Version of the record layouts; bumped when a layout changes incompatibly. */
+/** Version of the record layouts (metadata `codiemb.layout`); bumped when a layout changes incompatibly. */
 export const RECORDS_VERSION = '1'
 
 export interface IrExampleRecord {
@@ -94,7 +95,10 @@ export const META = {
   dataset: 'codiemb.dataset',
   task: 'codiemb.task',
   instruction: 'codiemb.instruction',
+  /** The codiemb package version that wrote the file. */
   version: 'codiemb.version',
+  /** RECORDS_VERSION of the layout. */
+  layout: 'codiemb.layout',
 } as const
 
 export class RecordFileError extends Error {
@@ -219,11 +223,12 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
   ) {
     const metadata = new Map<string, string>([
       [META.kind, kind],
-      [META.version, RECORDS_VERSION],
+      [META.version, packageVersion()],
+      [META.layout, RECORDS_VERSION],
     ])
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== 'string') throw new RecordFileError(`metadata ${k}: expected a string, got ${typeof v}`)
-      if (k !== META.kind) metadata.set(k, v)
+      if (k !== META.kind && k !== META.layout) metadata.set(k, v)
     }
     if (kind === 'embeddings') metadata.set('codiemb.dim', String(options.dim))
     this.schema = new Schema(recordFields(kind, options.dim), metadata)
@@ -348,6 +353,7 @@ export interface ArrowMeta {
   task: string | undefined
   instruction: string | undefined
   version: string | undefined
+  layout: string | undefined
   /** Every schema metadata key/value. */
   metadata: Record<string, string>
   fields: {name: string; type: string; nullable: boolean}[]
@@ -425,6 +431,7 @@ export async function readArrowMeta(file: string): Promise<ArrowMeta> {
       task: metadata[META.task],
       instruction: metadata[META.instruction],
       version: metadata[META.version],
+      layout: metadata[META.layout],
       metadata,
       fields: schema.fields.map((f) => ({name: f.name, type: String(f.type), nullable: f.nullable})),
       rows,
