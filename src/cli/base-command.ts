@@ -158,7 +158,7 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
       this.logJson(this.toErrorJson(err))
       return
     }
-    const {default: chalk} = await import('chalk')
+    const chalk = await (await import('./colour.js')).colours()
     const message = err.message || String(err)
     this.logToStderr(`${chalk.red('Error:')} ${message}`)
     if (process.env.CODIEMB_DEBUG && err.stack) this.logToStderr(err.stack)

@@ -29,7 +29,7 @@ export default class Doctor extends CodiembCommand<typeof Doctor> {
       registry: {entries: registry.list().length, warnings: registry.warnings},
     }
     if (!this.jsonEnabled()) {
-      const {default: chalk} = await import('chalk')
+      const chalk = await (await import('../cli/colour.js')).colours()
       const mark = (ok: boolean) => (ok ? chalk.green('✔') : chalk.red('✖'))
       this.log(`${mark(result.node.ok)} Node ${result.node.version} (codiemb needs ${result.node.required})`)
       this.log(`  platform ${result.platform}`)

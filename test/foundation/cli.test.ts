@@ -84,6 +84,14 @@ describe('codiemb CLI conventions', () => {
     assert.match(human.stdout, /precision: tf32/)
   })
 
+  it('honours NO_COLOR even where colour is forced', () => {
+    const coloured = runCli(['doctor'], {env: {FORCE_COLOR: '1', NO_COLOR: ''}})
+    assert.match(coloured.stdout, /\u001b\[/)
+    const plain = runCli(['doctor'], {env: {FORCE_COLOR: '1', NO_COLOR: '1'}})
+    assert.equal(plain.status, 0, plain.stderr)
+    assert.doesNotMatch(plain.stdout, /\u001b\[/)
+  })
+
   it('an unknown command exits 2', () => {
     const r = runCli(['no-such-command'])
     assert.equal(r.status, 2)
