@@ -101,8 +101,8 @@ template <typename F>
 Napi::Value Guard(Napi::Env env, F &&body, const std::function<std::string()> &context) {
   try {
     return body();
-  } catch (const Napi::Error &) {
-    throw;
+  } catch (const Napi::Error &e) {
+    throw Napi::Error::New(env, context() + ": " + e.Message());
   } catch (const c10::Error &e) {
     throw Napi::Error::New(env, context() + ": " + e.what_without_backtrace());
   } catch (const std::exception &e) {
@@ -257,6 +257,8 @@ c10::IValue ToIValue(const Napi::Value &v, const c10::TypePtr &type, const c10::
       return c10::IValue(Tensor(v, arg.name().c_str()));
     case K::IntType:
     case K::SymIntType:
+      // Schemas type ScalarType arguments as int; accept dtype names for them.
+      if (v.IsString()) return c10::IValue(static_cast<int64_t>(ParseDtype(v.As<Napi::String>().Utf8Value())));
       if (v.IsBoolean()) return c10::IValue(static_cast<int64_t>(v.As<Napi::Boolean>().Value()));
       return c10::IValue(v.As<Napi::Number>().Int64Value());
     case K::FloatType:
