@@ -61,7 +61,6 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let id: NodeJS.Timeout
   const t = new Promise<never>((_, reject) => {
     id = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
-    id.unref()
   })
   return Promise.race([p, t]).finally(() => clearTimeout(id))
 }

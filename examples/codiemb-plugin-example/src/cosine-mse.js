@@ -1,0 +1,35 @@
+/**
+ * `cosine-mse` — sentence-transformers' CosineSimilarityLoss as a codiemb STS loss.
+ *
+ * Inputs: an STS batch of n pairs — `left`, `right` ([n, d] L2-normalised embeddings) and gold
+ * `labels` y_i in [0, 1]. With s_i = left_i · right_i (cosine similarity of unit vectors):
+ *
+ *   L = (1/n) Σ_i (s_i − y_i)²
+ *
+ * Options: `scale` (default 1) multiplies the loss. Relations: unlike codiemb's order-aware losses
+ * (pearson, rank-kl, pro) it asks for the absolute values of the similarities to match the labels,
+ * which is why CoDiEmb moved away from it; it remains a useful baseline.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+
+export function cosineMse(left, right, labels, scale = 1) {
+  if (left.shape[0] !== labels.length) {
+    throw new Error(`cosine-mse: ${left.shape[0]} pairs but ${labels.length} labels`)
+  }
+  return tf.tidy(() => {
+    const similarities = tf.sum(tf.mul(left, right), 1)
+    const diff = tf.sub(similarities, tf.tensor1d(Float32Array.from(labels)))
+    return tf.mul(tf.mean(tf.square(diff)), scale)
+  })
+}
+
+/** The LossModule contract: create(options) returns the loss object the trainer calls. */
+export function create(options = {}) {
+  const scale = options.scale ?? 1
+  return {
+    task: 'sts',
+    name: 'cosine-mse',
+    needsMiddleLayer: false,
+    compute: (batch) => cosineMse(batch.left, batch.right, batch.labels, scale),
+  }
+}

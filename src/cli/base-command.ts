@@ -1,0 +1,175 @@
+import {createWriteStream, type WriteStream} from 'node:fs'
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import type {Registry} from '../registry/registry.js'
+import type {BackendSelection} from '../tensor/backend.js'
+import {CodiembError, exitCodeOf} from './errors.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CodiembCommand)['baseFlags'] & T['flags']>
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/** One line of `--events` NDJSON. `type` says what happened; the rest is the event's data. */
+export interface CodiembEvent {
+  type: string
+  [key: string]: unknown
+}
+
+/** A task for `tasks()`: a subset of listr2's task shape, kept small so commands stay thin. */
+export interface CodiembTask<Ctx = unknown> {
+  title: string
+  task: (ctx: Ctx, task: {output: string; title: string}) => Promise<unknown> | unknown
+  skip?: () => boolean | string
+}
+
+/**
+ * The base of every codiemb command. Subclasses implement `exec()` and return their result; this
+ * class turns it into the `--json` envelope `{"status":0,"result":…,"warnings":[…]}`, maps errors to
+ * exit codes (2 usage/config/bad input, 1 other) and envelopes `{"status":N,"name","message","exitCode"}`,
+ * writes `--events` NDJSON, renders listr2 task trees (default renderer on a TTY, simple renderer in
+ * CI or when piped, nothing under --json), and gives access to the registry and the tensor backend.
+ */
+export abstract class CodiembCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+
+  /** --backend / --device, for commands that run tensors. */
+  static backendFlags = {
+    backend: Flags.string({
+      summary: 'Tensor backend: auto, cpu, tensorflow, torch (or a plugin backend).',
+      env: 'CODIEMB_BACKEND',
+      default: 'auto',
+      helpGroup: 'TENSOR',
+    }),
+    device: Flags.string({summary: 'Device for backends that have several, e.g. cpu, cuda, cuda:1.', helpGroup: 'TENSOR'}),
+    precision: Flags.string({
+      summary: 'Numeric precision on CUDA.',
+      options: ['fp32', 'tf32', 'bf16'],
+      default: 'fp32',
+      helpGroup: 'TENSOR',
+    }),
+  }
+
+  /** --events, for long-running commands. */
+  static progressFlags = {
+    events: Flags.string({summary: 'Write NDJSON progress events to FILE, or to standard output with "-".', helpValue: 'FILE|-'}),
+  }
+
+  protected flags!: CommandFlags<T>
+  protected args!: CommandArgs<T>
+  protected readonly warnings: string[] = []
+  private eventStream?: WriteStream | NodeJS.WriteStream
+  private registryPromise?: Promise<Registry>
+
+  /** The command's work. Its return value is the `result` of the --json envelope. */
+  protected abstract exec(): Promise<unknown>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof CodiembCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as CommandFlags<T>
+    this.args = args as CommandArgs<T>
+    const events = (this.flags as {events?: string}).events
+    if (events) this.eventStream = events === '-' ? process.stdout : createWriteStream(events, {flags: 'a'})
+  }
+
+  public async run(): Promise<unknown> {
+    const result = await this.exec()
+    return result === undefined ? {} : result
+  }
+
+  /** The registry of built-in and plugin entries; registry warnings join this command's warnings. */
+  protected registry(): Promise<Registry> {
+    this.registryPromise ??= import('../registry/load.js').then(async ({loadRegistry}) => {
+      const registry = await loadRegistry(this.config)
+      for (const w of registry.warnings) this.addWarning(w)
+      return registry
+    })
+    return this.registryPromise
+  }
+
+  /** Selects and activates the tensor backend from --backend/--device/--precision. */
+  protected async activateBackend(): Promise<BackendSelection> {
+    const f = this.flags as {backend?: string; device?: string; precision?: 'fp32' | 'tf32' | 'bf16'}
+    const {selectBackend} = await import('../tensor/backend.js')
+    const selection = await selectBackend(await this.registry(), f.backend ?? 'auto', {device: f.device, precision: f.precision})
+    this.info(`backend: ${selection.name} — ${selection.reason}`)
+    this.emit({type: 'backend', name: selection.name, reason: selection.reason})
+    return selection
+  }
+
+  /** Writes one NDJSON event when --events is given (with a timestamp). */
+  protected emit(event: CodiembEvent): void {
+    if (!this.eventStream) return
+    this.eventStream.write(JSON.stringify({time: new Date().toISOString(), ...event}) + '\n')
+  }
+
+  /** Human-readable output; silent under --json or when events stream to stdout. */
+  protected info(message: string): void {
+    if (!this.quiet()) this.log(message)
+  }
+
+  protected addWarning(message: string): void {
+    this.warnings.push(message)
+    if (!this.jsonEnabled()) this.logToStderr(`Warning: ${message}`)
+  }
+
+  /** Runs tasks in order with listr2 (renderer chosen for the terminal; silent under --json). */
+  protected async tasks<Ctx extends object>(tasks: CodiembTask<Ctx>[], ctx: Ctx = {} as Ctx): Promise<Ctx> {
+    const {Listr} = await import('listr2')
+    const renderer = this.quiet() ? 'silent' : process.stdout.isTTY && !process.env.CI ? 'default' : 'simple'
+    const list = new Listr<Ctx>(
+      tasks.map((t) => ({title: t.title, skip: t.skip, task: async (c: Ctx, task) => {
+          await t.task(c, task)
+        }})),
+      {renderer, rendererOptions: {collapseSubtasks: false}, exitOnError: true, ctx} as never,
+    )
+    return list.run(ctx)
+  }
+
+  private quiet(): boolean {
+    return this.jsonEnabled() || this.eventStream === process.stdout
+  }
+
+  protected override toSuccessJson(result: unknown): unknown {
+    return {status: 0, result, warnings: this.warnings}
+  }
+
+  protected override toErrorJson(err: unknown): unknown {
+    const e = err as Error & {data?: unknown}
+    const exitCode = exitCodeOf(err)
+    return {
+      status: exitCode,
+      name: e?.name ?? 'Error',
+      message: e?.message ?? String(err),
+      exitCode,
+      ...(e?.data === undefined ? {} : {data: e.data}),
+      warnings: this.warnings,
+    }
+  }
+
+  protected override async catch(err: Interfaces.CommandError): Promise<unknown> {
+    const exitCode = exitCodeOf(err)
+    process.exitCode = exitCode
+    if (this.jsonEnabled()) {
+      this.logJson(this.toErrorJson(err))
+      return
+    }
+    const chalk = await (await import('./colour.js')).colours()
+    const message = err.message || String(err)
+    this.logToStderr(`${chalk.red('Error:')} ${message}`)
+    if (process.env.CODIEMB_DEBUG && err.stack) this.logToStderr(err.stack)
+    this.emit({type: 'error', name: err.name, message, exitCode})
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    const stream = this.eventStream
+    if (stream && stream !== process.stdout) await new Promise<void>((resolve) => (stream as WriteStream).end(resolve))
+    return super.finally(err)
+  }
+}
+
+export {CodiembError}

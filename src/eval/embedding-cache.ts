@@ -1,0 +1,184 @@
+/**
+ * Embeddings of evaluation texts, computed in slices and kept either in memory or in an on-disk
+ * cache so that re-running an evaluation (or evaluating a merge that left the model unchanged)
+ * does not re-encode anything.
+ *
+ * A cache entry is keyed by the model fingerprint, task, split, role (queries/corpus/text1/...),
+ * the prompt prefix, the max length, and a hash of the texts themselves (so edited data never
+ * reuses stale vectors). On disk an entry is `<key>.f32` (row-major little-endian float32) plus
+ * `<key>.json` (count, dim, the key fields); both are written to temporary names and renamed when
+ * complete, so an interrupted run leaves no half entry behind.
+ */
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync} from 'node:fs'
+import {open, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import type {CorpusChunk} from './search.js'
+
+export interface EmbeddingKey {
+  model: string
+  task: string
+  split: string
+  role: string
+  prompt: string
+  maxLength: number
+}
+
+/** Something that turns a slice of texts into vectors (an encoder's encode, bound to its options). */
+export type EncodeSlice = (texts: string[]) => Promise<Float32Array[]>
+
+/** Embeddings of n texts: readable whole or chunk by chunk. */
+export interface EmbeddingMatrix {
+  count: number
+  dim: number
+  /** True when the vectors came from the cache rather than the encoder. */
+  fromCache: boolean
+  /** All rows as one [count × dim] array (loads the file when on disk). */
+  readAll(): Promise<Float32Array>
+  /** Consecutive rows, `rows` at a time, paired with `ids`. Reads from disk incrementally. */
+  chunks(ids: readonly string[], rows?: number): AsyncGenerator<CorpusChunk>
+}
+
+export function hashTexts(texts: readonly string[]): string {
+  const h = createHash('sha256')
+  for (const t of texts) {
+    h.update(String(t.length))
+    h.update(':')
+    h.update(t)
+  }
+  return h.digest('hex')
+}
+
+export function cacheKey(key: EmbeddingKey, textsHash: string): string {
+  const h = createHash('sha256')
+  h.update(JSON.stringify([key.model, key.task, key.split, key.role, key.prompt, key.maxLength, textsHash]))
+  return h.digest('hex').slice(0, 40)
+}
+
+class MemoryMatrix implements EmbeddingMatrix {
+  fromCache = false
+  constructor(
+    readonly data: Float32Array,
+    readonly count: number,
+    readonly dim: number,
+  ) {}
+  async readAll(): Promise<Float32Array> {
+    return this.data
+  }
+  async *chunks(ids: readonly string[], rows = 16384): AsyncGenerator<CorpusChunk> {
+    for (let s = 0; s < this.count; s += rows) {
+      const e = Math.min(this.count, s + rows)
+      yield {ids: ids.slice(s, e), vectors: this.data.subarray(s * this.dim, e * this.dim)}
+    }
+  }
+}
+
+class FileMatrix implements EmbeddingMatrix {
+  constructor(
+    readonly path: string,
+    readonly count: number,
+    readonly dim: number,
+    readonly fromCache: boolean,
+  ) {}
+  async readAll(): Promise<Float32Array> {
+    const buf = await readFile(this.path)
+    return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength))
+  }
+  async *chunks(ids: readonly string[], rows = 16384): AsyncGenerator<CorpusChunk> {
+    if (ids.length !== this.count) throw new Error(`embedding cache ${this.path}: ${this.count} vectors but ${ids.length} ids`)
+    const fh = await open(this.path, 'r')
+    try {
+      for (let s = 0; s < this.count; s += rows) {
+        const e = Math.min(this.count, s + rows)
+        const bytes = (e - s) * this.dim * 4
+        const vectors = new Float32Array((e - s) * this.dim)
+        const {bytesRead} = await fh.read(new Uint8Array(vectors.buffer), 0, bytes, s * this.dim * 4)
+        if (bytesRead !== bytes) throw new Error(`embedding cache ${this.path} is truncated (read ${bytesRead} of ${bytes} bytes at row ${s})`)
+        yield {ids: ids.slice(s, e), vectors}
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+}
+
+export interface EmbedOptions {
+  /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
+  sliceSize?: number
+  /** Progress: texts encoded so far, total. */
+  onProgress?: (done: number, total: number) => void
+}
+
+/**
+ * Encodes texts through `encode`, using `cacheDir` when given. Without a cache directory the
+ * vectors stay in memory.
+ */
+export class EmbeddingStore {
+  hits = 0
+  misses = 0
+  constructor(readonly cacheDir?: string) {
+    if (cacheDir) mkdirSync(cacheDir, {recursive: true})
+  }
+
+  async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
+    const slice = Math.max(1, options.sliceSize ?? 2048)
+    if (!this.cacheDir) {
+      this.misses++
+      const parts: Float32Array[] = []
+      let dim = 0
+      for (let s = 0; s < texts.length; s += slice) {
+        const vecs = await encode(texts.slice(s, s + slice))
+        for (const v of vecs) {
+          dim ||= v.length
+          parts.push(v)
+        }
+        options.onProgress?.(Math.min(texts.length, s + slice), texts.length)
+      }
+      const data = new Float32Array(parts.length * dim)
+      parts.forEach((v, i) => data.set(v, i * dim))
+      return new MemoryMatrix(data, texts.length, dim)
+    }
+    const id = cacheKey(key, hashTexts(texts))
+    const dataPath = join(this.cacheDir, `${id}.f32`)
+    const metaPath = join(this.cacheDir, `${id}.json`)
+    if (existsSync(dataPath) && existsSync(metaPath)) {
+      try {
+        const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {count: number; dim: number}
+        if (meta.count === texts.length && meta.dim > 0) {
+          this.hits++
+          options.onProgress?.(texts.length, texts.length)
+          return new FileMatrix(dataPath, meta.count, meta.dim, true)
+        }
+      } catch {
+        // unreadable entry: recompute and overwrite it
+      }
+    }
+    this.misses++
+    const tmp = `${dataPath}.${process.pid}.tmp`
+    const fh = await open(tmp, 'w')
+    let dim = 0
+    let written = 0
+    try {
+      for (let s = 0; s < texts.length; s += slice) {
+        const vecs = await encode(texts.slice(s, s + slice))
+        if (vecs.length !== Math.min(slice, texts.length - s)) throw new Error(`encoder returned ${vecs.length} vectors for ${Math.min(slice, texts.length - s)} texts`)
+        dim ||= vecs[0]?.length ?? 0
+        const block = new Float32Array(vecs.length * dim)
+        vecs.forEach((v, i) => block.set(v, i * dim))
+        await fh.write(new Uint8Array(block.buffer))
+        written += vecs.length
+        options.onProgress?.(written, texts.length)
+      }
+    } catch (error) {
+      await fh.close()
+      await rm(tmp, {force: true})
+      throw error
+    }
+    await fh.close()
+    await rename(tmp, dataPath)
+    const metaTmp = `${metaPath}.${process.pid}.tmp`
+    await writeFile(metaTmp, JSON.stringify({count: written, dim, key, createdAt: new Date().toISOString()}, null, 2))
+    await rename(metaTmp, metaPath)
+    return new FileMatrix(dataPath, written, dim, false)
+  }
+}

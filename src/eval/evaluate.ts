@@ -1,0 +1,199 @@
+/**
+ * The evaluation engine: encodes a task's texts with the model (through the embedding cache), then
+ * scores STS pairs (Pearson/Spearman of cosine, Euclidean, Manhattan) or runs exact retrieval
+ * (running top-k over the corpus) and computes trec_eval-style metrics.
+ *
+ * Used by `codiemb eval`, by the trainer for in-training evaluation (`evaluateTasks`), and by
+ * `codiemb mine` (through `encodeTexts` + `exactSearch`).
+ */
+import {EmbeddingStore, type EmbeddingMatrix} from './embedding-cache.js'
+import {DEFAULT_CUTOFFS, retrievalMetrics, stsScores, type Run} from './metrics.js'
+import {exactSearch} from './search.js'
+import {loadRetrievalData, loadStsData} from './task-data.js'
+import {instructionPrefix, INSTRUCTION_TEMPLATE, type TaskDefinition} from './tasks.js'
+
+/** What the engine needs from an encoder (a subset of src/model/encoder.ts's Encoder). */
+export interface EvalEncoder {
+  /**
+   * Embeds texts (inference). `instruction` is the literal prefix to prepend to every text (already
+   * formatted with the template); the encoder excludes its tokens from pooling when it supports that.
+   */
+  encode(
+    texts: string[],
+    options?: {instruction?: string; batchSize?: number; maxLength?: number; onProgress?: (done: number, total: number) => void},
+  ): Promise<Float32Array[]>
+  /** Identifies the weights (changes whenever any weight changes). */
+  fingerprint(): string
+  maxLength?: number
+}
+
+export interface EvalProgress {
+  task: string
+  stage: 'load' | 'encode' | 'search' | 'score' | 'done'
+  detail?: string
+  done?: number
+  total?: number
+}
+
+export interface EvaluateOptions {
+  /** Where task data lives (see src/eval/task-data.ts). */
+  dataDir: string
+  /** On-disk embedding cache; in-memory when absent. */
+  cacheDir?: string
+  /** Encoder batch size (default 32). */
+  batchSize?: number
+  /** Max tokens per text (default: the encoder's). */
+  maxLength?: number
+  /** Documents retrieved per query (default 1000, the largest cutoff). */
+  topK?: number
+  /** Use the tasks' instructions (default true). */
+  instructions?: boolean
+  /** Prompt template with `{instruction}` (default "Instruction: {instruction} Query: "). */
+  instructionTemplate?: string
+  /** Corpus rows per search chunk (default 16384) and queries per matrix product (default 256). */
+  corpusChunkSize?: number
+  queryBatchSize?: number
+  onProgress?: (p: EvalProgress) => void
+  /** Evaluate only the first N STS pairs / N judged queries of each task (quick checks; the corpus stays whole). */
+  limit?: number
+  /** Reuse one store across calls (hit/miss counters); created from cacheDir otherwise. */
+  store?: EmbeddingStore
+}
+
+/** The metrics of one task, MTEB key names, plus main_score. */
+export type TaskScores = Record<string, number> & {main_score: number}
+
+export interface TaskEvaluation {
+  task: TaskDefinition
+  split: string
+  scores: TaskScores
+  /** Seconds spent on this task (encoding + scoring). */
+  evaluationTime: number
+  /** Pairs (STS) or queries/documents (retrieval). */
+  counts: Record<string, number>
+  /** Files the data came from. */
+  sources: string[]
+  /** The prefix applied to queries / STS texts ("" for none). */
+  prompt: string
+  cache: {hits: number; misses: number}
+}
+
+/** Embeds texts through the store, with progress reported per slice. */
+export async function encodeTexts(
+  encoder: EvalEncoder,
+  texts: readonly string[],
+  key: {task: string; split: string; role: string; prompt: string},
+  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onProgress?: (done: number, total: number) => void},
+): Promise<EmbeddingMatrix> {
+  const maxLength = options.maxLength ?? encoder.maxLength ?? 512
+  return options.store.embed(
+    {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
+    texts,
+    (slice) => encoder.encode(slice, {instruction: key.prompt || undefined, batchSize: options.batchSize ?? 32, maxLength}),
+    {onProgress: options.onProgress},
+  )
+}
+
+function rowsOf(matrix: Float32Array, count: number, dim: number): Float32Array[] {
+  return Array.from({length: count}, (_, i) => matrix.subarray(i * dim, (i + 1) * dim))
+}
+
+export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, options: EvaluateOptions): Promise<TaskEvaluation> {
+  const started = performance.now()
+  const store = options.store ?? new EmbeddingStore(options.cacheDir)
+  const before = {hits: store.hits, misses: store.misses}
+  const report = options.onProgress ?? (() => {})
+  const useInstructions = options.instructions ?? true
+  const template = options.instructionTemplate ?? INSTRUCTION_TEMPLATE
+  report({task: task.name, stage: 'load'})
+  let scores: TaskScores
+  let counts: Record<string, number>
+  let sources: string[]
+  let prompt: string
+  if (task.type === 'sts') {
+    const data = await loadStsData(task, options.dataDir)
+    if (options.limit !== undefined && data.text1.length > options.limit) {
+      data.text1 = data.text1.slice(0, options.limit)
+      data.text2 = data.text2.slice(0, options.limit)
+      data.gold = data.gold.slice(0, options.limit)
+    }
+    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    const total = data.text1.length * 2
+    const progress = (offset: number) => (done: number) => report({task: task.name, stage: 'encode', done: offset + done, total})
+    const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onProgress: progress(0)})
+    const right = await encodeTexts(encoder, data.text2, {task: task.name, split: task.split, role: 'text2', prompt}, {...options, store, onProgress: progress(data.text1.length)})
+    report({task: task.name, stage: 'score'})
+    const s = stsScores(rowsOf(await left.readAll(), left.count, left.dim), rowsOf(await right.readAll(), right.count, right.dim), data.gold)
+    scores = {...s, main_score: s[task.mainScore as keyof typeof s] ?? s.cosine_spearman}
+    counts = {pairs: data.text1.length}
+    sources = data.sources
+  } else {
+    const data = await loadRetrievalData(task, options.dataDir)
+    if (options.limit !== undefined && data.queryIds.length > options.limit) {
+      const kept = new Set(data.queryIds.slice(0, options.limit))
+      data.queryIds = data.queryIds.slice(0, options.limit)
+      data.queryTexts = data.queryTexts.slice(0, options.limit)
+      data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
+    }
+    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    const total = data.queryTexts.length + data.corpusTexts.length
+    const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
+      ...options,
+      store,
+      onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'queries', done, total}),
+    })
+    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: ''}, {
+      ...options,
+      store,
+      onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'corpus', done: data.queryTexts.length + done, total}),
+    })
+    const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
+    const hits = await exactSearch(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
+      k,
+      ignoreIdenticalIds: task.ignoreIdenticalIds,
+      queryBatchSize: options.queryBatchSize,
+      onProgress: (done) => report({task: task.name, stage: 'search', done, total: corpus.count}),
+    })
+    report({task: task.name, stage: 'score'})
+    const run: Run = {}
+    data.queryIds.forEach((qid, i) => {
+      const docScores: Record<string, number> = {}
+      hits[i].ids.forEach((id, j) => (docScores[id] = hits[i].scores[j]))
+      run[qid] = docScores
+    })
+    const m = retrievalMetrics(run, data.qrels, {ignoreIdenticalIds: task.ignoreIdenticalIds})
+    scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
+    counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
+    sources = data.sources
+  }
+  const evaluationTime = (performance.now() - started) / 1000
+  report({task: task.name, stage: 'done', detail: `${task.mainScore} ${scores.main_score.toFixed(4)}`})
+  return {
+    task,
+    split: task.split,
+    scores,
+    evaluationTime,
+    counts,
+    sources,
+    prompt,
+    cache: {hits: store.hits - before.hits, misses: store.misses - before.misses},
+  }
+}
+
+/** Evaluates each task in turn (one shared embedding store). */
+export async function runTasks(encoder: EvalEncoder, tasks: readonly TaskDefinition[], options: EvaluateOptions): Promise<TaskEvaluation[]> {
+  const store = options.store ?? new EmbeddingStore(options.cacheDir)
+  const out: TaskEvaluation[] = []
+  for (const task of tasks) out.push(await evaluateTask(encoder, task, {...options, store}))
+  return out
+}
+
+/**
+ * In-training evaluation entry point: task definitions in, `{taskName: scores}` out (scores carry
+ * `main_score` and every metric). Give the trainer's current model as `encoder`; its fingerprint
+ * changes with the weights, so the cache never serves stale vectors.
+ */
+export async function evaluateTasks(encoder: EvalEncoder, tasks: readonly TaskDefinition[], options: EvaluateOptions): Promise<Record<string, TaskScores>> {
+  const results = await runTasks(encoder, tasks, options)
+  return Object.fromEntries(results.map((r) => [r.task.name, r.scores]))
+}

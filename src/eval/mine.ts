@@ -1,0 +1,158 @@
+/**
+ * Hard-negative mining for IR training files: for every IR example, search the corpus with the
+ * example's query (with its instruction prefix), skip the `skipTop` best hits (likely unlabelled
+ * positives), drop hits that are known positives, and keep the next `topK` as negatives. With
+ * `maxScoreRatio` R, a candidate scoring above R × (the example's lowest positive score) is also
+ * dropped as a probable false negative (positive-aware filtering, as in NV-Retriever).
+ *
+ * Output: the IR examples with the mined negatives appended to their existing ones (duplicates
+ * skipped) and `negative_scores` / `positive_scores` filled with cosine similarities under the
+ * mining model. Written atomically with ArrowRecordWriter; schema metadata carries the input's
+ * metadata plus `codiemb.mined` (model fingerprint and parameters).
+ */
+import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../data/arrow-records.js'
+import {EmbeddingStore} from './embedding-cache.js'
+import {encodeTexts, type EvalEncoder} from './evaluate.js'
+import {exactSearch} from './search.js'
+import {instructionPrefix, INSTRUCTION_TEMPLATE} from './tasks.js'
+
+export interface MineOptions {
+  input: string
+  corpus: string
+  out: string
+  topK: number
+  skipTop?: number
+  maxScoreRatio?: number
+  batchSize?: number
+  maxLength?: number
+  cacheDir?: string
+  /** Prefix queries with their example's instruction (default true). */
+  instructions?: boolean
+  instructionTemplate?: string
+  onProgress?: (stage: string, done: number, total: number) => void
+}
+
+export interface MineResult {
+  out: string
+  examples: number
+  corpus: number
+  minedNegatives: number
+  /** Examples that got fewer than topK new negatives (exclusions, ratio filter or a small corpus). */
+  shortExamples: number
+  droppedByRatio: number
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0
+  let na = 0
+  let nb = 0
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i]
+    na += a[i] * a[i]
+    nb += b[i] * b[i]
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0
+}
+
+export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptions): Promise<MineResult> {
+  const skipTop = options.skipTop ?? 0
+  if (!Number.isInteger(options.topK) || options.topK < 1) throw new Error(`--top-k must be an integer >= 1, got ${options.topK}`)
+  if (!Number.isInteger(skipTop) || skipTop < 0) throw new Error(`--skip-top must be an integer >= 0, got ${skipTop}`)
+  const progress = options.onProgress ?? (() => {})
+  const store = new EmbeddingStore(options.cacheDir)
+  const template = options.instructionTemplate ?? INSTRUCTION_TEMPLATE
+  const examples = await readAllRecords(options.input, 'ir-example')
+  const corpusRows = await readAllRecords(options.corpus, 'corpus')
+  if (!corpusRows.length) throw new Error(`${options.corpus}: the corpus is empty`)
+  const inputMeta = await readArrowMeta(options.input)
+  const corpusIds = corpusRows.map((r) => r.id)
+  const rowById = new Map(corpusIds.map((id, i) => [id, i]))
+  const corpusTexts = corpusRows.map((r) => (r.title?.trim() ? `${r.title.trim()} ${r.text}`.trim() : r.text))
+  // a positive given as text excludes every corpus document with that text (with or without title)
+  const idsByText = new Map<string, string[]>()
+  corpusRows.forEach((r, i) => {
+    for (const t of new Set([r.text, corpusTexts[i]])) {
+      const list = idsByText.get(t)
+      if (list) list.push(r.id)
+      else idsByText.set(t, [r.id])
+    }
+  })
+  const encodeOpts = {batchSize: options.batchSize, maxLength: options.maxLength, store}
+  const corpus = await encodeTexts(encoder, corpusTexts, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: ''}, {
+    ...encodeOpts,
+    onProgress: (d, t) => progress('encode corpus', d, t),
+  })
+  // queries grouped by prompt (examples may carry different instructions)
+  const prompts = examples.map((e) => (options.instructions === false ? '' : instructionPrefix(e.instruction || undefined, template)))
+  const queryVectors: Float32Array[] = new Array(examples.length)
+  for (const prompt of new Set(prompts)) {
+    const idx = prompts.flatMap((p, i) => (p === prompt ? [i] : []))
+    const m = await encodeTexts(encoder, idx.map((i) => examples[i].query), {task: `mine:${options.input}`, split: 'queries', role: 'queries', prompt}, {
+      ...encodeOpts,
+      onProgress: (d, t) => progress('encode queries', d, t),
+    })
+    const all = await m.readAll()
+    idx.forEach((i, j) => (queryVectors[i] = all.subarray(j * m.dim, (j + 1) * m.dim)))
+  }
+  // positives and existing negatives, for their scores
+  const sideTexts = [...new Set(examples.flatMap((e) => [...e.positives, ...(e.negative_scores ? [] : e.negatives)]))]
+  const sideIndex = new Map(sideTexts.map((t, i) => [t, i]))
+  const side = sideTexts.length
+    ? await encodeTexts(encoder, sideTexts, {task: `mine:${options.input}`, split: 'passages', role: 'passages', prompt: ''}, {...encodeOpts, onProgress: (d, t) => progress('encode positives', d, t)})
+    : undefined
+  const sideAll = side ? await side.readAll() : new Float32Array()
+  const sideVec = (t: string) => sideAll.subarray(sideIndex.get(t)! * side!.dim, (sideIndex.get(t)! + 1) * side!.dim)
+
+  const dim = corpus.dim
+  const queries = new Float32Array(examples.length * dim)
+  queryVectors.forEach((v, i) => queries.set(v, i * dim))
+  const exclude = examples.map((e) => new Set([...e.positives, ...e.negatives].flatMap((t) => idsByText.get(t) ?? [])))
+  const hits = await exactSearch(queries, examples.map((e) => e.id), dim, corpus.chunks(corpusIds), {
+    k: Math.min(corpus.count, skipTop + options.topK),
+    exclude,
+    onProgress: (d) => progress('search', d, corpus.count),
+  })
+
+  const writer = new ArrowRecordWriter(options.out, 'ir-example', {
+    metadata: {
+      ...Object.fromEntries(Object.entries(inputMeta.metadata).filter(([k]) => k !== 'codiemb.kind' && k !== 'codiemb.version')),
+      'codiemb.mined': JSON.stringify({model: encoder.fingerprint(), corpus: options.corpus, topK: options.topK, skipTop, maxScoreRatio: options.maxScoreRatio ?? null}),
+    },
+  })
+  let minedNegatives = 0
+  let shortExamples = 0
+  let droppedByRatio = 0
+  try {
+    examples.forEach((e, i) => {
+      const q = queryVectors[i]
+      const positiveScores = e.positive_scores ?? e.positives.map((p) => cosine(q, sideVec(p)))
+      const minPositive = positiveScores.length ? Math.min(...positiveScores) : Infinity
+      const negatives = [...e.negatives]
+      const negativeScores = e.negative_scores ? [...e.negative_scores] : e.negatives.map((n) => cosine(q, sideVec(n)))
+      const seen = new Set(negatives)
+      let added = 0
+      const h = hits[i]
+      for (let j = skipTop; j < h.ids.length && added < options.topK; j++) {
+        const score = h.scores[j]
+        if (options.maxScoreRatio !== undefined && Number.isFinite(minPositive) && score > options.maxScoreRatio * minPositive) {
+          droppedByRatio++
+          continue
+        }
+        const text = corpusTexts[rowById.get(h.ids[j])!]
+        if (seen.has(text)) continue
+        seen.add(text)
+        negatives.push(text)
+        negativeScores.push(score)
+        added++
+      }
+      if (added < options.topK) shortExamples++
+      minedNegatives += added
+      writer.write({...e, negatives, negative_scores: negativeScores, positive_scores: positiveScores})
+    })
+    await writer.finish()
+  } catch (error) {
+    writer.abort()
+    throw error
+  }
+  return {out: options.out, examples: examples.length, corpus: corpus.count, minedNegatives, shortExamples, droppedByRatio}
+}

@@ -1,0 +1,43 @@
+/**
+ * Loading the model to evaluate: the encoder helper's `loadEncoder` (src/model/encoder.ts) adapted
+ * to the engine's EvalEncoder, plus the facts written to model_meta.json.
+ */
+import {basename, resolve} from 'node:path'
+import type {Registry} from '../registry/registry.js'
+import type {EvalEncoder} from './evaluate.js'
+import type {ModelInfo} from './results.js'
+
+/** The part of src/model/encoder.ts's Encoder the CLI uses. */
+interface LoadedEncoder extends EvalEncoder {
+  hiddenSize?: number
+  maxLength?: number
+  variables?: Map<string, {size: number}>
+  dispose?(): void
+}
+
+export interface LoadedModel {
+  encoder: EvalEncoder
+  info: ModelInfo
+  dispose(): void
+}
+
+export async function loadModelForEval(dir: string, options: {registry?: Registry; name?: string; revision?: string} = {}): Promise<LoadedModel> {
+  // Resolved at run time so this module builds before the encoder module lands on this branch.
+  const modulePath = '../model/encoder.js'
+  const mod = (await import(modulePath)) as {loadEncoder(dir: string, opts?: {registry?: Registry}): Promise<LoadedEncoder>}
+  const encoder = await mod.loadEncoder(dir, {registry: options.registry})
+  let parameters = 0
+  for (const v of encoder.variables?.values() ?? []) parameters += v.size
+  return {
+    encoder,
+    info: {
+      name: options.name ?? basename(resolve(dir)),
+      revision: options.revision ?? encoder.fingerprint().slice(0, 12),
+      embedDim: encoder.hiddenSize,
+      maxTokens: encoder.maxLength,
+      nParameters: parameters || undefined,
+      source: resolve(dir),
+    },
+    dispose: () => encoder.dispose?.(),
+  }
+}

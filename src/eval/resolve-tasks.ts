@@ -1,0 +1,55 @@
+/**
+ * Turns `--benchmark` / `--tasks` / the `eval` config section into task definitions: benchmark names
+ * load their registry entry; task names are looked up among the user-defined config tasks first,
+ * then in every registered benchmark.
+ */
+import type {Registry} from '../registry/registry.js'
+import {taskFromConfig, type BenchmarkImpl, type ConfigTask, type TaskDefinition} from './tasks.js'
+
+export class TaskSelectionError extends Error {
+  override name = 'TaskSelectionError'
+  readonly exitCode = 2
+}
+
+export interface TaskSelection {
+  benchmarks?: string[]
+  tasks?: string[]
+  /** The `eval.tasks` config entries (strings name benchmark tasks; objects define tasks). */
+  configTasks?: (string | ConfigTask)[]
+}
+
+async function loadBenchmark(registry: Registry, name: string): Promise<BenchmarkImpl> {
+  if (!registry.list('benchmark').some((e) => e.name === name)) {
+    throw new TaskSelectionError(`unknown benchmark "${name}"; registered: ${registry.list('benchmark').map((e) => e.name).join(', ') || 'none'}`)
+  }
+  return registry.load<BenchmarkImpl>('benchmark', name)
+}
+
+export async function resolveTasks(registry: Registry, selection: TaskSelection): Promise<TaskDefinition[]> {
+  const userDefined = new Map<string, TaskDefinition>()
+  const configNames: string[] = []
+  for (const t of selection.configTasks ?? []) {
+    if (typeof t === 'string') configNames.push(t)
+    else userDefined.set(t.name, taskFromConfig(t))
+  }
+  const out = new Map<string, TaskDefinition>()
+  for (const b of selection.benchmarks ?? []) for (const t of (await loadBenchmark(registry, b)).tasks) out.set(t.name, t)
+  const names = selection.tasks ?? (selection.benchmarks?.length ? [] : [...configNames, ...userDefined.keys()])
+  if (names.length) {
+    const known = new Map<string, TaskDefinition>()
+    for (const e of registry.list('benchmark')) {
+      for (const t of (await registry.load<BenchmarkImpl>('benchmark', e.name)).tasks) if (!known.has(t.name)) known.set(t.name, t)
+    }
+    for (const name of names) {
+      const task = userDefined.get(name) ?? known.get(name) ?? [...known.values()].find((t) => t.name.toLowerCase() === name.toLowerCase())
+      if (!task) {
+        throw new TaskSelectionError(
+          `unknown task "${name}": not a user-defined task in the eval config nor a task of a registered benchmark (known: ${[...userDefined.keys(), ...known.keys()].join(', ')})`,
+        )
+      }
+      out.set(task.name, task)
+    }
+  }
+  if (!out.size) throw new TaskSelectionError('no tasks selected: give --benchmark NAME or --tasks A,B (or eval.benchmark / eval.tasks in the config)')
+  return [...out.values()]
+}

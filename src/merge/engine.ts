@@ -1,0 +1,407 @@
+/**
+ * The streaming merge engine behind `codiemb merge`.
+ *
+ * It opens the base θ_0 (when given) and the checkpoints θ_1..θ_K as safetensors, checks they hold
+ * the same tensors with the same shapes, then goes tensor by tensor: read that tensor from every
+ * input, let the merge method fill a fresh output array, append it to the output file, drop it.
+ * Peak memory is therefore about (K + 2) × the largest tensor (base + K checkpoints + output), never
+ * K × the model. Integer and boolean tensors (e.g. position ids) are copied from the base (or the
+ * first checkpoint when there is no base); tensors that the include/exclude filters leave out are
+ * copied from a chosen input.
+ *
+ * The output is a complete checkpoint directory: model.safetensors, plus every non-weight file
+ * (tokenizer, config.json, modules.json, pooling config, prompts…) of one input — the first
+ * checkpoint by default — and merge.json recording the method, its options, the inputs (paths and
+ * sha256 of their weight files) and per-tensor weight statistics. It is written to a temporary
+ * directory beside the target and renamed into place only when complete.
+ */
+import {createHash} from 'node:crypto'
+import {cpSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {basename, dirname, join, relative, resolve, sep} from 'node:path'
+import {isDeepStrictEqual} from 'node:util'
+import {openSafetensors, type SafetensorsDtype, type SafetensorsFile, type TensorInfo} from '../model/safetensors.js'
+import type {Registry} from '../registry/registry.js'
+import type {RegistryEntry} from '../registry/types.js'
+import {resolveMergerOptions} from './options.js'
+import {SafetensorsStreamWriter, type PlannedTensor} from './safetensors-stream.js'
+import {MergeInputError, type Merger} from './types.js'
+
+/** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
+export type InputRef = 'base' | number
+
+export interface MergeRequest {
+  /** A registered merger (default "delta"). */
+  method?: string
+  /** θ_0: the directory of the model the checkpoints were fine-tuned from. */
+  base?: string
+  /** θ_1..θ_K: checkpoint directories. */
+  checkpoints: string[]
+  /** The output directory (must not exist unless `force`). */
+  out: string
+  /** The method's options (validated against its optionsSchema). */
+  options?: Record<string, unknown>
+  /** Regular expressions on tensor names: merge only tensors matching one of them (default: all). */
+  include?: string[]
+  /** Regular expressions on tensor names: never merge tensors matching one of them. */
+  exclude?: string[]
+  /** Where tensors left out by include/exclude come from (default: the base, else checkpoint 1). */
+  copyFrom?: InputRef
+  /** Whose tokenizer, config, pooling config and prompts the output gets (default: checkpoint 1). */
+  filesFrom?: InputRef
+  /** Floating-point dtype of the output: keep each tensor's dtype in the reference input (default), or F32/F16/BF16. */
+  dtype?: 'keep' | 'F32' | 'F16' | 'BF16'
+  /** Replace an existing output directory. */
+  force?: boolean
+  /** The registry holding the mergers (default: the built-ins). */
+  registry?: Registry
+  onProgress?: (progress: MergeProgress) => void
+}
+
+export interface MergeProgress {
+  phase: 'hash' | 'merge'
+  /** The file being hashed or the tensor just written. */
+  item: string
+  done: number
+  total: number
+}
+
+export interface InputRecord {
+  path: string
+  /** Weight files (model.safetensors, or the shard index and shards) with their sha256. */
+  files: {file: string; bytes: number; sha256: string}[]
+}
+
+export type TensorRecord =
+  | {name: string; shape: number[]; dtype: SafetensorsDtype; action: 'merged'; weights: number[]}
+  | {name: string; shape: number[]; dtype: SafetensorsDtype; action: 'copied'; from: string; reason: string}
+
+/** The contents of merge.json (and the `--json` result of `codiemb merge`). */
+export interface MergeReport {
+  format: 'codiemb-merge/1'
+  createdAt: string
+  method: string
+  /** The options after defaults were applied. */
+  options: Record<string, unknown>
+  base: InputRecord | null
+  checkpoints: InputRecord[]
+  selection: {include: string[]; exclude: string[]; copyFrom: string}
+  filesFrom: string
+  dtype: string
+  output: {path: string; files: string[]}
+  summary: {
+    tensors: number
+    merged: number
+    copied: number
+    parameters: number
+    mergedParameters: number
+    /** Each checkpoint's weight averaged over all merged parameters (tensor means weighted by size). */
+    meanWeights: number[]
+    seconds: number
+  }
+  tensors: TensorRecord[]
+  warnings: string[]
+}
+
+const FLOAT_DTYPES = new Set<SafetensorsDtype>(['F64', 'F32', 'F16', 'BF16'])
+/** Files never copied into the output: weights (written fresh), and our own record. */
+const SKIPPED_FILE = /(\.safetensors|\.safetensors\.index\.json|\.bin|\.bin\.index\.json|\.pt|\.pth|\.ckpt|\.h5|\.msgpack|\.onnx|\.gguf)$/i
+/** Sentence-transformers files compared across checkpoints (a difference is worth a warning). */
+const ST_FILES = ['modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json', '1_Pooling/config.json']
+
+interface Input {
+  label: string
+  ref: InputRef
+  dir: string
+  file: SafetensorsFile
+}
+
+export async function mergeCheckpoints(request: MergeRequest): Promise<MergeReport> {
+  const started = Date.now()
+  const methodName = request.method ?? 'delta'
+  const registry = request.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+  const entry = registry.entry('merger', methodName) as RegistryEntry<Merger>
+  const merger = await entry.load()
+  const K = request.checkpoints.length
+  const minCheckpoints = merger.minCheckpoints ?? 1
+  if (K < Math.max(1, minCheckpoints))
+    throw new MergeInputError(`merger "${methodName}" needs at least ${Math.max(1, minCheckpoints)} checkpoint(s), got ${K}`)
+  if (merger.needsBase && !request.base)
+    throw new MergeInputError(`merger "${methodName}" works on deltas θ_k − θ_0 and needs the base model: pass --base DIR (the model the checkpoints were fine-tuned from)`)
+  const options = resolveMergerOptions(entry, merger, request.options ?? {}, K)
+
+  const baseDir = request.base === undefined ? undefined : resolve(request.base)
+  const ckptDirs = request.checkpoints.map((c) => resolve(c))
+  const out = resolve(request.out)
+  for (const [label, dir] of [...(baseDir ? [['base', baseDir]] : []), ...ckptDirs.map((d, i) => [`checkpoint ${i + 1}`, d])] as [string, string][]) {
+    if (!existsSync(dir)) throw new MergeInputError(`${label} ${dir}: no such directory`)
+    if (!statSync(dir).isDirectory()) throw new MergeInputError(`${label} ${dir}: expected a checkpoint directory (with model.safetensors), got a file`)
+    if (dir === out || dir.startsWith(out + sep))
+      throw new MergeInputError(`the output ${out} would replace ${label} ${dir}; choose another --out`)
+  }
+  if (existsSync(out) && !request.force) throw new MergeInputError(`output ${out} already exists; pass --force to replace it`)
+
+  const include = compilePatterns(request.include ?? [], 'include')
+  const exclude = compilePatterns(request.exclude ?? [], 'exclude')
+  const copyFrom = checkRef(request.copyFrom ?? (baseDir ? 'base' : 1), 'copyFrom', !!baseDir, K)
+  const filesFrom = checkRef(request.filesFrom ?? 1, 'filesFrom', !!baseDir, K)
+  const dtype = request.dtype ?? 'keep'
+  const warnings: string[] = []
+
+  const inputs: Input[] = []
+  try {
+    if (baseDir) inputs.push({label: 'base', ref: 'base', dir: baseDir, file: await openSafetensors(baseDir)})
+    for (const [i, dir] of ckptDirs.entries()) inputs.push({label: `checkpoint ${i + 1}`, ref: i + 1, dir, file: await openSafetensors(dir)})
+    const base = baseDir ? inputs[0] : undefined
+    const checkpoints = inputs.filter((x) => x.ref !== 'base')
+    const reference = inputs[0]!
+    const tensors = checkSameTensors(inputs)
+    const byRef = (ref: InputRef) => inputs.find((x) => x.ref === ref)!
+
+    // Plan: what happens to each tensor, and its output dtype.
+    const plan = tensors.map((t) => {
+      const isFloat = FLOAT_DTYPES.has(t.dtype)
+      const selected = (include.length === 0 || include.some((r) => r.test(t.name))) && !exclude.some((r) => r.test(t.name))
+      const action: 'merged' | 'copied' = isFloat && selected ? 'merged' : 'copied'
+      const source = !isFloat ? reference : byRef(copyFrom)
+      const reason = !isFloat ? `${t.dtype} tensor (not merged)` : 'left out by the include/exclude filters'
+      const outDtype: SafetensorsDtype = isFloat && dtype !== 'keep' ? dtype : (action === 'copied' ? source.file.info(t.name).dtype : t.dtype)
+      return {info: t, action, source, reason, outDtype}
+    })
+    if (!plan.some((p) => p.action === 'merged')) {
+      const why = include.length || exclude.length ? 'the include/exclude filters select none of them' : 'the checkpoints hold no floating-point tensor'
+      throw new MergeInputError(`nothing to merge: ${why} (${tensors.length} tensors, e.g. ${tensors.slice(0, 3).map((t) => t.name).join(', ')})`)
+    }
+
+    // Hash the inputs' weight files (merge.json records them so a merge can be traced and repeated).
+    const records: InputRecord[] = []
+    const allFiles = inputs.flatMap((x) => weightFiles(x.dir, x.file.path))
+    let hashed = 0
+    for (const x of inputs) {
+      const files: InputRecord['files'] = []
+      for (const f of weightFiles(x.dir, x.file.path)) {
+        files.push({file: relative(x.dir, f), bytes: statSync(f).size, sha256: await sha256File(f)})
+        request.onProgress?.({phase: 'hash', item: f, done: ++hashed, total: allFiles.length})
+      }
+      records.push({path: x.dir, files})
+    }
+
+    // Stream the merge into a temporary directory beside the output.
+    mkdirSync(dirname(out), {recursive: true})
+    const tmp = join(dirname(out), `.${basename(out)}.merging-${process.pid}-${Date.now()}`)
+    mkdirSync(tmp)
+    try {
+      const planned: PlannedTensor[] = plan.map((p) => ({name: p.info.name, dtype: p.outDtype, shape: p.info.shape}))
+      const writer = await SafetensorsStreamWriter.create(join(tmp, 'model.safetensors'), planned, {format: 'pt'})
+      const tensorRecords: TensorRecord[] = []
+      const weightSums = new Float64Array(K)
+      let mergedParameters = 0
+      let parameters = 0
+      try {
+        for (const [i, p] of plan.entries()) {
+          const {name, shape} = p.info
+          const count = shape.reduce((a, b) => a * b, 1)
+          parameters += count
+          if (p.action === 'copied') {
+            const t = await p.source.file.read(name)
+            await writer.write(name, t.data)
+            tensorRecords.push({name, shape, dtype: p.outDtype, action: 'copied', from: p.source.label, reason: p.reason})
+          } else {
+            const [b, ...cs] = await Promise.all([
+              base ? base.file.read(name) : Promise.resolve(undefined),
+              ...checkpoints.map((c) => c.file.read(name)),
+            ])
+            const merged = new Float32Array(count)
+            const weights = merger.mergeTensor(
+              {name, shape, base: b?.data as Float32Array | undefined, checkpoints: cs.map((c) => c!.data as Float32Array)},
+              merged,
+              options,
+            )
+            const bad = countNonFinite(merged)
+            if (bad > 0) warnings.push(`tensor "${name}": ${bad} of ${count} merged values are NaN or infinite`)
+            await writer.write(name, merged)
+            for (let k = 0; k < K; k++) weightSums[k]! += weights[k]! * count
+            mergedParameters += count
+            tensorRecords.push({name, shape, dtype: p.outDtype, action: 'merged', weights: weights.map(round6)})
+          }
+          request.onProgress?.({phase: 'merge', item: name, done: i + 1, total: plan.length})
+        }
+        await writer.finish()
+      } catch (error) {
+        await writer.abort()
+        throw error
+      }
+
+      const filesSource = byRef(filesFrom)
+      const copied = copyCheckpointFiles(filesSource.dir, tmp, [out, tmp])
+      if (!copied.includes('modules.json'))
+        warnings.push(`${filesSource.label} (${filesSource.dir}) has no modules.json: the output is a plain Hugging Face checkpoint, not a sentence-transformers one; pass --files-from to take the files from another input`)
+      warnings.push(...compareSentenceTransformersFiles(filesSource, checkpoints.filter((c) => c !== filesSource)))
+
+      const report: MergeReport = {
+        format: 'codiemb-merge/1',
+        createdAt: new Date().toISOString(),
+        method: methodName,
+        options: options as Record<string, unknown>,
+        base: base ? records[0]! : null,
+        checkpoints: records.slice(base ? 1 : 0),
+        selection: {include: request.include ?? [], exclude: request.exclude ?? [], copyFrom: refLabel(copyFrom)},
+        filesFrom: refLabel(filesFrom),
+        dtype,
+        output: {path: out, files: ['model.safetensors', ...copied, 'merge.json'].sort()},
+        summary: {
+          tensors: plan.length,
+          merged: tensorRecords.filter((t) => t.action === 'merged').length,
+          copied: tensorRecords.filter((t) => t.action === 'copied').length,
+          parameters,
+          mergedParameters,
+          meanWeights: Array.from(weightSums, (s) => round6(s / mergedParameters)),
+          seconds: (Date.now() - started) / 1000,
+        },
+        tensors: tensorRecords,
+        warnings,
+      }
+      writeFileSync(join(tmp, 'merge.json'), JSON.stringify(report, null, 2) + '\n')
+      publish(tmp, out, !!request.force)
+      return report
+    } catch (error) {
+      rmSync(tmp, {recursive: true, force: true})
+      throw error
+    }
+  } finally {
+    await Promise.all(inputs.map((x) => x.file.close()))
+  }
+}
+
+function refLabel(ref: InputRef): string {
+  return ref === 'base' ? 'base' : `checkpoint ${ref}`
+}
+
+function checkRef(ref: InputRef, what: string, hasBase: boolean, K: number): InputRef {
+  if (ref === 'base') {
+    if (!hasBase) throw new MergeInputError(`${what} "base": no --base was given`)
+    return ref
+  }
+  if (!Number.isInteger(ref) || ref < 1 || ref > K)
+    throw new MergeInputError(`${what}: expected "base" or a checkpoint number 1..${K}, got ${JSON.stringify(ref)}`)
+  return ref
+}
+
+function compilePatterns(patterns: string[], what: string): RegExp[] {
+  return patterns.map((p) => {
+    try {
+      return new RegExp(p)
+    } catch (error) {
+      throw new MergeInputError(`--${what} ${JSON.stringify(p)}: not a valid regular expression (${(error as Error).message})`)
+    }
+  })
+}
+
+/**
+ * The reference input's tensors, after checking every input has exactly the same names, shapes
+ * and kind of dtype (floating or not). Errors name the tensor and both files.
+ */
+function checkSameTensors(inputs: Input[]): TensorInfo[] {
+  const [reference, ...others] = inputs as [Input, ...Input[]]
+  const tensors = reference.file.tensors()
+  for (const other of others) {
+    const missing = tensors.filter((t) => !other.file.has(t.name)).map((t) => t.name)
+    const extra = other.file.tensors().filter((t) => !reference.file.has(t.name)).map((t) => t.name)
+    if (missing.length || extra.length) {
+      const list = (names: string[]) => names.slice(0, 5).map((n) => `"${n}"`).join(', ') + (names.length > 5 ? ` and ${names.length - 5} more` : '')
+      const parts: string[] = []
+      if (missing.length) parts.push(`tensor(s) ${list(missing)} of ${reference.file.path} (${reference.label}) are missing from ${other.file.path} (${other.label})`)
+      if (extra.length) parts.push(`tensor(s) ${list(extra)} of ${other.file.path} (${other.label}) are not in ${reference.file.path} (${reference.label})`)
+      throw new MergeInputError(`the checkpoints do not have the same tensors: ${parts.join('; ')}`)
+    }
+    for (const t of tensors) {
+      const o = other.file.info(t.name)
+      if (!isDeepStrictEqual(o.shape, t.shape))
+        throw new MergeInputError(
+          `tensor "${t.name}" has shape [${t.shape.join(', ')}] in ${reference.file.path} (${reference.label}) but [${o.shape.join(', ')}] in ${other.file.path} (${other.label}): the checkpoints are not fine-tunes of the same architecture`,
+        )
+      if (FLOAT_DTYPES.has(t.dtype) !== FLOAT_DTYPES.has(o.dtype))
+        throw new MergeInputError(`tensor "${t.name}" is ${t.dtype} in ${reference.file.path} (${reference.label}) but ${o.dtype} in ${other.file.path} (${other.label})`)
+    }
+  }
+  return tensors
+}
+
+/** The weight files behind an opened checkpoint: the file itself, or the shard index and its shards. */
+function weightFiles(dir: string, opened: string): string[] {
+  if (!opened.endsWith('.json')) return [opened]
+  const index = JSON.parse(readFileSync(opened, 'utf8')) as {weight_map: Record<string, string>}
+  return [opened, ...[...new Set(Object.values(index.weight_map))].sort().map((f) => join(dirname(opened), f))].map((f) => resolve(dir, f))
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path, {highWaterMark: 1 << 22})) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/**
+ * Copies every non-weight file of `from` (recursively: tokenizer, config, modules.json, 1_Pooling/,
+ * prompts…) into `to`; returns their relative paths. `avoid` are paths never descended into (the
+ * output itself may sit inside an input).
+ */
+function copyCheckpointFiles(from: string, to: string, avoid: string[]): string[] {
+  const copied: string[] = []
+  cpSync(from, to, {
+    recursive: true,
+    filter: (src) => {
+      if (avoid.some((a) => src === a || src.startsWith(a + sep))) return false
+      const name = basename(src)
+      if (src !== from && name.startsWith('.')) return false
+      if (statSync(src).isDirectory()) return true
+      if (SKIPPED_FILE.test(name) || (dirname(src) === from && name === 'merge.json')) return false
+      copied.push(relative(from, src).split(sep).join('/'))
+      return true
+    },
+  })
+  return copied.sort()
+}
+
+/** Warnings for checkpoints whose sentence-transformers settings differ from the ones copied. */
+function compareSentenceTransformersFiles(source: Input, others: Input[]): string[] {
+  const read = (dir: string, file: string): unknown => {
+    const p = join(dir, file)
+    if (!existsSync(p)) return undefined
+    try {
+      const json = JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>
+      delete json.__version__
+      return json
+    } catch {
+      return readFileSync(p, 'utf8')
+    }
+  }
+  const warnings: string[] = []
+  for (const other of others) {
+    const differing = ST_FILES.filter((f) => !isDeepStrictEqual(read(source.dir, f), read(other.dir, f)))
+    if (differing.length)
+      warnings.push(`${other.label} (${other.dir}) has a different ${differing.join(', ')} than ${source.label}; the output uses ${source.label}'s`)
+  }
+  return warnings
+}
+
+/** Renames the finished temporary directory to `out` (replacing an old one only when `force`). */
+function publish(tmp: string, out: string, force: boolean): void {
+  if (!existsSync(out)) {
+    renameSync(tmp, out)
+    return
+  }
+  if (!force) throw new MergeInputError(`output ${out} appeared while merging; pass --force to replace it`)
+  const old = `${tmp}.old`
+  renameSync(out, old)
+  renameSync(tmp, out)
+  rmSync(old, {recursive: true, force: true})
+}
+
+function countNonFinite(a: Float32Array): number {
+  let bad = 0
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) bad++
+  return bad
+}
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6
+}

@@ -1,0 +1,74 @@
+/**
+ * What an encoder plugin (registry kind `encoder`) provides: the tensor layout of a Hugging Face
+ * architecture and its forward pass in tfjs-core ops. Entries are keyed by config.json `model_type`
+ * (listed in the entry's `meta.modelTypes`); `loadEncoder` picks the entry whose modelTypes contains the
+ * checkpoint's model_type, checks every tensor against `parameterShapes`, and calls `forward`.
+ */
+import type * as tf from '@tensorflow/tfjs-core'
+
+/** A Hugging Face config.json (only the fields encoders read are typed). */
+export interface HfConfig {
+  model_type: string
+  hidden_size: number
+  num_hidden_layers: number
+  num_attention_heads: number
+  intermediate_size: number
+  hidden_act?: string
+  layer_norm_eps?: number
+  max_position_embeddings: number
+  type_vocab_size?: number
+  vocab_size: number
+  pad_token_id?: number | null
+  hidden_dropout_prob?: number
+  attention_probs_dropout_prob?: number
+  position_embedding_type?: string
+  [key: string]: unknown
+}
+
+/** Integer inputs of a forward pass, [batch, seqLen] row-major. */
+export interface ForwardInputs {
+  batchSize: number
+  seqLen: number
+  inputIds: Int32Array
+  attentionMask: Int32Array
+  tokenTypeIds: Int32Array
+}
+
+export interface ForwardOptions {
+  training: boolean
+  /** Seed for dropout masks (each call should pass a fresh one for reproducible training). */
+  seed?: number
+}
+
+export interface RandomInitOptions {
+  layers: number
+  hidden: number
+  heads: number
+  intermediate: number
+  vocabSize: number
+  padTokenId: number
+  maxPositions?: number
+}
+
+export interface EncoderArchitecture {
+  /** config.json model_type values this implementation runs. */
+  modelTypes: string[]
+  /** The `architectures` entry written to config.json on save (the base model class). */
+  baseClass: string
+  /** Prefixes that task-head checkpoints put in front of the encoder's tensors (e.g. "bert."). */
+  weightPrefixes: string[]
+  /** Checkpoint tensors (after the prefix) that are kept as they are and written back on save. */
+  passthrough(name: string): boolean
+  /** Checks the config and throws a message naming the bad field. */
+  validateConfig(config: HfConfig): void
+  /** Every trainable tensor with its PyTorch shape, in checkpoint order. */
+  parameterShapes(config: HfConfig): [name: string, shape: number[]][]
+  /** How many positions a sequence may use (max_position_embeddings minus any offset). */
+  maxSequenceLength(config: HfConfig): number
+  /** Hidden states: [0] the embedding output, then one per layer; each [batch, seqLen, hidden]. */
+  forward(params: ReadonlyMap<string, tf.Tensor>, config: HfConfig, inputs: ForwardInputs, options: ForwardOptions): tf.Tensor3D[]
+  /** A config for a randomly initialised model (what `codiemb model init` writes). */
+  randomConfig(options: RandomInitOptions): HfConfig
+  /** Initial value of a parameter for random init (seeded; called inside tf.tidy). */
+  initParameter(name: string, shape: number[], config: HfConfig, seed: number): tf.Tensor
+}

@@ -1,0 +1,205 @@
+/**
+ * BERT-family encoders (BERT, BGE, Chinese BERT, RoBERTa, XLM-RoBERTa / multilingual-E5) as in
+ * transformers' modeling_bert.py / modeling_xlm_roberta.py, post-LayerNorm:
+ *
+ *   h0 = Dropout(LN(word[ids] + position[pos] + token_type[types]))
+ *   per layer:  a = LN(h + Dropout(Dense(MultiHeadSelfAttention(h, padding mask))))
+ *               h = LN(a + Dropout(Dense2(act(Dense1(a)))))
+ *
+ * Attention: softmax(Q K^T / sqrt(d_head) + bias) V with bias = -1e9 on padding keys; attention
+ * probabilities get dropout in training. Position ids are 0..T-1 for BERT; RoBERTa-style models number
+ * non-padding tokens from padding_idx + 1 and give padding tokens padding_idx. Only absolute position
+ * embeddings are supported (the configs of the targeted checkpoints all use them).
+ */
+import * as tf from '@tensorflow/tfjs-core'
+import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
+import {ACTIVATIONS, dropout, layerNorm, linear} from './ops.js'
+
+export interface BertFamilyOptions {
+  modelTypes: string[]
+  baseClass: string
+  weightPrefixes: string[]
+  /** RoBERTa/XLM-R numbering: positions start at padding_idx + 1. */
+  paddingOffsetPositions: boolean
+  /** Extra config.json fields written by randomConfig. */
+  configDefaults: Partial<HfConfig>
+}
+
+/** Mask bias for padding keys; exp(-1e9 - max) underflows to exactly 0 like transformers' finfo.min. */
+const MASK_BIAS = -1e9
+
+export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
+  const positionOffset = (config: HfConfig) => (options.paddingOffsetPositions ? (config.pad_token_id ?? 1) + 1 : 0)
+
+  function positionIds(config: HfConfig, inputs: ForwardInputs): Int32Array {
+    const {batchSize, seqLen, inputIds} = inputs
+    const out = new Int32Array(batchSize * seqLen)
+    if (!options.paddingOffsetPositions) {
+      for (let b = 0; b < batchSize; b++) for (let t = 0; t < seqLen; t++) out[b * seqLen + t] = t
+      return out
+    }
+    const pad = config.pad_token_id ?? 1
+    for (let b = 0; b < batchSize; b++) {
+      let count = 0
+      for (let t = 0; t < seqLen; t++) {
+        const i = b * seqLen + t
+        out[i] = inputIds[i] === pad ? pad : pad + ++count
+      }
+    }
+    return out
+  }
+
+  return {
+    modelTypes: options.modelTypes,
+    baseClass: options.baseClass,
+    weightPrefixes: options.weightPrefixes,
+
+    passthrough: (name) => name.startsWith('pooler.'),
+
+    validateConfig(config) {
+      const ints = ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings', 'vocab_size'] as const
+      for (const key of ints) {
+        const v = config[key]
+        if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${key} must be a positive integer, got ${JSON.stringify(v)}`)
+      }
+      if (config.hidden_size % config.num_attention_heads !== 0) {
+        throw new Error(`hidden_size ${config.hidden_size} is not a multiple of num_attention_heads ${config.num_attention_heads}`)
+      }
+      const act = config.hidden_act ?? 'gelu'
+      if (!(act in ACTIVATIONS)) throw new Error(`hidden_act "${act}" is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`)
+      const pet = config.position_embedding_type ?? 'absolute'
+      if (pet !== 'absolute') throw new Error(`position_embedding_type "${pet}" is not supported (only "absolute")`)
+      if (config.is_decoder === true) throw new Error('is_decoder: true is not supported (encoders only)')
+      if (options.paddingOffsetPositions && config.max_position_embeddings <= positionOffset(config)) {
+        throw new Error(`max_position_embeddings ${config.max_position_embeddings} leaves no positions after padding_idx + 1`)
+      }
+    },
+
+    parameterShapes(config) {
+      const H = config.hidden_size
+      const I = config.intermediate_size
+      const shapes: [string, number[]][] = [
+        ['embeddings.word_embeddings.weight', [config.vocab_size, H]],
+        ['embeddings.position_embeddings.weight', [config.max_position_embeddings, H]],
+        ['embeddings.token_type_embeddings.weight', [config.type_vocab_size ?? 2, H]],
+        ['embeddings.LayerNorm.weight', [H]],
+        ['embeddings.LayerNorm.bias', [H]],
+      ]
+      for (let l = 0; l < config.num_hidden_layers; l++) {
+        const p = `encoder.layer.${l}.`
+        for (const n of ['query', 'key', 'value']) {
+          shapes.push([`${p}attention.self.${n}.weight`, [H, H]], [`${p}attention.self.${n}.bias`, [H]])
+        }
+        shapes.push(
+          [`${p}attention.output.dense.weight`, [H, H]],
+          [`${p}attention.output.dense.bias`, [H]],
+          [`${p}attention.output.LayerNorm.weight`, [H]],
+          [`${p}attention.output.LayerNorm.bias`, [H]],
+          [`${p}intermediate.dense.weight`, [I, H]],
+          [`${p}intermediate.dense.bias`, [I]],
+          [`${p}output.dense.weight`, [H, I]],
+          [`${p}output.dense.bias`, [H]],
+          [`${p}output.LayerNorm.weight`, [H]],
+          [`${p}output.LayerNorm.bias`, [H]],
+        )
+      }
+      return shapes
+    },
+
+    maxSequenceLength: (config) => config.max_position_embeddings - positionOffset(config),
+
+    forward(params, config, inputs, opts: ForwardOptions) {
+      const P = (name: string): tf.Tensor => {
+        const t = params.get(name)
+        if (!t) throw new Error(`parameter ${name} is missing`)
+        return t
+      }
+      const {batchSize: B, seqLen: T} = inputs
+      const H = config.hidden_size
+      const heads = config.num_attention_heads
+      const dHead = H / heads
+      const eps = config.layer_norm_eps ?? 1e-12
+      const act = ACTIVATIONS[config.hidden_act ?? 'gelu']!
+      const hiddenDrop = config.hidden_dropout_prob ?? 0
+      const attnDrop = config.attention_probs_dropout_prob ?? 0
+      const training = opts.training
+      let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31)
+      const nextSeed = () => (seed = (seed * 1103515245 + 12345) % 2147483648)
+
+      const maxPos = config.max_position_embeddings
+      if (options.paddingOffsetPositions ? T + positionOffset(config) > maxPos : T > maxPos) {
+        throw new Error(`sequence length ${T} exceeds the model's ${maxPos - positionOffset(config)} positions`)
+      }
+
+      const ids = tf.tensor1d(inputs.inputIds, 'int32')
+      const types = tf.tensor1d(inputs.tokenTypeIds, 'int32')
+      const pos = tf.tensor1d(positionIds(config, inputs), 'int32')
+      const summed = tf.addN([
+        tf.gather(P('embeddings.word_embeddings.weight'), ids),
+        tf.gather(P('embeddings.position_embeddings.weight'), pos),
+        tf.gather(P('embeddings.token_type_embeddings.weight'), types),
+      ])
+      let h = dropout(layerNorm(summed, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, training, nextSeed()) as tf.Tensor2D
+      const hiddenStates: tf.Tensor3D[] = [tf.reshape(h, [B, T, H])]
+
+      // [B, 1, 1, T]: 0 for real keys, MASK_BIAS for padding.
+      const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.tensor1d(Float32Array.from(inputs.attentionMask))), MASK_BIAS), [B, 1, 1, T])
+      const scale = 1 / Math.sqrt(dHead)
+      const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3])
+
+      for (let l = 0; l < config.num_hidden_layers; l++) {
+        const p = `encoder.layer.${l}.`
+        const q = toHeads(tf.mul(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)), scale))
+        const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
+        const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
+        const scores = tf.add(tf.matMul(q, k, false, true), maskBias)
+        const probs = dropout(tf.softmax(scores), attnDrop, training, nextSeed())
+        const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+        const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
+        const a = layerNorm(tf.add(attnOut, h), P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
+        const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
+        const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, training, nextSeed())
+        h = layerNorm(tf.add(ffn, a), P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
+        hiddenStates.push(tf.reshape(h, [B, T, H]))
+      }
+      return hiddenStates
+    },
+
+    randomConfig(o: RandomInitOptions): HfConfig {
+      const offset = options.paddingOffsetPositions ? o.padTokenId + 1 : 0
+      return {
+        architectures: [options.baseClass],
+        attention_probs_dropout_prob: 0.1,
+        hidden_act: 'gelu',
+        hidden_dropout_prob: 0.1,
+        hidden_size: o.hidden,
+        initializer_range: 0.02,
+        intermediate_size: o.intermediate,
+        layer_norm_eps: 1e-12,
+        max_position_embeddings: (o.maxPositions ?? 512) + offset,
+        num_attention_heads: o.heads,
+        num_hidden_layers: o.layers,
+        pad_token_id: o.padTokenId,
+        position_embedding_type: 'absolute',
+        vocab_size: o.vocabSize,
+        ...options.configDefaults,
+        model_type: options.modelTypes[0]!,
+      } as HfConfig
+    },
+
+    initParameter(name, shape, config, seed) {
+      // transformers' _init_weights: Linear/Embedding ~ N(0, initializer_range), biases 0, LayerNorm 1/0,
+      // the padding row of the word embeddings 0.
+      if (name.endsWith('LayerNorm.weight')) return tf.ones(shape)
+      if (name.endsWith('.bias')) return tf.zeros(shape)
+      const std = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02
+      const w = tf.randomNormal(shape, 0, std, 'float32', seed)
+      const pad = config.pad_token_id
+      if (name === 'embeddings.word_embeddings.weight' && typeof pad === 'number' && pad >= 0 && pad < shape[0]!) {
+        const keep = tf.reshape(tf.oneHot(tf.tensor1d([pad], 'int32'), shape[0]!), [shape[0]!, 1])
+        return tf.mul(w, tf.sub(1, keep))
+      }
+      return w
+    },
+  }
+}

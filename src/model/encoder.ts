@@ -1,0 +1,443 @@
+/**
+ * Encoders: a Hugging Face checkpoint directory (config.json, safetensors weights, tokenizer) plus the
+ * optional sentence-transformers files, run by the registry's `encoder` implementation for the
+ * config's model_type. Weights live in tf.Variables keyed by their Hugging Face tensor names, so the
+ * trainer differentiates `forward` + `pool` with tf.variableGrads and mergers read/write them by name.
+ *
+ * Defaults follow sentence-transformers: pooling and normalisation from the checkpoint's modules,
+ * else mean pooling without normalisation; prompts from config_sentence_transformers.json; the
+ * maximum length from sentence_bert_config.json, else tokenizer_config.json model_max_length, capped
+ * by the model's positions. Instruction prefixes are excluded from pooling unless the checkpoint's
+ * pooling config says include_prompt (a plain Hugging Face checkpoint excludes them, as the CoDiEmb
+ * paper does).
+ */
+import {createHash} from 'node:crypto'
+import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {basename, dirname, join, resolve} from 'node:path'
+import * as tf from '@tensorflow/tfjs-core'
+import type {Registry} from '../registry/registry.js'
+import type {EncoderArchitecture, HfConfig} from './architecture.js'
+import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
+import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from './safetensors.js'
+import {ModelConfigError, readSentenceTransformersConfig, sentenceTransformersFiles} from './st-layout.js'
+import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer.js'
+
+export type {TokenBatch} from './tokenizer.js'
+export type {PoolingMode} from './pooling.js'
+export {ModelConfigError} from './st-layout.js'
+
+export interface ForwardResult {
+  lastHiddenState: tf.Tensor3D
+  /** [0] is the embedding output, [l] the output of layer l (numLayers + 1 tensors). */
+  hiddenStates: tf.Tensor3D[]
+}
+
+export interface EncodeOptions {
+  /** Name of a prompt from the checkpoint's prompts (e.g. "query"). */
+  prompt?: string
+  /** A literal instruction prefix (overrides `prompt`). */
+  instruction?: string
+  batchSize?: number
+  maxLength?: number
+  normalize?: boolean
+  /** Override the checkpoint's pooling for this call. */
+  pooling?: PoolingMode
+  onProgress?: (done: number, total: number, tokens: number) => void
+}
+
+export interface Encoder {
+  readonly modelType: string
+  readonly config: HfConfig
+  readonly numLayers: number
+  readonly hiddenSize: number
+  pooling: PoolingMode
+  normalize: boolean
+  /** Whether instruction/prompt tokens take part in pooling (sentence-transformers include_prompt). */
+  includePrompt: boolean
+  prompts: Record<string, string>
+  defaultPromptName?: string
+  maxLength: number
+  readonly variables: Map<string, tf.Variable>
+  readonly tokenizer: TextTokenizer
+  /** The directory the encoder was loaded from (undefined for a random model). */
+  readonly sourceDir?: string
+  tokenize(texts: string[], options?: {maxLength?: number; prefixes?: string[]}): Promise<TokenBatch>
+  forward(batch: TokenBatch, options?: {training?: boolean; seed?: number}): ForwardResult
+  pool(hidden: tf.Tensor3D, batch: TokenBatch, options?: {normalize?: boolean; pooling?: PoolingMode}): tf.Tensor2D
+  encode(texts: string[], options?: EncodeOptions): Promise<Float32Array[]>
+  save(dir: string, options?: SaveOptions): Promise<void>
+  fingerprint(): string
+  dispose(): void
+}
+
+export interface SaveOptions {
+  /** Extra files to write into the checkpoint (relative path -> content). */
+  extraFiles?: Record<string, string | Uint8Array>
+  /** Precision of the saved weights (default F32). */
+  dtype?: 'F32' | 'F16' | 'BF16'
+}
+
+/** A checkpoint that cannot be loaded; the message names the file and, where relevant, the tensor. */
+export class EncoderLoadError extends Error {
+  override name = 'EncoderLoadError'
+  readonly exitCode = 2
+}
+
+export interface LoadEncoderOptions {
+  /** The registry to look encoder implementations up in (default: the built-in entries). */
+  registry?: Registry
+  /** Keep weights non-trainable (inference only). */
+  trainable?: boolean
+}
+
+async function defaultRegistry(): Promise<Registry> {
+  const {builtinRegistry} = await import('../registry/load.js')
+  return builtinRegistry()
+}
+
+/** Finds the encoder implementation for a model_type. */
+export async function architectureFor(modelType: string, registry?: Registry, configPath = 'config.json'): Promise<EncoderArchitecture> {
+  const reg = registry ?? (await defaultRegistry())
+  const entries = reg.list('encoder')
+  const entry = entries.find((e) => Array.isArray(e.meta?.modelTypes) && (e.meta!.modelTypes as unknown[]).includes(modelType)) ?? entries.find((e) => e.name === modelType)
+  if (!entry) {
+    const known = entries.flatMap((e) => (Array.isArray(e.meta?.modelTypes) ? (e.meta!.modelTypes as string[]) : [e.name]))
+    throw new EncoderLoadError(`${configPath}: model_type "${modelType}" has no registered encoder (supported: ${known.join(', ') || 'none'})`)
+  }
+  return (await entry.load()) as EncoderArchitecture
+}
+
+function readConfig(dir: string): HfConfig {
+  const path = join(dir, 'config.json')
+  if (!existsSync(path)) throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
+  let config: unknown
+  try {
+    config = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new EncoderLoadError(`${path}: not valid JSON (${(error as Error).message})`)
+  }
+  if (!config || typeof config !== 'object' || typeof (config as HfConfig).model_type !== 'string') {
+    throw new EncoderLoadError(`${path}: expected an object with a "model_type" string`)
+  }
+  return config as HfConfig
+}
+
+/** Loads a Hugging Face / sentence-transformers checkpoint directory. */
+export async function loadEncoder(dir: string, options: LoadEncoderOptions = {}): Promise<Encoder> {
+  const root = resolve(dir)
+  const config = readConfig(root)
+  const configPath = join(root, 'config.json')
+  const arch = await architectureFor(config.model_type, options.registry, configPath)
+  try {
+    arch.validateConfig(config)
+  } catch (error) {
+    throw new EncoderLoadError(`${configPath}: ${(error as Error).message}`)
+  }
+  const st = readSentenceTransformersConfig(root)
+  const tokenizer = await loadTokenizer(root, {padTokenId: config.pad_token_id ?? undefined})
+
+  let weights: SafetensorsFile
+  try {
+    weights = await openSafetensors(root)
+  } catch (error) {
+    if (!existsSync(join(root, 'model.safetensors')) && existsSync(join(root, 'pytorch_model.bin'))) {
+      throw new EncoderLoadError(`${root}: only pytorch_model.bin found; convert it to safetensors (codiemb reads safetensors only)`)
+    }
+    throw error
+  }
+  const variables = new Map<string, tf.Variable>()
+  const passthrough = new Map<string, LoadedTensor>()
+  try {
+    const names = new Set(weights.tensors().map((t) => t.name))
+    const prefix = arch.weightPrefixes.find((p) => names.has(`${p}embeddings.word_embeddings.weight`))
+    if (prefix === undefined) {
+      throw new EncoderLoadError(
+        `${weights.path}: tensor "embeddings.word_embeddings.weight" is missing (also looked for ${arch.weightPrefixes.filter(Boolean).map((p) => `"${p}embeddings.word_embeddings.weight"`).join(', ')})`,
+      )
+    }
+    for (const [name, shape] of arch.parameterShapes(config)) {
+      const full = prefix + name
+      if (!names.has(full)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" is missing (expected shape [${shape.join(', ')}] for ${configPath})`)
+      const info = weights.info(full)
+      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+        throw new EncoderLoadError(`${weights.path}: tensor "${full}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from ${configPath}`)
+      }
+      const t = await weights.read(full)
+      if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" has dtype ${t.dtype}, expected a floating type`)
+      variables.set(name, tf.variable(tf.tensor(t.data, shape, 'float32'), options.trainable ?? true))
+    }
+    for (const name of names) {
+      if (name.startsWith(prefix) && arch.passthrough(name.slice(prefix.length))) passthrough.set(name.slice(prefix.length), await weights.read(name))
+    }
+  } catch (error) {
+    for (const v of variables.values()) v.dispose()
+    throw error
+  } finally {
+    await weights.close()
+  }
+
+  const tokConfig = readTokenizerConfig(root)
+  const tokMax = typeof tokConfig.model_max_length === 'number' && tokConfig.model_max_length < 1e9 ? tokConfig.model_max_length : undefined
+  const positions = arch.maxSequenceLength(config)
+  const maxLength = Math.min(st.maxSeqLength ?? tokMax ?? positions, positions)
+  return new TransformerEncoder({
+    arch,
+    config,
+    tokenizer,
+    variables,
+    passthrough,
+    pooling: st.pooling ?? 'mean',
+    normalize: st.normalize,
+    includePrompt: st.includePrompt ?? false,
+    prompts: st.prompts,
+    defaultPromptName: st.defaultPromptName,
+    similarityFnName: st.similarityFnName,
+    maxLength,
+    sourceDir: root,
+    doLowerCase: Boolean(tokConfig.do_lower_case),
+  })
+}
+
+export interface RandomEncoderOptions {
+  /** model_type, e.g. "bert" or "xlm-roberta". */
+  arch: string
+  /** A directory with a tokenizer (tokenizer.json and/or vocab.txt); its files are copied on save. */
+  tokenizerDir: string
+  layers: number
+  hidden: number
+  heads: number
+  intermediate: number
+  seed?: number
+  /** Maximum sequence length (default 512). */
+  maxPositions?: number
+  pooling?: PoolingMode
+  normalize?: boolean
+  registry?: Registry
+}
+
+/** A randomly initialised encoder (transformers' initialisation, seeded). */
+export async function initRandomEncoder(options: RandomEncoderOptions): Promise<Encoder> {
+  const arch = await architectureFor(options.arch, options.registry, '--arch')
+  const tokenizer = await loadTokenizer(options.tokenizerDir)
+  const config = arch.randomConfig({
+    layers: options.layers,
+    hidden: options.hidden,
+    heads: options.heads,
+    intermediate: options.intermediate,
+    vocabSize: tokenizer.vocabSize,
+    padTokenId: tokenizer.padId,
+    maxPositions: options.maxPositions,
+  })
+  try {
+    arch.validateConfig(config)
+  } catch (error) {
+    throw new EncoderLoadError(`invalid model shape: ${(error as Error).message}`)
+  }
+  const variables = new Map<string, tf.Variable>()
+  let seed = options.seed ?? 42
+  for (const [name, shape] of arch.parameterShapes(config)) {
+    const init = tf.tidy(() => arch.initParameter(name, shape, config, seed++))
+    variables.set(name, tf.variable(init, true))
+    init.dispose()
+  }
+  const tokConfig = readTokenizerConfig(options.tokenizerDir)
+  return new TransformerEncoder({
+    arch,
+    config,
+    tokenizer,
+    variables,
+    passthrough: new Map(),
+    pooling: options.pooling ?? 'mean',
+    normalize: options.normalize ?? true,
+    includePrompt: false,
+    prompts: {},
+    maxLength: arch.maxSequenceLength(config),
+    tokenizerDir: resolve(options.tokenizerDir),
+    doLowerCase: Boolean(tokConfig.do_lower_case),
+  })
+}
+
+interface EncoderParts {
+  arch: EncoderArchitecture
+  config: HfConfig
+  tokenizer: TextTokenizer
+  variables: Map<string, tf.Variable>
+  passthrough: Map<string, LoadedTensor>
+  pooling: PoolingMode
+  normalize: boolean
+  includePrompt: boolean
+  prompts: Record<string, string>
+  defaultPromptName?: string
+  similarityFnName?: string
+  maxLength: number
+  sourceDir?: string
+  tokenizerDir?: string
+  doLowerCase: boolean
+}
+
+class TransformerEncoder implements Encoder {
+  readonly modelType: string
+  readonly config: HfConfig
+  readonly numLayers: number
+  readonly hiddenSize: number
+  pooling: PoolingMode
+  normalize: boolean
+  includePrompt: boolean
+  prompts: Record<string, string>
+  defaultPromptName?: string
+  maxLength: number
+  readonly variables: Map<string, tf.Variable>
+  readonly tokenizer: TextTokenizer
+  readonly sourceDir?: string
+  private readonly arch: EncoderArchitecture
+  private readonly passthrough: Map<string, LoadedTensor>
+  private readonly tokenizerDir: string
+  private readonly similarityFnName?: string
+  private readonly doLowerCase: boolean
+
+  constructor(parts: EncoderParts) {
+    this.arch = parts.arch
+    this.config = parts.config
+    this.modelType = parts.config.model_type
+    this.numLayers = parts.config.num_hidden_layers
+    this.hiddenSize = parts.config.hidden_size
+    this.tokenizer = parts.tokenizer
+    this.variables = parts.variables
+    this.passthrough = parts.passthrough
+    this.pooling = parts.pooling
+    this.normalize = parts.normalize
+    this.includePrompt = parts.includePrompt
+    this.prompts = parts.prompts
+    this.defaultPromptName = parts.defaultPromptName
+    this.similarityFnName = parts.similarityFnName
+    this.maxLength = parts.maxLength
+    this.sourceDir = parts.sourceDir
+    this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
+    this.doLowerCase = parts.doLowerCase
+  }
+
+  tokenize(texts: string[], options: {maxLength?: number; prefixes?: string[]} = {}): Promise<TokenBatch> {
+    const maxLength = Math.min(options.maxLength ?? this.maxLength, this.arch.maxSequenceLength(this.config))
+    const prefixLengths = this.includePrompt || !options.prefixes ? undefined : options.prefixes.map((p) => codePointLength(p ?? ''))
+    return this.tokenizer.encodeBatch(texts, {maxLength, prefixLengths})
+  }
+
+  forward(batch: TokenBatch, options: {training?: boolean; seed?: number} = {}): ForwardResult {
+    const hiddenStates = this.arch.forward(this.variables, this.config, batch, {training: options.training ?? false, seed: options.seed})
+    return {lastHiddenState: hiddenStates[hiddenStates.length - 1]!, hiddenStates}
+  }
+
+  pool(hidden: tf.Tensor3D, batch: TokenBatch, options: {normalize?: boolean; pooling?: PoolingMode} = {}): tf.Tensor2D {
+    return poolHidden(hidden, batch, options.pooling ?? this.pooling, options.normalize ?? this.normalize)
+  }
+
+  /** The instruction prefix for encode(): a literal instruction, a named prompt, or the default prompt. */
+  private prefixFor(options: EncodeOptions): string {
+    if (options.instruction !== undefined) return options.instruction
+    const name = options.prompt ?? this.defaultPromptName
+    if (name === undefined) return ''
+    const prompt = this.prompts[name]
+    if (prompt === undefined) {
+      const known = Object.keys(this.prompts)
+      throw new ModelConfigError(`prompt "${name}" is not defined by this model (prompts: ${known.length ? known.join(', ') : 'none'})`)
+    }
+    return prompt
+  }
+
+  async encode(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
+    const prefix = this.prefixFor(options)
+    const batchSize = Math.max(1, options.batchSize ?? 32)
+    const pooling = options.pooling ?? this.pooling
+    if (!isPoolingMode(pooling)) throw new ModelConfigError(`pooling "${String(pooling)}" is not one of ${POOLING_MODES.join(', ')}`)
+    const normalize = options.normalize ?? this.normalize
+    // Longest first (as sentence-transformers) so each batch pads little; results go back in input order.
+    const order = texts.map((_, i) => i).sort((a, b) => texts[b]!.length - texts[a]!.length || a - b)
+    const out = new Array<Float32Array>(texts.length)
+    let done = 0
+    let tokens = 0
+    for (let start = 0; start < order.length; start += batchSize) {
+      const idx = order.slice(start, start + batchSize)
+      const batch = await this.tokenize(
+        idx.map((i) => prefix + texts[i]!),
+        {maxLength: options.maxLength, prefixes: prefix ? idx.map(() => prefix) : undefined},
+      )
+      const pooled = tf.tidy(() => this.pool(this.forward(batch).lastHiddenState, batch, {normalize, pooling}))
+      const flat = (await pooled.data()) as Float32Array
+      pooled.dispose()
+      const H = this.hiddenSize
+      idx.forEach((i, r) => (out[i] = flat.slice(r * H, (r + 1) * H)))
+      done += idx.length
+      tokens += batch.lengths.reduce((a, b) => a + b, 0)
+      options.onProgress?.(done, texts.length, tokens)
+    }
+    return out
+  }
+
+  async save(dir: string, options: SaveOptions = {}): Promise<void> {
+    const target = resolve(dir)
+    mkdirSync(dirname(target), {recursive: true})
+    const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`)
+    rmSync(tmp, {recursive: true, force: true})
+    mkdirSync(tmp, {recursive: true})
+    try {
+      const config: Record<string, unknown> = {...this.config, architectures: [this.arch.baseClass]}
+      config.dtype = 'float32'
+      delete config.torch_dtype
+      writeFileSync(join(tmp, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
+      const tensors = [...this.variables].map(([name, v]) => ({name, shape: v.shape, data: v.dataSync() as Float32Array}))
+      for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data as Float32Array})
+      await writeSafetensors(join(tmp, 'model.safetensors'), tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+      for (const f of TOKENIZER_FILES) {
+        const src = join(this.tokenizerDir, f)
+        if (existsSync(src)) copyFileSync(src, join(tmp, f))
+      }
+      const stFiles = sentenceTransformersFiles({
+        hiddenSize: this.hiddenSize,
+        pooling: this.pooling,
+        includePrompt: this.includePrompt,
+        normalize: this.normalize,
+        maxSeqLength: this.maxLength,
+        prompts: this.prompts,
+        defaultPromptName: this.defaultPromptName,
+        similarityFnName: this.similarityFnName,
+        doLowerCase: this.doLowerCase,
+      })
+      for (const [rel, content] of Object.entries({...stFiles, ...(options.extraFiles ?? {})})) {
+        const p = join(tmp, rel)
+        if (!resolve(p).startsWith(tmp)) throw new Error(`extra file path escapes the checkpoint: ${rel}`)
+        mkdirSync(dirname(p), {recursive: true})
+        writeFileSync(p, content)
+      }
+      // Swap into place: the old directory (if any) is moved aside first and removed after.
+      const old = existsSync(target) ? `${tmp}.old` : undefined
+      if (old) renameSync(target, old)
+      renameSync(tmp, target)
+      if (old) rmSync(old, {recursive: true, force: true})
+    } catch (error) {
+      rmSync(tmp, {recursive: true, force: true})
+      throw error
+    }
+  }
+
+  fingerprint(): string {
+    const h = createHash('sha256')
+    h.update(JSON.stringify(sortKeys({...this.config})))
+    h.update(JSON.stringify({pooling: this.pooling, normalize: this.normalize, includePrompt: this.includePrompt, prompts: this.prompts, maxLength: this.maxLength}))
+    for (const name of [...this.variables.keys()].sort()) {
+      const v = this.variables.get(name)!
+      const data = v.dataSync() as Float32Array
+      h.update(`${name}:${v.shape.join('x')};`)
+      h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    }
+    return h.digest('hex').slice(0, 16)
+  }
+
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose()
+    this.variables.clear()
+  }
+}
+
+function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
+}

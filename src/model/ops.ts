@@ -1,0 +1,69 @@
+/**
+ * Transformer building blocks in tfjs-core ops (so they run on every tensor backend).
+ * All functions are pure tensor -> tensor and must be called inside tf.tidy / tf.variableGrads.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+
+const INV_SQRT2 = Math.SQRT1_2
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
+
+/**
+ * GELU with the exact Gaussian CDF: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) — transformers' "gelu".
+ * The gradient Phi(x) + x phi(x) is given analytically, so backprop keeps only x (not the erf
+ * intermediates). tfjs's erf kernels use Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), i.e. float32
+ * precision.
+ */
+export const geluErf: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const input = args[0] as tf.Tensor
+  const save = args[1] as tf.GradSaveFunc
+  save([input])
+  const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(input, INV_SQRT2))))
+  return {
+    value: tf.mul(input, cdf),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs] = saved as [tf.Tensor]
+      const phi = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xs, INV_SQRT2))))
+      const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.square(xs))))
+      return [tf.mul(dy, tf.add(phi, tf.mul(xs, pdf)))]
+    },
+  }
+}) as (x: tf.Tensor) => tf.Tensor
+
+/** GELU, tanh approximation (transformers "gelu_new", "gelu_pytorch_tanh", "gelu_fast"). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
+}
+
+/** The `hidden_act` values of BERT/XLM-R family configs. */
+export const ACTIVATIONS: Readonly<Record<string, (x: tf.Tensor) => tf.Tensor>> = {
+  gelu: geluErf,
+  gelu_python: geluErf,
+  gelu_new: geluTanh,
+  gelu_pytorch_tanh: geluTanh,
+  gelu_fast: geluTanh,
+  quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
+  relu: (x) => tf.relu(x),
+  silu: (x) => tf.mul(x, tf.sigmoid(x)),
+  swish: (x) => tf.mul(x, tf.sigmoid(x)),
+  tanh: (x) => tf.tanh(x),
+  linear: (x) => x,
+}
+
+/** y = x W^T + b with a PyTorch-layout weight [out, in]; x is [rows, in]. */
+export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
+  return tf.fused.matMul({a: x, b: weight as tf.Tensor2D, transposeB: true, bias}) as tf.Tensor2D
+}
+
+/** LayerNorm over the last axis with the config's epsilon (biased variance, as PyTorch). */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const {mean, variance} = tf.moments(x, -1, true)
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta)
+}
+
+/** Inverted dropout, only when training with a positive rate. */
+export function dropout(x: tf.Tensor, rate: number, training: boolean, seed?: number): tf.Tensor {
+  if (!training || !(rate > 0)) return x
+  return tf.dropout(x, rate, undefined, seed)
+}

@@ -1,0 +1,62 @@
+/**
+ * Sentence pooling over token hidden states [B, T, H] -> [B, H], as sentence-transformers' Pooling:
+ *   cls            h[:, 0]
+ *   mean           sum_t m_t h_t / max(sum_t m_t, 1e-9)
+ *   last-token     h at the last non-padding position (right padding)
+ *   weighted-mean  sum_t w_t h_t / sum_t w_t with w_t = (t + 1) m_t  (SGPT position weights)
+ * where m is the batch's pooling mask (attention mask minus any instruction prefix, see tokenizer.ts).
+ * L2 normalisation divides by max(||x||, 1e-12), as torch.nn.functional.normalize.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+import type {TokenBatch} from './tokenizer.js'
+
+export const POOLING_MODES = ['cls', 'mean', 'last-token', 'weighted-mean'] as const
+export type PoolingMode = (typeof POOLING_MODES)[number]
+
+export function isPoolingMode(x: unknown): x is PoolingMode {
+  return typeof x === 'string' && (POOLING_MODES as readonly string[]).includes(x)
+}
+
+/** Weights [B, T] (already normalised to sum 1 per row) for the weighted pooling modes. */
+function poolingWeights(mode: Exclude<PoolingMode, 'cls'>, batch: TokenBatch): Float32Array {
+  const {batchSize: B, seqLen: T, poolMask, lengths} = batch
+  const w = new Float32Array(B * T)
+  for (let b = 0; b < B; b++) {
+    const base = b * T
+    if (mode === 'last-token') {
+      if (lengths[b]! > 0) w[base + lengths[b]! - 1] = 1
+      continue
+    }
+    let sum = 0
+    for (let t = 0; t < T; t++) {
+      const v = mode === 'mean' ? poolMask[base + t]! : (t + 1) * poolMask[base + t]!
+      w[base + t] = v
+      sum += v
+    }
+    const inv = 1 / Math.max(sum, 1e-9)
+    for (let t = 0; t < T; t++) w[base + t]! *= inv
+  }
+  return w
+}
+
+/** Pools hidden states (call inside tf.tidy / tf.variableGrads; differentiable w.r.t. hidden). */
+export function poolHidden(hidden: tf.Tensor3D, batch: TokenBatch, mode: PoolingMode, normalize: boolean): tf.Tensor2D {
+  const [B, T, H] = hidden.shape
+  if (B !== batch.batchSize || T !== batch.seqLen) {
+    throw new Error(`hidden states [${hidden.shape.join(', ')}] do not match the token batch [${batch.batchSize}, ${batch.seqLen}]`)
+  }
+  let pooled: tf.Tensor2D
+  if (mode === 'cls') {
+    pooled = tf.reshape(tf.slice(hidden, [0, 0, 0], [B, 1, H]), [B, H])
+  } else {
+    // One batched matmul: [B, 1, T] x [B, T, H] -> [B, 1, H].
+    const w = tf.tensor3d(poolingWeights(mode, batch), [B, 1, T])
+    pooled = tf.reshape(tf.matMul(w, hidden), [B, H])
+  }
+  return normalize ? l2Normalize(pooled) : pooled
+}
+
+export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
+  const norm = tf.sqrt(tf.sum(tf.square(x), 1, true))
+  return tf.div(x, tf.maximum(norm, 1e-12))
+}

@@ -1,0 +1,66 @@
+/**
+ * `codiemb-sts` — CoDiEmb's STS objective: a weighted sum of the STS losses on one batch.
+ *
+ * Inputs: StsEmbeddings with final-layer (left/right) and middle-layer (leftMiddle/rightMiddle)
+ * normalised embeddings and labels in [0,1].
+ * Formula (paper weights): L = 1·mid-infonce + 0.5·pro + 2·pearson + 5·rank-kl, where pro, pearson
+ * and rank-kl use the final-layer similarities s_i = left_i·right_i and mid-infonce the middle layer.
+ * Options: weights {midInfonce, pro, pearson, rankKl, cosent} (a weight of 0 drops the term and,
+ * for midInfonce, the middle-layer pooling); temperature (mid-infonce τ, 0.02); rankTemperature
+ * (pro and rank-kl τ, 0.05); threshold (mid-infonce anchors, 1.0); scale (cosent λ, 20).
+ * Relations: the trainer config can build any other combination per task as a list of
+ * {name, weight, options}; this entry is the paper's default packaged as one loss.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+import {cosentLoss} from './cosent.js'
+import {midInfoNceLoss} from './mid-infonce.js'
+import {pearsonLoss} from './pearson.js'
+import {proLoss} from './pro.js'
+import {rankKlLoss} from './rank-kl.js'
+import {pairSimilarities} from './similarity.js'
+import type {StsEmbeddings, StsLoss} from './types.js'
+
+export interface CodiembStsWeights {
+  midInfonce?: number
+  pro?: number
+  pearson?: number
+  rankKl?: number
+  cosent?: number
+}
+
+export const PAPER_STS_WEIGHTS: Required<CodiembStsWeights> = {midInfonce: 1, pro: 0.5, pearson: 2, rankKl: 5, cosent: 0}
+
+export interface CodiembStsOptions {
+  weights?: CodiembStsWeights
+  temperature?: number
+  rankTemperature?: number
+  threshold?: number
+  scale?: number
+}
+
+export function create(options: CodiembStsOptions = {}): StsLoss {
+  const weights = {...PAPER_STS_WEIGHTS, ...options.weights}
+  const temperature = options.temperature ?? 0.02
+  const rankTemperature = options.rankTemperature ?? 0.05
+  const threshold = options.threshold ?? 1.0
+  const scale = options.scale ?? 20
+  return {
+    task: 'sts',
+    name: 'codiemb-sts',
+    needsMiddleLayer: weights.midInfonce !== 0,
+    compute: (batch: StsEmbeddings) =>
+      tf.tidy(() => {
+        const s = pairSimilarities(batch.left, batch.right)
+        const terms: tf.Scalar[] = []
+        if (weights.midInfonce) {
+          if (!batch.leftMiddle || !batch.rightMiddle) throw new Error('codiemb-sts: the batch has no middle-layer embeddings')
+          terms.push(tf.mul(midInfoNceLoss(batch.leftMiddle, batch.rightMiddle, batch.labels, temperature, threshold), weights.midInfonce))
+        }
+        if (weights.pro) terms.push(tf.mul(proLoss(s, batch.labels, rankTemperature), weights.pro))
+        if (weights.pearson) terms.push(tf.mul(pearsonLoss(s, batch.labels), weights.pearson))
+        if (weights.rankKl) terms.push(tf.mul(rankKlLoss(s, batch.labels, rankTemperature), weights.rankKl))
+        if (weights.cosent) terms.push(tf.mul(cosentLoss(s, batch.labels, scale), weights.cosent))
+        return (terms.length ? tf.addN(terms) : tf.sum(tf.mul(s, 0))) as tf.Scalar
+      }),
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Option schemas of the built-in readers, kept apart from the implementations so that listing the
+ * registry imports none of them.
+ */
+import type {JsonSchema} from '../../registry/types.js'
+
+export const delimitedOptions: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    delimiter: {type: 'string', minLength: 1, maxLength: 1, default: '\t', description: 'field separator (one character)'},
+    quoting: {enum: ['none', 'csv'], default: 'none', description: 'none: plain split, quotes are text; csv: RFC 4180 quoted fields'},
+    header: {type: 'boolean', default: false, description: 'the first line holds column names'},
+    columns: {type: 'integer', minimum: 1, description: 'exact number of fields per row (default: header length, or no check)'},
+  },
+}
+
+export const jsonOptions: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    format: {enum: ['auto', 'lines', 'array'], default: 'auto', description: 'JSON lines, one JSON array, or detect from the first character'},
+  },
+}
+
+export const flagembeddingJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+
+export const codiembJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+
+export const beirOptions: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    corpus: {type: 'string', minLength: 1, default: 'corpus.jsonl'},
+    queries: {type: 'string', minLength: 1, default: 'queries.jsonl'},
+    qrels: {type: 'string', minLength: 1, default: 'qrels', description: 'directory holding <split>.tsv'},
+    minScore: {type: 'number', default: 1, description: 'task ir: qrels score that makes a document a positive'},
+  },
+}
+
+export const nliOptions: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    format: {enum: ['senteval', 'triplets'], default: 'senteval'},
+    irShape: {enum: ['triplets', 'grouped'], default: 'triplets', description: 'task ir, senteval: one example per (entailment, contradiction) or per premise'},
+    splitField: {type: 'string', minLength: 1, description: 'triplets: the field naming each row\'s split'},
+  },
+}
+
+export const parquetOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+
+export const hfArrowOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}

@@ -1,0 +1,74 @@
+/**
+ * `parquet` reader: Parquet files (the Hugging Face hub's dataset format) into STS pairs or IR
+ * examples, via hyparquet (pure JavaScript). Reads one row group at a time, and only the columns
+ * `fields` maps, so memory is bounded by the largest row group.
+ *
+ * Inputs: per split a `.parquet` file or a directory of shards (read in name order). `fields` maps
+ * record fields to column names (dotted paths reach struct members); list columns (e.g. `pos`)
+ * become text lists. Errors name the file and the 1-based row ("file.parquet:12").
+ * Compression: snappy (built in), gzip and brotli (node:zlib); zstd needs Node >= 22.15.
+ * Options: none. Relations: `hf-arrow` reads the same datasets as saved by `datasets`.
+ */
+import {brotliDecompressSync, gunzipSync} from 'node:zlib'
+import * as zlib from 'node:zlib'
+import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../../data/types.js'
+import {DataError} from '../../data/types.js'
+import {checkColumns, mappedColumns, resolveTabularFields, rowItem, shardFiles} from './tabular.js'
+
+export {parquetOptions as optionsSchema} from './options.js'
+
+const zstd = (zlib as unknown as {zstdDecompressSync?: (b: Uint8Array) => Buffer}).zstdDecompressSync
+const compressors = {
+  GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)),
+  BROTLI: (input: Uint8Array) => new Uint8Array(brotliDecompressSync(input)),
+  ...(zstd ? {ZSTD: (input: Uint8Array) => new Uint8Array(zstd(input))} : {}),
+}
+
+function plain(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value)
+  if (Array.isArray(value)) return value.map(plain)
+  return value
+}
+
+export const reader: Reader = {
+  tasks: ['sts', 'ir'],
+  kindsFor(task: Task): PreparedKind[] {
+    return [task === 'ir' ? 'ir-example' : 'sts-pair']
+  },
+  async sources(request) {
+    return [...new Set(shardFiles(request, 'parquet', '.parquet').flatMap((s) => s.files))]
+  },
+  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
+    const {asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema} = await import('hyparquet')
+    const mapping = resolveTabularFields(request, 'parquet')
+    const columns = mappedColumns(mapping)
+    for (const {split, files} of shardFiles(request, 'parquet', '.parquet')) {
+      for (const file of files) {
+        let buffer, metadata
+        try {
+          buffer = await asyncBufferFromFile(file)
+          metadata = await parquetMetadataAsync(buffer)
+        } catch (error) {
+          throw new DataError(`not a readable Parquet file: ${(error as Error).message}`, {file, line: 1})
+        }
+        checkColumns(file, parquetSchema(metadata).children.map((c) => c.element.name), mapping)
+        let rowStart = 0
+        for (const group of metadata.row_groups) {
+          const rowEnd = rowStart + Number(group.num_rows)
+          let rows: Record<string, unknown>[]
+          try {
+            rows = await parquetReadObjects({file: buffer, metadata, columns, rowStart, rowEnd, compressors})
+          } catch (error) {
+            throw new DataError(`cannot decode rows ${rowStart + 1}-${rowEnd}: ${(error as Error).message}`, {file, line: rowStart + 1})
+          }
+          for (let i = 0; i < rows.length; i++) {
+            const row: Record<string, unknown> = {}
+            for (const c of columns) row[c] = plain(rows[i][c])
+            yield rowItem(request, mapping, split, {file, line: rowStart + i + 1}, row)
+          }
+          rowStart = rowEnd
+        }
+      }
+    }
+  },
+}

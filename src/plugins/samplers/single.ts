@@ -1,0 +1,43 @@
+/**
+ * `single` — single-dataset batches with one batch size for every task (ablation baseline).
+ *
+ * Like `dynamic` with policy `proportional`, except that IR and STS batches have the same size
+ * (batchSize). Shows what per-task batch sizes buy. Options: batchSize, dropLast.
+ */
+import type {Rng} from '../../train/rng.js'
+import {EpochSampler, shuffledBatches} from './base.js'
+import type {SamplerBatch, SamplerDataset} from './types.js'
+
+export interface SingleSamplerOptions {
+  batchSize?: number
+  dropLast?: boolean
+}
+
+export class SingleSizeSampler extends EpochSampler {
+  readonly name = 'single'
+  private readonly size: number
+  private readonly dropLast: boolean
+
+  constructor(datasets: SamplerDataset[], options: SingleSamplerOptions, seed: number) {
+    super(datasets, seed)
+    this.size = options.batchSize ?? 32
+    this.dropLast = options.dropLast ?? false
+  }
+
+  batchSize(): number {
+    return this.size
+  }
+
+  protected buildEpoch(rng: Rng): SamplerBatch[] {
+    const batches = this.datasets.flatMap((d, index) =>
+      shuffledBatches(d.size, this.size, rng)
+        .filter((rows) => !this.dropLast || rows.length === this.size)
+        .map((rows): SamplerBatch => ({parts: [{dataset: index, rows}]})),
+    )
+    return rng.shuffle(batches)
+  }
+}
+
+export function create(datasets: SamplerDataset[], options: SingleSamplerOptions, seed: number): SingleSizeSampler {
+  return new SingleSizeSampler(datasets, options, seed)
+}
