@@ -107,8 +107,15 @@ export async function encodeTexts(
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
     texts,
-    // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
-    (slice) => encoder.encode(slice, {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength}),
+    async (slice) => {
+      // encode in length order so batches hold similar lengths (less padding), then restore the order
+      const order = slice.map((_, i) => i).sort((a, b) => slice[b].length - slice[a].length)
+      // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
+      const vectors = await encoder.encode(order.map((i) => slice[i]), {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength})
+      const out: Float32Array[] = new Array(slice.length)
+      order.forEach((i, j) => (out[i] = vectors[j]))
+      return out
+    },
     {onProgress: options.onProgress},
   )
 }
