@@ -2,10 +2,11 @@
  * Encoder throughput on the cpu backend: `codiemb embed`'s path (tokenize, forward, pool, normalise)
  * over real STS-B sentences, in texts/s and tokens/s, for
  *   - bert-tiny (the 2-layer, hidden-64 fixture), and
- *   - a random MiniLM-L6-sized BERT (6 layers, hidden 384, 12 heads, FFN 1536) with the Chinese
- *     BERT vocabulary — the size of a small real embedding model.
- * Also the forward + backward time of one training-style step (batch 16) on the MiniLM-sized model.
- * Needs ../shared (skips with a message when absent). BENCH_TEXTS sets the number of texts (default 256).
+ *   - a random BERT-mini-sized model (4 layers, hidden 256, 4 heads, FFN 1024) with the Chinese BERT
+ *     vocabulary, or with BENCH_LARGE=1 a MiniLM-L6-sized one (6 layers, hidden 384, 12 heads, FFN
+ *     1536) — the size of a small real embedding model (minutes on the pure-JS backend).
+ * Also the forward + backward time of one training-style step (batch 8) on the random model.
+ * Needs ../shared (skips with a message when absent). BENCH_TEXTS sets the number of texts (default 64).
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -21,7 +22,8 @@ if (!existsSync(join(sharedDir, 'README.md'))) {
   console.log(`encoders bench skipped: ../shared is absent (set CODIEMB_SHARED)`)
   process.exit(0)
 }
-const count = Number(process.env.BENCH_TEXTS ?? 256)
+const count = Number(process.env.BENCH_TEXTS ?? 64)
+const large = process.env.BENCH_LARGE === '1'
 const texts = readFileSync(join(sharedDir, 'data', 'stsb', 'sts-dev.csv'), 'utf8')
   .split('\n')
   .filter(Boolean)
@@ -45,20 +47,14 @@ const tiny = await loadEncoder(join(sharedDir, 'fixtures', 'models', 'bert-tiny'
 await measure('bert-tiny (2 x 64)', tiny, 32)
 tiny.dispose()
 
-const mini = await initRandomEncoder({
-  arch: 'bert',
-  tokenizerDir: join(sharedDir, 'data', 'bert-vocab-zh'),
-  layers: 6,
-  hidden: 384,
-  heads: 12,
-  intermediate: 1536,
-  maxPositions: 512,
-})
+const shape = large ? {name: 'MiniLM-L6-sized', layers: 6, hidden: 384, heads: 12, intermediate: 1536} : {name: 'BERT-mini-sized', layers: 4, hidden: 256, heads: 4, intermediate: 1024}
+const mini = await initRandomEncoder({arch: 'bert', tokenizerDir: join(sharedDir, 'data', 'bert-vocab-zh'), maxPositions: 512, ...shape})
 const params = [...mini.variables.values()].reduce((n, v) => n + v.size, 0)
-await measure(`MiniLM-L6-sized (${(params / 1e6).toFixed(1)}M params)`, mini, 32)
+await measure(`${shape.name} (${(params / 1e6).toFixed(1)}M params)`, mini, 32)
 
-// One training step's forward + backward (no optimizer) at batch 16.
-const batch = await mini.tokenize(texts.slice(0, 16))
+// One training step's forward + backward (no optimizer) at batch 8.
+const trainBatch = 8
+const batch = await mini.tokenize(texts.slice(0, trainBatch))
 const vars = [...mini.variables.values()]
 const step = () => {
   const {value, grads} = tf.variableGrads(() => {
@@ -70,9 +66,9 @@ const step = () => {
 }
 step()
 const t0 = performance.now()
-const steps = 3
+const steps = 2
 for (let i = 0; i < steps; i++) step()
 const ms = (performance.now() - t0) / steps
-console.log(`MiniLM-L6-sized forward+backward    batch 16 (${batch.seqLen} tokens): ${ms.toFixed(0)} ms/step, ${((16 * 1000) / ms).toFixed(1)} texts/s`)
+console.log(`${shape.name} forward+backward batch ${trainBatch} (${batch.seqLen} tokens): ${ms.toFixed(0)} ms/step, ${((trainBatch * 1000) / ms).toFixed(1)} texts/s`)
 console.log(`tensors alive after the bench: ${tf.memory().numTensors} (the model's ${mini.variables.size} variables)`)
 mini.dispose()
