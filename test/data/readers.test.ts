@@ -453,3 +453,19 @@ test('--skip-invalid accounts for every input row: rows + rejected = input, reje
     rmSync(root, {recursive: true, force: true})
   }
 })
+
+test('registry: eight built-in readers, each with an options schema, its tasks, and a module exporting {reader, optionsSchema}', async () => {
+  const {builtinRegistry} = await import('../../src/registry/load.js')
+  const {readerOptionsSchema} = await import('../../src/plugins/readers/options.js')
+  const registry = await builtinRegistry()
+  const readers = registry.list('reader')
+  assert.deepEqual(readers.map((r) => r.name), ['beir', 'codiemb-jsonl', 'delimited', 'flagembedding-jsonl', 'hf-arrow', 'json', 'nli', 'parquet'])
+  for (const entry of readers) {
+    assert.equal((entry.optionsSchema as {additionalProperties?: boolean}).additionalProperties, false, entry.name)
+    assert.equal(entry.optionsSchema, readerOptionsSchema[entry.name])
+    const mod = (await entry.load()) as {reader: {tasks: string[]; read: unknown}; optionsSchema: unknown}
+    assert.equal(mod.optionsSchema, entry.optionsSchema)
+    assert.deepEqual([...mod.reader.tasks].sort(), [...(entry.meta!.tasks as string[])].sort())
+    assert.equal(typeof mod.reader.read, 'function')
+  }
+})
