@@ -342,6 +342,23 @@ test('parquet: HF-style columns incl. list columns, by row group; missing column
       ['q2', ['p2', 'p3'], []],
     ])
 
+    // A hub-style directory with splits side by side: each split reads only its own shards.
+    mkdirSync(join(root, 'hub', 'data'), {recursive: true})
+    for (const [name, words] of [['train-00000-of-00002.parquet', ['t1', 't2']], ['train-00001-of-00002.parquet', ['t3']], ['test-00000-of-00001.parquet', ['s1']]] as const)
+      parquetWriteFile({
+        filename: join(root, 'hub', 'data', name),
+        columnData: [
+          {name: 'sentence1', data: [...words], type: 'STRING'},
+          {name: 'sentence2', data: words.map((w) => w + '!'), type: 'STRING'},
+          {name: 'score', data: words.map(() => 1), type: 'DOUBLE'},
+        ],
+      })
+    const hub = await run(root, {reader: 'parquet', task: 'sts', labelRange: {min: 0, max: 5}, splits: {train: 'hub/data', test: 'hub/data'}, fields: {text1: 'sentence1', text2: 'sentence2', score: 'score'}})
+    assert.deepEqual(hub.datasets[0].files.map((f) => [f.path, f.rows]), [
+      ['d/train.sts-pair.arrow', 3],
+      ['d/test.sts-pair.arrow', 1],
+    ])
+
     const bad = join(root, 'bad.parquet')
     parquetWriteFile({
       filename: bad,
