@@ -486,3 +486,37 @@ test('registry: eight built-in readers, each with an options schema, its tasks, 
     assert.equal(typeof mod.reader.read, 'function')
   }
 })
+
+test('beir: the hub layout (corpus/queries parquet shards with id, qrels {qid, pid, score} in a separate -qrels repository)', async () => {
+  const {parquetWriteFile} = await import('hyparquet-writer')
+  const root = tmp()
+  try {
+    mkdirSync(join(root, 'T2', 'data'), {recursive: true})
+    mkdirSync(join(root, 'T2-qrels', 'data'), {recursive: true})
+    parquetWriteFile({filename: join(root, 'T2', 'data', 'corpus-00000-of-00001.parquet'), columnData: [{name: 'id', data: ['d1', 'd2', 'd3'], type: 'STRING'}, {name: 'text', data: ['文档一', '文档二', '文档三'], type: 'STRING'}]})
+    parquetWriteFile({filename: join(root, 'T2', 'data', 'queries-00000-of-00001.parquet'), columnData: [{name: 'id', data: ['q1', 'q2'], type: 'STRING'}, {name: 'text', data: ['问题一', '问题二'], type: 'STRING'}]})
+    const qrels = join(root, 'T2-qrels', 'data', 'dev-00000-of-00001.parquet')
+    parquetWriteFile({filename: qrels, columnData: [{name: 'qid', data: ['q1', 'q2', 'q2'], type: 'STRING'}, {name: 'pid', data: ['d1', 'd2', 'd3'], type: 'STRING'}, {name: 'score', data: [1, 1, 1], type: 'INT32'}]})
+    const r = await run(root, {reader: 'beir', task: 'eval', path: 'T2', splits: {dev: 'T2-qrels'}})
+    assert.deepEqual(r.datasets[0].files.map((f) => [f.path, f.rows]), [
+      ['d/corpus.arrow', 3],
+      ['d/queries.arrow', 2],
+      ['d/dev.qrels.arrow', 3],
+    ])
+    assert.deepEqual(await readAllRecords(join(root, 'out', 'd', 'corpus.arrow'), 'corpus'), [
+      {id: 'd1', title: '', text: '文档一'},
+      {id: 'd2', title: '', text: '文档二'},
+      {id: 'd3', title: '', text: '文档三'},
+    ])
+    const ir = await run(root, {reader: 'beir', task: 'ir', path: 'T2', splits: {dev: 'T2-qrels'}})
+    assert.deepEqual((await readAllRecords(join(root, 'out', 'd', 'dev.ir-example.arrow'), 'ir-example')).map((e) => [e.query, e.positives]), [
+      ['问题一', ['文档一']],
+      ['问题二', ['文档二', '文档三']],
+    ])
+    assert.equal(ir.rows, 2)
+    parquetWriteFile({filename: qrels, columnData: [{name: 'qid', data: ['q1', 'q2'], type: 'STRING'}, {name: 'pid', data: ['d1', 'd9'], type: 'STRING'}, {name: 'score', data: [1, 1], type: 'INT32'}]})
+    await fails(root, {reader: 'beir', task: 'eval', path: 'T2', splits: {dev: 'T2-qrels'}}, `${qrels}:2: corpus_id: "d9" is not a known document (dangling qrels)`)
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
