@@ -6,7 +6,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
   static override summary = 'Mine hard negatives for IR training examples with an encoder and exact search over a corpus.'
   static override description = `For each IR example (an ir-example Arrow file), searches CORPUS with the example's query (prefixed with its instruction), skips the --skip-top best hits, never takes a known positive, and appends the next --top-k documents as negatives with their cosine scores. --max-score-ratio R also drops candidates scoring above R × the example's lowest positive score (likely false negatives). Writes an ir-example Arrow file atomically.`
   static override examples = [
-    '<%= config.bin %> mine --model BAAI/bge-base-zh --input data/ir/train.arrow --corpus data/ir/corpus.arrow --out data/ir/train-mined.arrow --top-k 15 --skip-top 10',
+    '<%= config.bin %> mine --model models/bge-base-zh --input data/ir/train.arrow --corpus data/ir/corpus.arrow --out data/ir/train-mined.arrow --top-k 15 --skip-top 10',
     '<%= config.bin %> mine --model m --input ir.arrow --corpus corpus.arrow --out mined.arrow --top-k 7 --skip-top 3 --max-score-ratio 0.95 --json',
   ]
   static override flags = {

@@ -8,6 +8,7 @@
  */
 import {EmbeddingStore, type EmbeddingMatrix} from './embedding-cache.js'
 import {DEFAULT_CUTOFFS, retrievalMetrics, stsScores, type Run} from './metrics.js'
+import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearch} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import {instructionPrefix, INSTRUCTION_TEMPLATE, type TaskDefinition} from './tasks.js'
@@ -67,6 +68,8 @@ export interface EvaluateOptions {
   corpusChunkSize?: number
   queryBatchSize?: number
   onProgress?: (p: EvalProgress) => void
+  /** Also measure the geometry of the space (isotropy; token-state spectrum when the encoder exposes tokenize/forward). */
+  geometry?: boolean
   /** Evaluate only the first N STS pairs / N judged queries of each task (quick checks; the corpus stays whole). */
   limit?: number
   /** Reuse one store across calls (hit/miss counters); created from cacheDir otherwise. */
@@ -89,6 +92,7 @@ export interface TaskEvaluation {
   /** The prefix applied to queries / STS texts ("" for none). */
   prompt: string
   cache: {hits: number; misses: number}
+  geometry?: Geometry
 }
 
 /** Embeds texts through the store, with progress reported per slice. */
@@ -124,6 +128,15 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let counts: Record<string, number>
   let sources: string[]
   let prompt: string
+  let geometry: Geometry | undefined
+  const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
+    if (!options.geometry) return undefined
+    report({task: task.name, stage: 'score', detail: 'geometry'})
+    const first = (await m.chunks(ids, 4096).next()).value!
+    const sample = texts.slice(0, 64)
+    const maxLength = Math.min(options.maxLength ?? encoder.maxLength ?? 128, 128)
+    return measureGeometry({rows: first.vectors, count: first.ids.length, dim: m.dim}, hasTokenStates(encoder) ? {encoder, texts: [...sample], maxLength} : undefined)
+  }
   if (task.type === 'sts') {
     const data = await loadStsData(task, options.dataDir)
     if (options.limit !== undefined && data.text1.length > options.limit) {
@@ -139,6 +152,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     report({task: task.name, stage: 'score'})
     const s = stsScores(rowsOf(await left.readAll(), left.count, left.dim), rowsOf(await right.readAll(), right.count, right.dim), data.gold)
     scores = {...s, main_score: s[task.mainScore as keyof typeof s] ?? s.cosine_spearman}
+    geometry = await geometryOf(left, data.text1, data.text1.map((_, i) => String(i)))
     counts = {pairs: data.text1.length}
     sources = data.sources
   } else {
@@ -178,6 +192,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     const m = retrievalMetrics(run, data.qrels, {ignoreIdenticalIds: task.ignoreIdenticalIds})
     scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
     counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
+    geometry = await geometryOf(corpus, data.corpusTexts, data.corpusIds)
     sources = data.sources
   }
   const evaluationTime = (performance.now() - started) / 1000
@@ -191,6 +206,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources,
     prompt,
     cache: {hits: store.hits - before.hits, misses: store.misses - before.misses},
+    ...(geometry ? {geometry} : {}),
   }
 }
 
