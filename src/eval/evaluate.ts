@@ -25,6 +25,19 @@ export interface EvalEncoder {
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
   maxLength?: number
+  /** Named prompts of the checkpoint (sentence-transformers `prompts`): `query`, `passage`/`document` are used when present. */
+  prompts?: Record<string, string>
+}
+
+/** The prefix for passages: the checkpoint's passage/document prompt, else none. */
+export function passagePrompt(encoder: EvalEncoder): string {
+  return encoder.prompts?.passage ?? encoder.prompts?.document ?? encoder.prompts?.corpus ?? ''
+}
+
+/** The prefix for queries and STS texts: the task instruction (templated), else the checkpoint's query prompt for retrieval. */
+export function queryPrompt(encoder: EvalEncoder, instruction: string | undefined, options: {instructions?: boolean; instructionTemplate?: string}, type: 'retrieval' | 'sts'): string {
+  if ((options.instructions ?? true) && instruction) return instructionPrefix(instruction, options.instructionTemplate ?? INSTRUCTION_TEMPLATE)
+  return type === 'retrieval' ? (encoder.prompts?.query ?? '') : ''
 }
 
 export interface EvalProgress {
@@ -89,7 +102,8 @@ export async function encodeTexts(
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
     texts,
-    (slice) => encoder.encode(slice, {instruction: key.prompt || undefined, batchSize: options.batchSize ?? 32, maxLength}),
+    // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
+    (slice) => encoder.encode(slice, {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength}),
     {onProgress: options.onProgress},
   )
 }
@@ -117,7 +131,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.text2 = data.text2.slice(0, options.limit)
       data.gold = data.gold.slice(0, options.limit)
     }
-    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'sts')
     const total = data.text1.length * 2
     const progress = (offset: number) => (done: number) => report({task: task.name, stage: 'encode', done: offset + done, total})
     const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onProgress: progress(0)})
@@ -135,14 +149,14 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.queryTexts = data.queryTexts.slice(0, options.limit)
       data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
     }
-    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
     const total = data.queryTexts.length + data.corpusTexts.length
     const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
       ...options,
       store,
       onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'queries', done, total}),
     })
-    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: ''}, {
+    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
       ...options,
       store,
       onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'corpus', done: data.queryTexts.length + done, total}),

@@ -421,7 +421,10 @@ class TransformerEncoder implements Encoder {
 
   fingerprint(): string {
     const h = createHash('sha256')
-    h.update(JSON.stringify(sortKeys({...this.config})))
+    // Cosmetic config fields (rewritten on save) do not change what the model computes.
+    const config: Record<string, unknown> = {...this.config}
+    for (const k of ['architectures', 'dtype', 'torch_dtype', 'transformers_version', '_name_or_path']) delete config[k]
+    h.update(JSON.stringify(sortKeys(config)))
     h.update(JSON.stringify({pooling: this.pooling, normalize: this.normalize, includePrompt: this.includePrompt, prompts: this.prompts, maxLength: this.maxLength}))
     for (const name of [...this.variables.keys()].sort()) {
       const v = this.variables.get(name)!

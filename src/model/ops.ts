@@ -3,6 +3,7 @@
  * All functions are pure tensor -> tensor and must be called inside tf.tidy / tf.variableGrads.
  */
 import * as tf from '@tensorflow/tfjs-core'
+import '../tensor/gradients.js'
 
 const INV_SQRT2 = Math.SQRT1_2
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)

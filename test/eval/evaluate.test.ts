@@ -52,7 +52,7 @@ describe('evaluation engine, end to end on ../shared data', () => {
     }
     // character overlap predicts paraphrase on LCQMC: a real signal, not noise
     assert.ok(evaluations.find((e) => e.task.name === 'LCQMC')!.scores.cosine_spearman > 0.2)
-    assert.ok(encoder.prompts.every((p) => p && p.startsWith('Instruction: ')))
+    assert.ok(encoder.seenPrefixes.every((p) => p && p.startsWith('Instruction: ')))
     const out = writeResults(join(work, 'results'), {name: 'hashing', revision: 'abc123'}, evaluations)
     for (const task of tasks) {
       const entry = assertTaskResult(join(out.dir, `${task.name}.json`), task.name, task.split, 'cosine_spearman')

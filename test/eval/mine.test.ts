@@ -38,7 +38,7 @@ describe('hard-negative mining', () => {
         assert.equal(e.positive_scores!.length, rows[i].pos.length)
       }
       // the query prompt carried the example's instruction
-      assert.ok(encoder.prompts.includes('Instruction: 为这个句子检索相似句子 Query: '))
+      assert.ok(encoder.seenPrefixes.includes('Instruction: 为这个句子检索相似句子 Query: '))
       const meta = await readArrowMeta(join(dir, 'mined.arrow'))
       assert.equal(meta.dataset, 'stsb-zh-hardneg')
       assert.equal(JSON.parse(meta.metadata['codiemb.mined']).skipTop, 2)
