@@ -50,6 +50,8 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   /** Log every step (events/progress). */
   onStep?: (event: StepEvent) => void
   onCheckpoint?: (path: string, step: number) => void
+  /** Called after the last step of each epoch (validation); awaited before training goes on. */
+  onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
 }
@@ -199,6 +201,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
           o.onCheckpoint?.(path, this.step)
         }
       }
+      if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
         break
