@@ -19,7 +19,7 @@ export class TrainConfigError extends Error {
 }
 
 type LossSpec = string | {name: string; weight?: number; options?: Record<string, unknown>}
-type FileSpec = string | {path: string; name?: string; instruction?: string}
+type FileSpec = string | {path: string; name?: string; instruction?: string; limit?: number}
 
 /** The `train` section (data-schemas/config/train.schema.json), as validated by the config loader. */
 export interface TrainSection {
