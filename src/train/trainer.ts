@@ -190,6 +190,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         elapsedSeconds: elapsed,
         etaSeconds: (elapsed / stepsThisRun) * (this.totalSteps - this.step),
       })
+      // Let I/O callbacks run (event streams, progress rendering, tokenizer completions): the
+      // step itself is synchronous tensor work and the awaits above may resolve as microtasks.
+      await new Promise((resolve) => setImmediate(resolve))
       const epochEnded = !next || next.epoch !== epoch
       const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
       if (o.checkpoint) {
