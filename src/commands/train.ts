@@ -28,13 +28,13 @@ export default class Train extends CodiembCommand<typeof Train> {
   static override summary = 'Train an encoder with the CoDiEmb objectives (IR and STS) from a config file.'
   static override description = `Reads the train section of the config: the model to start from (or a random init), prepared Arrow files (ir-example and sts-pair, from \`codiemb prepare\`), the weighted losses of each task, the sampler (default: dynamic, single-task batches with per-task batch sizes), AdamW with linear warm-up and decay, checkpoints and STS validation.
 
-Checkpoints are sentence-transformers directories under <output>/checkpoints/checkpoint-<step> with the optimizer moments and the trainer state; --resume continues from one exactly (same batches, negatives, dropout masks and schedule as an uninterrupted run). The final model is saved to the output directory.
+Checkpoints are sentence-transformers directories under <output>-checkpoints/checkpoint-<step> with the optimizer moments and the trainer state; --resume continues from one exactly (same batches, negatives, dropout masks and schedule as an uninterrupted run). The final model is saved to the output directory.
 
 --dry-run prints the plan without loading a model: steps per epoch per task and dataset, dropped rows, examples per step, negatives per query.`
   static override examples = [
     '<%= config.bin %> train --config recipes/train/tiny-zh.yaml',
     '<%= config.bin %> train --config recipes/train/bge-large-zh-v1.5.yaml --dry-run',
-    '<%= config.bin %> train --config my-run.yaml --resume runs/my-run/checkpoints/checkpoint-400 --events train.ndjson',
+    '<%= config.bin %> train --config my-run.yaml --resume runs/my-run-checkpoints/checkpoint-400 --events train.ndjson',
   ]
   static override flags = {
     ...CodiembCommand.backendFlags,

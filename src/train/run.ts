@@ -307,7 +307,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     options.onValidation?.(result)
   }
   if (!options.resume) await validate(0)
-  const checkpointDir = section.checkpoint?.dir ?? join(section.output, 'checkpoints')
+  // Beside the output, not inside it: the final save replaces the output directory as a whole.
+  const checkpointDir = section.checkpoint?.dir ?? `${section.output.replace(/[\\/]+$/, '')}-checkpoints`
   const logEvery = section.logEvery ?? 1
   const trainer = new Trainer({
     encoder,

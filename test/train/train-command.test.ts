@@ -137,14 +137,14 @@ test('a real run trains, validates, checkpoints, saves a sentence-transformers m
     for (const k of ['step', 'lr', 'loss', 'examplesPerSecond', 'tokensPerSecond', 'etaSeconds']) assert.ok(k in step, k)
     assert.deepEqual(lines.filter((e) => e.type === 'checkpoint').map((e) => e.step), [8, 16])
 
-    const resumed = trainCli(['--config', file, '--json', '--resume', join(dir, 'out', 'checkpoints', 'checkpoint-8')])
+    const resumed = trainCli(['--config', file, '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
     assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout)
     assert.equal(resumed.json.result.summary.steps, 16)
-    assert.equal(resumed.json.result.resumedFrom, join(dir, 'out', 'checkpoints', 'checkpoint-8'))
+    assert.equal(resumed.json.result.resumedFrom, join(dir, 'out-checkpoints', 'checkpoint-8'))
     // Same trajectory as the uninterrupted run: the last-window losses agree.
     for (const task of ['ir', 'sts']) assert.ok(Math.abs(resumed.json.result.summary.lossLast[task] - result.summary.lossLast[task]) < 1e-5, task)
 
-    const changed = trainCli(['--config', config(dir, {learningRate: 5e-4}), '--json', '--resume', join(dir, 'out', 'checkpoints', 'checkpoint-8')])
+    const changed = trainCli(['--config', config(dir, {learningRate: 5e-4}), '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
     assert.equal(changed.code, 1)
     assert.match(changed.json.message, /different training settings/)
   } finally {
