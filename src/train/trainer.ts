@@ -50,6 +50,8 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   /** Log every step (events/progress). */
   onStep?: (event: StepEvent) => void
   onCheckpoint?: (path: string, step: number) => void
+  /** Called after the last step of each epoch (validation); awaited before training goes on. */
+  onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
 }
@@ -188,6 +190,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         elapsedSeconds: elapsed,
         etaSeconds: (elapsed / stepsThisRun) * (this.totalSteps - this.step),
       })
+      // Let I/O callbacks run (event streams, progress rendering, tokenizer completions): the
+      // step itself is synchronous tensor work and the awaits above may resolve as microtasks.
+      await new Promise((resolve) => setImmediate(resolve))
       const epochEnded = !next || next.epoch !== epoch
       const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
       if (o.checkpoint) {
@@ -199,6 +204,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
           o.onCheckpoint?.(path, this.step)
         }
       }
+      if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
         break
