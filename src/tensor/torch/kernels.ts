@@ -277,6 +277,8 @@ reg('Slice', (b, {x}, {begin, size}) => {
     const len = $size![d]!
     if (start !== 0 || len !== x!.shape[d]) t = b.op('aten::slice', 'Tensor')(t, d, start, start + len, 1)
   }
+  // A full slice: share the input's data (each data id must own its handle, or disposing one frees both).
+  if (t === h(b, x!)) return b.alias(x!)
   return b.output(t, x!.dtype)
 })
 reg('StridedSlice', (b, {x}, {begin, end, strides, beginMask, endMask, ellipsisMask, newAxisMask, shrinkAxisMask}) => {
