@@ -85,3 +85,19 @@ test('prepare --config with a shipped recipe and --json statistics', (t) => {
     rmSync(out, {recursive: true, force: true})
   }
 })
+
+test('the installed CLI runs prepare (bin/run.js, oclif manifest) with --events progress', async () => {
+  const {runCli} = await import('../helpers/cli.js')
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-prepare-bin-'))
+  try {
+    writeFileSync(join(dir, 'p.jsonl'), '{"query":"q","pos":["p"],"neg":["n"]}\n')
+    const events = join(dir, 'events.ndjson')
+    const r = runCli(['prepare', '--reader', 'flagembedding-jsonl', '--task', 'ir', '--split', 'train=p.jsonl', '--data-root', dir, '--out', join(dir, 'out'), '--events', events, '--json'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.json.result.rows, 1)
+    const types = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l).type)
+    assert.deepEqual(types, ['dataset-start', 'dataset-done'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
