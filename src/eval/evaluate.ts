@@ -11,7 +11,8 @@ import {DEFAULT_CUTOFFS, retrievalMetrics, stsScores, type Run} from './metrics.
 import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearch} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
-import {instructionPrefix, INSTRUCTION_TEMPLATE, type TaskDefinition} from './tasks.js'
+import type {Registry} from '../registry/registry.js'
+import {instructionPrefix, INSTRUCTION_TEMPLATE, type ConfigTask, type TaskDefinition} from './tasks.js'
 
 /** What the engine needs from an encoder (a subset of src/model/encoder.ts's Encoder). */
 export interface EvalEncoder {
@@ -106,8 +107,15 @@ export async function encodeTexts(
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
     texts,
-    // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
-    (slice) => encoder.encode(slice, {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength}),
+    async (slice) => {
+      // encode in length order so batches hold similar lengths (less padding), then restore the order
+      const order = slice.map((_, i) => i).sort((a, b) => slice[b].length - slice[a].length)
+      // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
+      const vectors = await encoder.encode(order.map((i) => slice[i]), {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength})
+      const out: Float32Array[] = new Array(slice.length)
+      order.forEach((i, j) => (out[i] = vectors[j]))
+      return out
+    },
     {onProgress: options.onProgress},
   )
 }
@@ -219,11 +227,24 @@ export async function runTasks(encoder: EvalEncoder, tasks: readonly TaskDefinit
 }
 
 /**
- * In-training evaluation entry point: task definitions in, `{taskName: scores}` out (scores carry
+ * In-training evaluation entry point: task definitions or task names in (names resolve through the
+ * registry's benchmarks and `configTasks`, like `codiemb eval --tasks`), `{taskName: scores}` out (scores carry
  * `main_score` and every metric). Give the trainer's current model as `encoder`; its fingerprint
  * changes with the weights, so the cache never serves stale vectors.
  */
-export async function evaluateTasks(encoder: EvalEncoder, tasks: readonly TaskDefinition[], options: EvaluateOptions): Promise<Record<string, TaskScores>> {
-  const results = await runTasks(encoder, tasks, options)
+export async function evaluateTasks(
+  encoder: EvalEncoder,
+  tasks: readonly (string | TaskDefinition)[],
+  options: EvaluateOptions & {registry?: Registry; configTasks?: (string | ConfigTask)[]},
+): Promise<Record<string, TaskScores>> {
+  let definitions = tasks.filter((t): t is TaskDefinition => typeof t !== 'string')
+  const names = tasks.filter((t): t is string => typeof t === 'string')
+  if (names.length) {
+    // task names (as a train config lists them) resolve like `codiemb eval --tasks`
+    const registry = options.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+    const {resolveTasks} = await import('./resolve-tasks.js')
+    definitions = [...definitions, ...(await resolveTasks(registry, {tasks: names, configTasks: options.configTasks}))]
+  }
+  const results = await runTasks(encoder, definitions, options)
   return Object.fromEntries(results.map((r) => [r.task.name, r.scores]))
 }

@@ -64,7 +64,7 @@ describe('evaluation engine, end to end on ../shared data', () => {
 
     // a second run is served from the embedding cache: no text is re-encoded
     const calls = encoder.encoded
-    const again = await evaluateTasks(encoder, tasks.slice(0, 2), {dataDir, cacheDir})
+    const again = await evaluateTasks(encoder, ['AFQMC', tasks[1]], {dataDir, cacheDir})
     assert.equal(encoder.encoded, calls)
     assert.equal(again.AFQMC.main_score, evaluations[0].scores.main_score)
   })
@@ -99,5 +99,34 @@ describe('evaluation engine, end to end on ../shared data', () => {
       assert.ok(e.message.includes(join(work, 'T2Retrieval')))
       return true
     })
+  })
+})
+
+describe('evaluation on data prepared by codiemb prepare', () => {
+  it('finds the shipped recipes\' outputs for the seven C-MTEB STS sets and SciFact', async (t) => {
+    const data = shared(t, 'data')
+    if (!data) return
+    await useTestBackend()
+    const {prepare} = await import('../../src/data/prepare.js')
+    const {parse} = await import('yaml')
+    const {REPO_ROOT} = await import('../helpers/env.js')
+    const datasets = ['afqmc', 'atec', 'bq', 'lcqmc', 'pawsx', 'qbqtc', 'stsb-zh', 'scifact'].flatMap(
+      (r) => (parse(readFileSync(join(REPO_ROOT, 'recipes', 'prepare', `${r}.yaml`), 'utf8')) as {prepare: {datasets: {name: string}[]}}).prepare.datasets,
+    ).filter((d) => d.name !== 'scifact-ir')
+    const out = join(work, 'prepared-by-prepare')
+    await prepare({datasets} as never, {dataRoot: data, out})
+    const tasks = [...CMTEB_TASKS.filter((x) => x.type === 'sts'), BEIR_TASKS.find((x) => x.name === 'SciFact')!]
+    const evaluations = await runTasks(new HashingEncoder(64), tasks, {dataDir: out, limit: 40, topK: 100})
+    assert.equal(evaluations.length, 8)
+    for (const ev of evaluations) {
+      assert.ok(ev.sources.every((s) => s.startsWith(out) && s.endsWith('.arrow')), `${ev.task.name}: ${ev.sources}`)
+      if (ev.task.type === 'sts') {
+        assert.equal(ev.counts.pairs, 40)
+        assert.ok(ev.sources[0].includes(ev.task.split === 'validation' ? 'validation' : 'test'), ev.sources[0])
+      }
+    }
+    const scifact = evaluations.find((e) => e.task.name === 'SciFact')!
+    assert.equal(scifact.counts.documents, 5183)
+    assert.ok(scifact.sources.some((s) => s.endsWith('test.qrels.arrow')))
   })
 })
