@@ -65,10 +65,7 @@ console.log(`delta merge: mean weight ir/sts = ${merge.summary.meanWeights.join(
 console.log("model          STSB cos-Spearman   SciFact nDCG@10")
 for (const m of ["base", "ir", "sts", "merged-delta", "merged-soup"]) {
   const r = JSON.parse(readFileSync(`${W}/eval-${m}.json`, "utf8")).result
-  const score = (task) => {
-    const t = (r.tasks ?? r.results ?? []).find((x) => (x.task ?? x.task_name ?? x.name) === task)
-    return t ? Number(t.mainScore ?? t.main_score).toFixed(4) : "?"
-  }
+  const score = (task) => (r.tasks?.[task] ? r.tasks[task].main_score.toFixed(4) : "?")
   console.log(`${m.padEnd(14)} ${score("STSB").padStart(17)}   ${score("SciFact").padStart(15)}`)
 }
 ' "$W"
