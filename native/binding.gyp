@@ -1,0 +1,30 @@
+# Built by scripts/build-torch.mjs, which finds libtorch and passes the variables below
+# (run `npm run build:torch`; plain `node-gyp rebuild` uses the system defaults).
+{
+  "variables": {
+    "torch_include%": "/usr/include",
+    "torch_lib%": "/usr/lib/x86_64-linux-gnu",
+    "cxx11_abi%": "1",
+    "with_cuda%": "0"
+  },
+  "targets": [
+    {
+      "target_name": "codiemb_torch",
+      "sources": ["src/addon.cc"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "include_dirs": ["<(torch_include)", "<(torch_include)/torch/csrc/api/include"],
+      "defines": ["_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)", "NAPI_VERSION=8"],
+      "cflags_cc!": ["-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "libraries": ["-L<(torch_lib)", "-Wl,-rpath,<(torch_lib)", "-lc10", "-ltorch_cpu", "-ltorch", "-ldl"],
+      "conditions": [
+        ["with_cuda=='1'", {
+          "defines": ["CODIEMB_WITH_CUDA=1"],
+          # libtorch_cuda registers its kernels from static initialisers; without --no-as-needed the
+          # linker drops it (nothing references it by symbol) and CUDA tensors have no kernels.
+          "libraries": ["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-Wl,--as-needed"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Builds the libtorch Node-API addon (native/build/Release/codiemb_torch.node) with node-gyp.
+// libtorch is looked for in this order:
+//   1. LIBTORCH=/path/to/libtorch (an unpacked libtorch zip or any dir with include/ and lib/)
+//   2. a Python PyTorch install (`python3 -c "import torch"`; PYTHON overrides the interpreter)
+//   3. the system (Debian/Ubuntu `libtorch-dev`: /usr/include + /usr/lib/<multiarch>)
+// The C++ ABI (_GLIBCXX_USE_CXX11_ABI) is read from the library itself; CUDA is enabled when
+// libtorch_cuda.so sits beside libtorch_cpu.so (CODIEMB_TORCH_CUDA=0 forces a CPU-only build).
+// Usage: node scripts/build-torch.mjs [--print] (--print: only report what was found)
+import {spawnSync} from 'node:child_process'
+import {existsSync, readFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const printOnly = process.argv.includes('--print')
+
+function fromDir(dir, source) {
+  const include = join(dir, 'include')
+  const lib = join(dir, 'lib')
+  if (existsSync(join(include, 'ATen', 'ATen.h')) && existsSync(join(lib, 'libtorch_cpu.so'))) return {source, include, lib}
+  return undefined
+}
+
+function fromPython() {
+  const python = process.env.PYTHON || 'python3'
+  const r = spawnSync(python, ['-c', 'import torch, os; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI)); print(torch.__version__)'], {encoding: 'utf8'})
+  if (r.status !== 0) return undefined
+  const [dir, abi, version] = r.stdout.trim().split('\n')
+  const found = fromDir(dir, `python (${python}: torch ${version} at ${dir})`)
+  if (found) found.abi = abi
+  return found
+}
+
+function fromSystem() {
+  const arch = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu'
+  for (const lib of [`/usr/lib/${arch}`, '/usr/lib', '/usr/local/lib']) {
+    for (const include of ['/usr/include', '/usr/local/include']) {
+      if (existsSync(join(include, 'ATen', 'ATen.h')) && existsSync(join(lib, 'libtorch_cpu.so'))) return {source: `system (${include}, ${lib})`, include, lib}
+    }
+  }
+  return undefined
+}
+
+/** libc10 mentions std::__cxx11 symbols only when built with the new C++11 ABI. */
+function detectAbi(lib) {
+  try {
+    return readFileSync(join(lib, 'libc10.so')).includes('St7__cxx11') ? '1' : '0'
+  } catch {
+    return '1'
+  }
+}
+
+let found
+if (process.env.LIBTORCH) {
+  found = fromDir(process.env.LIBTORCH, `LIBTORCH=${process.env.LIBTORCH}`)
+  if (!found) {
+    console.error(`LIBTORCH=${process.env.LIBTORCH} has no include/ATen/ATen.h and lib/libtorch_cpu.so`)
+    process.exit(2)
+  }
+}
+found ??= fromPython() ?? fromSystem()
+if (!found) {
+  console.error(
+    'libtorch not found. Install one of:\n' +
+      '  Debian/Ubuntu: sudo apt-get install libtorch-dev libopenblas0-pthread\n' +
+      '  PyTorch:       pip install torch   (then rerun; PYTHON=/path/to/python picks the interpreter)\n' +
+      '  libtorch zip:  unpack from pytorch.org and set LIBTORCH=/path/to/libtorch',
+  )
+  process.exit(2)
+}
+found.abi ??= detectAbi(found.lib)
+const cuda = process.env.CODIEMB_TORCH_CUDA !== '0' && existsSync(join(found.lib, 'libtorch_cuda.so')) ? '1' : '0'
+console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
+if (printOnly) process.exit(0)
+
+// node-gyp downloads Node's headers unless it is pointed at a local copy (offline machines).
+const nodeDir = dirname(dirname(process.execPath))
+const gypArgs = ['rebuild', '--directory', join(root, 'native'), `--jobs=${process.env.JOBS || 'max'}`]
+if (process.env.npm_config_nodedir) gypArgs.push(`--nodedir=${process.env.npm_config_nodedir}`)
+else if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${nodeDir}`)
+gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dwith_cuda=${cuda}`)
+
+const require = createRequire(import.meta.url)
+const gyp = require.resolve('node-gyp/bin/node-gyp.js')
+const started = Date.now()
+const r = spawnSync(process.execPath, [gyp, ...gypArgs], {stdio: 'inherit', cwd: root})
+if (r.status !== 0) process.exit(r.status ?? 1)
+console.log(`built native/build/Release/codiemb_torch.node in ${((Date.now() - started) / 1000).toFixed(1)} s`)

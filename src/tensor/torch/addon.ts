@@ -1,0 +1,71 @@
+import {existsSync} from 'node:fs'
+import {createRequire} from 'node:module'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+/** An at::Tensor owned by the addon (a Node-API external; freed by `release` or by the GC). */
+export type TorchHandle = {readonly __torchHandle: unique symbol}
+
+/** A bound ATen operator: converts its JS arguments by the operator's schema. */
+export type TorchOp = (...args: unknown[]) => any
+
+export type TorchDtype = 'float32' | 'int32' | 'bool' | 'int64' | 'float64' | 'float16' | 'bfloat16' | 'uint8'
+
+export interface TorchInfo {
+  version: string
+  cudaAvailable: boolean
+  cudaDeviceCount: number
+  cudaDeviceNames: string[]
+  builtWithCuda: boolean
+  numThreads: number
+  parallelInfo: string
+  cxx11Abi: boolean
+}
+
+/** The functions native/src/addon.cc exports. */
+export interface TorchAddon {
+  fromArray(values: ArrayBufferView, shape: number[], dtype: TorchDtype, device?: string): TorchHandle
+  toArray(h: TorchHandle): Float32Array | Int32Array | Uint8Array | BigInt64Array | Float64Array
+  scalar(value: number, dtype: TorchDtype, device?: string): TorchHandle
+  release(h: TorchHandle): void
+  shape(h: TorchHandle): number[]
+  dtype(h: TorchHandle): TorchDtype
+  device(h: TorchHandle): string
+  /** Casts in place to `dtype` when it differs and returns the shape. */
+  conform(h: TorchHandle, dtype: TorchDtype): number[]
+  op(name: string, overload?: string): TorchOp
+  schema(name: string, overload?: string): string
+  adamw(
+    params: TorchHandle[], grads: TorchHandle[], m: TorchHandle[], v: TorchHandle[],
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
+  ): [TorchHandle[], TorchHandle[], TorchHandle[]]
+  info(): TorchInfo
+  setNumThreads(n: number): void
+  manualSeed(seed: number): void
+  setAllowTF32(on: boolean): void
+  synchronize(deviceIndex?: number): void
+}
+
+/** Where `npm run build:torch` puts the addon: native/build/Release/codiemb_torch.node under the package root. */
+export function torchAddonPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return process.env.CODIEMB_TORCH_ADDON || join(dir, 'native', 'build', 'Release', 'codiemb_torch.node')
+}
+
+let loaded: TorchAddon | undefined
+/** Loads the addon once; throws with the path and the loader's reason when it cannot. */
+export function loadTorchAddon(): TorchAddon {
+  if (loaded) return loaded
+  const path = torchAddonPath()
+  if (!existsSync(path)) {
+    throw new Error(`the torch addon is not built (${path} missing): install libtorch (apt-get install libtorch-dev libopenblas0-pthread, or PyTorch) and run npm run build:torch`)
+  }
+  const require = createRequire(import.meta.url)
+  try {
+    loaded = require(path) as TorchAddon
+  } catch (error) {
+    throw new Error(`the torch addon at ${path} failed to load (libtorch moved or ABI mismatch? rerun npm run build:torch): ${(error as Error).message}`)
+  }
+  return loaded
+}

@@ -1,0 +1,233 @@
+import * as tf from '@tensorflow/tfjs-core'
+import {loadTorchAddon, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
+
+type DataId = object
+type BackendValues = tf.backend_util.BackendValues
+
+/**
+ * What the backend keeps per tfjs data id. A tensor lives either as JS values (written by tfjs and
+ * not yet used by a kernel, or a string tensor) or as an ATen tensor handle, created on first use.
+ */
+interface TensorRecord {
+  handle?: TorchHandle
+  values?: BackendValues
+  dtype: tf.DataType
+  /** The shape of `handle` (a kernel may see the data id under another shape; see handleOf). */
+  shape: number[]
+  refCount: number
+  /** Tensors a fused kernel keeps for its gradient (softmax probabilities, layer-norm statistics). */
+  extras?: TorchHandle[]
+}
+
+/** tfjs dtypes as the addon names them. */
+function torchDtype(dtype: tf.DataType): TorchDtype {
+  switch (dtype) {
+    case 'float32':
+    case 'int32':
+    case 'bool':
+      return dtype
+    default:
+      throw new Error(`the torch backend does not support ${dtype} tensors`)
+  }
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * A TensorFlow.js KernelBackend whose tensors are libtorch (ATen) tensors on one device. Kernels are
+ * registered separately (kernels.ts) for the backend name `torch`; they reach tensors through
+ * handleOf() and return results through output().
+ */
+export class TorchBackend extends tf.KernelBackend {
+  readonly addon: TorchAddon
+  readonly device: string
+  private readonly data: tf.DataStorage<TensorRecord>
+  private readonly ops = new Map<string, TorchOp>()
+  private readonly isCuda: boolean
+  private readonly owned = new WeakSet<TorchHandle>()
+
+  constructor(device = 'cpu') {
+    super()
+    this.addon = loadTorchAddon()
+    this.device = device
+    this.isCuda = device.startsWith('cuda')
+    this.data = new tf.DataStorage(this, tf.engine())
+  }
+
+  /** The ATen operator `name` (e.g. "aten::matmul") with `overload` ("" for the default one), bound once. */
+  op(name: string, overload = ''): TorchOp {
+    const key = overload ? `${name}.${overload}` : name
+    let fn = this.ops.get(key)
+    if (!fn) {
+      fn = this.addon.op(name, overload)
+      this.ops.set(key, fn)
+    }
+    return fn
+  }
+
+  // --- tensors in and out of kernels ---------------------------------------------------------
+
+  /** The ATen tensor behind a kernel input, materialised from JS values on first use. */
+  handleOf(info: tf.TensorInfo): TorchHandle {
+    const rec = this.data.get(info.dataId)
+    if (!rec) throw new Error('torch backend: tensor data not found (disposed, or from another backend)')
+    if (!rec.handle) {
+      if (rec.dtype === 'string') throw new Error('the torch backend cannot compute on string tensors')
+      rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
+      this.owned.add(rec.handle)
+      rec.values = undefined
+    }
+    // tfjs may hand a data id to a kernel under another shape of the same size; give ATen that view.
+    if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(rec.handle, info.shape)
+    return rec.handle
+  }
+
+  /** Registers an ATen result as a tfjs tensor of `dtype` (casting when ATen widened, e.g. int64 sums). */
+  output(handle: TorchHandle, dtype: tf.DataType): tf.TensorInfo {
+    // Each data id must own its handle (disposing one would free the other): a kernel that returns
+    // an input's handle unchanged gets a fresh handle on the same tensor.
+    if (this.owned.has(handle)) handle = this.op('aten::alias')(handle)
+    this.owned.add(handle)
+    const shape = this.addon.conform(handle, torchDtype(dtype))
+    const dataId = {}
+    this.data.set(dataId, {handle, dtype, shape, refCount: 1})
+    return {dataId, shape, dtype}
+  }
+
+  /** A kernel output that shares an input's data (reshape-free identity, same-dtype cast). */
+  alias(info: tf.TensorInfo): tf.TensorInfo {
+    this.incRef(info.dataId)
+    return {dataId: info.dataId, shape: info.shape, dtype: info.dtype}
+  }
+
+  /** Makes a tfjs Tensor from an ATen result (for code outside kernels: fused optimizers). */
+  makeTensor(handle: TorchHandle, dtype: tf.DataType): tf.Tensor {
+    return tf.engine().makeTensorFromTensorInfo(this.output(handle, dtype), this)
+  }
+
+  /** A scalar tensor on this backend's device. */
+  scalar(value: number, dtype: TorchDtype = 'float32'): TorchHandle {
+    return this.addon.scalar(value, dtype, this.isCuda ? this.device : undefined)
+  }
+
+  /** A tensor built from JS values on this backend's device. */
+  fromValues(values: ArrayBufferView, shape: number[], dtype: TorchDtype): TorchHandle {
+    return this.addon.fromArray(values, shape, dtype, this.isCuda ? this.device : undefined)
+  }
+
+  /** Keeps `handles` with an output until it is disposed (fused kernels' saved state for backward). */
+  stash(info: tf.TensorInfo, handles: TorchHandle[]): void {
+    this.data.get(info.dataId).extras = handles
+  }
+
+  stashed(info: tf.TensorInfo): TorchHandle[] | undefined {
+    return this.data.get(info.dataId)?.extras
+  }
+
+  /** One AdamW step over many parameters in one native call (src/tensor/ops.ts adamwUpdate). */
+  adamw(
+    params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[],
+    hp: {learningRate: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; step: number},
+  ): [tf.Tensor[], tf.Tensor[], tf.Tensor[]] {
+    const hs = (ts: tf.Tensor[]) => ts.map((t) => this.handleOf(t))
+    const [p2, m2, v2] = this.addon.adamw(hs(params), hs(grads), hs(m), hs(v), hp.learningRate, hp.beta1, hp.beta2, hp.epsilon, hp.weightDecay, hp.step)
+    const wrap = (hs2: TorchHandle[]) => hs2.map((x) => this.makeTensor(x, 'float32'))
+    return [wrap(p2), wrap(m2), wrap(v2)]
+  }
+
+  // --- the KernelBackend contract ------------------------------------------------------------
+
+  override write(values: BackendValues, shape: number[], dtype: tf.DataType): DataId {
+    const dataId = {}
+    this.data.set(dataId, {values: conformValues(values, dtype), dtype, shape, refCount: 1})
+    return dataId
+  }
+
+  override move(dataId: DataId, values: BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+    this.data.set(dataId, {values: conformValues(values, dtype), dtype, shape, refCount})
+  }
+
+  override async read(dataId: DataId): Promise<BackendValues> {
+    return this.readSync(dataId)
+  }
+
+  override readSync(dataId: DataId): BackendValues {
+    const rec = this.data.get(dataId)
+    if (!rec) throw new Error('torch backend: reading a tensor that was disposed')
+    if (!rec.handle) return rec.values!
+    const out = this.addon.toArray(rec.handle)
+    return out as BackendValues
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const rec = this.data.get(dataId)
+    if (!rec) return true
+    rec.refCount--
+    if (!force && rec.refCount > 0) return false
+    if (rec.handle) this.addon.release(rec.handle)
+    if (rec.extras) for (const e of rec.extras) this.addon.release(e)
+    this.data.delete(dataId)
+    return true
+  }
+
+  override refCount(dataId: DataId): number {
+    return this.data.has(dataId) ? this.data.get(dataId).refCount : 0
+  }
+
+  override incRef(dataId: DataId): void {
+    this.data.get(dataId).refCount++
+  }
+
+  /** Used by kernels for their intermediate TensorInfos (tfjs convention). */
+  disposeIntermediateTensorInfo(info: tf.TensorInfo): void {
+    this.disposeData(info.dataId)
+  }
+
+  override numDataIds(): number {
+    return this.data.numDataIds()
+  }
+
+  override memory(): {unreliable: boolean; reasons?: string[]} {
+    return {unreliable: true, reasons: ['ATen views share storage, so the bytes tfjs counts are an upper bound']}
+  }
+
+  override timerAvailable(): boolean {
+    return true
+  }
+
+  override async time(f: () => void): Promise<tf.BackendTimingInfo> {
+    const start = performance.now()
+    f()
+    if (this.isCuda) this.addon.synchronize(deviceIndex(this.device))
+    return {kernelMs: performance.now() - start}
+  }
+
+  override floatPrecision(): 16 | 32 {
+    return 32
+  }
+
+  override epsilon(): number {
+    return 1e-7
+  }
+
+  override dispose(): void {
+    // Handles are released by disposeData; anything left is freed by the GC finalizers.
+  }
+}
+
+function deviceIndex(device: string): number {
+  const m = /^cuda:(\d+)$/.exec(device)
+  return m ? Number(m[1]) : 0
+}
+
+/** tfjs sometimes writes values in a wider array than the dtype (e.g. a Float32Array for int32). */
+function conformValues(values: BackendValues, dtype: tf.DataType): BackendValues {
+  if (dtype === 'float32' && !(values instanceof Float32Array)) return Float32Array.from(values as ArrayLike<number>)
+  if (dtype === 'int32' && !(values instanceof Int32Array)) return Int32Array.from(values as ArrayLike<number>)
+  if (dtype === 'bool' && !(values instanceof Uint8Array)) return Uint8Array.from(values as ArrayLike<number>)
+  return values
+}
