@@ -116,7 +116,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   if (!existsSync(encoderJs)) return console.log(`IR step (${size.name}): skipped: the encoder (src/model/encoder.ts) is not in this build`)
   if (!existsSync(tokenizerDir)) return console.log(`IR step (${size.name}): skipped: ../shared is absent (needs ${tokenizerDir})`)
   const {initRandomEncoder} = await import(pathToFileURL(encoderJs).href)
-  await import('@tensorflow/tfjs') // tfjs's gradient functions
+  ;(await import('../src/tensor/gradients.js')).registerGradients()
   const ops = await import('../src/tensor/ops.js')
   const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
