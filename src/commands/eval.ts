@@ -40,6 +40,7 @@ Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json a
     'top-k': Flags.integer({summary: 'Documents retrieved per query (default 1000).', min: 1, max: 10000}),
     limit: Flags.integer({summary: 'Only the first N STS pairs / judged queries per task (quick checks).', min: 1}),
     'no-instructions': Flags.boolean({summary: 'Do not prefix queries and STS texts with the task instruction.'}),
+    geometry: Flags.boolean({summary: 'Also measure isotropy (mean cosine of random pairs) and token-state geometry (mean token cosine, effective rank, SVD entropy, condition number).'}),
     'model-name': Flags.string({summary: 'Model name in the results path (default: the model directory name).'}),
     revision: Flags.string({summary: 'Revision label in the results path (default: the first 12 hex digits of the weight fingerprint).'}),
   }
@@ -85,6 +86,7 @@ Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json a
               limit: f.limit ?? (evalConfig.limit as number | undefined),
               instructions: f['no-instructions'] ? false : ((evalConfig.instructions as boolean | undefined) ?? true),
               instructionTemplate: evalConfig.instructionTemplate as string | undefined,
+              geometry: f.geometry,
               onProgress: (p) => {
                 t.output = p.total ? `${p.stage}${p.detail ? ` ${p.detail}` : ''} ${p.done}/${p.total}` : `${p.stage}${p.detail ? ` ${p.detail}` : ''}`
                 this.emit({type: 'eval-progress', ...p})

@@ -28,14 +28,16 @@ import {
   Utf8,
   makeBuilder,
   makeData,
+  type Data,
   type DataType,
   type Vector,
 } from 'apache-arrow'
+import {packageVersion} from './version.js'
 
 export const RECORD_KINDS = ['ir-example', 'sts-pair', 'corpus', 'queries', 'qrels', 'embeddings'] as const
 export type RecordKind = (typeof RECORD_KINDS)[number]
 
-/** Version of the record layouts; bumped when a layout changes incompatibly. */
+/** Version of the record layouts (metadata `codiemb.layout`); bumped when a layout changes incompatibly. */
 export const RECORDS_VERSION = '1'
 
 export interface IrExampleRecord {
@@ -94,7 +96,12 @@ export const META = {
   dataset: 'codiemb.dataset',
   task: 'codiemb.task',
   instruction: 'codiemb.instruction',
+  /** The codiemb package version that wrote the file. */
   version: 'codiemb.version',
+  /** RECORDS_VERSION of the layout. */
+  layout: 'codiemb.layout',
+  /** Row count, written into the footer's copy of the schema when the file is finished. */
+  rows: 'codiemb.rows',
 } as const
 
 export class RecordFileError extends Error {
@@ -219,11 +226,12 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
   ) {
     const metadata = new Map<string, string>([
       [META.kind, kind],
-      [META.version, RECORDS_VERSION],
+      [META.version, packageVersion()],
+      [META.layout, RECORDS_VERSION],
     ])
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== 'string') throw new RecordFileError(`metadata ${k}: expected a string, got ${typeof v}`)
-      if (k !== META.kind) metadata.set(k, v)
+      if (k !== META.kind && k !== META.layout && k !== META.rows) metadata.set(k, v)
     }
     if (kind === 'embeddings') metadata.set('codiemb.dim', String(options.dim))
     this.schema = new Schema(recordFields(kind, options.dim), metadata)
@@ -267,6 +275,8 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     if (this.state !== 'open') throw new RecordFileError(`${this.file}: writer is ${this.state}`)
     try {
       this.flushBatch()
+      // The footer repeats the schema; giving it the row count lets readArrowMeta answer without reading batches.
+      this.schema.metadata.set(META.rows, String(this.rowCount))
       this.writer.finish()
       this.sink.flush()
       fsyncSync(this.fd)
@@ -293,18 +303,90 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
   }
 }
 
+/** Utf8 data for strings: one byte buffer and Int32 offsets, written with Buffer.write (much faster than a builder). */
+function utf8Data(values: string[]) {
+  const offsets = new Int32Array(values.length + 1)
+  let total = 0
+  for (let i = 0; i < values.length; i++) {
+    total += Buffer.byteLength(values[i], 'utf8')
+    offsets[i + 1] = total
+  }
+  if (total > 0x7fffffff) throw new RecordFileError('a record batch holds more than 2 GiB of text; use smaller batchRows')
+  const bytes = Buffer.allocUnsafe(total)
+  for (let i = 0; i < values.length; i++) bytes.write(values[i], offsets[i], 'utf8')
+  return makeData({type: new Utf8(), length: values.length, nullCount: 0, valueOffsets: offsets, data: new Uint8Array(bytes.buffer, bytes.byteOffset, total)})
+}
+
+function validityBitmap(present: boolean[]): {nullBitmap: Uint8Array; nullCount: number} {
+  const nullBitmap = new Uint8Array(((present.length + 63) >> 6) << 3)
+  let nullCount = 0
+  for (let i = 0; i < present.length; i++) {
+    if (present[i]) nullBitmap[i >> 3] |= 1 << (i & 7)
+    else nullCount++
+  }
+  return {nullBitmap, nullCount}
+}
+
+function requireValue(field: Field, value: unknown, row: number): void {
+  if ((value === null || value === undefined) && !field.nullable) throw new RecordFileError(`row ${row} of batch: field "${field.name}" must not be null`)
+}
+
+/** Column data for the field types of the record layouts; anything else goes through an Arrow builder. */
+function columnData(field: Field, rows: Record<string, unknown>[]): Data {
+  const type = field.type
+  const n = rows.length
+  const name = field.name
+  if (type instanceof Utf8) {
+    const values = new Array<string>(n)
+    for (let i = 0; i < n; i++) {
+      const v = rows[i][name]
+      requireValue(field, v, i)
+      if (typeof v !== 'string') throw new RecordFileError(`row ${i} of batch: field "${name}" must be a string, got ${typeof v}`)
+      values[i] = v
+    }
+    return utf8Data(values)
+  }
+  if (type instanceof Float32 || type instanceof Int32) {
+    const data = type instanceof Float32 ? new Float32Array(n) : new Int32Array(n)
+    for (let i = 0; i < n; i++) {
+      const v = rows[i][name]
+      requireValue(field, v, i)
+      if (typeof v !== 'number') throw new RecordFileError(`row ${i} of batch: field "${name}" must be a number, got ${typeof v}`)
+      data[i] = v
+    }
+    return makeData({type, length: n, nullCount: 0, data} as never)
+  }
+  if (type instanceof List && (type.valueType instanceof Utf8 || type.valueType instanceof Float32)) {
+    const offsets = new Int32Array(n + 1)
+    const present = new Array<boolean>(n)
+    const flat: unknown[] = []
+    for (let i = 0; i < n; i++) {
+      const v = rows[i][name]
+      requireValue(field, v, i)
+      present[i] = v !== null && v !== undefined
+      if (present[i]) {
+        if (!Array.isArray(v)) throw new RecordFileError(`row ${i} of batch: field "${name}" must be a list`)
+        for (const x of v) flat.push(x)
+      }
+      offsets[i + 1] = flat.length
+    }
+    const childField = type.children[0] as Field
+    const child = columnData(childField, flat.map((x) => ({[childField.name]: x})))
+    const {nullBitmap, nullCount} = validityBitmap(present)
+    return makeData({type, length: n, nullCount, nullBitmap: nullCount ? nullBitmap : undefined, valueOffsets: offsets, child} as never)
+  }
+  const builder = makeBuilder({type, nullValues: [null, undefined]})
+  for (let i = 0; i < n; i++) {
+    const v = rows[i][name]
+    requireValue(field, v, i)
+    builder.append(v)
+  }
+  return builder.finish().flush()
+}
+
 /** Encodes plain row objects into one record batch of `schema`. */
 export function rowsToBatch(schema: Schema, rows: Record<string, unknown>[]): RecordBatch {
-  const children = schema.fields.map((field) => {
-    const builder = makeBuilder({type: field.type, nullValues: [null, undefined]})
-    for (let i = 0; i < rows.length; i++) {
-      const value = rows[i][field.name]
-      if ((value === null || value === undefined) && !field.nullable)
-        throw new RecordFileError(`row ${i} of batch: field "${field.name}" must not be null`)
-      builder.append(value)
-    }
-    return builder.finish().flush()
-  })
+  const children = schema.fields.map((field) => columnData(field, rows))
   const data = makeData({type: new Struct(schema.fields), length: rows.length, nullCount: 0, children})
   return new RecordBatch(schema, data)
 }
@@ -348,6 +430,7 @@ export interface ArrowMeta {
   task: string | undefined
   instruction: string | undefined
   version: string | undefined
+  layout: string | undefined
   /** Every schema metadata key/value. */
   metadata: Record<string, string>
   fields: {name: string; type: string; nullable: boolean}[]
@@ -406,18 +489,28 @@ export async function readAllRecords<K extends RecordKind>(file: string, kind?: 
   return out
 }
 
-/** The schema metadata, fields and row count of a record file (reads batch headers, not rows into objects). */
+/**
+ * The schema metadata, fields and row count of a record file. Files written by ArrowRecordWriter
+ * carry their row count in the footer, so only the footer is read; for other Arrow files the
+ * record batches are counted.
+ */
 export async function readArrowMeta(file: string): Promise<ArrowMeta> {
   const {reader, handle} = await openFileReader(file)
   try {
     const schema = reader.schema
+    const metadata = Object.fromEntries(schema.metadata)
     let rows = 0
     let batches = 0
-    for await (const batch of reader) {
-      rows += batch.numRows
-      batches++
+    const stored = Number(metadata[META.rows])
+    if (reader.isFile() && metadata[META.rows] !== undefined && Number.isInteger(stored)) {
+      rows = stored
+      batches = reader.numRecordBatches
+    } else {
+      for await (const batch of reader) {
+        rows += batch.numRows
+        batches++
+      }
     }
-    const metadata = Object.fromEntries(schema.metadata)
     return {
       file,
       kind: checkKind(file, schema),
@@ -425,6 +518,7 @@ export async function readArrowMeta(file: string): Promise<ArrowMeta> {
       task: metadata[META.task],
       instruction: metadata[META.instruction],
       version: metadata[META.version],
+      layout: metadata[META.layout],
       metadata,
       fields: schema.fields.map((f) => ({name: f.name, type: String(f.type), nullable: f.nullable})),
       rows,

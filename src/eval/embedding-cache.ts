@@ -10,7 +10,7 @@
  * complete, so an interrupted run leaves no half entry behind.
  */
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync} from 'node:fs'
+import {existsSync, mkdirSync, readdirSync, rmSync} from 'node:fs'
 import {open, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {CorpusChunk} from './search.js'
@@ -102,6 +102,15 @@ class FileMatrix implements EmbeddingMatrix {
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 export interface EmbedOptions {
   /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
   sliceSize?: number
@@ -117,7 +126,13 @@ export class EmbeddingStore {
   hits = 0
   misses = 0
   constructor(readonly cacheDir?: string) {
-    if (cacheDir) mkdirSync(cacheDir, {recursive: true})
+    if (!cacheDir) return
+    mkdirSync(cacheDir, {recursive: true})
+    // temporary files of runs that died mid-write (their process is gone) are garbage
+    for (const name of readdirSync(cacheDir)) {
+      const m = /\.(\d+)\.tmp$/.exec(name)
+      if (m && !processAlive(Number(m[1]))) rmSync(join(cacheDir, name), {force: true})
+    }
   }
 
   async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {

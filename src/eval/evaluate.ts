@@ -8,6 +8,7 @@
  */
 import {EmbeddingStore, type EmbeddingMatrix} from './embedding-cache.js'
 import {DEFAULT_CUTOFFS, retrievalMetrics, stsScores, type Run} from './metrics.js'
+import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearch} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import {instructionPrefix, INSTRUCTION_TEMPLATE, type TaskDefinition} from './tasks.js'
@@ -25,6 +26,19 @@ export interface EvalEncoder {
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
   maxLength?: number
+  /** Named prompts of the checkpoint (sentence-transformers `prompts`): `query`, `passage`/`document` are used when present. */
+  prompts?: Record<string, string>
+}
+
+/** The prefix for passages: the checkpoint's passage/document prompt, else none. */
+export function passagePrompt(encoder: EvalEncoder): string {
+  return encoder.prompts?.passage ?? encoder.prompts?.document ?? encoder.prompts?.corpus ?? ''
+}
+
+/** The prefix for queries and STS texts: the task instruction (templated), else the checkpoint's query prompt for retrieval. */
+export function queryPrompt(encoder: EvalEncoder, instruction: string | undefined, options: {instructions?: boolean; instructionTemplate?: string}, type: 'retrieval' | 'sts'): string {
+  if ((options.instructions ?? true) && instruction) return instructionPrefix(instruction, options.instructionTemplate ?? INSTRUCTION_TEMPLATE)
+  return type === 'retrieval' ? (encoder.prompts?.query ?? '') : ''
 }
 
 export interface EvalProgress {
@@ -54,6 +68,8 @@ export interface EvaluateOptions {
   corpusChunkSize?: number
   queryBatchSize?: number
   onProgress?: (p: EvalProgress) => void
+  /** Also measure the geometry of the space (isotropy; token-state spectrum when the encoder exposes tokenize/forward). */
+  geometry?: boolean
   /** Evaluate only the first N STS pairs / N judged queries of each task (quick checks; the corpus stays whole). */
   limit?: number
   /** Reuse one store across calls (hit/miss counters); created from cacheDir otherwise. */
@@ -76,6 +92,7 @@ export interface TaskEvaluation {
   /** The prefix applied to queries / STS texts ("" for none). */
   prompt: string
   cache: {hits: number; misses: number}
+  geometry?: Geometry
 }
 
 /** Embeds texts through the store, with progress reported per slice. */
@@ -89,7 +106,8 @@ export async function encodeTexts(
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
     texts,
-    (slice) => encoder.encode(slice, {instruction: key.prompt || undefined, batchSize: options.batchSize ?? 32, maxLength}),
+    // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
+    (slice) => encoder.encode(slice, {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength}),
     {onProgress: options.onProgress},
   )
 }
@@ -110,6 +128,15 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let counts: Record<string, number>
   let sources: string[]
   let prompt: string
+  let geometry: Geometry | undefined
+  const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
+    if (!options.geometry) return undefined
+    report({task: task.name, stage: 'score', detail: 'geometry'})
+    const first = (await m.chunks(ids, 4096).next()).value!
+    const sample = texts.slice(0, 64)
+    const maxLength = Math.min(options.maxLength ?? encoder.maxLength ?? 128, 128)
+    return measureGeometry({rows: first.vectors, count: first.ids.length, dim: m.dim}, hasTokenStates(encoder) ? {encoder, texts: [...sample], maxLength} : undefined)
+  }
   if (task.type === 'sts') {
     const data = await loadStsData(task, options.dataDir)
     if (options.limit !== undefined && data.text1.length > options.limit) {
@@ -117,7 +144,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.text2 = data.text2.slice(0, options.limit)
       data.gold = data.gold.slice(0, options.limit)
     }
-    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'sts')
     const total = data.text1.length * 2
     const progress = (offset: number) => (done: number) => report({task: task.name, stage: 'encode', done: offset + done, total})
     const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onProgress: progress(0)})
@@ -125,6 +152,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     report({task: task.name, stage: 'score'})
     const s = stsScores(rowsOf(await left.readAll(), left.count, left.dim), rowsOf(await right.readAll(), right.count, right.dim), data.gold)
     scores = {...s, main_score: s[task.mainScore as keyof typeof s] ?? s.cosine_spearman}
+    geometry = await geometryOf(left, data.text1, data.text1.map((_, i) => String(i)))
     counts = {pairs: data.text1.length}
     sources = data.sources
   } else {
@@ -135,14 +163,14 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.queryTexts = data.queryTexts.slice(0, options.limit)
       data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
     }
-    prompt = useInstructions ? instructionPrefix(task.instruction ?? data.instruction, template) : ''
+    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
     const total = data.queryTexts.length + data.corpusTexts.length
     const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
       ...options,
       store,
       onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'queries', done, total}),
     })
-    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: ''}, {
+    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
       ...options,
       store,
       onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'corpus', done: data.queryTexts.length + done, total}),
@@ -164,6 +192,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     const m = retrievalMetrics(run, data.qrels, {ignoreIdenticalIds: task.ignoreIdenticalIds})
     scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
     counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
+    geometry = await geometryOf(corpus, data.corpusTexts, data.corpusIds)
     sources = data.sources
   }
   const evaluationTime = (performance.now() - started) / 1000
@@ -177,6 +206,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources,
     prompt,
     cache: {hits: store.hits - before.hits, misses: store.misses - before.misses},
+    ...(geometry ? {geometry} : {}),
   }
 }
 

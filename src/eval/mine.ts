@@ -12,9 +12,8 @@
  */
 import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../data/arrow-records.js'
 import {EmbeddingStore} from './embedding-cache.js'
-import {encodeTexts, type EvalEncoder} from './evaluate.js'
+import {encodeTexts, passagePrompt, queryPrompt, type EvalEncoder} from './evaluate.js'
 import {exactSearch} from './search.js'
-import {instructionPrefix, INSTRUCTION_TEMPLATE} from './tasks.js'
 
 export interface MineOptions {
   input: string
@@ -60,7 +59,6 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   if (!Number.isInteger(skipTop) || skipTop < 0) throw new Error(`--skip-top must be an integer >= 0, got ${skipTop}`)
   const progress = options.onProgress ?? (() => {})
   const store = new EmbeddingStore(options.cacheDir)
-  const template = options.instructionTemplate ?? INSTRUCTION_TEMPLATE
   const examples = await readAllRecords(options.input, 'ir-example')
   const corpusRows = await readAllRecords(options.corpus, 'corpus')
   if (!corpusRows.length) throw new Error(`${options.corpus}: the corpus is empty`)
@@ -78,12 +76,12 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
     }
   })
   const encodeOpts = {batchSize: options.batchSize, maxLength: options.maxLength, store}
-  const corpus = await encodeTexts(encoder, corpusTexts, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: ''}, {
+  const corpus = await encodeTexts(encoder, corpusTexts, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
     ...encodeOpts,
     onProgress: (d, t) => progress('encode corpus', d, t),
   })
   // queries grouped by prompt (examples may carry different instructions)
-  const prompts = examples.map((e) => (options.instructions === false ? '' : instructionPrefix(e.instruction || undefined, template)))
+  const prompts = examples.map((e) => queryPrompt(encoder, e.instruction || undefined, options, 'retrieval'))
   const queryVectors: Float32Array[] = new Array(examples.length)
   for (const prompt of new Set(prompts)) {
     const idx = prompts.flatMap((p, i) => (p === prompt ? [i] : []))
@@ -98,7 +96,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const sideTexts = [...new Set(examples.flatMap((e) => [...e.positives, ...(e.negative_scores ? [] : e.negatives)]))]
   const sideIndex = new Map(sideTexts.map((t, i) => [t, i]))
   const side = sideTexts.length
-    ? await encodeTexts(encoder, sideTexts, {task: `mine:${options.input}`, split: 'passages', role: 'passages', prompt: ''}, {...encodeOpts, onProgress: (d, t) => progress('encode positives', d, t)})
+    ? await encodeTexts(encoder, sideTexts, {task: `mine:${options.input}`, split: 'passages', role: 'passages', prompt: passagePrompt(encoder)}, {...encodeOpts, onProgress: (d, t) => progress('encode positives', d, t)})
     : undefined
   const sideAll = side ? await side.readAll() : new Float32Array()
   const sideVec = (t: string) => sideAll.subarray(sideIndex.get(t)! * side!.dim, (sideIndex.get(t)! + 1) * side!.dim)

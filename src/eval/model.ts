@@ -7,14 +7,6 @@ import type {Registry} from '../registry/registry.js'
 import type {EvalEncoder} from './evaluate.js'
 import type {ModelInfo} from './results.js'
 
-/** The part of src/model/encoder.ts's Encoder the CLI uses. */
-interface LoadedEncoder extends EvalEncoder {
-  hiddenSize?: number
-  maxLength?: number
-  variables?: Map<string, {size: number}>
-  dispose?(): void
-}
-
 export interface LoadedModel {
   encoder: EvalEncoder
   info: ModelInfo
@@ -22,12 +14,10 @@ export interface LoadedModel {
 }
 
 export async function loadModelForEval(dir: string, options: {registry?: Registry; name?: string; revision?: string} = {}): Promise<LoadedModel> {
-  // Resolved at run time so this module builds before the encoder module lands on this branch.
-  const modulePath = '../model/encoder.js'
-  const mod = (await import(modulePath)) as {loadEncoder(dir: string, opts?: {registry?: Registry}): Promise<LoadedEncoder>}
-  const encoder = await mod.loadEncoder(dir, {registry: options.registry})
+  const {loadEncoder} = await import('../model/encoder.js')
+  const encoder = await loadEncoder(dir, {registry: options.registry})
   let parameters = 0
-  for (const v of encoder.variables?.values() ?? []) parameters += v.size
+  for (const v of encoder.variables.values()) parameters += v.size
   return {
     encoder,
     info: {
@@ -38,6 +28,6 @@ export async function loadModelForEval(dir: string, options: {registry?: Registr
       nParameters: parameters || undefined,
       source: resolve(dir),
     },
-    dispose: () => encoder.dispose?.(),
+    dispose: () => encoder.dispose(),
   }
 }

@@ -33,7 +33,18 @@ export async function resolveTasks(registry: Registry, selection: TaskSelection)
     else userDefined.set(t.name, taskFromConfig(t))
   }
   const out = new Map<string, TaskDefinition>()
-  for (const b of selection.benchmarks ?? []) for (const t of (await loadBenchmark(registry, b)).tasks) out.set(t.name, t)
+  const fromBenchmarks = new Map<string, TaskDefinition>()
+  for (const b of selection.benchmarks ?? []) for (const t of (await loadBenchmark(registry, b)).tasks) fromBenchmarks.set(t.name, t)
+  if (selection.benchmarks?.length && selection.tasks?.length) {
+    // both: the named tasks of those benchmarks (or user-defined ones)
+    for (const name of selection.tasks) {
+      const task = userDefined.get(name) ?? fromBenchmarks.get(name) ?? [...fromBenchmarks.values()].find((t) => t.name.toLowerCase() === name.toLowerCase())
+      if (!task) throw new TaskSelectionError(`task "${name}" is not in benchmark ${selection.benchmarks.join(', ')} (its tasks: ${[...fromBenchmarks.keys()].join(', ')})`)
+      out.set(task.name, task)
+    }
+    return [...out.values()]
+  }
+  for (const [name, t] of fromBenchmarks) out.set(name, t)
   const names = selection.tasks ?? (selection.benchmarks?.length ? [] : [...configNames, ...userDefined.keys()])
   if (names.length) {
     const known = new Map<string, TaskDefinition>()

@@ -76,7 +76,7 @@ export function taskResultJson(ev: TaskEvaluation): Record<string, unknown> {
     },
     evaluation_time: ev.evaluationTime,
     kg_co2_emissions: null,
-    codiemb: {prompt: ev.prompt, counts: ev.counts, sources: ev.sources, benchmark: ev.task.benchmark ?? null},
+    codiemb: {prompt: ev.prompt, counts: ev.counts, sources: ev.sources, benchmark: ev.task.benchmark ?? null, ...(ev.geometry ? {geometry: ev.geometry} : {})},
   }
 }
 

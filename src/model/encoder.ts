@@ -164,7 +164,10 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions = {})
       }
       const t = await weights.read(full)
       if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" has dtype ${t.dtype}, expected a floating type`)
-      variables.set(name, tf.variable(tf.tensor(t.data, shape, 'float32'), options.trainable ?? true))
+      // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
+      const initial = tf.tensor(t.data, shape, 'float32')
+      variables.set(name, tf.variable(initial, options.trainable ?? true))
+      initial.dispose()
     }
     for (const name of names) {
       if (name.startsWith(prefix) && arch.passthrough(name.slice(prefix.length))) passthrough.set(name.slice(prefix.length), await weights.read(name))
@@ -421,7 +424,10 @@ class TransformerEncoder implements Encoder {
 
   fingerprint(): string {
     const h = createHash('sha256')
-    h.update(JSON.stringify(sortKeys({...this.config})))
+    // Cosmetic config fields (rewritten on save) do not change what the model computes.
+    const config: Record<string, unknown> = {...this.config}
+    for (const k of ['architectures', 'dtype', 'torch_dtype', 'transformers_version', '_name_or_path']) delete config[k]
+    h.update(JSON.stringify(sortKeys(config)))
     h.update(JSON.stringify({pooling: this.pooling, normalize: this.normalize, includePrompt: this.includePrompt, prompts: this.prompts, maxLength: this.maxLength}))
     for (const name of [...this.variables.keys()].sort()) {
       const v = this.variables.get(name)!

@@ -89,6 +89,9 @@ export async function selectBackend(
   const tfName = await impl.init(options)
   const tf = await import('@tensorflow/tfjs-core')
   quietTfjs(tf)
+  // Every backend shares tfjs's gradient registry; fill it before anything differentiates.
+  const {registerGradients} = await import('./gradients.js')
+  registerGradients()
   const ok = await tf.setBackend(tfName)
   if (!ok) throw new BackendUnavailableError(`tensor backend ${chosen.name} failed to initialise (tf.setBackend("${tfName}") returned false)`)
   await tf.ready()

@@ -1,12 +1,11 @@
 /**
- * Gradient registration. @tensorflow/tfjs-core's Node bundle registers kernels' forward passes
- * only; the gradient functions (tf.grad, tf.variableGrads, optimizers) are registered by the
- * @tensorflow/tfjs union package into tfjs's process-global gradient registry, which every
- * backend (cpu, tensorflow, torch) shares. Anything that differentiates calls this first.
+ * Gradient registration for training. tfjs-core registers no kernel gradients on its own; codiemb's
+ * own gradients (src/tensor/gradients.ts) fill tfjs's process-global gradient registry, which every
+ * backend (cpu, tensorflow, torch) shares. Anything that differentiates calls `ensureGradients()`
+ * first (selecting a backend does too).
  */
-let loading: Promise<void> | undefined
+import {registerGradients} from '../tensor/gradients.js'
 
-export function ensureGradients(): Promise<void> {
-  loading ??= import('@tensorflow/tfjs').then(() => undefined)
-  return loading
+export async function ensureGradients(): Promise<void> {
+  registerGradients()
 }

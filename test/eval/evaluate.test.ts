@@ -52,7 +52,7 @@ describe('evaluation engine, end to end on ../shared data', () => {
     }
     // character overlap predicts paraphrase on LCQMC: a real signal, not noise
     assert.ok(evaluations.find((e) => e.task.name === 'LCQMC')!.scores.cosine_spearman > 0.2)
-    assert.ok(encoder.prompts.every((p) => p && p.startsWith('Instruction: ')))
+    assert.ok(encoder.seenPrefixes.every((p) => p && p.startsWith('Instruction: ')))
     const out = writeResults(join(work, 'results'), {name: 'hashing', revision: 'abc123'}, evaluations)
     for (const task of tasks) {
       const entry = assertTaskResult(join(out.dir, `${task.name}.json`), task.name, task.split, 'cosine_spearman')
@@ -75,10 +75,12 @@ describe('evaluation engine, end to end on ../shared data', () => {
     await useTestBackend()
     const task = {...BEIR_TASKS.find((x) => x.name === 'SciFact')!, localNames: [scifact]}
     const before = tf.memory().numTensors
-    const [ev] = await runTasks(new HashingEncoder(), [task], {dataDir: work, limit: 100, corpusChunkSize: 2048})
+    const [ev] = await runTasks(new HashingEncoder(), [task], {dataDir: work, limit: 100, corpusChunkSize: 2048, geometry: true})
     assert.equal(tf.memory().numTensors, before)
     assert.equal(ev.counts.queries, 100)
     assert.equal(ev.counts.documents, 5183)
+    // hashed character counts are all non-negative: a strongly anisotropic space
+    assert.ok(ev.geometry!.isotropy_mean_cosine > 0.2 && ev.geometry!.isotropy_mean_cosine < 1)
     for (const m of ['ndcg', 'map', 'recall', 'precision', 'mrr']) for (const k of [1, 3, 5, 10, 20, 100, 1000]) assert.ok(`${m}_at_${k}` in ev.scores, `${m}_at_${k}`)
     // lexical overlap finds SciFact evidence well above chance (chance nDCG@10 is ~0.002)
     assert.ok(ev.scores.ndcg_at_10 > 0.1, `nDCG@10 ${ev.scores.ndcg_at_10}`)

@@ -12,7 +12,7 @@ import type {EvalEncoder} from '../../src/eval/evaluate.js'
 export class HashingEncoder implements EvalEncoder {
   calls = 0
   encoded = 0
-  readonly prompts: (string | undefined)[] = []
+  readonly seenPrefixes: (string | undefined)[] = []
   constructor(readonly dim = 256, readonly salt = 'v1', readonly maxLength = 128) {}
   fingerprint(): string {
     return `hashing-${this.dim}-${this.salt}`
@@ -20,7 +20,7 @@ export class HashingEncoder implements EvalEncoder {
   async encode(texts: string[], options: {instruction?: string} = {}): Promise<Float32Array[]> {
     this.calls++
     this.encoded += texts.length
-    this.prompts.push(options.instruction)
+    this.seenPrefixes.push(options.instruction)
     return texts.map((t) => {
       const v = new Float32Array(this.dim)
       const s = ` ${t.toLowerCase()} `

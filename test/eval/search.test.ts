@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
@@ -110,6 +110,11 @@ describe('embedding store', () => {
       await store.embed(key, [...texts, 'f'], encode, {sliceSize: 10})
       assert.equal(calls, 5)
       assert.equal(readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0)
+      // a temporary file left by a dead process is removed; one of a live process is kept
+      writeFileSync(join(dir, 'abc.f32.999999999.tmp'), 'x')
+      writeFileSync(join(dir, `abc.f32.${process.pid}.tmp`), 'x')
+      new EmbeddingStore(dir)
+      assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [`abc.f32.${process.pid}.tmp`])
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }

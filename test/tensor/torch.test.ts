@@ -131,7 +131,6 @@ describe('torch backend', {skip}, () => {
 
   test('torch: gradients of a transformer-style block match the cpu backend', async () => {
     await useTestBackend()
-    await import('@tensorflow/tfjs') // registers tfjs's gradient functions
     const block = () => {
       const x = r([2, 4, 6], 11)
       const w = r([6, 6], 12)
@@ -158,7 +157,6 @@ describe('torch backend', {skip}, () => {
 
   test('torch: fused ops match their composites, forward and backward', async () => {
     await useTestBackend()
-    await import('@tensorflow/tfjs')
     const fused = () => {
       const q = r([2, 2, 4, 3], 21)
       const k = r([2, 2, 4, 3], 22)
@@ -246,7 +244,6 @@ describe('torch backend', {skip}, () => {
 
   test('torch: no tensors or backend data leak through kernels, gradients and fused ops', async () => {
     await useTestBackend()
-    await import('@tensorflow/tfjs')
     tf.setBackend('torch')
     const backend = tf.backend()
     const before = tf.memory().numTensors

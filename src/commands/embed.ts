@@ -1,0 +1,82 @@
+import {Flags} from '@oclif/core'
+import {CodiembCommand} from '../cli/base-command.js'
+import {CodiembError} from '../cli/errors.js'
+
+export default class Embed extends CodiembCommand<typeof Embed> {
+  static override summary = 'Embed texts with an encoder and write an Arrow embeddings file.'
+  static override description = `Reads texts from FILE — plain text (one per line, id = line number), JSON lines or a JSON array of objects (text from --text-field, id from --id-field), or an Arrow file with a text column (codiemb corpus files embed "title text") — and writes an Arrow IPC file of id, text and vector (FixedSizeList<float32>[dim]) rows in input order, atomically.
+
+Pooling defaults to the checkpoint's sentence-transformers configuration, else mean pooling; vectors are L2-normalised unless --no-normalize. --prompt applies a prompt the model defines (config_sentence_transformers.json), --instruction a literal prefix; unless the checkpoint's pooling says include_prompt, the prefix tokens are left out of pooling.`
+  static override examples = [
+    '<%= config.bin %> embed --model models/bge-small-zh --input sentences.txt --out sentences.arrow',
+    '<%= config.bin %> embed --model runs/final --input queries.jsonl --prompt query --out q.arrow --batch-size 64',
+    '<%= config.bin %> embed --model runs/final --input data/scifact/corpus.arrow --out corpus.arrow --pooling cls --no-normalize --json',
+  ]
+  static override flags = {
+    ...CodiembCommand.backendFlags,
+    ...CodiembCommand.progressFlags,
+    model: Flags.string({char: 'm', summary: 'Model directory (Hugging Face or sentence-transformers layout).', required: true, helpValue: 'DIR'}),
+    input: Flags.string({char: 'i', summary: 'Texts: .txt, .jsonl/.json or .arrow.', required: true, helpValue: 'FILE'}),
+    out: Flags.string({char: 'o', summary: 'Arrow file to write.', required: true, helpValue: 'FILE.arrow'}),
+    prompt: Flags.string({summary: 'Name of a prompt defined by the model (e.g. query).', exclusive: ['instruction']}),
+    instruction: Flags.string({summary: 'A literal instruction prefix to prepend to every text.', exclusive: ['prompt']}),
+    pooling: Flags.string({summary: "Pooling (default: the checkpoint's, else mean).", options: ['cls', 'mean', 'last-token', 'weighted-mean']}),
+    'no-normalize': Flags.boolean({summary: 'Keep raw pooled vectors (default: L2-normalised).'}),
+    'batch-size': Flags.integer({summary: 'Texts per forward pass.', default: 32, min: 1}),
+    'max-length': Flags.integer({summary: "Max tokens per text (default: the model's).", min: 2}),
+    'text-field': Flags.string({summary: 'JSON/Arrow field holding the text.', default: 'text'}),
+    'id-field': Flags.string({summary: 'JSON/Arrow field holding the id (default: id, else the line number).', default: 'id'}),
+  }
+
+  protected async exec() {
+    const f = this.flags
+    const {existsSync, mkdirSync} = await import('node:fs')
+    const {dirname, resolve} = await import('node:path')
+    if (!existsSync(f.input)) throw new CodiembError(`input file not found: ${f.input}`, {exitCode: 2, name: 'UsageError'})
+    const registry = await this.registry()
+    const backend = await this.activateBackend()
+    const {loadEncoder} = await import('../model/encoder.js')
+    const {embedFile} = await import('../model/embed.js')
+    const encoder = await loadEncoder(f.model, {registry, trainable: false})
+    this.info(`model: ${f.model} (${encoder.modelType}, ${encoder.numLayers} layers, dim ${encoder.hiddenSize}, pooling ${f.pooling ?? encoder.pooling})`)
+    mkdirSync(dirname(resolve(f.out)), {recursive: true})
+    let result: Awaited<ReturnType<typeof embedFile>> | undefined
+    try {
+      await this.tasks([
+        {
+          title: `Embedding ${f.input}`,
+          task: async (_ctx, task) => {
+            const started = performance.now()
+            let lastEmit = 0
+            result = await embedFile(encoder, f.input, f.out, {
+              prompt: f.prompt,
+              instruction: f.instruction,
+              pooling: f.pooling as never,
+              normalize: !f['no-normalize'],
+              batchSize: f['batch-size'],
+              maxLength: f['max-length'],
+              textField: f['text-field'],
+              idField: f['id-field'],
+              modelLabel: f.model,
+              onProgress: (done, tokens) => {
+                const seconds = (performance.now() - started) / 1000
+                task.output = `${done} texts, ${tokens} tokens, ${(done / Math.max(seconds, 1e-9)).toFixed(1)} texts/s`
+                if (performance.now() - lastEmit > 1000) {
+                  lastEmit = performance.now()
+                  this.emit({type: 'progress', stage: 'embed', done, tokens, seconds})
+                }
+              },
+            })
+            task.title = `Embedded ${result.rows} texts into ${f.out}`
+          },
+        },
+      ])
+    } finally {
+      encoder.dispose()
+    }
+    const r = result!
+    this.emit({type: 'done', stage: 'embed', rows: r.rows, tokens: r.tokens, seconds: r.seconds})
+    this.info(`${r.rows} vectors of dim ${r.dim} -> ${f.out} (${r.textsPerSecond.toFixed(1)} texts/s, ${r.tokensPerSecond.toFixed(0)} tokens/s)`)
+    return {...r, model: f.model, backend: backend.name}
+  }
+}

@@ -1,0 +1,82 @@
+import {Flags} from '@oclif/core'
+import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import type {MineResult} from '../eval/mine.js'
+
+export default class Mine extends CodiembCommand<typeof Mine> {
+  static override summary = 'Mine hard negatives for IR training examples with an encoder and exact search over a corpus.'
+  static override description = `For each IR example (an ir-example Arrow file), searches CORPUS with the example's query (prefixed with its instruction), skips the --skip-top best hits, never takes a known positive, and appends the next --top-k documents as negatives with their cosine scores. --max-score-ratio R also drops candidates scoring above R × the example's lowest positive score (likely false negatives). Writes an ir-example Arrow file atomically.`
+  static override examples = [
+    '<%= config.bin %> mine --model models/bge-base-zh --input data/ir/train.arrow --corpus data/ir/corpus.arrow --out data/ir/train-mined.arrow --top-k 15 --skip-top 10',
+    '<%= config.bin %> mine --model m --input ir.arrow --corpus corpus.arrow --out mined.arrow --top-k 7 --skip-top 3 --max-score-ratio 0.95 --json',
+  ]
+  static override flags = {
+    ...CodiembCommand.backendFlags,
+    ...CodiembCommand.progressFlags,
+    model: Flags.string({char: 'm', summary: 'Encoder directory used for mining.', required: true, helpValue: 'DIR'}),
+    input: Flags.string({char: 'i', summary: 'IR examples (ir-example Arrow file).', required: true, helpValue: 'IR.arrow'}),
+    corpus: Flags.string({summary: 'Documents to mine from (corpus Arrow file).', required: true, helpValue: 'CORPUS.arrow'}),
+    out: Flags.string({char: 'o', summary: 'Output ir-example Arrow file.', required: true, helpValue: 'OUT.arrow'}),
+    'top-k': Flags.integer({char: 'k', summary: 'Negatives to add per example.', required: true, min: 1}),
+    'skip-top': Flags.integer({summary: 'Best hits to skip before taking negatives.', default: 0, min: 0}),
+    'max-score-ratio': Flags.string({summary: 'Drop candidates scoring above this ratio of the lowest positive score (e.g. 0.95).'}),
+    'batch-size': Flags.integer({summary: 'Texts per encoder batch.', min: 1, default: 32}),
+    'max-length': Flags.integer({summary: 'Max tokens per text (default: the model’s).', min: 1}),
+    'cache-dir': Flags.string({summary: 'Embedding cache directory (default: in memory).', helpValue: 'DIR'}),
+    'no-instructions': Flags.boolean({summary: 'Do not prefix queries with their instruction.'}),
+  }
+
+  protected async exec(): Promise<MineResult & {seconds: number}> {
+    const f = this.flags
+    let ratio: number | undefined
+    if (f['max-score-ratio'] !== undefined) {
+      ratio = Number(f['max-score-ratio'])
+      if (!Number.isFinite(ratio) || ratio <= 0) throw new CodiembError(`--max-score-ratio: expected a number > 0, got "${f['max-score-ratio']}"`, {exitCode: 2})
+    }
+    const {existsSync} = await import('node:fs')
+    for (const [flag, p] of [['--input', f.input], ['--corpus', f.corpus], ['--model', f.model]] as const) {
+      if (!existsSync(p)) throw new CodiembError(`${flag}: ${p} does not exist`, {exitCode: 2})
+    }
+    const started = performance.now()
+    await this.activateBackend()
+    const registry = await this.registry()
+    const {loadModelForEval} = await import('../eval/model.js')
+    const model = await loadModelForEval(f.model, {registry})
+    const {mineHardNegatives} = await import('../eval/mine.js')
+    let result: MineResult | undefined
+    try {
+      await this.tasks([
+        {
+          title: `Mining ${f['top-k']} negatives per example (skipping the top ${f['skip-top']})`,
+          task: async (_ctx: unknown, t: {output: string; title: string}) => {
+            result = await mineHardNegatives(model.encoder, {
+              input: f.input,
+              corpus: f.corpus,
+              out: f.out,
+              topK: f['top-k'],
+              skipTop: f['skip-top'],
+              maxScoreRatio: ratio,
+              batchSize: f['batch-size'],
+              maxLength: f['max-length'],
+              cacheDir: f['cache-dir'],
+              instructions: !f['no-instructions'],
+              onProgress: (stage, done, total) => {
+                t.output = `${stage} ${done}/${total}`
+                this.emit({type: 'mine-progress', stage, done, total})
+              },
+            })
+          },
+        },
+      ])
+    } catch (error) {
+      const name = (error as Error).name
+      if (name === 'RecordFileError') throw new CodiembError((error as Error).message, {exitCode: 2})
+      throw error
+    } finally {
+      model.dispose()
+    }
+    const seconds = (performance.now() - started) / 1000
+    this.info(`${result!.minedNegatives} negatives added to ${result!.examples} examples from ${result!.corpus} documents → ${result!.out} (${seconds.toFixed(1)} s)`)
+    if (result!.shortExamples) this.addWarning(`${result!.shortExamples} examples got fewer than ${f['top-k']} new negatives`)
+    return {...result!, seconds}
+  }
+}

@@ -1,0 +1,465 @@
+/**
+ * The prepare engine: a configured list of datasets -> one Arrow record file per dataset, split and
+ * record kind, plus `manifest.json` listing every file with kind, rows and sha256.
+ *
+ * Per dataset: the reader (a registry entry of kind `reader`) streams draft rows; each draft is
+ * validated and converted (validate.ts), checked against the dataset (duplicate corpus/query ids,
+ * qrels pointing to unknown documents or queries), counted (stats.ts) and written. Invalid rows stop
+ * the run with `file:line: reason`, or, with `skipInvalid`, go to `<dataset>/rejects.jsonl` with
+ * their reasons and are counted. Rows a configuration does not use (e.g. neutral NLI pairs for IR)
+ * are counted as `unused` with their reasons.
+ *
+ * Atomicity: everything is written under `<out>/.prepare-<random>.partial/`; only when every dataset
+ * succeeded are the dataset folders moved into `<out>` and the manifest written (atomically, last).
+ * A failed run removes its staging folder and leaves `<out>` as it was.
+ */
+import {randomBytes} from 'node:crypto'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync} from 'node:fs'
+import {isAbsolute, join, relative, resolve} from 'node:path'
+import type {Registry} from '../registry/registry.js'
+import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from './arrow-records.js'
+import {StatsCollector, type FileStatistics} from './stats.js'
+import {hashFile} from './text-input.js'
+import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
+import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
+import {packageVersion} from './version.js'
+
+/** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
+export interface DatasetConfig {
+  /** Output folder name and `codiemb.dataset`; unique within a run. */
+  name: string
+  /** A registered reader (`codiemb list --kind reader`). */
+  reader: string
+  task: Task
+  /** The dataset's file or directory, relative to the data root (readers that read a directory need it). */
+  path?: string
+  /** Split name -> file (relative to the data root), or split names for readers that find files under `path`. */
+  splits: Record<string, string> | string[]
+  /** Record field -> source column (name, dotted path, or 1-based column number). */
+  fields?: Record<string, string | number>
+  /** Reader options (validated against the reader's optionsSchema). */
+  options?: Record<string, unknown>
+  /** Task instruction stored with every row that does not bring its own ("" when absent). */
+  instruction?: string
+  /** STS label range: {min, max} or {values: [...]}. Required for task sts. */
+  labelRange?: LabelRangeConfig
+}
+
+export interface PrepareConfig {
+  dataRoot?: string
+  out?: string
+  skipInvalid?: boolean
+  batchRows?: number
+  datasets: DatasetConfig[]
+}
+
+export type PrepareEvent =
+  | {type: 'dataset-start'; dataset: string; reader: string; task: Task; index: number; total: number}
+  | {type: 'progress'; dataset: string; rows: number; rejected: number}
+  | {type: 'dataset-done'; dataset: string; rows: number; rejected: number; unused: number; seconds: number}
+
+export interface PrepareOptions {
+  /** Base directory for dataset paths (absolute or relative to the working directory). */
+  dataRoot: string
+  /** Output directory (created when absent). */
+  out: string
+  skipInvalid?: boolean
+  /** The registry to find readers in (default: the built-ins). */
+  registry?: Registry
+  /** Rows per Arrow record batch (default 4096). */
+  batchRows?: number
+  onEvent?: (event: PrepareEvent) => void
+}
+
+export interface ManifestFile {
+  /** Relative to the output directory. */
+  path: string
+  dataset: string
+  split: string | null
+  kind: RecordKind
+  task: Task
+  rows: number
+  bytes: number
+  sha256: string
+}
+
+export interface SourceFile {
+  /** Relative to the data root when inside it, else absolute. */
+  path: string
+  sha256: string
+  bytes: number
+}
+
+export interface DatasetResult {
+  name: string
+  reader: string
+  task: Task
+  instruction: string
+  labelRange?: LabelRange
+  sources: SourceFile[]
+  rows: number
+  rejected: number
+  unused: number
+  /** Why rows were unused, with counts. */
+  unusedReasons: Record<string, number>
+  /** `<dataset>/rejects.jsonl` relative to the output directory, when rows were rejected. */
+  rejectsFile?: string
+  files: ManifestFile[]
+  /** Per output file (keyed by its manifest path). */
+  stats: Record<string, FileStatistics>
+  seconds: number
+}
+
+export interface Manifest {
+  format: 'codiemb-prepare-manifest'
+  version: 1
+  codiembVersion: string
+  files: ManifestFile[]
+  datasets: Record<string, Omit<DatasetResult, 'files' | 'stats' | 'seconds'>>
+}
+
+export interface PrepareResult {
+  out: string
+  manifest: string
+  rows: number
+  rejected: number
+  datasets: DatasetResult[]
+}
+
+export const MANIFEST = 'manifest.json'
+
+/** Output file of a dataset: `<dataset>/<split>.<kind>.arrow`, or `<dataset>/<kind>.arrow` for split-less outputs. */
+export function outputPath(dataset: string, kind: RecordKind, split: string | null): string {
+  return join(dataset, split === null ? `${kind}.arrow` : `${split}.${kind}.arrow`)
+}
+
+/** Reads `<out>/manifest.json` (undefined when absent). */
+export function readManifest(out: string): Manifest | undefined {
+  const file = join(out, MANIFEST)
+  if (!existsSync(file)) return undefined
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Manifest
+  } catch (error) {
+    throw new DataError(`malformed manifest: ${(error as Error).message}`, {file, line: 1})
+  }
+}
+
+/** Lines appended synchronously through a small buffer (rejects.jsonl). */
+class LineWriter {
+  private fd: number
+  private buf: string[] = []
+  private size = 0
+  constructor(readonly file: string) {
+    this.fd = openSync(file, 'w')
+  }
+  write(line: string): void {
+    this.buf.push(line)
+    this.size += line.length
+    if (this.size > 1 << 16) this.flush()
+  }
+  flush(): void {
+    if (this.buf.length) writeSync(this.fd, this.buf.join(''))
+    this.buf = []
+    this.size = 0
+  }
+  close(): void {
+    this.flush()
+    closeSync(this.fd)
+  }
+}
+
+function normaliseSplits(ds: DatasetConfig, dataRoot: string): {name: string; path?: string}[] {
+  if (Array.isArray(ds.splits)) return ds.splits.map((name) => ({name}))
+  return Object.entries(ds.splits).map(([name, path]) => ({name, path: resolve(dataRoot, path)}))
+}
+
+function checkConfig(config: PrepareConfig): void {
+  if (!config || !Array.isArray(config.datasets) || config.datasets.length === 0)
+    throw new DataError('prepare: expected at least one dataset (prepare.datasets: [...])')
+  const seen = new Set<string>()
+  config.datasets.forEach((ds, i) => {
+    const where = `prepare.datasets[${i}]${ds?.name ? ` (${ds.name})` : ''}`
+    if (!ds || typeof ds.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ds.name))
+      throw new DataError(`${where}.name: expected a folder-safe name (letters, digits, . _ -), got ${JSON.stringify(ds?.name)}`)
+    if (seen.has(ds.name)) throw new DataError(`${where}.name: dataset "${ds.name}" is declared twice; names must be unique`)
+    seen.add(ds.name)
+    if (!TASKS.includes(ds.task)) throw new DataError(`${where}.task: expected one of ${TASKS.join(', ')}, got ${JSON.stringify(ds.task)}`)
+    if (typeof ds.reader !== 'string') throw new DataError(`${where}.reader: expected a reader name, got ${JSON.stringify(ds.reader)}`)
+    const splits = Array.isArray(ds.splits) ? ds.splits : ds.splits && typeof ds.splits === 'object' ? Object.keys(ds.splits) : undefined
+    if (!splits || splits.length === 0) throw new DataError(`${where}.splits: expected split names or {split: file}, got ${JSON.stringify(ds.splits)}`)
+    for (const s of splits)
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(s)) throw new DataError(`${where}.splits: split name ${JSON.stringify(s)} is not folder-safe`)
+    if (ds.task === 'sts' && !ds.labelRange)
+      throw new DataError(`${where}.labelRange: an STS dataset must declare its label range, e.g. {min: 0, max: 5} or {values: [0, 1]}`)
+  })
+}
+
+async function validateOptions(schema: Record<string, unknown> | undefined, options: unknown, where: string): Promise<void> {
+  if (!schema) return
+  const {validatorFor, formatSchemaErrors} = await import('../config/validate.js')
+  const validate = validatorFor(schema)
+  if (!validate(options)) {
+    const problems = formatSchemaErrors(validate.errors ?? [], options).map((p) => `${where}${p.startsWith('/') && p !== '/' ? p : `: ${p}`}`)
+    throw new DataError(`invalid reader options:\n  ${problems.join('\n  ')}`)
+  }
+}
+
+/**
+ * Prepares every dataset of `config` into `options.out`. Throws DataError (exit code 2) for bad
+ * input or configuration; on any failure the output directory is left as it was.
+ */
+export async function prepare(config: PrepareConfig, options: PrepareOptions): Promise<PrepareResult> {
+  checkConfig(config)
+  const dataRoot = resolve(options.dataRoot)
+  const out = resolve(options.out)
+  const skipInvalid = options.skipInvalid ?? config.skipInvalid ?? false
+  const batchRows = options.batchRows ?? config.batchRows
+  const registry = options.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+  mkdirSync(out, {recursive: true})
+  const staging = join(out, `.prepare-${randomBytes(4).toString('hex')}.partial`)
+  mkdirSync(staging)
+  const results: DatasetResult[] = []
+  try {
+    for (let i = 0; i < config.datasets.length; i++) {
+      const ds = config.datasets[i]
+      options.onEvent?.({type: 'dataset-start', dataset: ds.name, reader: ds.reader, task: ds.task, index: i, total: config.datasets.length})
+      results.push(await prepareDataset(ds, i, {registry, dataRoot, staging, skipInvalid, batchRows, onEvent: options.onEvent}))
+    }
+    // Commit: move each dataset folder into place, then write the manifest last.
+    const previous = readManifest(out)
+    const names = new Set(results.map((r) => r.name))
+    for (const r of results) {
+      rmSync(join(out, r.name), {recursive: true, force: true})
+      renameSync(join(staging, r.name), join(out, r.name))
+    }
+    const manifest: Manifest = {
+      format: 'codiemb-prepare-manifest',
+      version: 1,
+      codiembVersion: packageVersion(),
+      files: [...(previous?.files ?? []).filter((f) => !names.has(f.dataset)), ...results.flatMap((r) => r.files)],
+      datasets: {
+        ...Object.fromEntries(Object.entries(previous?.datasets ?? {}).filter(([k]) => !names.has(k))),
+        ...Object.fromEntries(results.map(({files: _f, stats: _s, seconds: _t, ...rest}) => [rest.name, rest])),
+      },
+    }
+    const tmp = join(staging, MANIFEST)
+    writeFileSync(tmp, JSON.stringify(manifest, null, 2) + '\n')
+    renameSync(tmp, join(out, MANIFEST))
+  } finally {
+    rmSync(staging, {recursive: true, force: true})
+  }
+  return {
+    out,
+    manifest: join(out, MANIFEST),
+    rows: results.reduce((s, r) => s + r.rows, 0),
+    rejected: results.reduce((s, r) => s + r.rejected, 0),
+    datasets: results,
+  }
+}
+
+interface DatasetContext {
+  registry: Registry
+  dataRoot: string
+  staging: string
+  skipInvalid: boolean
+  batchRows?: number
+  onEvent?: (event: PrepareEvent) => void
+}
+
+interface Output {
+  key: string
+  kind: PreparedKind
+  split: string | null
+  path: string
+  writer: ArrowRecordWriter
+  stats: StatsCollector
+}
+
+async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetContext): Promise<DatasetResult> {
+  const started = Date.now()
+  const where = `prepare.datasets[${index}] (${ds.name})`
+  const entry = ctx.registry.entry<ReaderModule>('reader', ds.reader)
+  const tasks = (entry.meta?.tasks as Task[] | undefined) ?? undefined
+  if (tasks && !tasks.includes(ds.task))
+    throw new DataError(`${where}: reader ${ds.reader} cannot prepare task "${ds.task}" (it prepares ${tasks.join(', ')})`)
+  await validateOptions(entry.optionsSchema, ds.options ?? {}, `${where}.options`)
+  const mod = await entry.load()
+  if (!mod?.reader || typeof mod.reader.read !== 'function')
+    throw new DataError(`reader ${ds.reader} (plugin ${entry.plugin ?? '?'}) does not export {reader} with read()`)
+  const reader = mod.reader
+  if (!reader.tasks.includes(ds.task)) throw new DataError(`${where}: reader ${ds.reader} cannot prepare task "${ds.task}" (it prepares ${reader.tasks.join(', ')})`)
+  const range = ds.labelRange ? resolveLabelRangeAt(ds.labelRange, where) : undefined
+  const instruction = ds.instruction ?? ''
+  const request: ReadRequest = {
+    dataset: ds.name,
+    task: ds.task,
+    path: ds.path === undefined ? undefined : resolve(ctx.dataRoot, ds.path),
+    splits: normaliseSplits(ds, ctx.dataRoot),
+    options: ds.options ?? {},
+    fields: ds.fields,
+  }
+  const rel = (file: string) => {
+    const r = relative(ctx.dataRoot, file)
+    return r.startsWith('..') || isAbsolute(r) ? file : r
+  }
+  const sources: SourceFile[] = []
+  for (const file of await reader.sources(request)) sources.push({path: rel(file), ...(await hashFile(file))})
+
+  const dir = join(ctx.staging, ds.name)
+  mkdirSync(dir, {recursive: true})
+  const baseMeta: Record<string, string> = {
+    [META.dataset]: ds.name,
+    [META.task]: ds.task,
+    [META.instruction]: instruction,
+    'codiemb.reader': ds.reader,
+    'codiemb.sources': JSON.stringify(sources),
+  }
+  if (range) {
+    baseMeta['codiemb.label_range'] = JSON.stringify(range)
+    baseMeta['codiemb.score_normalisation'] = `score = (raw_score - ${range.min}) / (${range.max} - ${range.min}); raw_score is the label as given`
+  }
+  const outputs = new Map<string, Output>()
+  const output = (kind: PreparedKind, split: string | null): Output => {
+    const key = `${kind}|${split ?? ''}`
+    let o = outputs.get(key)
+    if (!o) {
+      const path = outputPath(ds.name, kind, split)
+      const meta = {...baseMeta, ...(split === null ? {} : {'codiemb.split': split})}
+      o = {
+        key,
+        kind,
+        split,
+        path,
+        writer: new ArrowRecordWriter(join(ctx.staging, path), kind, {metadata: meta, batchRows: ctx.batchRows}),
+        stats: new StatsCollector(kind, range),
+      }
+      outputs.set(key, o)
+    }
+    return o
+  }
+  // Every kind the reader promises gets a file, even when no row arrives (an empty split is still a split).
+  const kinds = reader.kindsFor(ds.task)
+  if (kinds.includes('corpus')) output('corpus', null)
+  if (kinds.includes('queries')) output('queries', null)
+  for (const split of request.splits) for (const k of kinds) if (k !== 'corpus' && k !== 'queries') output(k, split.name)
+
+  let rejects: LineWriter | undefined
+  let rows = 0
+  let rejected = 0
+  let unused = 0
+  const unusedReasons: Record<string, number> = {}
+  const corpusIds = kinds.includes('corpus') ? new Set<string>() : undefined
+  const queryIds = kinds.includes('queries') ? new Set<string>() : undefined
+
+  const reject = (at: SourceLocation, reason: string, kind: PreparedKind | undefined, split: string | null, raw?: string) => {
+    if (!ctx.skipInvalid) throw new DataError(`${reason} (dataset ${ds.name}; use --skip-invalid to set such rows aside in rejects.jsonl)`, at)
+    rejected++
+    if (kind) output(kind, split).stats.rejected++
+    rejects ??= new LineWriter(join(dir, 'rejects.jsonl'))
+    rejects.write(JSON.stringify({dataset: ds.name, split, kind: kind ?? null, file: rel(at.file), line: at.line, reason, ...(raw === undefined ? {} : {raw})}) + '\n')
+  }
+
+  try {
+    for await (const item of reader.read(request) as AsyncIterable<ReadItem>) {
+      if (item.type === 'unused') {
+        unused++
+        unusedReasons[item.reason] = (unusedReasons[item.reason] ?? 0) + 1
+        continue
+      }
+      if (item.type === 'reject') {
+        reject(item.at, item.reason, item.kind, item.split, item.raw)
+        continue
+      }
+      const fallbackId = String(item.at.line)
+      let converted: {ok: true; value: AnyRecord} | {ok: false; reason: string}
+      switch (item.kind) {
+        case 'sts-pair':
+          converted = toStsPair(item.row, fallbackId, range!, instruction)
+          break
+        case 'ir-example':
+          converted = toIrExample(item.row, fallbackId, instruction)
+          break
+        case 'corpus':
+          converted = toCorpusDoc(item.row)
+          if (converted.ok) {
+            const id = (converted.value as {id: string}).id
+            if (corpusIds!.has(id)) converted = {ok: false, reason: `id: duplicate corpus id ${JSON.stringify(id)}`}
+            else corpusIds!.add(id)
+          }
+          break
+        case 'queries':
+          converted = toQuery(item.row, instruction)
+          if (converted.ok) {
+            const id = (converted.value as {id: string}).id
+            if (queryIds!.has(id)) converted = {ok: false, reason: `id: duplicate query id ${JSON.stringify(id)}`}
+            else queryIds!.add(id)
+          }
+          break
+        case 'qrels':
+          converted = toQrel(item.row)
+          if (converted.ok) {
+            const q = converted.value as {query_id: string; corpus_id: string}
+            if (queryIds && !queryIds.has(q.query_id)) converted = {ok: false, reason: `query_id: ${JSON.stringify(q.query_id)} is not a known query (dangling qrels)`}
+            else if (corpusIds && !corpusIds.has(q.corpus_id))
+              converted = {ok: false, reason: `corpus_id: ${JSON.stringify(q.corpus_id)} is not a known document (dangling qrels)`}
+          }
+          break
+        default:
+          throw new DataError(`reader ${ds.reader} yielded an unknown record kind ${JSON.stringify((item as {kind: unknown}).kind)}`)
+      }
+      if (!converted.ok) {
+        reject(item.at, converted.reason, item.kind, item.split, undefined)
+        continue
+      }
+      const o = output(item.kind, item.split)
+      o.writer.write(converted.value)
+      o.stats.add(converted.value)
+      rows++
+      if (rows % 50_000 === 0) ctx.onEvent?.({type: 'progress', dataset: ds.name, rows, rejected})
+    }
+    rejects?.close()
+    const files: ManifestFile[] = []
+    const stats: Record<string, FileStatistics> = {}
+    for (const o of outputs.values()) {
+      const done: FinishedRecordFile = await o.writer.finish()
+      files.push({path: o.path, dataset: ds.name, split: o.split, kind: o.kind, task: ds.task, rows: done.rows, bytes: done.bytes, sha256: done.sha256})
+      stats[o.path] = o.stats.summary()
+    }
+    const seconds = (Date.now() - started) / 1000
+    ctx.onEvent?.({type: 'dataset-done', dataset: ds.name, rows, rejected, unused, seconds})
+    return {
+      name: ds.name,
+      reader: ds.reader,
+      task: ds.task,
+      instruction,
+      ...(range ? {labelRange: range} : {}),
+      sources,
+      rows,
+      rejected,
+      unused,
+      unusedReasons,
+      ...(rejected ? {rejectsFile: join(ds.name, 'rejects.jsonl')} : {}),
+      files,
+      stats,
+      seconds,
+    }
+  } catch (error) {
+    for (const o of outputs.values()) o.writer.abort()
+    try {
+      rejects?.close()
+    } catch {
+      /* already closed */
+    }
+    throw error
+  }
+}
+
+function resolveLabelRangeAt(config: LabelRangeConfig, where: string): LabelRange {
+  try {
+    return resolveLabelRange(config)
+  } catch (error) {
+    throw new DataError(`${where}.${(error as Error).message}`)
+  }
+}
+
+export {describeLabelRange}

@@ -1,0 +1,101 @@
+/**
+ * Training checkpoints: `<dir>/checkpoint-<step>/` is a sentence-transformers model directory
+ * (written by the encoder's save()) plus `trainer_state.json` (step, epoch, sampler state, seed,
+ * schedule) and `optimizer.safetensors` (AdamW moments). A checkpoint is assembled in a temporary
+ * directory beside the final one and renamed into place, so a kill mid-write leaves the previous
+ * checkpoints intact and never a half-written `checkpoint-*`.
+ */
+import {randomBytes} from 'node:crypto'
+import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync} from 'node:fs'
+import {join} from 'node:path'
+import {openSafetensors, writeSafetensors} from '../model/safetensors.js'
+import type {SamplerState} from '../plugins/samplers/types.js'
+import type {AdamW} from './optimizer.js'
+import type {TrainableEncoder} from './types.js'
+
+export const TRAINER_STATE_FILE = 'trainer_state.json'
+export const OPTIMIZER_FILE = 'optimizer.safetensors'
+const CHECKPOINT_PATTERN = /^checkpoint-(\d+)$/
+
+export interface TrainerState {
+  version: 1
+  /** Optimizer steps completed. */
+  step: number
+  totalSteps: number
+  /** Sampler state of the next batch to train on. */
+  sampler: SamplerState
+  seed: number
+  /** Fingerprint of the settings that must not change across a resume. */
+  settings: string
+  /** Per-step losses so far (for reports and resume checks). */
+  history: {step: number; loss: Record<string, number>}[]
+}
+
+export function checkpointName(step: number): string {
+  return `checkpoint-${step}`
+}
+
+/** Existing checkpoints under `dir`, oldest first. */
+export function listCheckpoints(dir: string): {step: number; path: string}[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .map((name) => ({name, match: CHECKPOINT_PATTERN.exec(name)}))
+    .filter((x) => x.match)
+    .map((x) => ({step: Number(x.match![1]), path: join(dir, x.name)}))
+    .sort((a, b) => a.step - b.step)
+}
+
+/** Writes a checkpoint atomically and keeps only the newest `keepLast` (0 = keep all). Returns its path. */
+export async function writeCheckpoint(
+  dir: string,
+  encoder: TrainableEncoder,
+  optimizer: AdamW,
+  state: TrainerState,
+  keepLast: number,
+): Promise<string> {
+  mkdirSync(dir, {recursive: true})
+  const final = join(dir, checkpointName(state.step))
+  const temp = join(dir, `.${checkpointName(state.step)}.${randomBytes(4).toString('hex')}.partial`)
+  try {
+    await encoder.save(temp, {extraFiles: {[TRAINER_STATE_FILE]: JSON.stringify(state, null, 1) + '\n'}})
+    const moments = await optimizer.exportState()
+    await writeSafetensors(join(temp, OPTIMIZER_FILE), moments.tensors, {step: String(moments.step)})
+    if (existsSync(final)) rmSync(final, {recursive: true, force: true})
+    renameSync(temp, final)
+  } catch (error) {
+    rmSync(temp, {recursive: true, force: true})
+    throw error
+  }
+  if (keepLast > 0) for (const old of listCheckpoints(dir).slice(0, -keepLast)) rmSync(old.path, {recursive: true, force: true})
+  return final
+}
+
+/** Removes temporary directories left by a run killed while writing a checkpoint. */
+export function removePartialCheckpoints(dir: string): void {
+  if (!existsSync(dir)) return
+  for (const name of readdirSync(dir)) if (/^\.checkpoint-\d+\..*\.partial$/.test(name)) rmSync(join(dir, name), {recursive: true, force: true})
+}
+
+export function readTrainerState(dir: string): TrainerState {
+  const file = join(dir, TRAINER_STATE_FILE)
+  if (!existsSync(file)) throw new Error(`${dir}: not a training checkpoint (no ${TRAINER_STATE_FILE})`)
+  const state = JSON.parse(readFileSync(file, 'utf8')) as TrainerState
+  if (state.version !== 1) throw new Error(`${file}: unsupported trainer state version ${String(state.version)}`)
+  return state
+}
+
+export async function readOptimizerState(dir: string): Promise<{step: number; tensors: Map<string, {shape: number[]; data: Float32Array}>}> {
+  const file = await openSafetensors(join(dir, OPTIMIZER_FILE))
+  try {
+    const tensors = new Map<string, {shape: number[]; data: Float32Array}>()
+    for (const info of file.tensors()) {
+      const t = await file.read(info.name)
+      tensors.set(info.name, {shape: [...t.shape], data: t.data as Float32Array})
+    }
+    const step = Number(file.metadata.step)
+    if (!Number.isInteger(step)) throw new Error(`${file.path}: __metadata__.step is missing`)
+    return {step, tensors}
+  } finally {
+    await file.close()
+  }
+}

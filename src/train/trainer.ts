@@ -1,0 +1,507 @@
+/**
+ * The CoDiEmb training loop.
+ *
+ * One optimizer step = `gradientAccumulation` consecutive sampler batches (fewer for the last step
+ * of an epoch: accumulation never skips or drops a batch). Each batch is single-task for the
+ * `dynamic`/`single` samplers; a `mixed` batch has one part per dataset and sums their task losses.
+ * Per batch: assemble texts (instructions, P positives, N negatives), tokenize (ahead of time, see
+ * Prefetcher), forward with dropout, pool and L2-normalise, compute the task objective in float32,
+ * back-propagate. IR batches may use GradCache. Then: average over the accumulated batches, clip
+ * the global norm, AdamW with linear warm-up/decay.
+ *
+ * Determinism: every random choice of a batch (negatives, dropout masks) is seeded from
+ * (seed, epoch, batch index), and the sampler's plan from its own saved RNG state, so a run resumed
+ * from a checkpoint replays exactly the batches and masks of the uninterrupted run.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+import type {IrEmbeddings, StsEmbeddings} from '../plugins/losses/types.js'
+import type {Sampler, SamplerBatch, SamplerState} from '../plugins/samplers/types.js'
+import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
+import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchSeed, batchTexts} from './data.js'
+import {ensureGradients} from './gradients.js'
+import type {TaskObjective} from './losses.js'
+import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
+import {Rng} from './rng.js'
+import type {TokenBatchLike, TrainableEncoder} from './types.js'
+
+export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
+  encoder: TrainableEncoder<B>
+  datasets: TrainingDataset[]
+  sampler: Sampler
+  objectives: TaskObjective
+  optimizer: AdamWOptions & {maxGradNorm: number}
+  /** Warm-up length: a fraction of all steps (paper 0.03) unless warmupSteps is given. */
+  warmupRatio: number
+  warmupSteps?: number
+  epochs: number
+  gradientAccumulation: number
+  seed: number
+  maxLength: {query: number; passage: number; sts: number}
+  instructions: InstructionOptions
+  /** Hidden-state index pooled for middle-layer losses (default ⌊layers/2⌋; 0 is the embedding output). */
+  middleLayer?: number
+  /** Dropout during training (the encoder's rates); off makes steps deterministic functions of the weights. */
+  dropout: boolean
+  checkpoint?: {dir: string; everyEpoch: boolean; everySteps: number; keepLast: number}
+  /** Batches tokenized ahead of the step being computed. */
+  prefetch: number
+  /** Stop after this many optimizer steps in this process (tests, time-boxed runs); a checkpoint is written first if checkpointing. */
+  stopAfterSteps?: number
+  /** Log every step (events/progress). */
+  onStep?: (event: StepEvent) => void
+  onCheckpoint?: (path: string, step: number) => void
+  /** Called after the last step of each epoch (validation); awaited before training goes on. */
+  onEpochEnd?: (epoch: number) => Promise<void> | void
+  /** Fingerprint of the settings; a resume under different settings is refused. */
+  settings: string
+}
+
+export interface StepEvent {
+  type: 'step'
+  step: number
+  totalSteps: number
+  epoch: number
+  lr: number
+  /** Mean loss of this step's batches, per task. */
+  loss: Record<string, number>
+  gradNorm: number
+  examples: number
+  tokens: number
+  examplesPerSecond: number
+  tokensPerSecond: number
+  elapsedSeconds: number
+  etaSeconds: number
+}
+
+export interface TrainSummary {
+  steps: number
+  totalSteps: number
+  epochs: number
+  examples: number
+  tokens: number
+  seconds: number
+  /** Mean loss per task over the first and the last `window` steps that had that task. */
+  lossFirst: Record<string, number>
+  lossLast: Record<string, number>
+  history: {step: number; loss: Record<string, number>}[]
+  checkpoints: string[]
+  stoppedEarly: boolean
+}
+
+interface PreparedBatch<B> {
+  epoch: number
+  index: number
+  /** Sampler state positioned at this batch (what a checkpoint taken before it must record). */
+  stateBefore: SamplerState
+  seed: number
+  parts: PreparedPart<B>[]
+  examples: number
+  tokens: number
+}
+
+type PreparedPart<B> =
+  | {task: 'ir'; texts: Extract<BatchTexts, {task: 'ir'}>; queries: B; passages: B}
+  | {task: 'sts'; texts: Extract<BatchTexts, {task: 'sts'}>; left: B; right: B}
+
+export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
+  private readonly optimizer: AdamW
+  private readonly params: Map<string, tf.Variable>
+  private readonly paramList: tf.Variable[]
+  private readonly nameOf = new Map<string, string>()
+  private readonly batchesPerEpoch: number
+  readonly stepsPerEpoch: number
+  readonly totalSteps: number
+  readonly warmupSteps: number
+  private step = 0
+  private history: {step: number; loss: Record<string, number>}[] = []
+  private readonly middleLayer: number
+
+  constructor(private readonly o: TrainerOptions<B>) {
+    this.params = o.encoder.variables
+    this.paramList = [...this.params.values()]
+    for (const [name, v] of this.params) this.nameOf.set(v.name, name)
+    this.optimizer = new AdamW(this.params, o.optimizer)
+    this.batchesPerEpoch = o.sampler.epochPlan().length
+    this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / o.gradientAccumulation)
+    this.totalSteps = this.stepsPerEpoch * o.epochs
+    this.warmupSteps = o.warmupSteps ?? Math.round(o.warmupRatio * this.totalSteps)
+    this.middleLayer = o.middleLayer ?? Math.max(1, Math.floor(o.encoder.numLayers / 2))
+    if (this.middleLayer < 0 || this.middleLayer > o.encoder.numLayers)
+      throw new Error(`middleLayer ${this.middleLayer} is outside 0..${o.encoder.numLayers}`)
+  }
+
+  /** Restores optimizer moments, step, sampler position and history from a checkpoint directory. */
+  async resumeFrom(dir: string): Promise<TrainerState> {
+    const state = readTrainerState(dir)
+    if (state.settings !== this.o.settings)
+      throw new Error(`${dir}: checkpoint was written with different training settings; resume needs the same config (data, sampler, losses, optimizer, seed)`)
+    if (state.totalSteps !== this.totalSteps) throw new Error(`${dir}: checkpoint plans ${state.totalSteps} steps, this config ${this.totalSteps}`)
+    const moments = await readOptimizerState(dir)
+    this.optimizer.importState(moments.step, moments.tensors)
+    this.o.sampler.setState(state.sampler)
+    this.step = state.step
+    this.history = state.history
+    return state
+  }
+
+  async run(): Promise<TrainSummary> {
+    await ensureGradients()
+    const o = this.o
+    if (o.checkpoint) removePartialCheckpoints(o.checkpoint.dir)
+    const batches = this.batchStream()
+    const prefetcher = new Prefetcher(batches, (b) => this.prepare(b), Math.max(1, o.prefetch))
+    const started = performance.now()
+    let examples = 0
+    let tokens = 0
+    let stepsThisRun = 0
+    const checkpoints: string[] = []
+    let stoppedEarly = false
+    let next = await prefetcher.next()
+    while (next && this.step < this.totalSteps) {
+      const epoch = next.epoch
+      // The batches of this optimizer step: up to GA, never crossing an epoch boundary.
+      const group: PreparedBatch<B>[] = []
+      while (next && next.epoch === epoch && group.length < o.gradientAccumulation) {
+        group.push(next)
+        next = await prefetcher.next()
+      }
+      const lr = learningRateAt(this.step, {learningRate: o.optimizer.learningRate, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps})
+      const {loss, gradNorm} = this.optimizerStep(group, lr)
+      this.step++
+      stepsThisRun++
+      const stepExamples = group.reduce((a, b) => a + b.examples, 0)
+      const stepTokens = group.reduce((a, b) => a + b.tokens, 0)
+      examples += stepExamples
+      tokens += stepTokens
+      this.history.push({step: this.step, loss})
+      const elapsed = (performance.now() - started) / 1000
+      o.onStep?.({
+        type: 'step',
+        step: this.step,
+        totalSteps: this.totalSteps,
+        epoch,
+        lr,
+        loss,
+        gradNorm,
+        examples: stepExamples,
+        tokens: stepTokens,
+        examplesPerSecond: examples / elapsed,
+        tokensPerSecond: tokens / elapsed,
+        elapsedSeconds: elapsed,
+        etaSeconds: (elapsed / stepsThisRun) * (this.totalSteps - this.step),
+      })
+      // Let I/O callbacks run (event streams, progress rendering, tokenizer completions): the
+      // step itself is synchronous tensor work and the awaits above may resolve as microtasks.
+      await new Promise((resolve) => setImmediate(resolve))
+      const epochEnded = !next || next.epoch !== epoch
+      const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
+      if (o.checkpoint) {
+        const due = (o.checkpoint.everyEpoch && epochEnded) || (o.checkpoint.everySteps > 0 && this.step % o.checkpoint.everySteps === 0) || stopNow || this.step === this.totalSteps
+        if (due) {
+          const samplerState = next ? next.stateBefore : o.sampler.getState()
+          const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
+          checkpoints.push(path)
+          o.onCheckpoint?.(path, this.step)
+        }
+      }
+      if (epochEnded) await o.onEpochEnd?.(epoch)
+      if (stopNow) {
+        stoppedEarly = true
+        break
+      }
+    }
+    prefetcher.close()
+    return {
+      steps: this.step,
+      totalSteps: this.totalSteps,
+      epochs: o.epochs,
+      examples,
+      tokens,
+      seconds: (performance.now() - started) / 1000,
+      ...lossWindows(this.history),
+      history: this.history,
+      checkpoints,
+      stoppedEarly,
+    }
+  }
+
+  dispose(): void {
+    this.optimizer.dispose()
+  }
+
+  private state(sampler: SamplerState): TrainerState {
+    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history}
+  }
+
+  /** Every remaining batch of the run, with the sampler state that precedes it. */
+  private *batchStream(): Generator<{epoch: number; index: number; stateBefore: SamplerState; batch: SamplerBatch}> {
+    const sampler = this.o.sampler
+    while (sampler.getState().epoch < this.o.epochs) {
+      const stateBefore = sampler.getState()
+      const batch = sampler.next()
+      if (!batch) {
+        sampler.nextEpoch()
+        continue
+      }
+      yield {epoch: stateBefore.epoch, index: stateBefore.position, stateBefore, batch}
+    }
+  }
+
+  /** Assembles texts and tokenizes them (async: the tokenizer may work off the main thread). */
+  private async prepare(item: {epoch: number; index: number; stateBefore: SamplerState; batch: SamplerBatch}): Promise<PreparedBatch<B>> {
+    const o = this.o
+    const seed = batchSeed(o.seed, item.epoch, item.index)
+    const rng = new Rng(seed)
+    const shape = {positives: o.objectives.ir?.positives ?? 1, negatives: o.objectives.ir?.negatives ?? 0}
+    const parts: PreparedPart<B>[] = []
+    let examples = 0
+    let tokens = 0
+    for (const part of item.batch.parts) {
+      const texts = batchTexts(o.datasets, part, shape, o.instructions, rng)
+      if (texts.task === 'ir') {
+        if (!o.objectives.ir) throw new Error(`dataset ${o.datasets[part.dataset].name} is an IR dataset but no ir loss is configured`)
+        const [queries, passages] = await Promise.all([
+          o.encoder.tokenize(texts.queries, {maxLength: o.maxLength.query, prefixes: texts.queryPrefixes}),
+          o.encoder.tokenize(texts.passages, {maxLength: o.maxLength.passage}),
+        ])
+        parts.push({task: 'ir', texts, queries, passages})
+        examples += texts.queries.length
+        tokens += sum(queries.lengths) + sum(passages.lengths)
+      } else {
+        if (!o.objectives.sts) throw new Error(`dataset ${o.datasets[part.dataset].name} is an STS dataset but no sts loss is configured`)
+        const [left, right] = await Promise.all([
+          o.encoder.tokenize(texts.texts1, {maxLength: o.maxLength.sts, prefixes: texts.prefixes1}),
+          o.encoder.tokenize(texts.texts2, {maxLength: o.maxLength.sts, prefixes: texts.prefixes2}),
+        ])
+        parts.push({task: 'sts', texts, left, right})
+        examples += texts.texts1.length
+        tokens += sum(left.lengths) + sum(right.lengths)
+      }
+    }
+    return {epoch: item.epoch, index: item.index, stateBefore: item.stateBefore, seed, parts, examples, tokens}
+  }
+
+  /** Accumulates gradients over the group, clips, and applies AdamW. Returns per-task mean losses. */
+  private optimizerStep(group: PreparedBatch<B>[], lr: number): {loss: Record<string, number>; gradNorm: number} {
+    const accumulated = new Map<string, tf.Tensor>()
+    const lossSums: Record<string, number> = {}
+    const lossCounts: Record<string, number> = {}
+    const scale = 1 / group.length
+    for (const batch of group) {
+      batch.parts.forEach((part, partIndex) => {
+        const {value, grads} = this.partGradients(part, partSeed(batch.seed, partIndex))
+        lossSums[part.task] = (lossSums[part.task] ?? 0) + value
+        lossCounts[part.task] = (lossCounts[part.task] ?? 0) + 1
+        for (const [name, g] of grads) {
+          const scaled = tf.mul(g, scale)
+          g.dispose()
+          const previous = accumulated.get(name)
+          if (previous) {
+            accumulated.set(name, tf.add(previous, scaled))
+            previous.dispose()
+            scaled.dispose()
+          } else accumulated.set(name, scaled)
+        }
+      })
+    }
+    const gradNorm = clipByGlobalNorm(accumulated, this.o.optimizer.maxGradNorm)
+    this.optimizer.apply(accumulated, lr)
+    for (const g of accumulated.values()) g.dispose()
+    const loss: Record<string, number> = {}
+    for (const task of Object.keys(lossSums)) loss[task] = lossSums[task] / lossCounts[task]
+    return {loss, gradNorm}
+  }
+
+  /** Loss and parameter gradients of one sampler batch, without updating anything (tests, diagnostics). */
+  async gradientsOf(batch: SamplerBatch, epoch = 0, index = 0): Promise<{loss: number; grads: Map<string, tf.Tensor>}> {
+    await ensureGradients()
+    const prepared = await this.prepare({epoch, index, stateBefore: this.o.sampler.getState(), batch})
+    let loss = 0
+    const total = new Map<string, tf.Tensor>()
+    prepared.parts.forEach((part, partIndex) => {
+      const {value, grads} = this.partGradients(part, partSeed(prepared.seed, partIndex))
+      loss += value
+      for (const [name, g] of grads) {
+        const previous = total.get(name)
+        total.set(name, previous ? tf.add(previous, g) : g)
+        if (previous) tf.dispose([previous, g])
+      }
+    })
+    return {loss, grads: total}
+  }
+
+  private partGradients(part: PreparedPart<B>, seed: number): {value: number; grads: Map<string, tf.Tensor>} {
+    const chunkSize = part.task === 'ir' ? this.o.objectives.ir!.cacheChunkSize : undefined
+    return chunkSize ? this.gradCacheIr(part as Extract<PreparedPart<B>, {task: 'ir'}>, seed, chunkSize) : this.directGrads(part, seed)
+  }
+
+  private directGrads(part: PreparedPart<B>, seed: number): {value: number; grads: Map<string, tf.Tensor>} {
+    const {value, grads} = tf.variableGrads(() => this.partLoss(part, seed), this.paramList)
+    const out = this.byName(grads)
+    const v = value.dataSync()[0]
+    value.dispose()
+    return {value: v, grads: out}
+  }
+
+  private byName(grads: tf.NamedTensorMap): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>()
+    for (const [tfName, g] of Object.entries(grads)) out.set(this.nameOf.get(tfName) ?? tfName, g)
+    return out
+  }
+
+  private embed(batch: B, seed: number, layer?: number): {last: tf.Tensor2D; middle?: tf.Tensor2D} {
+    const {lastHiddenState, hiddenStates} = this.o.encoder.forward(batch, {training: this.o.dropout, seed})
+    const last = this.o.encoder.pool(lastHiddenState, batch, {normalize: true})
+    const middle = layer === undefined ? undefined : this.o.encoder.pool(hiddenStates[layer], batch, {normalize: true})
+    return {last, middle}
+  }
+
+  /** The objective of one batch part (inside variableGrads). */
+  private partLoss(part: PreparedPart<B>, seed: number): tf.Scalar {
+    if (part.task === 'ir') {
+      const irBatch: IrEmbeddings = {
+        queries: this.embed(part.queries, seed ^ 0x1).last,
+        passages: this.embed(part.passages, seed ^ 0x2).last,
+        positives: part.texts.positives,
+        negatives: part.texts.negatives,
+      }
+      return this.o.objectives.ir!.compute(irBatch)
+    }
+    const objective = this.o.objectives.sts!
+    const layer = objective.needsMiddleLayer ? this.middleLayer : undefined
+    const left = this.embed(part.left, seed ^ 0x1, layer)
+    const right = this.embed(part.right, seed ^ 0x2, layer)
+    const stsBatch: StsEmbeddings = {left: left.last, right: right.last, leftMiddle: left.middle, rightMiddle: right.middle, labels: part.texts.labels}
+    return objective.compute(stsBatch)
+  }
+
+  /**
+   * GradCache for an IR part: (1) embed queries and passages chunk by chunk without recording
+   * gradients; (2) compute the loss and its gradient w.r.t. the embeddings; (3) re-run every chunk
+   * with the same dropout seed, back-propagating Σ(embedding · ∂L/∂embedding), and sum the
+   * parameter gradients. Memory is bounded by one chunk's activations.
+   */
+  private gradCacheIr(part: Extract<PreparedPart<B>, {task: 'ir'}>, seed: number, chunkSize: number): {value: number; grads: Map<string, tf.Tensor>} {
+    const encoder = this.o.encoder
+    const chunksOf = (batch: B, baseSeed: number) => sliceBatch(batch, chunkSize).map((chunk, c) => ({chunk, seed: (baseSeed + Math.imul(c + 1, 0x165667b1)) >>> 0}))
+    const queryChunks = chunksOf(part.queries, seed ^ 0x1)
+    const passageChunks = chunksOf(part.passages, seed ^ 0x2)
+    const embedAll = (chunks: {chunk: B; seed: number}[]) =>
+      tf.tidy(() => tf.concat(chunks.map(({chunk, seed: s}) => this.embed(chunk, s).last), 0) as tf.Tensor2D)
+    const queries = embedAll(queryChunks)
+    const passages = embedAll(passageChunks)
+    const objective = this.o.objectives.ir!
+    const {value, grads} = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) =>
+      objective.compute({queries: q as tf.Tensor2D, passages: p as tf.Tensor2D, positives: part.texts.positives, negatives: part.texts.negatives}),
+    )([queries, passages])
+    tf.dispose([queries, passages])
+    const total = new Map<string, tf.Tensor>()
+    const backward = (chunks: {chunk: B; seed: number}[], embeddingGrads: tf.Tensor) => {
+      let offset = 0
+      for (const {chunk, seed: s} of chunks) {
+        const rows = chunk.batchSize
+        const upstream = tf.slice(embeddingGrads, [offset, 0], [rows, embeddingGrads.shape[1]!])
+        offset += rows
+        const {value: surrogate, grads: chunkGrads} = tf.variableGrads(() => tf.sum(tf.mul(this.embed(chunk, s).last, upstream)) as tf.Scalar, this.paramList)
+        surrogate.dispose()
+        upstream.dispose()
+        for (const [name, g] of this.byName(chunkGrads)) {
+          const previous = total.get(name)
+          if (previous) {
+            total.set(name, tf.add(previous, g))
+            previous.dispose()
+            g.dispose()
+          } else total.set(name, g)
+        }
+      }
+    }
+    backward(queryChunks, grads[0])
+    backward(passageChunks, grads[1])
+    const v = value.dataSync()[0]
+    tf.dispose([value, ...grads])
+    return {value: v, grads: total}
+  }
+}
+
+/** Splits a token batch row-wise into chunks (views over the typed arrays, no copies of text). */
+export function sliceBatch<B extends TokenBatchLike>(batch: B, chunkSize: number): B[] {
+  if (batch.batchSize <= chunkSize) return [batch]
+  const out: B[] = []
+  for (let start = 0; start < batch.batchSize; start += chunkSize) out.push(sliceRows(batch, start, Math.min(batch.batchSize, start + chunkSize)))
+  return out
+}
+
+/** Rows [start, end) of a token batch: every per-token array is sliced by rows, per-row arrays by index. */
+export function sliceRows<B extends TokenBatchLike>(batch: B, start: number, end: number): B {
+  const rows = batch.batchSize
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(batch)) {
+    if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+      const typed = value as unknown as {length: number; subarray(a: number, b: number): unknown}
+      const perRow = typed.length / rows
+      out[key] = typed.subarray(start * perRow, end * perRow)
+    } else if (Array.isArray(value) && value.length === rows) out[key] = value.slice(start, end)
+    else out[key] = value
+  }
+  out.batchSize = end - start
+  return out as B
+}
+
+/** Runs `prepare` up to `depth` items ahead of the consumer, in order. */
+class Prefetcher<I, O> {
+  private readonly queue: Promise<O>[] = []
+  private done = false
+
+  constructor(private readonly source: Iterator<I>, private readonly prepare: (item: I) => Promise<O>, private readonly depth: number) {
+    this.fill()
+  }
+
+  private fill(): void {
+    while (!this.done && this.queue.length < this.depth) {
+      const item = this.source.next()
+      if (item.done) {
+        this.done = true
+        break
+      }
+      const promise = this.prepare(item.value)
+      promise.catch(() => {}) // surfaced when consumed
+      this.queue.push(promise)
+    }
+  }
+
+  async next(): Promise<O | undefined> {
+    const head = this.queue.shift()
+    this.fill()
+    return head
+  }
+
+  close(): void {
+    this.done = true
+    this.queue.length = 0
+  }
+}
+
+function partSeed(batchSeed: number, partIndex: number): number {
+  return (batchSeed + Math.imul(partIndex + 1, 0x27d4eb2f)) >>> 0
+}
+
+function sum(xs: number[]): number {
+  let s = 0
+  for (const x of xs) s += x
+  return s
+}
+
+/** Mean loss per task over the first and last ⌈10%⌉ (at least 1, at most 20) of the steps that had it. */
+export function lossWindows(history: {step: number; loss: Record<string, number>}[]): {lossFirst: Record<string, number>; lossLast: Record<string, number>} {
+  const lossFirst: Record<string, number> = {}
+  const lossLast: Record<string, number> = {}
+  const tasks = new Set(history.flatMap((h) => Object.keys(h.loss)))
+  for (const task of tasks) {
+    const values = history.filter((h) => task in h.loss).map((h) => h.loss[task])
+    const window = Math.min(20, Math.max(1, Math.ceil(values.length / 10)))
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+    lossFirst[task] = mean(values.slice(0, window))
+    lossLast[task] = mean(values.slice(-window))
+  }
+  return {lossFirst, lossLast}
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {test} from 'node:test'
+import * as tf from '@tensorflow/tfjs-core'
+import {shared, useTestBackend} from '../helpers/env.js'
+import {ToyEncoder} from '../helpers/toy-encoder.js'
+import {irDataset, makeTrainer, stsDataset, weightsOf} from './fixtures.js'
+import {ensureGradients} from '../../src/train/gradients.js'
+import {listCheckpoints} from '../../src/train/checkpoint.js'
+
+async function setup(): Promise<void> {
+  await useTestBackend()
+  await ensureGradients()
+}
+
+test('GradCache gives the same loss and parameter gradients as the direct computation (dropout off)', async () => {
+  await setup()
+  const encoder = new ToyEncoder(2, 16, 97, 3)
+  const datasets = [irDataset(24)]
+  const direct = makeTrainer({encoder, datasets, dropout: false})
+  const cached = makeTrainer({encoder, datasets, dropout: false, cacheChunkSize: 4})
+  const batch = {parts: [{dataset: 0, rows: [0, 3, 5, 7, 9, 11, 13, 20]}]}
+  const a = await direct.gradientsOf(batch)
+  const b = await cached.gradientsOf(batch)
+  assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * Math.abs(a.loss), `loss ${a.loss} vs ${b.loss}`)
+  assert.deepEqual([...a.grads.keys()].sort(), [...b.grads.keys()].sort())
+  let largest = 0
+  for (const [name, g] of a.grads) {
+    const x = g.dataSync()
+    const y = b.grads.get(name)!.dataSync()
+    let scale = 0
+    for (const v of x) scale = Math.max(scale, Math.abs(v))
+    largest = Math.max(largest, scale)
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= 1e-4 * scale + 1e-7, `${name}[${i}]: ${x[i]} vs ${y[i]}`)
+  }
+  assert.ok(largest > 1e-3, 'gradients are not trivially zero')
+  tf.dispose([...a.grads.values(), ...b.grads.values()])
+  direct.dispose()
+  cached.dispose()
+  encoder.dispose()
+})
+
+test('an interrupted and resumed run follows the same loss trajectory and ends with the same weights', async () => {
+  await setup()
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-resume-'))
+  try {
+    const uninterrupted = new ToyEncoder(2, 16, 97, 8)
+    const full = makeTrainer({encoder: uninterrupted, checkpoint: {dir: join(root, 'full'), everyEpoch: true, everySteps: 0, keepLast: 1}, gradientAccumulation: 2})
+    const fullRun = await full.run()
+    assert.equal(fullRun.steps, fullRun.totalSteps)
+    assert.ok(fullRun.totalSteps >= 8, `steps ${fullRun.totalSteps}`)
+
+    const first = new ToyEncoder(2, 16, 97, 8)
+    const interrupted = makeTrainer({encoder: first, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, stopAfterSteps: 3})
+    const part = await interrupted.run()
+    assert.equal(part.stoppedEarly, true)
+    assert.equal(part.steps, 3)
+    const [latest] = listCheckpoints(join(root, 'part')).slice(-1)
+    assert.equal(latest.step, 3)
+
+    // A fresh process: new encoder loaded from the checkpoint, a fresh sampler with another seed
+    // (its state comes from the checkpoint), the same config otherwise.
+    const resumedEncoder = new ToyEncoder(2, 16, 97, 999)
+    await resumedEncoder.loadWeights(latest.path)
+    const resumed = makeTrainer({encoder: resumedEncoder, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, samplerSeed: 12345})
+    await resumed.resumeFrom(latest.path)
+    const rest = await resumed.run()
+    assert.equal(rest.steps, fullRun.totalSteps)
+    const losses = (h: {loss: Record<string, number>}[]) => h.map((x) => JSON.stringify(x.loss))
+    assert.deepEqual(losses(rest.history), losses(fullRun.history))
+    assert.deepEqual(await weightsOf(resumedEncoder), await weightsOf(uninterrupted))
+    for (const t of [full, interrupted, resumed]) t.dispose()
+    for (const e of [uninterrupted, first, resumedEncoder]) e.dispose()
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
+test('checkpoints keep the last K, write atomically, and a stale partial directory is cleaned up', async () => {
+  await setup()
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-ckpt-'))
+  try {
+    const encoder = new ToyEncoder(1, 8, 97, 1)
+    const dir = join(root, 'run')
+    const trainer = makeTrainer({encoder, datasets: [stsDataset(20)], epochs: 2, checkpoint: {dir, everyEpoch: false, everySteps: 2, keepLast: 2}})
+    const leftover = join(dir, '.checkpoint-1.deadbeef.partial')
+    const {mkdirSync} = await import('node:fs')
+    mkdirSync(leftover, {recursive: true})
+    const summary = await trainer.run()
+    assert.equal(summary.totalSteps, 8)
+    assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [6, 8])
+    assert.equal(existsSync(leftover), false)
+    const files = readdirSync(listCheckpoints(dir)[1].path).sort()
+    assert.deepEqual(files, ['model.safetensors', 'optimizer.safetensors', 'toy.json', 'trainer_state.json'])
+    trainer.dispose()
+    encoder.dispose()
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
+test('no tensor leaks: tf.memory().numTensors is the same after step 10 and step 100', async () => {
+  await setup()
+  const encoder = new ToyEncoder(2, 8, 97, 4)
+  const counts = new Map<number, number>()
+  const trainer = makeTrainer({
+    encoder,
+    datasets: [irDataset(24), stsDataset(20)],
+    epochs: 13,
+    onStep: (e) => counts.set(e.step, tf.memory().numTensors),
+  })
+  const summary = await trainer.run()
+  assert.ok(summary.steps >= 100, `ran ${summary.steps} steps`)
+  assert.equal(counts.get(100), counts.get(10))
+  trainer.dispose()
+  encoder.dispose()
+})
+
+test('training lowers the loss of both tasks on the toy data', async () => {
+  await setup()
+  const encoder = new ToyEncoder(2, 16, 97, 2)
+  const trainer = makeTrainer({encoder, epochs: 6})
+  const summary = await trainer.run()
+  for (const task of ['ir', 'sts']) assert.ok(summary.lossLast[task] < summary.lossFirst[task], `${task}: ${summary.lossFirst[task]} → ${summary.lossLast[task]}`)
+  trainer.dispose()
+  encoder.dispose()
+})
+
+test('GradCache equivalence with the real BERT encoder (fixture bert-tiny): token batches split into chunks correctly', async (t) => {
+  const dir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!dir) return
+  await setup()
+  const {loadEncoder} = await import('../../src/model/encoder.js')
+  const {Trainer} = await import('../../src/train/trainer.js')
+  const {create: createIrInfoNce} = await import('../../src/plugins/losses/ir-infonce.js')
+  const {create: createDynamic} = await import('../../src/plugins/samplers/dynamic.js')
+  const {IrObjective} = await import('../../src/train/losses.js')
+  const {PAPER_INSTRUCTIONS} = await import('../../src/train/data.js')
+  const encoder = await loadEncoder(dir)
+  const datasets = [irDataset(12)]
+  const make = (cache?: number) =>
+    new Trainer({
+      encoder,
+      datasets,
+      sampler: createDynamic([{name: 'toy-ir', task: 'ir', size: 12}], {batchSizes: {ir: 6}}, 1),
+      objectives: {ir: new IrObjective([{loss: createIrInfoNce({positives: 2, negatives: 2, temperature: 0.05, ...(cache ? {cache: {chunkSize: cache}} : {})}) as never, weight: 1}])},
+      optimizer: {learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, maxGradNorm: 0},
+      warmupRatio: 0,
+      epochs: 1,
+      gradientAccumulation: 1,
+      seed: 1,
+      maxLength: {query: 24, passage: 24, sts: 24},
+      instructions: PAPER_INSTRUCTIONS,
+      dropout: false,
+      prefetch: 1,
+      settings: 'x',
+    })
+  const batch = {parts: [{dataset: 0, rows: [0, 1, 2, 3, 4, 5]}]}
+  const direct = make()
+  const cached = make(4)
+  const a = await direct.gradientsOf(batch)
+  const b = await cached.gradientsOf(batch)
+  assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * Math.abs(a.loss), `loss ${a.loss} vs ${b.loss}`)
+  for (const [name, g] of a.grads) {
+    const x = g.dataSync()
+    const y = b.grads.get(name)!.dataSync()
+    let scale = 1e-8
+    for (const v of x) scale = Math.max(scale, Math.abs(v))
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= 1e-3 * scale + 1e-7, `${name}[${i}]: ${x[i]} vs ${y[i]}`)
+  }
+  tf.dispose([...a.grads.values(), ...b.grads.values()])
+  direct.dispose()
+  cached.dispose()
+  encoder.dispose()
+})
