@@ -51,7 +51,7 @@ class Encoder(torch.nn.Module):
         super().__init__()
         self.word = torch.nn.Embedding(vocab, hidden)
         self.pos = torch.nn.Embedding(512, hidden)
-        self.type = torch.nn.Embedding(2, hidden)
+        self.tok_type = torch.nn.Embedding(2, hidden)
         self.ln = torch.nn.LayerNorm(hidden, eps=1e-12)
         self.layers = torch.nn.ModuleList([Layer(hidden, heads, intermediate, dropout) for _ in range(layers)])
         self.p = dropout
@@ -61,8 +61,8 @@ class Encoder(torch.nn.Module):
 
     def forward(self, ids, mask):
         b, t = ids.shape
-        pos = torch.arange(t).unsqueeze(0)
-        h = self.ln(self.word(ids) + self.pos(pos) + self.type(torch.zeros_like(ids)))
+        pos = torch.arange(t, device=ids.device).unsqueeze(0)
+        h = self.ln(self.word(ids) + self.pos(pos) + self.tok_type(torch.zeros_like(ids)))
         h = F.dropout(h, self.p, self.training)
         mask_bias = ((1.0 - mask.float()) * -1e9).view(b, 1, 1, t)
         for layer in self.layers:
@@ -76,28 +76,39 @@ def main():
                           ("query-len", 64), ("passages-per-query", 5), ("passage-len", 128), ("steps", 3),
                           ("threads", 0), ("vocab", 30522), ("encode-batch", 32), ("encode-batches", 2)]:
         ap.add_argument("--" + name, type=int, default=default)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if a.precision == "bf16" else (lambda: torch.autocast("cpu", enabled=False))
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = Encoder(a.vocab, a.layers, a.hidden, a.heads, a.intermediate)
+    model = Encoder(a.vocab, a.layers, a.hidden, a.heads, a.intermediate).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-6)
     nq, npass = a.queries, a.queries * a.passages_per_query
-    q_ids = torch.randint(1000, a.vocab, (nq, a.query_len))
-    p_ids = torch.randint(1000, a.vocab, (npass, a.passage_len))
+    q_ids = torch.randint(1000, a.vocab, (nq, a.query_len), device=dev)
+    p_ids = torch.randint(1000, a.vocab, (npass, a.passage_len), device=dev)
     q_mask = torch.ones_like(q_ids)
     p_mask = torch.ones_like(p_ids)
-    labels = torch.arange(nq) * a.passages_per_query
+    labels = torch.arange(nq, device=dev) * a.passages_per_query
 
     def step():
         model.train()
         opt.zero_grad(set_to_none=True)
-        q = model(q_ids, q_mask)
-        p = model(p_ids, p_mask)
-        loss = F.cross_entropy(q @ p.T / 0.05, labels)
+        with autocast():
+            q = model(q_ids, q_mask)
+            p = model(p_ids, p_mask)
+        loss = F.cross_entropy(q.float() @ p.float().T / 0.05, labels)
         loss.backward()
         opt.step()
-        return float(loss)
+        sync()
 
     step()  # warm-up
     times = []
@@ -109,13 +120,13 @@ def main():
     train_s = times[len(times) // 2]
 
     model.eval()
-    enc_ids = torch.randint(1000, a.vocab, (a.encode_batch, a.passage_len))
+    enc_ids = torch.randint(1000, a.vocab, (a.encode_batch, a.passage_len), device=dev)
     enc_mask = torch.ones_like(enc_ids)
-    with torch.no_grad():
-        model(enc_ids, enc_mask)
+    with torch.no_grad(), autocast():
+        model(enc_ids, enc_mask).cpu()
         t0 = time.perf_counter()
         for _ in range(a.encode_batches):
-            model(enc_ids, enc_mask)
+            model(enc_ids, enc_mask).cpu()
         enc_s = time.perf_counter() - t0
     print(json.dumps({
         "train_step_s": train_s,
