@@ -13,8 +13,8 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/api/include/torch/version.h>
+#include <torch/csrc/api/include/torch/cuda.h>
 
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
 
 #include <cstring>
@@ -513,9 +513,10 @@ Napi::Value Info(const Napi::CallbackInfo &info) {
   return Guard(env, [&]() -> Napi::Value {
     auto out = Napi::Object::New(env);
     out.Set("version", TORCH_VERSION);
-    bool cuda = at::hasCUDA();
+    // torch::cuda's functions keep their names across libtorch versions (the hooks interface does not).
+    bool cuda = torch::cuda::is_available();
     out.Set("cudaAvailable", cuda);
-    int count = cuda ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+    int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
     out.Set("cudaDeviceCount", count);
     auto names = Napi::Array::New(env);
 #ifdef CODIEMB_WITH_CUDA
@@ -543,7 +544,9 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo &info) {
 Napi::Value ManualSeed(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    at::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    auto seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    at::manual_seed(seed);
+    if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
     return env.Undefined();
   }, [] { return std::string("manualSeed"); });
 }
@@ -563,9 +566,9 @@ Napi::Value SetAllowTF32(const Napi::CallbackInfo &info) {
 Napi::Value Synchronize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    if (at::hasCUDA()) {
-      int64_t index = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
-      at::detail::getCUDAHooks().deviceSynchronize(index);
+    if (torch::cuda::is_available()) {
+      int64_t index = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : -1;
+      torch::cuda::synchronize(index);
     }
     return env.Undefined();
   }, [] { return std::string("synchronize"); });

@@ -100,6 +100,8 @@ export const META = {
   version: 'codiemb.version',
   /** RECORDS_VERSION of the layout. */
   layout: 'codiemb.layout',
+  /** Row count, written into the footer's copy of the schema when the file is finished. */
+  rows: 'codiemb.rows',
 } as const
 
 export class RecordFileError extends Error {
@@ -229,7 +231,7 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     ])
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== 'string') throw new RecordFileError(`metadata ${k}: expected a string, got ${typeof v}`)
-      if (k !== META.kind && k !== META.layout) metadata.set(k, v)
+      if (k !== META.kind && k !== META.layout && k !== META.rows) metadata.set(k, v)
     }
     if (kind === 'embeddings') metadata.set('codiemb.dim', String(options.dim))
     this.schema = new Schema(recordFields(kind, options.dim), metadata)
@@ -273,6 +275,8 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     if (this.state !== 'open') throw new RecordFileError(`${this.file}: writer is ${this.state}`)
     try {
       this.flushBatch()
+      // The footer repeats the schema; giving it the row count lets readArrowMeta answer without reading batches.
+      this.schema.metadata.set(META.rows, String(this.rowCount))
       this.writer.finish()
       this.sink.flush()
       fsyncSync(this.fd)
@@ -485,18 +489,28 @@ export async function readAllRecords<K extends RecordKind>(file: string, kind?: 
   return out
 }
 
-/** The schema metadata, fields and row count of a record file (reads batch headers, not rows into objects). */
+/**
+ * The schema metadata, fields and row count of a record file. Files written by ArrowRecordWriter
+ * carry their row count in the footer, so only the footer is read; for other Arrow files the
+ * record batches are counted.
+ */
 export async function readArrowMeta(file: string): Promise<ArrowMeta> {
   const {reader, handle} = await openFileReader(file)
   try {
     const schema = reader.schema
+    const metadata = Object.fromEntries(schema.metadata)
     let rows = 0
     let batches = 0
-    for await (const batch of reader) {
-      rows += batch.numRows
-      batches++
+    const stored = Number(metadata[META.rows])
+    if (reader.isFile() && metadata[META.rows] !== undefined && Number.isInteger(stored)) {
+      rows = stored
+      batches = reader.numRecordBatches
+    } else {
+      for await (const batch of reader) {
+        rows += batch.numRows
+        batches++
+      }
     }
-    const metadata = Object.fromEntries(schema.metadata)
     return {
       file,
       kind: checkKind(file, schema),

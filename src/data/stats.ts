@@ -7,7 +7,11 @@ import type {AnyRecord, IrExampleRecord, QrelRecord, RecordKind, StsPairRecord} 
 import type {LabelRange} from './validate.js'
 
 /** Code points in a string (a surrogate pair is one character). */
+const SURROGATE = /[\uD800-\uDBFF]/
+
 export function charLength(s: string): number {
+  // Most text has no astral characters: a native regex scan is far cheaper than a JS loop.
+  if (!SURROGATE.test(s)) return s.length
   let n = s.length
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)

@@ -122,7 +122,8 @@ export async function* readJsonArray(file: string): AsyncGenerator<JsonItem> {
     element = ''
   }
   for await (const text of decodedChunks(file)) {
-    let segStart = -1
+    // An element that began in an earlier chunk continues from this chunk's first character.
+    let segStart = state === 'in-value' ? 0 : -1
     for (let i = 0; i < text.length; i++) {
       const ch = text[i]
       if (state === 'in-value') {

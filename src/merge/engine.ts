@@ -9,15 +9,15 @@
  * first checkpoint when there is no base); tensors that the include/exclude filters leave out are
  * copied from a chosen input.
  *
- * The output is a complete checkpoint directory: model.safetensors, plus every non-weight file
- * (tokenizer, config.json, modules.json, pooling config, prompts…) of one input — the first
- * checkpoint by default — and merge.json recording the method, its options, the inputs (paths and
+ * The output is a complete checkpoint directory: model.safetensors, plus the model files
+ * (tokenizer, config.json, modules.json and its module folders such as 1_Pooling/, prompts…) of one
+ * input — the first checkpoint by default — and merge.json recording the method, its options, the inputs (paths and
  * sha256 of their weight files) and per-tensor weight statistics. It is written to a temporary
  * directory beside the target and renamed into place only when complete.
  */
 import {createHash} from 'node:crypto'
-import {cpSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {basename, dirname, join, relative, resolve, sep} from 'node:path'
+import {copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {basename, dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 import {isDeepStrictEqual} from 'node:util'
 import {openSafetensors, type SafetensorsDtype, type SafetensorsFile, type TensorInfo} from '../model/safetensors.js'
 import type {Registry} from '../registry/registry.js'
@@ -232,7 +232,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       }
 
       const filesSource = byRef(filesFrom)
-      const copied = copyCheckpointFiles(filesSource.dir, tmp, [out, tmp])
+      const copied = copyCheckpointFiles(filesSource.dir, tmp)
       if (!copied.includes('modules.json'))
         warnings.push(`${filesSource.label} (${filesSource.dir}) has no modules.json: the output is a plain Hugging Face checkpoint, not a sentence-transformers one; pass --files-from to take the files from another input`)
       warnings.push(...compareSentenceTransformersFiles(filesSource, checkpoints.filter((c) => c !== filesSource)))
@@ -339,26 +339,48 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** Run records of the inputs: they describe how an input was made, not the merged model. */
+const RUN_RECORDS = new Set(['merge.json', 'codiemb_training.json', 'trainer_state.json', 'training_args.json'])
+
 /**
- * Copies every non-weight file of `from` (recursively: tokenizer, config, modules.json, 1_Pooling/,
- * prompts…) into `to`; returns their relative paths. `avoid` are paths never descended into (the
- * output itself may sit inside an input).
+ * Copies the non-weight files of `from` into `to` and returns their relative paths: every top-level
+ * file (config.json, tokenizer files, modules.json, prompts…) except weights and run records, plus
+ * the module directories that modules.json names (1_Pooling/, 2_Normalize/…). Other directories
+ * (training checkpoints, exports for other runtimes) are not part of the model and are skipped.
  */
-function copyCheckpointFiles(from: string, to: string, avoid: string[]): string[] {
+function copyCheckpointFiles(from: string, to: string): string[] {
   const copied: string[] = []
-  cpSync(from, to, {
-    recursive: true,
-    filter: (src) => {
-      if (avoid.some((a) => src === a || src.startsWith(a + sep))) return false
-      const name = basename(src)
-      if (src !== from && name.startsWith('.')) return false
-      if (statSync(src).isDirectory()) return true
-      if (SKIPPED_FILE.test(name) || (dirname(src) === from && name === 'merge.json')) return false
-      copied.push(relative(from, src).split(sep).join('/'))
-      return true
-    },
-  })
+  for (const name of readdirSync(from)) {
+    const src = join(from, name)
+    if (name.startsWith('.') || !statSync(src).isFile() || SKIPPED_FILE.test(name) || RUN_RECORDS.has(name)) continue
+    copyFileSync(src, join(to, name))
+    copied.push(name)
+  }
+  const modules = join(from, 'modules.json')
+  if (existsSync(modules)) {
+    let list: unknown
+    try {
+      list = JSON.parse(readFileSync(modules, 'utf8'))
+    } catch (error) {
+      throw new MergeInputError(`${modules}: not valid JSON (${(error as Error).message})`)
+    }
+    for (const m of Array.isArray(list) ? (list as {path?: unknown}[]) : []) {
+      const dir = typeof m?.path === 'string' ? m.path : ''
+      if (!dir || dir.split(/[\\/]/).includes('..') || isAbsolute(dir)) continue
+      const src = join(from, dir)
+      if (!existsSync(src) || !statSync(src).isDirectory()) continue
+      cpSync(src, join(to, dir), {recursive: true, filter: (p) => !SKIPPED_FILE.test(basename(p)) && !basename(p).startsWith('.')})
+      for (const f of listFiles(join(to, dir))) copied.push(relative(to, f).split(sep).join('/'))
+    }
+  }
   return copied.sort()
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name)
+    return statSync(p).isDirectory() ? listFiles(p) : [p]
+  })
 }
 
 /** Warnings for checkpoints whose sentence-transformers settings differ from the ones copied. */

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, dropout, layerNorm, linear} from './ops.js'
+import {ACTIVATIONS, cpuFastPaths, dropout, layerNorm, linear, softmaxLastAxis} from './ops.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -139,11 +139,16 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         tf.gather(P('embeddings.position_embeddings.weight'), pos),
         tf.gather(P('embeddings.token_type_embeddings.weight'), types),
       ])
-      let h = dropout(layerNorm(summed, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, training, nextSeed()) as tf.Tensor2D
+      let h = dropout(layerNorm(summed as tf.Tensor2D, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, training, nextSeed()) as tf.Tensor2D
       const hiddenStates: tf.Tensor3D[] = [tf.reshape(h, [B, T, H])]
 
-      // [B, 1, 1, T]: 0 for real keys, MASK_BIAS for padding.
-      const maskBias = tf.reshape(tf.mul(tf.sub(1, tf.tensor1d(Float32Array.from(inputs.attentionMask))), MASK_BIAS), [B, 1, 1, T])
+      // 0 for real keys, MASK_BIAS for padding: [B, 1, 1, T], broadcast over heads and queries — or, on
+      // cpu, materialised once as [B, heads, T, T] so each layer's add is same-shape (see ops.ts).
+      const maskRow = new Float32Array(B * T)
+      for (let i = 0; i < maskRow.length; i++) maskRow[i] = inputs.attentionMask[i] ? 0 : MASK_BIAS
+      const maskBias = cpuFastPaths()
+        ? tf.reshape(tf.matMul(tf.ones([B, heads * T, 1]) as tf.Tensor3D, tf.tensor3d(maskRow, [B, 1, T])), [B, heads, T, T])
+        : tf.tensor4d(maskRow, [B, 1, 1, T])
       const scale = 1 / Math.sqrt(dHead)
       const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3])
 
@@ -153,13 +158,13 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
         const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
         const scores = tf.add(tf.matMul(q, k, false, true), maskBias)
-        const probs = dropout(tf.softmax(scores), attnDrop, training, nextSeed())
+        const probs = dropout(softmaxLastAxis(scores), attnDrop, training, nextSeed())
         const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
         const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
-        const a = layerNorm(tf.add(attnOut, h), P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
+        const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
         const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
         const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, training, nextSeed())
-        h = layerNorm(tf.add(ffn, a), P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
+        h = layerNorm(tf.add(ffn, a) as tf.Tensor2D, P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
         hiddenStates.push(tf.reshape(h, [B, T, H]))
       }
       return hiddenStates

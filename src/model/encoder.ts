@@ -164,7 +164,10 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions = {})
       }
       const t = await weights.read(full)
       if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" has dtype ${t.dtype}, expected a floating type`)
-      variables.set(name, tf.variable(tf.tensor(t.data, shape, 'float32'), options.trainable ?? true))
+      // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
+      const initial = tf.tensor(t.data, shape, 'float32')
+      variables.set(name, tf.variable(initial, options.trainable ?? true))
+      initial.dispose()
     }
     for (const name of names) {
       if (name.startsWith(prefix) && arch.passthrough(name.slice(prefix.length))) passthrough.set(name.slice(prefix.length), await weights.read(name))

@@ -57,10 +57,48 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
   return tf.fused.matMul({a: x, b: weight as tf.Tensor2D, transposeB: true, bias}) as tf.Tensor2D
 }
 
-/** LayerNorm over the last axis with the config's epsilon (biased variance, as PyTorch). */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  const {mean, variance} = tf.moments(x, -1, true)
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta)
+/**
+ * Whether to use the cpu-backend formulations below. tfjs's pure-JS cpu kernels are 5-15x slower on
+ * broadcasting element-wise ops (per-element index arithmetic) than on same-shape ones, while small
+ * matmuls are cheap; on native backends broadcasting is free and the plain formulation is better.
+ */
+export function cpuFastPaths(): boolean {
+  return tf.getBackend() === 'cpu'
+}
+
+/**
+ * LayerNorm over the last axis of x [rows, H] with the config's epsilon (biased variance, two-pass,
+ * as PyTorch): (x - mean) / sqrt(var + eps) * gamma + beta.
+ * On cpu the per-row statistics are formed with matmuls: mean = x (1/H), its broadcast = mean 1^T,
+ * and 1/sqrt(var + eps) times gamma as the outer product inv gamma^T — same values, no slow broadcasts.
+ */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor2D {
+  if (!cpuFastPaths()) {
+    const {mean, variance} = tf.moments(x, -1, true)
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor2D
+  }
+  const H = x.shape[1]
+  const average = tf.fill([H, 1], 1 / H) as tf.Tensor2D
+  const mean = tf.matMul(x, average)
+  const centered = tf.sub(x, tf.matMul(mean, tf.ones([1, H]) as tf.Tensor2D))
+  const variance = tf.matMul(tf.square(centered), average)
+  const scale = tf.matMul(tf.rsqrt(tf.add(variance, eps)), tf.reshape(gamma, [1, H]) as tf.Tensor2D)
+  return tf.add(tf.mul(centered, scale), beta) as tf.Tensor2D
+}
+
+/**
+ * Softmax over the last axis. On cpu the row max, row sum and their broadcasts are matmuls against
+ * ones vectors (tfjs-cpu's Softmax kernel broadcasts element by element); elsewhere tf.softmax.
+ */
+export function softmaxLastAxis(x: tf.Tensor): tf.Tensor {
+  if (!cpuFastPaths()) return tf.softmax(x)
+  const shape = x.shape
+  const T = shape[shape.length - 1]!
+  const rows = tf.reshape(x, [-1, T]) as tf.Tensor2D
+  const onesRow = tf.ones([1, T]) as tf.Tensor2D
+  const shifted = tf.exp(tf.sub(rows, tf.matMul(tf.max(rows, 1, true) as tf.Tensor2D, onesRow)))
+  const total = tf.matMul(shifted, tf.ones([T, 1]) as tf.Tensor2D)
+  return tf.reshape(tf.mul(shifted, tf.matMul(tf.reciprocal(total), onesRow)), shape)
 }
 
 /** Inverted dropout, only when training with a positive rate. */

@@ -352,7 +352,8 @@ class SingleFile implements SafetensorsFile {
     const bytes = new Uint8Array(new ArrayBuffer(e.byteLength))
     let done = 0
     while (done < e.byteLength) {
-      const {bytesRead} = await this.handle.read(bytes, done, e.byteLength - done, e.start + done)
+      // At most 1 GiB per read: a single positioned read is limited to 2 GiB.
+      const {bytesRead} = await this.handle.read(bytes, done, Math.min(e.byteLength - done, 1 << 30), e.start + done)
       if (bytesRead === 0) throw new SafetensorsError(this.path, `unexpected end of file after ${done} of ${e.byteLength} bytes`, name)
       done += bytesRead
     }
@@ -538,7 +539,7 @@ export async function writeSafetensors(
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0
-  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done)
+  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30))
 }
 
 function defaultDtype(data: TensorToWrite['data'], floatDtype: SafetensorsDtype): SafetensorsDtype {

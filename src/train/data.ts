@@ -17,6 +17,8 @@ export interface TrainingDatasetSpec {
   name?: string
   /** Overrides the instruction stored in the file ("" disables it). */
   instruction?: string
+  /** Keep only the first N usable rows (quick runs). */
+  limit?: number
 }
 
 export interface IrTrainingDataset {
@@ -52,11 +54,13 @@ export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: 
   const name = spec.name ?? meta.dataset ?? spec.path
   if (meta.kind === 'ir-example') {
     const all = await readAllRecords(spec.path, 'ir-example')
-    const rows = all.filter((r) => r.positives.length > 0 && r.negatives.length >= negatives)
-    return {task: 'ir', name, path: spec.path, rows, dropped: all.length - rows.length, instructionOverride: spec.instruction}
+    const usable = all.filter((r) => r.positives.length > 0 && r.negatives.length >= negatives)
+    const rows = spec.limit ? usable.slice(0, spec.limit) : usable
+    return {task: 'ir', name, path: spec.path, rows, dropped: all.length - usable.length, instructionOverride: spec.instruction}
   }
   if (meta.kind === 'sts-pair') {
-    const rows = await readAllRecords(spec.path, 'sts-pair')
+    const all = await readAllRecords(spec.path, 'sts-pair')
+    const rows = spec.limit ? all.slice(0, spec.limit) : all
     return {task: 'sts', name, path: spec.path, rows, dropped: 0, instructionOverride: spec.instruction}
   }
   throw new TrainingDataError(

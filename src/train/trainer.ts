@@ -50,6 +50,8 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   /** Log every step (events/progress). */
   onStep?: (event: StepEvent) => void
   onCheckpoint?: (path: string, step: number) => void
+  /** Called after the last step of each epoch (validation); awaited before training goes on. */
+  onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
 }
@@ -78,7 +80,7 @@ export interface TrainSummary {
   examples: number
   tokens: number
   seconds: number
-  /** Mean loss per task over the first and the last `window` steps that had that task. */
+  /** Mean loss per task over the first and the last quarter of the steps that had that task. */
   lossFirst: Record<string, number>
   lossLast: Record<string, number>
   history: {step: number; loss: Record<string, number>}[]
@@ -188,6 +190,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         elapsedSeconds: elapsed,
         etaSeconds: (elapsed / stepsThisRun) * (this.totalSteps - this.step),
       })
+      // Let I/O callbacks run (event streams, progress rendering, tokenizer completions): the
+      // step itself is synchronous tensor work and the awaits above may resolve as microtasks.
+      await new Promise((resolve) => setImmediate(resolve))
       const epochEnded = !next || next.epoch !== epoch
       const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
       if (o.checkpoint) {
@@ -199,6 +204,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
           o.onCheckpoint?.(path, this.step)
         }
       }
+      if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
         break
@@ -485,14 +491,18 @@ function sum(xs: number[]): number {
   return s
 }
 
-/** Mean loss per task over the first and last ⌈10%⌉ (at least 1, at most 20) of the steps that had it. */
+/**
+ * Mean loss per task over the first and the last quarter (at least 1, at most 100 steps) of the
+ * steps that had that task. Per-batch losses are noisy (mid-infonce only has anchors in some STS
+ * batches), so short windows would compare noise.
+ */
 export function lossWindows(history: {step: number; loss: Record<string, number>}[]): {lossFirst: Record<string, number>; lossLast: Record<string, number>} {
   const lossFirst: Record<string, number> = {}
   const lossLast: Record<string, number> = {}
   const tasks = new Set(history.flatMap((h) => Object.keys(h.loss)))
   for (const task of tasks) {
     const values = history.filter((h) => task in h.loss).map((h) => h.loss[task])
-    const window = Math.min(20, Math.max(1, Math.ceil(values.length / 10)))
+    const window = Math.min(100, Math.max(1, Math.floor(values.length / 4)))
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
     lossFirst[task] = mean(values.slice(0, window))
     lossLast[task] = mean(values.slice(-window))

@@ -156,3 +156,25 @@ test('readRecords refuses a file of another kind, and a non-Arrow file, naming t
     rmSync(dir, {recursive: true, force: true})
   }
 })
+
+test('readArrowMeta reads the row count from the footer of our files, and counts batches of other Arrow files', async () => {
+  const {tableToIPC, tableFromArrays} = await import('apache-arrow')
+  const dir = tmp()
+  try {
+    const file = join(dir, 'q.arrow')
+    const w = new ArrowRecordWriter(file, 'qrels', {batchRows: 2})
+    for (let i = 0; i < 5; i++) w.write({query_id: `q${i}`, corpus_id: 'd', score: 1})
+    await w.finish()
+    const meta = await readArrowMeta(file)
+    assert.equal(meta.metadata['codiemb.rows'], '5')
+    assert.equal(meta.rows, 5)
+    assert.equal(meta.batches, 3)
+    const other = join(dir, 'other.arrow')
+    writeFileSync(other, tableToIPC(tableFromArrays({a: Float32Array.from([1, 2, 3])}), 'file'))
+    const m2 = await readArrowMeta(other)
+    assert.equal(m2.rows, 3)
+    assert.equal(m2.kind, undefined)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})

@@ -185,6 +185,9 @@ test('size and sha256 checks, unknown repository, missing token', async () => {
     await assert.rejects(pullRepo('org/nothing', {endpoint, token: TOKEN, out}), (e: Error & {exitCode?: number}) => /no dataset org\/nothing at revision main/.test(e.message) && e.exitCode === 2)
     await assert.rejects(pullRepo('org/tiny-sts', {endpoint, token: 'hf_wrong', out}), /Invalid credentials.*set HF_TOKEN/)
     await assert.rejects(pullRepo('not a repo', {endpoint, out}), /not a hub repository id/)
+    const only = await pullRepo('org/tiny-sts', {endpoint, token: TOKEN, out: join(out, 'only'), include: ['data/*.parquet']})
+    assert.deepEqual(only.files.map((f) => f.path), ['data/test-00000-of-00001.parquet'])
+    assert.equal(existsSync(join(out, 'only', 'README.md')), false)
   } finally {
     rmSync(out, {recursive: true, force: true})
   }

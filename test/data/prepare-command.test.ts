@@ -2,7 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {REPO_ROOT, shared} from '../helpers/env.js'
@@ -46,6 +46,16 @@ test('one-dataset flag form; bad input exits 2 naming file:line; --skip-invalid 
     assert.equal(human.code, 0)
     assert.match(human.stdout, /pairs \(delimited, sts\): 2 rows, 1 rejected/)
 
+    // BEIR evaluation set from flags: split names, files found under --path.
+    writeFileSync(join(dir, 'corpus.jsonl'), '{"_id":"d1","title":"","text":"doc"}\n')
+    writeFileSync(join(dir, 'queries.jsonl'), '{"_id":"q1","text":"query"}\n')
+    mkdirSync(join(dir, 'qrels'))
+    writeFileSync(join(dir, 'qrels', 'test.tsv'), 'query-id\tcorpus-id\tscore\nq1\td1\t1\n')
+    const beir = prepareCli(['--reader', 'beir', '--task', 'eval', '--name', 'tiny', '--path', '.', '--split', 'test', '--data-root', dir, '--out', join(dir, 'out'), '--json'])
+    assert.equal(beir.code, 0, beir.stderr)
+    assert.deepEqual(beir.json.result.datasets[0].files.map((f: {path: string}) => f.path), ['tiny/corpus.arrow', 'tiny/queries.arrow', 'tiny/test.qrels.arrow'])
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(dir, 'out', 'manifest.json'), 'utf8')).datasets).sort(), ['pairs', 'tiny'])
+
     const usage = prepareCli(['--reader', 'delimited', '--out', join(dir, 'o2')])
     assert.equal(usage.code, 2)
     const noSection = join(dir, 'c.yaml')
@@ -73,5 +83,21 @@ test('prepare --config with a shipped recipe and --json statistics', (t) => {
     assert.ok(test.textLength.text.p50 > 0 && test.textLength.text.p99 >= test.textLength.text.p90)
   } finally {
     rmSync(out, {recursive: true, force: true})
+  }
+})
+
+test('the installed CLI runs prepare (bin/run.js, oclif manifest) with --events progress', async () => {
+  const {runCli} = await import('../helpers/cli.js')
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-prepare-bin-'))
+  try {
+    writeFileSync(join(dir, 'p.jsonl'), '{"query":"q","pos":["p"],"neg":["n"]}\n')
+    const events = join(dir, 'events.ndjson')
+    const r = runCli(['prepare', '--reader', 'flagembedding-jsonl', '--task', 'ir', '--split', 'train=p.jsonl', '--data-root', dir, '--out', join(dir, 'out'), '--events', events, '--json'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.json.result.rows, 1)
+    const types = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l).type)
+    assert.deepEqual(types, ['dataset-start', 'dataset-done'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
   }
 })

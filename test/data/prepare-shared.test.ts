@@ -123,7 +123,7 @@ test('every dataset in ../shared/data prepares with the recipes; counts match SO
     }
 
     // Spot checks of content and statistics against facts stated in SOURCES.md.
-    const stsbTrain = await readAllRecords(join(out, 'stsb/train.sts-pair.arrow'), 'sts-pair')
+    const stsbTrain = await readAllRecords(join(out, 'stsbenchmark/train.sts-pair.arrow'), 'sts-pair')
     assert.deepEqual(stsbTrain[0], {id: '1', text1: 'A plane is taking off.', text2: 'An air plane is taking off.', score: 1, raw_score: 5, instruction: 'Retrieve semantically similar text.'})
     const afqmc = result.datasets.find((d) => d.name === 'afqmc')!
     assert.deepEqual(afqmc.stats['afqmc/validation.sts-pair.arrow'].labels, {0: 2978, 1: 1338}) // "label 0: 2,978, 1: 1,338"

@@ -342,6 +342,23 @@ test('parquet: HF-style columns incl. list columns, by row group; missing column
       ['q2', ['p2', 'p3'], []],
     ])
 
+    // A hub-style directory with splits side by side: each split reads only its own shards.
+    mkdirSync(join(root, 'hub', 'data'), {recursive: true})
+    for (const [name, words] of [['train-00000-of-00002.parquet', ['t1', 't2']], ['train-00001-of-00002.parquet', ['t3']], ['test-00000-of-00001.parquet', ['s1']]] as const)
+      parquetWriteFile({
+        filename: join(root, 'hub', 'data', name),
+        columnData: [
+          {name: 'sentence1', data: [...words], type: 'STRING'},
+          {name: 'sentence2', data: words.map((w) => w + '!'), type: 'STRING'},
+          {name: 'score', data: words.map(() => 1), type: 'DOUBLE'},
+        ],
+      })
+    const hub = await run(root, {reader: 'parquet', task: 'sts', labelRange: {min: 0, max: 5}, splits: {train: 'hub/data', test: 'hub/data'}, fields: {text1: 'sentence1', text2: 'sentence2', score: 'score'}})
+    assert.deepEqual(hub.datasets[0].files.map((f) => [f.path, f.rows]), [
+      ['d/train.sts-pair.arrow', 3],
+      ['d/test.sts-pair.arrow', 1],
+    ])
+
     const bad = join(root, 'bad.parquet')
     parquetWriteFile({
       filename: bad,
@@ -449,6 +466,56 @@ test('--skip-invalid accounts for every input row: rows + rejected = input, reje
     const manifest = JSON.parse(readFileSync(join(root, 'out', 'manifest.json'), 'utf8'))
     assert.equal(manifest.datasets.d.rejected, 4)
     assert.equal(manifest.files[0].rows, 3)
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
+test('registry: eight built-in readers, each with an options schema, its tasks, and a module exporting {reader, optionsSchema}', async () => {
+  const {builtinRegistry} = await import('../../src/registry/load.js')
+  const {readerOptionsSchema} = await import('../../src/plugins/readers/options.js')
+  const registry = await builtinRegistry()
+  const readers = registry.list('reader')
+  assert.deepEqual(readers.map((r) => r.name), ['beir', 'codiemb-jsonl', 'delimited', 'flagembedding-jsonl', 'hf-arrow', 'json', 'nli', 'parquet'])
+  for (const entry of readers) {
+    assert.equal((entry.optionsSchema as {additionalProperties?: boolean}).additionalProperties, false, entry.name)
+    assert.equal(entry.optionsSchema, readerOptionsSchema[entry.name])
+    const mod = (await entry.load()) as {reader: {tasks: string[]; read: unknown}; optionsSchema: unknown}
+    assert.equal(mod.optionsSchema, entry.optionsSchema)
+    assert.deepEqual([...mod.reader.tasks].sort(), [...(entry.meta!.tasks as string[])].sort())
+    assert.equal(typeof mod.reader.read, 'function')
+  }
+})
+
+test('beir: the hub layout (corpus/queries parquet shards with id, qrels {qid, pid, score} in a separate -qrels repository)', async () => {
+  const {parquetWriteFile} = await import('hyparquet-writer')
+  const root = tmp()
+  try {
+    mkdirSync(join(root, 'T2', 'data'), {recursive: true})
+    mkdirSync(join(root, 'T2-qrels', 'data'), {recursive: true})
+    parquetWriteFile({filename: join(root, 'T2', 'data', 'corpus-00000-of-00001.parquet'), columnData: [{name: 'id', data: ['d1', 'd2', 'd3'], type: 'STRING'}, {name: 'text', data: ['文档一', '文档二', '文档三'], type: 'STRING'}]})
+    parquetWriteFile({filename: join(root, 'T2', 'data', 'queries-00000-of-00001.parquet'), columnData: [{name: 'id', data: ['q1', 'q2'], type: 'STRING'}, {name: 'text', data: ['问题一', '问题二'], type: 'STRING'}]})
+    const qrels = join(root, 'T2-qrels', 'data', 'dev-00000-of-00001.parquet')
+    parquetWriteFile({filename: qrels, columnData: [{name: 'qid', data: ['q1', 'q2', 'q2'], type: 'STRING'}, {name: 'pid', data: ['d1', 'd2', 'd3'], type: 'STRING'}, {name: 'score', data: [1, 1, 1], type: 'INT32'}]})
+    const r = await run(root, {reader: 'beir', task: 'eval', path: 'T2', splits: {dev: 'T2-qrels'}})
+    assert.deepEqual(r.datasets[0].files.map((f) => [f.path, f.rows]), [
+      ['d/corpus.arrow', 3],
+      ['d/queries.arrow', 2],
+      ['d/dev.qrels.arrow', 3],
+    ])
+    assert.deepEqual(await readAllRecords(join(root, 'out', 'd', 'corpus.arrow'), 'corpus'), [
+      {id: 'd1', title: '', text: '文档一'},
+      {id: 'd2', title: '', text: '文档二'},
+      {id: 'd3', title: '', text: '文档三'},
+    ])
+    const ir = await run(root, {reader: 'beir', task: 'ir', path: 'T2', splits: {dev: 'T2-qrels'}})
+    assert.deepEqual((await readAllRecords(join(root, 'out', 'd', 'dev.ir-example.arrow'), 'ir-example')).map((e) => [e.query, e.positives]), [
+      ['问题一', ['文档一']],
+      ['问题二', ['文档二', '文档三']],
+    ])
+    assert.equal(ir.rows, 2)
+    parquetWriteFile({filename: qrels, columnData: [{name: 'qid', data: ['q1', 'q2'], type: 'STRING'}, {name: 'pid', data: ['d1', 'd9'], type: 'STRING'}, {name: 'score', data: [1, 1], type: 'INT32'}]})
+    await fails(root, {reader: 'beir', task: 'eval', path: 'T2', splits: {dev: 'T2-qrels'}}, `${qrels}:2: corpus_id: "d9" is not a known document (dangling qrels)`)
   } finally {
     rmSync(root, {recursive: true, force: true})
   }

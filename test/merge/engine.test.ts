@@ -102,6 +102,26 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     assert.deepEqual(report.warnings, [])
   })
 
+  it('copies the model files of --files-from, not its run records, training checkpoints or other exports', async (t) => {
+    const fx = await setup(t)
+    const models = shared(t, 'fixtures', 'models')
+    if (!fx || !models) return
+    const run = await writeCheckpoint(models, join(root, 'trained-run'), fx.tensors.b)
+    writeFileSync(join(run, 'codiemb_training.json'), '{"steps": 60}')
+    mkdirSync(join(run, 'checkpoints', 'checkpoint-40'), {recursive: true})
+    writeFileSync(join(run, 'checkpoints', 'checkpoint-40', 'trainer.json'), '{}')
+    mkdirSync(join(run, 'onnx'))
+    writeFileSync(join(run, 'onnx', 'tokenizer_extra.json'), '{}')
+    const out = outDir('files')
+    const report = await mergeCheckpoints({method: 'soup', checkpoints: [run, fx.a], out, filesFrom: 1})
+    assert.deepEqual(report.output.files, [
+      '1_Pooling/config.json', '2_Normalize/config.json', 'config.json', 'config_sentence_transformers.json', 'merge.json',
+      'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt',
+    ])
+    for (const f of report.output.files) assert.ok(existsSync(join(out, f)), f)
+    for (const f of ['codiemb_training.json', 'checkpoints', 'onnx']) assert.equal(existsSync(join(out, f)), false, f)
+  })
+
   it('delta and task-arithmetic with one checkpoint and λ=1 return it; λ=0 returns the base; integer tensors come from the base', async (t) => {
     const fx = await setup(t)
     if (!fx) return

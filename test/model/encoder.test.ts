@@ -49,7 +49,9 @@ for (const name of ['bert-tiny', 'xlmr-tiny']) {
     if (!dir) return
     await useTestBackend()
     const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as HfExpected
+    const beforeLoad = tf.memory().numTensors
     const enc = await loadEncoder(join(dir, 'model'))
+    assert.equal(tf.memory().numTensors, beforeLoad + enc.variables.size, 'one tensor per variable after loading')
     assert.equal(enc.numLayers, 2)
     assert.equal(enc.hiddenSize, 64)
     assert.equal(enc.pooling, 'mean') // no sentence-transformers files: mean, as sentence-transformers does
@@ -80,6 +82,7 @@ for (const name of ['bert-tiny', 'xlmr-tiny']) {
     assert.ok(maxAbsDiff(encoded.flatMap((v) => [...v]), expected.mean_pooled_normalized.flat()) < TOL)
     assert.equal(tf.memory().numTensors, before)
     enc.dispose()
+    assert.equal(tf.memory().numTensors, beforeLoad, 'dispose() frees every variable')
   })
 }
 

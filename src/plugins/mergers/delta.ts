@@ -75,16 +75,19 @@ export function weightsFromMagnitudes(a: Float64Array, m: number, o: DeltaOption
   for (let k = 0; k < K; k++) weights[k]! /= sum
 }
 
+/** Elements per block: the per-element work runs as tight per-checkpoint loops over a block. */
+const BLOCK = 4096
+
 function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions): number[] {
   const base = input.base!
   const cks = input.checkpoints
   const K = cks.length
   const n = out.length
   const lambda = o.lambda
-  const w = new Float64Array(K)
-  const a = new Float64Array(K)
 
   if (o.granularity === 'tensor') {
+    const a = new Float64Array(K)
+    const w = new Float64Array(K)
     for (let k = 0; k < K; k++) {
       const c = cks[k]!
       let ss = 0
@@ -97,36 +100,107 @@ function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions
     let m = 0
     for (let k = 0; k < K; k++) if (a[k]! > m) m = a[k]!
     weightsFromMagnitudes(a, m, o, w)
-    for (let i = 0; i < n; i++) {
-      const b = base[i]!
-      let acc = 0
-      for (let k = 0; k < K; k++) acc += w[k]! * (cks[k]![i]! - b)
-      out[i] = b + lambda * acc
+    const acc = new Float64Array(Math.min(BLOCK, n))
+    for (let start = 0; start < n; start += BLOCK) {
+      const len = Math.min(BLOCK, n - start)
+      acc.fill(0)
+      for (let k = 0; k < K; k++) {
+        const c = cks[k]!
+        const wk = w[k]!
+        for (let j = 0, i = start; j < len; j++, i++) acc[j]! += wk * (c[i]! - base[i]!)
+      }
+      for (let j = 0, i = start; j < len; j++, i++) out[i] = base[i]! + lambda * acc[j]!
     }
     return Array.from(w, (wk) => lambda * wk)
   }
 
-  // Element granularity: the common case is K = 2 or 3 with γ = 1; the loop keeps the deltas of
-  // one element in `a` (signed) and reuses `w`.
+  // Element granularity, block by block: (A) m = max_k |Δ_k|; (B) each checkpoint's score s_k
+  // (uniform 1 where m <= ε) and their sum; (C) w_k = s_k / Σ s, accumulate w_k Δ_k and the
+  // weight statistics.
+  const B = Math.min(BLOCK, n)
+  const m = new Float64Array(B)
+  const den = new Float64Array(B)
+  const acc = new Float64Array(B)
+  const scores = new Float64Array(K * B)
   const sums = new Float64Array(K)
-  const d = new Float64Array(K)
-  for (let i = 0; i < n; i++) {
-    const b = base[i]!
-    let m = 0
-    for (let k = 0; k < K; k++) {
-      const dk = cks[k]![i]! - b
-      d[k] = dk
-      const ak = dk < 0 ? -dk : dk
-      a[k] = ak
-      if (ak > m) m = ak
+  const {epsilon, gamma} = o
+  const softmax = o.weighting === 'softmax'
+  const invT = 1 / o.temperature
+  if (!softmax && gamma === 1 && epsilon === 0) {
+    // The default (γ = 1, ε = 0) in two passes: θ* = θ_0 + λ Σ_k |Δ_k| Δ_k / Σ_j |Δ_j|.
+    for (let start = 0; start < n; start += BLOCK) {
+      const len = Math.min(BLOCK, n - start)
+      den.fill(0)
+      acc.fill(0)
+      for (let k = 0; k < K; k++) {
+        const c = cks[k]!
+        for (let j = 0, i = start; j < len; j++, i++) {
+          const d = c[i]! - base[i]!
+          const a = d < 0 ? -d : d
+          den[j]! += a
+          acc[j]! += a * d
+        }
+      }
+      for (let k = 0; k < K; k++) {
+        const c = cks[k]!
+        let wsum = 0
+        for (let j = 0, i = start; j < len; j++, i++) {
+          const dj = den[j]!
+          if (dj === 0) wsum += 1 / K
+          else {
+            const d = c[i]! - base[i]!
+            wsum += (d < 0 ? -d : d) / dj
+          }
+        }
+        sums[k]! += wsum
+      }
+      for (let j = 0, i = start; j < len; j++, i++) {
+        const dj = den[j]!
+        out[i] = dj === 0 ? base[i]! : base[i]! + (lambda * acc[j]!) / dj
+      }
     }
-    weightsFromMagnitudes(a, m, o, w)
-    let acc = 0
+    return Array.from(sums, (s) => lambda * (n === 0 ? 1 / K : s / n))
+  }
+  for (let start = 0; start < n; start += BLOCK) {
+    const len = Math.min(BLOCK, n - start)
+    m.fill(0)
+    den.fill(0)
+    acc.fill(0)
     for (let k = 0; k < K; k++) {
-      acc += w[k]! * d[k]!
-      sums[k]! += w[k]!
+      const c = cks[k]!
+      for (let j = 0, i = start; j < len; j++, i++) {
+        const d = c[i]! - base[i]!
+        const a = d < 0 ? -d : d
+        if (a > m[j]!) m[j] = a
+      }
     }
-    out[i] = b + lambda * acc
+    for (let k = 0; k < K; k++) {
+      const c = cks[k]!
+      const off = k * B
+      for (let j = 0, i = start; j < len; j++, i++) {
+        const mj = m[j]!
+        let score = 1
+        if (mj > epsilon && mj !== Infinity) {
+          const d = c[i]! - base[i]!
+          const r = (d < 0 ? -d : d) / mj
+          score = softmax ? Math.exp((r - 1) * invT) : gamma === 1 ? r : Math.pow(r, gamma)
+        }
+        scores[off + j] = score
+        den[j]! += score
+      }
+    }
+    for (let k = 0; k < K; k++) {
+      const c = cks[k]!
+      const off = k * B
+      let wsum = 0
+      for (let j = 0, i = start; j < len; j++, i++) {
+        const w = scores[off + j]! / den[j]!
+        acc[j]! += w * (c[i]! - base[i]!)
+        wsum += w
+      }
+      sums[k]! += wsum
+    }
+    for (let j = 0, i = start; j < len; j++, i++) out[i] = base[i]! + lambda * acc[j]!
   }
   return Array.from(sums, (s) => lambda * (n === 0 ? 1 / K : s / n))
 }

@@ -17,6 +17,9 @@
 import {type DropMask, topKThreshold} from '../../merge/numeric.js'
 import type {Merger, TensorMergeInput} from '../../merge/types.js'
 
+/** Elements per block of the elect/merge pass. */
+const BLOCK = 4096
+
 export interface TiesOptions {
   density: number
   lambda: number
@@ -61,41 +64,57 @@ export function ties(
     }
   }
 
-  // 2 + 3. Elect and average the agreeing deltas, element by element.
+  // 2 + 3. Elect and average the agreeing deltas, block by block (tight per-checkpoint loops).
   for (const m of masks ?? []) m.reset()
-  const d = new Float64Array(K)
+  const B = Math.min(BLOCK, n)
+  const trimmed = new Float64Array(K * B)
+  const total = new Float64Array(B)
+  const acc = new Float64Array(B)
+  const count = new Float64Array(B)
   const coef = new Float64Array(K)
   const lambda = o.lambda
-  for (let i = 0; i < n; i++) {
-    const b = base[i]!
-    let total = 0
+  for (let start = 0; start < n; start += BLOCK) {
+    const len = Math.min(BLOCK, n - start)
+    total.fill(0)
+    acc.fill(0)
+    count.fill(0)
     for (let k = 0; k < K; k++) {
-      const dropped = masks ? !masks[k]!.keep() : false
-      let dk = dropped ? 0 : (cks[k]![i]! - b) * scale[k]!
-      if ((dk < 0 ? -dk : dk) < thresholds[k]!) dk = 0
-      d[k] = dk
-      total += dk
+      const c = cks[k]!
+      const mask = masks?.[k]
+      const s = scale[k]!
+      const t = thresholds[k]!
+      const off = k * B
+      for (let j = 0, i = start; j < len; j++, i++) {
+        let d = mask && !mask.keep() ? 0 : (c[i]! - base[i]!) * s
+        if ((d < 0 ? -d : d) < t) d = 0
+        trimmed[off + j] = d
+        total[j]! += d
+      }
     }
-    let acc = 0
-    let count = 0
-    if (total !== 0) {
-      for (let k = 0; k < K; k++) {
-        const dk = d[k]!
-        if (dk !== 0 && dk > 0 === total > 0) {
-          acc += dk
-          count++
+    for (let k = 0; k < K; k++) {
+      const off = k * B
+      for (let j = 0; j < len; j++) {
+        const d = trimmed[off + j]!
+        const tj = total[j]!
+        if (d !== 0 && tj !== 0 && d > 0 === tj > 0) {
+          acc[j]! += d
+          count[j]!++
         }
       }
     }
-    if (count === 0) {
-      out[i] = b
-      continue
+    for (let j = 0, i = start; j < len; j++, i++) {
+      const cj = count[j]!
+      out[i] = cj === 0 ? base[i]! : base[i]! + (lambda * acc[j]!) / cj
     }
-    out[i] = b + (lambda * acc) / count
-    const c = lambda / count
     for (let k = 0; k < K; k++) {
-      const dk = d[k]!
-      if (dk !== 0 && dk > 0 === total > 0) coef[k]! += c * scale[k]!
+      const off = k * B
+      let sum = 0
+      for (let j = 0; j < len; j++) {
+        const d = trimmed[off + j]!
+        const tj = total[j]!
+        if (d !== 0 && tj !== 0 && d > 0 === tj > 0) sum += 1 / count[j]!
+      }
+      coef[k]! += lambda * scale[k]! * sum
     }
   }
   return Array.from(coef, (c) => (n === 0 ? 0 : c / n))

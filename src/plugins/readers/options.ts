@@ -51,3 +51,15 @@ export const nliOptions: JsonSchema = {
 export const parquetOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
 
 export const hfArrowOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+
+/** Every built-in reader's options schema by reader name. */
+export const readerOptionsSchema: Record<string, JsonSchema> = {
+  beir: beirOptions,
+  'codiemb-jsonl': codiembJsonlOptions,
+  'flagembedding-jsonl': flagembeddingJsonlOptions,
+  delimited: delimitedOptions,
+  json: jsonOptions,
+  nli: nliOptions,
+  parquet: parquetOptions,
+  'hf-arrow': hfArrowOptions,
+}

@@ -9,7 +9,11 @@ import {getPath} from '../../data/text-input.js'
 import {DataError, type ReadItem, type ReadRequest, type SourceLocation} from '../../data/types.js'
 import {isObject, show} from './common.js'
 
-/** A split's files: the file itself, or the shards in a directory (sorted; HF `state.json` order when present). */
+/**
+ * A split's files: the file itself, or the shards in a directory — in `state.json` order when
+ * present (a `save_to_disk` split), else sorted, keeping only the files named after the split
+ * (`<split>-*`, `<split>.*`, `<split>_*`) when there are any.
+ */
 export function shardFiles(request: ReadRequest, reader: string, extension: string): {split: string; files: string[]}[] {
   return request.splits.map((split) => {
     const path = split.path ?? request.path
@@ -27,10 +31,13 @@ export function shardFiles(request: ReadRequest, reader: string, extension: stri
       const list = isObject(parsed) && Array.isArray(parsed._data_files) ? parsed._data_files : undefined
       if (list) return {split: split.name, files: list.map((f: {filename?: string}) => join(path, String(f.filename)))}
     }
-    const files = readdirSync(path)
+    const all = readdirSync(path)
       .filter((f) => f.endsWith(extension))
       .sort()
-      .map((f) => join(path, f))
+    // Hub repositories keep splits side by side (data/train-00000-of-00002.parquet, data/test-...):
+    // when some files are named after the split, only those belong to it.
+    const named = all.filter((f) => f.startsWith(`${split.name}-`) || f.startsWith(`${split.name}.`) || f.startsWith(`${split.name}_`))
+    const files = (named.length ? named : all).map((f) => join(path, f))
     if (files.length === 0) throw new DataError(`dataset ${request.dataset}, split "${split.name}": no *${extension} files in ${path}`)
     return {split: split.name, files}
   })

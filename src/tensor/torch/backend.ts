@@ -48,6 +48,7 @@ export class TorchBackend extends tf.KernelBackend {
   private readonly data: tf.DataStorage<TensorRecord>
   private readonly ops = new Map<string, TorchOp>()
   private readonly isCuda: boolean
+  private readonly owned = new WeakSet<TorchHandle>()
 
   constructor(device = 'cpu') {
     super()
@@ -77,6 +78,7 @@ export class TorchBackend extends tf.KernelBackend {
     if (!rec.handle) {
       if (rec.dtype === 'string') throw new Error('the torch backend cannot compute on string tensors')
       rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
+      this.owned.add(rec.handle)
       rec.values = undefined
     }
     // tfjs may hand a data id to a kernel under another shape of the same size; give ATen that view.
@@ -86,6 +88,10 @@ export class TorchBackend extends tf.KernelBackend {
 
   /** Registers an ATen result as a tfjs tensor of `dtype` (casting when ATen widened, e.g. int64 sums). */
   output(handle: TorchHandle, dtype: tf.DataType): tf.TensorInfo {
+    // Each data id must own its handle (disposing one would free the other): a kernel that returns
+    // an input's handle unchanged gets a fresh handle on the same tensor.
+    if (this.owned.has(handle)) handle = this.op('aten::alias')(handle)
+    this.owned.add(handle)
     const shape = this.addon.conform(handle, torchDtype(dtype))
     const dataId = {}
     this.data.set(dataId, {handle, dtype, shape, refCount: 1})

@@ -77,6 +77,8 @@ reg('Step', (b, {x}, {alpha}) => {
   // NaN stays NaN, as in tfjs.
   return b.output(b.op('aten::where', 'self')(b.op('aten::isnan')(xt), xt, stepped), x!.dtype)
 })
+reg('EluGrad', (b, {dy, y}) =>
+  b.output(b.op('aten::elu_backward')(h(b, dy!), 1, 1, 1, true, h(b, y!)), 'float32'))
 reg('ClipByValue', (b, {x}, {clipValueMin, clipValueMax}) => b.output(b.op('aten::clamp')(h(b, x!), clipValueMin, clipValueMax), x!.dtype))
 reg('Identity', (b, {x}) => b.alias(x!))
 reg('Cast', (b, {x}, {dtype}) => {
@@ -277,6 +279,8 @@ reg('Slice', (b, {x}, {begin, size}) => {
     const len = $size![d]!
     if (start !== 0 || len !== x!.shape[d]) t = b.op('aten::slice', 'Tensor')(t, d, start, start + len, 1)
   }
+  // A full slice: share the input's data (each data id must own its handle, or disposing one frees both).
+  if (t === h(b, x!)) return b.alias(x!)
   return b.output(t, x!.dtype)
 })
 reg('StridedSlice', (b, {x}, {begin, end, strides, beginMask, endMask, ellipsisMask, newAxisMask, shrinkAxisMask}) => {

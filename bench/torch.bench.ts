@@ -1,0 +1,198 @@
+/**
+ * The torch backend's figures, side by side with PyTorch where there is a like-for-like reference:
+ *  1. CPU matmul GFLOP/s (1024^2 float32) through tfjs on the torch backend, and PyTorch's;
+ *  2. per-call overhead: one ATen call through the addon, and one tfjs kernel on the torch backend;
+ *  3. an IR training step (BERT-style encoder, queries x 64 tokens + 5 passages each x 128 tokens,
+ *     InfoNCE over CLS embeddings, AdamW) and encoding throughput, codiemb `torch` vs PyTorch
+ *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio. Needs the encoder
+ *     (src/model/encoder.ts) and ../shared (a tokenizer to build the model); skipped with the reason otherwise.
+ * Environment: CODIEMB_BENCH_MODELS=minilm,bert-base (default minilm), CODIEMB_BENCH_STEPS (default 3),
+ * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS.
+ * Run: npm run build && node dist/bench/torch.bench.js
+ */
+import {spawnSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {availableParallelism} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath, pathToFileURL} from 'node:url'
+import * as tf from '@tensorflow/tfjs-core'
+import {torchAddonPath} from '../src/plugins/backends/torch.js'
+
+const root = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) || dir.endsWith('dist')) dir = dirname(dir)
+  return dir
+})()
+const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism()
+const steps = Number(process.env.CODIEMB_BENCH_STEPS) || 3
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+function python(): string | undefined {
+  const candidates = [process.env.CODIEMB_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]
+  for (const py of candidates) {
+    const r = spawnSync(py, ['-c', 'import torch'], {encoding: 'utf8'})
+    if (r.status === 0) return py
+  }
+  return undefined
+}
+
+function pytorch(py: string | undefined, args: Record<string, number>): Record<string, number> | string {
+  if (!py) return 'no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)'
+  const argv = Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)])
+  const r = spawnSync(py, [join(root, 'bench', 'torch_reference.py'), ...argv, '--threads', String(threads)], {encoding: 'utf8'})
+  if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
+  return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}
+
+function timeIt(n: number, fn: () => void): number {
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) fn()
+  return (performance.now() - t0) / n
+}
+
+async function micro(py: string | undefined): Promise<void> {
+  const {loadTorchAddon} = await import('../src/tensor/torch/addon.js')
+  const addon = loadTorchAddon()
+  const a = tf.randomNormal([1024, 1024])
+  const b = tf.randomNormal([1024, 1024])
+  tf.tidy(() => tf.matMul(a, b).dataSync())
+  const ms = timeIt(10, () => tf.tidy(() => tf.matMul(a, b).dataSync()))
+  console.log(`matmul 1024x1024 float32 (torch backend, ${threads} threads): ${((2 * 1024 ** 3) / (ms / 1000) / 1e9).toFixed(1)} GFLOP/s`)
+  if (py) {
+    const r = spawnSync(py, ['-c', `import torch,time\ntorch.set_num_threads(${threads})\na=torch.randn(1024,1024);b=torch.randn(1024,1024);a@b\nt=time.perf_counter()\nfor _ in range(10): a@b\nprint(2*1024**3*10/(time.perf_counter()-t)/1e9)`], {encoding: 'utf8'})
+    if (r.status === 0) console.log(`matmul 1024x1024 float32 (PyTorch ${threads} threads): ${Number(r.stdout).toFixed(1)} GFLOP/s`)
+  }
+  const add = addon.op('aten::add', 'Tensor')
+  const x = addon.fromArray(new Float32Array([1]), [1], 'float32')
+  for (let i = 0; i < 1000; i++) add(x, x)
+  const rawUs = timeIt(100000, () => add(x, x)) * 1000
+  console.log(`per-call overhead, one ATen op through the addon (1-element add): ${rawUs.toFixed(2)} us`)
+  const s = tf.scalar(1)
+  const kernelUs = timeIt(20000, () => tf.tidy(() => tf.add(s, s))) * 1000
+  console.log(`per-call overhead, one tfjs kernel on the torch backend (scalar add in a tidy): ${kernelUs.toFixed(2)} us`)
+  tf.dispose([a, b, s])
+}
+
+interface ModelSize {
+  name: string
+  layers: number
+  hidden: number
+  heads: number
+  intermediate: number
+  queries: number
+}
+const SIZES: Record<string, ModelSize> = {
+  tiny: {name: 'tiny 2x64 (smoke run)', layers: 2, hidden: 64, heads: 4, intermediate: 256, queries: 4},
+  minilm: {name: 'MiniLM-sized 6x384', layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 16},
+  'bert-base': {name: 'bert-base-sized 12x768', layers: 12, hidden: 768, heads: 12, intermediate: 3072, queries: 4},
+}
+const QUERY_LEN = 64
+const PASSAGE_LEN = 128
+const PER_QUERY = 5
+
+/** A full-length batch of random token ids (every row attended), the shape the tokenizer produces. */
+function batchOf(rows: number, len: number, vocab: number, seed: number): Record<string, unknown> {
+  const inputIds = new Int32Array(rows * len)
+  let s = seed
+  for (let i = 0; i < inputIds.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0
+    inputIds[i] = 1000 + (s % (vocab - 1000))
+  }
+  return {
+    batchSize: rows, seqLen: len, inputIds,
+    attentionMask: new Int32Array(rows * len).fill(1), tokenTypeIds: new Int32Array(rows * len),
+    offsets: new Int32Array(rows * len * 2), specialTokensMask: new Uint8Array(rows * len),
+    lengths: new Array(rows).fill(len), poolMask: new Float32Array(rows * len).fill(1), prefixLengths: new Array(rows).fill(0),
+  }
+}
+
+async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
+  const encoderJs = join(root, 'dist', 'src', 'model', 'encoder.js')
+  const tokenizerDir = join(root, '..', 'shared', 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!existsSync(encoderJs)) return console.log(`IR step (${size.name}): skipped: the encoder (src/model/encoder.ts) is not in this build`)
+  if (!existsSync(tokenizerDir)) return console.log(`IR step (${size.name}): skipped: ../shared is absent (needs ${tokenizerDir})`)
+  const {initRandomEncoder} = await import(pathToFileURL(encoderJs).href)
+  ;(await import('../src/tensor/gradients.js')).registerGradients()
+  const ops = await import('../src/tensor/ops.js')
+  const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
+  const vocab = enc.config.vocab_size as number
+  const nq = size.queries
+  const np = nq * PER_QUERY
+  const qb = batchOf(nq, QUERY_LEN, vocab, 1)
+  const pb = batchOf(np, PASSAGE_LEN, vocab, 2)
+  const labels = tf.oneHot(tf.tensor1d(Array.from({length: nq}, (_, i) => i * PER_QUERY), 'int32'), np)
+  const vars = [...enc.variables.values()] as tf.Variable[]
+  const m = vars.map((v) => tf.variable(tf.zerosLike(v), false))
+  const v2 = vars.map((v) => tf.variable(tf.zerosLike(v), false))
+  const cls = (h: tf.Tensor3D) => {
+    const c = tf.reshape(tf.slice(h, [0, 0, 0], [h.shape[0], 1, h.shape[2]]), [h.shape[0], h.shape[2]])
+    return tf.div(c, tf.norm(c, 'euclidean', -1, true))
+  }
+  let step = 0
+  const trainStep = () => {
+    step++
+    const {grads} = tf.variableGrads(() => {
+      const q = cls(enc.forward(qb, {training: true}).lastHiddenState)
+      const p = cls(enc.forward(pb, {training: true}).lastHiddenState)
+      const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
+      return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
+    }, vars)
+    ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
+    tf.dispose(Object.values(grads))
+  }
+  trainStep()
+  const times: number[] = []
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now()
+    trainStep()
+    times.push((performance.now() - t0) / 1000)
+  }
+  const trainS = median(times)
+  const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
+  const eb = batchOf(32, PASSAGE_LEN, vocab, 3)
+  tf.tidy(() => cls(enc.forward(eb).lastHiddenState).dataSync())
+  const t0 = performance.now()
+  for (let i = 0; i < 2; i++) tf.tidy(() => cls(enc.forward(eb).lastHiddenState).dataSync())
+  const encodeTps = (2 * 32 * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
+  const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': 32, 'encode-batches': 2})
+  const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
+  console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s`)
+  console.log(`encoding, ${size.name}, 32 x ${PASSAGE_LEN} tokens: codiemb torch ${encodeTps.toFixed(0)} tokens/s`)
+  if (typeof ref === 'string') console.log(`  PyTorch: ${ref}`)
+  else {
+    console.log(`  PyTorch ${ref.torch} (${ref.threads} threads): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
+    console.log(`  ratio codiemb/PyTorch: training ${(ref.train_step_s! / trainS).toFixed(2)}x (target >= 0.7), encoding ${(encodeTps / ref.encode_tokens_per_s!).toFixed(2)}x (target >= 0.8)`)
+  }
+  tf.dispose([labels, ...m, ...v2])
+  enc.dispose()
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(torchAddonPath())) {
+    console.log(`torch bench: skipped: the addon is not built (${torchAddonPath()}); run npm run build:torch`)
+    return
+  }
+  await import('@tensorflow/tfjs-backend-cpu')
+  const {registerTorchBackend} = await import('../src/tensor/torch/index.js')
+  registerTorchBackend({device: process.env.CODIEMB_DEVICE ?? 'cpu', threads})
+  await tf.setBackend('torch')
+  tf.env().set('PROD', true)
+  const py = python()
+  console.log(`# torch backend bench (device ${process.env.CODIEMB_DEVICE ?? 'cpu'}, ${threads} threads)`)
+  await micro(py)
+  for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm').split(',')) {
+    const size = SIZES[key.trim()]
+    if (!size) throw new Error(`unknown CODIEMB_BENCH_MODELS entry "${key}" (known: ${Object.keys(SIZES).join(', ')})`)
+    await irStep(size, py)
+  }
+}
+
+await main().catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})

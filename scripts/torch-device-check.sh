@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU-machine check for the torch backend, for a machine with PyTorch (CUDA) but no Node: builds the
+# addon with g++ against the PyTorch install there (-Wl,--no-as-needed libtorch_cuda) and runs
+# bench/torch.bench.ts on cuda (fp32, tf32) and on the CPU. It needs a pack (PACK=...tar.xz, carried
+# with the working tree) holding: bin/node (this Node binary), include/node/{node_api,node_api_types,
+# js_native_api,js_native_api_types}.h, nm/ (node_modules subset: @tensorflow/tfjs-core and
+# tfjs-backend-cpu node bundles, seedrandom, long, node-addon-api), dist/ (a build with the encoder),
+# shared/fixtures/models/bert-tiny/model/{vocab.txt,config.json,tokenizer_config.json}.
+set -u
+T0=$(date +%s); el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
+mkdir -p /tmp/p && tar -xJf "${PACK:-devpack/pack.tar.xz}" -C /tmp/p && el extracted
+export PATH=/tmp/p/bin:$PATH
+rm -rf dist && cp -r /tmp/p/dist dist && mkdir -p node_modules && cp -r /tmp/p/nm/* node_modules/
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
+PY=python3
+TD=$($PY -c "import torch,os;print(os.path.dirname(torch.__file__))"); ABI=$($PY -c "import torch;print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+$PY -c "import torch;print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"
+node scripts/build-torch.mjs --print
+which g++ || { echo NO_GPP; exit 3; }
+mkdir -p native/build/Release
+g++ -O2 -std=c++17 -fPIC -shared native/src/addon.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
+  -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
+  -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
+  -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
+el built; ls -la native/build/Release/ || exit 4
+node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}))"
+export CODIEMB_SHARED=/tmp/p/shared CODIEMB_FUSED=1 CODIEMB_BENCH_STEPS=3 CODIEMB_PYTHON=$PY
+for prec in fp32 tf32; do
+  el "GPU $prec"
+  CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=minilm,bert-base timeout 150 node dist/bench/torch.bench.js 2>&1 | tail -12
+done
+el "CPU"
+CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -9
+el done
