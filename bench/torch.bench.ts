@@ -125,10 +125,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   if (!existsSync(encoderJs)) return console.log(`IR step (${size.name}): skipped: the encoder (src/model/encoder.ts) is not in this build`)
   if (!existsSync(tokenizerDir)) return console.log(`IR step (${size.name}): skipped: ../shared is absent (needs ${tokenizerDir})`)
   const {initRandomEncoder} = await import(pathToFileURL(encoderJs).href)
-  // tfjs's kernel gradients: the project's registration when built in, else the tfjs union package.
-  const gradientsJs = join(root, 'dist', 'src', 'tensor', 'gradients.js')
-  if (existsSync(gradientsJs)) await import(pathToFileURL(gradientsJs).href)
-  else await import('@tensorflow/tfjs')
+  await import('../src/tensor/gradients.js') // tfjs kernel gradients (tfjs-core ships none)
   const ops = await import('../src/tensor/ops.js')
   const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
