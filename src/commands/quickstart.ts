@@ -18,7 +18,7 @@ The default run takes a few minutes on 2 CPU cores; --steps lowers the training 
     ...CodiembCommand.backendFlags,
     ...CodiembCommand.progressFlags,
     out: Flags.string({char: 'o', summary: 'Output folder.', default: 'quickstart-run', helpValue: 'DIR'}),
-    steps: Flags.integer({summary: 'Training steps per checkpoint (default 60).', min: 1}),
+    steps: Flags.integer({summary: 'Training steps per checkpoint (default 40).', min: 1}),
     'eval-limit': Flags.integer({summary: 'Evaluate only the first N STS pairs and retrieval queries (quick checks).', min: 1}),
   }
 

@@ -34,10 +34,10 @@ function repoRoot(): string {
 }
 
 /** Shape of the random encoder: small enough to train in minutes on 2 CPU cores. */
-export const QUICKSTART_MODEL = {arch: 'bert', layers: 2, hidden: 64, heads: 4, intermediate: 128, maxPositions: 64, pooling: 'mean' as const, seed: 1}
+export const QUICKSTART_MODEL = {arch: 'bert', layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 64, pooling: 'mean' as const, seed: 1}
 
 /** Default optimizer steps per checkpoint (one pass over the larger task of each mix). */
-export const DEFAULT_STEPS = 60
+export const DEFAULT_STEPS = 40
 
 /** The two task mixes: which rows of each prepared training file go into a checkpoint. */
 export const MIXES = [
@@ -110,15 +110,28 @@ const EVAL_TASKS: TaskDefinition[] = [
   },
 ]
 
-function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init: string; runs: string}, steps: number): TrainSection {
-  const irBatch = 32
-  const stsBatch = 32
-  // One epoch over the mix is about DEFAULT_STEPS batches. Fewer steps: the same mix, fewer rows (one
-  // epoch, so the learning-rate schedule still runs to its end); more steps: more epochs.
-  const fullBatches = Math.floor(mix.irRows / irBatch) + Math.floor(mix.stsRows / stsBatch)
+const IR_BATCH = 32
+const STS_BATCH = 32
+
+/**
+ * Rows of each task a mix trains on. One epoch over the full mix is about DEFAULT_STEPS batches; fewer
+ * steps take the same mix with fewer rows (still one epoch, so the learning-rate schedule runs to its
+ * end); more steps take more epochs.
+ */
+export function mixRows(mix: (typeof MIXES)[number], steps: number): {irRows: number; stsRows: number; epochs: number} {
+  const fullBatches = Math.floor(mix.irRows / IR_BATCH) + Math.floor(mix.stsRows / STS_BATCH)
   const share = Math.min(1, steps / fullBatches)
-  const irRows = Math.max(irBatch, Math.round((mix.irRows * share) / irBatch) * irBatch)
-  const stsRows = Math.max(stsBatch, Math.round((mix.stsRows * share) / stsBatch) * stsBatch)
+  return {
+    irRows: Math.max(IR_BATCH, Math.round((mix.irRows * share) / IR_BATCH) * IR_BATCH),
+    stsRows: Math.max(STS_BATCH, Math.round((mix.stsRows * share) / STS_BATCH) * STS_BATCH),
+    epochs: Math.max(1, Math.ceil(steps / fullBatches)),
+  }
+}
+
+function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init: string; runs: string}, steps: number): TrainSection {
+  const irBatch = IR_BATCH
+  const stsBatch = STS_BATCH
+  const {irRows, stsRows, epochs} = mixRows(mix, steps)
   return {
     model: dirs.init,
     output: join(dirs.runs, `${mix.id}-${mix.name}`),
@@ -133,7 +146,8 @@ function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init
       sts: {losses: [{name: 'mid-infonce', weight: 1}, {name: 'pro', weight: 0.5}, {name: 'pearson', weight: 2}, {name: 'rank-kl', weight: 5}], maxLength: 32},
     },
     sampler: {name: 'dynamic', options: {batchSizes: {ir: irBatch, sts: stsBatch}, policy: 'proportional'}},
-    epochs: Math.max(1, Math.ceil(steps / fullBatches)),
+    epochs,
+    // A slice's batch count rounds to about `steps`; the cap makes it exact.
     maxSteps: steps,
     // A random init needs a far larger rate than the paper's fine-tuning.
     learningRate: 2e-3,
@@ -210,7 +224,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
       return `Random BERT: ${shape.layers} layers, hidden ${shape.hidden}, ${(parameters / 1e6).toFixed(2)} M parameters`
     }),
     ...MIXES.map((mix) =>
-      timed(`train-${mix.id}`, `Training checkpoint ${mix.id.toUpperCase()} (${mix.title}: ${mix.irRows} IR triplets, ${mix.stsRows} STS pairs)`, async (progress) => {
+      timed(`train-${mix.id}`, `Training checkpoint ${mix.id.toUpperCase()} (${mix.title}: ${mixRows(mix, steps).irRows} IR triplets, ${mixRows(mix, steps).stsRows} STS pairs, ${steps} steps)`, async (progress) => {
         const section = trainSection(mix, {...dirs, init}, steps)
         const {runTraining} = await import('../train/run.js')
         const eventsFile = join(dirs.events, `train-${mix.id}-${mix.name}.ndjson`)
@@ -284,7 +298,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         scores.push(entry)
         emit({type: 'eval-model', model: m.name, sts: entry.sts, retrieval: entry.retrieval})
       }
-      return `Evaluated ${models.length} models on SNLI-STS (${EVAL_TASKS.length} tasks)`
+      return `Evaluated ${models.length} models on ${EVAL_TASKS.map((t) => t.name).join(' and ')}`
     }),
     timed('report', 'Writing the HTML report', async () => {
       const {buildReport} = await import('../eval/report.js')
