@@ -158,8 +158,11 @@ export function trainSeries(lines: string[]): {losses: Series[]; evals: Series[]
       } else add(evals, String(e.task ?? 'main_score'), step, e.main_score ?? e.score)
       continue
     }
-    if (e.losses && typeof e.losses === 'object') {
-      for (const [name, v] of Object.entries(e.losses)) add(losses, name, step, typeof v === 'number' ? v : (v as any)?.loss ?? (v as any)?.total)
+    // `codiemb train --events` writes `loss` as an object keyed by task ({"ir": 2.1}); older or
+    // third-party writers use `losses` or a single numeric `loss`.
+    const perTask = e.losses && typeof e.losses === 'object' ? e.losses : e.loss && typeof e.loss === 'object' ? e.loss : undefined
+    if (perTask) {
+      for (const [name, v] of Object.entries(perTask)) add(losses, name, step, typeof v === 'number' ? v : (v as any)?.loss ?? (v as any)?.total)
     } else if (typeof e.loss === 'number') add(losses, String(e.task ?? e.name ?? 'loss'), step, e.loss)
   }
   const toSeries = (m: Map<string, [number, number][]>) => [...m.entries()].map(([name, points]) => ({name, points}))

@@ -68,6 +68,9 @@ describe('report', () => {
     assert.deepEqual(s.losses.map((x) => x.name).sort(), ['ir', 'sts'])
     assert.deepEqual(s.losses.find((x) => x.name === 'ir')!.points, [[1, 2], [2, 1.5]])
     assert.deepEqual(s.evals[0].points, [[2, 0.3]])
+    // the shape `codiemb train --events` writes: `loss` keyed by task
+    const train = trainSeries(['{"type":"step","step":3,"loss":{"sts":0.7}}', '{"type":"step","step":4,"loss":{"ir":1.25}}'])
+    assert.deepEqual(train.losses.map((x) => [x.name, x.points]), [['sts', [[3, 0.7]]], ['ir', [[4, 1.25]]]])
   })
 
   it('writes one self-contained HTML file whose charts render in headless Chromium', async (t) => {
