@@ -43,7 +43,9 @@ function python(): string | undefined {
 function pytorch(py: string | undefined, args: Record<string, number>): Record<string, number> | string {
   if (!py) return 'no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)'
   const argv = Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)])
-  const r = spawnSync(py, [join(root, 'bench', 'torch_reference.py'), ...argv, '--threads', String(threads)], {encoding: 'utf8'})
+  const device = process.env.CODIEMB_DEVICE ?? 'cpu'
+  const precision = process.env.CODIEMB_PRECISION ?? 'fp32'
+  const r = spawnSync(py, [join(root, 'bench', 'torch_reference.py'), ...argv, '--threads', String(threads), '--device', device, '--precision', precision], {encoding: 'utf8'})
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }
@@ -110,17 +112,24 @@ function batchOf(rows: number, len: number, vocab: number, seed: number): Record
   }
 }
 
+/** Waits for queued CUDA work so step times are real (a no-op on CPU). */
+function syncDevice(): void {
+  const b = tf.backend() as unknown as {addon?: {synchronize(i?: number): void}}
+  b.addon?.synchronize()
+}
+
 async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const encoderJs = join(root, 'dist', 'src', 'model', 'encoder.js')
-  const tokenizerDir = join(root, '..', 'shared', 'fixtures', 'models', 'bert-tiny', 'model')
+  const sharedDir = process.env.CODIEMB_SHARED || join(root, '..', 'shared')
+  const tokenizerDir = join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model')
   if (!existsSync(encoderJs)) return console.log(`IR step (${size.name}): skipped: the encoder (src/model/encoder.ts) is not in this build`)
   if (!existsSync(tokenizerDir)) return console.log(`IR step (${size.name}): skipped: ../shared is absent (needs ${tokenizerDir})`)
   const {initRandomEncoder} = await import(pathToFileURL(encoderJs).href)
-  ;(await import('../src/tensor/gradients.js')).registerGradients()
+  await import('../src/tensor/gradients.js') // tfjs kernel gradients (tfjs-core ships none)
   const ops = await import('../src/tensor/ops.js')
   const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
-  const nq = size.queries
+  const nq = Number(process.env.CODIEMB_BENCH_QUERIES) || size.queries
   const np = nq * PER_QUERY
   const qb = batchOf(nq, QUERY_LEN, vocab, 1)
   const pb = batchOf(np, PASSAGE_LEN, vocab, 2)
@@ -143,6 +152,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     }, vars)
     ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
     tf.dispose(Object.values(grads))
+    syncDevice()
   }
   trainStep()
   const times: number[] = []
@@ -153,16 +163,17 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   }
   const trainS = median(times)
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
-  const eb = batchOf(32, PASSAGE_LEN, vocab, 3)
+  const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
+  const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)
   tf.tidy(() => cls(enc.forward(eb).lastHiddenState).dataSync())
   const t0 = performance.now()
   for (let i = 0; i < 2; i++) tf.tidy(() => cls(enc.forward(eb).lastHiddenState).dataSync())
-  const encodeTps = (2 * 32 * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
+  const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
   const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': 32, 'encode-batches': 2})
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2})
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
   console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s`)
-  console.log(`encoding, ${size.name}, 32 x ${PASSAGE_LEN} tokens: codiemb torch ${encodeTps.toFixed(0)} tokens/s`)
+  console.log(`encoding, ${size.name}, ${encRows} x ${PASSAGE_LEN} tokens: codiemb torch ${encodeTps.toFixed(0)} tokens/s`)
   if (typeof ref === 'string') console.log(`  PyTorch: ${ref}`)
   else {
     console.log(`  PyTorch ${ref.torch} (${ref.threads} threads): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
@@ -179,11 +190,12 @@ async function main(): Promise<void> {
   }
   await import('@tensorflow/tfjs-backend-cpu')
   const {registerTorchBackend} = await import('../src/tensor/torch/index.js')
-  registerTorchBackend({device: process.env.CODIEMB_DEVICE ?? 'cpu', threads})
+  registerTorchBackend({device: process.env.CODIEMB_DEVICE ?? 'cpu', threads, precision: (process.env.CODIEMB_PRECISION as 'fp32' | 'tf32') ?? 'fp32'})
   await tf.setBackend('torch')
   tf.env().set('PROD', true)
   const py = python()
-  console.log(`# torch backend bench (device ${process.env.CODIEMB_DEVICE ?? 'cpu'}, ${threads} threads)`)
+  const info = (await import('../src/tensor/torch/addon.js')).loadTorchAddon().info()
+  console.log(`# torch backend bench: libtorch ${info.version}, device ${process.env.CODIEMB_DEVICE ?? 'cpu'} ${info.cudaDeviceNames.join(', ')}, precision ${process.env.CODIEMB_PRECISION ?? 'fp32'}, ${threads} threads`)
   await micro(py)
   for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm').split(',')) {
     const size = SIZES[key.trim()]

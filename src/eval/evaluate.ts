@@ -7,9 +7,9 @@
  * `codiemb mine` (through `encodeTexts` + `exactSearch`).
  */
 import {EmbeddingStore, type EmbeddingMatrix} from './embedding-cache.js'
-import {DEFAULT_CUTOFFS, retrievalMetrics, stsScores, type Run} from './metrics.js'
+import {DEFAULT_CUTOFFS, RetrievalMetricsAccumulator, stsScores} from './metrics.js'
 import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
-import {exactSearch} from './search.js'
+import {exactSearchTable} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
 import {instructionPrefix, INSTRUCTION_TEMPLATE, type ConfigTask, type TaskDefinition} from './tasks.js'
@@ -184,20 +184,30 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'corpus', done: data.queryTexts.length + done, total}),
     })
     const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
-    const hits = await exactSearch(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
+    // hits as global corpus positions (the chunks stream the corpus in order)
+    const table = await exactSearchTable(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
       k,
       ignoreIdenticalIds: task.ignoreIdenticalIds,
       queryBatchSize: options.queryBatchSize,
       onProgress: (done) => report({task: task.name, stage: 'search', done, total: corpus.count}),
     })
     report({task: task.name, stage: 'score'})
-    const run: Run = {}
-    data.queryIds.forEach((qid, i) => {
-      const docScores: Record<string, number> = {}
-      hits[i].ids.forEach((id, j) => (docScores[id] = hits[i].scores[j]))
-      run[qid] = docScores
+    const acc = new RetrievalMetricsAccumulator()
+    data.queryIds.forEach((qid, q) => {
+      const n = table.count[q]
+      const base = q * table.k
+      const order = Array.from({length: n}, (_, j) => j)
+      // trec_eval order: score descending, then document id descending
+      order.sort((a, b) => {
+        const d = table.scores[base + b] - table.scores[base + a]
+        if (d !== 0) return d
+        const ia = data.corpusIds[table.docs[base + a]]
+        const ib = data.corpusIds[table.docs[base + b]]
+        return ia < ib ? 1 : ia > ib ? -1 : 0
+      })
+      acc.add(qid, order.map((j) => data.corpusIds[table.docs[base + j]]), data.qrels[qid])
     })
-    const m = retrievalMetrics(run, data.qrels, {ignoreIdenticalIds: task.ignoreIdenticalIds})
+    const m = acc.result()
     scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
     counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
     geometry = await geometryOf(corpus, data.corpusTexts, data.corpusIds)

@@ -85,6 +85,40 @@ export function scoreRankedList(
 }
 
 /**
+ * Mean retrieval metrics, one query at a time (so a caller never needs the whole run in memory).
+ * Queries without a relevant document are skipped.
+ */
+export class RetrievalMetricsAccumulator {
+  private readonly keys: string[]
+  private readonly sums: Record<string, number>
+  private n = 0
+  readonly perQuery: Record<string, Record<string, number>> = {}
+  constructor(
+    readonly cutoffs: readonly number[] = DEFAULT_CUTOFFS,
+    readonly keepPerQuery = false,
+  ) {
+    this.keys = RETRIEVAL_MEASURES.flatMap((m) => cutoffs.map((k) => `${m}_at_${k}`))
+    this.sums = Object.fromEntries(this.keys.map((k) => [k, 0]))
+  }
+
+  /** Adds a query's ranking (best first, ties already broken). Returns false when the query is skipped. */
+  add(queryId: string, ranked: readonly string[], judged: Record<string, number> | undefined): boolean {
+    if (!judged || !Object.values(judged).some((g) => g >= 1)) return false
+    const scores = scoreRankedList(ranked, judged, this.cutoffs)
+    if (this.keepPerQuery) this.perQuery[queryId] = scores
+    for (const k of this.keys) this.sums[k] += scores[k]
+    this.n++
+    return true
+  }
+
+  result(): RetrievalMetricsResult {
+    const scores: Record<string, number> = {}
+    for (const k of this.keys) scores[k] = this.n > 0 ? this.sums[k] / this.n : 0
+    return {scores, evaluatedQueries: this.n, perQuery: this.perQuery}
+  }
+}
+
+/**
  * Mean retrieval metrics over the queries that have at least one relevant document and appear in
  * the run. `ignoreIdenticalIds` drops a retrieved document whose id equals the query id (MTEB does
  * this for corpora that contain the queries themselves).
@@ -94,25 +128,15 @@ export function retrievalMetrics(
   qrels: Qrels,
   options: {cutoffs?: readonly number[]; ignoreIdenticalIds?: boolean} = {},
 ): RetrievalMetricsResult {
-  const cutoffs = options.cutoffs ?? DEFAULT_CUTOFFS
-  const keys = RETRIEVAL_MEASURES.flatMap((m) => cutoffs.map((k) => `${m}_at_${k}`))
-  const sums: Record<string, number> = Object.fromEntries(keys.map((k) => [k, 0]))
-  const perQuery: Record<string, Record<string, number>> = {}
-  let n = 0
+  const acc = new RetrievalMetricsAccumulator(options.cutoffs ?? DEFAULT_CUTOFFS, true)
   for (const [queryId, judged] of Object.entries(qrels)) {
-    if (!Object.values(judged).some((g) => g >= 1)) continue
     const docScores = run[queryId]
     if (!docScores) continue
     let ranked = rankDocuments(docScores)
     if (options.ignoreIdenticalIds) ranked = ranked.filter((d) => d !== queryId)
-    const scores = scoreRankedList(ranked, judged, cutoffs)
-    perQuery[queryId] = scores
-    for (const k of keys) sums[k] += scores[k]
-    n++
+    acc.add(queryId, ranked, judged)
   }
-  const scores: Record<string, number> = {}
-  for (const k of keys) scores[k] = n > 0 ? sums[k] / n : 0
-  return {scores, evaluatedQueries: n, perQuery}
+  return acc.result()
 }
 
 /** Pearson's correlation coefficient (float64). NaN when either input is constant. */

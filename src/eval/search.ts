@@ -60,7 +60,6 @@ export class RunningTopK {
 
   offer(score: number, id: string): boolean {
     if (this.scores.length >= this.k && !(score > this.scores[this.scores.length - 1])) return false
-    // binary search for the first position whose score is lower than the candidate
     let lo = 0
     let hi = this.scores.length
     while (lo < hi) {
@@ -78,21 +77,67 @@ export class RunningTopK {
   }
 }
 
+/**
+ * The running top-k of every query in two flat typed arrays (nq × k scores and global document
+ * indices): 8 bytes per kept hit, so 20k queries × k 1000 take 160 MB rather than millions of JS
+ * objects. Row q holds `count[q]` hits sorted by score descending.
+ */
+export class TopKTable {
+  readonly scores: Float32Array
+  readonly docs: Int32Array
+  readonly count: Int32Array
+  constructor(
+    readonly queries: number,
+    readonly k: number,
+  ) {
+    this.scores = new Float32Array(queries * k)
+    this.docs = new Int32Array(queries * k)
+    this.count = new Int32Array(queries)
+  }
+
+  threshold(q: number): number {
+    return this.count[q] < this.k ? -Infinity : this.scores[q * this.k + this.k - 1]
+  }
+
+  offer(q: number, score: number, doc: number): boolean {
+    const k = this.k
+    const base = q * k
+    const n = this.count[q]
+    if (n >= k && !(score > this.scores[base + k - 1])) return false
+    let lo = 0
+    let hi = n
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.scores[base + mid] >= score) lo = mid + 1
+      else hi = mid
+    }
+    const end = Math.min(n, k - 1) // last index that shifts right by one
+    this.scores.copyWithin(base + lo + 1, base + lo, base + end)
+    this.docs.copyWithin(base + lo + 1, base + lo, base + end)
+    this.scores[base + lo] = score
+    this.docs[base + lo] = doc
+    if (n < k) this.count[q] = n + 1
+    return true
+  }
+}
+
 function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D)
 }
 
 /**
  * Searches `corpus` (chunks, any iterable) for each of the `queryIds.length` queries whose vectors
- * are rows of `queries` ([nq × dim]). Returns the hits per query in query order.
+ * are rows of `queries` ([nq × dim]). Returns the hits as a TopKTable of global document indices
+ * (position in the corpus stream) and calls `onChunk` with each chunk's ids and start index so the
+ * caller can keep only the ids it needs.
  */
-export async function exactSearch(
+export async function exactSearchTable(
   queries: Float32Array,
   queryIds: readonly string[],
   dim: number,
   corpus: Iterable<CorpusChunk> | AsyncIterable<CorpusChunk>,
-  options: SearchOptions,
-): Promise<Hits[]> {
+  options: SearchOptions & {onChunk?: (ids: readonly string[], start: number) => void},
+): Promise<TopKTable> {
   const nq = queryIds.length
   if (queries.length !== nq * dim) {
     throw new Error(`exactSearch: query matrix has ${queries.length} floats, expected ${nq} × ${dim}`)
@@ -100,10 +145,9 @@ export async function exactSearch(
   if (!Number.isInteger(options.k) || options.k < 1) throw new Error(`exactSearch: k must be an integer >= 1, got ${options.k}`)
   const similarity = options.similarity ?? 'cosine'
   const queryBatch = Math.max(1, options.queryBatchSize ?? 256)
-  const lists = Array.from({length: nq}, () => new RunningTopK(options.k))
+  const table = new TopKTable(nq, options.k)
   // per query, how many extra candidates a chunk must yield to survive exclusions
-  const extra = queryIds.map((qid, i) => (options.ignoreIdenticalIds ? 1 : 0) + (options.exclude?.[i]?.size ?? 0))
-  const maxExtra = extra.reduce((a, b) => Math.max(a, b), 0)
+  const maxExtra = queryIds.reduce((m, _, i) => Math.max(m, (options.ignoreIdenticalIds ? 1 : 0) + (options.exclude?.[i]?.size ?? 0)), 0)
 
   const queryTensor = tf.tidy(() => {
     const q = tf.tensor2d(queries, [nq, dim])
@@ -117,6 +161,7 @@ export async function exactSearch(
       if (chunk.vectors.length !== n * dim) {
         throw new Error(`exactSearch: corpus chunk has ${chunk.vectors.length} floats for ${n} documents of dimension ${dim}`)
       }
+      options.onChunk?.(chunk.ids, searched)
       const docs = tf.tidy(() => {
         const d = tf.tensor2d(chunk.vectors, [n, dim])
         return similarity === 'cosine' ? l2Normalize(d) : d
@@ -134,17 +179,16 @@ export async function exactSearch(
           values.dispose()
           indices.dispose()
           for (let qi = start; qi < end; qi++) {
-            const list = lists[qi]
             const qid = queryIds[qi]
             const excluded = options.exclude?.[qi]
             const row = (qi - start) * take
             for (let j = 0; j < take; j++) {
               const score = vals[row + j]
-              if (!(score > list.threshold)) break // descending: nothing further can enter
-              const id = chunk.ids[idx[row + j]]
-              if (options.ignoreIdenticalIds && id === qid) continue
-              if (excluded?.has(id)) continue
-              list.offer(score, id)
+              if (!(score > table.threshold(qi))) break // descending: nothing further can enter
+              const local = idx[row + j]
+              if (options.ignoreIdenticalIds && chunk.ids[local] === qid) continue
+              if (excluded?.has(chunk.ids[local])) continue
+              table.offer(qi, score, searched + local)
             }
           }
         }
@@ -157,7 +201,34 @@ export async function exactSearch(
   } finally {
     queryTensor.dispose()
   }
-  return lists.map((l) => ({ids: l.ids, scores: l.scores}))
+  return table
+}
+
+/** exactSearch with document ids: the k best documents of each query, best first. */
+export async function exactSearch(
+  queries: Float32Array,
+  queryIds: readonly string[],
+  dim: number,
+  corpus: Iterable<CorpusChunk> | AsyncIterable<CorpusChunk>,
+  options: SearchOptions,
+): Promise<Hits[]> {
+  const chunks: {start: number; ids: readonly string[]}[] = []
+  const table = await exactSearchTable(queries, queryIds, dim, corpus, {...options, onChunk: (ids, start) => chunks.push({start, ids})})
+  const idOf = (doc: number) => {
+    let lo = 0
+    let hi = chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (chunks[mid].start <= doc) lo = mid
+      else hi = mid - 1
+    }
+    return chunks[lo].ids[doc - chunks[lo].start]
+  }
+  return queryIds.map((_, q) => {
+    const n = table.count[q]
+    const base = q * table.k
+    return {ids: Array.from({length: n}, (_, j) => idOf(table.docs[base + j])), scores: Array.from(table.scores.subarray(base, base + n))}
+  })
 }
 
 /** Splits an in-memory [n × dim] matrix into chunks of `chunkSize` rows. */

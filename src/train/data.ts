@@ -17,8 +17,17 @@ export interface TrainingDatasetSpec {
   name?: string
   /** Overrides the instruction stored in the file ("" disables it). */
   instruction?: string
-  /** Keep only the first N usable rows (quick runs). */
+  /** Keep only N usable rows (quick runs): the first N, or a seeded random N with pick "random". */
   limit?: number
+  pick?: 'first' | 'random'
+}
+
+/** The rows `limit` keeps: the first N, or (pick "random") a seeded sample in file order. */
+function limitRows<T>(rows: T[], spec: TrainingDatasetSpec, seed: number): T[] {
+  if (!spec.limit || spec.limit >= rows.length) return rows
+  if (spec.pick !== 'random') return rows.slice(0, spec.limit)
+  const chosen = new Rng(seed).shuffle(rows.map((_, i) => i)).slice(0, spec.limit).sort((a, b) => a - b)
+  return chosen.map((i) => rows[i])
 }
 
 export interface IrTrainingDataset {
@@ -48,19 +57,19 @@ export class TrainingDataError extends Error {
 }
 
 /** Reads one prepared file; IR rows are kept only if they have ≥1 positive and ≥ `negatives` negatives. */
-export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: number): Promise<TrainingDataset> {
+export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: number, seed = 0): Promise<TrainingDataset> {
   if (!existsSync(spec.path)) throw new TrainingDataError(`${spec.path}: training file not found (run \`codiemb prepare\` first)`)
   const meta = await readArrowMeta(spec.path)
   const name = spec.name ?? meta.dataset ?? spec.path
   if (meta.kind === 'ir-example') {
     const all = await readAllRecords(spec.path, 'ir-example')
     const usable = all.filter((r) => r.positives.length > 0 && r.negatives.length >= negatives)
-    const rows = spec.limit ? usable.slice(0, spec.limit) : usable
+    const rows = limitRows(usable, spec, seed)
     return {task: 'ir', name, path: spec.path, rows, dropped: all.length - usable.length, instructionOverride: spec.instruction}
   }
   if (meta.kind === 'sts-pair') {
     const all = await readAllRecords(spec.path, 'sts-pair')
-    const rows = spec.limit ? all.slice(0, spec.limit) : all
+    const rows = limitRows(all, spec, seed)
     return {task: 'sts', name, path: spec.path, rows, dropped: 0, instructionOverride: spec.instruction}
   }
   throw new TrainingDataError(

@@ -19,7 +19,7 @@ export class TrainConfigError extends Error {
 }
 
 type LossSpec = string | {name: string; weight?: number; options?: Record<string, unknown>}
-type FileSpec = string | {path: string; name?: string; instruction?: string; limit?: number}
+type FileSpec = string | {path: string; name?: string; instruction?: string; limit?: number; pick?: 'first' | 'random'}
 
 /** The `train` section (data-schemas/config/train.schema.json), as validated by the config loader. */
 export interface TrainSection {
@@ -156,7 +156,7 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
   const irObjective = new IrObjective(ir.terms as WeightedLoss<IrLoss>[])
   const stsObjective = new StsObjective(sts.terms as WeightedLoss<StsLoss>[])
   const datasets: TrainingDataset[] = []
-  for (const spec of section.data) datasets.push(await loadTrainingDataset(fileSpec(spec, section.dataDir), irObjective.negatives))
+  for (const spec of section.data) datasets.push(await loadTrainingDataset(fileSpec(spec, section.dataDir), irObjective.negatives, seed))
   const tasksPresent = new Set(datasets.map((d) => d.task))
   const objectives: TaskObjective = {ir: tasksPresent.has('ir') ? irObjective : undefined, sts: tasksPresent.has('sts') ? stsObjective : undefined}
 

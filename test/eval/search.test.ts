@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../../src/eval/embedding-cache.js'
-import {chunkMatrix, exactSearch, RunningTopK} from '../../src/eval/search.js'
+import {chunkMatrix, exactSearch, RunningTopK, TopKTable} from '../../src/eval/search.js'
 import {useTestBackend} from '../helpers/env.js'
 
 /** Deterministic pseudo-random numbers (mulberry32). */
@@ -43,6 +43,28 @@ describe('exact search', () => {
     for (const [s, id] of [[0.1, 'a'], [0.5, 'b'], [0.3, 'c'], [0.9, 'd'], [0.2, 'e']] as const) top.offer(s, id)
     assert.deepEqual(top.ids, ['d', 'b', 'c'])
     assert.equal(top.offer(0.05, 'f'), false)
+  })
+
+  it('keeps every query\'s top-k in flat typed arrays, sorted and bounded', () => {
+    const r = rng(9)
+    const table = new TopKTable(3, 5)
+    const truth: number[][] = [[], [], []]
+    for (let i = 0; i < 200; i++) {
+      const q = i % 3
+      const score = Math.round(r() * 1000) / 1000
+      table.offer(q, score, i)
+      truth[q].push(score)
+    }
+    for (let q = 0; q < 3; q++) {
+      assert.equal(table.count[q], 5)
+      const want = truth[q].sort((a, b) => b - a).slice(0, 5)
+      assert.deepEqual([...table.scores.subarray(q * 5, q * 5 + 5)].map((x) => Math.round(x * 1000) / 1000), want)
+    }
+    const small = new TopKTable(1, 4)
+    small.offer(0, 0.5, 1)
+    small.offer(0, 0.9, 2)
+    assert.equal(small.count[0], 2)
+    assert.deepEqual([...small.docs.subarray(0, 2)], [2, 1])
   })
 
   it('finds the same top-k as brute force across corpus chunks, without leaking tensors', async () => {

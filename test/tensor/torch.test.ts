@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-cpu'
 import torchPlugin, {torchAddonPath} from '../../src/plugins/backends/torch.js'
 import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
 import * as ops from '../../src/tensor/ops.js'
+import '../../src/tensor/gradients.js' // tfjs kernel gradients (tfjs-core ships none)
 
 // These tests compare the torch backend against tfjs's cpu backend in one process, so they run in
 // the torch pass of scripts/run-tests.mjs (CODIEMB_BACKEND=torch) and skip elsewhere with the reason.
