@@ -35,6 +35,15 @@ const PIPELINE = ['list', 'doctor', 'config:print', 'prepare', 'model:init', 'em
 /** Outputs of examples that need ../shared: an example naming one of these is skipped with them. */
 const SHARED_OUTPUTS: RegExp[] = [/runs\/tiny-zh\b/, /models\/tiny-zh\b/, /prepared\/(stsb|stsbenchmark|stsb-zh|atec|bq|lcqmc|pawsx|afqmc|qbqtc|scifact|snli-triplets)\b/]
 
+/**
+ * Examples that run for minutes by design, with where a reduced form of them runs. Only the quickstart:
+ * it trains two checkpoints and evaluates four models on the whole bundled corpus (about 10 minutes on
+ * 2 cores; even 2 steps per checkpoint cost a minute of CPU, which test/quickstart/quickstart.test.ts spends).
+ */
+const LONG_BY_DESIGN: {id: string; reason: string}[] = [
+  {id: 'quickstart', reason: 'runs the whole pipeline for minutes by design; test/quickstart/quickstart.test.ts runs it with --steps 2 --eval-limit 40'},
+]
+
 /** Longest any one example may take (the whole file must stay well under 3 minutes on 2 cores). */
 const EXAMPLE_TIMEOUT_MS = 120_000
 
@@ -200,6 +209,11 @@ describe('help examples', () => {
     for (const example of ordered) {
       const command = render(example.command)
       await t.test(`${example.id}: ${example.command.replace('<%= config.bin %>', 'codiemb')}`, async (st) => {
+        const long = LONG_BY_DESIGN.find((l) => l.id === example.id)
+        if (long) {
+          st.skip(long.reason)
+          return
+        }
         if (!SHARED_DIR && readsShared(command, clone)) {
           st.skip('../shared is absent (set CODIEMB_SHARED to its path): this example reads ../shared or what an example on it wrote')
           return
