@@ -12,7 +12,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     },
     {
       description: 'The same, also dropping candidates that score above 0.95 × the lowest positive score (likely false negatives).',
-      command: '<%= config.bin %> mine --model models/tiny --input prepared/faq-train/train.ir-example.arrow --corpus prepared/faq/corpus.arrow --out prepared/faq-train/mined.ir-example.arrow --top-k 3 --max-score-ratio 0.95 --json',
+      command: '<%= config.bin %> mine --model models/tiny --input prepared/faq-train/train.ir-example.arrow --corpus prepared/faq/corpus.arrow --out prepared/faq-train/mined-filtered.ir-example.arrow --top-k 3 --max-score-ratio 0.95 --json',
     },
   ]
   static override flags = {
