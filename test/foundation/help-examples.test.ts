@@ -44,6 +44,9 @@ const LONG_BY_DESIGN: {id: string; reason: string}[] = [
   {id: 'quickstart', reason: 'runs the whole pipeline for minutes by design; test/quickstart/quickstart.test.ts runs it with --steps 2 --eval-limit 40'},
 ]
 
+/** Top-level folders the examples write; in the fresh clone they must be real folders, never links into the checkout. */
+const OUTPUT_DIRS = ['prepared', 'models', 'runs', 'results', 'embeddings', 'data', 'quickstart-run']
+
 /** Longest any one example may take (the whole file must stay well under 3 minutes on 2 cores). */
 const EXAMPLE_TIMEOUT_MS = 120_000
 
@@ -82,9 +85,10 @@ function freshClone(base: string): string {
   const top =
     listed.status === 0 && listed.stdout
       ? new Set(listed.stdout.split('\0').filter(Boolean).map((p) => p.split('/')[0]))
-      : new Set(readdirSync(REPO_ROOT).filter((name) => name !== '.git'))
+      : new Set(readdirSync(REPO_ROOT).filter((name) => name !== '.git' && !OUTPUT_DIRS.includes(name)))
   for (const name of ['dist', 'node_modules']) top.add(name)
   for (const name of top) if (existsSync(join(REPO_ROOT, name))) symlinkSync(join(REPO_ROOT, name), join(root, name))
+  for (const name of OUTPUT_DIRS) assert.ok(!existsSync(join(root, name)), `${name} is tracked: examples would write into the checkout`)
   if (SHARED_DIR) symlinkSync(SHARED_DIR, join(base, 'shared'))
   return root
 }
