@@ -112,6 +112,27 @@ function batchOf(rows: number, len: number, vocab: number, seed: number): Record
   }
 }
 
+/** Where one training step's time goes, by tfjs kernel (tf.profile with the backend's per-kernel timer). */
+async function profileStep(trainStep: () => void): Promise<void> {
+  const t0 = performance.now()
+  const info = await tf.profile(() => {
+    trainStep()
+  })
+  const wall = performance.now() - t0
+  const byKernel = new Map<string, {ms: number; calls: number}>()
+  for (const k of info.kernels) {
+    const e = byKernel.get(k.name) ?? {ms: 0, calls: 0}
+    e.ms += Number(k.kernelTimeMs) || 0
+    e.calls++
+    byKernel.set(k.name, e)
+  }
+  const total = [...byKernel.values()].reduce((a, e) => a + e.ms, 0)
+  console.log(`  profile of one step: ${info.kernels.length} kernel calls, ${total.toFixed(0)} ms in kernels of ${wall.toFixed(0)} ms wall (profiling adds overhead)`)
+  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
+    console.log(`    ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.calls).padStart(5)} calls`)
+  }
+}
+
 /** Waits for queued CUDA work so step times are real (a no-op on CPU). */
 function syncDevice(): void {
   const b = tf.backend() as unknown as {addon?: {synchronize(i?: number): void}}
@@ -162,6 +183,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     times.push((performance.now() - t0) / 1000)
   }
   const trainS = median(times)
+  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(trainStep)
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
   const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
   const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)

@@ -30,11 +30,31 @@ const napi_type_tag kTensorTag = {0x6c0d1e3b5a7f4c21ULL, 0x9e2d4b8a17f3c605ULL};
 
 struct TensorBox {
   at::Tensor t;
+  // Bytes reported to V8 as external memory for this handle (so the GC runs when ATen memory grows;
+  // otherwise a kernel's temporaries, freed only by finalizers, pile up behind a small JS heap).
+  int64_t reported = 0;
 };
 
+// Handles whose tensor is still held (not released, not finalized): a leak check for tests.
+int64_t g_liveTensors = 0;
+
+void Unreport(Napi::Env env, TensorBox *b) {
+  if (b->reported) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -b->reported);
+    b->reported = 0;
+  }
+}
+
 Napi::Value Wrap(Napi::Env env, at::Tensor t) {
-  auto *box = new TensorBox{std::move(t)};
-  auto ext = Napi::External<TensorBox>::New(env, box, [](Napi::Env, TensorBox *b) { delete b; });
+  int64_t bytes = t.defined() && t.has_storage() ? static_cast<int64_t>(t.storage().nbytes()) : 0;
+  auto *box = new TensorBox{std::move(t), bytes};
+  if (box->t.defined()) ++g_liveTensors;
+  if (bytes) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  auto ext = Napi::External<TensorBox>::New(env, box, [](Napi::Env e, TensorBox *b) {
+    if (b->t.defined()) --g_liveTensors;
+    Unreport(e, b);
+    delete b;
+  });
   ext.TypeTag(&kTensorTag);
   return ext;
 }
@@ -183,7 +203,10 @@ Napi::Value ScalarTensor(const Napi::CallbackInfo &info) {
 Napi::Value Release(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    Box(info[0], "release")->t.reset();
+    TensorBox *b = Box(info[0], "release");
+    if (b->t.defined()) --g_liveTensors;
+    b->t.reset();
+    Unreport(env, b);
     return env.Undefined();
   }, [] { return std::string("release"); });
 }
@@ -574,7 +597,12 @@ Napi::Value Synchronize(const Napi::CallbackInfo &info) {
   }, [] { return std::string("synchronize"); });
 }
 
+Napi::Value LiveTensors(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(g_liveTensors));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("liveTensors", Napi::Function::New(env, LiveTensors, "liveTensors"));
   exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
   exports.Set("toArray", Napi::Function::New(env, ToArray, "toArray"));
   exports.Set("scalar", Napi::Function::New(env, ScalarTensor, "scalar"));

@@ -8,7 +8,7 @@ export default class Quickstart extends CodiembCommand<typeof Quickstart> {
 
 Everything goes under --out: prepared/ (Arrow files), models/{init,a-ir-heavy,b-sts-heavy,merged}/ (merged/merge.json), results/ (MTEB TaskResult files per model), events/ (training losses), report.html and quickstart.json. An earlier quickstart output in the same folder is replaced.
 
-The default run takes a few minutes on 2 CPU cores; --steps lowers the training steps per checkpoint for a faster (and weaker) run.`
+The default run takes about 4 minutes of CPU time on the cpu backend (one core); --steps lowers the training steps per checkpoint for a faster (and weaker) run.`
   static override examples = [
     '<%= config.bin %> quickstart',
     '<%= config.bin %> quickstart --out quickstart-run --backend cpu --steps 20',

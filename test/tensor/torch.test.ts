@@ -258,6 +258,26 @@ describe('torch backend', {skip}, () => {
     assert.equal(backend.numDataIds(), idsBefore, 'torch backend data ids')
   })
 
+  test('torch: kernel temporaries are released as kernels return, not left to the GC', async () => {
+    await useTestBackend()
+    tf.setBackend('torch')
+    const {loadTorchAddon} = await import('../../src/tensor/torch/addon.js')
+    const addon = loadTorchAddon()
+    const a = r([64, 64], 41)
+    const b = r([64, 64], 42)
+    // Node-API finalizers only run when JS yields, so a synchronous training step would keep every
+    // temporary (SquaredDifference's difference, matmul+bias's product, ...) alive until it ends.
+    tf.squaredDifference(a, b).dispose()
+    const before = addon.liveTensors()
+    for (let i = 0; i < 50; i++) {
+      tf.squaredDifference(a, b).dispose()
+      tf.tidy(() => tf.fused.matMul({a, b, bias: tf.ones([64]), activation: 'relu'}).dispose())
+      tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(ops.attention(x, x, x, {maskBias: tf.zeros([32]), dropoutRate: 0.1})))(tf.reshape(a, [2, 2, 32, 32]))).dispose()
+    }
+    assert.equal(addon.liveTensors() - before, 0, 'live ATen tensor handles after 150 kernels calls')
+    tf.dispose([a, b])
+  })
+
   test('torch: probe reports the libtorch version and devices; a CUDA request on a CPU build explains itself', async () => {
     const probe = await torchPlugin.probe()
     assert.equal(probe.available, true, probe.reason)

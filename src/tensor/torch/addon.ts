@@ -44,6 +44,8 @@ export interface TorchAddon {
   manualSeed(seed: number): void
   setAllowTF32(on: boolean): void
   synchronize(deviceIndex?: number): void
+  /** Tensor handles not yet released or finalized (leak checks). */
+  liveTensors(): number
 }
 
 /** Where `npm run build:torch` puts the addon: native/build/Release/codiemb_torch.node under the package root. */

@@ -63,10 +63,38 @@ export class TorchBackend extends tf.KernelBackend {
     const key = overload ? `${name}.${overload}` : name
     let fn = this.ops.get(key)
     if (!fn) {
-      fn = this.addon.op(name, overload)
+      const bound = this.addon.op(name, overload)
+      const temps = this.temps
+      // Every result is a temporary of the running kernel until output()/stash() claims it.
+      fn = (...args: unknown[]) => {
+        const r = bound(...args)
+        if (Array.isArray(r)) temps.push(...r.filter((x) => typeof x === 'object' && x !== null))
+        else if (typeof r === 'object' && r !== null) temps.push(r)
+        return r
+      }
       this.ops.set(key, fn)
     }
     return fn
+  }
+
+  /**
+   * Handles made during a kernel. Node-API finalizers run only when JS yields, so a synchronous
+   * training step would pile up every temporary; kernels release theirs as they return instead.
+   */
+  private readonly temps: TorchHandle[] = []
+  private readonly kept = new WeakSet<TorchHandle>()
+
+  tempMark(): number {
+    return this.temps.length
+  }
+
+  /** Frees the handles made since `mark` that did not become outputs or stashed state. */
+  releaseTemps(mark: number): void {
+    for (let i = mark; i < this.temps.length; i++) {
+      const t = this.temps[i]!
+      if (!this.owned.has(t) && !this.kept.has(t)) this.addon.release(t)
+    }
+    this.temps.length = mark
   }
 
   // --- tensors in and out of kernels ---------------------------------------------------------
@@ -111,16 +139,21 @@ export class TorchBackend extends tf.KernelBackend {
 
   /** A scalar tensor on this backend's device. */
   scalar(value: number, dtype: TorchDtype = 'float32'): TorchHandle {
-    return this.addon.scalar(value, dtype, this.isCuda ? this.device : undefined)
+    const t = this.addon.scalar(value, dtype, this.isCuda ? this.device : undefined)
+    this.temps.push(t)
+    return t
   }
 
   /** A tensor built from JS values on this backend's device. */
   fromValues(values: ArrayBufferView, shape: number[], dtype: TorchDtype): TorchHandle {
-    return this.addon.fromArray(values, shape, dtype, this.isCuda ? this.device : undefined)
+    const t = this.addon.fromArray(values, shape, dtype, this.isCuda ? this.device : undefined)
+    this.temps.push(t)
+    return t
   }
 
   /** Keeps `handles` with an output until it is disposed (fused kernels' saved state for backward). */
   stash(info: tf.TensorInfo, handles: TorchHandle[]): void {
+    for (const x of handles) this.kept.add(x)
     this.data.get(info.dataId).extras = handles
   }
 

@@ -18,7 +18,15 @@ function reg(kernelName: string, impl: (b: TorchBackend, inputs: Inputs, attrs: 
   tf.registerKernel({
     kernelName,
     backendName: TORCH_BACKEND_NAME,
-    kernelFunc: ({inputs, attrs, backend}) => impl(backend as TorchBackend, inputs as Inputs, attrs as Attrs) as any,
+    kernelFunc: ({inputs, attrs, backend}) => {
+      const b = backend as TorchBackend
+      const mark = b.tempMark()
+      try {
+        return impl(b, inputs as Inputs, attrs as Attrs) as any
+      } finally {
+        b.releaseTemps(mark)
+      }
+    },
   })
 }
 
@@ -78,7 +86,8 @@ function attentionProbs(b: TorchBackend, q: tf.TensorInfo, k: tf.TensorInfo, mas
   let scores = b.op('aten::matmul')(h(b, q), b.op('aten::transpose', 'int')(h(b, k), -1, -2))
   if (scale !== 1) scores = b.op('aten::mul_', 'Scalar')(scores, scale)
   if (maskBias) scores = b.op('aten::add_', 'Tensor')(scores, h(b, maskBias))
-  return b.op('aten::_softmax')(scores, -1, false)
+  const probs = b.op('aten::_softmax')(scores, -1, false)
+  return probs
 }
 function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, {scale, dropoutRate, seed}: Attrs): tf.TensorInfo {
   const probs = attentionProbs(b, q!, k!, maskBias, scale)

@@ -46,6 +46,9 @@ export function resolveTorchDevice(device: string | undefined, info: TorchInfo):
 export function registerTorchBackend(options: TorchBackendOptions = {}): string {
   const addon = loadTorchAddon()
   const device = resolveTorchDevice(options.device, addon.info())
+  if (options.precision === 'bf16') {
+    throw new Error('precision bf16 is not implemented by the torch backend yet (use fp32, or tf32 on CUDA)')
+  }
   if (registeredDevice !== undefined) {
     if (registeredDevice !== device) throw new Error(`the torch backend is already registered on ${registeredDevice}; cannot switch to ${device} in the same process`)
     return TORCH_BACKEND_NAME

@@ -22,7 +22,15 @@ function reg(kernelName: string, impl: KernelImpl): void {
   tf.registerKernel({
     kernelName,
     backendName: TORCH_BACKEND_NAME,
-    kernelFunc: ({inputs, attrs, backend}) => impl(backend as TorchBackend, inputs as Inputs, attrs as Attrs) as any,
+    kernelFunc: ({inputs, attrs, backend}) => {
+      const b = backend as TorchBackend
+      const mark = b.tempMark()
+      try {
+        return impl(b, inputs as Inputs, attrs as Attrs) as any
+      } finally {
+        b.releaseTemps(mark)
+      }
+    },
   })
 }
 
