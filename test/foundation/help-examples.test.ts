@@ -45,7 +45,7 @@ const LONG_BY_DESIGN: {id: string; reason: string}[] = [
 ]
 
 /** Top-level folders the examples write; in the fresh clone they must be real folders, never links into the checkout. */
-const OUTPUT_DIRS = ['prepared', 'models', 'runs', 'results', 'embeddings', 'data', 'quickstart-run']
+const OUTPUT_DIRS = ['prepared', 'models', 'runs', 'results', 'embeddings', 'data', 'quickstart-run', 'quickstart-smoke']
 
 /** Longest any one example may take (the whole file must stay well under 3 minutes on 2 cores). */
 const EXAMPLE_TIMEOUT_MS = 120_000
