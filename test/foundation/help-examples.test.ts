@@ -37,8 +37,8 @@ const SHARED_OUTPUTS: RegExp[] = [/runs\/tiny-zh\b/, /models\/tiny-zh\b/, /prepa
 
 /**
  * Examples that run for minutes by design, with where a reduced form of them runs. Only the quickstart:
- * it trains two checkpoints and evaluates four models on the whole bundled corpus (about 10 minutes on
- * 2 cores; even 2 steps per checkpoint cost a minute of CPU, which test/quickstart/quickstart.test.ts spends).
+ * it trains two checkpoints and evaluates four models on the whole bundled corpus (a few minutes on
+ * 2 cores; even 2 steps per checkpoint cost a minute of CPU, which test/quickstart/quickstart.test.ts already spends).
  */
 const LONG_BY_DESIGN: {id: string; reason: string}[] = [
   {id: 'quickstart', reason: 'runs the whole pipeline for minutes by design; test/quickstart/quickstart.test.ts runs it with --steps 2 --eval-limit 40'},
