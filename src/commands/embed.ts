@@ -8,9 +8,18 @@ export default class Embed extends CodiembCommand<typeof Embed> {
 
 Pooling defaults to the checkpoint's sentence-transformers configuration, else mean pooling; vectors are L2-normalised unless --no-normalize. --prompt applies a prompt the model defines (config_sentence_transformers.json), --instruction a literal prefix; unless the checkpoint's pooling says include_prompt, the prefix tokens are left out of pooling.`
   static override examples = [
-    '<%= config.bin %> embed --model models/bge-small-zh --input sentences.txt --out sentences.arrow',
-    '<%= config.bin %> embed --model runs/final --input queries.jsonl --prompt query --out q.arrow --batch-size 64',
-    '<%= config.bin %> embed --model runs/final --input data/scifact/corpus.arrow --out corpus.arrow --pooling cls --no-normalize --json',
+    {
+      description: 'Embed the lines of a text file with the model written by the `model init` example.',
+      command: '<%= config.bin %> embed --model models/tiny --input examples/faq/sentences.txt --out embeddings/sentences.arrow',
+    },
+    {
+      description: 'Embed JSON lines (_id, text) with an instruction prefix that is left out of pooling.',
+      command: '<%= config.bin %> embed --model models/tiny --input examples/faq/queries.jsonl --id-field _id --instruction "Find the answer: " --out embeddings/queries.arrow --json',
+    },
+    {
+      description: 'Embed a corpus written by `codiemb prepare` (title and text), without L2 normalisation.',
+      command: '<%= config.bin %> embed --model models/tiny --input prepared/faq/corpus.arrow --no-normalize --out embeddings/corpus.arrow',
+    },
   ]
   static override flags = {
     ...CodiembCommand.backendFlags,

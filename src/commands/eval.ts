@@ -20,9 +20,14 @@ Task data comes from --data-dir: files prepared by \`codiemb prepare\` or Huggin
 
 Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json and summary.json (IR, STS and overall averages).`
   static override examples = [
-    '<%= config.bin %> eval --model runs/codiemb-final --benchmark cmteb --data-dir data',
-    '<%= config.bin %> eval --model runs/m --tasks ATEC,LCQMC,SciFact --data-dir data --out results --json',
-    '<%= config.bin %> eval --model runs/m --config my-eval.yaml --limit 200',
+    {
+      description: 'The user-defined tasks of a configuration (FAQ retrieval and FAQ question pairs, prepared by the prepare examples) for the merged model of the merge examples.',
+      command: '<%= config.bin %> eval --model runs/faq-merged --config examples/faq/eval.yaml',
+    },
+    {
+      description: 'One task of that configuration for another model, results under results/ with a --json summary.',
+      command: '<%= config.bin %> eval --model runs/faq-ir --config examples/faq/eval.yaml --tasks FAQ-Retrieval --out results --json',
+    },
   ]
   static override flags = {
     ...CodiembCommand.backendFlags,

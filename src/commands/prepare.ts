@@ -38,10 +38,27 @@ Rows are validated: empty text, a score that is not a number, an STS label outsi
 
 One dataset can also be given with flags instead of a config (--reader, --task, --split, --field, ...). --json reports per dataset rows, rejected and unused rows, text length percentiles, the label histogram and positives/negatives per query.`
   static override examples = [
-    '<%= config.bin %> prepare --config recipes/prepare/all.yaml --data-root ../shared/data --out prepared',
-    '<%= config.bin %> prepare --config recipes/prepare/stsb.yaml --data-root ../shared/data --out prepared --json',
-    '<%= config.bin %> prepare --reader json --task sts --name afqmc --split validation=afqmc/dev.json --field text1=sentence1 --field text2=sentence2 --field score=label --label-range 0,1 --data-root ../shared/data --out prepared',
-    '<%= config.bin %> prepare --reader beir --task eval --name scifact --path scifact --split test --data-root ../shared/data --out prepared --skip-invalid',
+    {
+      description: 'The bundled SNLI sample (IR triplets, STS pairs, a retrieval task), as the quickstart prepares it.',
+      command: '<%= config.bin %> prepare --config recipes/quickstart/prepare.yaml --data-root quickstart/data --out prepared',
+    },
+    {
+      description: 'The tiny FAQ sample: training questions (IR) and a held-out retrieval task (used by the mine, train and eval examples).',
+      command: '<%= config.bin %> prepare --config examples/faq/prepare.yaml --data-root examples/faq --out prepared',
+    },
+    {
+      description: 'One dataset from flags: the bundled BEIR-layout retrieval task (corpus.jsonl, queries.jsonl, qrels/test.tsv).',
+      command: '<%= config.bin %> prepare --reader beir --task eval --name snli-retrieval --path retrieval --split test --data-root quickstart/data --out prepared',
+    },
+    {
+      description: 'Every dataset in ../shared/data (what recipes/train/tiny-zh.yaml trains on).',
+      command: '<%= config.bin %> prepare --config recipes/prepare/all.yaml --data-root ../shared/data --out prepared --json',
+    },
+    {
+      description: 'One JSON-lines STS dataset, mapping its fields and declaring its 0/1 labels.',
+      command:
+        '<%= config.bin %> prepare --reader json --task sts --name afqmc --split validation=afqmc/dev.json --field text1=sentence1 --field text2=sentence2 --field score=label --label-range 0,1 --data-root ../shared/data --out prepared',
+    },
   ]
   static override flags = {
     ...CodiembCommand.progressFlags,

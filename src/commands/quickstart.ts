@@ -10,9 +10,12 @@ Everything goes under --out: prepared/ (Arrow files), models/{init,a-ir-heavy,b-
 
 The default run takes about 4 minutes of CPU time on the cpu backend (one core); --steps lowers the training steps per checkpoint for a faster (and weaker) run.`
   static override examples = [
-    '<%= config.bin %> quickstart',
-    '<%= config.bin %> quickstart --out quickstart-run --backend cpu --steps 20',
-    '<%= config.bin %> quickstart --out quickstart-run --steps 10 --json',
+    {description: 'The whole pipeline on the bundled sample into quickstart-run/ (a few minutes on 2 cores).', command: '<%= config.bin %> quickstart'},
+    {description: 'A faster, weaker run on the pure-JS backend: 20 training steps per checkpoint.', command: '<%= config.bin %> quickstart --out quickstart-run --backend cpu --steps 20'},
+    {
+      description: 'A smoke test of an installation (2 steps, 40 evaluation pairs and queries; the scores mean nothing), with a --json summary.',
+      command: '<%= config.bin %> quickstart --out quickstart-smoke --steps 2 --eval-limit 40 --json',
+    },
   ]
   static override flags = {
     ...CodiembCommand.backendFlags,

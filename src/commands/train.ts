@@ -32,9 +32,18 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
 
 --dry-run prints the plan without loading a model: steps per epoch per task and dataset, dropped rows, examples per step, negatives per query.`
   static override examples = [
-    '<%= config.bin %> train --config recipes/train/tiny-zh.yaml',
-    '<%= config.bin %> train --config recipes/train/bge-large-zh-v1.5.yaml --dry-run',
-    '<%= config.bin %> train --config my-run.yaml --resume runs/my-run-checkpoints/checkpoint-400 --events train.ndjson',
+    {
+      description: 'Fine-tune the `model init` example\'s model on the FAQ questions with their mined negatives (a few steps; inputs from the prepare, model init and mine examples).',
+      command: '<%= config.bin %> train --config examples/faq/train-ir.yaml',
+    },
+    {
+      description: 'The same recipe ($import) on STS pairs of the quickstart sample, writing NDJSON progress events that `codiemb report` charts.',
+      command: '<%= config.bin %> train --config examples/faq/train-sts.yaml --events runs/faq-sts-train.ndjson',
+    },
+    {
+      description: 'The plan of the tiny Chinese run on ../shared data (after `codiemb prepare --config recipes/prepare/all.yaml`), without loading a model.',
+      command: '<%= config.bin %> train --config recipes/train/tiny-zh.yaml --dry-run',
+    },
   ]
   static override flags = {
     ...CodiembCommand.backendFlags,

@@ -6,8 +6,8 @@ export default class ConfigPrint extends CodiembCommand<typeof ConfigPrint> {
   static override description =
     'Without --config, looks in the standard places: a "codiemb" key in package.json, .codiembrc(.json|.yaml|.yml|.js|.mjs|.cjs|.ts), codiemb.config.(js|mjs|cjs|ts). An invalid configuration lists every problem as "JSON-pointer: expected …, got …" and exits with code 2.'
   static override examples = [
-    '<%= config.bin %> config print --config recipes/train/tiny.yaml',
-    '<%= config.bin %> config print --config my-run.yaml --json',
+    {description: 'The tiny training recipe on ../shared data, validated, as YAML.', command: '<%= config.bin %> config print --config recipes/train/tiny-zh.yaml'},
+    {description: 'A recipe layered on the paper base with $import, resolved into one configuration, as a --json envelope.', command: '<%= config.bin %> config print --config recipes/train/bge-large-zh-v1.5.yaml --json'},
   ]
   static override flags = {
     config: Flags.string({char: 'c', summary: 'Configuration file (JSON, YAML, .js/.mjs/.cjs/.ts).', helpValue: 'FILE'}),
