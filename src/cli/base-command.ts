@@ -1,4 +1,5 @@
-import {createWriteStream, type WriteStream} from 'node:fs'
+import {closeSync, createWriteStream, mkdirSync, openSync, type WriteStream} from 'node:fs'
+import {dirname, resolve} from 'node:path'
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Registry} from '../registry/registry.js'
 import type {BackendSelection} from '../tensor/backend.js'
@@ -73,6 +74,16 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
     const events = (this.flags as {events?: string}).events
+    if (events && events !== '-') {
+      // Create the folder (a user's `--events runs/x.ndjson` on a fresh clone); fail as a usage error
+      // naming the path, never with an unhandled stream error later.
+      try {
+        mkdirSync(dirname(resolve(events)), {recursive: true})
+        closeSync(openSync(events, 'a'))
+      } catch (error) {
+        throw new CodiembError(`--events ${events}: cannot write there: ${(error as Error).message}`, {exitCode: 2, name: 'UsageError'})
+      }
+    }
     if (events) this.eventStream = events === '-' ? process.stdout : createWriteStream(events, {flags: 'a'})
   }
 

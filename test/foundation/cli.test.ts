@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
@@ -90,6 +90,16 @@ describe('codiemb CLI conventions', () => {
     const plain = runCli(['doctor'], {env: {FORCE_COLOR: '1', NO_COLOR: '1'}})
     assert.equal(plain.status, 0, plain.stderr)
     assert.doesNotMatch(plain.stdout, /\u001b\[/)
+  })
+
+  it('--events creates a missing folder, and an unwritable path is a usage error naming it', () => {
+    const d = tmp({afile: ''})
+    const bad = runCli(['quickstart', '--events', join(d, 'afile', 'x.ndjson'), '--json'])
+    assert.equal(bad.status, 2)
+    assert.match(bad.json.message, /--events .*afile\/x\.ndjson: cannot write there/)
+    const ok = runCli(['embed', '--model', join(d, 'no-model'), '--input', join(d, 'afile'), '--out', join(d, 'e.arrow'), '--events', join(d, 'runs', 'a', 'ev.ndjson')])
+    assert.equal(ok.status, 2)
+    assert.ok(existsSync(join(d, 'runs', 'a', 'ev.ndjson')), 'the events folder was created')
   })
 
   it('an unknown command exits 2', () => {
