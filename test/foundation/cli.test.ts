@@ -102,6 +102,20 @@ describe('codiemb CLI conventions', () => {
     assert.ok(existsSync(join(d, 'runs', 'a', 'ev.ndjson')), 'the events folder was created')
   })
 
+  it('the root help has examples, and each one (but the minutes-long quickstart) runs as written', async () => {
+    const help = runCli(['--help'])
+    assert.match(help.stdout, /\nEXAMPLES\n/)
+    const {ROOT_EXAMPLES} = await import('../../src/cli/help.js')
+    const d = tmp({})
+    for (const [, example] of ROOT_EXAMPLES) {
+      assert.ok(help.stdout.includes(`$ codiemb ${example}`), example)
+      if (example.startsWith('quickstart')) continue // test/quickstart runs it with fewer steps
+      const args = example.split(' ').map((a) => (a === 'prepared' ? join(d, 'prepared') : a))
+      const r = runCli(args)
+      assert.equal(r.status, 0, `codiemb ${example}: ${r.stderr}`)
+    }
+  })
+
   it('an unknown command exits 2', () => {
     const r = runCli(['no-such-command'])
     assert.equal(r.status, 2)
