@@ -56,3 +56,25 @@ export function shuffledBatches(size: number, batchSize: number, rng: Rng): numb
   for (let start = 0; start < size; start += batchSize) out.push(order.slice(start, start + batchSize))
   return out
 }
+
+/** Options of the samplers that use one batch size for every task (`single`, `mixed`). */
+export interface FixedSizeSamplerOptions {
+  batchSize?: number
+  dropLast?: boolean
+}
+
+/** An EpochSampler with one batch size for all tasks (default 32) and optional dropLast. */
+export abstract class FixedSizeSampler extends EpochSampler {
+  protected readonly size: number
+  protected readonly dropLast: boolean
+
+  constructor(datasets: SamplerDataset[], options: FixedSizeSamplerOptions, seed: number) {
+    super(datasets, seed)
+    this.size = options.batchSize ?? 32
+    this.dropLast = options.dropLast ?? false
+  }
+
+  batchSize(): number {
+    return this.size
+  }
+}

@@ -6,28 +6,13 @@
  * (in-batch negatives only come from the same part). Options: batchSize, dropLast.
  */
 import type {Rng} from '../../train/rng.js'
-import {EpochSampler} from './base.js'
+import {FixedSizeSampler, type FixedSizeSamplerOptions} from './base.js'
 import type {BatchPart, SamplerBatch, SamplerDataset} from './types.js'
 
-export interface MixedSamplerOptions {
-  batchSize?: number
-  dropLast?: boolean
-}
+export type MixedSamplerOptions = FixedSizeSamplerOptions
 
-export class MixedSampler extends EpochSampler {
+export class MixedSampler extends FixedSizeSampler {
   readonly name = 'mixed'
-  private readonly size: number
-  private readonly dropLast: boolean
-
-  constructor(datasets: SamplerDataset[], options: MixedSamplerOptions, seed: number) {
-    super(datasets, seed)
-    this.size = options.batchSize ?? 32
-    this.dropLast = options.dropLast ?? false
-  }
-
-  batchSize(): number {
-    return this.size
-  }
 
   protected buildEpoch(rng: Rng): SamplerBatch[] {
     const all: Array<[number, number]> = []

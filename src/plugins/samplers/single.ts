@@ -5,28 +5,13 @@
  * (batchSize). Shows what per-task batch sizes buy. Options: batchSize, dropLast.
  */
 import type {Rng} from '../../train/rng.js'
-import {EpochSampler, shuffledBatches} from './base.js'
+import {FixedSizeSampler, type FixedSizeSamplerOptions, shuffledBatches} from './base.js'
 import type {SamplerBatch, SamplerDataset} from './types.js'
 
-export interface SingleSamplerOptions {
-  batchSize?: number
-  dropLast?: boolean
-}
+export type SingleSamplerOptions = FixedSizeSamplerOptions
 
-export class SingleSizeSampler extends EpochSampler {
+export class SingleSizeSampler extends FixedSizeSampler {
   readonly name = 'single'
-  private readonly size: number
-  private readonly dropLast: boolean
-
-  constructor(datasets: SamplerDataset[], options: SingleSamplerOptions, seed: number) {
-    super(datasets, seed)
-    this.size = options.batchSize ?? 32
-    this.dropLast = options.dropLast ?? false
-  }
-
-  batchSize(): number {
-    return this.size
-  }
 
   protected buildEpoch(rng: Rng): SamplerBatch[] {
     const batches = this.datasets.flatMap((d, index) =>
