@@ -12,6 +12,16 @@ function duration(seconds: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`
 }
 
+/** "ir 2.9132, sts 3.1045 (mid-infonce 1.2, pro 0.9, …)" */
+function probeText(loss: Record<string, number>, components: Record<string, Record<string, number>>): string {
+  return Object.entries(loss)
+    .map(([task, v]) => {
+      const parts = Object.entries(components[task] ?? {}).map(([name, c]) => `${name} ${c.toFixed(3)}`)
+      return `${task} ${v.toFixed(4)}${parts.length ? ` (${parts.join(', ')})` : ''}`
+    })
+    .join(', ')
+}
+
 function deferred(): {promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void; settled: boolean} {
   let resolve!: () => void
   let reject!: (e: unknown) => void
@@ -84,6 +94,7 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
     const outputs: {output: string}[] = []
     let setupTask: {output: string} | undefined
     let currentEpoch = -1
+    let probeLine = ''
     const setOutput = (epoch: number, text: string) => {
       const holder = outputs[epoch]
       if (holder) holder.output = text
@@ -115,8 +126,15 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
           const losses = Object.entries(e.loss).map(([task, v]) => `${task} ${v.toFixed(4)}`).join(', ')
           setOutput(
             e.epoch,
-            `step ${e.step}/${e.totalSteps} · loss ${losses} · lr ${e.lr.toExponential(2)} · ${e.examplesPerSecond.toFixed(1)} ex/s · ${Math.round(e.tokensPerSecond)} tok/s · ETA ${duration(e.etaSeconds)}`,
+            `step ${e.step}/${e.totalSteps} · loss ${losses} · lr ${e.lr.toExponential(2)} · ${e.examplesPerSecond.toFixed(1)} ex/s · ${Math.round(e.tokensPerSecond)} tok/s · ETA ${duration(e.etaSeconds)}${probeLine}`,
           )
+        },
+        onProbe: (p) => {
+          this.emit({...p})
+          const text = Object.entries(p.loss).map(([task, v]) => `${task} ${v.toFixed(4)}`).join(', ')
+          probeLine = ` · probe (step ${p.step}) ${text}`
+          if (currentEpoch < 0 && setupTask) setupTask.output = `probe loss before training: ${probeText(p.loss, p.components)}`
+          this.info(`probe loss at step ${p.step}/${p.totalSteps}: ${probeText(p.loss, p.components)}`)
         },
         onCheckpoint: (path, step) => this.emit({type: 'checkpoint', path, step}),
         onValidation: (v) => {
@@ -175,7 +193,20 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
       `trained ${s.steps}/${s.totalSteps} steps in ${duration(s.seconds)} (${(s.examples / s.seconds).toFixed(1)} examples/s); loss ` +
         Object.keys(s.lossFirst).map((t) => `${t} ${s.lossFirst[t].toFixed(4)} → ${s.lossLast[t].toFixed(4)}`).join(', '),
     )
-    this.emit({type: 'done', output: result.output, steps: s.steps, lossFirst: s.lossFirst, lossLast: s.lossLast})
+    if (s.probe) {
+      const {first, last} = s.probe
+      const arrow = (a: number | undefined, b: number | undefined) => `${a?.toFixed(4) ?? '?'} → ${b?.toFixed(4) ?? '?'}`
+      this.info(
+        `probe loss (step ${first.step} → ${last.step}): ` +
+          Object.keys(first.loss)
+            .map((task) => {
+              const parts = Object.keys(first.components[task] ?? {}).map((name) => `${name} ${arrow(first.components[task][name], last.components[task]?.[name])}`)
+              return `${task} ${arrow(first.loss[task], last.loss[task])}${parts.length ? ` (${parts.join(', ')})` : ''}`
+            })
+            .join('; '),
+      )
+    }
+    this.emit({type: 'done', output: result.output, steps: s.steps, lossFirst: s.lossFirst, lossLast: s.lossLast, probe: s.probe && {first: s.probe.first, last: s.probe.last}})
     return {dryRun: false, ...result}
   }
 

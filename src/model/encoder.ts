@@ -62,6 +62,8 @@ export interface Encoder {
   /** The directory the encoder was loaded from (undefined for a random model). */
   readonly sourceDir?: string
   tokenize(texts: string[], options?: {maxLength?: number; prefixes?: string[]}): Promise<TokenBatch>
+  /** Tokenizes on a worker thread until the returned function is called; undefined when the tokenizer already runs off the main thread. */
+  startTokenizerWorker(): Promise<(() => Promise<void>) | undefined>
   forward(batch: TokenBatch, options?: {training?: boolean; seed?: number}): ForwardResult
   pool(hidden: tf.Tensor3D, batch: TokenBatch, options?: {normalize?: boolean; pooling?: PoolingMode}): tf.Tensor2D
   encode(texts: string[], options?: EncodeOptions): Promise<Float32Array[]>
@@ -317,6 +319,11 @@ class TransformerEncoder implements Encoder {
     this.sourceDir = parts.sourceDir
     this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
     this.doLowerCase = parts.doLowerCase
+  }
+
+  /** Tokenizes on a worker thread until the returned function is called; undefined when the tokenizer already runs off the main thread. */
+  async startTokenizerWorker(): Promise<(() => Promise<void>) | undefined> {
+    return this.tokenizer.startWorker?.()
   }
 
   tokenize(texts: string[], options: {maxLength?: number; prefixes?: string[]} = {}): Promise<TokenBatch> {

@@ -16,7 +16,8 @@
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {WordPieceTokenizer} from './wordpiece.js'
+import {WordPieceTokenizer, type WordPieceOptions} from './wordpiece.js'
+import type {WordPieceWorker} from './wordpiece-thread.js'
 
 /** A tokenized batch, row-major, every array [batchSize * seqLen] (offsets [batchSize * seqLen * 2]). */
 export interface TokenBatch {
@@ -50,6 +51,14 @@ export interface TextTokenizer {
   readonly vocabSize: number
   encodeBatch(texts: string[], options: TokenizeOptions): Promise<TokenBatch>
   tokenToId(token: string): number | undefined
+  /**
+   * Moves tokenization off the calling thread until the returned stop function is called (present
+   * only where tokenization would otherwise block the caller: the vocab.txt WordPiece path; the
+   * tokenizer.json path already runs on the native tokenizers' own thread).
+   */
+  startWorker?(): Promise<() => Promise<void>>
+  /** While a worker runs: its thread id and the batches it has tokenized (diagnostics, tests). */
+  workerStats?(): {threadId: number; batches: number} | undefined
 }
 
 /** Files that make up a tokenizer; `save` copies whichever of them a checkpoint has. */
@@ -164,14 +173,66 @@ class HfTokenizer implements TextTokenizer {
   }
 }
 
+/** Everything a worker thread needs to rebuild the same WordPiece tokenizer. */
+export interface WordPieceSetup {
+  vocabPath: string
+  options: WordPieceOptions
+  clsId: number
+  sepId: number
+  padId: number
+}
+
+/** [CLS] tokens… [SEP] per text, truncated to maxLength, padded into a batch (main thread and worker share this). */
+export function encodeWordPieceBatch(wp: WordPieceTokenizer, setup: Omit<WordPieceSetup, 'vocabPath' | 'options'>, texts: string[], options: TokenizeOptions): TokenBatch {
+  const room = Math.max(0, options.maxLength - 2)
+  const rows: EncodedRow[] = texts.map((text, index) => {
+    if (typeof text !== 'string') throw new TokenizeTextError(`text ${index} is ${text === null ? 'null' : typeof text}, expected a string`, index, text)
+    let tokens
+    try {
+      tokens = wp.tokenize(text).slice(0, room)
+    } catch (error) {
+      throw new TokenizeTextError(`text ${index} ${JSON.stringify(text.slice(0, 80))}: ${(error as Error).message}`, index, text)
+    }
+    const n = tokens.length + 2
+    const ids = new Array<number>(n)
+    const offsets: number[][] = new Array(n)
+    const special = new Array<number>(n).fill(0)
+    ids[0] = setup.clsId
+    offsets[0] = [0, 0]
+    special[0] = 1
+    tokens.forEach((t, i) => {
+      ids[i + 1] = t.id
+      offsets[i + 1] = [t.start, t.end]
+    })
+    ids[n - 1] = setup.sepId
+    offsets[n - 1] = [0, 0]
+    special[n - 1] = 1
+    return {ids, typeIds: new Array<number>(n).fill(0), offsets, special}
+  })
+  return buildBatch(rows, setup.padId, options.prefixLengths)
+}
+
+/** A text of a batch could not be tokenized; `index` is its position in the batch. */
+export class TokenizeTextError extends Error {
+  override name = 'TokenizeTextError'
+  constructor(message: string, readonly index: number, readonly text: unknown) {
+    super(message)
+  }
+}
+
 class WordPieceTextTokenizer implements TextTokenizer {
   readonly source = 'vocab.txt' as const
+  private worker?: WordPieceWorker
+  private workerUsers = 0
+
   private constructor(
     private readonly wp: WordPieceTokenizer,
-    private readonly clsId: number,
-    private readonly sepId: number,
-    readonly padId: number,
+    private readonly setup: WordPieceSetup,
   ) {}
+
+  get padId(): number {
+    return this.setup.padId
+  }
 
   get vocabSize(): number {
     return this.wp.vocab.size
@@ -198,7 +259,28 @@ class WordPieceTextTokenizer implements TextTokenizer {
       unkToken: names.unk,
       neverSplit: Object.values(names),
     })
-    return new WordPieceTextTokenizer(wp, vocab.get(names.cls)!, vocab.get(names.sep)!, vocab.get(names.pad) ?? padTokenId ?? 0)
+    return new WordPieceTextTokenizer(wp, {vocabPath: path, options: wp.options, clsId: vocab.get(names.cls)!, sepId: vocab.get(names.sep)!, padId: vocab.get(names.pad) ?? padTokenId ?? 0})
+  }
+
+  workerStats(): {threadId: number; batches: number} | undefined {
+    return this.worker && {threadId: this.worker.threadId, batches: this.worker.batches}
+  }
+
+  async startWorker(): Promise<() => Promise<void>> {
+    if (!this.worker) {
+      const {WordPieceWorker} = await import('./wordpiece-thread.js')
+      this.worker = await WordPieceWorker.start(this.setup)
+    }
+    this.workerUsers++
+    let stopped = false
+    return async () => {
+      if (stopped) return
+      stopped = true
+      if (--this.workerUsers > 0 || !this.worker) return
+      const worker = this.worker
+      this.worker = undefined
+      await worker.terminate()
+    }
   }
 
   tokenToId(token: string): number | undefined {
@@ -206,26 +288,8 @@ class WordPieceTextTokenizer implements TextTokenizer {
   }
 
   async encodeBatch(texts: string[], options: TokenizeOptions): Promise<TokenBatch> {
-    const room = Math.max(0, options.maxLength - 2)
-    const rows: EncodedRow[] = texts.map((text) => {
-      const tokens = this.wp.tokenize(text).slice(0, room)
-      const n = tokens.length + 2
-      const ids = new Array<number>(n)
-      const offsets: number[][] = new Array(n)
-      const special = new Array<number>(n).fill(0)
-      ids[0] = this.clsId
-      offsets[0] = [0, 0]
-      special[0] = 1
-      tokens.forEach((t, i) => {
-        ids[i + 1] = t.id
-        offsets[i + 1] = [t.start, t.end]
-      })
-      ids[n - 1] = this.sepId
-      offsets[n - 1] = [0, 0]
-      special[n - 1] = 1
-      return {ids, typeIds: new Array<number>(n).fill(0), offsets, special}
-    })
-    return buildBatch(rows, this.padId, options.prefixLengths)
+    if (this.worker) return this.worker.encodeBatch(texts, options)
+    return encodeWordPieceBatch(this.wp, this.setup, texts, options)
   }
 }
 

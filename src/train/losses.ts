@@ -11,6 +11,28 @@ export interface WeightedLoss<L extends TrainingLoss = TrainingLoss> {
   weight: number
 }
 
+/**
+ * Receives each term's unweighted value (a kept scalar the caller disposes) when an objective has
+ * more than one term, keyed by loss name ("name#2" for a repeated name).
+ */
+export type ComponentSink = Map<string, tf.Scalar>
+
+/** Weighted sum of the terms; records each unweighted term in `sink` when there are several. */
+function weightedSum<E>(terms: {loss: {name: string; compute(batch: E): tf.Scalar}; weight: number}[], batch: E, sink?: ComponentSink): tf.Scalar {
+  return tf.tidy(() => {
+    const values = terms.map((t) => t.loss.compute(batch))
+    if (sink && terms.length > 1) {
+      const seen = new Map<string, number>()
+      terms.forEach((t, i) => {
+        const n = (seen.get(t.loss.name) ?? 0) + 1
+        seen.set(t.loss.name, n)
+        sink.set(n === 1 ? t.loss.name : `${t.loss.name}#${n}`, tf.keep(values[i]))
+      })
+    }
+    return tf.addN(values.map((v, i) => tf.mul(v, terms[i].weight))) as tf.Scalar
+  })
+}
+
 export interface TaskObjective {
   ir?: IrObjective
   sts?: StsObjective
@@ -32,8 +54,8 @@ export class IrObjective {
     this.cacheChunkSize = terms.find((t) => t.loss.cacheChunkSize)?.loss.cacheChunkSize
   }
 
-  compute(batch: IrEmbeddings): tf.Scalar {
-    return tf.tidy(() => tf.addN(this.terms.map((t) => tf.mul(t.loss.compute(batch), t.weight))) as tf.Scalar)
+  compute(batch: IrEmbeddings, sink?: ComponentSink): tf.Scalar {
+    return weightedSum(this.terms, batch, sink)
   }
 }
 
@@ -45,7 +67,7 @@ export class StsObjective {
     this.needsMiddleLayer = terms.some((t) => t.loss.needsMiddleLayer && t.weight !== 0)
   }
 
-  compute(batch: StsEmbeddings): tf.Scalar {
-    return tf.tidy(() => tf.addN(this.terms.map((t) => tf.mul(t.loss.compute(batch), t.weight))) as tf.Scalar)
+  compute(batch: StsEmbeddings, sink?: ComponentSink): tf.Scalar {
+    return weightedSum(this.terms, batch, sink)
   }
 }

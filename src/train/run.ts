@@ -11,7 +11,7 @@ import type {IrLoss, LossModule, StsLoss, TrainingLoss} from '../plugins/losses/
 import type {Sampler, SamplerModule} from '../plugins/samplers/types.js'
 import {type InstructionOptions, type TrainingDataset, type TrainingDatasetSpec, instructionPrefix, loadTrainingDataset} from './data.js'
 import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './losses.js'
-import type {StepEvent, TrainSummary} from './trainer.js'
+import type {ProbeResult, StepEvent, TrainSummary} from './trainer.js'
 
 export class TrainConfigError extends Error {
   override name = 'TrainConfigError'
@@ -48,6 +48,8 @@ export interface TrainSection {
   logEvery?: number
   checkpoint?: {dir?: string; everyEpoch?: boolean; everySteps?: number; keepLast?: number}
   validation?: {sts?: FileSpec[]; batchSize?: number; limit?: number}
+  /** Fixed probe batches per task on which the objective is measured without dropout (before, at checkpoints/epochs, at the end). */
+  probeLoss?: {batches: number; seed?: number}
 }
 
 export const DEFAULT_IR_LOSSES: LossSpec[] = [{name: 'ir-infonce'}]
@@ -144,7 +146,7 @@ async function buildLosses(registry: Registry, task: 'ir' | 'sts', specs: LossSp
 
 /** A stable hash of the settings a resumed run must share with the run that wrote the checkpoint. */
 export function settingsFingerprint(section: TrainSection, seed: number): string {
-  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, ...rest} = section
+  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, probeLoss: _pl, ...rest} = section
   return createHash('sha256').update(JSON.stringify({...rest, seed})).digest('hex').slice(0, 16)
 }
 
@@ -264,6 +266,7 @@ export interface TrainRunOptions {
   onStep?: (event: StepEvent) => void
   onCheckpoint?: (path: string, step: number) => void
   onValidation?: (result: ValidationResult) => void
+  onProbe?: (result: ProbeResult) => void
   onStatus?: (message: string) => void
 }
 
@@ -336,6 +339,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     prefetch: section.prefetch ?? 2,
     stopAfterSteps: section.maxSteps,
     settings: setup.settings,
+    probe: section.probeLoss,
+    onProbe: options.onProbe,
     onStep: (event) => {
       if (event.step % logEvery === 0 || event.step === event.totalSteps) options.onStep?.(event)
     },

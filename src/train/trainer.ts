@@ -19,7 +19,7 @@ import type {Sampler, SamplerBatch, SamplerState} from '../plugins/samplers/type
 import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
 import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchSeed, batchTexts} from './data.js'
 import {ensureGradients} from './gradients.js'
-import type {TaskObjective} from './losses.js'
+import type {ComponentSink, TaskObjective} from './losses.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
 import {Rng} from './rng.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
@@ -45,6 +45,15 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   checkpoint?: {dir: string; everyEpoch: boolean; everySteps: number; keepLast: number}
   /** Batches tokenized ahead of the step being computed. */
   prefetch: number
+  /**
+   * Fixed probe batches per task (drawn once, seeded, from the training data) on which the full
+   * objective is measured in eval mode before the first step, after every checkpoint and epoch, and
+   * at the end: a training-loss curve free of batch-composition noise.
+   */
+  probe?: {batches: number; seed?: number}
+  onProbe?: (result: ProbeResult) => void
+  /** Tokenize in a worker thread when the encoder's tokenizer would otherwise run on the main thread (default true). */
+  tokenizeInWorker?: boolean
   /** Stop after this many optimizer steps in this process (tests, time-boxed runs); a checkpoint is written first if checkpointing. */
   stopAfterSteps?: number
   /** Log every step (events/progress). */
@@ -64,6 +73,8 @@ export interface StepEvent {
   lr: number
   /** Mean loss of this step's batches, per task. */
   loss: Record<string, number>
+  /** Per task with several loss terms: each term's unweighted mean value (e.g. sts: {mid-infonce, pro, pearson, rank-kl}). */
+  components: Record<string, Record<string, number>>
   gradNorm: number
   examples: number
   tokens: number
@@ -86,6 +97,32 @@ export interface TrainSummary {
   history: {step: number; loss: Record<string, number>}[]
   checkpoints: string[]
   stoppedEarly: boolean
+  /** Probe losses (when `probe` is set): the first and last measurement of this run, and all of them. */
+  probe?: {first: ProbeResult; last: ProbeResult; history: ProbeResult[]}
+  /** Data pipeline: batches consumed, how many were not tokenized yet when the loop asked, and the time it waited. */
+  pipeline: {batches: number; notReady: number; waitSeconds: number; tokenizerThread: 'worker' | 'caller'}
+}
+
+/** The objective on the fixed probe batches (eval mode: no dropout, no gradients). */
+export interface ProbeResult {
+  type: 'probe'
+  /** Optimizer steps done when measured. */
+  step: number
+  totalSteps: number
+  when: 'start' | 'checkpoint' | 'epoch' | 'end'
+  /** Mean objective over each task's probe batches. */
+  loss: Record<string, number>
+  /** Per task with several loss terms: each term's unweighted mean value. */
+  components: Record<string, Record<string, number>>
+  /** Probe batches and rows per task. */
+  batches: Record<string, number>
+  rows: Record<string, number>
+  seconds: number
+}
+
+interface ProbeBatch<B> {
+  part: PreparedPart<B>
+  seed: number
 }
 
 interface PreparedBatch<B> {
@@ -115,6 +152,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private step = 0
   private history: {step: number; loss: Record<string, number>}[] = []
   private readonly middleLayer: number
+  private probeSet?: ProbeBatch<B>[]
 
   constructor(private readonly o: TrainerOptions<B>) {
     this.params = o.encoder.variables
@@ -148,6 +186,26 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     await ensureGradients()
     const o = this.o
     if (o.checkpoint) removePartialCheckpoints(o.checkpoint.dir)
+    const stopWorker = o.tokenizeInWorker === false ? undefined : await o.encoder.startTokenizerWorker?.()
+    try {
+      return await this.runLoop(stopWorker ? 'worker' : 'caller')
+    } finally {
+      await stopWorker?.()
+    }
+  }
+
+  private async runLoop(tokenizerThread: 'worker' | 'caller'): Promise<TrainSummary> {
+    const o = this.o
+    if (o.probe) this.probeSet ??= await this.probeBatches(o.probe)
+    const probeBatches = this.probeSet
+    const probeHistory: ProbeResult[] = []
+    const measure = (when: ProbeResult['when']) => {
+      if (!probeBatches || probeHistory.at(-1)?.step === this.step) return
+      const result = this.measureProbe(probeBatches, when)
+      probeHistory.push(result)
+      o.onProbe?.(result)
+    }
+    measure('start')
     const batches = this.batchStream()
     const prefetcher = new Prefetcher(batches, (b) => this.prepare(b), Math.max(1, o.prefetch))
     const started = performance.now()
@@ -166,7 +224,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         next = await prefetcher.next()
       }
       const lr = learningRateAt(this.step, {learningRate: o.optimizer.learningRate, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps})
-      const {loss, gradNorm} = this.optimizerStep(group, lr)
+      const {loss, components, gradNorm} = this.optimizerStep(group, lr)
       this.step++
       stepsThisRun++
       const stepExamples = group.reduce((a, b) => a + b.examples, 0)
@@ -182,6 +240,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         epoch,
         lr,
         loss,
+        components,
         gradNorm,
         examples: stepExamples,
         tokens: stepTokens,
@@ -195,15 +254,18 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       await new Promise((resolve) => setImmediate(resolve))
       const epochEnded = !next || next.epoch !== epoch
       const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
+      let checkpointed = false
       if (o.checkpoint) {
         const due = (o.checkpoint.everyEpoch && epochEnded) || (o.checkpoint.everySteps > 0 && this.step % o.checkpoint.everySteps === 0) || stopNow || this.step === this.totalSteps
         if (due) {
           const samplerState = next ? next.stateBefore : o.sampler.getState()
           const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
           checkpoints.push(path)
+          checkpointed = true
           o.onCheckpoint?.(path, this.step)
         }
       }
+      if (checkpointed || epochEnded) measure(epochEnded ? 'epoch' : 'checkpoint')
       if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
@@ -211,6 +273,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       }
     }
     prefetcher.close()
+    measure('end')
     return {
       steps: this.step,
       totalSteps: this.totalSteps,
@@ -222,7 +285,87 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       history: this.history,
       checkpoints,
       stoppedEarly,
+      probe: probeHistory.length ? {first: probeHistory[0], last: probeHistory.at(-1)!, history: probeHistory} : undefined,
+      pipeline: {...prefetcher.stats, tokenizerThread},
     }
+  }
+
+  /** Measures the probe loss now (draws the probe batches on first use; `probe` option or the given one). */
+  async probe(options: {batches: number; seed?: number} | undefined = this.o.probe): Promise<ProbeResult> {
+    if (!options) throw new Error('no probe configured')
+    this.probeSet ??= await this.probeBatches(options)
+    return this.measureProbe(this.probeSet, 'start')
+  }
+
+  /**
+   * Draws the probe batches once: per task, `batches` batches of that task's batch size, taking the
+   * task's datasets in turn and each dataset's rows in a seeded shuffled order (no row twice until a
+   * dataset is used up). Negatives and positives are chosen with per-batch seeds, so every
+   * measurement sees exactly the same texts. Independent of the sampler and its RNG.
+   */
+  private async probeBatches(options: {batches: number; seed?: number}): Promise<ProbeBatch<B>[]> {
+    if (!Number.isInteger(options.batches) || options.batches < 1) throw new Error(`probe batches must be a positive integer, got ${options.batches}`)
+    const o = this.o
+    const rng = new Rng(((options.seed ?? o.seed) ^ 0x5eed9b0b) >>> 0)
+    const out: ProbeBatch<B>[] = []
+    for (const task of ['ir', 'sts'] as const) {
+      const members = o.datasets.map((d, i) => ({d, i})).filter(({d}) => d.task === task)
+      if (members.length === 0 || !o.objectives[task]) continue
+      const orders = members.map(({d}) => rng.shuffle(d.rows.map((_, r) => r)))
+      const cursors = members.map(() => 0)
+      for (let b = 0; b < options.batches; b++) {
+        const m = b % members.length
+        const order = orders[m]
+        const size = Math.min(o.sampler.batchSize(task), order.length)
+        const rows = Array.from({length: size}, (_, k) => order[(cursors[m] + k) % order.length])
+        cursors[m] += size
+        const seed = rng.seed()
+        const prepared = await this.prepare({epoch: 0, index: 0, stateBefore: o.sampler.getState(), batch: {parts: [{dataset: members[m].i, rows}]}}, seed)
+        out.push({part: prepared.parts[0], seed})
+      }
+    }
+    return out
+  }
+
+  /** The objective on the probe batches in eval mode (no dropout), outside any gradient tape. */
+  private measureProbe(probe: ProbeBatch<B>[], when: ProbeResult['when']): ProbeResult {
+    const started = performance.now()
+    const sums: Record<string, number> = {}
+    const counts: Record<string, number> = {}
+    const rows: Record<string, number> = {}
+    const componentSums: Record<string, Record<string, number>> = {}
+    for (const {part, seed} of probe) {
+      const sink: ComponentSink = new Map()
+      const value = tf.tidy(() => this.evalLoss(part, seed, sink))
+      sums[part.task] = (sums[part.task] ?? 0) + readScalar(value)
+      counts[part.task] = (counts[part.task] ?? 0) + 1
+      rows[part.task] = (rows[part.task] ?? 0) + (part.task === 'ir' ? part.texts.queries.length : part.texts.texts1.length)
+      addComponents(componentSums, part.task, sink)
+    }
+    const loss: Record<string, number> = {}
+    for (const task of Object.keys(sums)) loss[task] = sums[task] / counts[task]
+    return {
+      type: 'probe',
+      step: this.step,
+      totalSteps: this.totalSteps,
+      when,
+      loss,
+      components: meanComponents(componentSums, counts),
+      batches: counts,
+      rows,
+      seconds: (performance.now() - started) / 1000,
+    }
+  }
+
+  /** One batch part's objective without dropout; IR parts with GradCache are embedded chunk by chunk. */
+  private evalLoss(part: PreparedPart<B>, seed: number, sink: ComponentSink): tf.Scalar {
+    const chunkSize = part.task === 'ir' ? this.o.objectives.ir!.cacheChunkSize : undefined
+    if (part.task !== 'ir' || !chunkSize) return this.partLoss(part, seed, false, sink)
+    const embedAll = (batch: B) => tf.concat(sliceBatch(batch, chunkSize).map((chunk) => this.embed(chunk, seed, undefined, false).last), 0) as tf.Tensor2D
+    return this.o.objectives.ir!.compute(
+      {queries: embedAll(part.queries), passages: embedAll(part.passages), positives: part.texts.positives, negatives: part.texts.negatives},
+      sink,
+    )
   }
 
   dispose(): void {
@@ -248,9 +391,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   }
 
   /** Assembles texts and tokenizes them (async: the tokenizer may work off the main thread). */
-  private async prepare(item: {epoch: number; index: number; stateBefore: SamplerState; batch: SamplerBatch}): Promise<PreparedBatch<B>> {
+  private async prepare(item: {epoch: number; index: number; stateBefore: SamplerState; batch: SamplerBatch}, seedOverride?: number): Promise<PreparedBatch<B>> {
     const o = this.o
-    const seed = batchSeed(o.seed, item.epoch, item.index)
+    const seed = seedOverride ?? batchSeed(o.seed, item.epoch, item.index)
     const rng = new Rng(seed)
     const shape = {positives: o.objectives.ir?.positives ?? 1, negatives: o.objectives.ir?.negatives ?? 0}
     const parts: PreparedPart<B>[] = []
@@ -260,9 +403,10 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       const texts = batchTexts(o.datasets, part, shape, o.instructions, rng)
       if (texts.task === 'ir') {
         if (!o.objectives.ir) throw new Error(`dataset ${o.datasets[part.dataset].name} is an IR dataset but no ir loss is configured`)
+        const perQuery = texts.positives + texts.negatives
         const [queries, passages] = await Promise.all([
-          o.encoder.tokenize(texts.queries, {maxLength: o.maxLength.query, prefixes: texts.queryPrefixes}),
-          o.encoder.tokenize(texts.passages, {maxLength: o.maxLength.passage}),
+          this.tokenizeRows(texts.queries, {maxLength: o.maxLength.query, prefixes: texts.queryPrefixes}, part, 'query', (i) => i),
+          this.tokenizeRows(texts.passages, {maxLength: o.maxLength.passage}, part, 'passage', (i) => Math.floor(i / perQuery)),
         ])
         parts.push({task: 'ir', texts, queries, passages})
         examples += texts.queries.length
@@ -270,8 +414,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       } else {
         if (!o.objectives.sts) throw new Error(`dataset ${o.datasets[part.dataset].name} is an STS dataset but no sts loss is configured`)
         const [left, right] = await Promise.all([
-          o.encoder.tokenize(texts.texts1, {maxLength: o.maxLength.sts, prefixes: texts.prefixes1}),
-          o.encoder.tokenize(texts.texts2, {maxLength: o.maxLength.sts, prefixes: texts.prefixes2}),
+          this.tokenizeRows(texts.texts1, {maxLength: o.maxLength.sts, prefixes: texts.prefixes1}, part, 'text1', (i) => i),
+          this.tokenizeRows(texts.texts2, {maxLength: o.maxLength.sts, prefixes: texts.prefixes2}, part, 'text2', (i) => i),
         ])
         parts.push({task: 'sts', texts, left, right})
         examples += texts.texts1.length
@@ -281,17 +425,34 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     return {epoch: item.epoch, index: item.index, stateBefore: item.stateBefore, seed, parts, examples, tokens}
   }
 
+  /** Tokenizes one field of a batch part; a failure names the dataset, the row and the field. */
+  private async tokenizeRows(texts: string[], options: {maxLength: number; prefixes?: string[]}, part: SamplerBatch['parts'][number], field: string, rowOf: (textIndex: number) => number): Promise<B> {
+    try {
+      return await this.o.encoder.tokenize(texts, options)
+    } catch (error) {
+      const e = error as Error & {index?: number}
+      const dataset = this.o.datasets[part.dataset]
+      if (typeof e.index !== 'number') throw new Error(`${dataset.path}: tokenizing a batch of ${dataset.name} failed: ${e.message}`, {cause: error})
+      const rowIndex = part.rows[rowOf(e.index)]
+      const id = dataset.rows[rowIndex]?.id
+      throw new Error(`${dataset.path}: row ${rowIndex}${id !== undefined ? ` (id ${JSON.stringify(id)})` : ''}, ${field}: cannot tokenize: ${e.message}`, {cause: error})
+    }
+  }
+
   /** Accumulates gradients over the group, clips, and applies AdamW. Returns per-task mean losses. */
-  private optimizerStep(group: PreparedBatch<B>[], lr: number): {loss: Record<string, number>; gradNorm: number} {
+  private optimizerStep(group: PreparedBatch<B>[], lr: number): {loss: Record<string, number>; components: Record<string, Record<string, number>>; gradNorm: number} {
     const accumulated = new Map<string, tf.Tensor>()
     const lossSums: Record<string, number> = {}
     const lossCounts: Record<string, number> = {}
+    const componentSums: Record<string, Record<string, number>> = {}
     const scale = 1 / group.length
     for (const batch of group) {
       batch.parts.forEach((part, partIndex) => {
-        const {value, grads} = this.partGradients(part, partSeed(batch.seed, partIndex))
+        const sink: ComponentSink = new Map()
+        const {value, grads} = this.partGradients(part, partSeed(batch.seed, partIndex), sink)
         lossSums[part.task] = (lossSums[part.task] ?? 0) + value
         lossCounts[part.task] = (lossCounts[part.task] ?? 0) + 1
+        addComponents(componentSums, part.task, sink)
         for (const [name, g] of grads) {
           const scaled = tf.mul(g, scale)
           g.dispose()
@@ -309,7 +470,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     for (const g of accumulated.values()) g.dispose()
     const loss: Record<string, number> = {}
     for (const task of Object.keys(lossSums)) loss[task] = lossSums[task] / lossCounts[task]
-    return {loss, gradNorm}
+    return {loss, components: meanComponents(componentSums, lossCounts), gradNorm}
   }
 
   /** Loss and parameter gradients of one sampler batch, without updating anything (tests, diagnostics). */
@@ -330,13 +491,13 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     return {loss, grads: total}
   }
 
-  private partGradients(part: PreparedPart<B>, seed: number): {value: number; grads: Map<string, tf.Tensor>} {
+  private partGradients(part: PreparedPart<B>, seed: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
     const chunkSize = part.task === 'ir' ? this.o.objectives.ir!.cacheChunkSize : undefined
-    return chunkSize ? this.gradCacheIr(part as Extract<PreparedPart<B>, {task: 'ir'}>, seed, chunkSize) : this.directGrads(part, seed)
+    return chunkSize ? this.gradCacheIr(part as Extract<PreparedPart<B>, {task: 'ir'}>, seed, chunkSize, sink) : this.directGrads(part, seed, sink)
   }
 
-  private directGrads(part: PreparedPart<B>, seed: number): {value: number; grads: Map<string, tf.Tensor>} {
-    const {value, grads} = tf.variableGrads(() => this.partLoss(part, seed), this.paramList)
+  private directGrads(part: PreparedPart<B>, seed: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
+    const {value, grads} = tf.variableGrads(() => this.partLoss(part, seed, this.o.dropout, sink), this.paramList)
     const out = this.byName(grads)
     const v = value.dataSync()[0]
     value.dispose()
@@ -349,30 +510,30 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     return out
   }
 
-  private embed(batch: B, seed: number, layer?: number): {last: tf.Tensor2D; middle?: tf.Tensor2D} {
-    const {lastHiddenState, hiddenStates} = this.o.encoder.forward(batch, {training: this.o.dropout, seed})
+  private embed(batch: B, seed: number, layer: number | undefined, training: boolean): {last: tf.Tensor2D; middle?: tf.Tensor2D} {
+    const {lastHiddenState, hiddenStates} = this.o.encoder.forward(batch, {training, seed})
     const last = this.o.encoder.pool(lastHiddenState, batch, {normalize: true})
     const middle = layer === undefined ? undefined : this.o.encoder.pool(hiddenStates[layer], batch, {normalize: true})
     return {last, middle}
   }
 
-  /** The objective of one batch part (inside variableGrads). */
-  private partLoss(part: PreparedPart<B>, seed: number): tf.Scalar {
+  /** The objective of one batch part (inside variableGrads when training, inside tidy for probes). */
+  private partLoss(part: PreparedPart<B>, seed: number, training: boolean, sink?: ComponentSink): tf.Scalar {
     if (part.task === 'ir') {
       const irBatch: IrEmbeddings = {
-        queries: this.embed(part.queries, seed ^ 0x1).last,
-        passages: this.embed(part.passages, seed ^ 0x2).last,
+        queries: this.embed(part.queries, seed ^ 0x1, undefined, training).last,
+        passages: this.embed(part.passages, seed ^ 0x2, undefined, training).last,
         positives: part.texts.positives,
         negatives: part.texts.negatives,
       }
-      return this.o.objectives.ir!.compute(irBatch)
+      return this.o.objectives.ir!.compute(irBatch, sink)
     }
     const objective = this.o.objectives.sts!
     const layer = objective.needsMiddleLayer ? this.middleLayer : undefined
-    const left = this.embed(part.left, seed ^ 0x1, layer)
-    const right = this.embed(part.right, seed ^ 0x2, layer)
+    const left = this.embed(part.left, seed ^ 0x1, layer, training)
+    const right = this.embed(part.right, seed ^ 0x2, layer, training)
     const stsBatch: StsEmbeddings = {left: left.last, right: right.last, leftMiddle: left.middle, rightMiddle: right.middle, labels: part.texts.labels}
-    return objective.compute(stsBatch)
+    return objective.compute(stsBatch, sink)
   }
 
   /**
@@ -381,18 +542,18 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
    * with the same dropout seed, back-propagating Σ(embedding · ∂L/∂embedding), and sum the
    * parameter gradients. Memory is bounded by one chunk's activations.
    */
-  private gradCacheIr(part: Extract<PreparedPart<B>, {task: 'ir'}>, seed: number, chunkSize: number): {value: number; grads: Map<string, tf.Tensor>} {
+  private gradCacheIr(part: Extract<PreparedPart<B>, {task: 'ir'}>, seed: number, chunkSize: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
     const encoder = this.o.encoder
     const chunksOf = (batch: B, baseSeed: number) => sliceBatch(batch, chunkSize).map((chunk, c) => ({chunk, seed: (baseSeed + Math.imul(c + 1, 0x165667b1)) >>> 0}))
     const queryChunks = chunksOf(part.queries, seed ^ 0x1)
     const passageChunks = chunksOf(part.passages, seed ^ 0x2)
     const embedAll = (chunks: {chunk: B; seed: number}[]) =>
-      tf.tidy(() => tf.concat(chunks.map(({chunk, seed: s}) => this.embed(chunk, s).last), 0) as tf.Tensor2D)
+      tf.tidy(() => tf.concat(chunks.map(({chunk, seed: s}) => this.embed(chunk, s, undefined, this.o.dropout).last), 0) as tf.Tensor2D)
     const queries = embedAll(queryChunks)
     const passages = embedAll(passageChunks)
     const objective = this.o.objectives.ir!
     const {value, grads} = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) =>
-      objective.compute({queries: q as tf.Tensor2D, passages: p as tf.Tensor2D, positives: part.texts.positives, negatives: part.texts.negatives}),
+      objective.compute({queries: q as tf.Tensor2D, passages: p as tf.Tensor2D, positives: part.texts.positives, negatives: part.texts.negatives}, sink),
     )([queries, passages])
     tf.dispose([queries, passages])
     const total = new Map<string, tf.Tensor>()
@@ -402,7 +563,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         const rows = chunk.batchSize
         const upstream = tf.slice(embeddingGrads, [offset, 0], [rows, embeddingGrads.shape[1]!])
         offset += rows
-        const {value: surrogate, grads: chunkGrads} = tf.variableGrads(() => tf.sum(tf.mul(this.embed(chunk, s).last, upstream)) as tf.Scalar, this.paramList)
+        const {value: surrogate, grads: chunkGrads} = tf.variableGrads(() => tf.sum(tf.mul(this.embed(chunk, s, undefined, this.o.dropout).last, upstream)) as tf.Scalar, this.paramList)
         surrogate.dispose()
         upstream.dispose()
         for (const [name, g] of this.byName(chunkGrads)) {
@@ -447,10 +608,15 @@ export function sliceRows<B extends TokenBatchLike>(batch: B, start: number, end
   return out as B
 }
 
-/** Runs `prepare` up to `depth` items ahead of the consumer, in order. */
+/**
+ * Runs `prepare` up to `depth` items ahead of the consumer, in order. Counts the items that were not
+ * ready when asked for and the time spent waiting for them (with tokenization in a worker thread the
+ * next batches are tokenized while the current step runs, so the loop should rarely wait).
+ */
 class Prefetcher<I, O> {
-  private readonly queue: Promise<O>[] = []
+  private readonly queue: {promise: Promise<O>; ready: boolean}[] = []
   private done = false
+  readonly stats = {batches: 0, notReady: 0, waitSeconds: 0}
 
   constructor(private readonly source: Iterator<I>, private readonly prepare: (item: I) => Promise<O>, private readonly depth: number) {
     this.fill()
@@ -463,22 +629,53 @@ class Prefetcher<I, O> {
         this.done = true
         break
       }
-      const promise = this.prepare(item.value)
-      promise.catch(() => {}) // surfaced when consumed
-      this.queue.push(promise)
+      const entry = {promise: this.prepare(item.value), ready: false}
+      entry.promise.then(
+        () => (entry.ready = true),
+        () => {}, // surfaced when consumed
+      )
+      this.queue.push(entry)
     }
   }
 
   async next(): Promise<O | undefined> {
     const head = this.queue.shift()
     this.fill()
-    return head
+    if (!head) return undefined
+    this.stats.batches++
+    if (head.ready) return head.promise
+    this.stats.notReady++
+    const started = performance.now()
+    try {
+      return await head.promise
+    } finally {
+      this.stats.waitSeconds += (performance.now() - started) / 1000
+    }
   }
 
   close(): void {
     this.done = true
     this.queue.length = 0
   }
+}
+
+function readScalar(t: tf.Tensor): number {
+  const v = t.dataSync()[0]
+  t.dispose()
+  return v
+}
+
+/** Adds (and disposes) the component values of one batch part to per-task sums. */
+function addComponents(sums: Record<string, Record<string, number>>, task: string, sink: ComponentSink): void {
+  if (sink.size === 0) return
+  const bucket = (sums[task] ??= {})
+  for (const [name, value] of sink) bucket[name] = (bucket[name] ?? 0) + readScalar(value)
+}
+
+function meanComponents(sums: Record<string, Record<string, number>>, counts: Record<string, number>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {}
+  for (const [task, bucket] of Object.entries(sums)) out[task] = Object.fromEntries(Object.entries(bucket).map(([k, v]) => [k, v / counts[task]]))
+  return out
 }
 
 function partSeed(batchSeed: number, partIndex: number): number {

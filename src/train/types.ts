@@ -19,6 +19,8 @@ export interface TrainableEncoder<B extends TokenBatchLike = TokenBatchLike> {
   readonly variables: Map<string, tf.Variable>
   /** `prefixes[i]` is the instruction prefix already at the start of texts[i]; its tokens are left out of pooling. */
   tokenize(texts: string[], options: {maxLength?: number; prefixes?: string[]}): Promise<B>
+  /** Optional: move tokenization to a worker thread until the returned function is called (undefined: already off the main thread). */
+  startTokenizerWorker?(): Promise<(() => Promise<void>) | undefined>
   /** Synchronous, so it can run inside tf.variableGrads. hiddenStates[0] is the embedding output, then one per layer. */
   forward(batch: B, options: {training: boolean; seed?: number}): {lastHiddenState: tf.Tensor3D; hiddenStates: tf.Tensor3D[]}
   pool(hidden: tf.Tensor3D, batch: B, options?: {normalize?: boolean}): tf.Tensor2D
