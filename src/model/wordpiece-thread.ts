@@ -37,7 +37,8 @@ export class WordPieceWorker {
   }
 
   static async start(setup: WordPieceSetup): Promise<WordPieceWorker> {
-    const worker = new Worker(new URL('./wordpiece-worker.js', import.meta.url), {workerData: setup})
+    // No inherited execArgv: a parent started with --eval/--input-type would make those invalid here.
+    const worker = new Worker(new URL('./wordpiece-worker.js', import.meta.url), {workerData: setup, execArgv: []})
     await new Promise<void>((resolve, reject) => {
       worker.once('online', resolve)
       worker.once('error', reject)

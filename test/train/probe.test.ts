@@ -19,9 +19,6 @@ async function setup(): Promise<void> {
   await ensureGradients()
 }
 
-/** Long enough for the toy encoder's character tokens to get past the instruction prefix. */
-const maxLength = {query: 64, passage: 64, sts: 64}
-
 const STS_WEIGHTS = {'mid-infonce': 1, pro: 0.5, pearson: 2, 'rank-kl': 5}
 
 /** The paper's STS objective as four separate terms, so the trainer can report each component. */
@@ -47,7 +44,7 @@ function checkComponents(result: {loss: Record<string, number>; components: Reco
 test('probe loss: the same fixed batches every time (deterministic, no dropout, no tensor leaks)', async () => {
   await setup()
   const encoder = new ToyEncoder(2, 16, 97, 3, 0.3)
-  const trainer = makeTrainer({encoder, maxLength, objectives: paperObjectives(), probe: {batches: 3}})
+  const trainer = makeTrainer({encoder, objectives: paperObjectives(), probe: {batches: 3}})
   const before = tf.memory().numTensors
   const a = await trainer.probe()
   const afterFirst = tf.memory().numTensors
@@ -60,10 +57,10 @@ test('probe loss: the same fixed batches every time (deterministic, no dropout, 
   assert.deepEqual(a.rows, {ir: 18, sts: 15})
   checkComponents(a)
   // A second trainer over the same data and seed draws the same probe: same values on the same weights.
-  const other = makeTrainer({encoder, maxLength, objectives: paperObjectives(), probe: {batches: 3}})
+  const other = makeTrainer({encoder, objectives: paperObjectives(), probe: {batches: 3}})
   assert.deepEqual((await other.probe()).loss, a.loss)
   // A different probe seed draws other batches.
-  const reseeded = makeTrainer({encoder, maxLength, objectives: paperObjectives(), probe: {batches: 3, seed: 99}})
+  const reseeded = makeTrainer({encoder, objectives: paperObjectives(), probe: {batches: 3, seed: 99}})
   assert.notDeepEqual((await reseeded.probe()).loss, a.loss)
   for (const t of [trainer, other, reseeded]) t.dispose()
   encoder.dispose()
@@ -77,7 +74,6 @@ test('probe loss of both tasks falls when training on the toy data; steps report
   const trainer = makeTrainer({
     encoder,
     objectives: paperObjectives(),
-    maxLength,
     epochs: 6,
     probe: {batches: 2},
     onProbe: (p) => probes.push(p),
@@ -110,7 +106,7 @@ test('probing does not change training: same loss trajectory and no extra tensor
   const run = async (probe?: {batches: number}) => {
     const encoder = new ToyEncoder(2, 8, 97, 4)
     const counts: number[] = []
-    const trainer = makeTrainer({encoder, maxLength, datasets: [irDataset(24), stsDataset(20)], epochs: 3, probe, checkpoint: undefined, onStep: () => counts.push(tf.memory().numTensors)})
+    const trainer = makeTrainer({encoder, datasets: [irDataset(24), stsDataset(20)], epochs: 3, probe, checkpoint: undefined, onStep: () => counts.push(tf.memory().numTensors)})
     const summary = await trainer.run()
     trainer.dispose()
     encoder.dispose()

@@ -118,12 +118,15 @@ test('no tensor leaks: tf.memory().numTensors is the same after step 10 and step
   encoder.dispose()
 })
 
-test('training lowers the loss of both tasks on the toy data', async () => {
+test('training lowers the loss of both tasks on the toy data (probe loss on fixed batches)', async () => {
   await setup()
   const encoder = new ToyEncoder(2, 16, 97, 2)
-  const trainer = makeTrainer({encoder, epochs: 6})
+  // Per-step losses compare different batches (and mid-infonce only has anchors in some): the
+  // probe measures the same batches without dropout before and after.
+  const trainer = makeTrainer({encoder, epochs: 6, probe: {batches: 3}})
   const summary = await trainer.run()
-  for (const task of ['ir', 'sts']) assert.ok(summary.lossLast[task] < summary.lossFirst[task], `${task}: ${summary.lossFirst[task]} → ${summary.lossLast[task]}`)
+  const {first, last} = summary.probe!
+  for (const task of ['ir', 'sts']) assert.ok(last.loss[task] < 0.9 * first.loss[task], `${task}: ${first.loss[task]} → ${last.loss[task]}`)
   trainer.dispose()
   encoder.dispose()
 })
