@@ -41,7 +41,7 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     }),
     device: Flags.string({summary: 'Device for backends that have several, e.g. cpu, cuda, cuda:1.', helpGroup: 'TENSOR'}),
     precision: Flags.string({
-      summary: 'Numeric precision on CUDA.',
+      summary: 'Matmul precision (torch backend): fp32; tf32 (CUDA TF32 tensor cores); bf16 (bfloat16 products, float32 weights and loss).',
       options: ['fp32', 'tf32', 'bf16'],
       default: 'fp32',
       helpGroup: 'TENSOR',

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, cpuFastPaths, dropout, layerNorm, linear, softmaxLastAxis} from './ops.js'
+import {ACTIVATIONS, cpuFastPaths, dropout, layerNorm, linear, selfAttention} from './ops.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -150,16 +150,15 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         ? tf.reshape(tf.matMul(tf.ones([B, heads * T, 1]) as tf.Tensor3D, tf.tensor3d(maskRow, [B, 1, T])), [B, heads, T, T])
         : tf.tensor4d(maskRow, [B, 1, 1, T])
       const scale = 1 / Math.sqrt(dHead)
-      const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3])
+      const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3]) as tf.Tensor4D
 
       for (let l = 0; l < config.num_hidden_layers; l++) {
         const p = `encoder.layer.${l}.`
-        const q = toHeads(tf.mul(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)), scale))
+        const q = toHeads(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)))
         const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
         const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
-        const scores = tf.add(tf.matMul(q, k, false, true), maskBias)
-        const probs = dropout(softmaxLastAxis(scores), attnDrop, training, nextSeed())
-        const context = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+        const attended = selfAttention(q, k, v, maskBias, scale, attnDrop, training, nextSeed())
+        const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
         const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
         const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
         const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import '../tensor/gradients.js'
+import * as fused from '../tensor/ops.js'
 
 const INV_SQRT2 = Math.SQRT1_2
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
@@ -37,12 +38,22 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
 }
 
+/**
+ * Whether the active backend runs codiemb's fused kernels (src/tensor/ops.ts: one ATen call per
+ * GELU, layer norm, attention or dropout, with analytic backward). When it does, the functions below
+ * call them: fewer kernel launches and far fewer activations kept for backprop (the composite GELU
+ * alone keeps five [rows, intermediate] tensors per layer).
+ */
+export function fusedPaths(): boolean {
+  return fused.fusedKernelsActive()
+}
+
 /** The `hidden_act` values of BERT/XLM-R family configs. */
 export const ACTIVATIONS: Readonly<Record<string, (x: tf.Tensor) => tf.Tensor>> = {
-  gelu: geluErf,
-  gelu_python: geluErf,
-  gelu_new: geluTanh,
-  gelu_pytorch_tanh: geluTanh,
+  gelu: (x) => (fusedPaths() ? fused.gelu(x, 'none') : geluErf(x)),
+  gelu_python: (x) => (fusedPaths() ? fused.gelu(x, 'none') : geluErf(x)),
+  gelu_new: (x) => (fusedPaths() ? fused.gelu(x, 'tanh') : geluTanh(x)),
+  gelu_pytorch_tanh: (x) => (fusedPaths() ? fused.gelu(x, 'tanh') : geluTanh(x)),
   gelu_fast: geluTanh,
   quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
   relu: (x) => tf.relu(x),
@@ -73,6 +84,7 @@ export function cpuFastPaths(): boolean {
  * and 1/sqrt(var + eps) times gamma as the outer product inv gamma^T — same values, no slow broadcasts.
  */
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor2D {
+  if (fusedPaths()) return fused.layerNorm(x, gamma, beta, eps) as tf.Tensor2D
   if (!cpuFastPaths()) {
     const {mean, variance} = tf.moments(x, -1, true)
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor2D
@@ -104,5 +116,19 @@ export function softmaxLastAxis(x: tf.Tensor): tf.Tensor {
 /** Inverted dropout, only when training with a positive rate. */
 export function dropout(x: tf.Tensor, rate: number, training: boolean, seed?: number): tf.Tensor {
   if (!training || !(rate > 0)) return x
+  if (fusedPaths()) return fused.dropout(x, rate, seed)
   return tf.dropout(x, rate, undefined, seed)
+}
+
+/**
+ * Multi-head self-attention core: softmax(q k^T * scale + maskBias) v, with dropout on the
+ * probabilities when training; q, k, v are [B, heads, T, dHead], maskBias [B, 1, 1, T] (fused
+ * backends) or already broadcast to [B, heads, T, T] (cpu, see cpuFastPaths). One fused kernel where
+ * the backend has it (ATen matmul + softmax, probabilities kept for backward), else tfjs ops.
+ */
+export function selfAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, maskBias: tf.Tensor, scale: number, dropoutRate: number, training: boolean, seed: number): tf.Tensor4D {
+  if (fusedPaths()) return fused.attention(q, k, v, {maskBias, scale, dropoutRate: training ? dropoutRate : 0, seed}) as tf.Tensor4D
+  const scores = tf.add(tf.matMul(tf.mul(q, scale), k, false, true), maskBias)
+  const probs = dropout(softmaxLastAxis(scores), dropoutRate, training, seed)
+  return tf.matMul(probs, v) as tf.Tensor4D
 }

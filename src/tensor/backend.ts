@@ -86,7 +86,13 @@ export async function selectBackend(
   }
   if (!chosen) throw new BackendUnavailableError(`no tensor backend is available: ${probes.map((p) => `${p.name}: ${p.reason}`).join('; ')}`)
   const impl = await registry.load<TensorBackendPlugin>('backend', chosen.name)
-  const tfName = await impl.init(options)
+  let tfName: string
+  try {
+    tfName = await impl.init(options)
+  } catch (error) {
+    // A named backend that cannot start with these options (unknown device, unsupported precision).
+    throw new BackendUnavailableError(`tensor backend ${chosen.name}: ${(error as Error).message}`)
+  }
   const tf = await import('@tensorflow/tfjs-core')
   quietTfjs(tf)
   // Every backend shares tfjs's gradient registry; fill it before anything differentiates.

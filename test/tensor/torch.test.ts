@@ -290,4 +290,43 @@ describe('torch backend', {skip}, () => {
     if (!info.cudaAvailable) assert.throws(() => resolveTorchDevice('cuda', info), /cuda:?0? requested but/)
     else assert.equal(resolveTorchDevice('cuda', info), 'cuda:0')
   })
+
+  test('torch: --precision bf16 runs matrix products in bfloat16 and keeps float32 tensors, weights and loss', async () => {
+    // A backend's precision is fixed when it is registered, so the bf16 backend runs in its own process.
+    const {spawnSync} = await import('node:child_process')
+    const {pathToFileURL} = await import('node:url')
+    const dist = (p: string) => pathToFileURL(new URL(`../../src/${p}`, import.meta.url).pathname).href
+    const script = `
+      import * as tf from '@tensorflow/tfjs-core'
+      import {registerTorchBackend} from '${dist('tensor/torch/index.js')}'
+      import * as ops from '${dist('tensor/ops.js')}'
+      import '${dist('tensor/gradients.js')}'
+      registerTorchBackend({device: 'cpu', precision: 'bf16'})
+      await tf.setBackend('torch')
+      let s = 7
+      const rnd = (n) => Float32Array.from({length: n}, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1))
+      const a = rnd(32 * 128), b = rnd(128 * 16)
+      const exact = new Float64Array(32 * 16)
+      for (let i = 0; i < 32; i++) for (let j = 0; j < 16; j++) { let acc = 0; for (let k = 0; k < 128; k++) acc += a[i * 128 + k] * b[k * 16 + j]; exact[i * 16 + j] = acc }
+      const c = tf.matMul(tf.tensor2d(a, [32, 128]), tf.tensor2d(b, [128, 16]))
+      const got = c.dataSync()
+      let maxErr = 0
+      for (let i = 0; i < got.length; i++) maxErr = Math.max(maxErr, Math.abs(got[i] - exact[i]))
+      const q = tf.tensor4d(rnd(2 * 2 * 8 * 4), [2, 2, 8, 4])
+      const g = tf.grad((x) => tf.sum(ops.attention(x, x, x)))(q)
+      const w = tf.variable(tf.tensor2d(rnd(128 * 16), [128, 16]))
+      const {value, grads} = tf.variableGrads(() => tf.sum(tf.square(tf.matMul(tf.tensor2d(a, [32, 128]), w))), [w])
+      console.log(JSON.stringify({dtype: c.dtype, maxErr, gradDtype: g.dtype, gradFinite: g.dataSync().every(Number.isFinite),
+        lossDtype: value.dtype, wDtype: w.dtype, wGradDtype: grads[w.name].dtype}))
+    `
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8', cwd: new URL('../../..', import.meta.url).pathname})
+    assert.equal(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!)
+    assert.equal(out.dtype, 'float32')
+    // bfloat16 keeps 8 bits of mantissa: products of 128 terms of size ~1 err by ~1e-2, float32 by ~1e-5.
+    assert.ok(out.maxErr > 1e-4, `bf16 matmul is as exact as float32 (max error ${out.maxErr}): the products did not run in bfloat16`)
+    assert.ok(out.maxErr < 0.5, `bf16 matmul error ${out.maxErr} is larger than bfloat16 rounding explains`)
+    assert.deepEqual([out.gradDtype, out.lossDtype, out.wDtype, out.wGradDtype], ['float32', 'float32', 'float32', 'float32'])
+    assert.equal(out.gradFinite, true)
+  })
 })

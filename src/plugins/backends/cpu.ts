@@ -1,4 +1,4 @@
-import type {BackendProbe, TensorBackendPlugin} from '../../tensor/backend.js'
+import type {BackendInitOptions, BackendProbe, TensorBackendPlugin} from '../../tensor/backend.js'
 
 /** The pure-JavaScript tfjs backend: works everywhere, slowest. */
 const cpu: TensorBackendPlugin = {
@@ -10,7 +10,11 @@ const cpu: TensorBackendPlugin = {
       return {name: 'cpu', available: false, reason: `@tensorflow/tfjs-backend-cpu failed to load: ${(error as Error).message}`}
     }
   },
-  async init(): Promise<string> {
+  async init(options: BackendInitOptions = {}): Promise<string> {
+    // Silently computing in float32 when bf16 was asked for would make timings and results lie.
+    if (options.precision && options.precision !== 'fp32') {
+      throw new Error(`the cpu backend computes in float32 only; --precision ${options.precision} needs the torch backend`)
+    }
     await import('@tensorflow/tfjs-backend-cpu')
     return 'cpu'
   },

@@ -50,12 +50,28 @@ export class TorchBackend extends tf.KernelBackend {
   private readonly isCuda: boolean
   private readonly owned = new WeakSet<TorchHandle>()
 
-  constructor(device = 'cpu') {
+  /**
+   * `bf16`: matrix products (dense layers, attention scores and context, and their gradients) run
+   * in bfloat16 with float32 results, like torch.autocast(dtype=bfloat16): parameters, optimizer
+   * state, every other kernel and the loss stay float32.
+   */
+  readonly bf16Matmul: boolean
+
+  constructor(device = 'cpu', options: {bf16Matmul?: boolean} = {}) {
     super()
     this.addon = loadTorchAddon()
     this.device = device
     this.isCuda = device.startsWith('cuda')
+    this.bf16Matmul = options.bf16Matmul ?? false
     this.data = new tf.DataStorage(this, tf.engine())
+  }
+
+  /** a @ b (ATen matmul broadcasting) under the backend's matmul precision; the result is float32. */
+  matmul(a: TorchHandle, b: TorchHandle): TorchHandle {
+    if (!this.bf16Matmul) return this.op('aten::matmul')(a, b)
+    const toBf16 = this.op('aten::to', 'dtype')
+    const product = this.op('aten::matmul')(toBf16(a, 'bfloat16'), toBf16(b, 'bfloat16'))
+    return toBf16(product, 'float32')
   }
 
   /** The ATen operator `name` (e.g. "aten::matmul") with `overload` ("" for the default one), bound once. */

@@ -83,7 +83,7 @@ reg(FUSED.dropoutGrad, (b, {dy, y}, {rate}) => {
 // Scaled dot-product attention: softmax(q k^T * scale + maskBias) (with dropout on the
 // probabilities) times v, for q [..., Tq, d], k/v [..., Tk, d], maskBias broadcastable to [..., Tq, Tk].
 function attentionProbs(b: TorchBackend, q: tf.TensorInfo, k: tf.TensorInfo, maskBias: tf.TensorInfo | undefined, scale: number): TorchHandle {
-  let scores = b.op('aten::matmul')(h(b, q), b.op('aten::transpose', 'int')(h(b, k), -1, -2))
+  let scores = b.matmul(h(b, q), b.op('aten::transpose', 'int')(h(b, k), -1, -2))
   if (scale !== 1) scores = b.op('aten::mul_', 'Scalar')(scores, scale)
   if (maskBias) scores = b.op('aten::add_', 'Tensor')(scores, h(b, maskBias))
   const probs = b.op('aten::_softmax')(scores, -1, false)
@@ -97,7 +97,7 @@ function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, {scale, 
     if (seed != null) b.addon.manualSeed(seed)
     ;[used, mask] = b.op('aten::native_dropout')(probs, dropoutRate, true) as TorchHandle[]
   }
-  const out = b.output(b.op('aten::matmul')(used, h(b, v!)), 'float32')
+  const out = b.output(b.matmul(used, h(b, v!)), 'float32')
   if (tapeOn()) b.stash(out, mask ? [probs, mask] : [probs])
   else {
     b.addon.release(probs)
@@ -115,14 +115,14 @@ reg(FUSED.attentionGrad, (b, {dy, q, k, v, maskBias, y}, {scale, dropoutRate}) =
   const keepScale = 1 / (1 - dropoutRate)
   const used = keep ? b.op('aten::native_dropout_backward')(probs, keep, keepScale) : probs
   const g = h(b, dy!)
-  const dv = b.op('aten::matmul')(b.op('aten::transpose', 'int')(used, -1, -2), g)
-  let dUsed = b.op('aten::matmul')(g, b.op('aten::transpose', 'int')(h(b, v!), -1, -2))
+  const dv = b.matmul(b.op('aten::transpose', 'int')(used, -1, -2), g)
+  let dUsed = b.matmul(g, b.op('aten::transpose', 'int')(h(b, v!), -1, -2))
   if (keep) dUsed = b.op('aten::native_dropout_backward')(dUsed, keep, keepScale)
   let dScores = b.op('aten::_softmax_backward_data')(dUsed, probs, -1, 'float32')
   const dMask = dScores
   if (scale !== 1) dScores = b.op('aten::mul', 'Scalar')(dScores, scale)
-  const dq = b.op('aten::matmul')(dScores, h(b, k!))
-  const dk = b.op('aten::matmul')(b.op('aten::transpose', 'int')(dScores, -1, -2), h(b, q!))
+  const dq = b.matmul(dScores, h(b, k!))
+  const dk = b.matmul(b.op('aten::transpose', 'int')(dScores, -1, -2), h(b, q!))
   const outs = [b.output(dq, 'float32'), b.output(dk, 'float32'), b.output(dv, 'float32')]
   if (maskBias) {
     // The mask bias broadcasts over some axes; its gradient sums dScores over them.

@@ -13,13 +13,18 @@ export {TORCH_BACKEND_NAME, torchKernelNames} from './kernels.js'
 export interface TorchBackendOptions {
   /** `cpu`, `cuda` or `cuda:N`. */
   device?: string
-  /** CUDA matmul precision: `tf32` turns on TF32 tensor cores; `fp32` (default) keeps full float32. */
+  /**
+   * Matmul precision: `fp32` (default) full float32; `tf32` lets CUDA use TF32 tensor cores (no effect
+   * on CPU); `bf16` runs matrix products in bfloat16 with float32 weights, other kernels and loss
+   * (autocast-style; fast on GPUs with bf16 tensor cores, usually slower on CPUs without AMX).
+   */
   precision?: 'fp32' | 'tf32' | 'bf16'
   /** Intra-op threads for CPU kernels (default: CODIEMB_TORCH_THREADS, else all cores). */
   threads?: number
 }
 
 let registeredDevice: string | undefined
+let registeredPrecision: string | undefined
 
 /** Normalises `cuda` to `cuda:0` and checks the device exists. */
 export function resolveTorchDevice(device: string | undefined, info: TorchInfo): string {
@@ -46,18 +51,19 @@ export function resolveTorchDevice(device: string | undefined, info: TorchInfo):
 export function registerTorchBackend(options: TorchBackendOptions = {}): string {
   const addon = loadTorchAddon()
   const device = resolveTorchDevice(options.device, addon.info())
-  if (options.precision === 'bf16') {
-    throw new Error('precision bf16 is not implemented by the torch backend yet (use fp32, or tf32 on CUDA)')
-  }
+  const precision = options.precision ?? 'fp32'
+  if (!['fp32', 'tf32', 'bf16'].includes(precision)) throw new Error(`unknown precision "${precision}" (expected fp32, tf32 or bf16)`)
   if (registeredDevice !== undefined) {
     if (registeredDevice !== device) throw new Error(`the torch backend is already registered on ${registeredDevice}; cannot switch to ${device} in the same process`)
+    if (registeredPrecision !== precision) throw new Error(`the torch backend is already registered with precision ${registeredPrecision}; cannot switch to ${precision} in the same process`)
     return TORCH_BACKEND_NAME
   }
   const threads = options.threads ?? (Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism())
   if (threads > 0) addon.setNumThreads(threads)
-  addon.setAllowTF32(options.precision === 'tf32')
+  addon.setAllowTF32(precision === 'tf32')
   // Priority 0: tfjs never picks torch by itself; codiemb selects it explicitly.
-  tf.registerBackend(TORCH_BACKEND_NAME, () => new TorchBackend(device), 0)
+  tf.registerBackend(TORCH_BACKEND_NAME, () => new TorchBackend(device, {bf16Matmul: precision === 'bf16'}), 0)
   registeredDevice = device
+  registeredPrecision = precision
   return TORCH_BACKEND_NAME
 }

@@ -151,7 +151,8 @@ function batchMatMul(b: TorchBackend, a: tf.TensorInfo, bb: tf.TensorInfo, trans
   let bt = h(b, bb)
   if (transposeA) at = b.op('aten::transpose', 'int')(at, -1, -2)
   if (transposeB) bt = b.op('aten::transpose', 'int')(bt, -1, -2)
-  return b.op('aten::matmul')(at, bt)
+  // Float products follow the backend's matmul precision (bf16 autocast); integer ones stay exact.
+  return a.dtype === 'float32' ? b.matmul(at, bt) : b.op('aten::matmul')(at, bt)
 }
 reg('BatchMatMul', (b, {a, b: bb}, {transposeA, transposeB}) => b.output(batchMatMul(b, a!, bb!, transposeA, transposeB), a!.dtype))
 reg('_FusedMatMul', (b, {a, b: bb, bias, preluActivationWeights}, {transposeA, transposeB, activation, leakyreluAlpha}) => {
