@@ -1,14 +1,19 @@
 /**
- * Training throughput: optimizer steps of the CoDiEmb trainer (forward, losses, backward, AdamW)
- * on real text from ../shared (STS-B-zh train pairs for STS, stsb-zh-hardneg for IR), for a tiny
- * BERT (2 layers, hidden 128) and a MiniLM-sized one (6 layers, hidden 384, 12 heads), randomly
- * initialised with the Chinese BERT vocabulary, on every available tensor backend.
- * Reports examples/s and tokens/s (non-padding tokens of queries, passages and STS texts) over the
- * measured steps, after one warm-up step.
+ * Training throughput: optimizer steps of the CoDiEmb trainer (forward, losses, backward, AdamW;
+ * WordPiece tokenization on its worker thread, as in `codiemb train`) on real text from ../shared
+ * (STS-B-zh train pairs for STS, stsb-zh-hardneg for IR), for the tiny model of
+ * recipes/train/tiny-zh.yaml (shape read from the recipe) and a MiniLM-sized one (6 layers,
+ * hidden 384, 12 heads, intermediate 1536), randomly initialised with the Chinese BERT vocabulary,
+ * on every available tensor backend (probed and selected like --backend; torch needs the addon:
+ * `npm run build:torch` or CODIEMB_TORCH_ADDON=/path/codiemb_torch.node).
+ * Prints one line per backend × model: examples/s (IR queries + STS pairs) and tokens/s
+ * (non-padding tokens of queries, passages and STS texts) over the measured steps, after one
+ * warm-up step. The pure-JS cpu backend measures the MiniLM-sized model on one small step only.
  *
- *   npm run bench -- train            BENCH_TRAIN_STEPS=6 to measure more steps
+ *   npm run bench -- train            BENCH_TRAIN_STEPS=6 to measure more steps on every row
  */
 import {existsSync, readFileSync} from 'node:fs'
+import {loadConfig} from '../src/config/load.js'
 import {join} from 'node:path'
 import {builtinRegistry} from '../src/registry/load.js'
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
@@ -46,11 +51,27 @@ function irRows(limit: number): IrTrainingDataset {
   return {task: 'ir', name: 'stsb-zh-hardneg', path: 'bge_finetune_data.jsonl', rows, dropped: 0}
 }
 
-// Batch shapes per model: the MiniLM-sized one uses small batches so that the pure-JS backend
-// finishes a step in minutes, not hours; tokens/s is the comparable figure across rows.
+const recipe = (await loadConfig(join(process.cwd(), 'recipes', 'train', 'tiny-zh.yaml'))).config.train as {
+  model: {init: {layers: number; hidden: number; heads: number; intermediate: number}}
+  sampler: {options: {batchSizes: {ir: number; sts: number}}}
+}
+const tiny = recipe.model.init
+// Batch shapes per model: the tiny one as in its recipe; the MiniLM-sized one uses small batches so
+// that the pure-JS backend finishes its one step in minutes; tokens/s is comparable across rows.
+// Measured steps per backend (after the warm-up step).
 const MODELS = [
-  {name: 'tiny (2 layers, hidden 128)', layers: 2, hidden: 128, heads: 2, intermediate: 512, ir: 16, sts: 32, maxLength: 64, steps: 4},
-  {name: 'MiniLM-sized (6 layers, hidden 384)', layers: 6, hidden: 384, heads: 12, intermediate: 1536, ir: 4, sts: 8, maxLength: 32, steps: 2},
+  {
+    name: `tiny (${tiny.layers} layers, hidden ${tiny.hidden})`,
+    layers: tiny.layers,
+    hidden: tiny.hidden,
+    heads: tiny.heads,
+    intermediate: tiny.intermediate,
+    ir: recipe.sampler.options.batchSizes.ir,
+    sts: recipe.sampler.options.batchSizes.sts,
+    maxLength: 32,
+    steps: {cpu: 6, other: 12},
+  },
+  {name: 'MiniLM-sized (6 layers, hidden 384)', layers: 6, hidden: 384, heads: 12, intermediate: 1536, ir: 4, sts: 8, maxLength: 32, steps: {cpu: 1, other: 4}},
 ]
 const STEP_OVERRIDE = process.env.BENCH_TRAIN_STEPS ? Number(process.env.BENCH_TRAIN_STEPS) : undefined
 
@@ -60,7 +81,7 @@ console.log(`backends: ${backends.join(', ')}; measured steps after 1 warm-up; I
 for (const backend of backends) {
   await selectBackend(registry, backend)
   for (const model of MODELS) {
-    const STEPS = STEP_OVERRIDE ?? model.steps
+    const STEPS = STEP_OVERRIDE ?? (backend === 'cpu' ? model.steps.cpu : model.steps.other)
     const {name: _n, ir: irBatch, sts: stsBatch, maxLength, steps: _s, ...shape} = model
     const encoder = await initRandomEncoder({arch: 'bert', tokenizerDir: vocabDir, ...shape, maxPositions: 128, seed: 1, registry})
     const datasets = [irRows(irBatch * (STEPS + 1)), stsRows(stsBatch * (STEPS + 1))]
@@ -91,14 +112,14 @@ for (const backend of backends) {
       settings: 'bench',
       onStep: (event) => events.push({event, at: performance.now()}),
     })
-    await trainer.run()
+    const summary = await trainer.run()
     const measured = events.slice(1)
     const seconds = (measured.at(-1)!.at - events[0].at) / 1000
     const examples = measured.reduce((a, e) => a + e.event.examples, 0)
     const tokens = measured.reduce((a, e) => a + e.event.tokens, 0)
     const perTask = (task: string) => measured.filter((e) => task in e.event.loss).length
     console.log(
-      `${backend.padEnd(10)} ${model.name.padEnd(36)} ${(examples / seconds).toFixed(2).padStart(8)} examples/s ${(tokens / seconds).toFixed(0).padStart(8)} tokens/s  (${measured.length} steps: ${perTask('ir')} ir × ${irBatch}, ${perTask('sts')} sts × ${stsBatch}, ≤${maxLength} tokens, ${seconds.toFixed(1)} s)`,
+      `${backend.padEnd(10)} ${model.name.padEnd(36)} ${(examples / seconds).toFixed(2).padStart(8)} examples/s ${(tokens / seconds).toFixed(0).padStart(8)} tokens/s  (${measured.length} steps: ${perTask('ir')} ir × ${irBatch}, ${perTask('sts')} sts × ${stsBatch}, ≤${maxLength} tokens, ${seconds.toFixed(1)} s; tokenizer ${summary.pipeline.tokenizerThread}, waited ${summary.pipeline.notReady}× ${(summary.pipeline.waitSeconds * 1000).toFixed(0)} ms)`,
     )
     trainer.dispose()
     encoder.dispose()

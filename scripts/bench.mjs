@@ -14,7 +14,9 @@ function find(dir) {
     return statSync(p).isDirectory() ? find(p) : name.endsWith('.bench.js') ? [p] : []
   })
 }
-const files = find(join(root, 'dist/bench')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort()
+// Filters match the path under dist/bench, not the checkout's own path (a checkout named wt-train would match "train").
+const benchDir = join(root, 'dist/bench')
+const files = find(benchDir).filter((f) => filters.length === 0 || filters.some((x) => relative(benchDir, f).includes(x))).sort()
 if (files.length === 0) {
   console.error('no benchmarks found under dist/bench')
   process.exit(1)
