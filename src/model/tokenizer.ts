@@ -223,6 +223,7 @@ export class TokenizeTextError extends Error {
 class WordPieceTextTokenizer implements TextTokenizer {
   readonly source = 'vocab.txt' as const
   private worker?: WordPieceWorker
+  private workerStarting?: Promise<WordPieceWorker>
   private workerUsers = 0
 
   private constructor(
@@ -266,12 +267,17 @@ class WordPieceTextTokenizer implements TextTokenizer {
     return this.worker && {threadId: this.worker.threadId, batches: this.worker.batches}
   }
 
+  /** Starts the worker, or shares the running one: it stops when every caller has called its stop function. */
   async startWorker(): Promise<() => Promise<void>> {
-    if (!this.worker) {
-      const {WordPieceWorker} = await import('./wordpiece-thread.js')
-      this.worker = await WordPieceWorker.start(this.setup)
-    }
     this.workerUsers++
+    try {
+      this.workerStarting ??= import('./wordpiece-thread.js').then(({WordPieceWorker}) => WordPieceWorker.start(this.setup))
+      this.worker = await this.workerStarting
+    } catch (error) {
+      this.workerUsers--
+      this.workerStarting = undefined
+      throw error
+    }
     let stopped = false
     return async () => {
       if (stopped) return
@@ -279,6 +285,7 @@ class WordPieceTextTokenizer implements TextTokenizer {
       if (--this.workerUsers > 0 || !this.worker) return
       const worker = this.worker
       this.worker = undefined
+      this.workerStarting = undefined
       await worker.terminate()
     }
   }
