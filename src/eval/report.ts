@@ -161,6 +161,11 @@ export function trainSeries(lines: string[]): {losses: Series[]; evals: Series[]
     // `codiemb train --events` writes `loss` as an object keyed by task ({"ir": 2.1}); older or
     // third-party writers use `losses` or a single numeric `loss`.
     const perTask = e.losses && typeof e.losses === 'object' ? e.losses : e.loss && typeof e.loss === 'object' ? e.loss : undefined
+    // `probe` events: the objective on fixed batches (train.probeLoss), a series of its own per task.
+    if (e.type === 'probe' && perTask) {
+      for (const [name, v] of Object.entries(perTask)) if (typeof v === 'number') add(losses, `${name} (probe)`, step, v)
+      continue
+    }
     if (perTask) {
       for (const [name, v] of Object.entries(perTask)) add(losses, name, step, typeof v === 'number' ? v : (v as any)?.loss ?? (v as any)?.total)
     } else if (typeof e.loss === 'number') add(losses, String(e.task ?? e.name ?? 'loss'), step, e.loss)

@@ -71,6 +71,9 @@ describe('report', () => {
     // the shape `codiemb train --events` writes: `loss` keyed by task
     const train = trainSeries(['{"type":"step","step":3,"loss":{"sts":0.7}}', '{"type":"step","step":4,"loss":{"ir":1.25}}'])
     assert.deepEqual(train.losses.map((x) => [x.name, x.points]), [['sts', [[3, 0.7]]], ['ir', [[4, 1.25]]]])
+    // `probe` events (train.probeLoss) are series of their own, not points of the per-step curves
+    const probed = trainSeries(['{"type":"probe","step":0,"loss":{"ir":3.6,"sts":3.1},"components":{"sts":{"pro":1.2}}}', '{"type":"step","step":1,"loss":{"ir":3.2}}', '{"type":"probe","step":1,"loss":{"ir":3.4,"sts":2.9}}'])
+    assert.deepEqual(Object.fromEntries(probed.losses.map((x) => [x.name, x.points])), {'ir (probe)': [[0, 3.6], [1, 3.4]], 'sts (probe)': [[0, 3.1], [1, 2.9]], ir: [[1, 3.2]]})
   })
 
   it('writes one self-contained HTML file whose charts render in headless Chromium', async (t) => {
