@@ -1,4 +1,4 @@
-import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {REPO_ROOT} from './env.js'
 
@@ -6,13 +6,17 @@ export interface CliRun {
   status: number | null
   stdout: string
   stderr: string
-  /** The parsed last stdout line when it is JSON (the --json envelope). */
+  /** The parsed stdout when it is one JSON document, else its parsed last line (the --json envelope). */
   json?: any
 }
 
-/** Runs the real CLI (bin/run.js) in a child process. */
-export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string} = {}): CliRun {
-  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'run.js'), ...args], {
+/**
+ * Runs node with `nodeArgs` in a child process, colours off, and parses a JSON answer from stdout.
+ * The one place tests start a child node, whether through bin/run.js (`runCli`) or a single
+ * command class (test/eval/run-command.ts).
+ */
+export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; input?: string} = {}): CliRun {
+  const r = spawnSync(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: {...process.env, NO_COLOR: '1', ...options.env},
     encoding: 'utf8',
@@ -34,4 +38,9 @@ export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: 
     }
   }
   return {status: r.status, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+/** Runs the real CLI (bin/run.js) in a child process. */
+export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string} = {}): CliRun {
+  return runNode([...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'run.js'), ...args], options)
 }
