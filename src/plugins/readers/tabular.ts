@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {draftFromFields, MISSING, resolveFields, type FieldMapping} from '../../data/mapping.js'
 import {getPath} from '../../data/text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type Task} from '../../data/types.js'
-import {isObject, show} from './common.js'
+import {isObject, show, trainingKind} from './common.js'
 
 /**
  * A split's files: the file itself, or the shards in a directory — in `state.json` order when
@@ -64,7 +64,7 @@ export function resolveTabularFields(request: ReadRequest, reader: string): Fiel
 /** One row object -> a draft item (or a reject naming the row). */
 export function rowItem(request: ReadRequest, mapping: FieldMapping, split: string, at: SourceLocation, row: Record<string, unknown>): ReadItem {
   const task = request.task as 'ir' | 'sts'
-  const kind = task === 'ir' ? 'ir-example' : 'sts-pair'
+  const kind = trainingKind(task)
   const built = draftFromFields(task, mapping, (ref) => {
     const v = getPath(row, String(ref))
     return v === undefined ? MISSING : v
@@ -96,7 +96,7 @@ export function columnarReader(name: string, extension: string, rowsOf: Columnar
   return {
     tasks: ['sts', 'ir'],
     kindsFor(task: Task): PreparedKind[] {
-      return [task === 'ir' ? 'ir-example' : 'sts-pair']
+      return [trainingKind(task)]
     },
     async sources(request) {
       return [...new Set(shardFiles(request, name, extension).flatMap((s) => s.files))]
