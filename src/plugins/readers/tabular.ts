@@ -115,8 +115,9 @@ export function columnarReader(name: string, extension: string, rowsOf: Columnar
 }
 
 /**
- * Opens a Parquet file and reads its footer (hyparquet is imported here, not at module top, so
- * listing the readers stays light); a file that is not Parquet is a DataError at line 1.
+ * Opens a Parquet file and reads its footer; a file that is not Parquet is a DataError at line 1.
+ * hyparquet is imported here rather than at module top, so a reader that meets no Parquet file
+ * (e.g. `beir` on JSON lines) never loads it.
  */
 export async function openParquetFile(file: string) {
   const {asyncBufferFromFile, parquetMetadataAsync} = await import('hyparquet')
