@@ -10,23 +10,18 @@ import {closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync} from 'nod
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {Rng} from '../src/train/rng.js'
 
 const GIB = 1024 ** 3
 const targetBytes = Math.ceil(Number(process.env.CODIEMB_BENCH_DATA_GB ?? '1') * GIB)
 
 /** Deterministic pseudo-random text (mixed English words and CJK, so UTF-8 paths are exercised). */
 function makeText(seed: number): (words: number) => string {
-  let s = seed >>> 0
-  const rnd = () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const random = new Rng(seed)
   const vocab = 'the of and to in is for on that with as by this are from at be an or was it which retrieval embedding model query passage document score semantic similar text data train 飞机 起飞 城市 银行 问题 答案 检索 句子 语义 相似'.split(' ')
   return (words) => {
     const out: string[] = []
-    for (let i = 0; i < words; i++) out.push(vocab[Math.floor(rnd() * vocab.length)])
+    for (let i = 0; i < words; i++) out.push(vocab[random.int(vocab.length)])
     return out.join(' ')
   }
 }

@@ -17,6 +17,7 @@ import {exactSearch} from '../src/eval/search.js'
 import {loadEncoder} from '../src/model/encoder.js'
 import {builtinRegistry} from '../src/registry/load.js'
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
+import {Rng} from '../src/train/rng.js'
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..')
 const sharedDir = process.env.CODIEMB_SHARED ?? join(root, '..', 'shared')
@@ -31,17 +32,6 @@ const sample = () => {
 const timer = setInterval(sample, 20)
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function sentences(n: number): string[] {
   const file = join(sharedDir, 'data', 'atec', 'ATEC.test.data')
   if (existsSync(file)) {
@@ -49,8 +39,8 @@ function sentences(n: number): string[] {
     return lines.slice(0, n)
   }
   const words = ['model', 'embedding', 'retrieval', 'query', 'passage', 'similar', 'sentence', 'score', 'vector', 'search']
-  const r = rng(7)
-  return Array.from({length: n}, () => Array.from({length: 8 + Math.floor(r() * 16)}, () => words[Math.floor(r() * words.length)]).join(' '))
+  const random = new Rng(7)
+  return Array.from({length: n}, () => Array.from({length: 8 + random.int(16)}, () => words[random.int(words.length)]).join(' '))
 }
 
 async function benchEncode(backend: string): Promise<void> {
@@ -73,16 +63,16 @@ async function benchEncode(backend: string): Promise<void> {
 async function benchSearch(backend: string, docs: number, dim: number, nQueries: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-bench-'))
   try {
-    const r = rng(dim)
+    const random = new Rng(dim)
     const store = new EmbeddingStore(dir)
     const ids = Array.from({length: docs}, (_, i) => `d${i}`)
     // a synthetic corpus written to the cache the way eval writes one (no text is held)
     const fakeTexts = ids
     const corpus = await store.embed({model: 'synthetic', task: 'bench', split: 'corpus', role: 'corpus', prompt: '', maxLength: 0}, fakeTexts, async (slice) =>
-      slice.map(() => Float32Array.from({length: dim}, () => r() * 2 - 1)),
+      slice.map(() => Float32Array.from({length: dim}, () => random.next() * 2 - 1)),
       {sliceSize: 8192},
     )
-    const queries = Float32Array.from({length: nQueries * dim}, () => r() * 2 - 1)
+    const queries = Float32Array.from({length: nQueries * dim}, () => random.next() * 2 - 1)
     const qids = Array.from({length: nQueries}, (_, i) => `q${i}`)
     for (const k of [1000, 10]) {
       peakRss = 0

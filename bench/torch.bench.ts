@@ -6,7 +6,7 @@
  *     InfoNCE over CLS embeddings, AdamW) and encoding throughput, codiemb `torch` vs PyTorch
  *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio. Needs the encoder
  *     (src/model/encoder.ts) and ../shared (a tokenizer to build the model); skipped with the reason otherwise.
- * Environment: CODIEMB_BENCH_MODELS=minilm,bert-base (default minilm), CODIEMB_BENCH_STEPS (default 3),
+ * Environment: CODIEMB_BENCH_MODELS (default minilm,bert-base), CODIEMB_BENCH_STEPS (default 2),
  * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS.
  * Run: npm run build && node dist/bench/torch.bench.js
  */
@@ -24,7 +24,7 @@ const root = (() => {
   return dir
 })()
 const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism()
-const steps = Number(process.env.CODIEMB_BENCH_STEPS) || 3
+const steps = Number(process.env.CODIEMB_BENCH_STEPS) || 2
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -155,6 +155,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const {initRandomEncoder} = await import(pathToFileURL(encoderJs).href)
   await import('../src/tensor/gradients.js') // tfjs kernel gradients (tfjs-core ships none)
   const ops = await import('../src/tensor/ops.js')
+  const {variableGrads} = await import('../src/tensor/backprop.js')
   const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
   const nq = Number(process.env.CODIEMB_BENCH_QUERIES) || size.queries
@@ -172,14 +173,14 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   let step = 0
   const trainStep = () => {
     step++
-    const {grads} = tf.variableGrads(() => {
+    const {value, grads} = variableGrads(() => {
       const q = cls(enc.forward(qb, {training: true}).lastHiddenState)
       const p = cls(enc.forward(pb, {training: true}).lastHiddenState)
       const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
       return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
     }, vars)
     ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
-    tf.dispose(Object.values(grads))
+    tf.dispose([value, ...Object.values(grads)])
     syncDevice()
   }
   trainStep()
@@ -231,7 +232,7 @@ async function main(): Promise<void> {
   const info = (await import('../src/tensor/torch/addon.js')).loadTorchAddon().info()
   console.log(`# torch backend bench: libtorch ${info.version}, device ${process.env.CODIEMB_DEVICE ?? 'cpu'} ${info.cudaDeviceNames.join(', ')}, precision ${process.env.CODIEMB_PRECISION ?? 'fp32'}, ${threads} threads`)
   await micro(py)
-  for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm').split(',')) {
+  for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm,bert-base').split(',')) {
     const size = SIZES[key.trim()]
     if (!size) throw new Error(`unknown CODIEMB_BENCH_MODELS entry "${key}" (known: ${Object.keys(SIZES).join(', ')})`)
     await irStep(size, py)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU-machine check for the torch backend, for a machine with PyTorch (CUDA) but no Node: builds the
 # addon with g++ against the PyTorch install there (-Wl,--no-as-needed libtorch_cuda) and runs
-# bench/torch.bench.ts on cuda (fp32, tf32) and on the CPU. It needs a pack (PACK=...tar.xz, carried
-# with the working tree) holding: bin/node (this Node binary), include/node/{node_api,node_api_types,
+# bench/torch.bench.ts on cuda (fp32, tf32, bf16) and on the CPU. It needs a pack (PACK=...tar.xz, carried
+# with the working tree; scripts/make-device-pack.sh builds it) holding: bin/node (this Node binary), include/node/{node_api,node_api_types,
 # js_native_api,js_native_api_types}.h, nm/ (node_modules subset: @tensorflow/tfjs-core and
 # tfjs-backend-cpu node bundles, seedrandom, long, node-addon-api), dist/ (a build with the encoder),
 # shared/fixtures/models/bert-tiny/model/{vocab.txt,config.json,tokenizer_config.json}.
@@ -25,10 +25,11 @@ g++ -O2 -std=c++17 -fPIC -shared native/src/addon.cc -I/tmp/p/include/node -Inod
 el built; ls -la native/build/Release/ || exit 4
 node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}))"
 export CODIEMB_SHARED=/tmp/p/shared CODIEMB_FUSED=1 CODIEMB_BENCH_STEPS=3 CODIEMB_PYTHON=$PY
-for prec in fp32 tf32; do
+for prec in fp32 tf32 bf16; do
   el "GPU $prec"
-  CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=minilm,bert-base timeout 150 node dist/bench/torch.bench.js 2>&1 | tail -12
+  CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=minilm,bert-base timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -12
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
 done
 el "CPU"
-CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -9
+CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 90 node dist/bench/torch.bench.js 2>&1 | tail -9
 el done

@@ -275,6 +275,22 @@ interface Output {
   stats: StatsCollector
 }
 
+/**
+ * A corpus document or query whose id was already seen in this dataset becomes a reject (ids must
+ * be unique for qrels to mean anything); otherwise its id is noted in `seen`.
+ */
+function firstOfId<T extends {id: string}>(
+  converted: {ok: true; value: T} | {ok: false; reason: string},
+  seen: Set<string>,
+  what: 'corpus' | 'query',
+): {ok: true; value: T} | {ok: false; reason: string} {
+  if (!converted.ok) return converted
+  const id = converted.value.id
+  if (seen.has(id)) return {ok: false, reason: `id: duplicate ${what} id ${JSON.stringify(id)}`}
+  seen.add(id)
+  return converted
+}
+
 async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetContext): Promise<DatasetResult> {
   const started = Date.now()
   const where = `prepare.datasets[${index}] (${ds.name})`
@@ -380,20 +396,10 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
           converted = toIrExample(item.row, fallbackId, instruction)
           break
         case 'corpus':
-          converted = toCorpusDoc(item.row)
-          if (converted.ok) {
-            const id = (converted.value as {id: string}).id
-            if (corpusIds!.has(id)) converted = {ok: false, reason: `id: duplicate corpus id ${JSON.stringify(id)}`}
-            else corpusIds!.add(id)
-          }
+          converted = firstOfId(toCorpusDoc(item.row), corpusIds!, 'corpus')
           break
         case 'queries':
-          converted = toQuery(item.row, instruction)
-          if (converted.ok) {
-            const id = (converted.value as {id: string}).id
-            if (queryIds!.has(id)) converted = {ok: false, reason: `id: duplicate query id ${JSON.stringify(id)}`}
-            else queryIds!.add(id)
-          }
+          converted = firstOfId(toQuery(item.row, instruction), queryIds!, 'query')
           break
         case 'qrels':
           converted = toQrel(item.row)

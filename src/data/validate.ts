@@ -76,17 +76,27 @@ function optionalString(value: unknown, field: string, fallback: string): Result
   return {ok: true, value: value.trim() || fallback}
 }
 
+/** Converts every element (named `field[i]` in a reason); the first failure is the result. */
+function convertEach<T>(list: readonly unknown[], field: string, convert: (value: unknown, field: string) => Result<T>): Result<T[]> {
+  const out: T[] = []
+  for (let i = 0; i < list.length; i++) {
+    const r = convert(list[i], `${field}[${i}]`)
+    if (!r.ok) return r
+    out.push(r.value)
+  }
+  return {ok: true, value: out}
+}
+
+/** A draft's own id, or the reader's fallback (e.g. the line number) when it has none. */
+function idOrFallback(value: unknown, fallbackId: string): Result<string> {
+  return value === undefined || value === null || value === '' ? {ok: true, value: fallbackId} : toId(value, 'id')
+}
+
 function textList(value: unknown, field: string): Result<string[]> {
   if (value === undefined || value === null) return {ok: true, value: []}
   const list = typeof value === 'string' ? [value] : value
   if (!Array.isArray(list)) return fail(`${field}: expected a list of texts, got ${show(value)}`)
-  const out: string[] = []
-  for (let i = 0; i < list.length; i++) {
-    const t = toText(list[i], `${field}[${i}]`)
-    if (!t.ok) return t
-    out.push(t.value)
-  }
-  return {ok: true, value: out}
+  return convertEach(list, field, toText)
 }
 
 function scoreList(value: unknown, field: string, expectedLength: number, listField: string): Result<number[] | null> {
@@ -94,17 +104,11 @@ function scoreList(value: unknown, field: string, expectedLength: number, listFi
   if (!Array.isArray(value)) return fail(`${field}: expected a list of numbers, got ${show(value)}`)
   if (value.length !== expectedLength)
     return fail(`${field}: expected ${expectedLength} scores (one per entry of ${listField}), got ${value.length}`)
-  const out: number[] = []
-  for (let i = 0; i < value.length; i++) {
-    const n = toNumber(value[i], `${field}[${i}]`)
-    if (!n.ok) return n
-    out.push(n.value)
-  }
-  return {ok: true, value: out}
+  return convertEach(value, field, toNumber)
 }
 
 export function toStsPair(d: StsDraft, fallbackId: string, range: LabelRange, instruction: string): Result<StsPairRecord> {
-  const id = d.id === undefined || d.id === null || d.id === '' ? {ok: true as const, value: fallbackId} : toId(d.id, 'id')
+  const id = idOrFallback(d.id, fallbackId)
   if (!id.ok) return id
   const t1 = toText(d.text1, 'text1')
   if (!t1.ok) return t1
@@ -124,7 +128,7 @@ export function toStsPair(d: StsDraft, fallbackId: string, range: LabelRange, in
 }
 
 export function toIrExample(d: IrDraft, fallbackId: string, instruction: string): Result<IrExampleRecord> {
-  const id = d.id === undefined || d.id === null || d.id === '' ? {ok: true as const, value: fallbackId} : toId(d.id, 'id')
+  const id = idOrFallback(d.id, fallbackId)
   if (!id.ok) return id
   const q = toText(d.query, 'query')
   if (!q.ok) return q

@@ -10,18 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {TokenBatch} from '../model/tokenizer.js'
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import {Rng} from '../train/rng.js'
 
 function cosineRows(m: Float32Array | Float64Array, dim: number, i: number, j: number): number {
   let dot = 0
@@ -40,11 +29,11 @@ function cosineRows(m: Float32Array | Float64Array, dim: number, i: number, j: n
 /** Mean cosine of `pairs` random pairs of distinct rows. */
 export function meanRandomPairCosine(rows: Float32Array | Float64Array, count: number, dim: number, pairs = 2000, seed = 1): number {
   if (count < 2) return Number.NaN
-  const r = rng(seed)
+  const random = new Rng(seed)
   let sum = 0
   for (let p = 0; p < pairs; p++) {
-    const i = Math.floor(r() * count)
-    let j = Math.floor(r() * (count - 1))
+    const i = random.int(count)
+    let j = random.int(count - 1)
     if (j >= i) j++
     sum += cosineRows(rows, dim, i, j)
   }

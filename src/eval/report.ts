@@ -9,8 +9,9 @@
  * - merging: every merge.json (codiemb merge): method, options, mean weight per checkpoint, and the
  *   spread of per-tensor weights.
  */
-import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {basename, dirname, join, relative} from 'node:path'
+import {filesBelow} from './files.js'
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22']
 
@@ -109,20 +110,6 @@ function table(header: string[], rows: (string | number)[][]): string {
   return `<table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table>`
 }
 
-function walk(dir: string, depth = 5): string[] {
-  if (!existsSync(dir)) return []
-  const out: string[] = []
-  for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith('.') || name === 'node_modules') continue
-    const p = join(dir, name)
-    const st = statSync(p)
-    if (st.isDirectory()) {
-      if (depth > 0) out.push(...walk(p, depth - 1))
-    } else out.push(p)
-  }
-  return out
-}
-
 function readJson(file: string): any {
   try {
     return JSON.parse(readFileSync(file, 'utf8'))
@@ -181,7 +168,7 @@ export interface ReportResult {
 }
 
 export function buildReport(root: string, options: {title?: string} = {}): ReportResult {
-  const files = walk(root)
+  const files = filesBelow(root, 5, ['node_modules'])
   const sections: string[] = []
   let charts = 0
   const counted = (svg: string) => {

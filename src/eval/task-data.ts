@@ -13,12 +13,13 @@
  *    `corpus.jsonl` / `queries.jsonl` / `qrels/<split>.tsv`, or `<split>.jsonl(.gz)` STS files.
  * A task whose data is missing fails with the list of places looked at and the command to fetch it.
  */
-import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {basename, isAbsolute, join, relative} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {readArrowMeta, readRecords} from '../data/arrow-records.js'
 import type {Qrels} from './metrics.js'
 import type {TaskDefinition} from './tasks.js'
+import {filesBelow} from './files.js'
 
 export class TaskDataError extends Error {
   override name = 'TaskDataError'
@@ -52,19 +53,8 @@ function candidateDirs(task: TaskDefinition, dataDir: string): string[] {
   return [...new Set(names.map((n) => (isAbsolute(n) ? n : join(dataDir, n))))]
 }
 
-function listFiles(dir: string, depth = 4): string[] {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return []
-  const out: string[] = []
-  for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith('.')) continue
-    const p = join(dir, name)
-    const st = statSync(p)
-    if (st.isDirectory()) {
-      if (depth > 0) out.push(...listFiles(p, depth - 1))
-    } else out.push(p)
-  }
-  return out
-}
+/** The files below a task's data directory, at most four directories down. */
+const listFiles = (dir: string) => filesBelow(dir, 4)
 
 const isArrow = (f: string) => f.endsWith('.arrow') || f.endsWith('.feather')
 const isParquet = (f: string) => f.endsWith('.parquet')

@@ -1,7 +1,18 @@
 /**
- * Small numeric helpers for the merge methods: a seeded, reproducible drop mask (DARE) and the
- * magnitude threshold of a top-k% trim (TIES). Plain typed-array loops, no tensor library.
+ * Small numeric helpers for the merge methods: what a delta method loops over, a seeded,
+ * reproducible drop mask and its rescale factors (DARE), and the magnitude threshold of a top-k%
+ * trim (TIES). Plain typed-array loops, no tensor library.
  */
+import type {TensorMergeInput} from './types.js'
+
+/**
+ * What a delta method (a merger with `needsBase`, working on Δ_k = θ_k − θ_0) loops over: θ_0,
+ * which the engine always passes to such a method, the checkpoints θ_1..θ_K, K and the element
+ * count n. Named as in the methods' formulas.
+ */
+export function deltaOperands(input: TensorMergeInput, out: Float32Array): {base: Float32Array; cks: readonly Float32Array[]; K: number; n: number} {
+  return {base: input.base!, cks: input.checkpoints, K: input.checkpoints.length, n: out.length}
+}
 
 /** 32-bit FNV-1a of a string: turns (seed, tensor name, checkpoint index) into an RNG state. */
 export function fnv1a(text: string): number {
@@ -43,6 +54,14 @@ export class DropMask {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) >= this.threshold
   }
+}
+
+/**
+ * The factor each checkpoint's kept delta is multiplied by under DARE: 1/(1 − p) with `rescale`,
+ * else 1; 1 for every checkpoint when there are no masks (the plain deltas).
+ */
+export function dareScales(masks: readonly DropMask[] | undefined, rescale: boolean, K: number): number[] {
+  return masks && rescale ? masks.map((m) => 1 / (1 - m.dropProbability)) : new Array<number>(K).fill(1)
 }
 
 /**

@@ -153,18 +153,24 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3]) as tf.Tensor4D
 
       for (let l = 0; l < config.num_hidden_layers; l++) {
-        const p = `encoder.layer.${l}.`
-        const q = toHeads(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)))
-        const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
-        const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
-        const attended = selfAttention(q, k, v, maskBias, scale, attnDrop, training, nextSeed())
-        const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
-        const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
-        const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
-        const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
-        const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, training, nextSeed())
-        h = layerNorm(tf.add(ffn, a) as tf.Tensor2D, P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
-        hiddenStates.push(tf.reshape(h, [B, T, H]))
+        // One scope per layer frees the layer's intermediates that no gradient keeps (the tape holds
+        // its own copies of what backprop needs) instead of holding every layer's until the pass ends.
+        const [next, state] = tf.tidy(() => {
+          const p = `encoder.layer.${l}.`
+          const q = toHeads(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)))
+          const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
+          const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
+          const attended = selfAttention(q, k, v, maskBias, scale, attnDrop, training, nextSeed())
+          const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+          const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
+          const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
+          const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
+          const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, training, nextSeed())
+          const out = layerNorm(tf.add(ffn, a) as tf.Tensor2D, P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
+          return [out, tf.reshape(out, [B, T, H]) as tf.Tensor3D] as [tf.Tensor2D, tf.Tensor3D]
+        })
+        h = next
+        hiddenStates.push(state)
       }
       return hiddenStates
     },

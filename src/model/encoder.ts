@@ -262,20 +262,15 @@ export async function initRandomEncoder(options: RandomEncoderOptions): Promise<
   })
 }
 
-interface EncoderParts {
+/**
+ * What TransformerEncoder is built from: the public settings as the Encoder interface types them
+ * (picked, not restated), plus what only the implementation keeps.
+ */
+interface EncoderParts
+  extends Pick<Encoder, 'config' | 'tokenizer' | 'variables' | 'pooling' | 'normalize' | 'includePrompt' | 'prompts' | 'defaultPromptName' | 'maxLength' | 'sourceDir'> {
   arch: EncoderArchitecture
-  config: HfConfig
-  tokenizer: TextTokenizer
-  variables: Map<string, tf.Variable>
   passthrough: Map<string, LoadedTensor>
-  pooling: PoolingMode
-  normalize: boolean
-  includePrompt: boolean
-  prompts: Record<string, string>
-  defaultPromptName?: string
   similarityFnName?: string
-  maxLength: number
-  sourceDir?: string
   tokenizerDir?: string
   doLowerCase: boolean
 }

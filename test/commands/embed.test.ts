@@ -3,31 +3,15 @@ import assert from 'node:assert/strict'
 import {existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {spawnSync} from 'node:child_process'
-import {pathToFileURL} from 'node:url'
 import {readAllRecords, readArrowMeta, ArrowRecordWriter} from '../../src/data/arrow-records.js'
 import {loadEncoder} from '../../src/model/encoder.js'
-import {REPO_ROOT, shared, TEST_BACKEND, useTestBackend} from '../helpers/env.js'
+import {runCommandJson} from '../helpers/cli.js'
+import {shared, useTestBackend} from '../helpers/env.js'
 
-/**
- * Runs a compiled command class in a child process, as `codiemb <cmd> ... --json` would (through
- * oclif's handle() for errors), and returns the JSON envelope and exit code. It loads the class
- * directly, so the test does not depend on the committed oclif manifest.
- */
+/** `codiemb <command> ... --json`'s envelope, with the exit status as `exitCode`. */
 function runJson(commandFile: string, argv: string[]): any {
-  const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'commands', commandFile)).href
-  const script = `import {handle} from '@oclif/core'
-const {default: C} = await import(${JSON.stringify(url)})
-try { await C.run(${JSON.stringify([...argv, '--json', '--backend', TEST_BACKEND])}, ${JSON.stringify(REPO_ROOT)}) } catch (e) { await handle(e) }`
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {cwd: REPO_ROOT, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
-  const text = r.stdout.trim()
-  let envelope: any
-  try {
-    envelope = JSON.parse(text.slice(text.indexOf('{')))
-  } catch {
-    throw new Error(`no JSON envelope (exit ${r.status}):\n${r.stdout}\n${r.stderr}`)
-  }
-  return {...envelope, exitCode: r.status}
+  const {envelope, status} = runCommandJson(commandFile, argv)
+  return {...envelope, exitCode: status}
 }
 
 test('codiemb embed: txt, jsonl and Arrow inputs, prompts, pooling and normalisation', async (t) => {

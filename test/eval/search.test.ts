@@ -6,23 +6,12 @@ import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../../src/eval/embedding-cache.js'
 import {chunkMatrix, exactSearch, RunningTopK, TopKTable} from '../../src/eval/search.js'
+import {Rng} from '../../src/train/rng.js'
 import {useTestBackend} from '../helpers/env.js'
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function randomMatrix(n: number, dim: number, seed: number): Float32Array {
-  const r = rng(seed)
-  return Float32Array.from({length: n * dim}, () => r() * 2 - 1)
+  const random = new Rng(seed)
+  return Float32Array.from({length: n * dim}, () => random.next() * 2 - 1)
 }
 
 function bruteForce(q: Float32Array, nq: number, d: Float32Array, nd: number, dim: number, k: number): number[][] {
@@ -46,12 +35,12 @@ describe('exact search', () => {
   })
 
   it('keeps every query\'s top-k in flat typed arrays, sorted and bounded', () => {
-    const r = rng(9)
+    const random = new Rng(9)
     const table = new TopKTable(3, 5)
     const truth: number[][] = [[], [], []]
     for (let i = 0; i < 200; i++) {
       const q = i % 3
-      const score = Math.round(r() * 1000) / 1000
+      const score = Math.round(random.next() * 1000) / 1000
       table.offer(q, score, i)
       truth[q].push(score)
     }

@@ -1,18 +1,23 @@
-import {spawnSync, type SpawnSyncReturns} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {join} from 'node:path'
-import {REPO_ROOT} from './env.js'
+import {pathToFileURL} from 'node:url'
+import {REPO_ROOT, TEST_BACKEND} from './env.js'
 
 export interface CliRun {
   status: number | null
   stdout: string
   stderr: string
-  /** The parsed last stdout line when it is JSON (the --json envelope). */
+  /** The parsed stdout when it is one JSON document, else its parsed last line (the --json envelope). */
   json?: any
 }
 
-/** Runs the real CLI (bin/run.js) in a child process. */
-export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string} = {}): CliRun {
-  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'run.js'), ...args], {
+/**
+ * Runs node with `nodeArgs` in a child process, colours off, and parses a JSON answer from stdout.
+ * The one place tests start a child node, whether through bin/run.js (`runCli`) or a single
+ * command class (test/eval/run-command.ts).
+ */
+export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; input?: string} = {}): CliRun {
+  const r = spawnSync(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: {...process.env, NO_COLOR: '1', ...options.env},
     encoding: 'utf8',
@@ -34,4 +39,31 @@ export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: 
     }
   }
   return {status: r.status, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+/** Runs the real CLI (bin/run.js) in a child process. */
+export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string} = {}): CliRun {
+  return runNode([...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'run.js'), ...args], options)
+}
+
+/**
+ * Runs one compiled command class (dist/src/commands/<commandFile>) with `--json` on the test
+ * backend in a child process, errors going through oclif's handle() as bin/run.js does, and
+ * returns its JSON envelope and exit status. It loads the class directly, so the test does not
+ * depend on the committed oclif manifest.
+ */
+export function runCommandJson(commandFile: string, argv: string[]): {envelope: any; status: number | null; stderr: string} {
+  const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'commands', commandFile)).href
+  const script = `import {handle} from '@oclif/core'
+const {default: C} = await import(${JSON.stringify(url)})
+try { await C.run(${JSON.stringify([...argv, '--json', '--backend', TEST_BACKEND])}, ${JSON.stringify(REPO_ROOT)}) } catch (e) { await handle(e) }`
+  const r = runNode(['--input-type=module', '-e', script])
+  const text = r.stdout.trim()
+  let envelope: any
+  try {
+    envelope = JSON.parse(text.slice(text.indexOf('{')))
+  } catch {
+    throw new Error(`no JSON envelope (exit ${r.status}):\n${r.stdout}\n${r.stderr}`)
+  }
+  return {envelope, status: r.status, stderr: r.stderr}
 }

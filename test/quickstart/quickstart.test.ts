@@ -3,35 +3,13 @@ import assert from 'node:assert/strict'
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {spawnSync} from 'node:child_process'
-import {pathToFileURL} from 'node:url'
-import {REPO_ROOT, TEST_BACKEND} from '../helpers/env.js'
+import {runCommandJson} from '../helpers/cli.js'
 import {verdictLines, type ModelScores} from '../../src/quickstart/run.js'
-
-/**
- * Runs `codiemb quickstart ... --json` in a child process, loading the compiled command class
- * directly (so the test does not depend on the committed oclif manifest).
- */
-function runQuickstart(argv: string[]): {envelope: any; status: number | null; stderr: string} {
-  const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'commands', 'quickstart.js')).href
-  const script = `import {handle} from '@oclif/core'
-const {default: C} = await import(${JSON.stringify(url)})
-try { await C.run(${JSON.stringify([...argv, '--json', '--backend', TEST_BACKEND])}, ${JSON.stringify(REPO_ROOT)}) } catch (e) { await handle(e) }`
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {cwd: REPO_ROOT, encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}, maxBuffer: 64 << 20})
-  const text = r.stdout.trim()
-  let envelope: any
-  try {
-    envelope = JSON.parse(text.slice(text.indexOf('{')))
-  } catch {
-    throw new Error(`no JSON envelope (exit ${r.status}):\n${r.stdout}\n${r.stderr}`)
-  }
-  return {envelope, status: r.status, stderr: r.stderr}
-}
 
 test('codiemb quickstart: prepare, two checkpoints, delta merge, eval of 4 models, report (2 steps per checkpoint)', () => {
   const out = mkdtempSync(join(tmpdir(), 'codiemb-quickstart-'))
   try {
-    const {envelope, status, stderr} = runQuickstart(['--out', out, '--steps', '2', '--eval-limit', '40', '--events', join(out, 'events.ndjson')])
+    const {envelope, status, stderr} = runCommandJson('quickstart.js', ['--out', out, '--steps', '2', '--eval-limit', '40', '--events', join(out, 'events.ndjson')])
     assert.equal(status, 0, stderr)
     assert.equal(envelope.status, 0)
     const r = envelope.result

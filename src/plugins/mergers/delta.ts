@@ -25,6 +25,7 @@
  * Relations: λ = 1 with one checkpoint returns it; λ = 0 returns the base; γ = 0 equals
  * task-arithmetic with λ/K (the soup of the checkpoints when λ = 1).
  */
+import {deltaOperands} from '../../merge/numeric.js'
 import {MergeInputError, type Merger, type TensorMergeInput} from '../../merge/types.js'
 
 export interface DeltaOptions {
@@ -79,10 +80,7 @@ export function weightsFromMagnitudes(a: Float64Array, m: number, o: DeltaOption
 const BLOCK = 4096
 
 function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions): number[] {
-  const base = input.base!
-  const cks = input.checkpoints
-  const K = cks.length
-  const n = out.length
+  const {base, cks, K, n} = deltaOperands(input, out)
   const lambda = o.lambda
 
   if (o.granularity === 'tensor') {

@@ -9,7 +9,7 @@
  * Weight statistic (merge.json): λ for every checkpoint (λ times the kept fraction over (1−p) under DARE).
  */
 import type {Merger, TensorMergeInput} from '../../merge/types.js'
-import type {DropMask} from '../../merge/numeric.js'
+import {dareScales, deltaOperands, type DropMask} from '../../merge/numeric.js'
 
 export interface TaskArithmeticOptions {
   lambda: number
@@ -26,10 +26,7 @@ export function taskArithmetic(
   masks?: DropMask[],
   rescale = true,
 ): number[] {
-  const base = input.base!
-  const cks = input.checkpoints
-  const K = cks.length
-  const n = out.length
+  const {base, cks, K, n} = deltaOperands(input, out)
   if (!masks) {
     for (let i = 0; i < n; i++) {
       const b = base[i]!
@@ -40,7 +37,7 @@ export function taskArithmetic(
     return new Array<number>(K).fill(lambda)
   }
   const kept = new Float64Array(K)
-  const scale = masks.map((m) => (rescale ? 1 / (1 - m.dropProbability) : 1))
+  const scale = dareScales(masks, rescale, K)
   for (const m of masks) m.reset()
   for (let i = 0; i < n; i++) {
     const b = base[i]!

@@ -14,7 +14,7 @@
  * these three steps on them.
  * Weight statistic (merge.json): mean of λ/|A(p)| over elements where k ∈ A(p) (0 elsewhere).
  */
-import {type DropMask, topKThreshold} from '../../merge/numeric.js'
+import {dareScales, deltaOperands, type DropMask, topKThreshold} from '../../merge/numeric.js'
 import type {Merger, TensorMergeInput} from '../../merge/types.js'
 
 /** Elements per block of the elect/merge pass. */
@@ -41,11 +41,8 @@ export function ties(
   masks?: DropMask[],
   rescale = true,
 ): number[] {
-  const base = input.base!
-  const cks = input.checkpoints
-  const K = cks.length
-  const n = out.length
-  const scale = masks && rescale ? masks.map((m) => 1 / (1 - m.dropProbability)) : new Array<number>(K).fill(1)
+  const {base, cks, K, n} = deltaOperands(input, out)
+  const scale = dareScales(masks, rescale, K)
 
   // 1. Trim thresholds t_k (density 1 keeps everything: no need to search).
   const thresholds = new Float64Array(K)

@@ -26,6 +26,7 @@ import {join} from 'node:path'
 import {excerpt, readJsonLines, readLineBatches, requireDir, type JsonItem} from '../../data/text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type SplitSource, type Task} from '../../data/types.js'
 import {isObject, show} from './common.js'
+import {openParquetFile} from './tabular.js'
 
 export {beirOptions as optionsSchema} from './options.js'
 
@@ -99,14 +100,8 @@ async function* tableRows(file: string): AsyncGenerator<JsonItem> {
     yield* readJsonLines(file)
     return
   }
-  const {asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects} = await import('hyparquet')
-  let buffer, metadata
-  try {
-    buffer = await asyncBufferFromFile(file)
-    metadata = await parquetMetadataAsync(buffer)
-  } catch (error) {
-    throw new DataError(`not a readable Parquet file: ${(error as Error).message}`, {file, line: 1})
-  }
+  const {parquetReadObjects} = await import('hyparquet')
+  const {buffer, metadata} = await openParquetFile(file)
   let rowStart = 0
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows)

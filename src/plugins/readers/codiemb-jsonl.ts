@@ -21,7 +21,7 @@
  */
 import {excerpt, readJsonLines} from '../../data/text-input.js'
 import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../../data/types.js'
-import {isObject, show, splitFile, splitFiles} from './common.js'
+import {isObject, show, splitFile, splitFiles, trainingKind} from './common.js'
 
 export {codiembJsonlOptions as optionsSchema} from './options.js'
 
@@ -51,13 +51,13 @@ function instances(value: unknown, field: string): Instance[] | string {
 export const reader: Reader = {
   tasks: ['ir', 'sts'],
   kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
+    return [trainingKind(task)]
   },
   async sources(request) {
     return splitFiles(request, 'codiemb-jsonl')
   },
   async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const kind = request.task === 'ir' ? 'ir-example' : 'sts-pair'
+    const kind = trainingKind(request.task)
     for (const split of request.splits) {
       const file = splitFile(request, split, 'codiemb-jsonl')
       for await (const item of readJsonLines(file)) {

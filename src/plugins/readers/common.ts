@@ -1,6 +1,11 @@
 /** Small helpers the reader modules share. */
-import {DataError, type ReadRequest, type SplitSource} from '../../data/types.js'
+import {DataError, type ReadRequest, type SplitSource, type Task} from '../../data/types.js'
 import {requireFile} from '../../data/text-input.js'
+
+/** The record kind the training-data readers yield for a task: IR examples for "ir", else STS pairs. */
+export function trainingKind(task: Task): 'ir-example' | 'sts-pair' {
+  return task === 'ir' ? 'ir-example' : 'sts-pair'
+}
 
 /** The file a split maps to; fails naming the dataset and split when the configuration gave none. */
 export function splitFile(request: ReadRequest, split: SplitSource, reader: string): string {

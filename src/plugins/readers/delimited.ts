@@ -22,7 +22,7 @@
 import {draftFromFields, MISSING, resolveFields, type FieldMapping, type FieldRef} from '../../data/mapping.js'
 import {decodedChunks, excerpt, readLineBatches} from '../../data/text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type Task} from '../../data/types.js'
-import {splitFile, splitFiles} from './common.js'
+import {splitFile, splitFiles, trainingKind} from './common.js'
 
 export interface DelimitedOptions {
   delimiter?: string
@@ -126,7 +126,7 @@ async function* csvRows(file: string, delimiter: string): AsyncGenerator<Row> {
 export const reader: Reader = {
   tasks: ['sts', 'ir'],
   kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
+    return [trainingKind(task)]
   },
   async sources(request) {
     return splitFiles(request, 'delimited')
@@ -137,7 +137,7 @@ export const reader: Reader = {
     const task = request.task as 'ir' | 'sts'
     const defaults: FieldMapping | undefined = task === 'sts' && !opts.header ? {text1: 1, text2: 2, score: 3} : undefined
     const mapping = resolveFields(request.task, request.fields, 'delimited', request.fields ? undefined : defaults)
-    const kind = task === 'ir' ? 'ir-example' : 'sts-pair'
+    const kind = trainingKind(task)
     for (const split of request.splits) {
       const file = splitFile(request, split, 'delimited')
       const rows = opts.quoting === 'csv' ? csvRows(file, delimiter) : plainRows(file, delimiter)

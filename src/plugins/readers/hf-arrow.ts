@@ -10,9 +10,9 @@
  * Options: none. Relations: `parquet` reads the same datasets as published on the hub.
  */
 import {open} from 'node:fs/promises'
-import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../../data/types.js'
+import type {FieldMapping} from '../../data/mapping.js'
 import {DataError} from '../../data/types.js'
-import {checkColumns, resolveTabularFields, rowItem, shardFiles} from './tabular.js'
+import {checkColumns, type ColumnarRow, columnarReader, mappedColumns} from './tabular.js'
 
 export {hfArrowOptions as optionsSchema} from './options.js'
 
@@ -31,45 +31,39 @@ function plain(value: unknown): unknown {
   return value
 }
 
-export const reader: Reader = {
-  tasks: ['sts', 'ir'],
-  kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
-  },
-  async sources(request) {
-    return [...new Set(shardFiles(request, 'hf-arrow', '.arrow').flatMap((s) => s.files))]
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const {RecordBatchReader} = await import('apache-arrow')
-    const mapping = resolveTabularFields(request, 'hf-arrow')
-    for (const {split, files} of shardFiles(request, 'hf-arrow', '.arrow')) {
-      for (const file of files) {
-        const handle = await open(file, 'r')
-        try {
-          let batches
-          try {
-            batches = await RecordBatchReader.from(handle)
-            await batches.open()
-          } catch (error) {
-            throw new DataError(`not an Arrow file: ${(error as Error).message}`, {file, line: 1})
-          }
-          const names = batches.schema.fields.map((f) => f.name)
-          checkColumns(file, names, mapping)
-          const wanted = names.map((n, i) => [n, i] as const).filter(([n]) => Object.values(mapping).some((r) => String(r).split('.')[0] === n))
-          let rowNo = 0
-          for await (const batch of batches) {
-            const cols = wanted.map(([n, i]) => [n, batch.getChildAt(i)!] as const)
-            for (let r = 0; r < batch.numRows; r++) {
-              rowNo++
-              const row: Record<string, unknown> = {}
-              for (const [n, col] of cols) row[n] = plain(col.get(r))
-              yield rowItem(request, mapping, split, {file, line: rowNo}, row)
-            }
-          }
-        } finally {
-          await handle.close().catch(() => {})
-        }
-      }
+/**
+ * One Arrow file's rows, record batch by record batch, holding only the mapped columns. The file
+ * handle is closed however the caller stops iterating.
+ */
+async function* arrowRows(file: string, mapping: FieldMapping): AsyncGenerator<ColumnarRow[]> {
+  const {RecordBatchReader} = await import('apache-arrow')
+  const handle = await open(file, 'r')
+  try {
+    let batches
+    try {
+      batches = await RecordBatchReader.from(handle)
+      await batches.open()
+    } catch (error) {
+      throw new DataError(`not an Arrow file: ${(error as Error).message}`, {file, line: 1})
     }
-  },
+    const names = batches.schema.fields.map((f) => f.name)
+    checkColumns(file, names, mapping)
+    const columns = mappedColumns(mapping)
+    const wanted = names.map((n, i) => [n, i] as const).filter(([n]) => columns.includes(n))
+    let rowNo = 0
+    for await (const batch of batches) {
+      const cols = wanted.map(([n, i]) => [n, batch.getChildAt(i)!] as const)
+      const rows: ColumnarRow[] = []
+      for (let r = 0; r < batch.numRows; r++) {
+        const row: Record<string, unknown> = {}
+        for (const [n, col] of cols) row[n] = plain(col.get(r))
+        rows.push({line: ++rowNo, row})
+      }
+      yield rows
+    }
+  } finally {
+    await handle.close().catch(() => {})
+  }
 }
+
+export const reader = columnarReader('hf-arrow', '.arrow', arrowRows)

@@ -15,14 +15,14 @@
 import {draftFromFields, MISSING, resolveFields} from '../../data/mapping.js'
 import {detectJsonFormat, excerpt, getPath, readJsonArray, readJsonLines} from '../../data/text-input.js'
 import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../../data/types.js'
-import {isObject, show, splitFile, splitFiles} from './common.js'
+import {isObject, show, splitFile, splitFiles, trainingKind} from './common.js'
 
 export {jsonOptions as optionsSchema} from './options.js'
 
 export const reader: Reader = {
   tasks: ['sts', 'ir'],
   kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
+    return [trainingKind(task)]
   },
   async sources(request) {
     return splitFiles(request, 'json')
@@ -31,7 +31,7 @@ export const reader: Reader = {
     const format = (request.options.format as string | undefined) ?? 'auto'
     const task = request.task as 'ir' | 'sts'
     const mapping = resolveFields(request.task, request.fields, 'json')
-    const kind = task === 'ir' ? 'ir-example' : 'sts-pair'
+    const kind = trainingKind(task)
     for (const split of request.splits) {
       const file = splitFile(request, split, 'json')
       const shape = format === 'auto' ? await detectJsonFormat(file) : format

@@ -23,7 +23,7 @@
 import {join} from 'node:path'
 import {excerpt, readJsonLines, readLines, requireDir, requireFile} from '../../data/text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type SplitSource, type Task} from '../../data/types.js'
-import {isObject, show} from './common.js'
+import {isObject, show, trainingKind} from './common.js'
 
 export {nliOptions as optionsSchema} from './options.js'
 
@@ -74,7 +74,7 @@ async function* sentevalPairs(files: {s1: string; s2: string; labels: string}): 
 export const reader: Reader = {
   tasks: ['ir', 'sts'],
   kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
+    return [trainingKind(task)]
   },
   async sources(request) {
     if ((request.options.format ?? 'senteval') === 'senteval') return request.splits.flatMap((s) => Object.values(senteval(request, s)))
@@ -85,7 +85,7 @@ export const reader: Reader = {
       yield* readTriplets(request)
       return
     }
-    const kind = request.task === 'ir' ? 'ir-example' : 'sts-pair'
+    const kind = trainingKind(request.task)
     const shape = (request.options.irShape as string | undefined) ?? 'triplets'
     for (const split of request.splits) {
       const files = senteval(request, split)
@@ -151,7 +151,7 @@ async function* readTriplets(request: ReadRequest): AsyncGenerator<ReadItem> {
   const names = {anchor: 'anchor', positive: 'positive', negative: 'negative', ...(request.fields ?? {})} as Record<string, string | number>
   for (const key of Object.keys(names))
     if (!['anchor', 'positive', 'negative'].includes(key)) throw new DataError(`fields.${key}: the nli triplets format maps anchor, positive, negative`)
-  const kind = request.task === 'ir' ? 'ir-example' : 'sts-pair'
+  const kind = trainingKind(request.task)
   // Read each file once; with a split field, every row goes to the split it names.
   const byFile = new Map<string, string[]>()
   for (const split of request.splits) {

@@ -11,9 +11,9 @@
  */
 import {brotliDecompressSync, gunzipSync} from 'node:zlib'
 import * as zlib from 'node:zlib'
-import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../../data/types.js'
+import type {FieldMapping} from '../../data/mapping.js'
 import {DataError} from '../../data/types.js'
-import {checkColumns, mappedColumns, resolveTabularFields, rowItem, shardFiles} from './tabular.js'
+import {checkColumns, type ColumnarRow, columnarReader, mappedColumns, openParquetFile} from './tabular.js'
 
 export {parquetOptions as optionsSchema} from './options.js'
 
@@ -30,45 +30,28 @@ function plain(value: unknown): unknown {
   return value
 }
 
-export const reader: Reader = {
-  tasks: ['sts', 'ir'],
-  kindsFor(task: Task): PreparedKind[] {
-    return [task === 'ir' ? 'ir-example' : 'sts-pair']
-  },
-  async sources(request) {
-    return [...new Set(shardFiles(request, 'parquet', '.parquet').flatMap((s) => s.files))]
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const {asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema} = await import('hyparquet')
-    const mapping = resolveTabularFields(request, 'parquet')
-    const columns = mappedColumns(mapping)
-    for (const {split, files} of shardFiles(request, 'parquet', '.parquet')) {
-      for (const file of files) {
-        let buffer, metadata
-        try {
-          buffer = await asyncBufferFromFile(file)
-          metadata = await parquetMetadataAsync(buffer)
-        } catch (error) {
-          throw new DataError(`not a readable Parquet file: ${(error as Error).message}`, {file, line: 1})
-        }
-        checkColumns(file, parquetSchema(metadata).children.map((c) => c.element.name), mapping)
-        let rowStart = 0
-        for (const group of metadata.row_groups) {
-          const rowEnd = rowStart + Number(group.num_rows)
-          let rows: Record<string, unknown>[]
-          try {
-            rows = await parquetReadObjects({file: buffer, metadata, columns, rowStart, rowEnd, compressors})
-          } catch (error) {
-            throw new DataError(`cannot decode rows ${rowStart + 1}-${rowEnd}: ${(error as Error).message}`, {file, line: rowStart + 1})
-          }
-          for (let i = 0; i < rows.length; i++) {
-            const row: Record<string, unknown> = {}
-            for (const c of columns) row[c] = plain(rows[i][c])
-            yield rowItem(request, mapping, split, {file, line: rowStart + i + 1}, row)
-          }
-          rowStart = rowEnd
-        }
-      }
+/** One Parquet file's rows, a row group at a time, holding only the mapped columns. */
+async function* parquetRows(file: string, mapping: FieldMapping): AsyncGenerator<ColumnarRow[]> {
+  const {parquetReadObjects, parquetSchema} = await import('hyparquet')
+  const columns = mappedColumns(mapping)
+  const {buffer, metadata} = await openParquetFile(file)
+  checkColumns(file, parquetSchema(metadata).children.map((c) => c.element.name), mapping)
+  let rowStart = 0
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows)
+    let rows: Record<string, unknown>[]
+    try {
+      rows = await parquetReadObjects({file: buffer, metadata, columns, rowStart, rowEnd, compressors})
+    } catch (error) {
+      throw new DataError(`cannot decode rows ${rowStart + 1}-${rowEnd}: ${(error as Error).message}`, {file, line: rowStart + 1})
     }
-  },
+    yield rows.map((decoded, i) => {
+      const row: Record<string, unknown> = {}
+      for (const c of columns) row[c] = plain(decoded[c])
+      return {line: rowStart + i + 1, row}
+    })
+    rowStart = rowEnd
+  }
 }
+
+export const reader = columnarReader('parquet', '.parquet', parquetRows)

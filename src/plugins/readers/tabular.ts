@@ -1,13 +1,14 @@
 /**
  * What the columnar readers (parquet, hf-arrow) share: listing a split's files (a file or a
- * directory of shards), plain JS values from Arrow/Parquet cells, and mapping rows to drafts.
+ * directory of shards), mapping rows to drafts, and the reader itself (`columnarReader`): the two
+ * differ only in how one file's rows are decoded. Opening a Parquet file is shared with `beir`.
  */
 import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {draftFromFields, MISSING, resolveFields, type FieldMapping} from '../../data/mapping.js'
 import {getPath} from '../../data/text-input.js'
-import {DataError, type ReadItem, type ReadRequest, type SourceLocation} from '../../data/types.js'
-import {isObject, show} from './common.js'
+import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type Task} from '../../data/types.js'
+import {isObject, show, trainingKind} from './common.js'
 
 /**
  * A split's files: the file itself, or the shards in a directory — in `state.json` order when
@@ -63,7 +64,7 @@ export function resolveTabularFields(request: ReadRequest, reader: string): Fiel
 /** One row object -> a draft item (or a reject naming the row). */
 export function rowItem(request: ReadRequest, mapping: FieldMapping, split: string, at: SourceLocation, row: Record<string, unknown>): ReadItem {
   const task = request.task as 'ir' | 'sts'
-  const kind = task === 'ir' ? 'ir-example' : 'sts-pair'
+  const kind = trainingKind(task)
   const built = draftFromFields(task, mapping, (ref) => {
     const v = getPath(row, String(ref))
     return v === undefined ? MISSING : v
@@ -72,4 +73,59 @@ export function rowItem(request: ReadRequest, mapping: FieldMapping, split: stri
   const draft = built.draft as unknown as Record<string, unknown>
   draft.id ??= String(at.line)
   return {type: 'row', kind, split, at, row: draft} as unknown as ReadItem
+}
+
+/** One decoded row of a columnar file and its 1-based row number (reported as the line). */
+export interface ColumnarRow {
+  line: number
+  row: Record<string, unknown>
+}
+
+/**
+ * How a columnar format reads one file: its rows, holding at least the top-level columns `mapping`
+ * reads, after checking with `checkColumns` that the file has them. Rows come a record batch or
+ * row group at a time, so the per-row path has no extra await.
+ */
+export type ColumnarRows = (file: string, mapping: FieldMapping) => AsyncIterable<ColumnarRow[]>
+
+/**
+ * A reader of STS pairs or IR examples from columnar files (`extension`) laid out per split by
+ * `shardFiles`, with `fields` mapping record fields to columns; `rowsOf` decodes one file.
+ */
+export function columnarReader(name: string, extension: string, rowsOf: ColumnarRows): Reader {
+  return {
+    tasks: ['sts', 'ir'],
+    kindsFor(task: Task): PreparedKind[] {
+      return [trainingKind(task)]
+    },
+    async sources(request) {
+      return [...new Set(shardFiles(request, name, extension).flatMap((s) => s.files))]
+    },
+    async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
+      const mapping = resolveTabularFields(request, name)
+      for (const {split, files} of shardFiles(request, name, extension)) {
+        for (const file of files) {
+          for await (const rows of rowsOf(file, mapping)) {
+            for (const {line, row} of rows) yield rowItem(request, mapping, split, {file, line}, row)
+          }
+        }
+      }
+    },
+  }
+}
+
+/**
+ * Opens a Parquet file and reads its footer; a file that is not Parquet is a DataError at line 1.
+ * hyparquet is imported here rather than at module top, so a reader that meets no Parquet file
+ * (e.g. `beir` on JSON lines) never loads it.
+ */
+export async function openParquetFile(file: string) {
+  const {asyncBufferFromFile, parquetMetadataAsync} = await import('hyparquet')
+  try {
+    const buffer = await asyncBufferFromFile(file)
+    const metadata = await parquetMetadataAsync(buffer)
+    return {buffer, metadata}
+  } catch (error) {
+    throw new DataError(`not a readable Parquet file: ${(error as Error).message}`, {file, line: 1})
+  }
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds devpack/pack.tar.xz, what scripts/torch-device-check.sh needs on a GPU machine that has PyTorch
+# but no Node and no network: this Node binary, the four Node-API headers, the node_modules subset the
+# torch bench loads (tfjs-core and tfjs-backend-cpu node bundles and their runtime deps, node-addon-api),
+# the compiled dist/ (without tests) and the bert-tiny tokenizer files the bench builds its models from.
+# Usage (after npm run build): bash scripts/make-device-pack.sh   then run the check with carry ["devpack"].
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ -d dist/bench ] || { echo "dist/bench missing: run npm run build first" >&2; exit 2; }
+shared=${CODIEMB_SHARED:-../shared}
+tiny="$shared/fixtures/models/bert-tiny/model"
+[ -f "$tiny/vocab.txt" ] || { echo "$tiny/vocab.txt missing (the pack carries bert-tiny's tokenizer files)" >&2; exit 2; }
+headers=""
+for d in /usr/include/node "$(dirname "$(dirname "$(command -v node)")")/include/node" "$HOME"/.cache/node-gyp/"$(node -p process.versions.node)"/include/node; do
+  [ -f "$d/node_api.h" ] && { headers=$d; break; }
+done
+[ -n "$headers" ] || { echo "Node-API headers (node_api.h) not found; install nodejs headers or run node-gyp install" >&2; exit 2; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,include/node,nm/@tensorflow/tfjs-core/dist,nm/@tensorflow/tfjs-backend-cpu/dist,shared/fixtures/models/bert-tiny/model}
+cp "$(command -v node)" "$stage/bin/node"
+for h in node_api.h node_api_types.h js_native_api.h js_native_api_types.h; do cp "$headers/$h" "$stage/include/node/"; done
+for p in tfjs-core:tf-core.node.js tfjs-backend-cpu:tf-backend-cpu.node.js; do
+  pkg=${p%%:*}; file=${p##*:}
+  cp "node_modules/@tensorflow/$pkg/package.json" "$stage/nm/@tensorflow/$pkg/"
+  cp "node_modules/@tensorflow/$pkg/dist/$file" "$stage/nm/@tensorflow/$pkg/dist/"
+done
+# Runtime requires of the tfjs node bundles, and the addon's C++ wrapper headers.
+for m in seedrandom long node-fetch whatwg-url tr46 webidl-conversions node-addon-api; do
+  [ -d "node_modules/$m" ] && cp -r "node_modules/$m" "$stage/nm/"
+done
+cp -r dist "$stage/dist" && rm -rf "$stage/dist/test"
+cp "$tiny"/{vocab.txt,config.json,tokenizer_config.json} "$stage/shared/fixtures/models/bert-tiny/model/"
+mkdir -p devpack
+tar -C "$stage" -cJf devpack/pack.tar.xz.tmp . && mv devpack/pack.tar.xz.tmp devpack/pack.tar.xz
+ls -la devpack/pack.tar.xz
