@@ -18,6 +18,7 @@ import type {IrEmbeddings, StsEmbeddings} from '../plugins/losses/types.js'
 import type {Sampler, SamplerBatch, SamplerState} from '../plugins/samplers/types.js'
 import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
 import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchSeed, batchTexts} from './data.js'
+import {variableGrads} from '../tensor/backprop.js'
 import {ensureGradients} from './gradients.js'
 import type {ComponentSink, TaskObjective} from './losses.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
@@ -497,7 +498,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   }
 
   private directGrads(part: PreparedPart<B>, seed: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
-    const {value, grads} = tf.variableGrads(() => this.partLoss(part, seed, this.o.dropout, sink), this.paramList)
+    const {value, grads} = variableGrads(() => this.partLoss(part, seed, this.o.dropout, sink), this.paramList)
     const out = this.byName(grads)
     const v = value.dataSync()[0]
     value.dispose()
@@ -563,7 +564,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         const rows = chunk.batchSize
         const upstream = tf.slice(embeddingGrads, [offset, 0], [rows, embeddingGrads.shape[1]!])
         offset += rows
-        const {value: surrogate, grads: chunkGrads} = tf.variableGrads(() => tf.sum(tf.mul(this.embed(chunk, s, undefined, this.o.dropout).last, upstream)) as tf.Scalar, this.paramList)
+        const {value: surrogate, grads: chunkGrads} = variableGrads(() => tf.sum(tf.mul(this.embed(chunk, s, undefined, this.o.dropout).last, upstream)) as tf.Scalar, this.paramList)
         surrogate.dispose()
         upstream.dispose()
         for (const [name, g] of this.byName(chunkGrads)) {
