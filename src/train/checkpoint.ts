@@ -11,6 +11,7 @@ import {join} from 'node:path'
 import {openSafetensors, writeSafetensors} from '../model/safetensors.js'
 import type {SamplerState} from '../plugins/samplers/types.js'
 import type {AdamW} from './optimizer.js'
+import type {ProbeResult} from './trainer.js'
 import type {TrainableEncoder} from './types.js'
 
 export const TRAINER_STATE_FILE = 'trainer_state.json'
@@ -29,6 +30,8 @@ export interface TrainerState {
   settings: string
   /** Per-step losses so far (for reports and resume checks). */
   history: {step: number; loss: Record<string, number>}[]
+  /** Probe-loss measurements so far and the probe options they were taken with (absent without a probe). */
+  probe?: {options: {batches: number; seed?: number}; history: ProbeResult[]}
 }
 
 export function checkpointName(step: number): string {

@@ -154,6 +154,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private history: {step: number; loss: Record<string, number>}[] = []
   private readonly middleLayer: number
   private probeSet?: ProbeBatch<B>[]
+  /** Probe measurements of the whole run, kept in checkpoints so a resumed run reports from step 0. */
+  private probeHistory: ProbeResult[] = []
 
   constructor(private readonly o: TrainerOptions<B>) {
     this.params = o.encoder.variables
@@ -180,6 +182,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     this.o.sampler.setState(state.sampler)
     this.step = state.step
     this.history = state.history
+    // Earlier probe measurements count only if they were taken on the same probe batches.
+    const sameProbe = JSON.stringify(state.probe?.options ?? null) === JSON.stringify(this.o.probe ?? null)
+    this.probeHistory = sameProbe ? [...(state.probe?.history ?? [])] : []
     return state
   }
 
@@ -199,7 +204,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     const o = this.o
     if (o.probe) this.probeSet ??= await this.probeBatches(o.probe)
     const probeBatches = this.probeSet
-    const probeHistory: ProbeResult[] = []
+    const probeHistory = this.probeHistory
     const measure = (when: ProbeResult['when']) => {
       if (!probeBatches || probeHistory.at(-1)?.step === this.step) return
       const result = this.measureProbe(probeBatches, when)
@@ -255,18 +260,16 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       await new Promise((resolve) => setImmediate(resolve))
       const epochEnded = !next || next.epoch !== epoch
       const stopNow = o.stopAfterSteps !== undefined && stepsThisRun >= o.stopAfterSteps && this.step < this.totalSteps
-      let checkpointed = false
-      if (o.checkpoint) {
-        const due = (o.checkpoint.everyEpoch && epochEnded) || (o.checkpoint.everySteps > 0 && this.step % o.checkpoint.everySteps === 0) || stopNow || this.step === this.totalSteps
-        if (due) {
-          const samplerState = next ? next.stateBefore : o.sampler.getState()
-          const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
-          checkpoints.push(path)
-          checkpointed = true
-          o.onCheckpoint?.(path, this.step)
-        }
+      const checkpointDue = o.checkpoint !== undefined &&
+        ((o.checkpoint.everyEpoch && epochEnded) || (o.checkpoint.everySteps > 0 && this.step % o.checkpoint.everySteps === 0) || stopNow || this.step === this.totalSteps)
+      // Probe before writing, so the checkpoint carries this step's measurement (the weights are the same).
+      if (checkpointDue || epochEnded) measure(epochEnded ? 'epoch' : 'checkpoint')
+      if (o.checkpoint && checkpointDue) {
+        const samplerState = next ? next.stateBefore : o.sampler.getState()
+        const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
+        checkpoints.push(path)
+        o.onCheckpoint?.(path, this.step)
       }
-      if (checkpointed || epochEnded) measure(epochEnded ? 'epoch' : 'checkpoint')
       if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
@@ -374,7 +377,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   }
 
   private state(sampler: SamplerState): TrainerState {
-    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history}
+    const probe = this.o.probe ? {options: this.o.probe, history: this.probeHistory} : undefined
+    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history, probe}
   }
 
   /** Every remaining batch of the run, with the sampler state that precedes it. */

@@ -42,18 +42,19 @@ test('GradCache gives the same loss and parameter gradients as the direct comput
   encoder.dispose()
 })
 
-test('an interrupted and resumed run follows the same loss trajectory and ends with the same weights', async () => {
+test('an interrupted and resumed run follows the same loss trajectory, ends with the same weights and keeps the probe history', async () => {
   await setup()
   const root = mkdtempSync(join(tmpdir(), 'codiemb-resume-'))
   try {
     const uninterrupted = new ToyEncoder(2, 16, 97, 8)
-    const full = makeTrainer({encoder: uninterrupted, checkpoint: {dir: join(root, 'full'), everyEpoch: true, everySteps: 0, keepLast: 1}, gradientAccumulation: 2})
+    const probe = {batches: 2}
+    const full = makeTrainer({encoder: uninterrupted, checkpoint: {dir: join(root, 'full'), everyEpoch: true, everySteps: 0, keepLast: 1}, gradientAccumulation: 2, probe})
     const fullRun = await full.run()
     assert.equal(fullRun.steps, fullRun.totalSteps)
     assert.ok(fullRun.totalSteps >= 8, `steps ${fullRun.totalSteps}`)
 
     const first = new ToyEncoder(2, 16, 97, 8)
-    const interrupted = makeTrainer({encoder: first, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, stopAfterSteps: 3})
+    const interrupted = makeTrainer({encoder: first, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, stopAfterSteps: 3, probe})
     const part = await interrupted.run()
     assert.equal(part.stoppedEarly, true)
     assert.equal(part.steps, 3)
@@ -64,13 +65,22 @@ test('an interrupted and resumed run follows the same loss trajectory and ends w
     // (its state comes from the checkpoint), the same config otherwise.
     const resumedEncoder = new ToyEncoder(2, 16, 97, 999)
     await resumedEncoder.loadWeights(latest.path)
-    const resumed = makeTrainer({encoder: resumedEncoder, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, samplerSeed: 12345})
+    const resumed = makeTrainer({encoder: resumedEncoder, checkpoint: {dir: join(root, 'part'), everyEpoch: true, everySteps: 0, keepLast: 2}, gradientAccumulation: 2, samplerSeed: 12345, probe})
     await resumed.resumeFrom(latest.path)
     const rest = await resumed.run()
     assert.equal(rest.steps, fullRun.totalSteps)
     const losses = (h: {loss: Record<string, number>}[]) => h.map((x) => JSON.stringify(x.loss))
     assert.deepEqual(losses(rest.history), losses(fullRun.history))
     assert.deepEqual(await weightsOf(resumedEncoder), await weightsOf(uninterrupted))
+    // The resumed run reports the probe from step 0 (carried in the checkpoint), not from the resume
+    // point, and every probe of the uninterrupted run appears with the same value (the interrupted run
+    // adds one at its interruption checkpoint).
+    assert.equal(rest.probe?.first.step, 0)
+    assert.deepEqual(rest.probe?.first.loss, fullRun.probe?.first.loss)
+    const key = (x: {step: number; loss: Record<string, number>}) => `${x.step}:${JSON.stringify(x.loss)}`
+    const resumedProbes = new Set(rest.probe!.history.map(key))
+    for (const x of fullRun.probe!.history) assert.ok(resumedProbes.has(key(x)), `probe at step ${x.step} missing or different after resume`)
+    assert.equal(rest.probe!.history.filter((x) => x.step === 3).length, 1, 'the probe at the resume point is not taken twice')
     for (const t of [full, interrupted, resumed]) t.dispose()
     for (const e of [uninterrupted, first, resumedEncoder]) e.dispose()
   } finally {
