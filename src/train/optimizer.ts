@@ -10,6 +10,7 @@
  *   θ ← θ − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
  */
 import * as tf from '@tensorflow/tfjs-core'
+import {adamwUpdate} from '../tensor/ops.js'
 
 export interface AdamWOptions {
   learningRate: number
@@ -70,28 +71,22 @@ export class AdamW {
     }
   }
 
-  /** Applies one update with learning rate `lr` (from the schedule). Disposes nothing it did not create. */
+  /**
+   * Applies one update with learning rate `lr` (from the schedule). Disposes nothing it did not create.
+   * All parameters go through one fused AdamW call (src/tensor/ops.ts): one native loop on the torch
+   * backend, the same formula in tfjs ops elsewhere.
+   */
   apply(grads: Map<string, tf.Tensor>, lr: number): void {
     this.step++
     const {beta1, beta2, epsilon, weightDecay} = this.options
-    const correction1 = 1 - Math.pow(beta1, this.step)
-    const correction2 = 1 - Math.pow(beta2, this.step)
-    for (const [name, p] of this.params) {
-      const g = grads.get(name)
-      if (!g) continue
-      const m = this.m.get(name)!
-      const v = this.v.get(name)!
-      tf.tidy(() => {
-        const newM = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1))
-        const newV = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2))
-        m.assign(newM)
-        v.assign(newV)
-        const update = tf.div(tf.div(newM, correction1), tf.add(tf.sqrt(tf.div(newV, correction2)), epsilon))
-        let next = tf.sub(p, tf.mul(update, lr))
-        if (weightDecay > 0 && decays(name)) next = tf.sub(next, tf.mul(p, lr * weightDecay))
-        p.assign(next)
-      })
-    }
+    const names = [...this.params.keys()]
+    adamwUpdate(
+      names.map((n) => this.params.get(n)!),
+      names.map((n) => grads.get(n)),
+      names.map((n) => this.m.get(n)!),
+      names.map((n) => this.v.get(n)!),
+      {learningRate: lr, beta1, beta2, epsilon, weightDecay: names.map((n) => (weightDecay > 0 && decays(n) ? weightDecay : 0)), step: this.step},
+    )
   }
 
   /** Moments as plain arrays (for checkpoints). */
