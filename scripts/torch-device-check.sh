@@ -24,7 +24,7 @@ g++ -O2 -std=c++17 -fPIC -shared native/src/addon.cc -I/tmp/p/include/node -Inod
   -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
 el built; ls -la native/build/Release/ || exit 4
 node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}))"
-export CODIEMB_SHARED=/tmp/p/shared CODIEMB_FUSED=1 CODIEMB_BENCH_STEPS=3 CODIEMB_PYTHON=$PY
+export CODIEMB_SHARED=/tmp/p/shared CODIEMB_BENCH_STEPS=3 CODIEMB_PYTHON=$PY
 for prec in fp32 tf32 bf16; do
   el "GPU $prec"
   CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=minilm,bert-base timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -12

@@ -48,12 +48,15 @@ export function fusedPaths(): boolean {
   return fused.fusedKernelsActive()
 }
 
+const geluExact = (x: tf.Tensor): tf.Tensor => (fusedPaths() ? fused.gelu(x, 'none') : geluErf(x))
+const geluApproximate = (x: tf.Tensor): tf.Tensor => (fusedPaths() ? fused.gelu(x, 'tanh') : geluTanh(x))
+
 /** The `hidden_act` values of BERT/XLM-R family configs. */
 export const ACTIVATIONS: Readonly<Record<string, (x: tf.Tensor) => tf.Tensor>> = {
-  gelu: (x) => (fusedPaths() ? fused.gelu(x, 'none') : geluErf(x)),
-  gelu_python: (x) => (fusedPaths() ? fused.gelu(x, 'none') : geluErf(x)),
-  gelu_new: (x) => (fusedPaths() ? fused.gelu(x, 'tanh') : geluTanh(x)),
-  gelu_pytorch_tanh: (x) => (fusedPaths() ? fused.gelu(x, 'tanh') : geluTanh(x)),
+  gelu: geluExact,
+  gelu_python: geluExact,
+  gelu_new: geluApproximate,
+  gelu_pytorch_tanh: geluApproximate,
   gelu_fast: geluTanh,
   quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
   relu: (x) => tf.relu(x),

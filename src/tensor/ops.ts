@@ -149,7 +149,9 @@ export function adamwUpdate(params: tf.Variable[], grads: (tf.Tensor | undefined
     params.forEach((_, i) => {
       if (!grads[i]) return
       const wd = decayOf(i)
-      groups.set(wd, [...(groups.get(wd) ?? []), i])
+      const group = groups.get(wd)
+      if (group) group.push(i)
+      else groups.set(wd, [i])
     })
     for (const [wd, idx] of groups) {
       const [np, nm, nv] = backend.adamw(idx.map((i) => params[i]!), idx.map((i) => grads[i]!), idx.map((i) => m[i]!), idx.map((i) => v[i]!), {...hp, weightDecay: wd})

@@ -294,8 +294,7 @@ describe('torch backend', {skip}, () => {
   test('torch: --precision bf16 runs matrix products in bfloat16 and keeps float32 tensors, weights and loss', async () => {
     // A backend's precision is fixed when it is registered, so the bf16 backend runs in its own process.
     const {spawnSync} = await import('node:child_process')
-    const {pathToFileURL} = await import('node:url')
-    const dist = (p: string) => pathToFileURL(new URL(`../../src/${p}`, import.meta.url).pathname).href
+    const dist = (p: string) => new URL(`../../src/${p}`, import.meta.url).href
     const script = `
       import * as tf from '@tensorflow/tfjs-core'
       import {registerTorchBackend} from '${dist('tensor/torch/index.js')}'

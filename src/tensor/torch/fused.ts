@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type {TorchHandle} from './addon.js'
 import type {TorchBackend} from './backend.js'
-import {TORCH_BACKEND_NAME} from './kernels.js'
+import {registerTorchKernel} from './kernels.js'
 import {FUSED} from '../fused-names.js'
 
 /**
@@ -13,22 +13,7 @@ import {FUSED} from '../fused-names.js'
 
 type Inputs = Record<string, tf.TensorInfo>
 type Attrs = Record<string, any>
-
-function reg(kernelName: string, impl: (b: TorchBackend, inputs: Inputs, attrs: Attrs) => tf.TensorInfo | tf.TensorInfo[]): void {
-  tf.registerKernel({
-    kernelName,
-    backendName: TORCH_BACKEND_NAME,
-    kernelFunc: ({inputs, attrs, backend}) => {
-      const b = backend as TorchBackend
-      const mark = b.tempMark()
-      try {
-        return impl(b, inputs as Inputs, attrs as Attrs) as any
-      } finally {
-        b.releaseTemps(mark)
-      }
-    },
-  })
-}
+const reg = registerTorchKernel
 
 // Inside a kernel the engine's kernelDepth is 1, so isTapeOn() reads false; the gradient depth says
 // whether a tf.grad / variableGrads is recording.
@@ -137,4 +122,3 @@ reg(FUSED.attentionGrad, (b, {dy, q, k, v, maskBias, y}, {scale, dropoutRate}) =
   return outs
 })
 
-export const TORCH_FUSED_KERNELS = Object.values(FUSED)

@@ -17,7 +17,11 @@ type KernelImpl = (b: TorchBackend, inputs: Inputs, attrs: Attrs) => tf.TensorIn
 export const TORCH_BACKEND_NAME = 'torch'
 const registered: string[] = []
 
-function reg(kernelName: string, impl: KernelImpl): void {
+/**
+ * Registers a kernel for the torch backend: ATen results made inside it are temporaries, released as
+ * it returns unless they became outputs or stashed state. fused.ts registers its kernels through it too.
+ */
+export function registerTorchKernel(kernelName: string, impl: KernelImpl): void {
   registered.push(kernelName)
   tf.registerKernel({
     kernelName,
@@ -33,6 +37,8 @@ function reg(kernelName: string, impl: KernelImpl): void {
     },
   })
 }
+
+const reg = registerTorchKernel
 
 /** The kernel names this backend implements. */
 export function torchKernelNames(): string[] {
