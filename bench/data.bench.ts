@@ -10,7 +10,7 @@ import {closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync} from 'nod
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {Rng} from '../src/train/rng.js'
+import {Rng} from '../src/core/rng.js'
 
 const GIB = 1024 ** 3
 const targetBytes = Math.ceil(Number(process.env.CODIEMB_BENCH_DATA_GB ?? '1') * GIB)

@@ -12,7 +12,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
-import {builtinRegistry} from '../src/registry/load.js'
+import {builtinRegistry} from '../src/builtins.js'
+const BUILTINS = await builtinRegistry()
 import {selectBackend} from '../src/tensor/backend.js'
 import {initRandomEncoder, loadEncoder, type Encoder} from '../src/model/encoder.js'
 
@@ -43,12 +44,12 @@ async function measure(label: string, enc: Encoder, batchSize: number): Promise<
   )
 }
 
-const tiny = await loadEncoder(join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model'))
+const tiny = await loadEncoder(join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model'), {registry: BUILTINS})
 await measure('bert-tiny (2 x 64)', tiny, 32)
 tiny.dispose()
 
 const shape = large ? {name: 'MiniLM-L6-sized', layers: 6, hidden: 384, heads: 12, intermediate: 1536} : {name: 'BERT-mini-sized', layers: 4, hidden: 256, heads: 4, intermediate: 1024}
-const mini = await initRandomEncoder({arch: 'bert', tokenizerDir: join(sharedDir, 'data', 'bert-vocab-zh'), maxPositions: 512, ...shape})
+const mini = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir: join(sharedDir, 'data', 'bert-vocab-zh'), maxPositions: 512, ...shape})
 const params = [...mini.variables.values()].reduce((n, v) => n + v.size, 0)
 await measure(`${shape.name} (${(params / 1e6).toFixed(1)}M params)`, mini, 32)
 

@@ -15,9 +15,10 @@ import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../src/eval/embedding-cache.js'
 import {exactSearch} from '../src/eval/search.js'
 import {loadEncoder} from '../src/model/encoder.js'
-import {builtinRegistry} from '../src/registry/load.js'
+import {builtinRegistry} from '../src/builtins.js'
+const BUILTINS = await builtinRegistry()
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
-import {Rng} from '../src/train/rng.js'
+import {Rng} from '../src/core/rng.js'
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..')
 const sharedDir = process.env.CODIEMB_SHARED ?? join(root, '..', 'shared')
@@ -49,7 +50,7 @@ async function benchEncode(backend: string): Promise<void> {
     console.log(`[${backend}] encode: skipped (${fixture} is absent; set CODIEMB_SHARED)`)
     return
   }
-  const encoder = await loadEncoder(fixture)
+  const encoder = await loadEncoder(fixture, {registry: BUILTINS})
   const label = 'bert-tiny fixture'
   const texts = sentences(Number(process.env.BENCH_ENCODE_TEXTS ?? 256))
   await encoder.encode(texts.slice(0, 8), {batchSize: 8}) // warm-up

@@ -14,7 +14,9 @@ import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {SafetensorsStreamWriter, type PlannedTensor} from '../src/merge/safetensors-stream.js'
+import {SafetensorsStreamWriter, type PlannedTensor} from '../src/io/safetensors-stream.js'
+import {builtinRegistry} from '../src/builtins.js'
+const BUILTINS = await builtinRegistry()
 
 const K = 3
 const HIDDEN = 768
@@ -86,7 +88,7 @@ async function child(): Promise<void> {
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20)
   const t0 = performance.now()
   const cpu0 = process.cpuUsage()
-  const report = await mergeCheckpoints({method, base, checkpoints, out: out!})
+  const report = await mergeCheckpoints({registry: BUILTINS, method, base, checkpoints, out: out!})
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   const cpuSeconds = (cpu.user + cpu.system) / 1e6

@@ -16,7 +16,7 @@ import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
-import {torchAddonPath} from '../src/plugins/backends/torch.js'
+import {torchAddonPath} from '../src/tensor/backends/torch.js'
 
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))

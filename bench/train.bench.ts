@@ -15,16 +15,16 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {loadConfig} from '../src/config/load.js'
 import {join} from 'node:path'
-import {builtinRegistry} from '../src/registry/load.js'
+import {builtinRegistry} from '../src/builtins.js'
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
 import {initRandomEncoder} from '../src/model/encoder.js'
-import {create as createIrInfoNce} from '../src/plugins/losses/ir-infonce.js'
-import {create as createCodiembSts} from '../src/plugins/losses/codiemb-sts.js'
-import {create as createDynamic} from '../src/plugins/samplers/dynamic.js'
-import {IrObjective, StsObjective} from '../src/train/losses.js'
+import {create as createIrInfoNce} from '../src/train/losses/ir-infonce.js'
+import {create as createCodiembSts} from '../src/train/losses/codiemb-sts.js'
+import {create as createDynamic} from '../src/train/samplers/dynamic.js'
+import {IrObjective, StsObjective} from '../src/train/objective.js'
 import {PAPER_INSTRUCTIONS, type IrTrainingDataset, type StsTrainingDataset} from '../src/train/data.js'
 import {Trainer, type StepEvent} from '../src/train/trainer.js'
-import type {IrLoss, StsLoss} from '../src/plugins/losses/types.js'
+import type {IrLoss, StsLoss} from '../src/train/losses/types.js'
 
 const SHARED = process.env.CODIEMB_SHARED ?? join(process.cwd(), '..', 'shared')
 const vocabDir = join(SHARED, 'data', 'bert-vocab-zh')

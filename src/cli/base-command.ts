@@ -3,7 +3,7 @@ import {dirname, resolve} from 'node:path'
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Registry} from '../registry/registry.js'
 import type {BackendSelection} from '../tensor/backend.js'
-import {CodiembError, exitCodeOf} from './errors.js'
+import {CodiembError, exitCodeOf} from '../core/errors.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CodiembCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>

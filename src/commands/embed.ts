@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
-import {CodiembError} from '../cli/errors.js'
+import {CodiembError} from '../core/errors.js'
 
 export default class Embed extends CodiembCommand<typeof Embed> {
   static override summary = 'Embed texts with an encoder and write an Arrow embeddings file.'

@@ -1,6 +1,6 @@
 import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
-import {CodiembError} from '../cli/errors.js'
+import {CodiembError} from '../core/errors.js'
 import {configSchema} from './schema.js'
 import {formatSchemaErrors, validatorFor} from './validate.js'
 

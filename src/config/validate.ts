@@ -102,7 +102,7 @@ export async function validateEntryOptions(
   const validate = validatorFor(entry.optionsSchema)
   if (validate(options ?? {})) return
   const problems = formatSchemaErrors(validate.errors ?? [], options ?? {}).map((p) => `${where}${p.startsWith('/') ? p : '/' + p}`)
-  const {CodiembError} = await import('../cli/errors.js')
+  const {CodiembError} = await import('../core/errors.js')
   throw new CodiembError(
     `invalid options for ${entry.kind} "${entry.name}"${entry.plugin ? ` (from ${entry.plugin})` : ''}:\n` + problems.map((p) => `  ${p}`).join('\n'),
     {exitCode: 2, name: 'ConfigError', data: {problems}},

@@ -17,12 +17,12 @@ import {randomBytes} from 'node:crypto'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync} from 'node:fs'
 import {isAbsolute, join, relative, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
-import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from './arrow-records.js'
+import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
 import {StatsCollector, type FileStatistics} from './stats.js'
 import {hashFile} from './text-input.js'
 import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
-import {packageVersion} from './version.js'
+import {packageVersion} from '../core/version.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
 export interface DatasetConfig {
@@ -64,8 +64,8 @@ export interface PrepareOptions {
   /** Output directory (created when absent). */
   out: string
   skipInvalid?: boolean
-  /** The registry to find readers in (default: the built-ins). */
-  registry?: Registry
+  /** The registry to find readers in. */
+  registry: Registry
   /** Rows per Arrow record batch (default 4096). */
   batchRows?: number
   onEvent?: (event: PrepareEvent) => void
@@ -214,7 +214,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
   const out = resolve(options.out)
   const skipInvalid = options.skipInvalid ?? config.skipInvalid ?? false
   const batchRows = options.batchRows ?? config.batchRows
-  const registry = options.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+  const registry = options.registry
   mkdirSync(out, {recursive: true})
   const staging = join(out, `.prepare-${randomBytes(4).toString('hex')}.partial`)
   mkdirSync(staging)

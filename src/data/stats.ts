@@ -3,7 +3,7 @@
  * characters, i.e. Unicode code points), the label histogram of STS pairs, and positives/negatives
  * per query. Everything is kept as counts (length -> count), so memory does not grow with rows.
  */
-import type {AnyRecord, IrExampleRecord, QrelRecord, RecordKind, StsPairRecord} from './arrow-records.js'
+import type {AnyRecord, IrExampleRecord, QrelRecord, RecordKind, StsPairRecord} from '../io/arrow-records.js'
 import type {LabelRange} from './validate.js'
 
 /** Code points in a string (a surrogate pair is one character). */

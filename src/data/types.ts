@@ -5,7 +5,7 @@
  * the same checks and error messages for free.
  */
 import type {JsonSchema} from '../registry/types.js'
-import type {RecordKind} from './arrow-records.js'
+import type {RecordKind} from '../io/arrow-records.js'
 
 /** What a prepared dataset is for: IR training examples, STS pairs, or a retrieval evaluation set. */
 export type Task = 'ir' | 'sts' | 'eval'

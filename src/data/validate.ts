@@ -3,7 +3,7 @@
  * so "empty text", "not a number", "label out of range", "IR example without a positive" read the
  * same whatever the source format. Each check returns a reason string; `prepare` attaches file:line.
  */
-import type {CorpusRecord, IrExampleRecord, QrelRecord, QueryRecord, StsPairRecord} from './arrow-records.js'
+import type {CorpusRecord, IrExampleRecord, QrelRecord, QueryRecord, StsPairRecord} from '../io/arrow-records.js'
 import type {CorpusDraft, IrDraft, QrelDraft, QueryDraft, StsDraft} from './types.js'
 
 /**

@@ -251,7 +251,8 @@ export async function evaluateTasks(
   const names = tasks.filter((t): t is string => typeof t === 'string')
   if (names.length) {
     // task names (as a train config lists them) resolve like `codiemb eval --tasks`
-    const registry = options.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+    const registry = options.registry
+    if (!registry) throw new TypeError(`evaluateTasks: task names (${names.join(', ')}) resolve through a registry: pass options.registry`)
     const {resolveTasks} = await import('./resolve-tasks.js')
     definitions = [...definitions, ...(await resolveTasks(registry, {tasks: names, configTasks: options.configTasks}))]
   }

@@ -9,8 +9,8 @@
  * Singular values come from the eigenvalues of the d×d scatter matrix (cyclic Jacobi).
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type {TokenBatch} from '../model/tokenizer.js'
-import {Rng} from '../train/rng.js'
+import type {TokenBatch} from '../model/tokenizer/tokenizer.js'
+import {Rng} from '../core/rng.js'
 
 function cosineRows(m: Float32Array | Float64Array, dim: number, i: number, j: number): number {
   let dot = 0

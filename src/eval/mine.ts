@@ -10,7 +10,7 @@
  * mining model. Written atomically with ArrowRecordWriter; schema metadata carries the input's
  * metadata plus `codiemb.mined` (model fingerprint and parameters).
  */
-import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../data/arrow-records.js'
+import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../io/arrow-records.js'
 import {EmbeddingStore} from './embedding-cache.js'
 import {encodeTexts, passagePrompt, queryPrompt, type EvalEncoder} from './evaluate.js'
 import {exactSearch} from './search.js'

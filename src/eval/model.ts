@@ -13,7 +13,7 @@ export interface LoadedModel {
   dispose(): void
 }
 
-export async function loadModelForEval(dir: string, options: {registry?: Registry; name?: string; revision?: string} = {}): Promise<LoadedModel> {
+export async function loadModelForEval(dir: string, options: {registry: Registry; name?: string; revision?: string}): Promise<LoadedModel> {
   const {loadEncoder} = await import('../model/encoder.js')
   const encoder = await loadEncoder(dir, {registry: options.registry})
   let parameters = 0

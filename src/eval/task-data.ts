@@ -16,7 +16,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {basename, isAbsolute, join, relative} from 'node:path'
 import {gunzipSync} from 'node:zlib'
-import {readArrowMeta, readRecords} from '../data/arrow-records.js'
+import {readArrowMeta, readRecords} from '../io/arrow-records.js'
 import type {Qrels} from './metrics.js'
 import type {TaskDefinition} from './tasks.js'
 import {filesBelow} from './files.js'

@@ -19,11 +19,11 @@ import {createHash} from 'node:crypto'
 import {copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 import {isDeepStrictEqual} from 'node:util'
-import {openSafetensors, type SafetensorsDtype, type SafetensorsFile, type TensorInfo} from '../model/safetensors.js'
+import {openSafetensors, type SafetensorsDtype, type SafetensorsFile, type TensorInfo} from '../io/safetensors.js'
 import type {Registry} from '../registry/registry.js'
 import type {RegistryEntry} from '../registry/types.js'
 import {resolveMergerOptions} from './options.js'
-import {SafetensorsStreamWriter, type PlannedTensor} from './safetensors-stream.js'
+import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-stream.js'
 import {MergeInputError, type Merger} from './types.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
@@ -52,8 +52,8 @@ export interface MergeRequest {
   dtype?: 'keep' | 'F32' | 'F16' | 'BF16'
   /** Replace an existing output directory. */
   force?: boolean
-  /** The registry holding the mergers (default: the built-ins). */
-  registry?: Registry
+  /** The registry holding the mergers. */
+  registry: Registry
   onProgress?: (progress: MergeProgress) => void
 }
 
@@ -118,7 +118,7 @@ interface Input {
 export async function mergeCheckpoints(request: MergeRequest): Promise<MergeReport> {
   const started = Date.now()
   const methodName = request.method ?? 'delta'
-  const registry = request.registry ?? (await (await import('../registry/load.js')).builtinRegistry())
+  const registry = request.registry
   const entry = registry.entry('merger', methodName) as RegistryEntry<Merger>
   const merger = await entry.load()
   const K = request.checkpoints.length

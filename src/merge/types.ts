@@ -1,6 +1,6 @@
 /**
  * The contract between the streaming merge engine (src/merge/engine.ts) and a merge method
- * (registry kind `merger`, implementations in src/plugins/mergers/).
+ * (registry kind `merger`, implementations in src/merge/methods/).
  *
  * Every method is written as θ*(p) = θ_0(p) + Σ_k c_k(p) Δ_k(p) with Δ_k = θ_k − θ_0 (or, for
  * base-free methods, θ*(p) = Σ_k c_k(p) θ_k(p)). The engine hands a method one tensor at a time —

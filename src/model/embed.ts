@@ -69,7 +69,7 @@ export async function* readTextItems(file: string, options: TextSourceOptions = 
     return
   }
   if (ext === '.arrow' || ext === '.feather' || ext === '.ipc') {
-    const {readRecords, readArrowMeta} = await import('../data/arrow-records.js')
+    const {readRecords, readArrowMeta} = await import('../io/arrow-records.js')
     const meta = await readArrowMeta(file)
     const names = meta.fields.map((f) => f.name)
     if (!names.includes(textField)) throw new EmbedInputError(`${file}: Arrow file has no "${textField}" column (columns: ${names.join(', ')})`)
@@ -117,7 +117,7 @@ export interface EmbedFileResult {
 
 /** Embeds every text of `input` into the Arrow embeddings file `out`. */
 export async function embedFile(encoder: Encoder, input: string, out: string, options: EmbedFileOptions = {}): Promise<EmbedFileResult> {
-  const {ArrowRecordWriter} = await import('../data/arrow-records.js')
+  const {ArrowRecordWriter} = await import('../io/arrow-records.js')
   const batchSize = options.batchSize ?? 32
   const chunkSize = Math.max(batchSize, options.chunkSize ?? batchSize * 64)
   const pooling = options.pooling ?? encoder.pooling

@@ -18,11 +18,11 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
-import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from './safetensors.js'
+import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
 import {ModelConfigError, readSentenceTransformersConfig, sentenceTransformersFiles} from './st-layout.js'
-import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer.js'
+import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 
-export type {TokenBatch} from './tokenizer.js'
+export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
 export {ModelConfigError} from './st-layout.js'
 
@@ -86,20 +86,15 @@ export class EncoderLoadError extends Error {
 }
 
 export interface LoadEncoderOptions {
-  /** The registry to look encoder implementations up in (default: the built-in entries). */
-  registry?: Registry
+  /** The registry to look encoder implementations up in. */
+  registry: Registry
   /** Keep weights non-trainable (inference only). */
   trainable?: boolean
 }
 
-async function defaultRegistry(): Promise<Registry> {
-  const {builtinRegistry} = await import('../registry/load.js')
-  return builtinRegistry()
-}
-
 /** Finds the encoder implementation for a model_type. */
-export async function architectureFor(modelType: string, registry?: Registry, configPath = 'config.json'): Promise<EncoderArchitecture> {
-  const reg = registry ?? (await defaultRegistry())
+export async function architectureFor(modelType: string, registry: Registry, configPath = 'config.json'): Promise<EncoderArchitecture> {
+  const reg = registry
   const entries = reg.list('encoder')
   const entry = entries.find((e) => Array.isArray(e.meta?.modelTypes) && (e.meta!.modelTypes as unknown[]).includes(modelType)) ?? entries.find((e) => e.name === modelType)
   if (!entry) {
@@ -125,7 +120,7 @@ function readConfig(dir: string): HfConfig {
 }
 
 /** Loads a Hugging Face / sentence-transformers checkpoint directory. */
-export async function loadEncoder(dir: string, options: LoadEncoderOptions = {}): Promise<Encoder> {
+export async function loadEncoder(dir: string, options: LoadEncoderOptions): Promise<Encoder> {
   const root = resolve(dir)
   const config = readConfig(root)
   const configPath = join(root, 'config.json')
@@ -217,7 +212,7 @@ export interface RandomEncoderOptions {
   maxPositions?: number
   pooling?: PoolingMode
   normalize?: boolean
-  registry?: Registry
+  registry: Registry
 }
 
 /** A randomly initialised encoder (transformers' initialisation, seeded). */

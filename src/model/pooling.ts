@@ -8,7 +8,7 @@
  * L2 normalisation divides by max(||x||, 1e-12), as torch.nn.functional.normalize.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type {TokenBatch} from './tokenizer.js'
+import type {TokenBatch} from './tokenizer/tokenizer.js'
 
 export const POOLING_MODES = ['cls', 'mean', 'last-token', 'weighted-mean'] as const
 export type PoolingMode = (typeof POOLING_MODES)[number]

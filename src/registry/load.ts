@@ -3,14 +3,9 @@ import {join, resolve} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import type {Config} from '@oclif/core'
 import {Registry} from './registry.js'
+import type {RegisterHookOptions} from './types.js'
 
 export const REGISTER_HOOK = 'codiemb:register'
-export const BUILTIN_PLUGIN = 'codiemb'
-
-/** Options passed to every `codiemb:register` hook. */
-export interface RegisterHookOptions {
-  registry: import('./types.js').Registrar
-}
 
 /**
  * Builds the registry from every installed oclif plugin that declares a `codiemb:register` hook
@@ -38,14 +33,6 @@ export async function loadRegistry(config: Config, timeoutMs = 10_000): Promise<
       }
     }
   }
-  return registry
-}
-
-/** The built-in entries alone, without oclif (library use and tests). */
-export async function builtinRegistry(): Promise<Registry> {
-  const registry = new Registry()
-  const {default: hook} = await import('../plugins/register.js')
-  await hook({registry: registry.scoped(BUILTIN_PLUGIN)})
   return registry
 }
 

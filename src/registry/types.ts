@@ -34,5 +34,10 @@ export interface Registrar {
   register(...entries: RegistryEntry[]): void
 }
 
+/** Options passed to every `codiemb:register` hook. */
+export interface RegisterHookOptions {
+  registry: Registrar
+}
+
 /** Kinds that must carry an options schema. */
 export const KINDS_WITH_OPTIONS: ReadonlySet<Kind> = new Set(['loss', 'sampler', 'merger'])

@@ -8,10 +8,10 @@
 import {randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
-import {openSafetensors, writeSafetensors} from '../model/safetensors.js'
-import type {SamplerState} from '../plugins/samplers/types.js'
+import {openSafetensors, writeSafetensors} from '../io/safetensors.js'
+import type {SamplerState} from './samplers/types.js'
 import type {AdamW} from './optimizer.js'
-import type {ProbeResult} from './trainer.js'
+import type {ProbeResult} from './events.js'
 import type {TrainableEncoder} from './types.js'
 
 export const TRAINER_STATE_FILE = 'trainer_state.json'

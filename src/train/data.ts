@@ -4,9 +4,9 @@
  * choosing each query's P positives and N hard negatives and applying instruction templates.
  */
 import {existsSync} from 'node:fs'
-import {readAllRecords, readArrowMeta, type IrExampleRecord, type StsPairRecord} from '../data/arrow-records.js'
-import type {BatchPart} from '../plugins/samplers/types.js'
-import {Rng} from './rng.js'
+import {readAllRecords, readArrowMeta, type IrExampleRecord, type StsPairRecord} from '../io/arrow-records.js'
+import type {BatchPart} from './samplers/types.js'
+import {Rng} from '../core/rng.js'
 
 export type TaskKind = 'ir' | 'sts'
 

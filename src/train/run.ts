@@ -7,10 +7,10 @@ import {createHash} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {isAbsolute, join, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
-import type {IrLoss, LossModule, StsLoss, TrainingLoss} from '../plugins/losses/types.js'
-import type {Sampler, SamplerModule} from '../plugins/samplers/types.js'
+import type {IrLoss, LossModule, StsLoss, TrainingLoss} from './losses/types.js'
+import type {Sampler, SamplerModule} from './samplers/types.js'
 import {type InstructionOptions, type TrainingDataset, type TrainingDatasetSpec, instructionPrefix, loadTrainingDataset} from './data.js'
-import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './losses.js'
+import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './objective.js'
 import type {ProbeResult, StepEvent, TrainSummary} from './trainer.js'
 
 export class TrainConfigError extends Error {
@@ -372,7 +372,7 @@ interface ValidationSet {
 
 async function loadValidation(section: TrainSection): Promise<ValidationSet[]> {
   const specs = section.validation?.sts ?? []
-  const {readAllRecords, readArrowMeta} = await import('../data/arrow-records.js')
+  const {readAllRecords, readArrowMeta} = await import('../io/arrow-records.js')
   const out: ValidationSet[] = []
   for (const raw of specs) {
     const spec = fileSpec(raw, section.dataDir)

@@ -14,16 +14,19 @@
  * from a checkpoint replays exactly the batches and masks of the uninterrupted run.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type {IrEmbeddings, StsEmbeddings} from '../plugins/losses/types.js'
-import type {Sampler, SamplerBatch, SamplerState} from '../plugins/samplers/types.js'
+import type {IrEmbeddings, StsEmbeddings} from './losses/types.js'
+import type {Sampler, SamplerBatch, SamplerState} from './samplers/types.js'
 import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
 import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchSeed, batchTexts} from './data.js'
 import {variableGrads} from '../tensor/backprop.js'
 import {ensureGradients} from './gradients.js'
-import type {ComponentSink, TaskObjective} from './losses.js'
+import type {ComponentSink, TaskObjective} from './objective.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
-import {Rng} from './rng.js'
+import {Rng} from '../core/rng.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
+import type {ProbeResult, StepEvent, TrainSummary} from './events.js'
+
+export type {ProbeResult, StepEvent, TrainSummary} from './events.js'
 
 export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   encoder: TrainableEncoder<B>
@@ -64,61 +67,6 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
-}
-
-export interface StepEvent {
-  type: 'step'
-  step: number
-  totalSteps: number
-  epoch: number
-  lr: number
-  /** Mean loss of this step's batches, per task. */
-  loss: Record<string, number>
-  /** Per task with several loss terms: each term's unweighted mean value (e.g. sts: {mid-infonce, pro, pearson, rank-kl}). */
-  components: Record<string, Record<string, number>>
-  gradNorm: number
-  examples: number
-  tokens: number
-  examplesPerSecond: number
-  tokensPerSecond: number
-  elapsedSeconds: number
-  etaSeconds: number
-}
-
-export interface TrainSummary {
-  steps: number
-  totalSteps: number
-  epochs: number
-  examples: number
-  tokens: number
-  seconds: number
-  /** Mean loss per task over the first and the last quarter of the steps that had that task. */
-  lossFirst: Record<string, number>
-  lossLast: Record<string, number>
-  history: {step: number; loss: Record<string, number>}[]
-  checkpoints: string[]
-  stoppedEarly: boolean
-  /** Probe losses (when `probe` is set): the first and last measurement of this run, and all of them. */
-  probe?: {first: ProbeResult; last: ProbeResult; history: ProbeResult[]}
-  /** Data pipeline: batches consumed, how many were not tokenized yet when the loop asked, and the time it waited. */
-  pipeline: {batches: number; notReady: number; waitSeconds: number; tokenizerThread: 'worker' | 'caller'}
-}
-
-/** The objective on the fixed probe batches (eval mode: no dropout, no gradients). */
-export interface ProbeResult {
-  type: 'probe'
-  /** Optimizer steps done when measured. */
-  step: number
-  totalSteps: number
-  when: 'start' | 'checkpoint' | 'epoch' | 'end'
-  /** Mean objective over each task's probe batches. */
-  loss: Record<string, number>
-  /** Per task with several loss terms: each term's unweighted mean value. */
-  components: Record<string, Record<string, number>>
-  /** Probe batches and rows per task. */
-  batches: Record<string, number>
-  rows: Record<string, number>
-  seconds: number
 }
 
 interface ProbeBatch<B> {

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import {existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {readAllRecords, readArrowMeta, ArrowRecordWriter} from '../../src/data/arrow-records.js'
+import {readAllRecords, readArrowMeta, ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import {loadEncoder} from '../../src/model/encoder.js'
 import {runCommandJson} from '../helpers/cli.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 
 /** `codiemb <command> ... --json`'s envelope, with the exit status as `exitCode`. */
 function runJson(commandFile: string, argv: string[]): any {
@@ -34,7 +34,7 @@ test('codiemb embed: txt, jsonl and Arrow inputs, prompts, pooling and normalisa
     const meta = await readArrowMeta(join(dir, 'sub', 'out.arrow'))
     assert.equal(meta.kind, 'embeddings')
     assert.equal(meta.instruction, 'Instruction: find similar text Query: ')
-    const enc = await loadEncoder(model)
+    const enc = await loadEncoder(model, {registry: BUILTINS})
     const want = await enc.encode(texts, {prompt: 'query'})
     rows.forEach((row, i) => assert.ok(row.vector.every((v, k) => Math.abs(v - want[i]![k]!) < 1e-5), `row ${i}`))
 
@@ -84,7 +84,7 @@ test('codiemb model init writes a loadable random model; bad shapes exit 2', asy
     const r = runJson('model/init.js', [...args, '--out', join(dir, 'm')])
     assert.equal(r.status, 0, JSON.stringify(r))
     assert.equal(r.result.config.vocab_size, 2757)
-    const enc = await loadEncoder(join(dir, 'm'))
+    const enc = await loadEncoder(join(dir, 'm'), {registry: BUILTINS})
     assert.equal(enc.fingerprint(), r.result.fingerprint)
     assert.equal(enc.numLayers, 2)
     assert.equal(enc.maxLength, 64)

@@ -8,9 +8,9 @@ import {mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {parse} from 'yaml'
-import {readAllRecords, readArrowMeta, type RecordKind} from '../../src/data/arrow-records.js'
+import {readAllRecords, readArrowMeta, type RecordKind} from '../../src/io/arrow-records.js'
 import {prepare, readManifest, type DatasetConfig, type PrepareResult} from '../../src/data/prepare.js'
-import {REPO_ROOT, shared} from '../helpers/env.js'
+import {REPO_ROOT, shared, BUILTINS} from '../helpers/env.js'
 
 const RECIPES = join(REPO_ROOT, 'recipes', 'prepare')
 
@@ -58,7 +58,7 @@ test('every dataset in ../shared/data prepares with the recipes; counts match SO
 
   const out = mkdtempSync(join(tmpdir(), 'codiemb-prepare-all-'))
   try {
-    const result: PrepareResult = await prepare({datasets}, {dataRoot, out})
+    const result: PrepareResult = await prepare({datasets}, {registry: BUILTINS, dataRoot, out})
     assert.equal(result.rejected, 0)
     const manifest = readManifest(out)!
     assert.equal(manifest.files.length, result.datasets.reduce((s, d) => s + d.files.length, 0))

@@ -4,9 +4,10 @@ import {createHash} from 'node:crypto'
 import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {readArrowMeta} from '../../src/data/arrow-records.js'
+import {readArrowMeta} from '../../src/io/arrow-records.js'
 import {prepare, readManifest, type DatasetConfig} from '../../src/data/prepare.js'
 import {CountHistogram, charLength} from '../../src/data/stats.js'
+import {BUILTINS} from '../helpers/env.js'
 
 function root(): string {
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-prepare-'))
@@ -22,11 +23,11 @@ test('a failing dataset leaves the output directory exactly as it was (no partia
   const dir = root()
   const out = join(dir, 'out')
   try {
-    await prepare({datasets: [a]}, {dataRoot: dir, out})
+    await prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out})
     const before = readFileSync(join(out, 'manifest.json'), 'utf8')
     const aFile = readFileSync(join(out, 'a', 'test.sts-pair.arrow'))
     writeFileSync(join(dir, 'a.tsv'), 'changed\ty\t1\n')
-    await assert.rejects(prepare({datasets: [a, b]}, {dataRoot: dir, out}), /b\.tsv:2: score: label 9 is outside the declared label range \[0, 5\]/)
+    await assert.rejects(prepare({datasets: [a, b]}, {registry: BUILTINS, dataRoot: dir, out}), /b\.tsv:2: score: label 9 is outside the declared label range \[0, 5\]/)
     assert.deepEqual(readdirSync(out).sort(), ['a', 'manifest.json'])
     assert.equal(readFileSync(join(out, 'manifest.json'), 'utf8'), before)
     assert.deepEqual(readFileSync(join(out, 'a', 'test.sts-pair.arrow')), aFile, 'dataset a was not replaced by the failed run')
@@ -39,8 +40,8 @@ test('the manifest lists every file with kind, rows and sha256, and later runs m
   const dir = root()
   const out = join(dir, 'out')
   try {
-    const r1 = await prepare({datasets: [a]}, {dataRoot: dir, out})
-    const r2 = await prepare({datasets: [b]}, {dataRoot: dir, out, skipInvalid: true})
+    const r1 = await prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out})
+    const r2 = await prepare({datasets: [b]}, {registry: BUILTINS, dataRoot: dir, out, skipInvalid: true})
     assert.equal(r1.rows, 2)
     assert.equal(r2.rows, 1)
     const m = readManifest(out)!
@@ -72,15 +73,15 @@ test('configuration errors: unknown reader, bad reader options, missing label ra
   const dir = root()
   const out = join(dir, 'out')
   try {
-    await assert.rejects(prepare({datasets: [{...a, reader: 'nope'}]}, {dataRoot: dir, out}), /unknown reader "nope"; registered readers: beir, codiemb-jsonl/)
+    await assert.rejects(prepare({datasets: [{...a, reader: 'nope'}]}, {registry: BUILTINS, dataRoot: dir, out}), /unknown reader "nope"; registered readers: beir, codiemb-jsonl/)
     await assert.rejects(
-      prepare({datasets: [{...a, options: {quoting: 'rfc', colums: 3}}]}, {dataRoot: dir, out}),
+      prepare({datasets: [{...a, options: {quoting: 'rfc', colums: 3}}]}, {registry: BUILTINS, dataRoot: dir, out}),
       (e: Error) => /prepare\.datasets\[0\] \(a\)\.options\/quoting: expected one of "none", "csv", got "rfc"/.test(e.message) && /options\/colums: unknown key/.test(e.message),
     )
-    await assert.rejects(prepare({datasets: [{...a, labelRange: undefined}]}, {dataRoot: dir, out}), /labelRange: an STS dataset must declare its label range/)
-    await assert.rejects(prepare({datasets: [{...a, reader: 'flagembedding-jsonl'}]}, {dataRoot: dir, out}), /reader flagembedding-jsonl cannot prepare task "sts" \(it prepares ir\)/)
-    await assert.rejects(prepare({datasets: [a, {...b, name: 'a'}]}, {dataRoot: dir, out}), /dataset "a" is declared twice/)
-    await assert.rejects(prepare({datasets: [{...a, splits: {test: 'missing.tsv'}}]}, {dataRoot: dir, out}), /dataset a, split "test": file not found: .*missing\.tsv/)
+    await assert.rejects(prepare({datasets: [{...a, labelRange: undefined}]}, {registry: BUILTINS, dataRoot: dir, out}), /labelRange: an STS dataset must declare its label range/)
+    await assert.rejects(prepare({datasets: [{...a, reader: 'flagembedding-jsonl'}]}, {registry: BUILTINS, dataRoot: dir, out}), /reader flagembedding-jsonl cannot prepare task "sts" \(it prepares ir\)/)
+    await assert.rejects(prepare({datasets: [a, {...b, name: 'a'}]}, {registry: BUILTINS, dataRoot: dir, out}), /dataset "a" is declared twice/)
+    await assert.rejects(prepare({datasets: [{...a, splits: {test: 'missing.tsv'}}]}, {registry: BUILTINS, dataRoot: dir, out}), /dataset a, split "test": file not found: .*missing\.tsv/)
     assert.equal(existsSync(join(out, 'manifest.json')), false)
   } finally {
     rmSync(dir, {recursive: true, force: true})

@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs-core'
 import {evaluateTasks, runTasks} from '../../src/eval/evaluate.js'
 import {writeResults} from '../../src/eval/results.js'
 import {TaskDataError} from '../../src/eval/task-data.js'
-import {CMTEB_TASKS} from '../../src/plugins/benchmarks/cmteb.js'
-import {BEIR_TASKS} from '../../src/plugins/benchmarks/beir.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {CMTEB_TASKS} from '../../src/eval/benchmarks/cmteb.js'
+import {BEIR_TASKS} from '../../src/eval/benchmarks/beir.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 import {HashingEncoder, SHARED_CMTEB_STS, writeSharedSts} from './fixtures.js'
 
 let work: string
@@ -114,7 +114,7 @@ describe('evaluation on data prepared by codiemb prepare', () => {
       (r) => (parse(readFileSync(join(REPO_ROOT, 'recipes', 'prepare', `${r}.yaml`), 'utf8')) as {prepare: {datasets: {name: string}[]}}).prepare.datasets,
     ).filter((d) => d.name !== 'scifact-ir')
     const out = join(work, 'prepared-by-prepare')
-    await prepare({datasets} as never, {dataRoot: data, out})
+    await prepare({datasets} as never, {registry: BUILTINS, dataRoot: data, out})
     const tasks = [...CMTEB_TASKS.filter((x) => x.type === 'sts'), BEIR_TASKS.find((x) => x.name === 'SciFact')!]
     const evaluations = await runTasks(new HashingEncoder(64), tasks, {dataDir: out, limit: 40, topK: 100})
     assert.equal(evaluations.length, 8)

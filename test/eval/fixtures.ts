@@ -6,7 +6,7 @@
 import {readFileSync} from 'node:fs'
 import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
-import {ArrowRecordWriter} from '../../src/data/arrow-records.js'
+import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import type {EvalEncoder} from '../../src/eval/evaluate.js'
 
 export class HashingEncoder implements EvalEncoder {

@@ -3,7 +3,7 @@ import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {centredSingularValues, measureGeometry, meanRandomPairCosine, spectrumStats, symmetricEigenvalues} from '../../src/eval/geometry.js'
 import {loadEncoder} from '../../src/model/encoder.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 
 describe('geometry', () => {
   it('finds the eigenvalues of a symmetric matrix', () => {
@@ -39,7 +39,7 @@ describe('geometry', () => {
     const dir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
     if (!dir) return
     await useTestBackend()
-    const encoder = await loadEncoder(dir)
+    const encoder = await loadEncoder(dir, {registry: BUILTINS})
     try {
       const texts = ['一个女孩在给她的头发做发型。', 'A man is playing a guitar.', '一群男人在海滩上踢足球。', 'The cat sits on the mat.']
       const emb = await encoder.encode(texts)

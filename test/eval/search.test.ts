@@ -6,7 +6,7 @@ import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../../src/eval/embedding-cache.js'
 import {chunkMatrix, exactSearch, RunningTopK, TopKTable} from '../../src/eval/search.js'
-import {Rng} from '../../src/train/rng.js'
+import {Rng} from '../../src/core/rng.js'
 import {useTestBackend} from '../helpers/env.js'
 
 function randomMatrix(n: number, dim: number, seed: number): Float32Array {

@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import type {TestContext} from 'node:test'
-import {builtinRegistry} from '../../src/registry/load.js'
+import {builtinRegistry} from '../../src/builtins.js'
 import {selectBackend} from '../../src/tensor/backend.js'
 
 /** The repository root (tests run from dist/test/...). */
@@ -39,3 +39,6 @@ export function useTestBackend(): Promise<string> {
   ready ??= builtinRegistry().then((r) => selectBackend(r, TEST_BACKEND).then((s) => s.name))
   return ready
 }
+
+/** The built-in registry, built once per test process (library functions take the registry as a parameter). */
+export const BUILTINS = await builtinRegistry()

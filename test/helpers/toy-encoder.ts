@@ -9,7 +9,7 @@ import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {randomBytes} from 'node:crypto'
 import {dirname, join, basename} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
-import {openSafetensors, writeSafetensors} from '../../src/model/safetensors.js'
+import {openSafetensors, writeSafetensors} from '../../src/io/safetensors.js'
 import type {TokenBatchLike, TrainableEncoder} from '../../src/train/types.js'
 
 export interface ToyBatch extends TokenBatchLike {

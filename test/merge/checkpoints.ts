@@ -8,7 +8,7 @@
 import {copyFileSync, cpSync, mkdirSync, mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {openSafetensors, writeSafetensors, type TensorData} from '../../src/model/safetensors.js'
+import {openSafetensors, writeSafetensors, type TensorData} from '../../src/io/safetensors.js'
 
 export type Tensors = Map<string, {shape: number[]; data: TensorData}>
 

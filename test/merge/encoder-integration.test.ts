@@ -5,7 +5,7 @@ import {after, describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {mergeCheckpoints} from '../../src/merge/engine.js'
 import {loadEncoder} from '../../src/model/encoder.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 import {baseTensors, noise, perturbed, tempDir, writeCheckpoint} from './checkpoints.js'
 
 const root = tempDir('merge-encoder')
@@ -14,7 +14,7 @@ after(() => rmSync(root, {recursive: true, force: true}))
 const sentences = ['A man is playing a guitar.', '一个女人正在切洋葱。', 'The quick brown fox jumps over the lazy dog.']
 
 async function embed(dir: string, prompt?: string): Promise<Float32Array[]> {
-  const encoder = await loadEncoder(dir)
+  const encoder = await loadEncoder(dir, {registry: BUILTINS})
   try {
     return await encoder.encode(sentences, prompt ? {prompt} : {})
   } finally {
@@ -40,8 +40,8 @@ describe('merged checkpoints load as sentence-transformers encoders', () => {
     const baseDir = await writeCheckpoint(models, join(root, 'base'), base, false)
 
     const soup = join(root, 'soup')
-    await mergeCheckpoints({method: 'soup', checkpoints: [a, a], out: soup})
-    const encoder = await loadEncoder(soup)
+    await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [a, a], out: soup})
+    const encoder = await loadEncoder(soup, {registry: BUILTINS})
     assert.equal(encoder.pooling, 'cls')
     assert.equal(encoder.normalize, true)
     assert.equal(encoder.prompts.query, 'Instruction: find similar text Query: ')
@@ -52,7 +52,7 @@ describe('merged checkpoints load as sentence-transformers encoders', () => {
     }
 
     const merged = join(root, 'delta')
-    await mergeCheckpoints({base: baseDir, checkpoints: [a, b], out: merged})
+    await mergeCheckpoints({registry: BUILTINS, base: baseDir, checkpoints: [a, b], out: merged})
     const em = await embed(merged)
     const ea = await embed(a)
     const eb = await embed(b)

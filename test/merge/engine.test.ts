@@ -5,9 +5,9 @@ import {join} from 'node:path'
 import {after, describe, it, type TestContext} from 'node:test'
 import {mergeCheckpoints, type MergeReport} from '../../src/merge/engine.js'
 import {MergeInputError} from '../../src/merge/types.js'
-import {openSafetensors} from '../../src/model/safetensors.js'
-import {builtinRegistry} from '../../src/registry/load.js'
-import {shared} from '../helpers/env.js'
+import {openSafetensors} from '../../src/io/safetensors.js'
+import {builtinRegistry} from '../../src/builtins.js'
+import {shared, BUILTINS} from '../helpers/env.js'
 import {baseTensors, noise, perturbed, readTensors, tempDir, writeCheckpoint, type Tensors} from './checkpoints.js'
 
 const root = tempDir('merge-engine')
@@ -80,7 +80,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const fx = await setup(t)
     if (!fx) return
     const out = outDir('soup')
-    const report = await mergeCheckpoints({method: 'soup', checkpoints: [fx.a, fx.aCopy, fx.a], out})
+    const report = await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a, fx.aCopy, fx.a], out})
     const expected = new Map(fx.tensors.a)
     expected.set('embeddings.position_ids', fx.tensors.a.get('embeddings.position_ids')!) // no base: integers from checkpoint 1
     assertTensorsClose(await readTensors(out), expected, 1e-7, 'soup')
@@ -113,7 +113,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     mkdirSync(join(run, 'onnx'))
     writeFileSync(join(run, 'onnx', 'tokenizer_extra.json'), '{}')
     const out = outDir('files')
-    const report = await mergeCheckpoints({method: 'soup', checkpoints: [run, fx.a], out, filesFrom: 1})
+    const report = await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [run, fx.a], out, filesFrom: 1})
     assert.deepEqual(report.output.files, [
       '1_Pooling/config.json', '2_Normalize/config.json', 'config.json', 'config_sentence_transformers.json', 'merge.json',
       'model.safetensors', 'modules.json', 'sentence_bert_config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt',
@@ -128,10 +128,10 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const withBaseInts = (x: Tensors) => new Map(x).set('embeddings.position_ids', fx.tensors.base.get('embeddings.position_ids')!)
     for (const method of ['delta', 'task-arithmetic']) {
       const one = outDir(method)
-      await mergeCheckpoints({method, base: fx.base, checkpoints: [fx.b], out: one, options: {lambda: 1}})
+      await mergeCheckpoints({registry: BUILTINS, method, base: fx.base, checkpoints: [fx.b], out: one, options: {lambda: 1}})
       assertTensorsClose(await readTensors(one), withBaseInts(fx.tensors.b), 1e-7, `${method} λ=1`)
       const zero = outDir(method)
-      const report = await mergeCheckpoints({method, base: fx.base, checkpoints: [fx.a, fx.b, fx.c], out: zero, options: {lambda: 0}})
+      const report = await mergeCheckpoints({registry: BUILTINS, method, base: fx.base, checkpoints: [fx.a, fx.b, fx.c], out: zero, options: {lambda: 0}})
       assertTensorsClose(await readTensors(zero), fx.tensors.base, 0, `${method} λ=0`)
       const ids = report.tensors.find((x) => x.name === 'embeddings.position_ids')!
       assert.deepEqual(ids.action === 'copied' && [ids.from, ids.dtype], ['base', 'I64'])
@@ -144,13 +144,13 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const inputs = {base: fx.base, checkpoints: [fx.a, fx.aHalf, fx.aDouble]}
     const ties = outDir('ties')
     const ta = outDir('ta')
-    const r = await mergeCheckpoints({method: 'ties', ...inputs, out: ties, options: {density: 1}})
-    await mergeCheckpoints({method: 'task-arithmetic', ...inputs, out: ta, options: {lambda: 1 / 3}})
+    const r = await mergeCheckpoints({registry: BUILTINS, method: 'ties', ...inputs, out: ties, options: {density: 1}})
+    await mergeCheckpoints({registry: BUILTINS, method: 'task-arithmetic', ...inputs, out: ta, options: {lambda: 1 / 3}})
     assertTensorsClose(await readTensors(ties), await readTensors(ta), 1e-7, 'ties vs task-arithmetic')
     assert.deepEqual(r.summary.meanWeights, [0.333333, 0.333333, 0.333333])
     // …and with the default density 0.2 they differ.
     const trimmed = outDir('ties')
-    await mergeCheckpoints({method: 'ties', ...inputs, out: trimmed})
+    await mergeCheckpoints({registry: BUILTINS, method: 'ties', ...inputs, out: trimmed})
     await assert.rejects(async () => assertTensorsClose(await readTensors(trimmed), await readTensors(ta), 1e-4, 'trimmed'))
   })
 
@@ -164,8 +164,8 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     ] as const) {
       const d = outDir('dare')
       const m = outDir(method)
-      await mergeCheckpoints({method: 'dare', ...inputs, out: d, options: dareOptions})
-      await mergeCheckpoints({method, ...inputs, out: m, options})
+      await mergeCheckpoints({registry: BUILTINS, method: 'dare', ...inputs, out: d, options: dareOptions})
+      await mergeCheckpoints({registry: BUILTINS, method, ...inputs, out: m, options})
       assert.ok(readFileSync(join(d, 'model.safetensors')).equals(readFileSync(join(m, 'model.safetensors'))), `dare p=0 vs ${method}`)
     }
   })
@@ -174,7 +174,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const fx = await setup(t)
     if (!fx) return
     const out = outDir('delta')
-    const report = await mergeCheckpoints({base: fx.base, checkpoints: [fx.a, fx.b, fx.c], out})
+    const report = await mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [fx.a, fx.b, fx.c], out})
     assert.equal(report.method, 'delta')
     assert.deepEqual(report.options, {granularity: 'element', weighting: 'power', gamma: 1, temperature: 1, lambda: 1, epsilon: 0})
     for (const x of report.tensors) {
@@ -201,7 +201,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const fx = await setup(t)
     if (!fx) return
     const out = outDir('filtered')
-    const report = await mergeCheckpoints({
+    const report = await mergeCheckpoints({registry: BUILTINS, 
       method: 'soup', base: fx.base, checkpoints: [fx.a, fx.b], out,
       include: ['^encoder\\.layer\\.1\\.'], exclude: ['LayerNorm'], copyFrom: 2,
     })
@@ -221,10 +221,10 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     }
     assert.equal(report.summary.merged, 12)
     await assert.rejects(
-      mergeCheckpoints({method: 'soup', checkpoints: [fx.a, fx.b], out: outDir('x'), include: ['^nothing']}),
+      mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a, fx.b], out: outDir('x'), include: ['^nothing']}),
       /nothing to merge: the include\/exclude filters select none of them/,
     )
-    await assert.rejects(mergeCheckpoints({method: 'soup', checkpoints: [fx.a], out: outDir('x'), include: ['(']}), /--include "\(": not a valid regular expression/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a], out: outDir('x'), include: ['(']}), /--include "\(": not a valid regular expression/)
   })
 
   it('a shape or name mismatch names the tensor and both files', async (t) => {
@@ -235,7 +235,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     wrongShape.set('encoder.layer.1.output.dense.bias', {shape: [32], data: new Float32Array(32)})
     const bad = await writeCheckpoint(models, join(root, 'bad-shape'), wrongShape)
     await assert.rejects(
-      mergeCheckpoints({base: fx.base, checkpoints: [fx.a, bad], out: outDir('x')}),
+      mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [fx.a, bad], out: outDir('x')}),
       (e: Error) =>
         e instanceof MergeInputError &&
         e.message.includes('tensor "encoder.layer.1.output.dense.bias" has shape [64]') &&
@@ -246,7 +246,7 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     missing.delete('encoder.layer.0.intermediate.dense.weight')
     const short = await writeCheckpoint(models, join(root, 'missing'), missing)
     await assert.rejects(
-      mergeCheckpoints({base: fx.base, checkpoints: [short], out: outDir('x')}),
+      mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [short], out: outDir('x')}),
       /tensor\(s\) "encoder.layer.0.intermediate.dense.weight" of .*base\/model.safetensors \(base\) are missing from .*missing\/model.safetensors \(checkpoint 1\)/,
     )
     assert.deepEqual(leftovers(), [])
@@ -260,13 +260,13 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     const weights = join(corrupt, 'model.safetensors')
     truncateSync(weights, statSync(weights).size - 100)
     const out = outDir('corrupt')
-    await assert.rejects(mergeCheckpoints({base: fx.base, checkpoints: [fx.a, corrupt], out}), (e: Error) => e.message.startsWith(weights) && /truncated/.test(e.message))
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [fx.a, corrupt], out}), (e: Error) => e.message.startsWith(weights) && /truncated/.test(e.message))
     writeFileSync(weights, 'not a safetensors file at all')
-    await assert.rejects(mergeCheckpoints({base: fx.base, checkpoints: [fx.a, corrupt], out}), (e: Error) => e.message.startsWith(weights))
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [fx.a, corrupt], out}), (e: Error) => e.message.startsWith(weights))
     const empty = join(root, 'empty-dir')
     mkdirSync(empty, {recursive: true})
-    await assert.rejects(mergeCheckpoints({base: fx.base, checkpoints: [empty], out}), /neither model.safetensors nor model.safetensors.index.json/)
-    await assert.rejects(mergeCheckpoints({base: fx.base, checkpoints: [join(root, 'nope')], out}), /checkpoint 1 .*nope: no such directory/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [empty], out}), /neither model.safetensors nor model.safetensors.index.json/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [join(root, 'nope')], out}), /checkpoint 1 .*nope: no such directory/)
     assert.equal(existsSync(out), false)
     assert.deepEqual(leftovers(), [])
   })
@@ -289,29 +289,29 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     assert.equal(existsSync(out), false)
     assert.deepEqual(leftovers(), [])
 
-    await mergeCheckpoints({method: 'soup', checkpoints: [fx.a], out})
-    await assert.rejects(mergeCheckpoints({method: 'soup', checkpoints: [fx.b], out}), /already exists; pass --force/)
+    await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a], out})
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.b], out}), /already exists; pass --force/)
     assertTensorsClose(await readTensors(out), fx.tensors.a, 0, 'kept')
-    await mergeCheckpoints({method: 'soup', checkpoints: [fx.b], out, force: true})
+    await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.b], out, force: true})
     assertTensorsClose(await readTensors(out), new Map(fx.tensors.b), 0, 'replaced')
     assert.deepEqual(leftovers(), [])
-    await assert.rejects(mergeCheckpoints({method: 'soup', checkpoints: [fx.a], out: fx.a, force: true}), /would replace checkpoint 1/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a], out: fx.a, force: true}), /would replace checkpoint 1/)
   })
 
   it('checks method, base and options before reading anything', async (t) => {
     const fx = await setup(t)
     if (!fx) return
-    await assert.rejects(mergeCheckpoints({method: 'avg', checkpoints: [fx.a], out: outDir('x')}), /unknown merger "avg"; registered mergers: dare, delta, soup, task-arithmetic, ties/)
-    await assert.rejects(mergeCheckpoints({method: 'ties', checkpoints: [fx.a], out: outDir('x')}), /needs the base model: pass --base DIR/)
-    await assert.rejects(mergeCheckpoints({base: fx.base, checkpoints: [fx.a], out: outDir('x'), options: {gamma: -1}}), /\/gamma: expected number >= 0, got -1/)
-    await assert.rejects(mergeCheckpoints({checkpoints: [fx.a], method: 'soup', out: outDir('x'), copyFrom: 'base'}), /copyFrom "base": no --base was given/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'avg', checkpoints: [fx.a], out: outDir('x')}), /unknown merger "avg"; registered mergers: dare, delta, soup, task-arithmetic, ties/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'ties', checkpoints: [fx.a], out: outDir('x')}), /needs the base model: pass --base DIR/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, base: fx.base, checkpoints: [fx.a], out: outDir('x'), options: {gamma: -1}}), /\/gamma: expected number >= 0, got -1/)
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, checkpoints: [fx.a], method: 'soup', out: outDir('x'), copyFrom: 'base'}), /copyFrom "base": no --base was given/)
   })
 
   it('writes F16 output when asked, and warns when the files come from a plain Hugging Face checkpoint', async (t) => {
     const fx = await setup(t)
     if (!fx) return
     const out = outDir('f16')
-    const report = await mergeCheckpoints({method: 'task-arithmetic', base: fx.base, checkpoints: [fx.a], out, dtype: 'F16', filesFrom: 'base'})
+    const report = await mergeCheckpoints({registry: BUILTINS, method: 'task-arithmetic', base: fx.base, checkpoints: [fx.a], out, dtype: 'F16', filesFrom: 'base'})
     const f = await openSafetensors(out)
     assert.equal(f.info('encoder.layer.0.attention.self.query.weight').dtype, 'F16')
     assert.equal(f.info('embeddings.position_ids').dtype, 'I64')

@@ -5,9 +5,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import {EncoderLoadError, initRandomEncoder, loadEncoder, type Encoder} from '../../src/model/encoder.js'
-import {openSafetensors, writeSafetensors} from '../../src/model/safetensors.js'
-import {TokenizerError} from '../../src/model/tokenizer.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {openSafetensors, writeSafetensors} from '../../src/io/safetensors.js'
+import {TokenizerError} from '../../src/model/tokenizer/tokenizer.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 
 interface HfExpected {
   sentences: string[]
@@ -50,7 +50,7 @@ for (const name of ['bert-tiny', 'xlmr-tiny']) {
     await useTestBackend()
     const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as HfExpected
     const beforeLoad = tf.memory().numTensors
-    const enc = await loadEncoder(join(dir, 'model'))
+    const enc = await loadEncoder(join(dir, 'model'), {registry: BUILTINS})
     assert.equal(tf.memory().numTensors, beforeLoad + enc.variables.size, 'one tensor per variable after loading')
     assert.equal(enc.numLayers, 2)
     assert.equal(enc.hiddenSize, 64)
@@ -95,7 +95,7 @@ test('st-bert-tiny-cls (sentence-transformers 6): CLS + Normalize, with and with
     embeddings: number[][]
     embeddings_query_prompt: number[][]
   }
-  const enc = await loadEncoder(join(dir, 'model'))
+  const enc = await loadEncoder(join(dir, 'model'), {registry: BUILTINS})
   assert.equal(enc.pooling, 'cls')
   assert.equal(enc.normalize, true)
   assert.equal(enc.includePrompt, true)
@@ -137,7 +137,7 @@ test('sentence-transformers 5 layout (pooling_mode_* booleans, models.* types) l
       }),
     )
     writeFileSync(join(dir, 'sentence_bert_config.json'), JSON.stringify({max_seq_length: 60, do_lower_case: false}))
-    const enc = await loadEncoder(dir)
+    const enc = await loadEncoder(dir, {registry: BUILTINS})
     assert.equal(enc.pooling, 'cls')
     assert.equal(enc.maxLength, 60)
     assert.ok(maxAbsDiff(await pooledRows(enc, expected.sentences), expected.embeddings.flat()) < TOL)
@@ -150,7 +150,7 @@ test('sentence-transformers 5 layout (pooling_mode_* booleans, models.* types) l
         {idx: 1, name: '1', path: '2_Dense', type: 'sentence_transformers.models.Dense'},
       ]),
     )
-    await assert.rejects(loadEncoder(dir), /modules\.json: module 1 of type "sentence_transformers\.models\.Dense" is not supported/)
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), /modules\.json: module 1 of type "sentence_transformers\.models\.Dense" is not supported/)
   } finally {
     rmSync(join(dir, '..'), {recursive: true, force: true})
   }
@@ -162,7 +162,7 @@ test('save -> reload gives identical outputs and the sentence-transformers file 
   await useTestBackend()
   const out = tmp()
   try {
-    const enc = await loadEncoder(src)
+    const enc = await loadEncoder(src, {registry: BUILTINS})
     const texts = ['A man is playing a guitar.', '今天天气很好', 'Hi']
     const a = await enc.encode(texts, {prompt: 'query'})
     await enc.save(join(out, 'ckpt'))
@@ -188,7 +188,7 @@ test('save -> reload gives identical outputs and the sentence-transformers file 
     assert.equal(st.tensors().length, 39)
     assert.ok(st.has('pooler.dense.weight'))
     await st.close()
-    const again = await loadEncoder(join(out, 'ckpt'))
+    const again = await loadEncoder(join(out, 'ckpt'), {registry: BUILTINS})
     assert.equal(again.fingerprint(), enc.fingerprint())
     const b = await again.encode(texts, {prompt: 'query'})
     assert.deepEqual(b.map((v) => [...v]), a.map((v) => [...v]))
@@ -205,7 +205,7 @@ test('F16 and BF16 checkpoints load (upcast to float32) and stay close to the F3
   await useTestBackend()
   const out = tmp()
   try {
-    const enc = await loadEncoder(src)
+    const enc = await loadEncoder(src, {registry: BUILTINS})
     const texts = ['A man is playing a guitar.', '一架飞机正在起飞。']
     const ref = await enc.encode(texts, {normalize: true})
     const word = enc.variables.get('embeddings.word_embeddings.weight')!.dataSync()
@@ -214,7 +214,7 @@ test('F16 and BF16 checkpoints load (upcast to float32) and stay close to the F3
       const st = await openSafetensors(join(out, dtype))
       assert.ok(st.tensors().every((x) => x.dtype === dtype))
       await st.close()
-      const low = await loadEncoder(join(out, dtype))
+      const low = await loadEncoder(join(out, dtype), {registry: BUILTINS})
       const lowWord = low.variables.get('embeddings.word_embeddings.weight')!.dataSync()
       const rel = dtype === 'F16' ? 2 ** -11 : 2 ** -8
       for (let i = 0; i < word.length; i += 97) assert.ok(Math.abs(lowWord[i]! - word[i]!) <= Math.abs(word[i]!) * rel + 1e-7, `${dtype} weight ${i}`)
@@ -251,12 +251,12 @@ test('sharded checkpoints load like single files', async (t) => {
       await writeSafetensors(join(dir, file), tensors, {format: 'pt'})
     }
     await single.close()
-    const reference = await loadEncoder(dir)
+    const reference = await loadEncoder(dir, {registry: BUILTINS})
     const texts = ['A man is playing a guitar.', 'Hi']
     const a = await reference.encode(texts)
     rmSync(join(dir, 'model.safetensors'))
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({metadata: {}, weight_map: weightMap}))
-    const sharded = await loadEncoder(dir)
+    const sharded = await loadEncoder(dir, {registry: BUILTINS})
     assert.deepEqual((await sharded.encode(texts)).map((v) => [...v]), a.map((v) => [...v]))
     reference.dispose()
     sharded.dispose()
@@ -273,16 +273,16 @@ test('bad checkpoints fail naming the file and the tensor', async (t) => {
   try {
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))
     writeFileSync(join(dir, 'config.json'), JSON.stringify({...config, model_type: 'gpt-neox'}))
-    await assert.rejects(loadEncoder(dir), (e: unknown) => {
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), (e: unknown) => {
       assert.ok(e instanceof EncoderLoadError)
       assert.match(e.message, /config\.json: model_type "gpt-neox" has no registered encoder \(supported: bert, xlm-roberta, roberta\)/)
       return true
     })
     writeFileSync(join(dir, 'config.json'), JSON.stringify({...config, hidden_act: 'mish'}))
-    await assert.rejects(loadEncoder(dir), /config\.json: hidden_act "mish" is not supported/)
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), /config\.json: hidden_act "mish" is not supported/)
     writeFileSync(join(dir, 'config.json'), JSON.stringify({...config, intermediate_size: 96}))
     await assert.rejects(
-      loadEncoder(dir),
+      loadEncoder(dir, {registry: BUILTINS}),
       /model\.safetensors: tensor "encoder\.layer\.0\.intermediate\.dense\.weight" has shape \[128, 64\], expected \[96, 64\] from .*config\.json/,
     )
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
@@ -294,18 +294,18 @@ test('bad checkpoints fail naming the file and the tensor', async (t) => {
     }
     await st.close()
     await writeSafetensors(join(dir, 'model.safetensors'), kept, {format: 'pt'})
-    await assert.rejects(loadEncoder(dir), /model\.safetensors: tensor "encoder\.layer\.1\.attention\.self\.key\.bias" is missing \(expected shape \[64\]/)
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), /model\.safetensors: tensor "encoder\.layer\.1\.attention\.self\.key\.bias" is missing \(expected shape \[64\]/)
 
     const bytes = readFileSync(join(src, 'model.safetensors'))
     writeFileSync(join(dir, 'model.safetensors'), bytes.subarray(0, bytes.length - 100))
-    await assert.rejects(loadEncoder(dir), /model\.safetensors: tensor "[^"]+": .*truncated/)
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), /model\.safetensors: tensor "[^"]+": .*truncated/)
     writeFileSync(join(dir, 'model.safetensors'), bytes)
 
     rmSync(join(dir, 'tokenizer.json'))
     rmSync(join(dir, 'vocab.txt'))
-    await assert.rejects(loadEncoder(dir), (e: unknown) => e instanceof TokenizerError && e.message.includes(dir) && /expected tokenizer\.json .* or vocab\.txt/.test(e.message))
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), (e: unknown) => e instanceof TokenizerError && e.message.includes(dir) && /expected tokenizer\.json .* or vocab\.txt/.test(e.message))
     rmSync(join(dir, 'config.json'))
-    await assert.rejects(loadEncoder(dir), /no config\.json/)
+    await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), /no config\.json/)
   } finally {
     rmSync(join(dir, '..'), {recursive: true, force: true})
   }
@@ -315,7 +315,7 @@ test('instruction prefixes are excluded from mean pooling unless the checkpoint 
   const src = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
   if (!src) return
   await useTestBackend()
-  const enc = await loadEncoder(src)
+  const enc = await loadEncoder(src, {registry: BUILTINS})
   assert.equal(enc.includePrompt, false)
   const instruction = 'Instruction: retrieve passages. Query: '
   const texts = ['A man is playing a guitar.', 'Hi']
@@ -355,7 +355,7 @@ test('last-token and weighted-mean pooling follow sentence-transformers', async 
   if (!src) return
   await useTestBackend()
   const expected = JSON.parse(readFileSync(join(src, 'expected.json'), 'utf8')) as HfExpected
-  const enc = await loadEncoder(join(src, 'model'))
+  const enc = await loadEncoder(join(src, 'model'), {registry: BUILTINS})
   const batch = await enc.tokenize(expected.sentences)
   const last = await enc.encode(expected.sentences, {pooling: 'last-token', normalize: false})
   const weighted = await enc.encode(expected.sentences, {pooling: 'weighted-mean', normalize: false})
@@ -375,7 +375,7 @@ test('forward + pool under tf.variableGrads: finite gradients for every variable
   const tokDir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
   if (!tokDir) return
   await useTestBackend()
-  const enc = await initRandomEncoder({arch: 'bert', tokenizerDir: tokDir, layers: 2, hidden: 32, heads: 4, intermediate: 64, seed: 7, maxPositions: 64})
+  const enc = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir: tokDir, layers: 2, hidden: 32, heads: 4, intermediate: 64, seed: 7, maxPositions: 64})
   const batch = await enc.tokenize(['A man is playing a guitar.', '一架飞机正在起飞。', 'Hi'], {prefixes: ['', '', '']})
   const before = tf.memory().numTensors
   for (const training of [false, true]) {
@@ -406,7 +406,7 @@ test('initRandomEncoder: seeded, transformers-style init, saves and reloads', as
   const tokDir = shared(t, 'fixtures', 'models', 'xlmr-tiny', 'model')
   if (!tokDir) return
   await useTestBackend()
-  const opts = {arch: 'xlm-roberta', tokenizerDir: tokDir, layers: 1, hidden: 16, heads: 2, intermediate: 32, seed: 11, maxPositions: 32}
+  const opts = {registry: BUILTINS, arch: 'xlm-roberta', tokenizerDir: tokDir, layers: 1, hidden: 16, heads: 2, intermediate: 32, seed: 11, maxPositions: 32}
   const a = await initRandomEncoder(opts)
   const b = await initRandomEncoder(opts)
   assert.equal(a.fingerprint(), b.fingerprint())
@@ -421,7 +421,7 @@ test('initRandomEncoder: seeded, transformers-style init, saves and reloads', as
   try {
     await a.save(join(out, 'm'))
     assert.ok(existsSync(join(out, 'm', 'tokenizer.json')))
-    const re = await loadEncoder(join(out, 'm'))
+    const re = await loadEncoder(join(out, 'm'), {registry: BUILTINS})
     assert.equal(re.fingerprint(), a.fingerprint())
     assert.equal(re.normalize, true)
     assert.equal(re.pooling, 'mean')

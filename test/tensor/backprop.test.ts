@@ -3,7 +3,7 @@ import {test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {variableGrads} from '../../src/tensor/backprop.js'
 import {initRandomEncoder} from '../../src/model/encoder.js'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 
 function assertSameGrads(a: tf.NamedTensorMap, b: tf.NamedTensorMap, tol = 1e-5): void {
   assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort())
@@ -19,7 +19,7 @@ test('backprop: same loss and gradients as tf.variableGrads through a BERT forwa
   await useTestBackend()
   const tokenizerDir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
   if (!tokenizerDir) return
-  const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: 2, hidden: 32, heads: 2, intermediate: 64, seed: 3})
+  const enc = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir, layers: 2, hidden: 32, heads: 2, intermediate: 64, seed: 3})
   // Activations must outweigh the parameters for the peak to say anything: 16 texts of ~40 tokens.
   const texts = Array.from({length: 16}, (_, i) => `${'the quick brown fox jumps over the lazy dog '.repeat(i % 2 ? 4 : 3)}测试${i}`)
   const batch = await enc.tokenize(texts)

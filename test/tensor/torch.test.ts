@@ -3,7 +3,7 @@ import {existsSync} from 'node:fs'
 import {describe, test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-cpu'
-import torchPlugin, {torchAddonPath} from '../../src/plugins/backends/torch.js'
+import torchPlugin, {torchAddonPath} from '../../src/tensor/backends/torch.js'
 import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
 import * as ops from '../../src/tensor/ops.js'
 import '../../src/tensor/gradients.js' // tfjs kernel gradients (tfjs-core ships none)

@@ -1,13 +1,13 @@
 /** Small synthetic training sets and a trainer factory over the toy encoder. */
 import * as tf from '@tensorflow/tfjs-core'
-import {create as createIrInfoNce} from '../../src/plugins/losses/ir-infonce.js'
-import {create as createCodiembSts} from '../../src/plugins/losses/codiemb-sts.js'
-import {create as createDynamic} from '../../src/plugins/samplers/dynamic.js'
+import {create as createIrInfoNce} from '../../src/train/losses/ir-infonce.js'
+import {create as createCodiembSts} from '../../src/train/losses/codiemb-sts.js'
+import {create as createDynamic} from '../../src/train/samplers/dynamic.js'
 import type {IrTrainingDataset, StsTrainingDataset, TrainingDataset} from '../../src/train/data.js'
 import {PAPER_INSTRUCTIONS} from '../../src/train/data.js'
-import {IrObjective, StsObjective} from '../../src/train/losses.js'
+import {IrObjective, StsObjective} from '../../src/train/objective.js'
 import {Trainer, type TrainerOptions} from '../../src/train/trainer.js'
-import type {IrLoss, StsLoss} from '../../src/plugins/losses/types.js'
+import type {IrLoss, StsLoss} from '../../src/train/losses/types.js'
 import {ToyEncoder, type ToyBatch} from '../helpers/toy-encoder.js'
 
 const COLOURS = ['red', 'green', 'blue', 'amber', 'violet', 'grey', 'teal', 'pink']

@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs-core'
 import {useTestBackend} from '../helpers/env.js'
 import {AdamW, clipByGlobalNorm, decays, learningRateAt} from '../../src/train/optimizer.js'
 import {ensureGradients} from '../../src/train/gradients.js'
-import {ArrowRecordWriter} from '../../src/data/arrow-records.js'
+import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import {batchTexts, loadTrainingDataset, PAPER_INSTRUCTIONS} from '../../src/train/data.js'
-import {Rng} from '../../src/train/rng.js'
+import {Rng} from '../../src/core/rng.js'
 
 test('linear warm-up then linear decay to zero', () => {
   const s = {learningRate: 1e-3, warmupSteps: 4, totalSteps: 20}

@@ -4,18 +4,18 @@ import {join} from 'node:path'
 import {test} from 'node:test'
 import {threadId} from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs-core'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 import {irDataset} from './fixtures.js'
 import {ensureGradients} from '../../src/train/gradients.js'
-import {loadTokenizer, type TokenizeTextError} from '../../src/model/tokenizer.js'
+import {loadTokenizer, type TokenizeTextError} from '../../src/model/tokenizer/tokenizer.js'
 import {initRandomEncoder} from '../../src/model/encoder.js'
-import {create as createIrInfoNce} from '../../src/plugins/losses/ir-infonce.js'
-import {create as createCodiembSts} from '../../src/plugins/losses/codiemb-sts.js'
-import {create as createDynamic} from '../../src/plugins/samplers/dynamic.js'
-import {IrObjective, StsObjective} from '../../src/train/losses.js'
+import {create as createIrInfoNce} from '../../src/train/losses/ir-infonce.js'
+import {create as createCodiembSts} from '../../src/train/losses/codiemb-sts.js'
+import {create as createDynamic} from '../../src/train/samplers/dynamic.js'
+import {IrObjective, StsObjective} from '../../src/train/objective.js'
 import {PAPER_INSTRUCTIONS, type StsTrainingDataset, type TrainingDataset} from '../../src/train/data.js'
 import {Trainer} from '../../src/train/trainer.js'
-import type {IrLoss, StsLoss} from '../../src/plugins/losses/types.js'
+import type {IrLoss, StsLoss} from '../../src/train/losses/types.js'
 
 /** Real STS-B-zh pairs from ../shared (raw tab-separated file: text1, text2, score 0–5). */
 function stsbRows(dataDir: string, limit: number): StsTrainingDataset {
@@ -80,7 +80,7 @@ test('training tokenizes WordPiece batches on a worker ahead of the step; same l
   await ensureGradients()
   const PREFETCH = 2
   const run = async (tokenizeInWorker: boolean, datasets: TrainingDataset[]) => {
-    const encoder = await initRandomEncoder({arch: 'bert', tokenizerDir: join(dataDir, 'bert-vocab-zh'), layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 64, seed: 3})
+    const encoder = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir: join(dataDir, 'bert-vocab-zh'), layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 64, seed: 3})
     const issued: number[] = [] // tokenize calls issued so far, recorded at each step
     let calls = 0
     const tokenize = encoder.tokenize.bind(encoder)
@@ -147,7 +147,7 @@ test('a text the worker cannot tokenize fails training with the file, row, id an
   if (!dataDir) return
   await useTestBackend()
   await ensureGradients()
-  const encoder = await initRandomEncoder({arch: 'bert', tokenizerDir: join(dataDir, 'bert-vocab-zh'), layers: 1, hidden: 8, heads: 2, intermediate: 16, maxPositions: 32, seed: 1})
+  const encoder = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir: join(dataDir, 'bert-vocab-zh'), layers: 1, hidden: 8, heads: 2, intermediate: 16, maxPositions: 32, seed: 1})
   // Passages go to the tokenizer as stored (queries and STS texts are concatenated with their prefix).
   const ir = irDataset(6)
   ir.path = 'broken.ir-example.arrow'

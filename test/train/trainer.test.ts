@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
-import {shared, useTestBackend} from '../helpers/env.js'
+import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 import {ToyEncoder} from '../helpers/toy-encoder.js'
 import {irDataset, makeTrainer, stsDataset, weightsOf} from './fixtures.js'
 import {ensureGradients} from '../../src/train/gradients.js'
@@ -147,11 +147,11 @@ test('GradCache equivalence with the real BERT encoder (fixture bert-tiny): toke
   await setup()
   const {loadEncoder} = await import('../../src/model/encoder.js')
   const {Trainer} = await import('../../src/train/trainer.js')
-  const {create: createIrInfoNce} = await import('../../src/plugins/losses/ir-infonce.js')
-  const {create: createDynamic} = await import('../../src/plugins/samplers/dynamic.js')
-  const {IrObjective} = await import('../../src/train/losses.js')
+  const {create: createIrInfoNce} = await import('../../src/train/losses/ir-infonce.js')
+  const {create: createDynamic} = await import('../../src/train/samplers/dynamic.js')
+  const {IrObjective} = await import('../../src/train/objective.js')
   const {PAPER_INSTRUCTIONS} = await import('../../src/train/data.js')
-  const encoder = await loadEncoder(dir)
+  const encoder = await loadEncoder(dir, {registry: BUILTINS})
   const datasets = [irDataset(12)]
   const make = (cache?: number) =>
     new Trainer({

@@ -1,0 +1,66 @@
+/**
+ * `json` reader: JSON lines or one JSON array of objects, fields mapped by name, into STS pairs or
+ * IR examples.
+ *
+ * Inputs: one file per split. `fields` maps record fields to keys (a dotted path reaches nested
+ * objects), e.g. AFQMC `{text1: sentence1, text2: sentence2, score: label}`, QBQTC
+ * `{text1: query, text2: title, score: label, id: id}`. Scores given as numeric strings ("0", "2.5")
+ * are accepted; `prepare` converts and range-checks them. A line that is not valid JSON, or not an
+ * object, is a rejected row at its line; an array element reports the line it starts on.
+ *
+ * Options: `format` — `auto` (default: a file whose first character is `[` is an array), `lines`, `array`.
+ * Relations: like `delimited` but for JSON; `flagembedding-jsonl` and `codiemb-jsonl` know their
+ * formats without a mapping.
+ */
+import {draftFromFields, MISSING, resolveFields} from '../mapping.js'
+import {detectJsonFormat, excerpt, getPath, readJsonArray, readJsonLines} from '../text-input.js'
+import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../types.js'
+import {isObject, show, splitFile, splitFiles, trainingKind} from './common.js'
+
+export {jsonOptions as optionsSchema} from './options.js'
+
+export const reader: Reader = {
+  tasks: ['sts', 'ir'],
+  kindsFor(task: Task): PreparedKind[] {
+    return [trainingKind(task)]
+  },
+  async sources(request) {
+    return splitFiles(request, 'json')
+  },
+  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
+    const format = (request.options.format as string | undefined) ?? 'auto'
+    const task = request.task as 'ir' | 'sts'
+    const mapping = resolveFields(request.task, request.fields, 'json')
+    const kind = trainingKind(task)
+    for (const split of request.splits) {
+      const file = splitFile(request, split, 'json')
+      const shape = format === 'auto' ? await detectJsonFormat(file) : format
+      const items = shape === 'array' ? readJsonArray(file) : readJsonLines(file)
+      let index = 0
+      for await (const item of items) {
+        index++
+        if (item.error !== undefined) {
+          yield {type: 'reject', kind, split: split.name, at: item.at, reason: item.error, raw: excerpt(item.raw)}
+          continue
+        }
+        const obj = item.value
+        if (!isObject(obj)) {
+          yield {type: 'reject', kind, split: split.name, at: item.at, reason: `expected a JSON object, got ${show(obj)}`}
+          continue
+        }
+        const built = draftFromFields(task, mapping, (ref) => {
+          const v = getPath(obj, String(ref))
+          return v === undefined ? MISSING : v
+        })
+        if (built.reason !== undefined) {
+          yield {type: 'reject', kind, split: split.name, at: item.at, reason: built.reason, raw: excerpt(JSON.stringify(obj))}
+          continue
+        }
+        const draft = built.draft as unknown as Record<string, unknown>
+        // Default id: the line (JSON lines) or the 1-based element number (an array may hold several per line).
+        draft.id ??= String(shape === 'array' ? index : item.at.line)
+        yield {type: 'row', kind, split: split.name, at: item.at, row: draft} as unknown as ReadItem
+      }
+    }
+  },
+}

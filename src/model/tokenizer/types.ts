@@ -1,0 +1,82 @@
+/**
+ * The tokenizer contracts: what a tokenized batch holds, what every tokenizer offers, and the errors
+ * they raise (shared by the main-thread tokenizers and the WordPiece worker thread).
+ */
+import type {WordPieceOptions} from './wordpiece.js'
+
+/** A tokenized batch, row-major, every array [batchSize * seqLen] (offsets [batchSize * seqLen * 2]). */
+export interface TokenBatch {
+  batchSize: number
+  seqLen: number
+  inputIds: Int32Array
+  attentionMask: Int32Array
+  tokenTypeIds: Int32Array
+  /** [start, end) code point offsets into each text; [0, 0] for special and padding tokens. */
+  offsets: Int32Array
+  /** 1 for special tokens ([CLS], [SEP], <s>, ...), 0 otherwise (padding counts as 0). */
+  specialTokensMask: Uint8Array
+  /** Number of non-padding tokens in each row. */
+  lengths: number[]
+  /** 1 where a token takes part in pooling (attended and past the instruction prefix), else 0. */
+  poolMask: Float32Array
+  /** Instruction prefix length (code points) per row, 0 when none. */
+  prefixLengths: number[]
+}
+
+export interface TokenizeOptions {
+  /** Truncate each row to at most this many tokens, special tokens included. */
+  maxLength: number
+  /** Per text, the length in code points of an instruction prefix already prepended to it. */
+  prefixLengths?: number[]
+}
+
+export interface TextTokenizer {
+  readonly source: 'tokenizer.json' | 'vocab.txt'
+  readonly padId: number
+  readonly vocabSize: number
+  encodeBatch(texts: string[], options: TokenizeOptions): Promise<TokenBatch>
+  tokenToId(token: string): number | undefined
+  /**
+   * Moves tokenization off the calling thread until the returned stop function is called (present
+   * only where tokenization would otherwise block the caller: the vocab.txt WordPiece path; the
+   * tokenizer.json path already runs on the native tokenizers' own thread).
+   */
+  startWorker?(): Promise<() => Promise<void>>
+  /** While a worker runs: its thread id and the batches it has tokenized (diagnostics, tests). */
+  workerStats?(): {threadId: number; batches: number} | undefined
+}
+
+/** A tokenizer that could not be loaded; the message names the directory and the missing files. */
+export class TokenizerError extends Error {
+  override name = 'TokenizerError'
+  readonly exitCode = 2
+}
+
+export interface EncodedRow {
+  ids: ArrayLike<number>
+  typeIds: ArrayLike<number>
+  offsets: ArrayLike<ArrayLike<number>>
+  special: ArrayLike<number>
+}
+
+/** Everything a worker thread needs to rebuild the same WordPiece tokenizer. */
+export interface WordPieceSetup {
+  vocabPath: string
+  options: WordPieceOptions
+  clsId: number
+  sepId: number
+  padId: number
+}
+
+/** A text of a batch could not be tokenized; `index` is its position in the batch. */
+export class TokenizeTextError extends Error {
+  override name = 'TokenizeTextError'
+  constructor(message: string, readonly index: number, readonly text: unknown) {
+    super(message)
+  }
+}
+
+/** What the WordPiece worker thread posts back for request `id`. */
+export type WorkerReply =
+  | {id: number; batch: TokenBatch}
+  | {id: number; error: {message: string; index?: number; text?: unknown}}

@@ -1,0 +1,57 @@
+import {existsSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import type {BackendInitOptions, BackendProbe, TensorBackendPlugin} from '../backend.js'
+
+/** Where `npm run build:torch` puts the addon (relative to the package root; CODIEMB_TORCH_ADDON overrides). */
+export function torchAddonPath(): string {
+  if (process.env.CODIEMB_TORCH_ADDON) return process.env.CODIEMB_TORCH_ADDON
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return join(dir, 'native', 'build', 'Release', 'codiemb_torch.node')
+}
+
+const INSTALL_HINT =
+  'install libtorch (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread; or pip install torch; or set LIBTORCH=/path/to/libtorch) and run npm run build:torch'
+
+/**
+ * libtorch (ATen) through codiemb's Node-API addon (native/), as the tfjs backend `torch` on CPU or
+ * CUDA. The probe loads the addon (cheap: no tfjs) to report the libtorch version and CUDA devices.
+ */
+const torch: TensorBackendPlugin = {
+  async probe(): Promise<BackendProbe> {
+    const addonPath = torchAddonPath()
+    if (!existsSync(addonPath)) {
+      return {name: 'torch', available: false, reason: `addon not built (${addonPath} missing): ${INSTALL_HINT}`}
+    }
+    try {
+      const {loadTorchAddon} = await import('../torch/addon.js')
+      const info = loadTorchAddon().info()
+      const cuda = info.cudaAvailable
+        ? `CUDA: ${info.cudaDeviceCount} device(s) (${info.cudaDeviceNames.join(', ')})`
+        : info.builtWithCuda
+          ? 'CUDA build, but no CUDA device visible'
+          : 'CPU-only libtorch build'
+      return {
+        name: 'torch',
+        available: true,
+        reason: `libtorch ${info.version} (${cuda})`,
+        detail: {
+          addon: addonPath,
+          libtorchVersion: info.version,
+          builtWithCuda: info.builtWithCuda,
+          cudaAvailable: info.cudaAvailable,
+          cudaDevices: info.cudaDeviceNames,
+          cxx11Abi: info.cxx11Abi,
+        },
+      }
+    } catch (error) {
+      return {name: 'torch', available: false, reason: `${(error as Error).message.split('\n')[0]}; ${INSTALL_HINT}`}
+    }
+  },
+  async init(options: BackendInitOptions): Promise<string> {
+    const {registerTorchBackend} = await import('../torch/index.js')
+    return registerTorchBackend({device: options.device, precision: options.precision})
+  },
+}
+export default torch

@@ -1,0 +1,153 @@
+/** `codiemb train` end to end (the command class run in a child process, as the CLI runs it). */
+import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {test} from 'node:test'
+import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
+import {REPO_ROOT, shared} from '../helpers/env.js'
+
+function trainCli(args: string[]): {code: number | null; stdout: string; stderr: string; json?: any} {
+  const script = `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist/src/commands/train.js'))}); await m.default.run(process.argv.slice(1), ${JSON.stringify(REPO_ROOT)})`
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, '--', ...args], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    env: {...process.env, NO_COLOR: '1', CODIEMB_BACKEND: process.env.CODIEMB_BACKEND ?? 'cpu'},
+  })
+  let json
+  try {
+    json = JSON.parse(r.stdout)
+  } catch {
+    /* not --json */
+  }
+  return {code: r.status, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+const WORDS = ['猫', '狗', '鸟', '鱼', '马', '牛', '羊', '猪', '鸡', '鸭', '虎', '龙']
+
+/** 30 IR rows (1 positive, 3 negatives; two rows with too few negatives) and 24 STS pairs. */
+async function writeData(dir: string): Promise<void> {
+  const ir = new ArrowRecordWriter(join(dir, 'ir.arrow'), 'ir-example', {metadata: {'codiemb.dataset': 'toy-ir', 'codiemb.task': 'ir'}})
+  for (let i = 0; i < 30; i++) {
+    const w = WORDS[i % WORDS.length]
+    ir.write({
+      id: `q${i}`,
+      query: `哪只${w}在跑`,
+      instruction: '检索相似句子',
+      positives: [`一只${w}在跑步`],
+      negatives: (i < 2 ? [1] : [1, 2, 3]).map((k) => `一只${WORDS[(i + k) % WORDS.length]}在睡觉`),
+      positive_scores: null,
+      negative_scores: null,
+    })
+  }
+  await ir.finish()
+  const sts = new ArrowRecordWriter(join(dir, 'sts.arrow'), 'sts-pair', {metadata: {'codiemb.dataset': 'toy-sts', 'codiemb.task': 'sts'}})
+  for (let i = 0; i < 24; i++) {
+    const a = WORDS[i % WORDS.length]
+    const b = WORDS[(i * 5) % WORDS.length]
+    sts.write({id: `s${i}`, text1: `${a}在吃东西`, text2: `${b}在吃东西`, score: a === b ? 1 : (i % 4) / 4, raw_score: 0, instruction: '判断相似度'})
+  }
+  await sts.finish()
+}
+
+function config(dir: string, extra: Record<string, unknown> = {}): string {
+  const vocab = join(REPO_ROOT, '..', 'shared', 'data', 'bert-vocab-zh')
+  const file = join(dir, 'train.json')
+  writeFileSync(
+    file,
+    JSON.stringify({
+      train: {
+        model: {init: {arch: 'bert', tokenizer: vocab, layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32, seed: 3}},
+        output: join(dir, 'out'),
+        dataDir: dir,
+        data: ['ir.arrow', 'sts.arrow'],
+        tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 3, temperature: 0.05}}], maxLength: {query: 16, passage: 16}}, sts: {maxLength: 16}},
+        sampler: {name: 'dynamic', options: {batchSizes: {ir: 8, sts: 6}}},
+        epochs: 2,
+        learningRate: 1e-3,
+        seed: 5,
+        checkpoint: {everyEpoch: true, keepLast: 3},
+        validation: {sts: ['sts.arrow']},
+        ...extra,
+      },
+    }),
+  )
+  return file
+}
+
+test('--dry-run --json prints the plan: steps per task and dataset, dropped rows, negatives per query', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
+  try {
+    await writeData(dir)
+    const r = trainCli(['--config', config(dir), '--dry-run', '--json'])
+    assert.equal(r.code, 0, r.stderr + r.stdout)
+    const plan = r.json.result.plan
+    assert.deepEqual(
+      plan.datasets.map((d: any) => [d.name, d.task, d.rows, d.droppedRows, d.batchSize, d.batchesPerEpoch]),
+      [
+        ['toy-ir', 'ir', 28, 2, 8, 4],
+        ['toy-sts', 'sts', 24, 0, 6, 4],
+      ],
+    )
+    assert.equal(plan.stepsPerEpoch, 8)
+    assert.equal(plan.totalSteps, 16)
+    assert.deepEqual(plan.stepsPerEpochByTask, {ir: 4, sts: 4})
+    assert.deepEqual(plan.negativesPerQuery, {hard: 3, inBatch: 28, total: 31, positivesPerQuery: 1})
+    assert.equal(plan.droppedRows, 2)
+    assert.deepEqual(plan.losses.sts.map((l: any) => [l.name, l.weight]), [['mid-infonce', 1], ['pro', 0.5], ['pearson', 2], ['rank-kl', 5]])
+    assert.equal(existsSync(join(dir, 'out')), false, 'a dry run writes nothing')
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('bad loss options and unknown losses are config errors (exit 2) naming the config path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
+  try {
+    await writeData(dir)
+    const bad = trainCli(['--config', config(dir, {tasks: {ir: {losses: [{name: 'ir-infonce', options: {temprature: 0.1}}]}}}), '--dry-run', '--json'])
+    assert.equal(bad.code, 2, bad.stderr + bad.stdout)
+    assert.match(bad.json.message, /\/train\/tasks\/ir\/losses\/0\/options: must NOT have additional properties \(temprature\)/)
+    const unknown = trainCli(['--config', config(dir, {tasks: {sts: {losses: ['ir-infonce']}}}), '--dry-run', '--json'])
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.json.message, /loss "ir-infonce" is for the ir task, not sts/)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('a real run trains, validates, checkpoints, saves a sentence-transformers model, and resumes', async (t) => {
+  if (!shared(t, 'data', 'bert-vocab-zh')) return
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
+  try {
+    await writeData(dir)
+    const file = config(dir)
+    const events = join(dir, 'events.ndjson')
+    const r = trainCli(['--config', file, '--json', '--events', events])
+    assert.equal(r.code, 0, r.stderr + r.stdout)
+    const result = r.json.result
+    assert.equal(result.summary.steps, 16)
+    assert.deepEqual(Object.keys(result.summary.lossFirst).sort(), ['ir', 'sts'])
+    assert.deepEqual(result.validation.map((v: any) => v.epoch), [0, 1, 2])
+    for (const f of ['model.safetensors', 'config.json', 'modules.json', 'codiemb_training.json']) assert.ok(existsSync(join(dir, 'out', f)), f)
+    const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    assert.equal(lines.filter((e) => e.type === 'step').length, 16)
+    const step = lines.find((e) => e.type === 'step')
+    for (const k of ['step', 'lr', 'loss', 'examplesPerSecond', 'tokensPerSecond', 'etaSeconds']) assert.ok(k in step, k)
+    assert.deepEqual(lines.filter((e) => e.type === 'checkpoint').map((e) => e.step), [8, 16])
+
+    const resumed = trainCli(['--config', file, '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
+    assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout)
+    assert.equal(resumed.json.result.summary.steps, 16)
+    assert.equal(resumed.json.result.resumedFrom, join(dir, 'out-checkpoints', 'checkpoint-8'))
+    // Same trajectory as the uninterrupted run: the last-window losses agree.
+    for (const task of ['ir', 'sts']) assert.ok(Math.abs(resumed.json.result.summary.lossLast[task] - result.summary.lossLast[task]) < 1e-5, task)
+
+    const changed = trainCli(['--config', config(dir, {learningRate: 5e-4}), '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
+    assert.equal(changed.code, 1)
+    assert.match(changed.json.message, /different training settings/)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
