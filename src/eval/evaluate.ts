@@ -245,14 +245,13 @@ export async function runTasks(encoder: EvalEncoder, tasks: readonly TaskDefinit
 export async function evaluateTasks(
   encoder: EvalEncoder,
   tasks: readonly (string | TaskDefinition)[],
-  options: EvaluateOptions & {registry?: Registry; configTasks?: (string | ConfigTask)[]},
+  options: EvaluateOptions & {registry: Registry; configTasks?: (string | ConfigTask)[]},
 ): Promise<Record<string, TaskScores>> {
   let definitions = tasks.filter((t): t is TaskDefinition => typeof t !== 'string')
   const names = tasks.filter((t): t is string => typeof t === 'string')
   if (names.length) {
     // task names (as a train config lists them) resolve like `codiemb eval --tasks`
     const registry = options.registry
-    if (!registry) throw new TypeError(`evaluateTasks: task names (${names.join(', ')}) resolve through a registry: pass options.registry`)
     const {resolveTasks} = await import('./resolve-tasks.js')
     definitions = [...definitions, ...(await resolveTasks(registry, {tasks: names, configTasks: options.configTasks}))]
   }

@@ -64,7 +64,7 @@ describe('evaluation engine, end to end on ../shared data', () => {
 
     // a second run is served from the embedding cache: no text is re-encoded
     const calls = encoder.encoded
-    const again = await evaluateTasks(encoder, ['AFQMC', tasks[1]], {dataDir, cacheDir})
+    const again = await evaluateTasks(encoder, ['AFQMC', tasks[1]], {registry: BUILTINS, dataDir, cacheDir})
     assert.equal(encoder.encoded, calls)
     assert.equal(again.AFQMC.main_score, evaluations[0].scores.main_score)
   })
