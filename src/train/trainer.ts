@@ -292,6 +292,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     return {loss, grads: total}
   }
 }
+
 /**
  * Mean loss per task over the first and the last quarter (at least 1, at most 100 steps) of the
  * steps that had that task. Per-batch losses are noisy (mid-infonce only has anchors in some STS
