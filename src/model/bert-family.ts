@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, cpuFastPaths, dropout, layerNorm, linear, selfAttention} from './ops.js'
+import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -120,9 +120,9 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       const dHead = H / heads
       const eps = config.layer_norm_eps ?? 1e-12
       const act = ACTIVATIONS[config.hidden_act ?? 'gelu']!
-      const hiddenDrop = config.hidden_dropout_prob ?? 0
-      const attnDrop = config.attention_probs_dropout_prob ?? 0
-      const training = opts.training
+      // Dropout rates in effect: the config's when training, none otherwise.
+      const hiddenDrop = opts.training ? config.hidden_dropout_prob ?? 0 : 0
+      const attnDrop = opts.training ? config.attention_probs_dropout_prob ?? 0 : 0
       let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31)
       const nextSeed = () => (seed = (seed * 1103515245 + 12345) % 2147483648)
 
@@ -139,11 +139,11 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         tf.gather(P('embeddings.position_embeddings.weight'), pos),
         tf.gather(P('embeddings.token_type_embeddings.weight'), types),
       ])
-      let h = dropout(layerNorm(summed as tf.Tensor2D, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, training, nextSeed()) as tf.Tensor2D
+      let h = dropout(layerNorm(summed as tf.Tensor2D, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, nextSeed()) as tf.Tensor2D
       const hiddenStates: tf.Tensor3D[] = [tf.reshape(h, [B, T, H])]
 
       // 0 for real keys, MASK_BIAS for padding: [B, 1, 1, T], broadcast over heads and queries — or, on
-      // cpu, materialised once as [B, heads, T, T] so each layer's add is same-shape (see ops.ts).
+      // cpu, materialised once as [B, heads, T, T] so each layer's add is same-shape (see tensor/ops.ts).
       const maskRow = new Float32Array(B * T)
       for (let i = 0; i < maskRow.length; i++) maskRow[i] = inputs.attentionMask[i] ? 0 : MASK_BIAS
       const maskBias = cpuFastPaths()
@@ -160,12 +160,12 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
           const q = toHeads(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)))
           const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
           const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
-          const attended = selfAttention(q, k, v, maskBias, scale, attnDrop, training, nextSeed())
+          const attended = attention(q, k, v, {maskBias, scale, dropoutRate: attnDrop, seed: nextSeed()}) as tf.Tensor4D
           const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
-          const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, training, nextSeed())
+          const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, nextSeed())
           const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
           const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
-          const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, training, nextSeed())
+          const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, nextSeed())
           const out = layerNorm(tf.add(ffn, a) as tf.Tensor2D, P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
           return [out, tf.reshape(out, [B, T, H]) as tf.Tensor3D] as [tf.Tensor2D, tf.Tensor3D]
         })

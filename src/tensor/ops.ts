@@ -1,15 +1,17 @@
 /**
- * Fused tensor ops for the encoders and the optimizer, backend-agnostic: on a backend that registers
+ * The tensor ops of the encoders and the optimizer, backend-agnostic: on a backend that registers
  * codiemb's fused kernels (the `torch` backend: ATen's gelu, native_layer_norm, softmax backward,
  * native_dropout) each op is one kernel with an analytic gradient; on every other backend (cpu,
- * tensorflow) it is a composite of tfjs ops, differentiated by tfjs. Both paths compute the same
- * function; tests check values and gradients agree.
+ * tensorflow) it is a composite of tfjs ops, written for speed on the cpu backend where that matters
+ * (see cpuFastPaths). Both paths compute the same function; tests check values and gradients agree.
  *
  * Gradients of the fused kernels are registered here, at import, in tfjs's process-global gradient
- * registry. Call the ops inside tf.tidy / tf.variableGrads like any tfjs op.
+ * registry (and the composites' through ./gradients.js). Call the ops inside tf.tidy /
+ * tf.variableGrads like any tfjs op.
  */
 import * as tf from '@tensorflow/tfjs-core'
 import {FUSED} from './fused-names.js'
+import './gradients.js'
 
 export {FUSED} from './fused-names.js'
 
@@ -23,13 +25,30 @@ export function fusedKernelsActive(): boolean {
   return hasKernel(FUSED.attention)
 }
 
+/**
+ * Whether the composites use their cpu-backend formulations. tfjs's pure-JS cpu kernels are 5-15x
+ * slower on broadcasting element-wise ops (per-element index arithmetic) than on same-shape ones,
+ * while small matmuls are cheap; so on cpu per-row statistics and their broadcasts are formed with
+ * matmuls against ones vectors. On native backends broadcasting is free and the plain formulation is
+ * better.
+ */
+export function cpuFastPaths(): boolean {
+  return tf.getBackend() === 'cpu'
+}
+
 const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): any =>
   tf.engine().runKernel(name, inputs as any, attrs as any)
 
 // ---------------------------------------------------------------------------------------------
-// GELU
+// Dense layers and activations
+
+/** y = x W^T + b with a PyTorch-layout weight [out, in]; x is [rows, in]. */
+export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
+  return tf.fused.matMul({a: x, b: weight as tf.Tensor2D, transposeB: true, bias}) as tf.Tensor2D
+}
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI)
 
 /**
  * GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) ("none", transformers' `gelu`), or the tanh
@@ -37,13 +56,55 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
  */
 export function gelu(x: tf.Tensor, approximate: 'none' | 'tanh' = 'none'): tf.Tensor {
   if (hasKernel(FUSED.gelu)) return run(FUSED.gelu, {x}, {approximate})
-  return tf.tidy(() => {
-    if (approximate === 'tanh') {
-      const inner = tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.mul(x, tf.square(x)))))
+  if (approximate === 'tanh') {
+    return tf.tidy(() => {
+      const inner = tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
       return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
-    }
-    return tf.mul(tf.mul(0.5, x), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
-  })
+    })
+  }
+  return geluErf(x)
+}
+
+/**
+ * The composite exact GELU with its gradient Phi(x) + x phi(x) given analytically, so backprop keeps
+ * only x (not the erf intermediates). tfjs's erf kernels use Abramowitz & Stegun 7.1.26
+ * (|error| <= 1.5e-7), i.e. float32 precision.
+ */
+const geluErf: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const input = args[0] as tf.Tensor
+  const save = args[1] as tf.GradSaveFunc
+  save([input])
+  const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(input, Math.SQRT1_2))))
+  return {
+    value: tf.mul(input, cdf),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs] = saved as [tf.Tensor]
+      const phi = tf.mul(0.5, tf.add(1, tf.erf(tf.mul(xs, Math.SQRT1_2))))
+      const pdf = tf.mul(INV_SQRT_2PI, tf.exp(tf.mul(-0.5, tf.square(xs))))
+      return [tf.mul(dy, tf.add(phi, tf.mul(xs, pdf)))]
+    },
+  }
+}) as (x: tf.Tensor) => tf.Tensor
+
+const geluExact = (x: tf.Tensor): tf.Tensor => gelu(x, 'none')
+const geluApproximate = (x: tf.Tensor): tf.Tensor => gelu(x, 'tanh')
+
+/**
+ * The `hidden_act` values of BERT/XLM-R family configs. transformers' gelu_new, gelu_pytorch_tanh
+ * and gelu_fast are one function (the tanh approximation), written three ways.
+ */
+export const ACTIVATIONS: Readonly<Record<string, (x: tf.Tensor) => tf.Tensor>> = {
+  gelu: geluExact,
+  gelu_python: geluExact,
+  gelu_new: geluApproximate,
+  gelu_pytorch_tanh: geluApproximate,
+  gelu_fast: geluApproximate,
+  quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
+  relu: (x) => tf.relu(x),
+  silu: (x) => tf.mul(x, tf.sigmoid(x)),
+  swish: (x) => tf.mul(x, tf.sigmoid(x)),
+  tanh: (x) => tf.tanh(x),
+  linear: (x) => x,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -51,13 +112,27 @@ export function gelu(x: tf.Tensor, approximate: 'none' | 'tanh' = 'none'): tf.Te
 
 /**
  * LayerNorm over the last axis: (x - mean) / sqrt(var + epsilon) * gamma + beta, with the biased
- * variance (as PyTorch). gamma and beta have the size of the last axis.
+ * variance, two-pass (as PyTorch). gamma and beta have the size H of the last axis.
+ * On cpu the per-row statistics are matmuls over x as [rows, H]: mean = x (1/H), its broadcast
+ * mean 1^T, and 1/sqrt(var + epsilon) times gamma as the outer product inv gamma^T — same values, no
+ * slow broadcasts.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor {
   if (hasKernel(FUSED.layerNorm)) return run(FUSED.layerNorm, {x, gamma, beta}, {epsilon})
   return tf.tidy(() => {
-    const {mean, variance} = tf.moments(x, -1, true)
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta)
+    if (!cpuFastPaths()) {
+      const {mean, variance} = tf.moments(x, -1, true)
+      return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), gamma), beta)
+    }
+    const H = x.shape[x.shape.length - 1]!
+    const rows = (x.rank === 2 ? x : tf.reshape(x, [-1, H])) as tf.Tensor2D
+    const average = tf.fill([H, 1], 1 / H) as tf.Tensor2D
+    const mean = tf.matMul(rows, average)
+    const centered = tf.sub(rows, tf.matMul(mean, tf.ones([1, H]) as tf.Tensor2D))
+    const variance = tf.matMul(tf.square(centered), average)
+    const scale = tf.matMul(tf.rsqrt(tf.add(variance, epsilon)), tf.reshape(gamma, [1, H]) as tf.Tensor2D)
+    const y = tf.add(tf.mul(centered, scale), beta)
+    return x.rank === 2 ? y : tf.reshape(y, x.shape)
   })
 }
 
@@ -91,7 +166,10 @@ export interface AttentionOptions {
 
 /**
  * softmax(q k^T * scale + maskBias) v for q [..., Tq, d], k and v [..., Tk, d] (typically
- * [batch, heads, tokens, headDim]); returns [..., Tq, d].
+ * [batch, heads, tokens, headDim]); returns [..., Tq, d]. The fused kernel keeps the probabilities
+ * for backward. The composite scales q before the product (one [Tq, d] multiply instead of a
+ * [Tq, Tk] one); on cpu (cpuFastPaths) a maskBias already broadcast to the scores' shape keeps the
+ * add same-shape.
  */
 export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
   const scale = options.scale ?? 1 / Math.sqrt(q.shape[q.shape.length - 1]!)
@@ -102,13 +180,27 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: Att
     return run(FUSED.attention, {q, k, v}, attrs)
   }
   return tf.tidy(() => {
-    let scores = tf.matMul(q, k, false, true)
-    if (scale !== 1) scores = tf.mul(scores, scale)
+    let scores = tf.matMul(scale === 1 ? q : tf.mul(q, scale), k, false, true)
     if (options.maskBias) scores = tf.add(scores, options.maskBias)
-    let probs = tf.softmax(scores)
+    let probs = softmaxLastAxis(scores)
     if (dropoutRate > 0) probs = tf.dropout(probs, dropoutRate, undefined, options.seed)
     return tf.matMul(probs, v)
   })
+}
+
+/**
+ * Softmax over the last axis. On cpu the row max, row sum and their broadcasts are matmuls against
+ * ones vectors (tfjs-cpu's Softmax kernel broadcasts element by element); elsewhere tf.softmax.
+ */
+function softmaxLastAxis(x: tf.Tensor): tf.Tensor {
+  if (!cpuFastPaths()) return tf.softmax(x)
+  const shape = x.shape
+  const T = shape[shape.length - 1]!
+  const rows = tf.reshape(x, [-1, T]) as tf.Tensor2D
+  const onesRow = tf.ones([1, T]) as tf.Tensor2D
+  const shifted = tf.exp(tf.sub(rows, tf.matMul(tf.max(rows, 1, true) as tf.Tensor2D, onesRow)))
+  const total = tf.matMul(shifted, tf.ones([T, 1]) as tf.Tensor2D)
+  return tf.reshape(tf.mul(shifted, tf.matMul(tf.reciprocal(total), onesRow)), shape)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ function sameShape(a: number[], b: number[]): boolean {
 
 /**
  * A TensorFlow.js KernelBackend whose tensors are libtorch (ATen) tensors on one device. Kernels are
- * registered separately (kernels.ts) for the backend name `torch`; they reach tensors through
+ * registered separately (kernels/) for the backend name `torch`; they reach tensors through
  * handleOf() and return results through output().
  */
 export class TorchBackend extends tf.KernelBackend {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type {TorchHandle} from './addon.js'
 import type {TorchBackend} from './backend.js'
-import {registerTorchKernel} from './kernels.js'
+import {registerTorchKernel} from './kernels/registry.js'
 import {FUSED} from '../fused-names.js'
 
 /**

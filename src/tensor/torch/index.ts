@@ -2,13 +2,13 @@ import * as tf from '@tensorflow/tfjs-core'
 import {availableParallelism} from 'node:os'
 import {loadTorchAddon, type TorchInfo} from './addon.js'
 import {TorchBackend} from './backend.js'
-import {TORCH_BACKEND_NAME} from './kernels.js'
+import {TORCH_BACKEND_NAME} from './kernels/index.js'
 import './fused.js'
 import '../ops.js'
 
 export {TorchBackend} from './backend.js'
 export {loadTorchAddon, torchAddonPath, type TorchAddon, type TorchHandle, type TorchInfo} from './addon.js'
-export {TORCH_BACKEND_NAME, torchKernelNames} from './kernels.js'
+export {TORCH_BACKEND_NAME, torchKernelNames} from './kernels/index.js'
 
 export interface TorchBackendOptions {
   /** `cpu`, `cuda` or `cuda:N`. */
