@@ -21,7 +21,7 @@ import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pool
 import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
 import {ModelConfigError, readSentenceTransformersConfig, sentenceTransformersFiles} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
-import {applyPrompt, literalPrompt, type Prompt} from '../core/prompts.js'
+import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {CodiembError} from '../core/errors.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
@@ -339,7 +339,7 @@ class TransformerEncoder implements Encoder {
   private promptFor(options: EncodeOptions): Prompt {
     if (options.instruction !== undefined) return typeof options.instruction === 'string' ? literalPrompt(options.instruction) : options.instruction
     const name = options.prompt ?? this.defaultPromptName
-    if (name === undefined) return literalPrompt('')
+    if (name === undefined) return NO_PROMPT
     const prompt = this.prompts[name]
     if (prompt === undefined) {
       const known = Object.keys(this.prompts)
