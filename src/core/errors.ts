@@ -1,23 +1,64 @@
 /**
- * An error a user can act on. `exitCode` follows the CLI convention: 2 for usage, configuration and
- * bad-input errors, 1 for everything else.
+ * The errors codiemb reports to its user, and the exit codes they map to.
+ *
+ * Every error class codiemb exports extends CodiembError, so the CLI can tell a reported failure
+ * (printed as its message, without a stack) from a bug, and so one rule gives the exit code:
+ *
+ *   2  EXIT_USER_ERROR: the request is wrong and the user must change it: a bad flag or argument, an
+ *      invalid configuration, malformed input data, a missing file or model, an unknown registry
+ *      entry, a backend that is not available. This is CodiembError's default.
+ *   1  EXIT_FAILURE: the request was fine but carrying it out failed: the network or the Hugging Face
+ *      Hub (`data pull` listing or downloads, size/sha256 checks), or an internal failure such as a
+ *      tokenizer rejecting a text the data layer accepted. ExecutionError and its subclasses carry 1;
+ *      HubError carries 1 unless the repository request itself is wrong (bad id, no such repository).
+ *
+ * Errors that are not CodiembErrors (a TypeError, a plain Error from a library) are internal
+ * failures and exit 1 as well; oclif's own usage errors (unknown flag, missing argument) exit 2.
  */
+
+/** Exit code for errors the user fixes by changing the command, the configuration or the input. */
+export const EXIT_USER_ERROR = 2
+/** Exit code for a valid request that failed while running (network, remote service, internal). */
+export const EXIT_FAILURE = 1
+
+export interface CodiembErrorOptions {
+  /** The process exit code (default EXIT_USER_ERROR). */
+  exitCode?: number
+  /** The error's name in messages and the --json envelope (subclasses set their own). */
+  name?: string
+  /** Extra structured facts for the --json envelope (e.g. the list of config problems). */
+  data?: unknown
+  cause?: unknown
+}
+
+/** An error a user can act on: usage, configuration, bad input or missing files (exit code 2 unless told otherwise). */
 export class CodiembError extends Error {
   readonly exitCode: number
   /** Extra structured facts for the --json envelope (e.g. the list of config problems). */
   readonly data?: unknown
-  constructor(message: string, options: {exitCode?: number; name?: string; data?: unknown; cause?: unknown} = {}) {
+  constructor(message: string, options: CodiembErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : {cause: options.cause})
     this.name = options.name ?? 'CodiembError'
-    this.exitCode = options.exitCode ?? 1
+    this.exitCode = options.exitCode ?? EXIT_USER_ERROR
     this.data = options.data
   }
 }
 
-/** The exit code an error maps to: its own `exitCode` when it has one (oclif's usage errors are 2). */
+/**
+ * A valid request that failed while it ran — the network, a remote service, an integrity check, or
+ * an internal step (exit code 1): running it again, or reporting a bug, is the remedy, not editing
+ * the input.
+ */
+export class ExecutionError extends CodiembError {
+  constructor(message: string, options: Omit<CodiembErrorOptions, 'exitCode'> = {}) {
+    super(message, {name: 'ExecutionError', ...options, exitCode: EXIT_FAILURE})
+  }
+}
+
+/** The exit code an error maps to: its own `exitCode` when it has one (oclif's usage errors are 2), else EXIT_FAILURE. */
 export function exitCodeOf(error: unknown): number {
   const e = error as {exitCode?: unknown; oclif?: {exit?: unknown}}
   if (typeof e?.exitCode === 'number') return e.exitCode
   if (typeof e?.oclif?.exit === 'number') return e.oclif.exit as number
-  return 1
+  return EXIT_FAILURE
 }

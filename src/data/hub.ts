@@ -14,6 +14,7 @@
 import {createHash} from 'node:crypto'
 import {closeSync, createReadStream, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync, ftruncateSync, fsyncSync} from 'node:fs'
 import {dirname, join, resolve, sep} from 'node:path'
+import {CodiembError, EXIT_FAILURE, EXIT_USER_ERROR} from '../core/errors.js'
 
 export interface PullOptions {
   revision?: string
@@ -53,13 +54,16 @@ export interface PullResult {
   downloadedBytes: number
 }
 
-export class HubError extends Error {
+/**
+ * A `data pull` failure. Exit code 1 (EXIT_FAILURE) by default: the hub or the network failed
+ * (listing, HTTP errors, size or sha256 mismatches, a listing naming paths outside the target), and
+ * the same command may succeed later. Exit code 2 (EXIT_USER_ERROR) when the request itself is wrong:
+ * a malformed repository id, or no such repository at that revision.
+ */
+export class HubError extends CodiembError {
   override name = 'HubError'
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message)
+  constructor(message: string, exitCode: typeof EXIT_FAILURE | typeof EXIT_USER_ERROR = EXIT_FAILURE) {
+    super(message, {exitCode})
   }
 }
 
@@ -94,7 +98,7 @@ async function sha256OfFile(file: string): Promise<string> {
 
 /** Downloads `repoId` at `revision` into `out`. */
 export async function pullRepo(repoId: string, options: PullOptions = {}): Promise<PullResult> {
-  if (!/^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(repoId)) throw new HubError(`not a hub repository id: ${JSON.stringify(repoId)} (expected OWNER/NAME, e.g. C-MTEB/T2Retrieval)`, 2)
+  if (!/^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(repoId)) throw new HubError(`not a hub repository id: ${JSON.stringify(repoId)} (expected OWNER/NAME, e.g. C-MTEB/T2Retrieval)`, EXIT_USER_ERROR)
   const revision = options.revision ?? 'main'
   const repoType = options.repoType ?? 'dataset'
   const endpoint = (options.endpoint ?? defaultEndpoint()).replace(/\/+$/, '')
@@ -121,7 +125,7 @@ export async function pullRepo(repoId: string, options: PullOptions = {}): Promi
   } catch (error) {
     const status = (error as {statusCode?: number}).statusCode
     const hint = status === 401 || status === 403 ? ' (private or gated: set HF_TOKEN)' : status === 404 ? ` (no ${repoType} ${repoId} at revision ${revision})` : ''
-    throw new HubError(`cannot list ${repoType} ${repoId}@${revision} on ${endpoint}: ${(error as Error).message}${hint}`, status === 404 ? 2 : 1)
+    throw new HubError(`cannot list ${repoType} ${repoId}@${revision} on ${endpoint}: ${(error as Error).message}${hint}`, status === 404 ? EXIT_USER_ERROR : EXIT_FAILURE)
   }
   const total = entries.reduce((s, e) => s + e.size, 0)
   options.onProgress?.({type: 'listed', files: entries.length, bytes: total})

@@ -6,6 +6,7 @@
  */
 import type {JsonSchema} from '../registry/types.js'
 import type {RecordKind} from '../io/arrow-records.js'
+import {CodiembError} from '../core/errors.js'
 
 /** What a prepared dataset is for: IR training examples, STS pairs, or a retrieval evaluation set. */
 export type Task = 'ir' | 'sts' | 'eval'
@@ -104,9 +105,8 @@ export interface ReaderModule {
 }
 
 /** Bad input or configuration, with where it was found. Exit code 2. */
-export class DataError extends Error {
+export class DataError extends CodiembError {
   override name = 'DataError'
-  readonly exitCode = 2
   constructor(
     message: string,
     readonly at?: SourceLocation,

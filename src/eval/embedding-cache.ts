@@ -4,7 +4,7 @@
  * does not re-encode anything.
  *
  * A cache entry is keyed by the model fingerprint, task, split, role (queries/corpus/text1/...),
- * the prompt prefix, the max length, and a hash of the texts themselves (so edited data never
+ * the prompt (its suffix too), the max length, and a hash of the texts themselves (so edited data never
  * reuses stale vectors). On disk an entry is `<key>.f32` (row-major little-endian float32) plus
  * `<key>.json` (count, dim, the key fields); both are written to temporary names and renamed when
  * complete, so an interrupted run leaves no half entry behind.
@@ -20,7 +20,10 @@ export interface EmbeddingKey {
   task: string
   split: string
   role: string
+  /** What the prompt puts before each text (see src/core/prompts.ts). */
   prompt: string
+  /** What the prompt puts after each text; absent when nothing, so prefix-only keys stay as they were. */
+  promptSuffix?: string
   maxLength: number
 }
 
@@ -51,7 +54,9 @@ export function hashTexts(texts: readonly string[]): string {
 
 export function cacheKey(key: EmbeddingKey, textsHash: string): string {
   const h = createHash('sha256')
-  h.update(JSON.stringify([key.model, key.task, key.split, key.role, key.prompt, key.maxLength, textsHash]))
+  const fields = [key.model, key.task, key.split, key.role, key.prompt, key.maxLength, textsHash]
+  if (key.promptSuffix) fields.push(key.promptSuffix)
+  h.update(JSON.stringify(fields))
   return h.digest('hex').slice(0, 40)
 }
 

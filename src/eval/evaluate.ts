@@ -12,17 +12,19 @@ import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearchTable} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
-import {instructionPrefix, INSTRUCTION_TEMPLATE, type ConfigTask, type TaskDefinition} from './tasks.js'
+import type {ConfigTask, TaskDefinition} from './tasks.js'
+import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
 
 /** What the engine needs from an encoder (a subset of src/model/encoder.ts's Encoder). */
 export interface EvalEncoder {
   /**
-   * Embeds texts (inference). `instruction` is the literal prefix to prepend to every text (already
-   * formatted with the template); the encoder excludes its tokens from pooling when it supports that.
+   * Embeds texts (inference). `instruction` is what goes around every text: a literal prefix, or a
+   * filled template (src/core/prompts.ts); the encoder builds each input with applyPrompt and
+   * excludes the prefix's tokens from pooling when it supports that.
    */
   encode(
     texts: string[],
-    options?: {instruction?: string; batchSize?: number; maxLength?: number; onProgress?: (done: number, total: number) => void},
+    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; onProgress?: (done: number, total: number) => void},
   ): Promise<Float32Array[]>
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
@@ -31,15 +33,15 @@ export interface EvalEncoder {
   prompts?: Record<string, string>
 }
 
-/** The prefix for passages: the checkpoint's passage/document prompt, else none. */
-export function passagePrompt(encoder: EvalEncoder): string {
-  return encoder.prompts?.passage ?? encoder.prompts?.document ?? encoder.prompts?.corpus ?? ''
+/** The prompt for passages: the checkpoint's passage/document prompt (a literal prefix), else none. */
+export function passagePrompt(encoder: EvalEncoder): Prompt {
+  return literalPrompt(encoder.prompts?.passage ?? encoder.prompts?.document ?? encoder.prompts?.corpus ?? '')
 }
 
-/** The prefix for queries and STS texts: the task instruction (templated), else the checkpoint's query prompt for retrieval. */
-export function queryPrompt(encoder: EvalEncoder, instruction: string | undefined, options: {instructions?: boolean; instructionTemplate?: string}, type: 'retrieval' | 'sts'): string {
-  if ((options.instructions ?? true) && instruction) return instructionPrefix(instruction, options.instructionTemplate ?? INSTRUCTION_TEMPLATE)
-  return type === 'retrieval' ? (encoder.prompts?.query ?? '') : ''
+/** The prompt for queries and STS texts: the task instruction in the template, else the checkpoint's query prompt for retrieval. */
+export function queryPrompt(encoder: EvalEncoder, instruction: string | undefined, options: {instructions?: boolean; instructionTemplate?: string}, type: 'retrieval' | 'sts'): Prompt {
+  if ((options.instructions ?? true) && instruction) return fillTemplate(options.instructionTemplate ?? INSTRUCTION_TEMPLATE, instruction)
+  return literalPrompt(type === 'retrieval' ? (encoder.prompts?.query ?? '') : '')
 }
 
 export interface EvalProgress {
@@ -63,7 +65,7 @@ export interface EvaluateOptions {
   topK?: number
   /** Use the tasks' instructions (default true). */
   instructions?: boolean
-  /** Prompt template with `{instruction}` (default "Instruction: {instruction} Query: "). */
+  /** Instruction template, syntax in src/core/prompts.ts (default "Instruction: {instruction} Query: "). */
   instructionTemplate?: string
   /** Corpus rows per search chunk (default 16384) and queries per matrix product (default 256). */
   corpusChunkSize?: number
@@ -90,7 +92,7 @@ export interface TaskEvaluation {
   counts: Record<string, number>
   /** Files the data came from. */
   sources: string[]
-  /** The prefix applied to queries / STS texts ("" for none). */
+  /** The prompt of queries / STS texts: its prefix ("" for none), or `prefix{text}suffix` when text follows (describePrompt). */
   prompt: string
   cache: {hits: number; misses: number}
   geometry?: Geometry
@@ -100,17 +102,17 @@ export interface TaskEvaluation {
 export async function encodeTexts(
   encoder: EvalEncoder,
   texts: readonly string[],
-  key: {task: string; split: string; role: string; prompt: string},
+  key: {task: string; split: string; role: string; prompt: Prompt},
   options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onProgress?: (done: number, total: number) => void},
 ): Promise<EmbeddingMatrix> {
   const maxLength = options.maxLength ?? encoder.maxLength ?? 512
   return options.store.embed(
-    {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt, maxLength},
+    {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt.prefix, ...(key.prompt.suffix ? {promptSuffix: key.prompt.suffix} : {}), maxLength},
     texts,
     async (slice) => {
       // encode in length order so batches hold similar lengths (less padding), then restore the order
       const order = slice.map((_, i) => i).sort((a, b) => slice[b].length - slice[a].length)
-      // the prefix is always passed literally ("" included) so a checkpoint's default prompt never applies unseen by the cache key
+      // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
       const vectors = await encoder.encode(order.map((i) => slice[i]), {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength})
       const out: Float32Array[] = new Array(slice.length)
       order.forEach((i, j) => (out[i] = vectors[j]))
@@ -135,7 +137,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let scores: TaskScores
   let counts: Record<string, number>
   let sources: string[]
-  let prompt: string
+  let prompt: Prompt
   let geometry: Geometry | undefined
   const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
     if (!options.geometry) return undefined
@@ -222,7 +224,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     evaluationTime,
     counts,
     sources,
-    prompt,
+    prompt: describePrompt(prompt),
     cache: {hits: store.hits - before.hits, misses: store.misses - before.misses},
     ...(geometry ? {geometry} : {}),
   }

@@ -25,8 +25,9 @@ export interface MineOptions {
   batchSize?: number
   maxLength?: number
   cacheDir?: string
-  /** Prefix queries with their example's instruction (default true). */
+  /** Put queries in their example's instruction template (default true). */
   instructions?: boolean
+  /** Instruction template, syntax in src/core/prompts.ts (default the paper's). */
   instructionTemplate?: string
   onProgress?: (stage: string, done: number, total: number) => void
 }
@@ -82,9 +83,16 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   })
   // queries grouped by prompt (examples may carry different instructions)
   const prompts = examples.map((e) => queryPrompt(encoder, e.instruction || undefined, options, 'retrieval'))
+  const groups = new Map<string, number[]>()
+  prompts.forEach((p, i) => {
+    const key = JSON.stringify([p.prefix, p.suffix])
+    const group = groups.get(key)
+    if (group) group.push(i)
+    else groups.set(key, [i])
+  })
   const queryVectors: Float32Array[] = new Array(examples.length)
-  for (const prompt of new Set(prompts)) {
-    const idx = prompts.flatMap((p, i) => (p === prompt ? [i] : []))
+  for (const idx of groups.values()) {
+    const prompt = prompts[idx[0]]
     const m = await encodeTexts(encoder, idx.map((i) => examples[i].query), {task: `mine:${options.input}`, split: 'queries', role: 'queries', prompt}, {
       ...encodeOpts,
       onProgress: (d, t) => progress('encode queries', d, t),

@@ -5,10 +5,10 @@
  */
 import type {Registry} from '../registry/registry.js'
 import {taskFromConfig, type BenchmarkImpl, type ConfigTask, type TaskDefinition} from './tasks.js'
+import {CodiembError} from '../core/errors.js'
 
-export class TaskSelectionError extends Error {
+export class TaskSelectionError extends CodiembError {
   override name = 'TaskSelectionError'
-  readonly exitCode = 2
 }
 
 export interface TaskSelection {

@@ -20,10 +20,10 @@ import {readArrowMeta, readRecords} from '../io/arrow-records.js'
 import type {Qrels} from './metrics.js'
 import type {TaskDefinition} from './tasks.js'
 import {filesBelow} from './files.js'
+import {CodiembError} from '../core/errors.js'
 
-export class TaskDataError extends Error {
+export class TaskDataError extends CodiembError {
   override name = 'TaskDataError'
-  readonly exitCode = 2
 }
 
 export interface StsData {

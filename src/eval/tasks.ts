@@ -27,8 +27,9 @@ export interface TaskDefinition {
   languages: string[]
   hf?: HfDatasetRef
   /**
-   * The task instruction (without template). Applied through INSTRUCTION_TEMPLATE to queries and to
-   * both texts of an STS pair; passages never get one. Empty or absent: no prefix.
+   * The task instruction (without template). Filled into the instruction template (src/core/prompts.ts;
+   * default the paper's) around queries and both texts of an STS pair; passages never get one. Empty
+   * or absent: no template.
    */
   instruction?: string
   /** Drop retrieved documents whose id equals the query id (MTEB's ignore_identical_ids). */
@@ -41,14 +42,6 @@ export interface TaskDefinition {
   localNames?: string[]
   /** The benchmark the task was taken from, when any. */
   benchmark?: string
-}
-
-/** The paper's prompt format for instruction-following evaluation. */
-export const INSTRUCTION_TEMPLATE = 'Instruction: {instruction} Query: '
-
-export function instructionPrefix(instruction: string | undefined, template = INSTRUCTION_TEMPLATE): string {
-  if (!instruction) return ''
-  return template.replace('{instruction}', instruction)
 }
 
 /** The main-score name MTEB uses for each task type. */

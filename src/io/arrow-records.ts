@@ -33,6 +33,7 @@ import {
   type Vector,
 } from 'apache-arrow'
 import {packageVersion} from '../core/version.js'
+import {CodiembError} from '../core/errors.js'
 
 export const RECORD_KINDS = ['ir-example', 'sts-pair', 'corpus', 'queries', 'qrels', 'embeddings'] as const
 export type RecordKind = (typeof RECORD_KINDS)[number]
@@ -104,9 +105,8 @@ export const META = {
   rows: 'codiemb.rows',
 } as const
 
-export class RecordFileError extends Error {
+export class RecordFileError extends CodiembError {
   override name = 'RecordFileError'
-  readonly exitCode = 2
 }
 
 const utf8 = () => new Utf8()

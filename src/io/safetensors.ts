@@ -22,6 +22,7 @@ import {closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rm
 import {open, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {endianness} from 'node:os'
+import {CodiembError} from '../core/errors.js'
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U16' | 'U8' | 'BOOL'
 
@@ -73,9 +74,8 @@ export interface SafetensorsFile {
 }
 
 /** A malformed or unusable checkpoint; the message names the file and, where known, the tensor. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends CodiembError {
   override name = 'SafetensorsError'
-  readonly exitCode = 2
   constructor(
     readonly file: string,
     message: string,

@@ -9,6 +9,7 @@
  * the mean over the tensor's elements of each checkpoint's coefficient c_k(p): the per-tensor weight
  * statistics recorded in merge.json.
  */
+import {CodiembError} from '../core/errors.js'
 
 /** One tensor of every input, already upcast to float32. */
 export interface TensorMergeInput {
@@ -41,7 +42,6 @@ export interface Merger<Options = Record<string, unknown>> {
 }
 
 /** Bad merge options or inputs: a usage error (exit code 2). */
-export class MergeInputError extends Error {
+export class MergeInputError extends CodiembError {
   override name = 'MergeInputError'
-  readonly exitCode = 2
 }

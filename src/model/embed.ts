@@ -13,15 +13,16 @@
 import {basename, extname} from 'node:path'
 import type {Encoder, EncodeOptions} from './encoder.js'
 import type {PoolingMode} from './pooling.js'
+import {describePrompt, literalPrompt} from '../core/prompts.js'
+import {CodiembError} from '../core/errors.js'
 
 export interface TextItem {
   id: string
   text: string
 }
 
-export class EmbedInputError extends Error {
+export class EmbedInputError extends CodiembError {
   override name = 'EmbedInputError'
-  readonly exitCode = 2
 }
 
 export interface TextSourceOptions {
@@ -90,7 +91,9 @@ export async function* readTextItems(file: string, options: TextSourceOptions = 
 }
 
 export interface EmbedFileOptions extends TextSourceOptions {
+  /** Name of a prompt the checkpoint defines (e.g. "query"). */
   prompt?: string
+  /** A literal prefix for every text (no placeholders are read); overrides `prompt`. */
   instruction?: string
   pooling?: PoolingMode
   normalize?: boolean
@@ -128,12 +131,12 @@ export async function embedFile(encoder: Encoder, input: string, out: string, op
   }
   // Without --prompt/--instruction the model's default prompt applies, as in sentence-transformers.
   const promptName = options.prompt ?? encoder.defaultPromptName
-  const prefix = options.instruction ?? (promptName !== undefined ? encoder.prompts[promptName]! : '')
+  const prompt = literalPrompt(options.instruction ?? (promptName !== undefined ? encoder.prompts[promptName]! : ''))
   const writer = new ArrowRecordWriter(out, 'embeddings', {
     dim: encoder.hiddenSize,
     metadata: {
       'codiemb.dataset': basename(input),
-      'codiemb.instruction': prefix,
+      'codiemb.instruction': describePrompt(prompt),
       'codiemb.model': options.modelLabel ?? encoder.sourceDir ?? '',
       'codiemb.pooling': pooling,
       'codiemb.normalized': String(normalize),
@@ -144,7 +147,7 @@ export async function embedFile(encoder: Encoder, input: string, out: string, op
   let rows = 0
   let tokens = 0
   const encodeOptions: EncodeOptions = {
-    instruction: prefix,
+    instruction: prompt,
     prompt: undefined,
     pooling,
     normalize,

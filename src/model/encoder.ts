@@ -21,6 +21,8 @@ import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pool
 import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
 import {ModelConfigError, readSentenceTransformersConfig, sentenceTransformersFiles} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
+import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
+import {CodiembError} from '../core/errors.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -35,8 +37,11 @@ export interface ForwardResult {
 export interface EncodeOptions {
   /** Name of a prompt from the checkpoint's prompts (e.g. "query"). */
   prompt?: string
-  /** A literal instruction prefix (overrides `prompt`). */
-  instruction?: string
+  /**
+   * What goes around every text (overrides `prompt`): a literal instruction prefix, or a template
+   * already filled with its instruction (src/core/prompts.ts fillTemplate).
+   */
+  instruction?: string | Prompt
   batchSize?: number
   maxLength?: number
   normalize?: boolean
@@ -80,9 +85,8 @@ export interface SaveOptions {
 }
 
 /** A checkpoint that cannot be loaded; the message names the file and, where relevant, the tensor. */
-export class EncoderLoadError extends Error {
+export class EncoderLoadError extends CodiembError {
   override name = 'EncoderLoadError'
-  readonly exitCode = 2
 }
 
 export interface LoadEncoderOptions {
@@ -331,21 +335,21 @@ class TransformerEncoder implements Encoder {
     return poolHidden(hidden, batch, options.pooling ?? this.pooling, options.normalize ?? this.normalize)
   }
 
-  /** The instruction prefix for encode(): a literal instruction, a named prompt, or the default prompt. */
-  private prefixFor(options: EncodeOptions): string {
-    if (options.instruction !== undefined) return options.instruction
+  /** The prompt for encode(): a literal instruction or filled template, a named prompt, or the default prompt. */
+  private promptFor(options: EncodeOptions): Prompt {
+    if (options.instruction !== undefined) return typeof options.instruction === 'string' ? literalPrompt(options.instruction) : options.instruction
     const name = options.prompt ?? this.defaultPromptName
-    if (name === undefined) return ''
+    if (name === undefined) return NO_PROMPT
     const prompt = this.prompts[name]
     if (prompt === undefined) {
       const known = Object.keys(this.prompts)
       throw new ModelConfigError(`prompt "${name}" is not defined by this model (prompts: ${known.length ? known.join(', ') : 'none'})`)
     }
-    return prompt
+    return literalPrompt(prompt)
   }
 
   async encode(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
-    const prefix = this.prefixFor(options)
+    const prompt = this.promptFor(options)
     const batchSize = Math.max(1, options.batchSize ?? 32)
     const pooling = options.pooling ?? this.pooling
     if (!isPoolingMode(pooling)) throw new ModelConfigError(`pooling "${String(pooling)}" is not one of ${POOLING_MODES.join(', ')}`)
@@ -357,9 +361,10 @@ class TransformerEncoder implements Encoder {
     let tokens = 0
     for (let start = 0; start < order.length; start += batchSize) {
       const idx = order.slice(start, start + batchSize)
+      const inputs = idx.map((i) => applyPrompt(prompt, texts[i]!))
       const batch = await this.tokenize(
-        idx.map((i) => prefix + texts[i]!),
-        {maxLength: options.maxLength, prefixes: prefix ? idx.map(() => prefix) : undefined},
+        inputs.map((x) => x.input),
+        {maxLength: options.maxLength, prefixes: prompt.prefix ? inputs.map((x) => x.prefix) : undefined},
       )
       const pooled = tf.tidy(() => this.pool(this.forward(batch).lastHiddenState, batch, {normalize, pooling}))
       const flat = (await pooled.data()) as Float32Array

@@ -15,6 +15,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {PoolingMode} from './pooling.js'
+import {CodiembError} from '../core/errors.js'
 
 export interface SentenceTransformersConfig {
   /** Whether modules.json was found. */
@@ -28,9 +29,8 @@ export interface SentenceTransformersConfig {
   similarityFnName?: string
 }
 
-export class ModelConfigError extends Error {
+export class ModelConfigError extends CodiembError {
   override name = 'ModelConfigError'
-  readonly exitCode = 2
 }
 
 function readJson(path: string): unknown {

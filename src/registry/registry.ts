@@ -1,8 +1,8 @@
 import {KINDS, KINDS_WITH_OPTIONS, type Kind, type Registrar, type RegistryEntry} from './types.js'
+import {CodiembError} from '../core/errors.js'
 
-export class UnknownEntryError extends Error {
+export class UnknownEntryError extends CodiembError {
   override name = 'UnknownEntryError'
-  readonly exitCode = 2
   constructor(readonly kind: Kind, readonly entryName: string, readonly available: string[]) {
     super(
       `unknown ${kind} "${entryName}"; registered ${kind}s: ${available.length ? available.join(', ') : '(none)'}` +

@@ -1,4 +1,5 @@
 import type {Registry} from '../registry/registry.js'
+import {CodiembError} from '../core/errors.js'
 
 export const BACKEND_CHOICES = ['auto', 'cpu', 'tensorflow', 'torch'] as const
 export type BackendChoice = (typeof BACKEND_CHOICES)[number]
@@ -38,9 +39,8 @@ export interface BackendSelection {
   probes: BackendProbe[]
 }
 
-export class BackendUnavailableError extends Error {
+export class BackendUnavailableError extends CodiembError {
   override name = 'BackendUnavailableError'
-  readonly exitCode = 2
 }
 
 export async function probeBackends(registry: Registry): Promise<BackendProbe[]> {

@@ -1,14 +1,18 @@
 /**
  * Training data: the Arrow record files written by `codiemb prepare`, loaded into memory (training
  * sets are read once per run and sampled many times), plus the per-batch assembly of texts —
- * choosing each query's P positives and N hard negatives and applying instruction templates.
+ * choosing each query's P positives and N hard negatives and building the model inputs with the
+ * instruction template (src/core/prompts.ts, shared with evaluation and embedding).
  */
 import {existsSync} from 'node:fs'
 import {readAllRecords, readArrowMeta, type IrExampleRecord, type StsPairRecord} from '../io/arrow-records.js'
 import type {BatchPart} from './samplers/types.js'
 import {Rng} from '../core/rng.js'
+import {CodiembError} from '../core/errors.js'
+import {applyPrompt, fillTemplate, PromptTemplateError, type InstructionOptions} from '../core/prompts.js'
 
-export type TaskKind = 'ir' | 'sts'
+export type {TaskKind} from '../core/task-kind.js'
+export {PAPER_INSTRUCTIONS, type InstructionOptions} from '../core/prompts.js'
 
 export interface TrainingDatasetSpec {
   /** An Arrow file from `codiemb prepare` (kind ir-example or sts-pair). */
@@ -51,9 +55,8 @@ export interface StsTrainingDataset {
 
 export type TrainingDataset = IrTrainingDataset | StsTrainingDataset
 
-export class TrainingDataError extends Error {
+export class TrainingDataError extends CodiembError {
   override name = 'TrainingDataError'
-  readonly exitCode = 2
 }
 
 /** Reads one prepared file; IR rows are kept only if they have ≥1 positive and ≥ `negatives` negatives. */
@@ -77,20 +80,15 @@ export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: 
   )
 }
 
-export interface InstructionOptions {
-  /** "{instruction}" is replaced by the row's instruction. Paper: "Instruction: {instruction} Query: ". */
-  template: string
-  /** Apply to IR queries (paper: yes). IR passages never get one. */
-  queries: boolean
-  /** Apply to both texts of STS pairs (paper: yes). */
-  sts: boolean
-}
-
-export const PAPER_INSTRUCTIONS: InstructionOptions = {template: 'Instruction: {instruction} Query: ', queries: true, sts: true}
-
-/** The prefix for a text with this instruction ("" when there is no instruction). */
+/**
+ * The literal prefix a template gives a text with this instruction ("" when there is none), for
+ * callers that hand encode() a prefix (train/run.ts's validation). A template with text after its
+ * text placeholder cannot be expressed as a prefix, so it is refused rather than silently cut.
+ */
 export function instructionPrefix(template: string, instruction: string): string {
-  return instruction ? template.split('{instruction}').join(instruction) : ''
+  const prompt = fillTemplate(template, instruction)
+  if (prompt.suffix) throw new PromptTemplateError(`instruction template ${JSON.stringify(template)} puts text after the text placeholder; STS validation applies prefixes only`)
+  return prompt.prefix
 }
 
 export interface IrBatchTexts {
@@ -138,26 +136,30 @@ export function batchTexts(
     const passages: string[] = []
     for (const index of part.rows) {
       const row = dataset.rows[index]
-      const prefix = instructions.queries ? instructionPrefix(instructions.template, dataset.instructionOverride ?? row.instruction) : ''
-      queries.push(prefix + row.query)
-      queryPrefixes.push(prefix)
+      const query = applyPrompt(fillTemplate(instructions.template, instructions.queries ? (dataset.instructionOverride ?? row.instruction) : ''), row.query)
+      queries.push(query.input)
+      queryPrefixes.push(query.prefix)
       passages.push(...choose(row.positives, shape.positives, rng), ...choose(row.negatives, shape.negatives, rng))
     }
     return {task: 'ir', dataset: part.dataset, queries, queryPrefixes, passages, positives: shape.positives, negatives: shape.negatives}
   }
   const texts1: string[] = []
   const texts2: string[] = []
-  const prefixes: string[] = []
+  const prefixes1: string[] = []
+  const prefixes2: string[] = []
   const labels = new Float32Array(part.rows.length)
   part.rows.forEach((index, i) => {
     const row = dataset.rows[index]
-    const prefix = instructions.sts ? instructionPrefix(instructions.template, dataset.instructionOverride ?? row.instruction) : ''
-    texts1.push(prefix + row.text1)
-    texts2.push(prefix + row.text2)
-    prefixes.push(prefix)
+    const prompt = fillTemplate(instructions.template, instructions.sts ? (dataset.instructionOverride ?? row.instruction) : '')
+    const first = applyPrompt(prompt, row.text1)
+    const second = applyPrompt(prompt, row.text2)
+    texts1.push(first.input)
+    texts2.push(second.input)
+    prefixes1.push(first.prefix)
+    prefixes2.push(second.prefix)
     labels[i] = row.score
   })
-  return {task: 'sts', dataset: part.dataset, texts1, texts2, prefixes1: prefixes, prefixes2: [...prefixes], labels}
+  return {task: 'sts', dataset: part.dataset, texts1, texts2, prefixes1, prefixes2, labels}
 }
 
 /** A seed for batch `index` of `epoch`: per-batch randomness independent of prefetching and resume. */

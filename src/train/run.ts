@@ -12,10 +12,10 @@ import type {Sampler, SamplerModule} from './samplers/types.js'
 import {type InstructionOptions, type TrainingDataset, type TrainingDatasetSpec, instructionPrefix, loadTrainingDataset} from './data.js'
 import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './objective.js'
 import type {ProbeResult, StepEvent, TrainSummary} from './trainer.js'
+import {CodiembError} from '../core/errors.js'
 
-export class TrainConfigError extends Error {
+export class TrainConfigError extends CodiembError {
   override name = 'TrainConfigError'
-  readonly exitCode = 2
 }
 
 type LossSpec = string | {name: string; weight?: number; options?: Record<string, unknown>}

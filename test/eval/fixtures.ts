@@ -8,6 +8,7 @@ import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import type {EvalEncoder} from '../../src/eval/evaluate.js'
+import type {Prompt} from '../../src/core/prompts.js'
 
 export class HashingEncoder implements EvalEncoder {
   calls = 0
@@ -17,10 +18,10 @@ export class HashingEncoder implements EvalEncoder {
   fingerprint(): string {
     return `hashing-${this.dim}-${this.salt}`
   }
-  async encode(texts: string[], options: {instruction?: string} = {}): Promise<Float32Array[]> {
+  async encode(texts: string[], options: {instruction?: string | Prompt} = {}): Promise<Float32Array[]> {
     this.calls++
     this.encoded += texts.length
-    this.seenPrefixes.push(options.instruction)
+    this.seenPrefixes.push(typeof options.instruction === 'string' ? options.instruction : options.instruction?.prefix)
     return texts.map((t) => {
       const v = new Float32Array(this.dim)
       const s = ` ${t.toLowerCase()} `

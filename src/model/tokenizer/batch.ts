@@ -71,17 +71,3 @@ export function buildBatch(rows: EncodedRow[], padId: number, prefixLengths?: nu
   })
   return {batchSize, seqLen, inputIds, attentionMask, tokenTypeIds, offsets, specialTokensMask, lengths, poolMask, prefixLengths: prefixes}
 }
-
-/** Length of a string in Unicode code points (the unit of token offsets). */
-export function codePointLength(s: string): number {
-  let n = 0
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1)
-      if (d >= 0xdc00 && d <= 0xdfff) i++
-    }
-    n++
-  }
-  return n
-}

@@ -11,7 +11,7 @@
  * Pooling mask: when a text starts with an instruction prefix (`prefixLengths[i]` code points), the
  * leading tokens that lie inside the prefix (those whose end offset is not past it) and the leading
  * special tokens before them are excluded from pooling; every later non-padding token, including a
- * trailing [SEP]/</s>, is pooled. This is what sentence-transformers does with `include_prompt: false`
+ * template's text after the input text (see src/core/prompts.ts) and a trailing [SEP]/</s>, is pooled. This is what sentence-transformers does with `include_prompt: false`
  * (it masks the first prompt-length tokens), located by offsets so it is exact at the boundary.
  */
 import {existsSync, readFileSync} from 'node:fs'
@@ -22,7 +22,8 @@ import {buildBatch, encodeWordPieceBatch} from './batch.js'
 import {TokenizerError, type EncodedRow, type TextTokenizer, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
 
 export * from './types.js'
-export {buildBatch, codePointLength, encodeWordPieceBatch} from './batch.js'
+export {buildBatch, encodeWordPieceBatch} from './batch.js'
+export {codePointLength} from '../../core/prompts.js'
 
 /** Files that make up a tokenizer; `save` copies whichever of them a checkpoint has. */
 export const TOKENIZER_FILES = [

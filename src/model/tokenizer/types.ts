@@ -3,6 +3,7 @@
  * they raise (shared by the main-thread tokenizers and the WordPiece worker thread).
  */
 import type {WordPieceOptions} from './wordpiece.js'
+import {CodiembError, ExecutionError} from '../../core/errors.js'
 
 /** A tokenized batch, row-major, every array [batchSize * seqLen] (offsets [batchSize * seqLen * 2]). */
 export interface TokenBatch {
@@ -47,9 +48,8 @@ export interface TextTokenizer {
 }
 
 /** A tokenizer that could not be loaded; the message names the directory and the missing files. */
-export class TokenizerError extends Error {
+export class TokenizerError extends CodiembError {
   override name = 'TokenizerError'
-  readonly exitCode = 2
 }
 
 export interface EncodedRow {
@@ -68,8 +68,12 @@ export interface WordPieceSetup {
   padId: number
 }
 
-/** A text of a batch could not be tokenized; `index` is its position in the batch. */
-export class TokenizeTextError extends Error {
+/**
+ * A text of a batch could not be tokenized; `index` is its position in the batch. Exit code 1: input
+ * files are checked for text fields before they reach the tokenizer, so this is a failure of the
+ * caller or of the tokenizer, not something the user fixes in the input.
+ */
+export class TokenizeTextError extends ExecutionError {
   override name = 'TokenizeTextError'
   constructor(message: string, readonly index: number, readonly text: unknown) {
     super(message)

@@ -7,8 +7,7 @@
  * This module imports only types, so ./index.ts stays free of tfjs at load time.
  */
 import type * as tf from '@tensorflow/tfjs-core'
-
-export type TaskKind = 'ir' | 'sts'
+export type {TaskKind} from '../../core/task-kind.js'
 
 /**
  * An IR batch: B queries, each with P positives and N hard negatives.

@@ -7,7 +7,9 @@
  * start of that epoch. SamplerState records that state plus the position inside the epoch, so a
  * resumed run replays exactly the batches an uninterrupted run would have produced.
  */
-export type TaskKind = 'ir' | 'sts'
+import type {TaskKind} from '../../core/task-kind.js'
+
+export type {TaskKind}
 
 export interface SamplerDataset {
   /** Dataset name (for plans and logs). */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {resolveTasks, TaskSelectionError} from '../../../src/eval/resolve-tasks.js'
-import {instructionPrefix, type BenchmarkImpl} from '../../../src/eval/tasks.js'
+import type {BenchmarkImpl} from '../../../src/eval/tasks.js'
+import {queryPrompt, type EvalEncoder} from '../../../src/eval/evaluate.js'
+import {NO_PROMPT} from '../../../src/core/prompts.js'
 import {builtinRegistry} from '../../../src/builtins.js'
 
 describe('benchmarks', () => {
@@ -32,10 +34,11 @@ describe('benchmarks', () => {
     assert.equal((await registry.load<BenchmarkImpl>('benchmark', 'mteb-en-sts')).tasks.length, 8)
   })
 
-  it('format the instruction prefix with the paper template', () => {
-    assert.equal(instructionPrefix('检索相似句子'), 'Instruction: 检索相似句子 Query: ')
-    assert.equal(instructionPrefix(''), '')
-    assert.equal(instructionPrefix('x', '<{instruction}>'), '<x>')
+  it('put task instructions in the paper template, or the configured one', () => {
+    const encoder: EvalEncoder = {encode: async () => [], fingerprint: () => 'none'}
+    assert.deepEqual(queryPrompt(encoder, '检索相似句子', {}, 'sts'), {prefix: 'Instruction: 检索相似句子 Query: ', suffix: ''})
+    assert.deepEqual(queryPrompt(encoder, '', {}, 'sts'), NO_PROMPT)
+    assert.deepEqual(queryPrompt(encoder, 'x', {instructionTemplate: '<{instruction}>'}, 'sts'), {prefix: '<x>', suffix: ''})
   })
 
   it('resolve --benchmark, --tasks, both, and user-defined config tasks', async () => {
