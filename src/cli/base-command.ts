@@ -172,15 +172,16 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   protected override async catch(err: Interfaces.CommandError): Promise<unknown> {
     const exitCode = exitCodeOf(err)
     process.exitCode = exitCode
+    const message = err.message || String(err)
+    // the last --events line of a failed run, with --json too
+    this.emit({type: 'error', name: err.name || 'Error', message, exitCode})
     if (this.jsonEnabled()) {
       this.logJson(this.toErrorJson(err))
       return
     }
     const chalk = await (await import('./colour.js')).colours()
-    const message = err.message || String(err)
     this.logToStderr(`${chalk.red('Error:')} ${message}`)
     if (process.env.CODIEMB_DEBUG && err.stack) this.logToStderr(err.stack)
-    this.emit({type: 'error', name: err.name, message, exitCode})
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
