@@ -5,8 +5,11 @@
  * and it rejects what the types reject.
  */
 import assert from 'node:assert/strict'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import type {DoneEvent, ProbeResult, ProgressEvent, ProgressEventType, StepEvent, TrainPlan} from '../../src/core/events.js'
+import {REPO_ROOT} from '../helpers/env.js'
 import {assertEvent, EVENTS_SCHEMA as schema, validateEvent as validate} from '../helpers/events.js'
 
 const plan: TrainPlan = {
@@ -104,6 +107,14 @@ describe('data-schemas/events.schema.json', () => {
         assertEvent(event)
         assertEvent(JSON.parse(JSON.stringify({time: new Date().toISOString(), ...event})))
       }
+  })
+
+  it('accepts the example lines of data-schemas/README.md', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'data-schemas', 'README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('## `--events` NDJSON'), readme.indexOf('## Arrow record files'))
+    const lines = /```json\n([\s\S]*?)```/.exec(section)![1]!.trim().split('\n')
+    assert.ok(lines.length >= 3)
+    for (const line of lines) assertEvent(JSON.parse(line), 'data-schemas/README.md: ')
   })
 
   it('accepts null where JSON cannot write a measured number (NaN loss, Spearman of a constant)', () => {
