@@ -34,7 +34,7 @@ function lossText(loss: Record<string, number>): string {
  * The identity of a counter event (one running count: a task's encoding stage, a merge phase …), or
  * undefined for an event that is not a counter.
  */
-export function counterKey(event: ProgressEvent): string | undefined {
+function counterKey(event: ProgressEvent): string | undefined {
   switch (event.type) {
     case 'dataset-progress':
       return `${event.type}|${event.dataset}`
