@@ -37,7 +37,7 @@ async function measure(label: string, enc: Encoder, batchSize: number): Promise<
   await enc.encode(texts.slice(0, batchSize), {batchSize, normalize: true}) // warm-up (kernels, tokenizer)
   let tokens = 0
   const t0 = performance.now()
-  await enc.encode(texts, {batchSize, normalize: true, onProgress: (_d, _t, tk) => (tokens = tk)})
+  await enc.encode(texts, {batchSize, normalize: true, onEvent: (e) => (tokens = e.tokens ?? 0)})
   const s = (performance.now() - t0) / 1000
   console.log(
     `${label.padEnd(34)} batch ${String(batchSize).padStart(2)}: ${(texts.length / s).toFixed(1).padStart(7)} texts/s, ${(tokens / s).toFixed(0).padStart(6)} tokens/s (${texts.length} texts, ${tokens} tokens, ${s.toFixed(2)} s)`,

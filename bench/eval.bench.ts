@@ -79,7 +79,7 @@ async function benchSearch(backend: string, docs: number, dim: number, nQueries:
       peakRss = 0
       peakTensorBytes = 0
       const t0 = performance.now()
-      const hits = await exactSearch(queries, qids, dim, corpus.chunks(ids, 16384), {k, queryBatchSize: 256, onProgress: sample})
+      const hits = await exactSearch(queries, qids, dim, corpus.chunks(ids, 16384), {k, queryBatchSize: 256, onEvent: sample})
       const s = (performance.now() - t0) / 1000
       sample()
       if (hits[0].ids.length !== k) throw new Error(`expected ${k} hits, got ${hits[0].ids.length}`)

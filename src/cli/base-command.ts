@@ -4,15 +4,14 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Registry} from '../registry/registry.js'
 import type {BackendSelection} from '../tensor/backend.js'
 import {CodiembError, exitCodeOf} from '../core/errors.js'
+import type {ProgressEvent} from '../core/events.js'
+import {ProgressReporter} from './progress.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CodiembCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
-/** One line of `--events` NDJSON. `type` says what happened; the rest is the event's data. */
-export interface CodiembEvent {
-  type: string
-  [key: string]: unknown
-}
+/** One line of `--events` NDJSON (without its `time`): one of the events of src/core/events.ts. */
+export type {ProgressEvent} from '../core/events.js'
 
 /** A task for `tasks()`: a subset of listr2's task shape, kept small so commands stay thin. */
 export interface CodiembTask<Ctx = unknown> {
@@ -113,9 +112,17 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   }
 
   /** Writes one NDJSON event when --events is given (with a timestamp). */
-  protected emit(event: CodiembEvent): void {
+  protected emit(event: ProgressEvent): void {
     if (!this.eventStream) return
     this.eventStream.write(JSON.stringify({time: new Date().toISOString(), ...event}) + '\n')
+  }
+
+  /**
+   * Reports engine events: each to --events (progress counters at most once a second), and as the
+   * output line of the listr task given to `into(task)`.
+   */
+  protected reporter(): ProgressReporter {
+    return new ProgressReporter((event) => this.emit(event))
   }
 
   /** Human-readable output; silent under --json or when events stream to stdout. */
@@ -165,15 +172,16 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   protected override async catch(err: Interfaces.CommandError): Promise<unknown> {
     const exitCode = exitCodeOf(err)
     process.exitCode = exitCode
+    const message = err.message || String(err)
+    // the last --events line of a failed run, with --json too
+    this.emit({type: 'error', name: err.name || 'Error', message, exitCode})
     if (this.jsonEnabled()) {
       this.logJson(this.toErrorJson(err))
       return
     }
     const chalk = await (await import('./colour.js')).colours()
-    const message = err.message || String(err)
     this.logToStderr(`${chalk.red('Error:')} ${message}`)
     if (process.env.CODIEMB_DEBUG && err.stack) this.logToStderr(err.stack)
-    this.emit({type: 'error', name: err.name, message, exitCode})
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {

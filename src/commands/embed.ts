@@ -49,14 +49,13 @@ Pooling defaults to the checkpoint's sentence-transformers configuration, else m
     const encoder = await loadEncoder(f.model, {registry, trainable: false})
     this.info(`model: ${f.model} (${encoder.modelType}, ${encoder.numLayers} layers, dim ${encoder.hiddenSize}, pooling ${f.pooling ?? encoder.pooling})`)
     mkdirSync(dirname(resolve(f.out)), {recursive: true})
+    const reporter = this.reporter()
     let result: Awaited<ReturnType<typeof embedFile>> | undefined
     try {
       await this.tasks([
         {
           title: `Embedding ${f.input}`,
           task: async (_ctx, task) => {
-            const started = performance.now()
-            let lastEmit = 0
             result = await embedFile(encoder, f.input, f.out, {
               prompt: f.prompt,
               instruction: f.instruction,
@@ -67,14 +66,7 @@ Pooling defaults to the checkpoint's sentence-transformers configuration, else m
               textField: f['text-field'],
               idField: f['id-field'],
               modelLabel: f.model,
-              onProgress: (done, tokens) => {
-                const seconds = (performance.now() - started) / 1000
-                task.output = `${done} texts, ${tokens} tokens, ${(done / Math.max(seconds, 1e-9)).toFixed(1)} texts/s`
-                if (performance.now() - lastEmit > 1000) {
-                  lastEmit = performance.now()
-                  this.emit({type: 'progress', stage: 'embed', done, tokens, seconds})
-                }
-              },
+              onEvent: reporter.into(task),
             })
             task.title = `Embedded ${result.rows} texts into ${f.out}`
           },
@@ -84,7 +76,7 @@ Pooling defaults to the checkpoint's sentence-transformers configuration, else m
       encoder.dispose()
     }
     const r = result!
-    this.emit({type: 'done', stage: 'embed', rows: r.rows, tokens: r.tokens, seconds: r.seconds})
+    this.emit({type: 'done', command: 'embed', stage: 'embed', rows: r.rows, tokens: r.tokens, seconds: r.seconds})
     this.info(`${r.rows} vectors of dim ${r.dim} -> ${f.out} (${r.textsPerSecond.toFixed(1)} texts/s, ${r.tokensPerSecond.toFixed(0)} tokens/s)`)
     return {...r, model: f.model, backend: backend.name}
   }

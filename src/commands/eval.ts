@@ -76,6 +76,7 @@ Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json a
     const store = new EmbeddingStore(cacheDir)
     const {TaskDataError} = await import('../eval/task-data.js')
     const evaluations: Awaited<ReturnType<typeof runTasks>> = []
+    const reporter = this.reporter()
     try {
       await this.tasks(
         tasks.map((task) => ({
@@ -92,14 +93,10 @@ Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json a
               instructions: f['no-instructions'] ? false : ((evalConfig.instructions as boolean | undefined) ?? true),
               instructionTemplate: evalConfig.instructionTemplate as string | undefined,
               geometry: f.geometry,
-              onProgress: (p) => {
-                t.output = p.total ? `${p.stage}${p.detail ? ` ${p.detail}` : ''} ${p.done}/${p.total}` : `${p.stage}${p.detail ? ` ${p.detail}` : ''}`
-                this.emit({type: 'eval-progress', ...p})
-              },
+              onEvent: reporter.into(t),
             })
             evaluations.push(ev)
             t.title = `${task.name}: ${task.mainScore} ${(ev.scores.main_score * 100).toFixed(2)} (${ev.evaluationTime.toFixed(1)} s${ev.cache.misses === 0 ? ', cached' : ''})`
-            this.emit({type: 'eval-task', task: task.name, split: task.split, main_score: ev.scores.main_score, scores: ev.scores, evaluation_time: ev.evaluationTime})
           },
         })),
       )

@@ -62,6 +62,7 @@ export default class Merge extends CodiembCommand<typeof Merge> {
       registry: await this.registry(),
     }
     const {mergeCheckpoints} = await import('../merge/engine.js')
+    const reporter = this.reporter()
     let report!: MergeReport
     await this.tasks([
       {
@@ -69,10 +70,7 @@ export default class Merge extends CodiembCommand<typeof Merge> {
         task: async (_ctx, task) => {
           report = await mergeCheckpoints({
             ...request,
-            onProgress: (p) => {
-              task.output = p.phase === 'hash' ? `hashing inputs ${p.done}/${p.total}` : `${p.done}/${p.total} ${p.item}`
-              this.emit({type: 'progress', ...p})
-            },
+            onEvent: reporter.into(task),
           })
         },
       },
@@ -83,7 +81,7 @@ export default class Merge extends CodiembCommand<typeof Merge> {
       `${report.output.path}: ${s.merged} tensors merged, ${s.copied} copied, ${s.mergedParameters.toLocaleString('en')} parameters in ${s.seconds.toFixed(1)} s; ` +
         `mean weight per checkpoint ${s.meanWeights.map((w) => w.toFixed(3)).join(' / ')}`,
     )
-    this.emit({type: 'done', out: report.output.path, summary: s})
+    this.emit({type: 'done', command: 'merge', out: report.output.path, summary: s})
     return report
   }
 }

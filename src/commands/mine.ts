@@ -48,6 +48,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     const {loadModelForEval} = await import('../eval/model.js')
     const model = await loadModelForEval(f.model, {registry})
     const {mineHardNegatives} = await import('../eval/mine.js')
+    const reporter = this.reporter()
     let result: MineResult | undefined
     try {
       await this.tasks([
@@ -65,10 +66,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
               maxLength: f['max-length'],
               cacheDir: f['cache-dir'],
               instructions: !f['no-instructions'],
-              onProgress: (stage, done, total) => {
-                t.output = `${stage} ${done}/${total}`
-                this.emit({type: 'mine-progress', stage, done, total})
-              },
+              onEvent: reporter.into(t),
             })
           },
         },

@@ -97,6 +97,7 @@ One dataset can also be given with flags instead of a config (--reader, --task, 
     const dataRoot = f['data-root'] ?? section.dataRoot ?? '.'
     const {prepare} = await import('../data/prepare.js')
     const registry = await this.registry()
+    const reporter = this.reporter()
     let result!: PrepareResult
     await this.tasks([
       {
@@ -108,11 +109,7 @@ One dataset can also be given with flags instead of a config (--reader, --task, 
             registry,
             skipInvalid: f['skip-invalid'] || undefined,
             batchRows: f['batch-rows'],
-            onEvent: (event) => {
-              this.emit(event)
-              if (event.type === 'dataset-start') task.output = `${event.index + 1}/${event.total} ${event.dataset} (${event.reader}, ${event.task})`
-              else if (event.type === 'progress') task.output = `${event.dataset}: ${event.rows.toLocaleString('en')} rows`
-            },
+            onEvent: reporter.into(task),
           })
         },
       },

@@ -30,17 +30,19 @@ The default run takes about 4 minutes of CPU time on the cpu backend (one core);
     const registry = await this.registry()
     const backend = await this.activateBackend()
     const {quickstartStages} = await import('../quickstart/run.js')
-    const run = quickstartStages({out: f.out, registry, steps: f.steps, evalLimit: f['eval-limit'], onEvent: (e) => this.emit(e)})
+    const reporter = this.reporter()
+    const run = quickstartStages({out: f.out, registry, steps: f.steps, evalLimit: f['eval-limit'], onEvent: reporter.onEvent})
     await this.tasks(
       run.stages.map((stage) => ({
         title: stage.title,
         task: async (_ctx: unknown, task: {output: string; title: string}) => {
-          task.title = await stage.run((text) => (task.output = text))
+          reporter.into(task)
+          task.title = await stage.run()
         },
       })),
     )
     const result = run.result()
-    this.emit({type: 'done', ...result})
+    this.emit({type: 'done', command: 'quickstart', ...result})
     if (!this.jsonEnabled()) {
       const {renderTable} = await import('../cli/table.js')
       const base = result.models.find((m) => m.name === 'init')!

@@ -206,7 +206,7 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
             .join('; '),
       )
     }
-    this.emit({type: 'done', output: result.output, steps: s.steps, lossFirst: s.lossFirst, lossLast: s.lossLast, probe: s.probe && {first: s.probe.first, last: s.probe.last}})
+    this.emit({type: 'done', command: 'train', output: result.output, steps: s.steps, lossFirst: s.lossFirst, lossLast: s.lossLast, probe: s.probe && {first: s.probe.first, last: s.probe.last}})
     return {dryRun: false, ...result}
   }
 

@@ -15,6 +15,7 @@ import {createHash} from 'node:crypto'
 import {closeSync, createReadStream, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync, ftruncateSync, fsyncSync} from 'node:fs'
 import {dirname, join, resolve, sep} from 'node:path'
 import {CodiembError, EXIT_FAILURE, EXIT_USER_ERROR} from '../core/errors.js'
+import type {PullEvent} from '../core/events.js'
 
 export interface PullOptions {
   revision?: string
@@ -28,13 +29,11 @@ export interface PullOptions {
   /** Only files whose path matches one of these globs (`*` within a path segment, `**` across). */
   include?: string[]
   fetch?: typeof fetch
-  onProgress?: (event: PullEvent) => void
+  /** Progress: the file list, then each file's start and end. */
+  onEvent?: (event: PullEvent) => void
 }
 
-export type PullEvent =
-  | {type: 'listed'; files: number; bytes: number}
-  | {type: 'file-start'; path: string; size: number; resumeFrom: number}
-  | {type: 'file-done'; path: string; size: number; status: 'downloaded' | 'resumed' | 'present'}
+export type {PullEvent} from '../core/events.js'
 
 export interface PulledFile {
   path: string
@@ -128,7 +127,7 @@ export async function pullRepo(repoId: string, options: PullOptions = {}): Promi
     throw new HubError(`cannot list ${repoType} ${repoId}@${revision} on ${endpoint}: ${(error as Error).message}${hint}`, status === 404 ? EXIT_USER_ERROR : EXIT_FAILURE)
   }
   const total = entries.reduce((s, e) => s + e.size, 0)
-  options.onProgress?.({type: 'listed', files: entries.length, bytes: total})
+  options.onEvent?.({type: 'listed', files: entries.length, bytes: total})
 
   const files: PulledFile[] = []
   let downloadedBytes = 0
@@ -138,7 +137,7 @@ export async function pullRepo(repoId: string, options: PullOptions = {}): Promi
     mkdirSync(dirname(dest), {recursive: true})
     if (existsSync(dest) && statSync(dest).size === entry.size) {
       files.push({path: entry.path, size: entry.size, sha256: entry.sha256, status: 'present'})
-      options.onProgress?.({type: 'file-done', path: entry.path, size: entry.size, status: 'present'})
+      options.onEvent?.({type: 'file-done', path: entry.path, size: entry.size, status: 'present'})
       continue
     }
     const partial = `${dest}.incomplete`
@@ -147,7 +146,7 @@ export async function pullRepo(repoId: string, options: PullOptions = {}): Promi
       rmSync(partial)
       have = 0
     }
-    options.onProgress?.({type: 'file-start', path: entry.path, size: entry.size, resumeFrom: have})
+    options.onEvent?.({type: 'file-start', path: entry.path, size: entry.size, resumeFrom: have})
     const url = `${endpoint}/${repoType === 'dataset' ? 'datasets/' : ''}${repoId}/resolve/${encodeURIComponent(revision)}/${encodePath(entry.path)}`
     const headers: Record<string, string> = {...auth}
     if (have > 0 && have < entry.size) headers.Range = `bytes=${have}-`
@@ -195,7 +194,7 @@ export async function pullRepo(repoId: string, options: PullOptions = {}): Promi
     }
     renameSync(partial, dest)
     files.push({path: entry.path, size: entry.size, sha256: entry.sha256, status})
-    options.onProgress?.({type: 'file-done', path: entry.path, size: entry.size, status})
+    options.onEvent?.({type: 'file-done', path: entry.path, size: entry.size, status})
   }
   return {repo: repoId, repoType, revision, endpoint, out, files, bytes: total, downloadedBytes}
 }

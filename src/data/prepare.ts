@@ -23,6 +23,7 @@ import {hashFile} from './text-input.js'
 import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
 import {packageVersion} from '../core/version.js'
+import type {PrepareEvent} from '../core/events.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
 export interface DatasetConfig {
@@ -53,10 +54,7 @@ export interface PrepareConfig {
   datasets: DatasetConfig[]
 }
 
-export type PrepareEvent =
-  | {type: 'dataset-start'; dataset: string; reader: string; task: Task; index: number; total: number}
-  | {type: 'progress'; dataset: string; rows: number; rejected: number}
-  | {type: 'dataset-done'; dataset: string; rows: number; rejected: number; unused: number; seconds: number}
+export type {PrepareEvent} from '../core/events.js'
 
 export interface PrepareOptions {
   /** Base directory for dataset paths (absolute or relative to the working directory). */
@@ -68,6 +66,7 @@ export interface PrepareOptions {
   registry: Registry
   /** Rows per Arrow record batch (default 4096). */
   batchRows?: number
+  /** Progress: each dataset's start, its rows every 50,000, its end. */
   onEvent?: (event: PrepareEvent) => void
 }
 
@@ -421,7 +420,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
       o.writer.write(converted.value)
       o.stats.add(converted.value)
       rows++
-      if (rows % 50_000 === 0) ctx.onEvent?.({type: 'progress', dataset: ds.name, rows, rejected})
+      if (rows % 50_000 === 0) ctx.onEvent?.({type: 'dataset-progress', dataset: ds.name, rows, rejected})
     }
     rejects?.close()
     const files: ManifestFile[] = []

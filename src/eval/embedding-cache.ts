@@ -13,6 +13,7 @@ import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, readdirSync, rmSync} from 'node:fs'
 import {open, readFile, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import type {EncodeProgressEvent} from '../core/events.js'
 import type {CorpusChunk} from './search.js'
 
 export interface EmbeddingKey {
@@ -119,8 +120,8 @@ function processAlive(pid: number): boolean {
 export interface EmbedOptions {
   /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
   sliceSize?: number
-  /** Progress: texts encoded so far, total. */
-  onProgress?: (done: number, total: number) => void
+  /** Progress: texts encoded (or found in the cache) so far, of all. */
+  onEvent?: (event: EncodeProgressEvent) => void
 }
 
 /**
@@ -152,7 +153,7 @@ export class EmbeddingStore {
           dim ||= v.length
           parts.push(v)
         }
-        options.onProgress?.(Math.min(texts.length, s + slice), texts.length)
+        options.onEvent?.({type: 'encode-progress', done: Math.min(texts.length, s + slice), total: texts.length})
       }
       const data = new Float32Array(parts.length * dim)
       parts.forEach((v, i) => data.set(v, i * dim))
@@ -166,7 +167,7 @@ export class EmbeddingStore {
         const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {count: number; dim: number}
         if (meta.count === texts.length && meta.dim > 0) {
           this.hits++
-          options.onProgress?.(texts.length, texts.length)
+          options.onEvent?.({type: 'encode-progress', done: texts.length, total: texts.length})
           return new FileMatrix(dataPath, meta.count, meta.dim, true)
         }
       } catch {
@@ -187,7 +188,7 @@ export class EmbeddingStore {
         vecs.forEach((v, i) => block.set(v, i * dim))
         await fh.write(new Uint8Array(block.buffer))
         written += vecs.length
-        options.onProgress?.(written, texts.length)
+        options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
       }
     } catch (error) {
       await fh.close()

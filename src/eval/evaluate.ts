@@ -14,6 +14,7 @@ import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
 import type {ConfigTask, TaskDefinition} from './tasks.js'
 import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
+import type {EncodeProgressEvent, EvalEvent, EvalProgressEvent} from '../core/events.js'
 
 /** What the engine needs from an encoder (a subset of src/model/encoder.ts's Encoder). */
 export interface EvalEncoder {
@@ -24,7 +25,7 @@ export interface EvalEncoder {
    */
   encode(
     texts: string[],
-    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; onProgress?: (done: number, total: number) => void},
+    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; onEvent?: (event: EncodeProgressEvent) => void},
   ): Promise<Float32Array[]>
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
@@ -44,13 +45,7 @@ export function queryPrompt(encoder: EvalEncoder, instruction: string | undefine
   return literalPrompt(type === 'retrieval' ? (encoder.prompts?.query ?? '') : '')
 }
 
-export interface EvalProgress {
-  task: string
-  stage: 'load' | 'encode' | 'search' | 'score' | 'done'
-  detail?: string
-  done?: number
-  total?: number
-}
+export type {EvalEvent, EvalProgressEvent, EvalTaskEvent} from '../core/events.js'
 
 export interface EvaluateOptions {
   /** Where task data lives (see src/eval/task-data.ts). */
@@ -70,7 +65,8 @@ export interface EvaluateOptions {
   /** Corpus rows per search chunk (default 16384) and queries per matrix product (default 256). */
   corpusChunkSize?: number
   queryBatchSize?: number
-  onProgress?: (p: EvalProgress) => void
+  /** Progress: each task's stages (eval-progress), then its scores (eval-task). */
+  onEvent?: (event: EvalEvent) => void
   /** Also measure the geometry of the space (isotropy; token-state spectrum when the encoder exposes tokenize/forward). */
   geometry?: boolean
   /** Evaluate only the first N STS pairs / N judged queries of each task (quick checks; the corpus stays whole). */
@@ -103,7 +99,7 @@ export async function encodeTexts(
   encoder: EvalEncoder,
   texts: readonly string[],
   key: {task: string; split: string; role: string; prompt: Prompt},
-  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onProgress?: (done: number, total: number) => void},
+  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
 ): Promise<EmbeddingMatrix> {
   const maxLength = options.maxLength ?? encoder.maxLength ?? 512
   return options.store.embed(
@@ -118,7 +114,7 @@ export async function encodeTexts(
       order.forEach((i, j) => (out[i] = vectors[j]))
       return out
     },
-    {onProgress: options.onProgress},
+    {onEvent: options.onEvent},
   )
 }
 
@@ -130,10 +126,11 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   const started = performance.now()
   const store = options.store ?? new EmbeddingStore(options.cacheDir)
   const before = {hits: store.hits, misses: store.misses}
-  const report = options.onProgress ?? (() => {})
+  const emit = options.onEvent ?? (() => {})
+  const report = (progress: Omit<EvalProgressEvent, 'type' | 'task'>) => emit({type: 'eval-progress', task: task.name, ...progress})
   const useInstructions = options.instructions ?? true
   const template = options.instructionTemplate ?? INSTRUCTION_TEMPLATE
-  report({task: task.name, stage: 'load'})
+  report({stage: 'load'})
   let scores: TaskScores
   let counts: Record<string, number>
   let sources: string[]
@@ -141,7 +138,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let geometry: Geometry | undefined
   const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
     if (!options.geometry) return undefined
-    report({task: task.name, stage: 'score', detail: 'geometry'})
+    report({stage: 'score', detail: 'geometry'})
     const first = (await m.chunks(ids, 4096).next()).value!
     const sample = texts.slice(0, 64)
     const maxLength = Math.min(options.maxLength ?? encoder.maxLength ?? 128, 128)
@@ -156,10 +153,10 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     }
     prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'sts')
     const total = data.text1.length * 2
-    const progress = (offset: number) => (done: number) => report({task: task.name, stage: 'encode', done: offset + done, total})
-    const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onProgress: progress(0)})
-    const right = await encodeTexts(encoder, data.text2, {task: task.name, split: task.split, role: 'text2', prompt}, {...options, store, onProgress: progress(data.text1.length)})
-    report({task: task.name, stage: 'score'})
+    const progress = (offset: number) => (e: EncodeProgressEvent) => report({stage: 'encode', done: offset + e.done, total})
+    const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onEvent: progress(0)})
+    const right = await encodeTexts(encoder, data.text2, {task: task.name, split: task.split, role: 'text2', prompt}, {...options, store, onEvent: progress(data.text1.length)})
+    report({stage: 'score'})
     const s = stsScores(rowsOf(await left.readAll(), left.count, left.dim), rowsOf(await right.readAll(), right.count, right.dim), data.gold)
     scores = {...s, main_score: s[task.mainScore as keyof typeof s] ?? s.cosine_spearman}
     geometry = await geometryOf(left, data.text1, data.text1.map((_, i) => String(i)))
@@ -178,12 +175,12 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
       ...options,
       store,
-      onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'queries', done, total}),
+      onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
     })
     const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
       ...options,
       store,
-      onProgress: (done) => report({task: task.name, stage: 'encode', detail: 'corpus', done: data.queryTexts.length + done, total}),
+      onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
     })
     const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
     // hits as global corpus positions (the chunks stream the corpus in order)
@@ -191,9 +188,9 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       k,
       ignoreIdenticalIds: task.ignoreIdenticalIds,
       queryBatchSize: options.queryBatchSize,
-      onProgress: (done) => report({task: task.name, stage: 'search', done, total: corpus.count}),
+      onEvent: (e) => report({stage: 'search', done: e.done, total: corpus.count}),
     })
-    report({task: task.name, stage: 'score'})
+    report({stage: 'score'})
     const acc = new RetrievalMetricsAccumulator()
     data.queryIds.forEach((qid, q) => {
       const n = table.count[q]
@@ -216,7 +213,8 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources = data.sources
   }
   const evaluationTime = (performance.now() - started) / 1000
-  report({task: task.name, stage: 'done', detail: `${task.mainScore} ${scores.main_score.toFixed(4)}`})
+  report({stage: 'done', detail: `${task.mainScore} ${scores.main_score.toFixed(4)}`})
+  emit({type: 'eval-task', task: task.name, split: task.split, main_score: scores.main_score, scores, evaluation_time: evaluationTime})
   return {
     task,
     split: task.split,

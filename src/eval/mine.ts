@@ -11,6 +11,7 @@
  * metadata plus `codiemb.mined` (model fingerprint and parameters).
  */
 import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../io/arrow-records.js'
+import type {EncodeProgressEvent, MineProgressEvent} from '../core/events.js'
 import {EmbeddingStore} from './embedding-cache.js'
 import {encodeTexts, passagePrompt, queryPrompt, type EvalEncoder} from './evaluate.js'
 import {exactSearch} from './search.js'
@@ -29,7 +30,8 @@ export interface MineOptions {
   instructions?: boolean
   /** Instruction template, syntax in src/core/prompts.ts (default the paper's). */
   instructionTemplate?: string
-  onProgress?: (stage: string, done: number, total: number) => void
+  /** Progress: encoding the corpus, the queries and the known positives, then the search. */
+  onEvent?: (event: MineProgressEvent) => void
 }
 
 export interface MineResult {
@@ -58,7 +60,8 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const skipTop = options.skipTop ?? 0
   if (!Number.isInteger(options.topK) || options.topK < 1) throw new Error(`--top-k must be an integer >= 1, got ${options.topK}`)
   if (!Number.isInteger(skipTop) || skipTop < 0) throw new Error(`--skip-top must be an integer >= 0, got ${skipTop}`)
-  const progress = options.onProgress ?? (() => {})
+  const emit = options.onEvent ?? (() => {})
+  const encoding = (stage: MineProgressEvent['stage']) => (e: EncodeProgressEvent) => emit({type: 'mine-progress', stage, done: e.done, total: e.total})
   const store = new EmbeddingStore(options.cacheDir)
   const examples = await readAllRecords(options.input, 'ir-example')
   const corpusRows = await readAllRecords(options.corpus, 'corpus')
@@ -79,7 +82,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const encodeOpts = {batchSize: options.batchSize, maxLength: options.maxLength, store}
   const corpus = await encodeTexts(encoder, corpusTexts, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
     ...encodeOpts,
-    onProgress: (d, t) => progress('encode corpus', d, t),
+    onEvent: encoding('encode corpus'),
   })
   // queries grouped by prompt (examples may carry different instructions)
   const prompts = examples.map((e) => queryPrompt(encoder, e.instruction || undefined, options, 'retrieval'))
@@ -95,7 +98,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
     const prompt = prompts[idx[0]]
     const m = await encodeTexts(encoder, idx.map((i) => examples[i].query), {task: `mine:${options.input}`, split: 'queries', role: 'queries', prompt}, {
       ...encodeOpts,
-      onProgress: (d, t) => progress('encode queries', d, t),
+      onEvent: encoding('encode queries'),
     })
     const all = await m.readAll()
     idx.forEach((i, j) => (queryVectors[i] = all.subarray(j * m.dim, (j + 1) * m.dim)))
@@ -104,7 +107,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const sideTexts = [...new Set(examples.flatMap((e) => [...e.positives, ...(e.negative_scores ? [] : e.negatives)]))]
   const sideIndex = new Map(sideTexts.map((t, i) => [t, i]))
   const side = sideTexts.length
-    ? await encodeTexts(encoder, sideTexts, {task: `mine:${options.input}`, split: 'passages', role: 'passages', prompt: passagePrompt(encoder)}, {...encodeOpts, onProgress: (d, t) => progress('encode positives', d, t)})
+    ? await encodeTexts(encoder, sideTexts, {task: `mine:${options.input}`, split: 'passages', role: 'passages', prompt: passagePrompt(encoder)}, {...encodeOpts, onEvent: encoding('encode positives')})
     : undefined
   const sideAll = side ? await side.readAll() : new Float32Array()
   const sideVec = (t: string) => sideAll.subarray(sideIndex.get(t)! * side!.dim, (sideIndex.get(t)! + 1) * side!.dim)
@@ -116,7 +119,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const hits = await exactSearch(queries, examples.map((e) => e.id), dim, corpus.chunks(corpusIds), {
     k: Math.min(corpus.count, skipTop + options.topK),
     exclude,
-    onProgress: (d) => progress('search', d, corpus.count),
+    onEvent: (e) => emit({type: 'mine-progress', stage: 'search', done: e.done, total: corpus.count}),
   })
 
   const writer = new ArrowRecordWriter(options.out, 'ir-example', {

@@ -12,6 +12,7 @@
  * `dot` uses raw inner products.
  */
 import * as tf from '@tensorflow/tfjs-core'
+import type {SearchProgressEvent} from '../core/events.js'
 
 export type Similarity = 'cosine' | 'dot'
 
@@ -35,8 +36,8 @@ export interface SearchOptions {
   ignoreIdenticalIds?: boolean
   /** Per query, document ids never to return (e.g. known positives when mining negatives). */
   exclude?: ReadonlyArray<ReadonlySet<string> | undefined>
-  /** Called after each corpus chunk with the number of documents searched so far. */
-  onProgress?: (documentsSearched: number) => void
+  /** Progress after each corpus chunk: documents searched so far. */
+  onEvent?: (event: SearchProgressEvent) => void
 }
 
 /** The k best documents of one query, best first. */
@@ -196,7 +197,7 @@ export async function exactSearchTable(
         docs.dispose()
       }
       searched += n
-      options.onProgress?.(searched)
+      options.onEvent?.({type: 'search-progress', done: searched})
     }
   } finally {
     queryTensor.dispose()

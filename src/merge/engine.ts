@@ -25,6 +25,7 @@ import type {RegistryEntry} from '../registry/types.js'
 import {resolveMergerOptions} from './options.js'
 import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-stream.js'
 import {MergeInputError, type Merger} from './types.js'
+import type {MergeProgressEvent, MergeSummary} from '../core/events.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
 export type InputRef = 'base' | number
@@ -54,16 +55,11 @@ export interface MergeRequest {
   force?: boolean
   /** The registry holding the mergers. */
   registry: Registry
-  onProgress?: (progress: MergeProgress) => void
+  /** Progress: each input weight file hashed, then each tensor written. */
+  onEvent?: (event: MergeProgressEvent) => void
 }
 
-export interface MergeProgress {
-  phase: 'hash' | 'merge'
-  /** The file being hashed or the tensor just written. */
-  item: string
-  done: number
-  total: number
-}
+export type {MergeProgressEvent, MergeSummary} from '../core/events.js'
 
 export interface InputRecord {
   path: string
@@ -88,16 +84,7 @@ export interface MergeReport {
   filesFrom: string
   dtype: string
   output: {path: string; files: string[]}
-  summary: {
-    tensors: number
-    merged: number
-    copied: number
-    parameters: number
-    mergedParameters: number
-    /** Each checkpoint's weight averaged over all merged parameters (tensor means weighted by size). */
-    meanWeights: number[]
-    seconds: number
-  }
+  summary: MergeSummary
   tensors: TensorRecord[]
   warnings: string[]
 }
@@ -180,7 +167,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       const files: InputRecord['files'] = []
       for (const f of weightFiles(x.dir, x.file.path)) {
         files.push({file: relative(x.dir, f), bytes: statSync(f).size, sha256: await sha256File(f)})
-        request.onProgress?.({phase: 'hash', item: f, done: ++hashed, total: allFiles.length})
+        request.onEvent?.({type: 'merge-progress', phase: 'hash', item: f, done: ++hashed, total: allFiles.length})
       }
       records.push({path: x.dir, files})
     }
@@ -223,7 +210,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
             mergedParameters += count
             tensorRecords.push({name, shape, dtype: p.outDtype, action: 'merged', weights: weights.map(round6)})
           }
-          request.onProgress?.({phase: 'merge', item: name, done: i + 1, total: plan.length})
+          request.onEvent?.({type: 'merge-progress', phase: 'merge', item: name, done: i + 1, total: plan.length})
         }
         await writer.finish()
       } catch (error) {

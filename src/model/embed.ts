@@ -15,6 +15,7 @@ import type {Encoder, EncodeOptions} from './encoder.js'
 import type {PoolingMode} from './pooling.js'
 import {describePrompt, literalPrompt} from '../core/prompts.js'
 import {CodiembError} from '../core/errors.js'
+import type {EmbedProgressEvent} from '../core/events.js'
 
 export interface TextItem {
   id: string
@@ -102,7 +103,8 @@ export interface EmbedFileOptions extends TextSourceOptions {
   /** Texts read and encoded per chunk (default 64 batches). */
   chunkSize?: number
   modelLabel?: string
-  onProgress?: (done: number, tokens: number) => void
+  /** Progress after each encoder batch: texts embedded so far, their tokens, seconds since the start. */
+  onEvent?: (event: EmbedProgressEvent) => void
 }
 
 export interface EmbedFileResult {
@@ -157,7 +159,11 @@ export async function embedFile(encoder: Encoder, input: string, out: string, op
   try {
     let chunk: TextItem[] = []
     const encodeChunk = async () => {
-      tokens += await encodeAndWrite(encoder, chunk, encodeOptions, options, rows, tokens, (v) => writeChunk(writer, chunk, v))
+      const rowsBefore = rows
+      const tokensBefore = tokens
+      const progress = (done: number, chunkTokens: number) =>
+        options.onEvent?.({type: 'embed-progress', done: rowsBefore + done, tokens: tokensBefore + chunkTokens, seconds: (performance.now() - started) / 1000})
+      tokens += await encodeAndWrite(encoder, chunk, encodeOptions, progress, (v) => writeChunk(writer, chunk, v))
       rows += chunk.length
       chunk = []
     }
@@ -191,14 +197,15 @@ function writeChunk(writer: {write(row: {id: string; text: string; vector: Float
   chunk.forEach((c, i) => writer.write({id: c.id, text: c.text, vector: vectors[i]!}))
 }
 
-/** Encodes one chunk, reporting progress; returns the number of (non-padding) tokens encoded. */
+/**
+ * Encodes one chunk, calling `progress` with the chunk's texts and tokens encoded so far after each
+ * batch; returns the number of (non-padding) tokens encoded.
+ */
 async function encodeAndWrite(
   encoder: Encoder,
   chunk: TextItem[],
   encodeOptions: EncodeOptions,
-  options: EmbedFileOptions,
-  rowsBefore: number,
-  tokensBefore: number,
+  progress: (done: number, tokens: number) => void,
   write: (vectors: Float32Array[]) => void,
 ): Promise<number> {
   let tokens = 0
@@ -206,9 +213,9 @@ async function encodeAndWrite(
     chunk.map((c) => c.text),
     {
       ...encodeOptions,
-      onProgress: (done, _total, t) => {
-        tokens = t
-        options.onProgress?.(rowsBefore + done, tokensBefore + t)
+      onEvent: (e) => {
+        tokens = e.tokens ?? 0
+        progress(e.done, tokens)
       },
     },
   )

@@ -16,6 +16,7 @@ import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, w
 import {basename, dirname, join, resolve} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import type {Registry} from '../registry/registry.js'
+import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
@@ -47,7 +48,8 @@ export interface EncodeOptions {
   normalize?: boolean
   /** Override the checkpoint's pooling for this call. */
   pooling?: PoolingMode
-  onProgress?: (done: number, total: number, tokens: number) => void
+  /** Progress after each batch: texts encoded so far, of all, and their non-padding tokens. */
+  onEvent?: (event: EncodeProgressEvent) => void
 }
 
 export interface Encoder {
@@ -373,7 +375,7 @@ class TransformerEncoder implements Encoder {
       idx.forEach((i, r) => (out[i] = flat.slice(r * H, (r + 1) * H)))
       done += idx.length
       tokens += batch.lengths.reduce((a, b) => a + b, 0)
-      options.onProgress?.(done, texts.length, tokens)
+      options.onEvent?.({type: 'encode-progress', done, total: texts.length, tokens})
     }
     return out
   }

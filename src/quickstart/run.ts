@@ -22,6 +22,9 @@ import type {TrainSection, TrainRunResult} from '../train/run.js'
 import type {MergeReport} from '../merge/engine.js'
 import type {TaskDefinition} from '../eval/tasks.js'
 import type {TaskEvaluation} from '../eval/evaluate.js'
+import type {ModelScores, QuickstartEvent, QuickstartResult} from '../core/events.js'
+
+export type {ModelScores, QuickstartEvent, QuickstartResult} from '../core/events.js'
 
 /** The repository root: this file is src/quickstart/run.ts, compiled to dist/src/quickstart/run.js. */
 function repoRoot(): string {
@@ -53,42 +56,18 @@ export interface QuickstartOptions {
   steps?: number
   /** Evaluate only the first N STS pairs / retrieval queries (tests). */
   evalLimit?: number
-  onEvent?: (event: Record<string, unknown> & {type: string}) => void
-}
-
-export interface ModelScores {
-  name: string
-  path: string
-  /** Cosine Spearman × 100 on the held-out SNLI test pairs. */
-  sts: number
-  /** nDCG@10 × 100 on the retrieval task. */
-  retrieval: number
-  resultsDir: string
-}
-
-export interface QuickstartResult {
-  out: string
-  steps: number
-  models: ModelScores[]
-  /** Per model and task, the change over the untrained model (points × 100). */
-  improvement: Record<string, {sts: number; retrieval: number}>
-  /** Plain statements of what improved and what did not. */
-  verdict: string[]
-  merge: {path: string; meanWeights: number[]}
-  report: string
-  /** Wall-clock seconds, in all and per stage. */
-  seconds: number
-  stageSeconds: Record<string, number>
-  /** CPU seconds of this process (user + system), in all and per stage. */
-  cpuSeconds: number
-  stageCpuSeconds: Record<string, number>
+  /**
+   * Progress: each stage's start and end, and the events of the engines the stages run (tagged
+   * with the stage, or with the model for evaluation events).
+   */
+  onEvent?: (event: QuickstartEvent) => void
 }
 
 export interface QuickstartStage {
   id: string
   title: string
-  /** Runs the stage; `progress` sets the live status line. Returns the stage's final title. */
-  run(progress: (text: string) => void): Promise<string>
+  /** Runs the stage (reporting through `onEvent`). Returns the stage's final title. */
+  run(): Promise<string>
 }
 
 function writeAtomic(path: string, text: string): void {
@@ -178,14 +157,14 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
   let mergeReport: MergeReport | undefined
   let reportPath = ''
 
-  const timed = (id: string, title: string, body: (progress: (text: string) => void) => Promise<string>): QuickstartStage => ({
+  const timed = (id: string, title: string, body: () => Promise<string>): QuickstartStage => ({
     id,
     title,
-    run: async (progress) => {
+    run: async () => {
       const t0 = Date.now()
       const cpu0 = process.cpuUsage()
       emit({type: 'stage-start', stage: id})
-      const done = await body(progress)
+      const done = await body()
       stageSeconds[id] = (Date.now() - t0) / 1000
       const cpu = process.cpuUsage(cpu0)
       // CPU time shows the work done even when other processes share the cores (wall time then inflates).
@@ -196,7 +175,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
   })
 
   const stages: QuickstartStage[] = [
-    timed('prepare', 'Preparing the bundled SNLI sample', async (progress) => {
+    timed('prepare', 'Preparing the bundled SNLI sample', async () => {
       for (const d of [dirs.prepared, dirs.models, dirs.results, dirs.events]) rmSync(d, {recursive: true, force: true})
       mkdirSync(out, {recursive: true})
       const {loadConfig} = await import('../config/load.js')
@@ -206,10 +185,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         dataRoot: join(root, 'quickstart', 'data'),
         out: dirs.prepared,
         registry: options.registry,
-        onEvent: (e) => {
-          emit({...e, stage: 'prepare'})
-          if (e.type === 'dataset-start') progress(`${e.index + 1}/${e.total} ${e.dataset}`)
-        },
+        onEvent: (e) => emit({...e, stage: 'prepare'}),
       })
       return `Prepared ${result.datasets.map((d) => `${d.name} ${d.rows.toLocaleString('en')} rows`).join(', ')}`
     }),
@@ -224,7 +200,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
       return `Random BERT: ${shape.layers} layers, hidden ${shape.hidden}, ${(parameters / 1e6).toFixed(2)} M parameters`
     }),
     ...MIXES.map((mix) =>
-      timed(`train-${mix.id}`, `Training checkpoint ${mix.id.toUpperCase()} (${mix.title}: ${mixRows(mix, steps).irRows} IR triplets, ${mixRows(mix, steps).stsRows} STS pairs, ${steps} steps)`, async (progress) => {
+      timed(`train-${mix.id}`, `Training checkpoint ${mix.id.toUpperCase()} (${mix.title}: ${mixRows(mix, steps).irRows} IR triplets, ${mixRows(mix, steps).stsRows} STS pairs, ${steps} steps)`, async () => {
         const section = trainSection(mix, {...dirs, init}, steps)
         const {runTraining} = await import('../train/run.js')
         const eventsFile = join(dirs.events, `train-${mix.id}-${mix.name}.ndjson`)
@@ -236,10 +212,8 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
             // `losses` is the per-task map the report charts.
             lines.push(JSON.stringify({...e, losses: e.loss}))
             emit({...e, stage: `train-${mix.id}`})
-            const losses = Object.entries(e.loss).map(([task, v]) => `${task} ${v.toFixed(3)}`).join(', ')
-            progress(`step ${e.step}/${e.totalSteps} · loss ${losses} · ${e.examplesPerSecond.toFixed(0)} ex/s · ETA ${Math.round(e.etaSeconds)} s`)
           },
-          onStatus: (message) => progress(message),
+          onStatus: (message) => emit({type: 'status', message, stage: `train-${mix.id}`}),
         })
         writeAtomic(eventsFile, lines.join('\n') + '\n')
         // Only the final model is kept; the trainer's own checkpoints folder is not needed here.
@@ -252,7 +226,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         return `Checkpoint ${mix.id.toUpperCase()} (${mix.title}): ${s.steps} steps, ${change}`
       }),
     ),
-    timed('merge', 'Merging A and B with delta fusion', async (progress) => {
+    timed('merge', 'Merging A and B with delta fusion', async () => {
       const {mergeCheckpoints} = await import('../merge/engine.js')
       mergeReport = await mergeCheckpoints({
         method: 'delta',
@@ -261,15 +235,12 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         out: merged,
         force: true,
         registry: options.registry,
-        onProgress: (p) => {
-          progress(`${p.done}/${p.total} ${p.item ?? ''}`)
-          emit({type: 'merge-progress', ...p})
-        },
+        onEvent: (e) => emit({...e, stage: 'merge'}),
       })
       const w = mergeReport.summary.meanWeights.map((x) => x.toFixed(2)).join(' / ')
       return `Merged ${mergeReport.summary.merged} tensors, mean weight A / B ${w}`
     }),
-    timed('eval', 'Evaluating init, A, B and merged', async (progress) => {
+    timed('eval', 'Evaluating init, A, B and merged', async () => {
       const {loadModelForEval} = await import('../eval/model.js')
       const {runTasks} = await import('../eval/evaluate.js')
       const {writeResults} = await import('../eval/results.js')
@@ -278,7 +249,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         ...trained.map((t) => ({name: `${t.mix.id}-${t.mix.name}`, path: t.result.output})),
         {name: 'merged', path: merged},
       ]
-      for (const [i, m] of models.entries()) {
+      for (const m of models) {
         const model = await loadModelForEval(m.path, {registry: options.registry, name: `quickstart-${m.name}`})
         let evaluations: TaskEvaluation[]
         try {
@@ -287,7 +258,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
             batchSize: 64,
             maxLength: 32,
             limit: options.evalLimit,
-            onProgress: (p) => progress(`${i + 1}/${models.length} ${m.name}: ${p.stage}${p.detail ? ` ${p.detail}` : ''}${p.total ? ` ${p.done}/${p.total}` : ''}`),
+            onEvent: (e) => emit({...e, model: m.name}),
           })
         } finally {
           model.dispose()

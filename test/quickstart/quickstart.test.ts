@@ -4,6 +4,7 @@ import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:f
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {runCommandJson} from '../helpers/cli.js'
+import {readEvents} from '../helpers/events.js'
 import {verdictLines, type ModelScores} from '../../src/quickstart/run.js'
 
 test('codiemb quickstart: prepare, two checkpoints, delta merge, eval of 4 models, report (2 steps per checkpoint)', () => {
@@ -56,7 +57,8 @@ test('codiemb quickstart: prepare, two checkpoints, delta merge, eval of 4 model
     // the verdict names every trained model and both tasks; the result file matches the envelope
     assert.equal(r.verdict.length, 6)
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'quickstart.json'), 'utf8')).models, r.models)
-    const events = readFileSync(join(out, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    // every line is an event of data-schemas/events.schema.json
+    const events = readEvents(join(out, 'events.ndjson'))
     assert.deepEqual(events.filter((e) => e.type === 'stage-done').map((e) => e.stage), ['prepare', 'init', 'train-a', 'train-b', 'merge', 'eval', 'report'])
   } finally {
     rmSync(out, {recursive: true, force: true})

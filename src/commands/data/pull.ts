@@ -26,6 +26,7 @@ Interrupted downloads resume where they stopped (HTTP Range); files already pres
 
   protected async exec(): Promise<PullResult> {
     const {pullRepo, HubError} = await import('../../data/hub.js')
+    const reporter = this.reporter()
     let result!: PullResult
     await this.tasks([
       {
@@ -37,11 +38,7 @@ Interrupted downloads resume where they stopped (HTTP Range); files already pres
               out: this.flags.out,
               include: this.flags.include,
               repoType: this.flags.model ? 'model' : 'dataset',
-              onProgress: (event) => {
-                this.emit(event)
-                if (event.type === 'listed') task.output = `${event.files} files, ${(event.bytes / 1e6).toFixed(1)} MB`
-                else if (event.type === 'file-start') task.output = `${event.path}${event.resumeFrom ? ` (resuming at ${event.resumeFrom} bytes)` : ''}`
-              },
+              onEvent: reporter.into(task),
             })
           } catch (error) {
             if (error instanceof HubError) throw new CodiembError(error.message, {exitCode: error.exitCode, name: 'HubError'})
