@@ -18,7 +18,8 @@ export default class Report extends CodiembCommand<typeof Report> {
   }
 
   protected async exec(): Promise<{out: string; charts: number; sections: {training: number; evaluation: number; merge: number}; bytes: number}> {
-    const {existsSync, statSync, renameSync, writeFileSync, mkdirSync} = await import('node:fs')
+    const {existsSync, statSync, mkdirSync} = await import('node:fs')
+    const {writeFileAtomic} = await import('../core/fs-atomic.js')
     const {dirname, resolve} = await import('node:path')
     const dir = resolve(this.args.dir)
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CodiembError(`${this.args.dir}: not a directory`, {exitCode: 2})
@@ -27,9 +28,7 @@ export default class Report extends CodiembCommand<typeof Report> {
     if (!report.charts && !report.sections.evaluation) this.addWarning(`nothing to chart under ${dir}: no train events, summary.json or merge.json found`)
     const out = resolve(this.flags.out)
     mkdirSync(dirname(out), {recursive: true})
-    const tmp = `${out}.${process.pid}.tmp`
-    writeFileSync(tmp, report.html)
-    renameSync(tmp, out)
+    writeFileAtomic(out, report.html)
     this.info(`report: ${out} (${report.charts} charts; training runs ${report.sections.training}, evaluations ${report.sections.evaluation}, merges ${report.sections.merge})`)
     return {out, charts: report.charts, sections: report.sections, bytes: Buffer.byteLength(report.html)}
   }

@@ -9,12 +9,12 @@
  * their reasons and are counted. Rows a configuration does not use (e.g. neutral NLI pairs for IR)
  * are counted as `unused` with their reasons.
  *
- * Atomicity: everything is written under `<out>/.prepare-<random>.partial/`; only when every dataset
- * succeeded are the dataset folders moved into `<out>` and the manifest written (atomically, last).
+ * Atomicity: everything is written under a temporary staging folder `<out>/.prepare.<pid>.<random>.tmp/`
+ * (src/core/fs-atomic.ts); only when every dataset succeeded are the dataset folders swapped into
+ * `<out>` and the manifest written (atomically, last).
  * A failed run removes its staging folder and leaves `<out>` as it was.
  */
-import {randomBytes} from 'node:crypto'
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync} from 'node:fs'
 import {isAbsolute, join, relative, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
 import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
@@ -24,6 +24,7 @@ import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, t
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
 import {packageVersion} from '../core/version.js'
 import type {PrepareEvent} from '../core/events.js'
+import {createTempSiblingDir, swapDirectory, writeFileAtomic} from '../core/fs-atomic.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
 export interface DatasetConfig {
@@ -215,8 +216,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
   const batchRows = options.batchRows ?? config.batchRows
   const registry = options.registry
   mkdirSync(out, {recursive: true})
-  const staging = join(out, `.prepare-${randomBytes(4).toString('hex')}.partial`)
-  mkdirSync(staging)
+  const staging = createTempSiblingDir(join(out, 'prepare'))
   const results: DatasetResult[] = []
   try {
     for (let i = 0; i < config.datasets.length; i++) {
@@ -228,8 +228,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
     const previous = readManifest(out)
     const names = new Set(results.map((r) => r.name))
     for (const r of results) {
-      rmSync(join(out, r.name), {recursive: true, force: true})
-      renameSync(join(staging, r.name), join(out, r.name))
+      swapDirectory(join(staging, r.name), join(out, r.name))
     }
     const manifest: Manifest = {
       format: 'codiemb-prepare-manifest',
@@ -241,9 +240,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
         ...Object.fromEntries(results.map(({files: _f, stats: _s, seconds: _t, ...rest}) => [rest.name, rest])),
       },
     }
-    const tmp = join(staging, MANIFEST)
-    writeFileSync(tmp, JSON.stringify(manifest, null, 2) + '\n')
-    renameSync(tmp, join(out, MANIFEST))
+    writeFileAtomic(join(out, MANIFEST), JSON.stringify(manifest, null, 2) + '\n')
   } finally {
     rmSync(staging, {recursive: true, force: true})
   }

@@ -6,14 +6,15 @@
  * A cache entry is keyed by the model fingerprint, task, split, role (queries/corpus/text1/...),
  * the prompt (its suffix too), the max length, and a hash of the texts themselves (so edited data never
  * reuses stale vectors). On disk an entry is `<key>.f32` (row-major little-endian float32) plus
- * `<key>.json` (count, dim, the key fields); both are written to temporary names and renamed when
- * complete, so an interrupted run leaves no half entry behind.
+ * `<key>.json` (count, dim, the key fields); both are written atomically (src/core/fs-atomic.ts),
+ * so an interrupted run leaves no half entry behind, only a temporary that the next run removes.
  */
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, rmSync} from 'node:fs'
-import {open, readFile, rename, rm, writeFile} from 'node:fs/promises'
+import {existsSync, mkdirSync} from 'node:fs'
+import {open, readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {EncodeProgressEvent} from '../core/events.js'
+import {AtomicFile, processAlive, removeTemps, writeFileAtomic} from '../core/fs-atomic.js'
 import type {CorpusChunk} from './search.js'
 
 export interface EmbeddingKey {
@@ -108,15 +109,6 @@ class FileMatrix implements EmbeddingMatrix {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
 export interface EmbedOptions {
   /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
   sliceSize?: number
@@ -135,10 +127,7 @@ export class EmbeddingStore {
     if (!cacheDir) return
     mkdirSync(cacheDir, {recursive: true})
     // temporary files of runs that died mid-write (their process is gone) are garbage
-    for (const name of readdirSync(cacheDir)) {
-      const m = /\.(\d+)\.tmp$/.exec(name)
-      if (m && !processAlive(Number(m[1]))) rmSync(join(cacheDir, name), {force: true})
-    }
+    removeTemps(cacheDir, (temp) => !processAlive(temp.pid))
   }
 
   async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
@@ -175,8 +164,7 @@ export class EmbeddingStore {
       }
     }
     this.misses++
-    const tmp = `${dataPath}.${process.pid}.tmp`
-    const fh = await open(tmp, 'w')
+    const file = AtomicFile.create(dataPath)
     let dim = 0
     let written = 0
     try {
@@ -186,20 +174,16 @@ export class EmbeddingStore {
         dim ||= vecs[0]?.length ?? 0
         const block = new Float32Array(vecs.length * dim)
         vecs.forEach((v, i) => block.set(v, i * dim))
-        await fh.write(new Uint8Array(block.buffer))
+        file.write(new Uint8Array(block.buffer))
         written += vecs.length
         options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
       }
     } catch (error) {
-      await fh.close()
-      await rm(tmp, {force: true})
+      file.abort()
       throw error
     }
-    await fh.close()
-    await rename(tmp, dataPath)
-    const metaTmp = `${metaPath}.${process.pid}.tmp`
-    await writeFile(metaTmp, JSON.stringify({count: written, dim, key, createdAt: new Date().toISOString()}, null, 2))
-    await rename(metaTmp, metaPath)
+    file.commit()
+    writeFileAtomic(metaPath, JSON.stringify({count: written, dim, key, createdAt: new Date().toISOString()}, null, 2))
     return new FileMatrix(dataPath, written, dim, false)
   }
 }

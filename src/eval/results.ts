@@ -10,8 +10,9 @@
  *                                          overall averages
  * Every file is written atomically (temporary name + rename).
  */
-import {mkdirSync, renameSync, writeFileSync} from 'node:fs'
+import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
+import {writeFileAtomic} from '../core/fs-atomic.js'
 import type {TaskEvaluation} from './evaluate.js'
 
 /** The MTEB TaskResult schema version these files follow. */
@@ -46,9 +47,7 @@ export interface EvalSummary {
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n')
-  renameSync(tmp, path)
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n')
 }
 
 export function safeModelName(name: string): string {

@@ -1,14 +1,21 @@
 /**
- * A safetensors writer that streams: the header (names, dtypes, shapes, offsets) is written first
+ * The safetensors writer. It streams: the header (names, dtypes, shapes, offsets) is written first
  * from a plan known up front, then each tensor's bytes as they are produced, so writing a model
- * never holds more than one tensor. (src/io/safetensors.ts `writeSafetensors` collects every
- * tensor before writing, which would cost a whole model of memory in a merge.) The file is not
- * atomic by itself: the merge engine writes it inside a temporary directory that is renamed into
- * place when complete.
+ * never holds more than one tensor beyond what the caller holds (the merge engine relies on this).
+ * `writeSafetensors` is the buffered form on top of it, for callers that have all tensors at hand.
+ *
+ * Header: the JSON object lists `__metadata__` first (when given) and then the tensors in plan
+ * order, with data_offsets packed back to back from 0; it is padded with spaces so that
+ * 8 + header length is a multiple of 8 and the data buffer starts 8-byte aligned, as the
+ * reference Python writer does. Equal inputs therefore give byte-identical files through either API.
+ *
+ * The file is written atomically (src/core/fs-atomic.ts): under a temporary sibling name, fsynced
+ * and renamed over the target by finish(); abort() or any failure deletes the temporary and leaves
+ * the target as it was.
  */
-import {open, type FileHandle} from 'node:fs/promises'
-import {endianness} from 'node:os'
-import {DTYPE_SIZE, float32ToBf16Bits, float32ToF16Bits, type SafetensorsDtype, type TensorData} from './safetensors.js'
+import {AtomicFile} from '../core/fs-atomic.js'
+import {SafetensorsError} from './safetensors.js'
+import {DTYPE_SIZE, encodeTensorBytes, encodingProblem, type SafetensorsDtype, type WritableTensorData} from './safetensors-dtypes.js'
 
 export interface PlannedTensor {
   name: string
@@ -16,121 +23,144 @@ export interface PlannedTensor {
   shape: readonly number[]
 }
 
-const LITTLE_ENDIAN_HOST = endianness() === 'LE'
+/** A tensor to write with writeSafetensors. Float data defaults to F32; `dtype` F16/BF16 converts on write. */
+export interface TensorToWrite {
+  name: string
+  shape: readonly number[]
+  dtype?: SafetensorsDtype
+  data: WritableTensorData
+}
+
+export interface WriteOptions {
+  /** Store every floating tensor that has no explicit dtype in this precision (default F32). */
+  floatDtype?: 'F32' | 'F16' | 'BF16'
+}
+
+function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1)
+}
+
+/** Checks one planned tensor (name free and not reserved, known dtype, valid shape) and records its name in `seen`. */
+function checkPlanned(path: string, t: PlannedTensor, seen: Set<string>): void {
+  if (t.name === '__metadata__' || t.name === '') throw new SafetensorsError(path, 'reserved or empty tensor name', t.name)
+  if (seen.has(t.name)) throw new SafetensorsError(path, 'duplicate tensor name', t.name)
+  seen.add(t.name)
+  if (!Object.hasOwn(DTYPE_SIZE, t.dtype)) throw new SafetensorsError(path, `unsupported dtype ${JSON.stringify(t.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`, t.name)
+  if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(path, `invalid shape [${t.shape.join(', ')}]`, t.name)
+}
+
+/** Checks that `data` has the planned element count and can be stored as the planned dtype. */
+function checkData(path: string, t: PlannedTensor, data: WritableTensorData): void {
+  const count = elementCount(t.shape)
+  if (data.length !== count) throw new SafetensorsError(path, `data has ${data.length} elements but shape [${t.shape.join(', ')}] needs ${count}`, t.name)
+  const problem = encodingProblem(t.dtype, data)
+  if (problem) throw new SafetensorsError(path, problem, t.name)
+}
+
+/** The 8-byte length prefix and the padded JSON header for `plan`. */
+function encodeHeader(plan: readonly PlannedTensor[], metadata: Record<string, string> | undefined): Buffer {
+  const header: Record<string, unknown> = {}
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = {...metadata}
+  let offset = 0
+  for (const t of plan) {
+    const bytes = elementCount(t.shape) * DTYPE_SIZE[t.dtype]
+    header[t.name] = {dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes]}
+    offset += bytes
+  }
+  let text = JSON.stringify(header)
+  text += ' '.repeat((8 - ((8 + Buffer.byteLength(text, 'utf8')) % 8)) % 8)
+  const json = Buffer.from(text, 'utf8')
+  const prefix = Buffer.alloc(8)
+  prefix.writeBigUInt64LE(BigInt(json.length))
+  return Buffer.concat([prefix, json])
+}
 
 export class SafetensorsStreamWriter {
   private next = 0
+
   private constructor(
     readonly path: string,
-    private readonly handle: FileHandle,
+    private readonly file: AtomicFile,
     private readonly plan: readonly PlannedTensor[],
-    private position: number,
   ) {}
 
-  /** Creates `path` and writes the header for `plan` (tensors must then be written in plan order). */
+  /**
+   * Starts writing `path` (under a temporary name) with the header for `plan`; the tensors must
+   * then be written in plan order. `metadata` becomes `__metadata__` (transformers expects
+   * `{"format": "pt"}` there for PyTorch weights).
+   */
   static async create(path: string, plan: readonly PlannedTensor[], metadata?: Record<string, string>): Promise<SafetensorsStreamWriter> {
-    const header: Record<string, unknown> = {}
-    if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = {...metadata}
-    let offset = 0
-    for (const t of plan) {
-      const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype]
-      header[t.name] = {dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes]}
-      offset += bytes
-    }
-    let text = JSON.stringify(header)
-    // Pad so the data buffer starts 8-byte aligned, as the reference writer does.
-    text += ' '.repeat((8 - ((8 + Buffer.byteLength(text, 'utf8')) % 8)) % 8)
-    const headerBytes = Buffer.from(text, 'utf8')
-    const prefix = Buffer.alloc(8)
-    prefix.writeBigUInt64LE(BigInt(headerBytes.length))
-    const handle = await open(path, 'w')
+    const seen = new Set<string>()
+    for (const t of plan) checkPlanned(path, t, seen)
+    const header = encodeHeader(plan, metadata)
+    const file = AtomicFile.create(path)
     try {
-      await handle.write(prefix, 0, 8, 0)
-      await handle.write(headerBytes, 0, headerBytes.length, 8)
+      file.write(header)
     } catch (error) {
-      await handle.close()
+      file.abort()
       throw error
     }
-    return new SafetensorsStreamWriter(path, handle, plan, 8 + headerBytes.length)
+    return new SafetensorsStreamWriter(path, file, plan)
   }
 
   /** Writes the next planned tensor; `data` is encoded to the planned dtype. */
-  async write(name: string, data: TensorData): Promise<void> {
+  async write(name: string, data: WritableTensorData): Promise<void> {
     const t = this.plan[this.next]
-    if (!t || t.name !== name) throw new Error(`${this.path}: expected tensor "${t?.name ?? '(none: all written)'}" next, got "${name}"`)
-    const count = t.shape.reduce((a, b) => a * b, 1)
-    if (data.length !== count) throw new Error(`${this.path}: tensor "${name}" has ${data.length} values; shape [${t.shape.join(', ')}] needs ${count}`)
-    const bytes = encode(data, t.dtype, name)
-    let done = 0
-    while (done < bytes.byteLength) {
-      const {bytesWritten} = await this.handle.write(bytes, done, bytes.byteLength - done, this.position + done)
-      done += bytesWritten
-    }
-    this.position += bytes.byteLength
+    if (!t || t.name !== name) throw new SafetensorsError(this.path, `expected tensor "${t?.name ?? '(none: all written)'}" next, got "${name}"`)
+    checkData(this.path, t, data)
+    this.file.write(encodeTensorBytes(t.dtype, data))
     this.next++
   }
 
-  /** Flushes to disk and closes; fails if a planned tensor was not written. */
+  /** Syncs the file to disk and renames it into place; fails (and deletes it) if a planned tensor was not written. */
   async finish(): Promise<void> {
-    try {
-      if (this.next !== this.plan.length) throw new Error(`${this.path}: only ${this.next} of ${this.plan.length} tensors were written`)
-      await this.handle.sync()
-    } finally {
-      await this.handle.close()
+    if (this.next !== this.plan.length) {
+      this.file.abort()
+      throw new SafetensorsError(this.path, `only ${this.next} of ${this.plan.length} tensors were written`)
     }
+    this.file.commit({fsync: true})
   }
 
-  /** Closes without checking (after an error). */
+  /** Deletes the unfinished file (after an error); the target is left as it was. */
   async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined)
+    this.file.abort()
   }
 }
 
-function encode(data: TensorData, dtype: SafetensorsDtype, name: string): Uint8Array {
-  const n = data.length
-  if (dtype === 'F32' && data instanceof Float32Array && LITTLE_ENDIAN_HOST) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  if ((dtype === 'U8' || dtype === 'BOOL') && data instanceof Uint8Array) return data
-  if (dtype === 'I64' && data instanceof BigInt64Array && LITTLE_ENDIAN_HOST) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-  const out = new Uint8Array(n * DTYPE_SIZE[dtype])
-  const view = new DataView(out.buffer)
-  const isFloat = data instanceof Float32Array
-  if (isFloat !== (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16' || dtype === 'F64'))
-    throw new Error(`cannot write ${data.constructor.name} data of tensor "${name}" as ${dtype}`)
-  switch (dtype) {
-    case 'F32':
-      for (let i = 0; i < n; i++) view.setFloat32(i * 4, data[i] as number, true)
-      break
-    case 'F64':
-      for (let i = 0; i < n; i++) view.setFloat64(i * 8, data[i] as number, true)
-      break
-    case 'F16':
-      for (let i = 0; i < n; i++) view.setUint16(i * 2, float32ToF16Bits(data[i] as number), true)
-      break
-    case 'BF16': {
-      const f = data as Float32Array
-      const bits = new Uint32Array(f.buffer, f.byteOffset, n)
-      for (let i = 0; i < n; i++) view.setUint16(i * 2, float32ToBf16Bits(bits[i]!), true)
-      break
-    }
-    case 'I64':
-      for (let i = 0; i < n; i++) view.setBigInt64(i * 8, typeof data[i] === 'bigint' ? (data[i] as bigint) : BigInt(data[i] as number), true)
-      break
-    case 'I32':
-      for (let i = 0; i < n; i++) view.setInt32(i * 4, Number(data[i]), true)
-      break
-    case 'I16':
-      for (let i = 0; i < n; i++) view.setInt16(i * 2, Number(data[i]), true)
-      break
-    case 'U16':
-      for (let i = 0; i < n; i++) view.setUint16(i * 2, Number(data[i]), true)
-      break
-    case 'I8':
-      for (let i = 0; i < n; i++) view.setInt8(i, Number(data[i]))
-      break
-    case 'U8':
-    case 'BOOL':
-      for (let i = 0; i < n; i++) view.setUint8(i, Number(data[i]))
-      break
+function defaultDtype(data: WritableTensorData, floatDtype: SafetensorsDtype): SafetensorsDtype {
+  if (data instanceof Float32Array || data instanceof Float64Array) return floatDtype
+  if (data instanceof BigInt64Array) return 'I64'
+  if (data instanceof Int32Array) return 'I32'
+  return 'U8'
+}
+
+/**
+ * Writes a whole safetensors file from an (async) iterable of tensors, through
+ * SafetensorsStreamWriter: every tensor is collected and checked first, so bad input fails before
+ * anything touches the disk; the file then appears at `path` atomically.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Iterable<TensorToWrite> | AsyncIterable<TensorToWrite>,
+  metadata?: Record<string, string>,
+  options: WriteOptions = {},
+): Promise<void> {
+  const plan: PlannedTensor[] = []
+  const data: WritableTensorData[] = []
+  const seen = new Set<string>()
+  for await (const t of tensors as AsyncIterable<TensorToWrite>) {
+    const planned: PlannedTensor = {name: t.name, shape: t.shape, dtype: t.dtype ?? defaultDtype(t.data, options.floatDtype ?? 'F32')}
+    checkPlanned(path, planned, seen)
+    checkData(path, planned, t.data)
+    plan.push(planned)
+    data.push(t.data)
   }
-  return out
+  const writer = await SafetensorsStreamWriter.create(path, plan, metadata)
+  try {
+    for (const [i, t] of plan.entries()) await writer.write(t.name, data[i]!)
+    await writer.finish()
+  } catch (error) {
+    await writer.abort()
+    throw error
+  }
 }

@@ -16,7 +16,7 @@
  * directory beside the target and renamed into place only when complete.
  */
 import {createHash} from 'node:crypto'
-import {copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {copyFileSync, cpSync, createReadStream, existsSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 import {isDeepStrictEqual} from 'node:util'
 import {openSafetensors, type SafetensorsDtype, type SafetensorsFile, type TensorInfo} from '../io/safetensors.js'
@@ -26,6 +26,7 @@ import {resolveMergerOptions} from './options.js'
 import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-stream.js'
 import {MergeInputError, type Merger} from './types.js'
 import type {MergeProgressEvent, MergeSummary} from '../core/events.js'
+import {writeDirectoryAtomic} from '../core/fs-atomic.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
 export type InputRef = 'base' | number
@@ -172,11 +173,8 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       records.push({path: x.dir, files})
     }
 
-    // Stream the merge into a temporary directory beside the output.
-    mkdirSync(dirname(out), {recursive: true})
-    const tmp = join(dirname(out), `.${basename(out)}.merging-${process.pid}-${Date.now()}`)
-    mkdirSync(tmp)
-    try {
+    // Stream the merge into a temporary directory beside the output, swapped into place when complete.
+    return await writeDirectoryAtomic(out, async (tmp) => {
       const planned: PlannedTensor[] = plan.map((p) => ({name: p.info.name, dtype: p.outDtype, shape: p.info.shape}))
       const writer = await SafetensorsStreamWriter.create(join(tmp, 'model.safetensors'), planned, {format: 'pt'})
       const tensorRecords: TensorRecord[] = []
@@ -248,12 +246,9 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
         warnings,
       }
       writeFileSync(join(tmp, 'merge.json'), JSON.stringify(report, null, 2) + '\n')
-      publish(tmp, out, !!request.force)
+      if (existsSync(out) && !request.force) throw new MergeInputError(`output ${out} appeared while merging; pass --force to replace it`)
       return report
-    } catch (error) {
-      rmSync(tmp, {recursive: true, force: true})
-      throw error
-    }
+    })
   } finally {
     await Promise.all(inputs.map((x) => x.file.close()))
   }
@@ -390,19 +385,6 @@ function compareSentenceTransformersFiles(source: Input, others: Input[]): strin
       warnings.push(`${other.label} (${other.dir}) has a different ${differing.join(', ')} than ${source.label}; the output uses ${source.label}'s`)
   }
   return warnings
-}
-
-/** Renames the finished temporary directory to `out` (replacing an old one only when `force`). */
-function publish(tmp: string, out: string, force: boolean): void {
-  if (!existsSync(out)) {
-    renameSync(tmp, out)
-    return
-  }
-  if (!force) throw new MergeInputError(`output ${out} appeared while merging; pass --force to replace it`)
-  const old = `${tmp}.old`
-  renameSync(out, old)
-  renameSync(tmp, out)
-  rmSync(old, {recursive: true, force: true})
 }
 
 function countNonFinite(a: Float32Array): number {

@@ -12,21 +12,24 @@
  * paper does).
  */
 import {createHash} from 'node:crypto'
-import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
-import {basename, dirname, join, resolve} from 'node:path'
+import {existsSync, readFileSync} from 'node:fs'
+import {join, resolve} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import type {Registry} from '../registry/registry.js'
 import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
-import {openSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
-import {ModelConfigError, readSentenceTransformersConfig, sentenceTransformersFiles} from './st-layout.js'
-import {codePointLength, loadTokenizer, readTokenizerConfig, TOKENIZER_FILES, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
+import {openSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
+import type {TensorToWrite} from '../io/safetensors-stream.js'
+import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
+import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
+import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {CodiembError} from '../core/errors.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
+export type {SaveOptions} from './encoder-save.js'
 export {ModelConfigError} from './st-layout.js'
 
 export interface ForwardResult {
@@ -77,13 +80,6 @@ export interface Encoder {
   save(dir: string, options?: SaveOptions): Promise<void>
   fingerprint(): string
   dispose(): void
-}
-
-export interface SaveOptions {
-  /** Extra files to write into the checkpoint (relative path -> content). */
-  extraFiles?: Record<string, string | Uint8Array>
-  /** Precision of the saved weights (default F32). */
-  dtype?: 'F32' | 'F16' | 'BF16'
 }
 
 /** A checkpoint that cannot be loaded; the message names the file and, where relevant, the tensor. */
@@ -381,49 +377,29 @@ class TransformerEncoder implements Encoder {
   }
 
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
-    const target = resolve(dir)
-    mkdirSync(dirname(target), {recursive: true})
-    const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now()}.tmp`)
-    rmSync(tmp, {recursive: true, force: true})
-    mkdirSync(tmp, {recursive: true})
-    try {
-      const config: Record<string, unknown> = {...this.config, architectures: [this.arch.baseClass]}
-      config.dtype = 'float32'
-      delete config.torch_dtype
-      writeFileSync(join(tmp, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
-      const tensors = [...this.variables].map(([name, v]) => ({name, shape: v.shape, data: v.dataSync() as Float32Array}))
-      for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data as Float32Array})
-      await writeSafetensors(join(tmp, 'model.safetensors'), tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
-      for (const f of TOKENIZER_FILES) {
-        const src = join(this.tokenizerDir, f)
-        if (existsSync(src)) copyFileSync(src, join(tmp, f))
-      }
-      const stFiles = sentenceTransformersFiles({
-        hiddenSize: this.hiddenSize,
-        pooling: this.pooling,
-        includePrompt: this.includePrompt,
-        normalize: this.normalize,
-        maxSeqLength: this.maxLength,
-        prompts: this.prompts,
-        defaultPromptName: this.defaultPromptName,
-        similarityFnName: this.similarityFnName,
-        doLowerCase: this.doLowerCase,
-      })
-      for (const [rel, content] of Object.entries({...stFiles, ...(options.extraFiles ?? {})})) {
-        const p = join(tmp, rel)
-        if (!resolve(p).startsWith(tmp)) throw new Error(`extra file path escapes the checkpoint: ${rel}`)
-        mkdirSync(dirname(p), {recursive: true})
-        writeFileSync(p, content)
-      }
-      // Swap into place: the old directory (if any) is moved aside first and removed after.
-      const old = existsSync(target) ? `${tmp}.old` : undefined
-      if (old) renameSync(target, old)
-      renameSync(tmp, target)
-      if (old) rmSync(old, {recursive: true, force: true})
-    } catch (error) {
-      rmSync(tmp, {recursive: true, force: true})
-      throw error
-    }
+    const tensors: TensorToWrite[] = [...this.variables].map(([name, v]) => ({name, shape: v.shape, data: v.dataSync() as Float32Array}))
+    for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data})
+    await saveEncoderCheckpoint(
+      dir,
+      {
+        config: this.config,
+        baseClass: this.arch.baseClass,
+        tensors,
+        tokenizerDir: this.tokenizerDir,
+        sentenceTransformers: {
+          hiddenSize: this.hiddenSize,
+          pooling: this.pooling,
+          includePrompt: this.includePrompt,
+          normalize: this.normalize,
+          maxSeqLength: this.maxLength,
+          prompts: this.prompts,
+          defaultPromptName: this.defaultPromptName,
+          similarityFnName: this.similarityFnName,
+          doLowerCase: this.doLowerCase,
+        },
+      },
+      options,
+    )
   }
 
   fingerprint(): string {
@@ -446,8 +422,4 @@ class TransformerEncoder implements Encoder {
     for (const v of this.variables.values()) v.dispose()
     this.variables.clear()
   }
-}
-
-function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
 }

@@ -13,9 +13,10 @@
  * The stages are returned as a list so that the command can show each one as a listr2 task; the
  * orchestration (what each stage does, with which settings) lives here, not in the command.
  */
-import {existsSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, rmSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {writeFileAtomic} from '../core/fs-atomic.js'
 import type {Registry} from '../registry/registry.js'
 import type {PrepareConfig, PrepareResult} from '../data/prepare.js'
 import type {TrainSection, TrainRunResult} from '../train/run.js'
@@ -72,9 +73,7 @@ export interface QuickstartStage {
 
 function writeAtomic(path: string, text: string): void {
   mkdirSync(dirname(path), {recursive: true})
-  const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, text)
-  renameSync(tmp, path)
+  writeFileAtomic(path, text)
 }
 
 const EVAL_TASKS: TaskDefinition[] = [

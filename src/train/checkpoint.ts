@@ -5,10 +5,11 @@
  * directory beside the final one and renamed into place, so a kill mid-write leaves the previous
  * checkpoints intact and never a half-written `checkpoint-*`.
  */
-import {randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {join} from 'node:path'
-import {openSafetensors, writeSafetensors} from '../io/safetensors.js'
+import {removeTemps, writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {openSafetensors} from '../io/safetensors.js'
+import {writeSafetensors} from '../io/safetensors-stream.js'
 import type {SamplerState} from './samplers/types.js'
 import type {AdamW} from './optimizer.js'
 import type {ProbeResult} from './events.js'
@@ -58,25 +59,18 @@ export async function writeCheckpoint(
 ): Promise<string> {
   mkdirSync(dir, {recursive: true})
   const final = join(dir, checkpointName(state.step))
-  const temp = join(dir, `.${checkpointName(state.step)}.${randomBytes(4).toString('hex')}.partial`)
-  try {
-    await encoder.save(temp, {extraFiles: {[TRAINER_STATE_FILE]: JSON.stringify(state, null, 1) + '\n'}})
+  await writeDirectoryAtomic(final, async (staging) => {
+    await encoder.save(staging, {extraFiles: {[TRAINER_STATE_FILE]: JSON.stringify(state, null, 1) + '\n'}})
     const moments = await optimizer.exportState()
-    await writeSafetensors(join(temp, OPTIMIZER_FILE), moments.tensors, {step: String(moments.step)})
-    if (existsSync(final)) rmSync(final, {recursive: true, force: true})
-    renameSync(temp, final)
-  } catch (error) {
-    rmSync(temp, {recursive: true, force: true})
-    throw error
-  }
+    await writeSafetensors(join(staging, OPTIMIZER_FILE), moments.tensors, {step: String(moments.step)})
+  })
   if (keepLast > 0) for (const old of listCheckpoints(dir).slice(0, -keepLast)) rmSync(old.path, {recursive: true, force: true})
   return final
 }
 
-/** Removes temporary directories left by a run killed while writing a checkpoint. */
+/** Removes temporary directories left by a run killed while writing a checkpoint (those staged for any `checkpoint-<step>`). */
 export function removePartialCheckpoints(dir: string): void {
-  if (!existsSync(dir)) return
-  for (const name of readdirSync(dir)) if (/^\.checkpoint-\d+\..*\.partial$/.test(name)) rmSync(join(dir, name), {recursive: true, force: true})
+  removeTemps(dir, (temp) => CHECKPOINT_PATTERN.test(temp.target))
 }
 
 export function readTrainerState(dir: string): TrainerState {

@@ -68,7 +68,7 @@ test('codiemb embed: txt, jsonl and Arrow inputs, prompts, pooling and normalisa
     assert.equal(prompt.exitCode, 2)
     assert.match(prompt.message, /prompt "passage" is not defined by the model \(prompts: document, query\)/)
     assert.ok(!existsSync(join(dir, 'bad.arrow')) && !existsSync(join(dir, 'p.arrow')))
-    assert.ok(!readdirSync(dir).some((f) => f.endsWith('.partial')), 'no temporary files left behind')
+    assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')), 'no temporary files left behind')
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

@@ -122,10 +122,10 @@ describe('embedding store', () => {
       assert.equal(calls, 5)
       assert.equal(readdirSync(dir).filter((f) => f.endsWith('.tmp')).length, 0)
       // a temporary file left by a dead process is removed; one of a live process is kept
-      writeFileSync(join(dir, 'abc.f32.999999999.tmp'), 'x')
-      writeFileSync(join(dir, `abc.f32.${process.pid}.tmp`), 'x')
+      writeFileSync(join(dir, '.abc.f32.999999999.deadbeef.tmp'), 'x')
+      writeFileSync(join(dir, `.abc.f32.${process.pid}.deadbeef.tmp`), 'x')
       new EmbeddingStore(dir)
-      assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [`abc.f32.${process.pid}.tmp`])
+      assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [`.abc.f32.${process.pid}.deadbeef.tmp`])
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }

@@ -5,11 +5,12 @@
  * mechanics (GradCache, resume, leaks) are tested in milliseconds; the real BERT-family encoder is
  * exercised by the end-to-end training run.
  */
-import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
-import {randomBytes} from 'node:crypto'
-import {dirname, join, basename} from 'node:path'
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
-import {openSafetensors, writeSafetensors} from '../../src/io/safetensors.js'
+import {writeDirectoryAtomic} from '../../src/core/fs-atomic.js'
+import {openSafetensors} from '../../src/io/safetensors.js'
+import {writeSafetensors} from '../../src/io/safetensors-stream.js'
 import type {TokenBatchLike, TrainableEncoder} from '../../src/train/types.js'
 
 export interface ToyBatch extends TokenBatchLike {
@@ -76,15 +77,13 @@ export class ToyEncoder implements TrainableEncoder<ToyBatch> {
   }
 
   async save(dir: string, options: {extraFiles?: Record<string, string | Uint8Array>} = {}): Promise<void> {
-    const temp = join(dirname(dir), `.${basename(dir)}.${randomBytes(3).toString('hex')}.saving`)
-    mkdirSync(temp, {recursive: true})
-    const tensors = []
+    const tensors: {name: string; shape: number[]; data: Float32Array}[] = []
     for (const [name, v] of this.variables) tensors.push({name, shape: v.shape, data: (await v.data()) as Float32Array})
-    await writeSafetensors(join(temp, 'model.safetensors'), tensors)
-    writeFileSync(join(temp, 'toy.json'), JSON.stringify({layers: this.numLayers, hidden: this.hiddenSize, vocab: this.vocab, dropout: this.dropoutRate}))
-    for (const [name, content] of Object.entries(options.extraFiles ?? {})) writeFileSync(join(temp, name), content)
-    rmSync(dir, {recursive: true, force: true})
-    renameSync(temp, dir)
+    await writeDirectoryAtomic(dir, async (staging) => {
+      await writeSafetensors(join(staging, 'model.safetensors'), tensors)
+      writeFileSync(join(staging, 'toy.json'), JSON.stringify({layers: this.numLayers, hidden: this.hiddenSize, vocab: this.vocab, dropout: this.dropoutRate}))
+      for (const [name, content] of Object.entries(options.extraFiles ?? {})) writeFileSync(join(staging, name), content)
+    })
   }
 
   /** Overwrites the weights with those saved in `dir`. */

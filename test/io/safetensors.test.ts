@@ -8,8 +8,10 @@ import {
   float32ToF16Bits,
   openSafetensors,
   SafetensorsError,
-  writeSafetensors,
+  type SafetensorsDtype,
+  type TensorData,
 } from '../../src/io/safetensors.js'
+import {SafetensorsStreamWriter, writeSafetensors} from '../../src/io/safetensors-stream.js'
 import {shared} from '../helpers/env.js'
 
 function tmp(): string {
@@ -81,6 +83,126 @@ test('round-trips every writable dtype with metadata, 8-byte aligned header', as
     assert.equal((await st.read('empty')).data.length, 0)
     await rejectsWith(st.read('nope'), 'a.safetensors', 'tensor "nope"')
     await st.close()
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+/** One tensor per dtype the reader knows, with edge values that each dtype holds exactly, and what reading gives back. */
+const EVERY_DTYPE: {dtype: SafetensorsDtype; data: TensorData | Float64Array; back: TensorData}[] = [
+  {dtype: 'F64', data: new Float64Array([-0.125, 3.5, 1024, 0]), back: new Float32Array([-0.125, 3.5, 1024, 0])},
+  {dtype: 'F32', data: new Float32Array([1, -2.5, 3.25, 1e-3]), back: new Float32Array([1, -2.5, 3.25, 1e-3])},
+  {dtype: 'F16', data: new Float32Array([1, -2.5, 65504, 2 ** -24]), back: new Float32Array([1, -2.5, 65504, 2 ** -24])},
+  {dtype: 'BF16', data: new Float32Array([1, -2.5, 3.25, 2 ** 100]), back: new Float32Array([1, -2.5, 3.25, 2 ** 100])},
+  {dtype: 'I64', data: new BigInt64Array([0n, -(2n ** 63n), 2n ** 63n - 1n, 42n]), back: new BigInt64Array([0n, -(2n ** 63n), 2n ** 63n - 1n, 42n])},
+  {dtype: 'I32', data: new Int32Array([-(2 ** 31), 2 ** 31 - 1, 0, 7]), back: new Int32Array([-(2 ** 31), 2 ** 31 - 1, 0, 7])},
+  {dtype: 'I16', data: new Int32Array([-32768, 32767, 0, -1]), back: new Int32Array([-32768, 32767, 0, -1])},
+  {dtype: 'I8', data: new Int32Array([-128, 127, 0, 5]), back: new Int32Array([-128, 127, 0, 5])},
+  {dtype: 'U16', data: new Int32Array([0, 65535, 1, 300]), back: new Int32Array([0, 65535, 1, 300])},
+  {dtype: 'U8', data: new Uint8Array([0, 255, 1, 128]), back: new Uint8Array([0, 255, 1, 128])},
+  {dtype: 'BOOL', data: new Uint8Array([1, 0, 0, 1]), back: new Uint8Array([1, 0, 0, 1])},
+]
+
+async function readAll(path: string) {
+  const st = await openSafetensors(path)
+  try {
+    const out = []
+    for (const info of st.tensors()) out.push({...info, ...(await st.read(info.name))})
+    return {metadata: st.metadata, tensors: out}
+  } finally {
+    await st.close()
+  }
+}
+
+test('every dtype round-trips through both writers, which write byte-identical files', async () => {
+  const dir = tmp()
+  try {
+    const tensors = EVERY_DTYPE.map((t, i) => ({name: `t${i}.${t.dtype}`, dtype: t.dtype, shape: [2, 2], data: t.data}))
+    const buffered = join(dir, 'buffered.safetensors')
+    await writeSafetensors(buffered, tensors, {format: 'pt'})
+    const streamed = join(dir, 'streamed.safetensors')
+    const writer = await SafetensorsStreamWriter.create(streamed, tensors, {format: 'pt'})
+    for (const t of tensors) await writer.write(t.name, t.data)
+    await writer.finish()
+    assert.deepEqual(readFileSync(streamed), readFileSync(buffered))
+    assert.deepEqual(readdirSync(dir).sort(), ['buffered.safetensors', 'streamed.safetensors'])
+
+    const back = await readAll(buffered)
+    assert.deepEqual(back.metadata, {format: 'pt'})
+    for (const [i, t] of EVERY_DTYPE.entries()) {
+      const got = back.tensors[i]!
+      assert.equal(got.dtype, t.dtype)
+      assert.deepEqual(got.shape, [2, 2])
+      assert.equal(got.data.constructor, t.back.constructor, `${t.dtype} reads back as ${t.back.constructor.name}`)
+      assert.deepEqual([...got.data], [...t.back], t.dtype)
+    }
+    // What the reader returns writes back, under the dtype it was read from, to the same bytes.
+    const rewritten = join(dir, 'rewritten.safetensors')
+    await writeSafetensors(rewritten, back.tensors, back.metadata)
+    assert.deepEqual(readFileSync(rewritten), readFileSync(buffered))
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('both writers agree on defaults and conversions: F16/BF16 from float32 or float64, I64 from Int32Array', async () => {
+  const dir = tmp()
+  try {
+    const f = new Float32Array([1, -2.5, 3.3, 1e-3, 70000, -0])
+    const tensors = [
+      {name: 'w', shape: [3, 2], data: f},
+      {name: 'h', shape: [6], dtype: 'F16' as const, data: Float64Array.from(f)},
+      {name: 'b', shape: [6], dtype: 'BF16' as const, data: Float64Array.from(f)},
+      {name: 'pos', shape: [1, 3], dtype: 'I64' as const, data: new Int32Array([0, 1, 2])},
+      {name: 'ids', shape: [2], data: new Int32Array([5, -5])},
+      {name: 'mask', shape: [2], data: new Uint8Array([1, 0])},
+      {name: 'none', shape: [0], data: new Float32Array(0)},
+    ]
+    const buffered = join(dir, 'a.safetensors')
+    await writeSafetensors(buffered, tensors, undefined, {floatDtype: 'BF16'})
+    const defaultDtype = (data: unknown): SafetensorsDtype => (data instanceof Float32Array ? 'BF16' : data instanceof Int32Array ? 'I32' : 'U8')
+    const plan = tensors.map((t) => ({name: t.name, shape: t.shape, dtype: t.dtype ?? defaultDtype(t.data)}))
+    const streamed = join(dir, 'b.safetensors')
+    const writer = await SafetensorsStreamWriter.create(streamed, plan)
+    for (const t of tensors) await writer.write(t.name, t.data)
+    await writer.finish()
+    assert.deepEqual(readFileSync(streamed), readFileSync(buffered))
+    const back = await readAll(buffered)
+    assert.deepEqual(back.tensors.map((t) => t.dtype), ['BF16', 'F16', 'BF16', 'I64', 'I32', 'U8', 'BF16'])
+    assert.deepEqual([...back.tensors[3]!.data], [0n, 1n, 2n])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('the stream writer checks order, values and completeness, and never leaves a partial file', async () => {
+  const dir = tmp()
+  try {
+    const path = join(dir, 's.safetensors')
+    writeFileSync(path, 'previous')
+    const plan = [
+      {name: 'a', dtype: 'I8' as const, shape: [2]},
+      {name: 'b', dtype: 'F32' as const, shape: [1]},
+    ]
+    await rejectsWith(SafetensorsStreamWriter.create(path, [...plan, {name: 'a', dtype: 'F32', shape: [1]}]), 'tensor "a"', 'duplicate tensor name')
+    const w = await SafetensorsStreamWriter.create(path, plan)
+    await rejectsWith(w.write('b', new Float32Array([1])), 'expected tensor "a" next, got "b"')
+    await rejectsWith(w.write('a', new Int32Array([1, 200])), 'tensor "a"', 'value 200 at index 1 does not fit I8 [-128, 127]')
+    await rejectsWith(w.write('a', new Float32Array([1, 2])), 'tensor "a"', 'cannot write Float32Array data as I8')
+    await rejectsWith(w.write('a', new Int32Array([1])), 'tensor "a"', 'data has 1 elements but shape [2] needs 2')
+    await w.write('a', new Int32Array([-1, 1]))
+    await rejectsWith(w.finish(), 's.safetensors', 'only 1 of 2 tensors were written')
+    assert.equal(readFileSync(path, 'utf8'), 'previous')
+    assert.deepEqual(readdirSync(dir), ['s.safetensors'])
+
+    const aborted = await SafetensorsStreamWriter.create(path, plan)
+    await aborted.write('a', new Int32Array([1, 2]))
+    await aborted.abort()
+    assert.equal(readFileSync(path, 'utf8'), 'previous')
+    assert.deepEqual(readdirSync(dir), ['s.safetensors'])
+    await rejectsWith(writeSafetensors(path, [{name: 'x', shape: [1], dtype: 'U16', data: new BigInt64Array([70000n])}]), 'does not fit U16')
+    await rejectsWith(writeSafetensors(path, [{name: 'x', shape: [1], dtype: 'BOOL', data: new Uint8Array([2])}]), 'does not fit BOOL [0, 1]')
+    assert.deepEqual(readdirSync(dir), ['s.safetensors'])
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

@@ -8,7 +8,8 @@
 import {copyFileSync, cpSync, mkdirSync, mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {openSafetensors, writeSafetensors, type TensorData} from '../../src/io/safetensors.js'
+import {openSafetensors, type TensorData} from '../../src/io/safetensors.js'
+import {writeSafetensors} from '../../src/io/safetensors-stream.js'
 
 export type Tensors = Map<string, {shape: number[]; data: TensorData}>
 

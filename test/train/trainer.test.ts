@@ -95,7 +95,7 @@ test('checkpoints keep the last K, write atomically, and a stale partial directo
     const encoder = new ToyEncoder(1, 8, 97, 1)
     const dir = join(root, 'run')
     const trainer = makeTrainer({encoder, datasets: [stsDataset(20)], epochs: 2, checkpoint: {dir, everyEpoch: false, everySteps: 2, keepLast: 2}})
-    const leftover = join(dir, '.checkpoint-1.deadbeef.partial')
+    const leftover = join(dir, '.checkpoint-1.4242.deadbeef.tmp')
     const {mkdirSync} = await import('node:fs')
     mkdirSync(leftover, {recursive: true})
     const summary = await trainer.run()

@@ -1,0 +1,208 @@
+/**
+ * Atomic replacement of files and directories: whatever is written appears under its final name
+ * complete or not at all, and the previous version stays in place until the new one is complete.
+ *
+ * Everything is first written under a temporary sibling of its target, and one naming scheme is
+ * used for all of them:
+ *
+ *     <dir>/.<name>.<pid>.<8 hex digits>.tmp      for the target <dir>/<name>
+ *
+ * - same directory as the target: rename(2) within one filesystem is atomic;
+ * - leading dot: listings and globs that skip dot files never see a half-written output;
+ * - the writer's pid: a later run can tell the leftover of a dead writer (garbage) from the
+ *   temporary of a writer still at work (removeTemps with processAlive);
+ * - random digits: writers in one process (or a reused pid) never collide, and files are opened
+ *   with O_EXCL so a collision would fail instead of sharing a file.
+ *
+ * A crash can leave such a temporary behind, never a partial file under a final name. fsync is
+ * optional (`{fsync: true}`): without it a write is atomic against process crashes; with it the
+ * data also reaches the disk before the rename, so a power loss cannot expose an empty file.
+ */
+import {randomBytes} from 'node:crypto'
+import {closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync} from 'node:fs'
+import {basename, dirname, join} from 'node:path'
+
+const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{8})\.tmp$/
+
+/** A fresh temporary path beside `target`, in the scheme above (nothing is created). */
+export function tempSiblingPath(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
+export interface TempName {
+  /**
+   * The name the temporary stands in for. A temporary of a temporary (a directory staged beside
+   * another staging directory, as when an encoder is saved into a checkpoint being assembled) is
+   * traced back to the final name, e.g. "checkpoint-6".
+   */
+  target: string
+  /** The process that created this temporary. */
+  pid: number
+}
+
+/** Parses a file name of the temporary scheme; undefined for any other name. */
+export function parseTempName(name: string): TempName | undefined {
+  const m = TEMP_NAME.exec(name)
+  if (!m) return undefined
+  const pid = Number(m[2])
+  let target = m[1]!
+  for (let inner = TEMP_NAME.exec(target); inner; inner = TEMP_NAME.exec(target)) target = inner[1]!
+  return {target, pid}
+}
+
+/** Whether a process with this pid exists (EPERM: it exists but belongs to another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Removes the temporaries (files or directories) directly in `dir` that `select` picks, e.g. those
+ * of dead processes or those of one kind of output. Returns the names removed.
+ */
+export function removeTemps(dir: string, select: (temp: TempName) => boolean): string[] {
+  if (!existsSync(dir)) return []
+  const removed: string[] = []
+  for (const name of readdirSync(dir)) {
+    const temp = parseTempName(name)
+    if (!temp || !select(temp)) continue
+    rmSync(join(dir, name), {recursive: true, force: true})
+    removed.push(name)
+  }
+  return removed
+}
+
+export interface CommitOptions {
+  /** Flush the data to disk before renaming (durable across power loss, not only atomic). */
+  fsync?: boolean
+}
+
+/** One positioned write is limited to 2 GiB; larger buffers go in 1 GiB pieces. */
+const MAX_WRITE = 1 << 30
+
+/**
+ * A file written under a temporary sibling of `path` and renamed over `path` by commit(). Until
+ * then `path` is untouched; abort() (or a failed commit) deletes the temporary. Writes are
+ * synchronous appends, so a writer's memory is bounded by what it hands over per call.
+ */
+export class AtomicFile {
+  private state: 'open' | 'committed' | 'aborted' = 'open'
+  /** Whether `fd` was closed (tracked so it is never closed twice: the number may be reused by then). */
+  private closed = false
+
+  private constructor(
+    readonly path: string,
+    readonly tempPath: string,
+    private readonly fd: number,
+  ) {}
+
+  /** Creates the temporary file (exclusively) beside `path`; the directory must exist. */
+  static create(path: string): AtomicFile {
+    const tempPath = tempSiblingPath(path)
+    return new AtomicFile(path, tempPath, openSync(tempPath, 'wx'))
+  }
+
+  /** Appends all of `data`. */
+  write(data: string | Uint8Array): void {
+    if (this.state !== 'open') throw new Error(`${this.path}: write after the file was ${this.state}`)
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+    let done = 0
+    while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done, Math.min(bytes.byteLength - done, MAX_WRITE))
+  }
+
+  /** Closes the temporary (after fsync when asked) and renames it to `path`; on failure it is deleted. */
+  commit(options: CommitOptions = {}): void {
+    if (this.state !== 'open') throw new Error(`${this.path}: commit after the file was ${this.state}`)
+    try {
+      if (options.fsync) fsyncSync(this.fd)
+      this.close()
+      renameSync(this.tempPath, this.path)
+      this.state = 'committed'
+    } catch (error) {
+      this.abort()
+      throw error
+    }
+  }
+
+  /** Discards the temporary; `path` is left as it was. Safe to call more than once; does nothing after commit. */
+  abort(): void {
+    if (this.state !== 'open') return
+    this.state = 'aborted'
+    try {
+      this.close()
+    } catch {
+      // a failed close does not matter: the temporary is deleted
+    }
+    rmSync(this.tempPath, {force: true})
+  }
+
+  private close(): void {
+    if (this.closed) return
+    this.closed = true
+    closeSync(this.fd)
+  }
+}
+
+/** Writes `data` to `path` atomically: the previous content stays until the new one is complete. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, options: CommitOptions = {}): void {
+  const file = AtomicFile.create(path)
+  try {
+    file.write(data)
+  } catch (error) {
+    file.abort()
+    throw error
+  }
+  file.commit(options)
+}
+
+/** Creates an empty directory under a fresh temporary name beside `target` (creating `target`'s parent) and returns its path. */
+export function createTempSiblingDir(target: string): string {
+  mkdirSync(dirname(target), {recursive: true})
+  const dir = tempSiblingPath(target)
+  mkdirSync(dir)
+  return dir
+}
+
+/**
+ * Moves the complete directory `staged` to `target`. An existing `target` is first renamed aside
+ * to a temporary sibling and removed only once `staged` is in place; if that second rename fails,
+ * the old directory is put back. Two directories cannot be exchanged in one step, so between the
+ * two renames `target` is briefly absent: a crash there leaves the old version under its temporary
+ * name, never a partial one under `target`.
+ */
+export function swapDirectory(staged: string, target: string): void {
+  if (!existsSync(target)) {
+    renameSync(staged, target)
+    return
+  }
+  const aside = tempSiblingPath(target)
+  renameSync(target, aside)
+  try {
+    renameSync(staged, target)
+  } catch (error) {
+    renameSync(aside, target)
+    throw error
+  }
+  rmSync(aside, {recursive: true, force: true})
+}
+
+/**
+ * Builds the directory `target` atomically: `fill` writes into a fresh temporary sibling, which
+ * then replaces `target` (swapDirectory). If `fill` or the swap fails, the temporary is removed and
+ * `target` is as it was. Returns what `fill` returns.
+ */
+export async function writeDirectoryAtomic<T>(target: string, fill: (staging: string) => T | Promise<T>): Promise<T> {
+  const staging = createTempSiblingDir(target)
+  try {
+    const result = await fill(staging)
+    swapDirectory(staging, target)
+    return result
+  } catch (error) {
+    rmSync(staging, {recursive: true, force: true})
+    throw error
+  }
+}

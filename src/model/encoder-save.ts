@@ -1,0 +1,64 @@
+/**
+ * Saving an encoder as a checkpoint directory that Hugging Face transformers and
+ * sentence-transformers load as is: config.json (keys sorted, `architectures` set to the model's
+ * transformers class, dtype float32), model.safetensors (`{"format": "pt"}` metadata), the
+ * tokenizer files of the directory the tokenizer came from, the sentence-transformers module files
+ * (modules.json, 1_Pooling/, prompts...), and any extra files the caller adds (e.g. trainer state).
+ *
+ * The directory is assembled beside the target and swapped into place when complete
+ * (writeDirectoryAtomic), so a failed or killed save leaves the previous checkpoint intact.
+ */
+import {copyFileSync, existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {dirname, join, resolve, sep} from 'node:path'
+import {writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {writeSafetensors, type TensorToWrite} from '../io/safetensors-stream.js'
+import type {HfConfig} from './architecture.js'
+import {sentenceTransformersFiles} from './st-layout.js'
+import {TOKENIZER_FILES} from './tokenizer/tokenizer.js'
+
+export interface SaveOptions {
+  /** Extra files to write into the checkpoint (relative path -> content). */
+  extraFiles?: Record<string, string | Uint8Array>
+  /** Precision of the saved weights (default F32). */
+  dtype?: 'F32' | 'F16' | 'BF16'
+}
+
+/** What a checkpoint directory is written from. */
+export interface EncoderCheckpoint {
+  config: HfConfig
+  /** The transformers class of the architecture (config.json `architectures`). */
+  baseClass: string
+  /** Every weight by its Hugging Face name: trained parameters and passed-through tensors. */
+  tensors: TensorToWrite[]
+  /** The directory whose tokenizer files are copied. */
+  tokenizerDir: string
+  /** The sentence-transformers settings (pooling, normalisation, prompts, maximum length...). */
+  sentenceTransformers: Parameters<typeof sentenceTransformersFiles>[0]
+}
+
+/** An object with its keys in sorted order (stable config.json and fingerprints). */
+export function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)))
+}
+
+/** Writes `checkpoint` to the directory `dir`, replacing an existing one atomically. */
+export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderCheckpoint, options: SaveOptions = {}): Promise<void> {
+  await writeDirectoryAtomic(resolve(dir), async (staging) => {
+    const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
+    config.dtype = 'float32'
+    delete config.torch_dtype
+    writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
+    await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+    for (const f of TOKENIZER_FILES) {
+      const src = join(checkpoint.tokenizerDir, f)
+      if (existsSync(src)) copyFileSync(src, join(staging, f))
+    }
+    const stFiles = sentenceTransformersFiles(checkpoint.sentenceTransformers)
+    for (const [rel, content] of Object.entries({...stFiles, ...(options.extraFiles ?? {})})) {
+      const p = join(staging, rel)
+      if (!resolve(p).startsWith(staging + sep)) throw new Error(`extra file path escapes the checkpoint: ${rel}`)
+      mkdirSync(dirname(p), {recursive: true})
+      writeFileSync(p, content)
+    }
+  })
+}
