@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import type {TrainPlan, TrainRunResult, TrainSection} from '../train/run.js'
+import type {TrainSection, TrainSectionInput} from '../train/config.js'
+import type {TrainPlan} from '../train/plan.js'
+import type {TrainRunResult} from '../train/run.js'
 
 export type TrainCommandResult = {dryRun: true; plan: TrainPlan} | ({dryRun: false} & TrainRunResult)
 
@@ -67,11 +69,12 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
     const f = this.flags
     const {loadConfig} = await import('../config/load.js')
     const loaded = await loadConfig(f.config)
+    // The loader filled in the schema's defaults: the section is normalised.
     const section = loaded.config.train as TrainSection | undefined
     if (!section) throw new CodiembError(`${loaded.filepath ?? f.config}: no "train" section`, {exitCode: 2})
     const defaultSeed = loaded.config.seed as number | undefined
     const registry = await this.registry()
-    const {setupTraining, runTraining, TrainConfigError} = await import('../train/run.js')
+    const [{TrainConfigError}, {setupTraining}, {runTraining}] = await Promise.all([import('../train/config.js'), import('../train/setup.js'), import('../train/run.js')])
     const asUsageError = (error: unknown): never => {
       const e = error as Error & {exitCode?: number}
       if (error instanceof TrainConfigError || e.exitCode === 2) throw new CodiembError(e.message, {exitCode: 2})
@@ -88,7 +91,7 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
     await this.activateBackend()
     type Ctx = {run?: Promise<TrainRunResult>; result?: TrainRunResult; plan?: TrainPlan}
     const ctx: Ctx = {}
-    const epochs = section.epochs ?? 1
+    const epochs = section.epochs
     const epochDone = Array.from({length: epochs}, () => deferred())
     const planned = deferred()
     const outputs: {output: string}[] = []
@@ -108,6 +111,7 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
         registry,
         resume: f.resume,
         defaultSeed,
+        asWritten: loaded.asWritten.train as TrainSectionInput,
         onPlan: (plan) => {
           ctx.plan = plan
           this.emit({type: 'plan', ...plan})

@@ -2,13 +2,18 @@ import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {CodiembError} from '../core/errors.js'
 import {configSchema} from './schema.js'
-import {formatSchemaErrors, validatorFor} from './validate.js'
+import {validateOptions} from './validate.js'
 
 export type CodiembConfig = Record<string, unknown>
 
 export interface LoadedConfig {
-  /** The merged, validated configuration ($import resolved and removed). */
+  /** The merged, validated configuration ($import resolved and removed), with the schemas' defaults filled in. */
   config: CodiembConfig
+  /**
+   * The same configuration as written (no defaults filled in): what `config print` shows, and what
+   * training-settings fingerprints of checkpoints written before defaults were filled in hashed.
+   */
+  asWritten: CodiembConfig
   /** The file that was loaded (undefined when none was found by search). */
   filepath?: string
 }
@@ -17,8 +22,9 @@ export interface LoadedConfig {
  * Loads the configuration: `file` explicitly when given (JSON, YAML, .js/.mjs/.cjs, .ts), else the
  * standard cosmiconfig search places for "codiemb" (package.json "codiemb", .codiembrc*,
  * codiemb.config.*). `$import` layers the file over base files (objects merge key by key; arrays and
- * scalars are replaced). Then validates against data-schemas/; every
- * problem is reported as "JSON-pointer: expected …, got …" in one CodiembError (exit code 2).
+ * scalars are replaced). Then validates against data-schemas/ and fills in the schemas' defaults
+ * (the one place a configuration's defaults are applied); every problem is reported as
+ * "JSON-pointer: expected …, got …" in one CodiembError (exit code 2).
  */
 export async function loadConfig(file?: string, cwd: string = process.cwd()): Promise<LoadedConfig> {
   const {cosmiconfig} = await import('cosmiconfig')
@@ -37,22 +43,21 @@ export async function loadConfig(file?: string, cwd: string = process.cwd()): Pr
       raw = found.config
     }
   }
-  const config = asObject(raw, filepath ?? '(defaults)')
-  validateConfig(config, filepath)
-  return {config, filepath}
+  const asWritten = asObject(raw, filepath ?? '(defaults)')
+  const config = validateConfig(asWritten, filepath)
+  return {config, asWritten, filepath}
 }
 
-/** Validates a whole configuration object; throws a ConfigError listing every problem. */
-export function validateConfig(config: unknown, filepath?: string): void {
-  const validate = validatorFor(configSchema())
-  if (!validate(config)) {
-    const problems = formatSchemaErrors(validate.errors ?? [], config)
-    throw new CodiembError(
-      `invalid configuration${filepath ? ` in ${filepath}` : ''} (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  ${p}`).join('\n'),
-      {exitCode: 2, name: 'ConfigError', data: {file: filepath, problems}},
-    )
-  }
+/**
+ * Validates a whole configuration object and returns a copy with the schemas' defaults filled in
+ * (`config` itself is not changed); throws a ConfigError listing every problem.
+ */
+export function validateConfig(config: unknown, filepath?: string): CodiembConfig {
+  return validateOptions<CodiembConfig>(configSchema(), config, {
+    pointer: '',
+    subject: `configuration${filepath ? ` in ${filepath}` : ''}`,
+    error: (message, problems) => new CodiembError(message, {exitCode: 2, name: 'ConfigError', data: {file: filepath, problems}}),
+  })
 }
 
 type Explorer = {load(path: string): Promise<{config: unknown; isEmpty?: boolean} | null>}

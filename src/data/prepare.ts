@@ -25,6 +25,7 @@ import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel,
 import {packageVersion} from '../core/version.js'
 import type {PrepareEvent} from '../core/events.js'
 import {createTempSiblingDir, swapDirectory, writeFileAtomic} from '../core/fs-atomic.js'
+import {validateOptions} from '../config/validate.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
 export interface DatasetConfig {
@@ -194,16 +195,6 @@ function checkConfig(config: PrepareConfig): void {
   })
 }
 
-async function validateOptions(schema: Record<string, unknown> | undefined, options: unknown, where: string): Promise<void> {
-  if (!schema) return
-  const {validatorFor, formatSchemaErrors} = await import('../config/validate.js')
-  const validate = validatorFor(schema)
-  if (!validate(options)) {
-    const problems = formatSchemaErrors(validate.errors ?? [], options).map((p) => `${where}${p.startsWith('/') && p !== '/' ? p : `: ${p}`}`)
-    throw new DataError(`invalid reader options:\n  ${problems.join('\n  ')}`)
-  }
-}
-
 /**
  * Prepares every dataset of `config` into `options.out`. Throws DataError (exit code 2) for bad
  * input or configuration; on any failure the output directory is left as it was.
@@ -294,7 +285,14 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   const tasks = (entry.meta?.tasks as Task[] | undefined) ?? undefined
   if (tasks && !tasks.includes(ds.task))
     throw new DataError(`${where}: reader ${ds.reader} cannot prepare task "${ds.task}" (it prepares ${tasks.join(', ')})`)
-  await validateOptions(entry.optionsSchema, ds.options ?? {}, `${where}.options`)
+  // The reader gets its options as written, not the schema-defaulted copy: a reader may treat a
+  // missing option differently from its documented default (beir searches for corpus.jsonl,
+  // corpus.parquet or shards when `corpus` is not given, and reads exactly the file when it is).
+  validateOptions(entry.optionsSchema, ds.options ?? {}, {
+    pointer: `/prepare/datasets/${index}/options`,
+    subject: `options for reader "${ds.reader}" of dataset "${ds.name}"`,
+    error: (message) => new DataError(message),
+  })
   const mod = await entry.load()
   if (!mod?.reader || typeof mod.reader.read !== 'function')
     throw new DataError(`reader ${ds.reader} (plugin ${entry.plugin ?? '?'}) does not export {reader} with read()`)

@@ -1,9 +1,10 @@
 /**
- * Validates a merger's options object against its registry entry's JSON Schema (every problem as
- * "JSON-pointer: expected …, got …", the same wording as configuration errors), then lets the
- * method apply its defaults and the checks a schema cannot express.
+ * Checks a merger's options object against its registry entry's JSON Schema (with the shared
+ * validator: every problem as "JSON-pointer: expected …, got …", relative to the options object,
+ * since they may come from --options as well as from merge.options), then lets the method apply its
+ * defaults and the checks a schema cannot express.
  */
-import {formatSchemaErrors, validatorFor} from '../config/validate.js'
+import {validateOptions} from '../config/validate.js'
 import type {RegistryEntry} from '../registry/types.js'
 import {MergeInputError, type Merger} from './types.js'
 
@@ -11,12 +12,8 @@ export function resolveMergerOptions<O>(entry: RegistryEntry, merger: Merger<O>,
   const options = raw ?? {}
   if (typeof options !== 'object' || Array.isArray(options))
     throw new MergeInputError(`${entry.name} options: expected a JSON object, got ${JSON.stringify(options)}`)
-  if (entry.optionsSchema) {
-    const validate = validatorFor(entry.optionsSchema)
-    if (!validate(options)) {
-      const problems = formatSchemaErrors(validate.errors ?? [], options)
-      throw new MergeInputError(`invalid options for merger "${entry.name}":\n  ${problems.join('\n  ')}`)
-    }
-  }
+  // The schema-defaulted copy is not what the method gets: its cross-option checks (e.g. "gamma"
+  // only with weighting "power") need to know which options were given.
+  validateOptions(entry.optionsSchema, options, {pointer: '', subject: `options for merger "${entry.name}"`, error: (message) => new MergeInputError(message)})
   return merger.resolveOptions(options as Record<string, unknown>, numCheckpoints)
 }

@@ -19,7 +19,8 @@ import {fileURLToPath} from 'node:url'
 import {writeFileAtomic} from '../core/fs-atomic.js'
 import type {Registry} from '../registry/registry.js'
 import type {PrepareConfig, PrepareResult} from '../data/prepare.js'
-import type {TrainSection, TrainRunResult} from '../train/run.js'
+import type {TrainSectionInput} from '../train/config.js'
+import type {TrainRunResult} from '../train/run.js'
 import type {MergeReport} from '../merge/engine.js'
 import type {TaskDefinition} from '../eval/tasks.js'
 import type {TaskEvaluation} from '../eval/evaluate.js'
@@ -106,7 +107,7 @@ export function mixRows(mix: (typeof MIXES)[number], steps: number): {irRows: nu
   }
 }
 
-function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init: string; runs: string}, steps: number): TrainSection {
+function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init: string; runs: string}, steps: number): TrainSectionInput {
   const irBatch = IR_BATCH
   const stsBatch = STS_BATCH
   const {irRows, stsRows, epochs} = mixRows(mix, steps)
@@ -120,8 +121,8 @@ function trainSection(mix: (typeof MIXES)[number], dirs: {prepared: string; init
     ],
     tasks: {
       ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 1, temperature: 0.05}}], maxLength: {query: 32, passage: 32}},
-      // The paper's STS objective: mid-infonce + 0.5·pro + 2·pearson + 5·rank-kl.
-      sts: {losses: [{name: 'mid-infonce', weight: 1}, {name: 'pro', weight: 0.5}, {name: 'pearson', weight: 2}, {name: 'rank-kl', weight: 5}], maxLength: 32},
+      // No losses given: the default STS objective, the paper's mid-infonce + 0.5·pro + 2·pearson + 5·rank-kl.
+      sts: {maxLength: 32},
     },
     sampler: {name: 'dynamic', options: {batchSizes: {ir: irBatch, sts: stsBatch}, policy: 'proportional'}},
     epochs,
@@ -200,7 +201,8 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
     }),
     ...MIXES.map((mix) =>
       timed(`train-${mix.id}`, `Training checkpoint ${mix.id.toUpperCase()} (${mix.title}: ${mixRows(mix, steps).irRows} IR triplets, ${mixRows(mix, steps).stsRows} STS pairs, ${steps} steps)`, async () => {
-        const section = trainSection(mix, {...dirs, init}, steps)
+        const {normaliseTrainSection} = await import('../train/config.js')
+        const section = normaliseTrainSection(trainSection(mix, {...dirs, init}, steps))
         const {runTraining} = await import('../train/run.js')
         const eventsFile = join(dirs.events, `train-${mix.id}-${mix.name}.ndjson`)
         mkdirSync(dirs.events, {recursive: true})

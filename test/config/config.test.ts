@@ -6,7 +6,6 @@ import {describe, it} from 'node:test'
 import {CodiembError} from '../../src/core/errors.js'
 import {deepMerge, loadConfig} from '../../src/config/load.js'
 import {configSchema} from '../../src/config/schema.js'
-import {formatSchemaErrors, validateEntryOptions, validatorFor} from '../../src/config/validate.js'
 
 function dir(files: Record<string, string>): string {
   const d = mkdtempSync(join(tmpdir(), 'codiemb-cfg-'))
@@ -28,7 +27,10 @@ describe('loadConfig', () => {
   it('loads JSON and YAML files given explicitly', async () => {
     const d = dir({'a.json': '{"seed": 7, "backend": {"name": "cpu"}}', 'b.yaml': 'seed: 8\nbackend:\n  device: cuda:1\n'})
     assert.deepEqual((await loadConfig(join(d, 'a.json'))).config, {seed: 7, backend: {name: 'cpu'}})
-    assert.deepEqual((await loadConfig(join(d, 'b.yaml'))).config, {seed: 8, backend: {device: 'cuda:1'}})
+    const b = await loadConfig(join(d, 'b.yaml'))
+    assert.deepEqual(b.asWritten, {seed: 8, backend: {device: 'cuda:1'}})
+    // The loaded configuration has the schema's defaults filled in (backend.name: "auto").
+    assert.deepEqual(b.config, {seed: 8, backend: {device: 'cuda:1', name: 'auto'}})
   })
 
   it('loads .mjs configs', async () => {
@@ -52,6 +54,18 @@ describe('loadConfig', () => {
     const loaded = await loadConfig(join(d, 'run.json'))
     assert.deepEqual(loaded.config, {seed: 1, backend: {name: 'cpu', device: 'cpu', precision: 'bf16'}})
     assert.deepEqual(deepMerge({a: [1, 2], b: {c: 1}}, {a: [3], b: {d: 2}}), {a: [3], b: {c: 1, d: 2}})
+  })
+
+  it('fills in the schema defaults of every section once, and keeps the configuration as written beside it', async () => {
+    const d = dir({'m.yaml': 'merge:\n  checkpoints: [a, b]\ntrain:\n  model: m\n  output: o\n  data: [x.arrow]\n  epochs: 3\n'})
+    const loaded = await loadConfig(join(d, 'm.yaml'))
+    assert.deepEqual(loaded.asWritten, {merge: {checkpoints: ['a', 'b']}, train: {model: 'm', output: 'o', data: ['x.arrow'], epochs: 3}})
+    assert.deepEqual(loaded.config.merge, {checkpoints: ['a', 'b'], method: 'delta', dtype: 'keep', force: false})
+    const train = loaded.config.train as Record<string, unknown>
+    assert.equal(train.epochs, 3)
+    assert.equal(train.learningRate, 1e-5)
+    assert.deepEqual(train.checkpoint, {everyEpoch: true, everySteps: 0, keepLast: 2})
+    assert.deepEqual(train.tasks, {ir: {maxLength: {query: 64, passage: 256}}, sts: {maxLength: 64}})
   })
 
   it('reports $import cycles and missing imports with the file', async () => {
@@ -83,36 +97,5 @@ describe('loadConfig', () => {
     ])
     assert.match(problems.at(-1)!, /^\/surprise: unknown key \(allowed here: \$schema, \$import, backend, seed/)
     for (const p of problems) assert.ok(e.message.includes(p))
-  })
-})
-
-describe('schema error formatting', () => {
-  it('folds type and minimum on the same value into one line, like /train/samplers/0/batchSize', () => {
-    const schema = {
-      type: 'object',
-      properties: {
-        train: {
-          type: 'object',
-          properties: {samplers: {type: 'array', items: {type: 'object', required: ['name'], properties: {name: {type: 'string'}, batchSize: {type: 'integer', minimum: 1}}}}},
-        },
-      },
-    }
-    const data = {train: {samplers: [{batchSize: '64'}, {name: 'x', batchSize: 0}]}}
-    const v = validatorFor(schema)
-    assert.equal(v(data), false)
-    assert.deepEqual(formatSchemaErrors(v.errors!, data), [
-      '/train/samplers/0/name: required, missing',
-      '/train/samplers/0/batchSize: expected integer >= 1, got "64"',
-      '/train/samplers/1/batchSize: expected integer >= 1, got 0',
-    ])
-  })
-
-  it('validates registry entry options with a prefix naming where they came from', async () => {
-    const entry = {kind: 'loss', name: 'pearson', plugin: 'codiemb', optionsSchema: {type: 'object', additionalProperties: false, properties: {weight: {type: 'number'}}}}
-    await validateEntryOptions(entry, {weight: 2})
-    const e = await configError(validateEntryOptions(entry, {weight: 'x', tau: 1}, '/train/tasks/1/losses/0/options'))
-    assert.match(e.message, /invalid options for loss "pearson" \(from codiemb\)/)
-    assert.match(e.message, /\/train\/tasks\/1\/losses\/0\/options\/weight: expected number, got "x"/)
-    assert.match(e.message, /\/train\/tasks\/1\/losses\/0\/options\/tau: unknown key/)
   })
 })

@@ -76,7 +76,10 @@ test('configuration errors: unknown reader, bad reader options, missing label ra
     await assert.rejects(prepare({datasets: [{...a, reader: 'nope'}]}, {registry: BUILTINS, dataRoot: dir, out}), /unknown reader "nope"; registered readers: beir, codiemb-jsonl/)
     await assert.rejects(
       prepare({datasets: [{...a, options: {quoting: 'rfc', colums: 3}}]}, {registry: BUILTINS, dataRoot: dir, out}),
-      (e: Error) => /prepare\.datasets\[0\] \(a\)\.options\/quoting: expected one of "none", "csv", got "rfc"/.test(e.message) && /options\/colums: unknown key/.test(e.message),
+      (e: Error) =>
+        /invalid options for reader "delimited" of dataset "a" \(2 problems\)/.test(e.message) &&
+        /\/prepare\/datasets\/0\/options\/quoting: expected one of "none", "csv", got "rfc"/.test(e.message) &&
+        /\/prepare\/datasets\/0\/options\/colums: unknown key/.test(e.message),
     )
     await assert.rejects(prepare({datasets: [{...a, labelRange: undefined}]}, {registry: BUILTINS, dataRoot: dir, out}), /labelRange: an STS dataset must declare its label range/)
     await assert.rejects(prepare({datasets: [{...a, reader: 'flagembedding-jsonl'}]}, {registry: BUILTINS, dataRoot: dir, out}), /reader flagembedding-jsonl cannot prepare task "sts" \(it prepares ir\)/)

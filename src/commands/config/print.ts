@@ -19,8 +19,8 @@ export default class ConfigPrint extends CodiembCommand<typeof ConfigPrint> {
     if (!this.jsonEnabled()) {
       const {stringify} = await import('yaml')
       this.log(`# ${loaded.filepath ? `from ${loaded.filepath}` : 'no configuration file found; defaults'}`)
-      this.log(stringify(loaded.config).trimEnd())
+      this.log(stringify(loaded.asWritten).trimEnd())
     }
-    return {file: loaded.filepath, config: loaded.config}
+    return {file: loaded.filepath, config: loaded.asWritten}
   }
 }

@@ -28,7 +28,11 @@ export interface CodiembStsWeights {
   cosent?: number
 }
 
+/** The paper's STS weights: the defaults of this loss and, term by term, of `train.tasks.sts.losses`. */
 export const PAPER_STS_WEIGHTS: Required<CodiembStsWeights> = {midInfonce: 1, pro: 0.5, pearson: 2, rankKl: 5, cosent: 0}
+
+/** The registered loss each weight scales (this loss sums the same functions). */
+export const STS_TERM_LOSSES: Record<keyof CodiembStsWeights, string> = {midInfonce: 'mid-infonce', pro: 'pro', pearson: 'pearson', rankKl: 'rank-kl', cosent: 'cosent'}
 
 export interface CodiembStsOptions {
   weights?: CodiembStsWeights
