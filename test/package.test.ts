@@ -190,6 +190,15 @@ export const exitCodes: number[] = [exitCodeOf(new DataError('x')), exitCodeOf(n
 export const onStep = (event: StepEvent): string => \`step \${event.step}/\${event.totalSteps}: \${JSON.stringify(event.loss)}\`
 export const registry: Registry = new Registry()
 export {checks}
+
+/** README.md § Library use, as written there. */
+export async function libraryUse(): Promise<number> {
+  const registry = await builtinRegistry()
+  await selectBackend(registry, 'auto')
+  const encoder = await loadEncoder('models/bge-small-zh', {registry})
+  const scores = await evaluateTasks(encoder, ['ATEC', 'LCQMC'], {registry, dataDir: 'data'})
+  return scores.ATEC!.main_score
+}
 `
 
 /** Run in the temporary project: the package at run time, through its entry points only. */
