@@ -23,7 +23,7 @@ import {builtinModules} from 'node:module'
 import {join, relative} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 import ts from 'typescript'
-import {REPO_ROOT} from './helpers/env.js'
+import {REPO_ROOT, TEST_BACKEND} from './helpers/env.js'
 import {installPacked, type PackedInstall} from './helpers/packed.js'
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'codiemb-plugin-example')
@@ -32,7 +32,11 @@ const TSCONFIG = {
   compilerOptions: {target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noImplicitOverride: true, skipLibCheck: true, types: ['node']},
 }
 
-describe('packed package (npm pack → temporary project)', () => {
+// Backend-independent (the runtime checks select cpu themselves): run it in the cpu pass of
+// scripts/run-tests.mjs only, not again for torch.
+const skip = TEST_BACKEND !== 'cpu' && `backend-independent; runs in the cpu pass (this pass: ${TEST_BACKEND})`
+
+describe('packed package (npm pack → temporary project)', {skip}, () => {
   let packed: PackedInstall
   const tsc = (project: string) => packed.node([join(packed.root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project])
 
