@@ -68,6 +68,8 @@ interface BuiltBatch {
  */
 export function lossProperties(loss: TrainingLoss, options: LossPropertyOptions = {}): LossProperty[] {
   const settings = resolveOptions(options)
+  if (loss.task === 'ir' && !(Number.isInteger(loss.positives) && loss.positives >= 1 && Number.isInteger(loss.negatives) && loss.negatives >= 0))
+    throw new RangeError(`${loss.name}: an IR loss declares positives ≥ 1 and negatives ≥ 0 per query, got ${loss.positives} and ${loss.negatives}`)
   const random = () => randomBatch(loss, settings)
   const degenerate = () => degenerateBatch(loss, settings)
   return [
