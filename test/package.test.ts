@@ -1,5 +1,6 @@
 /**
- * PACKAGE TEST (slower than the rest: about 15 s, most of it three TypeScript compilations).
+ * PACKAGE TEST (slower than most: 8–11 s on two idle cores, most of it npm pack and two TypeScript
+ * compilations; backend-independent, so it runs in the cpu pass of scripts/run-tests.mjs only).
  *
  * The published package as a user and a plugin author meet it: `npm pack` of this checkout,
  * unpacked into a temporary project (test/helpers/packed.ts says how, and why not `npm install`),
