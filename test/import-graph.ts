@@ -21,7 +21,7 @@ export const FLOORS: readonly (readonly string[])[] = [
   ['model'],
   ['eval'],
   ['train'],
-  ['builtins.ts', 'index.ts'],
+  ['builtins.ts', 'index.ts', 'testing'],
   ['cli', 'quickstart'],
   ['commands'],
 ]

@@ -38,6 +38,13 @@ export interface StatusEvent {
 // ---------------------------------------------------------------------------------------------------
 // train
 
+/** A loss as it runs: its weight in the task's sum and its options with the schema's defaults filled in. */
+export interface ResolvedLoss {
+  name: string
+  weight: number
+  options: Record<string, unknown>
+}
+
 /** A dataset as the training plan uses it. */
 export interface PlannedDataset {
   name: string
@@ -68,7 +75,7 @@ export interface TrainPlan {
   examplesPerStep: Record<string, number>
   /** For a full IR batch: hard negatives of the query itself and in-batch candidates that are not its positive. */
   negativesPerQuery?: {hard: number; inBatch: number; total: number; positivesPerQuery: number}
-  losses: Record<string, {name: string; weight: number; options: Record<string, unknown>}[]>
+  losses: Record<string, ResolvedLoss[]>
   droppedRows: number
 }
 

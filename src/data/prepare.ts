@@ -18,6 +18,7 @@ import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeS
 import {isAbsolute, join, relative, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
 import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
+import {LineWriter} from '../io/line-writer.js'
 import {StatsCollector, type FileStatistics} from './stats.js'
 import {hashFile} from './text-input.js'
 import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
@@ -142,30 +143,6 @@ export function readManifest(out: string): Manifest | undefined {
     return JSON.parse(readFileSync(file, 'utf8')) as Manifest
   } catch (error) {
     throw new DataError(`malformed manifest: ${(error as Error).message}`, {file, line: 1})
-  }
-}
-
-/** Lines appended synchronously through a small buffer (rejects.jsonl). */
-class LineWriter {
-  private fd: number
-  private buf: string[] = []
-  private size = 0
-  constructor(readonly file: string) {
-    this.fd = openSync(file, 'w')
-  }
-  write(line: string): void {
-    this.buf.push(line)
-    this.size += line.length
-    if (this.size > 1 << 16) this.flush()
-  }
-  flush(): void {
-    if (this.buf.length) writeSync(this.fd, this.buf.join(''))
-    this.buf = []
-    this.size = 0
-  }
-  close(): void {
-    this.flush()
-    closeSync(this.fd)
   }
 }
 

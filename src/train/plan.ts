@@ -8,44 +8,9 @@ import type {TrainingDataset} from './data.js'
 import type {IrObjective} from './objective.js'
 import type {Sampler} from './samplers/types.js'
 
-/** A loss as it runs: its weight in the task's sum and its options with the schema's defaults filled in. */
-export interface ResolvedLoss {
-  name: string
-  weight: number
-  options: Record<string, unknown>
-}
+import type {ResolvedLoss, TrainPlan} from '../core/events.js'
 
-export interface PlannedDataset {
-  name: string
-  task: 'ir' | 'sts'
-  path: string
-  rows: number
-  droppedRows: number
-  batchSize: number
-  batchesPerEpoch: number
-  /** Optimizer steps per epoch that include a batch of this dataset (= its batches when GA is 1). */
-  stepsPerEpoch: number
-}
-
-export interface TrainPlan {
-  sampler: {name: string; options: Record<string, unknown>}
-  datasets: PlannedDataset[]
-  batchesPerEpoch: number
-  stepsPerEpoch: number
-  /** Steps per epoch that contain each task. */
-  stepsPerEpochByTask: Record<string, number>
-  epochs: number
-  totalSteps: number
-  warmupSteps: number
-  gradientAccumulation: number
-  /** Rows per batch (per task) and per optimizer step. */
-  examplesPerBatch: Record<string, number>
-  examplesPerStep: Record<string, number>
-  /** For a full IR batch: hard negatives of the query itself and in-batch candidates that are not its positive. */
-  negativesPerQuery?: {hard: number; inBatch: number; total: number; positivesPerQuery: number}
-  losses: Record<string, ResolvedLoss[]>
-  droppedRows: number
-}
+export type {PlannedDataset, ResolvedLoss, TrainPlan} from '../core/events.js'
 
 /** Plans one run from the sampler's epoch plan, the losses and the section's schedule. */
 export function computePlan(

@@ -24,7 +24,13 @@ export function cosentLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>,
   })
 }
 
-export function create(options: {scale?: number} = {}): StsLoss {
+/** Options of `cosent` (its registry entry's optionsSchema). */
+export interface CosentOptions {
+  /** λ (default 20). */
+  scale?: number
+}
+
+export function create(options: CosentOptions = {}): StsLoss {
   const scale = options.scale ?? 20
   return {
     task: 'sts',

@@ -30,7 +30,15 @@ export function midInfoNceLoss(left: tf.Tensor2D, right: tf.Tensor2D, labels: Ar
   })
 }
 
-export function create(options: {temperature?: number; threshold?: number} = {}): StsLoss {
+/** Options of `mid-infonce` (its registry entry's optionsSchema). */
+export interface MidInfoNceOptions {
+  /** τ (default 0.02). */
+  temperature?: number
+  /** Pairs whose label (in [0,1]) reaches it are anchors (default 1.0). */
+  threshold?: number
+}
+
+export function create(options: MidInfoNceOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.02
   const threshold = options.threshold ?? 1.0
   return {

@@ -51,7 +51,13 @@ export function proLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>, te
   })
 }
 
-export function create(options: {temperature?: number} = {}): StsLoss {
+/** Options of `pro` (its registry entry's optionsSchema). */
+export interface ProOptions {
+  /** τ (default 0.05). */
+  temperature?: number
+}
+
+export function create(options: ProOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.05
   return {
     task: 'sts',

@@ -46,7 +46,13 @@ export function rankKlLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>,
   })
 }
 
-export function create(options: {temperature?: number} = {}): StsLoss {
+/** Options of `rank-kl` (its registry entry's optionsSchema). */
+export interface RankKlOptions {
+  /** τ (default 0.05). */
+  temperature?: number
+}
+
+export function create(options: RankKlOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.05
   return {
     task: 'sts',
