@@ -100,10 +100,20 @@ export class AtomicFile {
     private readonly fd: number,
   ) {}
 
-  /** Creates the temporary file (exclusively) beside `path`; the directory must exist. */
-  static create(path: string): AtomicFile {
+  /** Creates the temporary file (exclusively) beside `path`, starting with `head` when given; the directory must exist. */
+  static create(path: string, head?: string | Uint8Array): AtomicFile {
     const tempPath = tempSiblingPath(path)
-    return new AtomicFile(path, tempPath, openSync(tempPath, 'wx'))
+    const file = new AtomicFile(path, tempPath, openSync(tempPath, 'wx'))
+    if (head !== undefined) {
+      // A file whose first bytes cannot be written never exists for the caller: nothing to abort later.
+      try {
+        file.write(head)
+      } catch (error) {
+        file.abort()
+        throw error
+      }
+    }
+    return file
   }
 
   /** Appends all of `data`. */
@@ -149,14 +159,7 @@ export class AtomicFile {
 
 /** Writes `data` to `path` atomically: the previous content stays until the new one is complete. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: CommitOptions = {}): void {
-  const file = AtomicFile.create(path)
-  try {
-    file.write(data)
-  } catch (error) {
-    file.abort()
-    throw error
-  }
-  file.commit(options)
+  AtomicFile.create(path, data).commit(options)
 }
 
 /** Creates an empty directory under a fresh temporary name beside `target` (creating `target`'s parent) and returns its path. */

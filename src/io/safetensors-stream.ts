@@ -93,14 +93,7 @@ export class SafetensorsStreamWriter {
     const seen = new Set<string>()
     for (const t of plan) checkPlanned(path, t, seen)
     const header = encodeHeader(plan, metadata)
-    const file = AtomicFile.create(path)
-    try {
-      file.write(header)
-    } catch (error) {
-      file.abort()
-      throw error
-    }
-    return new SafetensorsStreamWriter(path, file, plan)
+    return new SafetensorsStreamWriter(path, AtomicFile.create(path, header), plan)
   }
 
   /** Writes the next planned tensor; `data` is encoded to the planned dtype. */

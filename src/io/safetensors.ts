@@ -19,6 +19,7 @@ import {open, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {decodeTensorBytes, DTYPE_SIZE, type SafetensorsDtype, type TensorData} from './safetensors-dtypes.js'
 import {CodiembError} from '../core/errors.js'
+import {readJsonFile} from '../core/json-file.js'
 
 export {
   decodeTensorBytes,
@@ -250,12 +251,7 @@ class ShardedFile implements SafetensorsFile {
   }
 
   static async open(indexPath: string): Promise<ShardedFile> {
-    let index: unknown
-    try {
-      index = JSON.parse(readFileSync(indexPath, 'utf8'))
-    } catch (error) {
-      throw new SafetensorsError(indexPath, `cannot read the shard index: ${(error as Error).message}`)
-    }
+    const index = readJsonFile(indexPath, (reason) => new SafetensorsError(indexPath, `cannot read the shard index: ${reason}`))
     const weightMap = (index as {weight_map?: unknown})?.weight_map
     if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
       throw new SafetensorsError(indexPath, 'expected an object with "weight_map": {tensor name: shard file}')

@@ -27,6 +27,7 @@ import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-str
 import {MergeInputError, type Merger} from './types.js'
 import type {MergeProgressEvent, MergeSummary} from '../core/events.js'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {readJsonFile} from '../core/json-file.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
 export type InputRef = 'base' | number
@@ -340,12 +341,7 @@ function copyCheckpointFiles(from: string, to: string): string[] {
   }
   const modules = join(from, 'modules.json')
   if (existsSync(modules)) {
-    let list: unknown
-    try {
-      list = JSON.parse(readFileSync(modules, 'utf8'))
-    } catch (error) {
-      throw new MergeInputError(`${modules}: not valid JSON (${(error as Error).message})`)
-    }
+    const list = readJsonFile(modules, (reason) => new MergeInputError(`${modules}: not valid JSON (${reason})`))
     for (const m of Array.isArray(list) ? (list as {path?: unknown}[]) : []) {
       const dir = typeof m?.path === 'string' ? m.path : ''
       if (!dir || dir.split(/[\\/]/).includes('..') || isAbsolute(dir)) continue

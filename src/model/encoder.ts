@@ -26,6 +26,7 @@ import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {CodiembError} from '../core/errors.js'
+import {readJsonFile} from '../core/json-file.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -55,7 +56,8 @@ export interface EncodeOptions {
   onEvent?: (event: EncodeProgressEvent) => void
 }
 
-export interface Encoder {
+/** What an encoder is and how it turns texts into vectors: the fields of `Encoder`, which the implementation declares once (see TransformerEncoder). */
+export interface EncoderFields {
   readonly modelType: string
   readonly config: HfConfig
   readonly numLayers: number
@@ -71,6 +73,9 @@ export interface Encoder {
   readonly tokenizer: TextTokenizer
   /** The directory the encoder was loaded from (undefined for a random model). */
   readonly sourceDir?: string
+}
+
+export interface Encoder extends EncoderFields {
   tokenize(texts: string[], options?: {maxLength?: number; prefixes?: string[]}): Promise<TokenBatch>
   /** Tokenizes on a worker thread until the returned function is called; undefined when the tokenizer already runs off the main thread. */
   startTokenizerWorker(): Promise<(() => Promise<void>) | undefined>
@@ -109,12 +114,7 @@ export async function architectureFor(modelType: string, registry: Registry, con
 function readConfig(dir: string): HfConfig {
   const path = join(dir, 'config.json')
   if (!existsSync(path)) throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
-  let config: unknown
-  try {
-    config = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (error) {
-    throw new EncoderLoadError(`${path}: not valid JSON (${(error as Error).message})`)
-  }
+  const config = readJsonFile(path, (reason) => new EncoderLoadError(`${path}: not valid JSON (${reason})`))
   if (!config || typeof config !== 'object' || typeof (config as HfConfig).model_type !== 'string') {
     throw new EncoderLoadError(`${path}: expected an object with a "model_type" string`)
   }
@@ -272,20 +272,11 @@ interface EncoderParts
   doLowerCase: boolean
 }
 
+// The class takes its public fields from EncoderFields by declaration merging, so they are written once.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+interface TransformerEncoder extends EncoderFields {}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 class TransformerEncoder implements Encoder {
-  readonly modelType: string
-  readonly config: HfConfig
-  readonly numLayers: number
-  readonly hiddenSize: number
-  pooling: PoolingMode
-  normalize: boolean
-  includePrompt: boolean
-  prompts: Record<string, string>
-  defaultPromptName?: string
-  maxLength: number
-  readonly variables: Map<string, tf.Variable>
-  readonly tokenizer: TextTokenizer
-  readonly sourceDir?: string
   private readonly arch: EncoderArchitecture
   private readonly passthrough: Map<string, LoadedTensor>
   private readonly tokenizerDir: string
@@ -293,22 +284,26 @@ class TransformerEncoder implements Encoder {
   private readonly doLowerCase: boolean
 
   constructor(parts: EncoderParts) {
+    const {config} = parts
+    const fields: EncoderFields = {
+      modelType: config.model_type,
+      config,
+      numLayers: config.num_hidden_layers,
+      hiddenSize: config.hidden_size,
+      pooling: parts.pooling,
+      normalize: parts.normalize,
+      includePrompt: parts.includePrompt,
+      prompts: parts.prompts,
+      defaultPromptName: parts.defaultPromptName,
+      maxLength: parts.maxLength,
+      variables: parts.variables,
+      tokenizer: parts.tokenizer,
+      sourceDir: parts.sourceDir,
+    }
+    Object.assign(this, fields)
     this.arch = parts.arch
-    this.config = parts.config
-    this.modelType = parts.config.model_type
-    this.numLayers = parts.config.num_hidden_layers
-    this.hiddenSize = parts.config.hidden_size
-    this.tokenizer = parts.tokenizer
-    this.variables = parts.variables
     this.passthrough = parts.passthrough
-    this.pooling = parts.pooling
-    this.normalize = parts.normalize
-    this.includePrompt = parts.includePrompt
-    this.prompts = parts.prompts
-    this.defaultPromptName = parts.defaultPromptName
     this.similarityFnName = parts.similarityFnName
-    this.maxLength = parts.maxLength
-    this.sourceDir = parts.sourceDir
     this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
     this.doLowerCase = parts.doLowerCase
   }

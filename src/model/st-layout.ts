@@ -16,6 +16,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {PoolingMode} from './pooling.js'
 import {CodiembError} from '../core/errors.js'
+import {readJsonFile} from '../core/json-file.js'
 
 export interface SentenceTransformersConfig {
   /** Whether modules.json was found. */
@@ -34,11 +35,7 @@ export class ModelConfigError extends CodiembError {
 }
 
 function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'))
-  } catch (error) {
-    throw new ModelConfigError(`${path}: cannot read JSON: ${(error as Error).message}`)
-  }
+  return readJsonFile(path, (reason) => new ModelConfigError(`${path}: cannot read JSON: ${reason}`))
 }
 
 /** sentence-transformers pooling mode names (v5 keys and v6 values) -> codiemb names. */

@@ -20,6 +20,7 @@ import {WordPieceTokenizer} from './wordpiece.js'
 import type {WordPieceWorker} from './wordpiece-thread.js'
 import {buildBatch, encodeWordPieceBatch} from './batch.js'
 import {TokenizerError, type EncodedRow, type TextTokenizer, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
+import {readJsonFile} from '../../core/json-file.js'
 
 export * from './types.js'
 export {buildBatch, encodeWordPieceBatch} from './batch.js'
@@ -43,11 +44,7 @@ export const TOKENIZER_FILES = [
 export function readTokenizerConfig(dir: string): Record<string, unknown> {
   const p = join(dir, 'tokenizer_config.json')
   if (!existsSync(p)) return {}
-  try {
-    return JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>
-  } catch (error) {
-    throw new TokenizerError(`${p}: not valid JSON (${(error as Error).message})`)
-  }
+  return readJsonFile(p, (reason) => new TokenizerError(`${p}: not valid JSON (${reason})`)) as Record<string, unknown>
 }
 
 /** Loads the tokenizer of a checkpoint directory. `padTokenId` (config.json) is used when the tokenizer names none. */
