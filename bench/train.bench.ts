@@ -110,7 +110,9 @@ for (const backend of backends) {
       prefetch: 2,
       stopAfterSteps: STEPS + 1,
       settings: 'bench',
-      onStep: (event) => events.push({event, at: performance.now()}),
+      onEvent: (event) => {
+        if (event.type === 'step') events.push({event, at: performance.now()})
+      },
     })
     const summary = await trainer.run()
     const measured = events.slice(1)

@@ -23,10 +23,13 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`
 }
 
-/** "ir 2.1234, sts 1.0456" */
-function lossText(loss: Record<string, number>): string {
+/** "ir 2.1234, sts 1.0456", or with each task's loss terms: "ir 2.1234, sts 1.0456 (mid-infonce 0.812, pro 0.340)". */
+function lossText(loss: Record<string, number>, components: Record<string, Record<string, number>> = {}): string {
   return Object.entries(loss)
-    .map(([task, v]) => `${task} ${v.toFixed(4)}`)
+    .map(([task, v]) => {
+      const terms = Object.entries(components[task] ?? {}).map(([name, c]) => `${name} ${c.toFixed(3)}`)
+      return `${task} ${v.toFixed(4)}${terms.length ? ` (${terms.join(', ')})` : ''}`
+    })
     .join(', ')
 }
 
@@ -80,7 +83,7 @@ export class ProgressLines {
         return this.stepLine(event)
       case 'probe':
         this.lastProbe = ` · probe (step ${event.step}) ${lossText(event.loss)}`
-        return `probe loss at step ${event.step}/${event.totalSteps}: ${lossText(event.loss)}`
+        return `probe loss at step ${event.step}/${event.totalSteps}: ${lossText(event.loss, event.components)}`
       case 'checkpoint':
         return `checkpoint at step ${event.step}: ${event.path}`
       case 'validation': {
@@ -180,9 +183,13 @@ export class ProgressLines {
  * most once a second each), and its line to the output of the listr task in `target`.
  */
 export class ProgressReporter {
-  /** The listr task whose output line shows the events; a pipeline moves it from task to task. */
+  /**
+   * The listr task whose output line shows the events; a pipeline moves it from task to task. Unset
+   * between two tasks: the latest line then waits for the next task given to `into()`.
+   */
   target?: {output: string}
   private readonly lines: ProgressLines
+  private waitingLine?: string
   private readonly recordedAt = new Map<string, number>()
 
   /** `now` in milliseconds (injectable for tests). */
@@ -196,14 +203,21 @@ export class ProgressReporter {
   /** Shows the events in `task` from now on; returns the callback to hand an engine as `onEvent`. */
   into(task: {output: string}): (event: ProgressEvent) => void {
     this.target = task
+    if (this.waitingLine !== undefined) task.output = this.waitingLine
+    this.waitingLine = undefined
     return this.onEvent
   }
 
-  /** Reports one event (an engine's `onEvent`). */
-  readonly onEvent = (event: ProgressEvent): void => {
+  /**
+   * Reports one event (an engine's `onEvent`). Returns the line shown for it, if any, for a command
+   * that also prints the lines of results (a validation score) where they outlast the live output.
+   */
+  readonly onEvent = (event: ProgressEvent): string | undefined => {
     if (this.shouldRecord(event)) this.record(event)
     const line = this.lines.line(event)
     if (line !== undefined && this.target) this.target.output = line
+    else if (line !== undefined) this.waitingLine = line
+    return line
   }
 
   /** Whether `event` goes to `--events`: always, except a counter's middle values less than a second apart. */

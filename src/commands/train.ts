@@ -1,40 +1,12 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {formatDuration} from '../cli/progress.js'
+import type {TrainEvent} from '../core/events.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
 
 export type TrainCommandResult = {dryRun: true; plan: TrainPlan} | ({dryRun: false} & TrainRunResult)
-
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?'
-  const s = Math.round(seconds)
-  const h = Math.floor(s / 3600)
-  const m = Math.floor((s % 3600) / 60)
-  return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`
-}
-
-/** "ir 2.9132, sts 3.1045 (mid-infonce 1.2, pro 0.9, …)" */
-function probeText(loss: Record<string, number>, components: Record<string, Record<string, number>>): string {
-  return Object.entries(loss)
-    .map(([task, v]) => {
-      const parts = Object.entries(components[task] ?? {}).map(([name, c]) => `${name} ${c.toFixed(3)}`)
-      return `${task} ${v.toFixed(4)}${parts.length ? ` (${parts.join(', ')})` : ''}`
-    })
-    .join(', ')
-}
-
-function deferred(): {promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void; settled: boolean} {
-  let resolve!: () => void
-  let reject!: (e: unknown) => void
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  promise.catch(() => {})
-  const d = {promise, settled: false, resolve: () => ((d.settled = true), resolve()), reject: (e: unknown) => ((d.settled = true), reject(e))}
-  return d
-}
 
 export default class Train extends CodiembCommand<typeof Train> {
   static override summary = 'Train an encoder with the CoDiEmb objectives (IR and STS) from a config file.'
@@ -89,112 +61,57 @@ Checkpoints are sentence-transformers directories under <output>-checkpoints/che
     }
 
     await this.activateBackend()
-    type Ctx = {run?: Promise<TrainRunResult>; result?: TrainRunResult; plan?: TrainPlan}
-    const ctx: Ctx = {}
-    const epochs = section.epochs
-    const epochDone = Array.from({length: epochs}, () => deferred())
-    const planned = deferred()
-    const outputs: {output: string}[] = []
-    let setupTask: {output: string} | undefined
-    let currentEpoch = -1
-    let probeLine = ''
-    const setOutput = (epoch: number, text: string) => {
-      const holder = outputs[epoch]
-      if (holder) holder.output = text
-    }
-    const finishEpochs = (upTo: number) => {
-      for (let e = 0; e < Math.min(upTo, epochs); e++) if (!epochDone[e].settled) epochDone[e].resolve()
+    const reporter = this.reporter()
+    let announcePlan!: (plan: TrainPlan) => void
+    const planned = new Promise<TrainPlan>((resolve) => (announcePlan = resolve))
+    // An epoch's task ends when a step of a later epoch is reported (whose line then waits for the
+    // next epoch's task), or when the run ends. The tasks run one after the other: one at a time waits.
+    let epochsDone = 0
+    let waiting: {epoch: number; resolve: () => void} | undefined
+    const epochDone = (epoch: number) => new Promise<void>((resolve) => (epoch < epochsDone ? resolve() : (waiting = {epoch, resolve})))
+    const onEvent = (event: TrainEvent): void => {
+      if (event.type === 'plan') announcePlan(event)
+      if (event.type === 'step' && event.epoch > epochsDone) {
+        epochsDone = event.epoch
+        reporter.target = undefined
+        if (waiting && waiting.epoch < epochsDone) waiting.resolve()
+      }
+      const line = reporter.onEvent(event)
+      // Measurements stay on screen once the task's live line has moved on.
+      if (line !== undefined && (event.type === 'probe' || event.type === 'validation')) this.info(line)
     }
 
-    const startRun = () =>
-      runTraining(section, {
-        registry,
-        resume: f.resume,
-        defaultSeed,
-        asWritten: loaded.asWritten.train as TrainSectionInput,
-        onPlan: (plan) => {
-          ctx.plan = plan
-          this.emit({type: 'plan', ...plan})
-          planned.resolve()
+    let run!: Promise<TrainRunResult>
+    let result!: TrainRunResult
+    await this.tasks([
+      {
+        title: 'Loading data, losses, sampler and model',
+        task: async (_ctx, task) => {
+          reporter.into(task)
+          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent})
+          const p = await Promise.race([planned, run.then(() => planned)])
+          task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
         },
-        onStatus: (message) => {
-          this.emit({type: 'status', message})
-          if (currentEpoch < 0 && setupTask) setupTask.output = message
+      },
+      ...Array.from({length: section.epochs}, (_, epoch) => ({
+        title: `Epoch ${epoch + 1}/${section.epochs}`,
+        task: async (_ctx: unknown, task: {output: string}) => {
+          reporter.into(task)
+          await Promise.race([epochDone(epoch), run])
         },
-        onStep: (e) => {
-          this.emit({...e})
-          if (e.epoch !== currentEpoch) {
-            finishEpochs(e.epoch)
-            currentEpoch = e.epoch
-          }
-          const losses = Object.entries(e.loss).map(([task, v]) => `${task} ${v.toFixed(4)}`).join(', ')
-          setOutput(
-            e.epoch,
-            `step ${e.step}/${e.totalSteps} · loss ${losses} · lr ${e.lr.toExponential(2)} · ${e.examplesPerSecond.toFixed(1)} ex/s · ${Math.round(e.tokensPerSecond)} tok/s · ETA ${duration(e.etaSeconds)}${probeLine}`,
-          )
+      })),
+      {
+        title: 'Saving the final model',
+        task: async (_ctx, task) => {
+          reporter.into(task)
+          result = await run
+          task.title = `Saved ${result.output}`
         },
-        onProbe: (p) => {
-          this.emit({...p})
-          const text = Object.entries(p.loss).map(([task, v]) => `${task} ${v.toFixed(4)}`).join(', ')
-          probeLine = ` · probe (step ${p.step}) ${text}`
-          if (currentEpoch < 0 && setupTask) setupTask.output = `probe loss before training: ${probeText(p.loss, p.components)}`
-          this.info(`probe loss at step ${p.step}/${p.totalSteps}: ${probeText(p.loss, p.components)}`)
-        },
-        onCheckpoint: (path, step) => this.emit({type: 'checkpoint', path, step}),
-        onValidation: (v) => {
-          this.emit({type: 'validation', ...v})
-          const text = Object.entries(v.spearman).map(([name, s]) => `${name} Spearman ${s.toFixed(2)}`).join(', ')
-          if (v.epoch === 0) {
-            if (setupTask) setupTask.output = `before training: ${text}`
-          }
-          else setOutput(v.epoch - 1, `validation: ${text}`)
-          this.info(`validation after epoch ${v.epoch}: ${text}`)
-        },
-      })
-
-    await this.tasks<Ctx>(
-      [
-        {
-          title: 'Loading data, losses, sampler and model',
-          task: async (c, task) => {
-            setupTask = task
-            c.run = startRun()
-            c.run.then(
-              () => {
-                finishEpochs(epochs)
-                planned.resolve()
-              },
-              (error) => {
-                planned.reject(error)
-                for (const d of epochDone) if (!d.settled) d.reject(error)
-              },
-            )
-            await planned.promise
-            const p = c.plan!
-            task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
-          },
-        },
-        ...Array.from({length: epochs}, (_, e) => ({
-          title: `Epoch ${e + 1}/${epochs}`,
-          task: async (_c: Ctx, task: {output: string; title: string}) => {
-            outputs[e] = task
-            await epochDone[e].promise
-          },
-        })),
-        {
-          title: 'Saving the final model',
-          task: async (c, task) => {
-            c.result = await c.run!
-            task.title = `Saved ${c.result.output}`
-          },
-        },
-      ],
-      ctx,
-    ).catch(asUsageError)
-    const result = ctx.result!
+      },
+    ]).catch(asUsageError)
     const s = result.summary
     this.info(
-      `trained ${s.steps}/${s.totalSteps} steps in ${duration(s.seconds)} (${(s.examples / s.seconds).toFixed(1)} examples/s); loss ` +
+      `trained ${s.steps}/${s.totalSteps} steps in ${formatDuration(s.seconds)} (${(s.examples / s.seconds).toFixed(1)} examples/s); loss ` +
         Object.keys(s.lossFirst).map((t) => `${t} ${s.lossFirst[t].toFixed(4)} → ${s.lossLast[t].toFixed(4)}`).join(', '),
     )
     if (s.probe) {

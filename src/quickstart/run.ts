@@ -209,12 +209,15 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
         const lines: string[] = []
         const result = await runTraining(section, {
           registry: options.registry,
-          onStep: (e) => {
-            // `losses` is the per-task map the report charts.
-            lines.push(JSON.stringify({...e, losses: e.loss}))
-            emit({...e, stage: `train-${mix.id}`})
+          // Steps and status lines are passed on. The plan is in the stage's title; the mixes
+          // configure neither probe nor validation; the checkpoints folder is deleted below.
+          onEvent: (e) => {
+            if (e.type === 'step') {
+              // `losses` is the per-task map the report charts.
+              lines.push(JSON.stringify({...e, losses: e.loss}))
+              emit({...e, stage: `train-${mix.id}`})
+            } else if (e.type === 'status') emit({...e, stage: `train-${mix.id}`})
           },
-          onStatus: (message) => emit({type: 'status', message, stage: `train-${mix.id}`}),
         })
         writeAtomic(eventsFile, lines.join('\n') + '\n')
         // Only the final model is kept; the trainer's own checkpoints folder is not needed here.

@@ -9,7 +9,7 @@ import {readAllRecords, readArrowMeta, type IrExampleRecord, type StsPairRecord}
 import type {BatchPart} from './samplers/types.js'
 import {Rng} from '../core/rng.js'
 import {CodiembError} from '../core/errors.js'
-import {applyPrompt, fillTemplate, PromptTemplateError, type InstructionOptions} from '../core/prompts.js'
+import {applyPrompt, fillTemplate, type InstructionOptions} from '../core/prompts.js'
 
 export type {TaskKind} from '../core/task-kind.js'
 export {PAPER_INSTRUCTIONS, type InstructionOptions} from '../core/prompts.js'
@@ -78,17 +78,6 @@ export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: 
   throw new TrainingDataError(
     `${spec.path}: expected an "ir-example" or "sts-pair" record file, got ${meta.kind === undefined ? 'a file without codiemb.kind metadata' : `"${meta.kind}"`}`,
   )
-}
-
-/**
- * The literal prefix a template gives a text with this instruction ("" when there is none), for
- * callers that hand encode() a prefix (train/run.ts's validation). A template with text after its
- * text placeholder cannot be expressed as a prefix, so it is refused rather than silently cut.
- */
-export function instructionPrefix(template: string, instruction: string): string {
-  const prompt = fillTemplate(template, instruction)
-  if (prompt.suffix) throw new PromptTemplateError(`instruction template ${JSON.stringify(template)} puts text after the text placeholder; STS validation applies prefixes only`)
-  return prompt.prefix
 }
 
 export interface IrBatchTexts {

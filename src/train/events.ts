@@ -1,10 +1,11 @@
 /**
- * What a training run reports: per-step events and probe measurements (defined with every other
- * event in src/core/events.ts, re-exported here for src/train/*), and the final summary.
+ * What a training run reports: its events — plan, status, steps, probe measurements, checkpoints,
+ * validation (the TrainEvent members, defined with every other event in src/core/events.ts and
+ * re-exported here for src/train/*) — and the final summary.
  */
 import type {ProbeResult} from '../core/events.js'
 
-export type {ProbeResult, StepEvent} from '../core/events.js'
+export type {CheckpointEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent} from '../core/events.js'
 
 export interface TrainSummary {
   steps: number

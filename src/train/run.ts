@@ -1,21 +1,18 @@
 /**
  * `codiemb train` as a library call: from a normalised `train` section (train/config.ts), set up
  * the data, losses, sampler and plan (train/setup.ts), load or initialise the model, and train,
- * checkpoint, validate and save the final model.
+ * checkpoint, validate and save the final model, reporting each part as a TrainEvent.
  */
 import {existsSync} from 'node:fs'
 import type {Registry} from '../registry/registry.js'
+import {fillTemplate, type InstructionOptions, type Prompt} from '../core/prompts.js'
 import {TrainConfigError, fileSpec, type TrainSection, type TrainSectionInput} from './config.js'
-import {type InstructionOptions, instructionPrefix} from './data.js'
-import type {ProbeResult, StepEvent, TrainSummary} from './events.js'
+import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
 import {resumeSettings, setupTraining} from './setup.js'
 
-export interface ValidationResult {
-  epoch: number
-  /** dataset name -> cosine Spearman × 100 */
-  spearman: Record<string, number>
-}
+/** One STS validation (epoch 0: before training), as codiemb_training.json and the run result record it. */
+export type ValidationResult = Omit<ValidationEvent, 'type'>
 
 export interface TrainRunOptions {
   registry: Registry
@@ -27,12 +24,12 @@ export interface TrainRunOptions {
    * values, carries a fingerprint of it, and resumes when the settings are the same.
    */
   asWritten?: TrainSectionInput
-  onPlan?: (plan: TrainPlan) => void
-  onStep?: (event: StepEvent) => void
-  onCheckpoint?: (path: string, step: number) => void
-  onValidation?: (result: ValidationResult) => void
-  onProbe?: (result: ProbeResult) => void
-  onStatus?: (message: string) => void
+  /**
+   * Progress, in order: the `plan` (before a model is loaded), `status` lines (loading, resuming,
+   * saving), `validation` before training and after each epoch, `probe` measurements, `step` events
+   * (every `logEvery`-th step and the last) and a `checkpoint` event per checkpoint written.
+   */
+  onEvent?: (event: TrainEvent) => void
 }
 
 export interface TrainRunResult {
@@ -46,10 +43,11 @@ export interface TrainRunResult {
 /** Trains end to end and saves the final model to `section.output`. */
 export async function runTraining(section: TrainSection, options: TrainRunOptions): Promise<TrainRunResult> {
   const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed})
-  options.onPlan?.(setup.plan)
+  const report = options.onEvent ?? (() => {})
+  const status = (message: string) => report({type: 'status', message})
+  report({type: 'plan', ...setup.plan})
   const {loadEncoder, initRandomEncoder} = await import('../model/encoder.js')
   const {Trainer} = await import('./trainer.js')
-  const status = options.onStatus ?? (() => {})
   let encoder
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
@@ -79,7 +77,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     if (validationSets.length === 0) return
     const result = {epoch, spearman: await stsSpearman(encoder, validationSets, setup.instructions, section.validation.batchSize)}
     validation.push(result)
-    options.onValidation?.(result)
+    report({type: 'validation', ...result})
   }
   if (!options.resume) await validate(0)
   // Beside the output, not inside it: the final save replaces the output directory as a whole.
@@ -112,12 +110,10 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     stopAfterSteps: section.maxSteps,
     settings,
     probe: section.probeLoss,
-    onProbe: options.onProbe,
-    onStep: (event) => {
-      if (event.step % logEvery === 0 || event.step === event.totalSteps) options.onStep?.(event)
+    onEvent: (event) => {
+      if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)
     },
     onEpochEnd: (epoch) => validate(epoch + 1),
-    onCheckpoint: options.onCheckpoint,
   })
   if (options.resume) {
     const state = await trainer.resumeFrom(options.resume)
@@ -163,9 +159,13 @@ async function loadValidation(section: TrainSection): Promise<ValidationSet[]> {
   return out
 }
 
-/** Cosine Spearman (× 100) of each validation set, with the training instruction template. */
+/**
+ * Cosine Spearman (× 100) of each validation set. Its texts get the prompt training gives STS
+ * pairs (the set's instruction in the training template, when `instructions.sts`), so validation
+ * measures the inputs the model is trained on.
+ */
 export async function stsSpearman(
-  encoder: {encode(texts: string[], options: {instruction?: string; batchSize?: number; normalize?: boolean}): Promise<Float32Array[]>},
+  encoder: {encode(texts: string[], options: {instruction?: Prompt; batchSize?: number; normalize?: boolean}): Promise<Float32Array[]>},
   sets: ValidationSet[],
   instructions: InstructionOptions,
   batchSize: number,
@@ -173,9 +173,9 @@ export async function stsSpearman(
   const {stsScores} = await import('../eval/metrics.js')
   const out: Record<string, number> = {}
   for (const set of sets) {
-    const instruction = instructions.sts ? instructionPrefix(instructions.template, set.instruction) : ''
-    const a = await encoder.encode(set.texts1, {instruction, batchSize, normalize: true})
-    const b = await encoder.encode(set.texts2, {instruction, batchSize, normalize: true})
+    const prompt = fillTemplate(instructions.template, instructions.sts ? set.instruction : '')
+    const a = await encoder.encode(set.texts1, {instruction: prompt, batchSize, normalize: true})
+    const b = await encoder.encode(set.texts2, {instruction: prompt, batchSize, normalize: true})
     out[set.name] = stsScores(a, b, set.gold).cosine_spearman * 100
   }
   return out

@@ -30,9 +30,9 @@ import {Prefetcher} from './prefetch.js'
 import {type ProbeBatch, type ProbeOptions, drawProbeBatches, measureProbe} from './probe.js'
 import {LossTally} from './tally.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
-import type {ProbeResult, StepEvent, TrainSummary} from './events.js'
+import type {ProbeResult, TrainEvent, TrainSummary} from './events.js'
 
-export type {ProbeResult, StepEvent, TrainSummary} from './events.js'
+export type {CheckpointEvent, ProbeResult, StepEvent, TrainEvent, TrainSummary} from './events.js'
 
 export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   encoder: TrainableEncoder<B>
@@ -60,16 +60,22 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
    * objective is measured in eval mode before the first step, after every checkpoint and epoch, and
    * at the end: a training-loss curve free of batch-composition noise.
    */
-  probe?: {batches: number; seed?: number}
-  onProbe?: (result: ProbeResult) => void
+  probe?: ProbeOptions
   /** Tokenize in a worker thread when the encoder's tokenizer would otherwise run on the main thread (default true). */
   tokenizeInWorker?: boolean
   /** Stop after this many optimizer steps in this process (tests, time-boxed runs); a checkpoint is written first if checkpointing. */
   stopAfterSteps?: number
-  /** Log every step (events/progress). */
-  onStep?: (event: StepEvent) => void
-  onCheckpoint?: (path: string, step: number) => void
-  /** Called after the last step of each epoch (validation); awaited before training goes on. */
+  /**
+   * Progress, as it happens: a `step` event after every optimizer step, each `probe` measurement,
+   * and a `checkpoint` event once a checkpoint directory is complete. Not awaited: an observer
+   * cannot hold training up.
+   */
+  onEvent?: (event: TrainEvent) => void
+  /**
+   * Called after the last step of each epoch (and its probe and checkpoint), and awaited before
+   * training goes on: the hook for work on the epoch's final weights, such as validation, which
+   * must finish before the next step changes them. A control point, not progress, so not an event.
+   */
   onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
@@ -135,7 +141,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       if (!probeBatches || probeHistory.at(-1)?.step === this.step) return
       const result = measureProbe(probeBatches, this.partLoss, {step: this.step, totalSteps: this.totalSteps, when})
       probeHistory.push(result)
-      o.onProbe?.(result)
+      o.onEvent?.(result)
     }
     measure('start')
     const batches = this.batchStream()
@@ -165,7 +171,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       tokens += stepTokens
       this.history.push({step: this.step, loss})
       const elapsed = (performance.now() - started) / 1000
-      o.onStep?.({
+      o.onEvent?.({
         type: 'step',
         step: this.step,
         totalSteps: this.totalSteps,
@@ -194,7 +200,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         const samplerState = next ? next.stateBefore : o.sampler.getState()
         const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
         checkpoints.push(path)
-        o.onCheckpoint?.(path, this.step)
+        o.onEvent?.({type: 'checkpoint', path, step: this.step})
       }
       if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 import {CodiembCommand} from '../../src/cli/base-command.js'
 import {formatDuration, ProgressLines, ProgressReporter} from '../../src/cli/progress.js'
-import type {ProgressEvent, StepEvent} from '../../src/core/events.js'
+import type {PlanEvent, ProgressEvent, StepEvent} from '../../src/core/events.js'
 
 /** A clock the test moves by hand (milliseconds). */
 function clock(): {now: () => number; advance: (seconds: number) => void} {
@@ -32,6 +32,23 @@ describe('ProgressLines', () => {
     assert.equal(lines.line(step), 'step 3/10 · loss ir 1.2346, sts 0.5000 · lr 1.00e-3 · 54.2 ex/s · 1234 tok/s · ETA 1m05s')
     lines.line({type: 'probe', step: 2, totalSteps: 10, when: 'checkpoint', loss: {ir: 1.1}, components: {}, batches: {}, rows: {}, seconds: 0})
     assert.match(lines.line(step)!, / · probe \(step 2\) ir 1\.1000$/)
+  })
+
+  it('shows the rest of a training run: plan, status, probe loss with its terms, checkpoint, validation', () => {
+    const lines = new ProgressLines()
+    const plan: PlanEvent = {
+      type: 'plan', sampler: {name: 'dynamic', options: {}}, datasets: [], batchesPerEpoch: 5, stepsPerEpoch: 5, stepsPerEpochByTask: {}, epochs: 2, totalSteps: 10,
+      warmupSteps: 1, gradientAccumulation: 1, examplesPerBatch: {}, examplesPerStep: {}, losses: {}, droppedRows: 0,
+    }
+    assert.equal(lines.line(plan), 'plan: 10 steps (5/epoch × 2), 0 datasets, warm-up 1')
+    const probe = {type: 'probe', step: 4, totalSteps: 10, when: 'epoch', loss: {ir: 2, sts: 3.5}, components: {sts: {pro: 0.25, pearson: 1.5}}, batches: {}, rows: {}, seconds: 0} as const
+    assert.equal(lines.line(probe), 'probe loss at step 4/10: ir 2.0000, sts 3.5000 (pro 0.250, pearson 1.500)')
+    assert.equal(lines.line({type: 'status', message: 'loading models/x'}), 'loading models/x')
+    assert.equal(lines.line({type: 'checkpoint', path: 'runs/x-checkpoints/checkpoint-4', step: 4}), 'checkpoint at step 4: runs/x-checkpoints/checkpoint-4')
+    assert.equal(lines.line({type: 'validation', epoch: 0, spearman: {a: 12.345}}), 'before training: a Spearman 12.35')
+    assert.equal(lines.line({type: 'validation', epoch: 2, spearman: {a: 40, b: 50}}), 'validation after epoch 2: a Spearman 40.00, b Spearman 50.00')
+    // The step line carries the probe's task losses, not its terms.
+    assert.match(lines.line(step)!, / · probe \(step 4\) ir 2\.0000, sts 3\.5000$/)
   })
 
   it('measures a counter from its first event: rate and ETA', () => {
@@ -108,6 +125,22 @@ describe('ProgressReporter', () => {
     reporter.into(second)
     reporter.onEvent({type: 'status', message: 'two'})
     assert.deepEqual([first.output, second.output], ['one', 'two'])
+  })
+
+  it('keeps the line of an event reported between two tasks for the next task, and returns each line', () => {
+    const reporter = new ProgressReporter(() => {})
+    const first = {output: ''}
+    reporter.into(first)
+    assert.equal(reporter.onEvent({type: 'status', message: 'one'}), 'one')
+    reporter.target = undefined
+    assert.equal(reporter.onEvent({type: 'status', message: 'between'}), 'between')
+    assert.equal(reporter.onEvent({type: 'backend', name: 'cpu', reason: 'x'}), undefined)
+    const second = {output: ''}
+    reporter.into(second)
+    assert.deepEqual([first.output, second.output], ['one', 'between'])
+    const third = {output: ''}
+    reporter.into(third)
+    assert.equal(third.output, '', 'the waiting line is shown once')
   })
 })
 

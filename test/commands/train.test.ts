@@ -137,6 +137,11 @@ test('a real run trains, validates, checkpoints, saves a sentence-transformers m
     const step = lines.find((e) => e.type === 'step')
     for (const k of ['step', 'lr', 'loss', 'examplesPerSecond', 'tokensPerSecond', 'etaSeconds']) assert.ok(k in step, k)
     assert.deepEqual(lines.filter((e) => e.type === 'checkpoint').map((e) => e.step), [8, 16])
+    // The run's story in order: setup, validation before training, each epoch's steps, checkpoint and validation, saving, done.
+    const story = lines.map((e) => (e.type === 'validation' ? `validation ${e.epoch}` : e.type === 'checkpoint' ? `checkpoint ${e.step}` : e.type === 'step' ? `epoch ${e.epoch}` : e.type))
+    const epochSteps = (epoch: number) => Array(8).fill(`epoch ${epoch}`)
+    assert.deepEqual(story, ['backend', 'plan', 'status', 'validation 0', ...epochSteps(0), 'checkpoint 8', 'validation 1', ...epochSteps(1), 'checkpoint 16', 'validation 2', 'status', 'done'])
+    assert.deepEqual(lines.at(-1), {...lines.at(-1), type: 'done', command: 'train', output: join(dir, 'out'), steps: 16})
 
     const resumed = trainCli(['--config', file, '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
     assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout)

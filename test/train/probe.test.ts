@@ -76,8 +76,10 @@ test('probe loss of both tasks falls when training on the toy data; steps report
     objectives: paperObjectives(),
     epochs: 6,
     probe: {batches: 2},
-    onProbe: (p) => probes.push(p),
-    onStep: (e) => steps.push(e),
+    onEvent: (e) => {
+      if (e.type === 'probe') probes.push(e)
+      else if (e.type === 'step') steps.push(e)
+    },
   })
   const summary = await trainer.run()
   assert.ok(summary.probe, 'summary has probe results')
@@ -106,7 +108,9 @@ test('probing does not change training: same loss trajectory and no extra tensor
   const run = async (probe?: {batches: number}) => {
     const encoder = new ToyEncoder(2, 8, 97, 4)
     const counts: number[] = []
-    const trainer = makeTrainer({encoder, datasets: [irDataset(24), stsDataset(20)], epochs: 3, probe, checkpoint: undefined, onStep: () => counts.push(tf.memory().numTensors)})
+    const trainer = makeTrainer({encoder, datasets: [irDataset(24), stsDataset(20)], epochs: 3, probe, checkpoint: undefined, onEvent: (e) => {
+      if (e.type === 'step') counts.push(tf.memory().numTensors)
+    }})
     const summary = await trainer.run()
     trainer.dispose()
     encoder.dispose()

@@ -108,7 +108,8 @@ test('training tokenizes WordPiece batches on a worker ahead of the step; same l
       prefetch: PREFETCH,
       settings: 'worker-test',
       tokenizeInWorker,
-      onStep: () => {
+      onEvent: (event) => {
+        if (event.type !== 'step') return
         issued.push(calls)
         workerAtStep.push(encoder.tokenizer.workerStats?.()?.batches)
       },

@@ -9,6 +9,7 @@ import {ToyEncoder} from '../helpers/toy-encoder.js'
 import {irDataset, makeTrainer, stsDataset, weightsOf} from './fixtures.js'
 import {ensureGradients} from '../../src/train/gradients.js'
 import {listCheckpoints} from '../../src/train/checkpoint.js'
+import type {TrainEvent} from '../../src/train/trainer.js'
 
 async function setup(): Promise<void> {
   await useTestBackend()
@@ -88,13 +89,14 @@ test('an interrupted and resumed run follows the same loss trajectory, ends with
   }
 })
 
-test('checkpoints keep the last K, write atomically, and a stale partial directory is cleaned up', async () => {
+test('checkpoints keep the last K, write atomically, are reported after their step, and a stale partial directory is cleaned up', async () => {
   await setup()
   const root = mkdtempSync(join(tmpdir(), 'codiemb-ckpt-'))
   try {
     const encoder = new ToyEncoder(1, 8, 97, 1)
     const dir = join(root, 'run')
-    const trainer = makeTrainer({encoder, datasets: [stsDataset(20)], epochs: 2, checkpoint: {dir, everyEpoch: false, everySteps: 2, keepLast: 2}})
+    const events: TrainEvent[] = []
+    const trainer = makeTrainer({encoder, datasets: [stsDataset(20)], epochs: 2, checkpoint: {dir, everyEpoch: false, everySteps: 2, keepLast: 2}, onEvent: (e) => events.push(e)})
     const leftover = join(dir, '.checkpoint-1.4242.deadbeef.tmp')
     const {mkdirSync} = await import('node:fs')
     mkdirSync(leftover, {recursive: true})
@@ -104,6 +106,13 @@ test('checkpoints keep the last K, write atomically, and a stale partial directo
     assert.equal(existsSync(leftover), false)
     const files = readdirSync(listCheckpoints(dir)[1].path).sort()
     assert.deepEqual(files, ['model.safetensors', 'optimizer.safetensors', 'toy.json', 'trainer_state.json'])
+    // Every checkpoint is reported once complete, after its step's event (keepLast prunes directories, not events).
+    assert.deepEqual(
+      events.map((e) => (e.type === 'step' || e.type === 'checkpoint' ? `${e.type} ${e.step}` : e.type)),
+      [1, 2, 3, 4, 5, 6, 7, 8].flatMap((step) => (step % 2 ? [`step ${step}`] : [`step ${step}`, `checkpoint ${step}`])),
+    )
+    const reported = events.filter((e) => e.type === 'checkpoint').slice(-2)
+    assert.deepEqual(reported, listCheckpoints(dir).map((c) => ({type: 'checkpoint', path: c.path, step: c.step})))
     trainer.dispose()
     encoder.dispose()
   } finally {
@@ -119,7 +128,9 @@ test('no tensor leaks: tf.memory().numTensors is the same after step 10 and step
     encoder,
     datasets: [irDataset(24), stsDataset(20)],
     epochs: 13,
-    onStep: (e) => counts.set(e.step, tf.memory().numTensors),
+    onEvent: (e) => {
+      if (e.type === 'step') counts.set(e.step, tf.memory().numTensors)
+    },
   })
   const summary = await trainer.run()
   assert.ok(summary.steps >= 100, `ran ${summary.steps} steps`)
