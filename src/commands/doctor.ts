@@ -1,4 +1,5 @@
 import {CodiembCommand} from '../cli/base-command.js'
+import {commandHelp} from '../cli/messages.js'
 import type {BackendProbe} from '../tensor/backend.js'
 
 export interface DoctorResult {
@@ -10,9 +11,11 @@ export interface DoctorResult {
   registry: {entries: number; warnings: string[]}
 }
 
+const help = commandHelp('doctor')
+
 export default class Doctor extends CodiembCommand<typeof Doctor> {
-  static override summary = 'Check the environment: Node version, tensor backends and why each is (not) available, plugins.'
-  static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json']
+  static override summary = help.summary
+  static override examples = help.examples
 
   protected async exec(): Promise<DoctorResult> {
     const registry = await this.registry()
