@@ -4,8 +4,8 @@ import {fileURLToPath} from 'node:url'
 import type {Command} from '@oclif/core'
 
 /**
- * The help text of one command, read from messages/<id>.md (messages/README.md describes the format),
- * in the shapes oclif's static `summary`, `description` and `examples` take.
+ * The help text of one command, read from messages/<id>.md (messages/README.md describes the format):
+ * oclif's static `summary`, `description` and `examples` fields, so a command class has this shape too.
  */
 export interface HelpText {
   summary?: string
@@ -26,7 +26,7 @@ let folder: string | undefined
 function messagesDir(): string {
   if (folder) return folder
   for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir))
-    if (existsSync(join(dir, 'messages', 'README.md'))) return (folder = join(dir, 'messages'))
+    if (existsSync(join(dir, 'messages', 'root.md'))) return (folder = join(dir, 'messages'))
   throw new Error(`no messages/ folder above ${fileURLToPath(import.meta.url)}`)
 }
 
@@ -38,6 +38,17 @@ function messagesDir(): string {
 export function commandHelp(id: string): HelpText {
   const file = join(messagesDir(), `${id.replaceAll(':', '-')}.md`)
   return parseHelp(readFileSync(file, 'utf8'), file)
+}
+
+/**
+ * Gives command class `command` its help text from messages/<id>.md: summary, description and examples,
+ * those the file has. Called in the class's static block, `static {applyHelp(this, 'config:print')}`.
+ */
+export function applyHelp(command: HelpText, id: string): void {
+  const {summary, description, examples} = commandHelp(id)
+  if (summary !== undefined) command.summary = summary
+  if (description !== undefined) command.description = description
+  command.examples = examples
 }
 
 /**

@@ -1,5 +1,5 @@
 import {CodiembCommand} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {BackendProbe} from '../tensor/backend.js'
 
 export interface DoctorResult {
@@ -11,11 +11,8 @@ export interface DoctorResult {
   registry: {entries: number; warnings: string[]}
 }
 
-const help = commandHelp('doctor')
-
 export default class Doctor extends CodiembCommand<typeof Doctor> {
-  static override summary = help.summary
-  static override examples = help.examples
+  static {applyHelp(this, 'doctor')}
 
   protected async exec(): Promise<DoctorResult> {
     const registry = await this.registry()

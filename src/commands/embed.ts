@@ -1,18 +1,12 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import {CodiembError} from '../core/errors.js'
 
-const help = commandHelp('embed')
-
 export default class Embed extends CodiembCommand<typeof Embed> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'embed')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Model directory (Hugging Face or sentence-transformers layout).', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Model directory (Hugging Face or sentence-transformers layout).'),
     input: Flags.string({char: 'i', summary: 'Texts: .txt, .jsonl/.json or .arrow.', required: true, helpValue: 'FILE'}),
     out: Flags.string({char: 'o', summary: 'Arrow file to write.', required: true, helpValue: 'FILE.arrow'}),
     prompt: Flags.string({summary: 'Name of a prompt defined by the model (e.g. query).', exclusive: ['instruction']}),

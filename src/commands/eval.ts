@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 
 export interface EvalCommandResult {
   model: string
@@ -13,16 +13,10 @@ export interface EvalCommandResult {
 
 const splitList = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined)
 
-const help = commandHelp('eval')
-
 export default class Eval extends CodiembCommand<typeof Eval> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'eval')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Model directory (sentence-transformers or Hugging Face layout).', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Model directory (sentence-transformers or Hugging Face layout).'),
     benchmark: Flags.string({char: 'b', summary: 'Benchmark(s) to run, comma-separated: cmteb, mteb-en-sts, beir, or a plugin benchmark.'}),
     tasks: Flags.string({char: 't', summary: 'Task names, comma-separated (benchmark tasks or user-defined tasks from the config).'}),
     config: Flags.string({char: 'c', summary: 'Configuration file; its eval section supplies defaults and user-defined tasks.', helpValue: 'FILE'}),

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import {KINDS, type Kind} from '../registry/types.js'
 
 export interface ListedEntry {
@@ -12,12 +12,8 @@ export interface ListedEntry {
   optionsSchema?: Record<string, unknown>
 }
 
-const help = commandHelp('list')
-
 export default class List extends CodiembCommand<typeof List> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'list')}
   static override flags = {
     kind: Flags.string({summary: 'Only entries of this kind.', options: [...KINDS]}),
   }

@@ -1,14 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {InputRef, MergeReport, MergeRequest} from '../merge/engine.js'
 
-const help = commandHelp('merge')
-
 export default class Merge extends CodiembCommand<typeof Merge> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'merge')}
   static override strict = false
   static override args = {
     checkpoints: Args.string({description: 'Checkpoint directories θ_1..θ_K (one or more).'}),

@@ -1,18 +1,12 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {MineResult} from '../eval/mine.js'
 
-const help = commandHelp('mine')
-
 export default class Mine extends CodiembCommand<typeof Mine> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'mine')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Encoder directory used for mining.', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Encoder directory used for mining.'),
     input: Flags.string({char: 'i', summary: 'IR examples (ir-example Arrow file).', required: true, helpValue: 'IR.arrow'}),
     corpus: Flags.string({summary: 'Documents to mine from (corpus Arrow file).', required: true, helpValue: 'CORPUS.arrow'}),
     out: Flags.string({char: 'o', summary: 'Output ir-example Arrow file.', required: true, helpValue: 'OUT.arrow'}),

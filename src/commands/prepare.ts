@@ -1,7 +1,7 @@
 import {basename, extname} from 'node:path'
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {DatasetConfig, PrepareConfig, PrepareResult} from '../data/prepare.js'
 
 /** NAME=VALUE pairs of a repeatable flag. */
@@ -31,12 +31,8 @@ function optionValue(v: string): unknown {
   }
 }
 
-const help = commandHelp('prepare')
-
 export default class Prepare extends CodiembCommand<typeof Prepare> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'prepare')}
   static override flags = {
     ...CodiembCommand.progressFlags,
     config: Flags.string({char: 'c', summary: 'Configuration file with a prepare section (JSON, YAML, .js/.ts).', helpValue: 'FILE'}),

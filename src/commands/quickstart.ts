@@ -1,14 +1,10 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {QuickstartResult} from '../quickstart/run.js'
 
-const help = commandHelp('quickstart')
-
 export default class Quickstart extends CodiembCommand<typeof Quickstart> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'quickstart')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     ...CodiembCommand.progressFlags,

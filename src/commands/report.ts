@@ -1,13 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
-
-const help = commandHelp('report')
+import {applyHelp} from '../cli/messages.js'
 
 export default class Report extends CodiembCommand<typeof Report> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'report')}
   static override args = {
     dir: Args.string({description: 'Run, results or merge directory.', required: true}),
   }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
-import {commandHelp} from '../cli/messages.js'
+import {applyHelp} from '../cli/messages.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
@@ -37,12 +37,8 @@ function deferred(): {promise: Promise<void>; resolve: () => void; reject: (e: u
   return d
 }
 
-const help = commandHelp('train')
-
 export default class Train extends CodiembCommand<typeof Train> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'train')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     ...CodiembCommand.progressFlags,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {readdirSync, statSync} from 'node:fs'
 import {join, relative, sep} from 'node:path'
 import {describe, it} from 'node:test'
-import {commandHelp, parseHelp} from '../../src/cli/messages.js'
+import {applyHelp, commandHelp, type HelpText, parseHelp} from '../../src/cli/messages.js'
 import {REPO_ROOT} from '../helpers/env.js'
 
 describe('parseHelp', () => {
@@ -60,6 +60,19 @@ describe('parseHelp', () => {
     assert.throws(() => parseHelp('# summary\nA.\n# summary\nB.', 'x.md'), /x\.md: two "# summary" sections/)
     assert.throws(() => parseHelp('Stray.\n# summary\nA.', 'x.md'), /x\.md: text before the first section: Stray\./)
     assert.throws(() => parseHelp('# examples\n\nDescribes nothing.\n', 'x.md'), /x\.md: the examples section ends with text that describes no command/)
+  })
+})
+
+describe('applyHelp', () => {
+  it('sets the fields the file has on the command class and leaves the others as they were', () => {
+    const list: HelpText = {description: 'inherited', examples: []}
+    applyHelp(list, 'list')
+    assert.equal(list.summary, commandHelp('list').summary)
+    assert.equal(list.description, commandHelp('list').description)
+    const doctor: HelpText = {examples: []}
+    applyHelp(doctor, 'doctor')
+    assert.deepEqual(Object.keys(doctor).sort(), ['examples', 'summary'], 'doctor.md has no description')
+    assert.deepEqual(doctor.examples, ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json'])
   })
 })
 

@@ -1,13 +1,9 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../../cli/base-command.js'
-import {commandHelp} from '../../cli/messages.js'
-
-const help = commandHelp('config:print')
+import {applyHelp} from '../../cli/messages.js'
 
 export default class ConfigPrint extends CodiembCommand<typeof ConfigPrint> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'config:print')}
   static override flags = {
     config: Flags.string({char: 'c', summary: 'Configuration file (JSON, YAML, .js/.mjs/.cjs/.ts).', helpValue: 'FILE'}),
   }

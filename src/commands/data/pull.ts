@@ -1,14 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../../cli/base-command.js'
-import {commandHelp} from '../../cli/messages.js'
+import {applyHelp} from '../../cli/messages.js'
 import type {PullResult} from '../../data/hub.js'
 
-const help = commandHelp('data:pull')
-
 export default class DataPull extends CodiembCommand<typeof DataPull> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'data:pull')}
   static override args = {
     repo: Args.string({description: 'Repository id, OWNER/NAME.', required: true}),
   }

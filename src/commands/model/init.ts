@@ -1,13 +1,9 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../../cli/base-command.js'
-import {commandHelp} from '../../cli/messages.js'
-
-const help = commandHelp('model:init')
+import {applyHelp} from '../../cli/messages.js'
 
 export default class ModelInit extends CodiembCommand<typeof ModelInit> {
-  static override summary = help.summary
-  static override description = help.description
-  static override examples = help.examples
+  static {applyHelp(this, 'model:init')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     arch: Flags.string({summary: 'Architecture (config.json model_type).', required: true, options: ['bert', 'xlm-roberta']}),
