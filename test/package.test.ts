@@ -46,8 +46,8 @@ describe('packed package (npm pack → temporary project)', {skip}, () => {
   })
   after(() => packed?.remove())
 
-  it('holds the compiled API with declarations, the CLI and its manifest, and no tests', () => {
-    for (const file of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/testing/index.js', 'dist/src/testing/index.d.ts', 'dist/src/builtins.js'])
+  it('holds the compiled API with declarations, the CLI, its manifest and help text, and no tests', () => {
+    for (const file of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/testing/index.js', 'dist/src/testing/index.d.ts', 'dist/src/builtins.js', 'messages/root.md', 'messages/config-print.md'])
       assert.ok(packed.files.includes(file), `the tarball lacks ${file}`)
     assert.deepEqual(packed.files.filter((f) => f.startsWith('dist/test/') || f.startsWith('test/') || f.startsWith('src/')), [])
   })

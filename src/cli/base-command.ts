@@ -52,6 +52,18 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     events: Flags.string({summary: 'Write NDJSON progress events to FILE, or to standard output with "-".', helpValue: 'FILE|-'}),
   }
 
+  /**
+   * The flags of a command that runs an encoder over inputs (embed, eval, mine): the tensor flags,
+   * --events, and the required -m/--model DIR, whose summary says what the command does with it.
+   */
+  static encoderFlags(modelSummary: string) {
+    return {
+      ...CodiembCommand.backendFlags,
+      ...CodiembCommand.progressFlags,
+      model: Flags.string({char: 'm', summary: modelSummary, required: true, helpValue: 'DIR'}),
+    }
+  }
+
   protected flags!: CommandFlags<T>
   protected args!: CommandArgs<T>
   protected readonly warnings: string[] = []

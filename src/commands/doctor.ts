@@ -1,4 +1,5 @@
 import {CodiembCommand} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import type {BackendProbe} from '../tensor/backend.js'
 
 export interface DoctorResult {
@@ -11,8 +12,7 @@ export interface DoctorResult {
 }
 
 export default class Doctor extends CodiembCommand<typeof Doctor> {
-  static override summary = 'Check the environment: Node version, tensor backends and why each is (not) available, plugins.'
-  static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --json']
+  static {applyHelp(this, 'doctor')}
 
   protected async exec(): Promise<DoctorResult> {
     const registry = await this.registry()

@@ -1,30 +1,12 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import {CodiembError} from '../core/errors.js'
 
 export default class Embed extends CodiembCommand<typeof Embed> {
-  static override summary = 'Embed texts with an encoder and write an Arrow embeddings file.'
-  static override description = `Reads texts from FILE — plain text (one per line, id = line number), JSON lines or a JSON array of objects (text from --text-field, id from --id-field), or an Arrow file with a text column (codiemb corpus files embed "title text") — and writes an Arrow IPC file of id, text and vector (FixedSizeList<float32>[dim]) rows in input order, atomically.
-
-Pooling defaults to the checkpoint's sentence-transformers configuration, else mean pooling; vectors are L2-normalised unless --no-normalize. --prompt applies a prompt the model defines (config_sentence_transformers.json), --instruction a literal prefix; unless the checkpoint's pooling says include_prompt, the prefix tokens are left out of pooling.`
-  static override examples = [
-    {
-      description: 'Embed the lines of a text file with the model written by the `model init` example.',
-      command: '<%= config.bin %> embed --model models/tiny --input examples/faq/sentences.txt --out embeddings/sentences.arrow',
-    },
-    {
-      description: 'Embed JSON lines (_id, text) with an instruction prefix that is left out of pooling.',
-      command: '<%= config.bin %> embed --model models/tiny --input examples/faq/queries.jsonl --id-field _id --instruction "Find the answer: " --out embeddings/queries.arrow --json',
-    },
-    {
-      description: 'Embed a corpus written by `codiemb prepare` (title and text), without L2 normalisation.',
-      command: '<%= config.bin %> embed --model models/tiny --input prepared/faq/corpus.arrow --no-normalize --out embeddings/corpus.arrow',
-    },
-  ]
+  static {applyHelp(this, 'embed')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Model directory (Hugging Face or sentence-transformers layout).', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Model directory (Hugging Face or sentence-transformers layout).'),
     input: Flags.string({char: 'i', summary: 'Texts: .txt, .jsonl/.json or .arrow.', required: true, helpValue: 'FILE'}),
     out: Flags.string({char: 'o', summary: 'Arrow file to write.', required: true, helpValue: 'FILE.arrow'}),
     prompt: Flags.string({summary: 'Name of a prompt defined by the model (e.g. query).', exclusive: ['instruction']}),

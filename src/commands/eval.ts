@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 
 export interface EvalCommandResult {
   model: string
@@ -13,26 +14,9 @@ export interface EvalCommandResult {
 const splitList = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined)
 
 export default class Eval extends CodiembCommand<typeof Eval> {
-  static override summary = 'Evaluate an encoder on retrieval and STS benchmarks (C-MTEB, MTEB English STS, BEIR) and write MTEB-compatible results.'
-  static override description = `Runs each task with the model's pooling, normalisation and prompts: STS tasks report Pearson/Spearman of cosine, Euclidean and Manhattan scores (main score: cosine Spearman); retrieval tasks run exact search over the whole corpus (top 1000 per query) and report nDCG, MAP, recall, precision and MRR at 1, 3, 5, 10, 20, 100, 1000 with trec_eval semantics (main score: nDCG@10).
-
-Task data comes from --data-dir: files prepared by \`codiemb prepare\` or Hugging Face dataset directories fetched with \`codiemb data pull\`. Embeddings are cached on disk (keyed by model fingerprint, task, split, prompt and max length), so re-running or evaluating a merge re-encodes only what changed.
-
-Writes {out}/{model}/{revision}/{task}.json (MTEB TaskResult), model_meta.json and summary.json (IR, STS and overall averages).`
-  static override examples = [
-    {
-      description: 'The user-defined tasks of a configuration (FAQ retrieval and FAQ question pairs, prepared by the prepare examples) for the merged model of the merge examples.',
-      command: '<%= config.bin %> eval --model runs/faq-merged --config examples/faq/eval.yaml',
-    },
-    {
-      description: 'One task of that configuration for another model, results under results/ with a --json summary.',
-      command: '<%= config.bin %> eval --model runs/faq-ir --config examples/faq/eval.yaml --tasks FAQ-Retrieval --out results --json',
-    },
-  ]
+  static {applyHelp(this, 'eval')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Model directory (sentence-transformers or Hugging Face layout).', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Model directory (sentence-transformers or Hugging Face layout).'),
     benchmark: Flags.string({char: 'b', summary: 'Benchmark(s) to run, comma-separated: cmteb, mteb-en-sts, beir, or a plugin benchmark.'}),
     tasks: Flags.string({char: 't', summary: 'Task names, comma-separated (benchmark tasks or user-defined tasks from the config).'}),
     config: Flags.string({char: 'c', summary: 'Configuration file; its eval section supplies defaults and user-defined tasks.', helpValue: 'FILE'}),

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import {KINDS, type Kind} from '../registry/types.js'
 
 export interface ListedEntry {
@@ -12,10 +13,7 @@ export interface ListedEntry {
 }
 
 export default class List extends CodiembCommand<typeof List> {
-  static override summary = 'List everything registered: readers, losses, samplers, encoders, mergers, benchmarks, backends.'
-  static override description =
-    'Shows built-in entries and those added by installed plugins (codiemb plugins install|link), each with the plugin it came from. With --json, entries include their options schema and kind-specific facts.'
-  static override examples = ['<%= config.bin %> list', '<%= config.bin %> list --kind loss', '<%= config.bin %> list --kind merger --json']
+  static {applyHelp(this, 'list')}
   static override flags = {
     kind: Flags.string({summary: 'Only entries of this kind.', options: [...KINDS]}),
   }

@@ -1,24 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import type {InputRef, MergeReport, MergeRequest} from '../merge/engine.js'
 
 export default class Merge extends CodiembCommand<typeof Merge> {
-  static override summary = 'Merge fine-tuned checkpoints of one base model into one sentence-transformers checkpoint.'
-  static override description =
-    'Streams tensor by tensor (peak memory about (K + 2) × the largest tensor). Methods: delta (default; each parameter leans towards the checkpoint that moved it most), soup, task-arithmetic, ties, dare — `codiemb list --kind merger --json` shows each one\'s options. Integer tensors are copied from the base; --include/--exclude merge some tensors only and copy the rest from --copy-from. The output directory gets the merged model.safetensors, the tokenizer, config, pooling config and prompts of --files-from, and merge.json (method, options, inputs with sha256, per-tensor weights). Settings may also come from the `merge` section of a config file; flags win.'
-  static override examples = [
-    {
-      description: 'Delta fusion of the two fine-tuning runs of the train examples, relative to their base model.',
-      command: '<%= config.bin %> merge --base models/tiny runs/faq-ir runs/faq-sts --out runs/faq-merged',
-    },
-    {description: 'TIES merging with options for the method.', command: '<%= config.bin %> merge --method ties --options \'{"density":0.3}\' --base models/tiny runs/faq-ir runs/faq-sts --out runs/faq-ties'},
-    {description: 'A model soup (plain average; no base needed), with a --json summary.', command: '<%= config.bin %> merge --method soup runs/faq-ir runs/faq-sts --out runs/faq-soup --json'},
-    {
-      description: 'Merge only the last transformer layer; every other tensor comes from checkpoint 1.',
-      command: '<%= config.bin %> merge --base models/tiny runs/faq-ir runs/faq-sts --include "^encoder\\.layer\\.1\\." --copy-from 1 --out runs/faq-top-layer',
-    },
-    {description: 'Everything from the merge section of a configuration file.', command: '<%= config.bin %> merge --config examples/faq/merge.yaml'},
-  ]
+  static {applyHelp(this, 'merge')}
   static override strict = false
   static override args = {
     checkpoints: Args.string({description: 'Checkpoint directories θ_1..θ_K (one or more).'}),

@@ -1,24 +1,12 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import type {MineResult} from '../eval/mine.js'
 
 export default class Mine extends CodiembCommand<typeof Mine> {
-  static override summary = 'Mine hard negatives for IR training examples with an encoder and exact search over a corpus.'
-  static override description = `For each IR example (an ir-example Arrow file), searches CORPUS with the example's query (prefixed with its instruction), skips the --skip-top best hits, never takes a known positive, and appends the next --top-k documents as negatives with their cosine scores. --max-score-ratio R also drops candidates scoring above R × the example's lowest positive score (likely false negatives). Writes an ir-example Arrow file atomically.`
-  static override examples = [
-    {
-      description: 'Add 3 hard negatives per FAQ training question from the FAQ answers, skipping the closest hit (often an unlabelled positive); the files come from the prepare and model init examples.',
-      command: '<%= config.bin %> mine --model models/tiny --input prepared/faq-train/train.ir-example.arrow --corpus prepared/faq/corpus.arrow --out prepared/faq-train/mined.ir-example.arrow --top-k 3 --skip-top 1',
-    },
-    {
-      description: 'The same, also dropping candidates that score above 0.95 × the lowest positive score (likely false negatives).',
-      command: '<%= config.bin %> mine --model models/tiny --input prepared/faq-train/train.ir-example.arrow --corpus prepared/faq/corpus.arrow --out prepared/faq-train/mined-filtered.ir-example.arrow --top-k 3 --max-score-ratio 0.95 --json',
-    },
-  ]
+  static {applyHelp(this, 'mine')}
   static override flags = {
-    ...CodiembCommand.backendFlags,
-    ...CodiembCommand.progressFlags,
-    model: Flags.string({char: 'm', summary: 'Encoder directory used for mining.', required: true, helpValue: 'DIR'}),
+    ...CodiembCommand.encoderFlags('Encoder directory used for mining.'),
     input: Flags.string({char: 'i', summary: 'IR examples (ir-example Arrow file).', required: true, helpValue: 'IR.arrow'}),
     corpus: Flags.string({summary: 'Documents to mine from (corpus Arrow file).', required: true, helpValue: 'CORPUS.arrow'}),
     out: Flags.string({char: 'o', summary: 'Output ir-example Arrow file.', required: true, helpValue: 'OUT.arrow'}),

@@ -1,6 +1,7 @@
 import {basename, extname} from 'node:path'
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import type {DatasetConfig, PrepareConfig, PrepareResult} from '../data/prepare.js'
 
 /** NAME=VALUE pairs of a repeatable flag. */
@@ -31,35 +32,7 @@ function optionValue(v: string): unknown {
 }
 
 export default class Prepare extends CodiembCommand<typeof Prepare> {
-  static override summary = 'Turn datasets (TSV/CSV, JSON, BEIR, NLI, FlagEmbedding, CoDiEmb, Parquet, HF Arrow) into the Arrow files train and eval read.'
-  static override description = `Reads each dataset of the configuration's prepare section with its reader and writes one Arrow file per dataset, split and record kind (ir-example, sts-pair, corpus, queries, qrels; layouts in data-schemas/README.md) under --out, plus manifest.json (kind, rows, sha256 of every file).
-
-Rows are validated: empty text, a score that is not a number, an STS label outside the declared range, an IR example without a positive, duplicate corpus/query ids, qrels pointing to unknown documents or queries, or a wrong column count stop the run with FILE:LINE and the reason. With --skip-invalid they go to <out>/<dataset>/rejects.jsonl and are counted instead. The output folder changes only when every dataset succeeded.
-
-One dataset can also be given with flags instead of a config (--reader, --task, --split, --field, ...). --json reports per dataset rows, rejected and unused rows, text length percentiles, the label histogram and positives/negatives per query.`
-  static override examples = [
-    {
-      description: 'The bundled SNLI sample (IR triplets, STS pairs, a retrieval task), as the quickstart prepares it.',
-      command: '<%= config.bin %> prepare --config recipes/quickstart/prepare.yaml --data-root quickstart/data --out prepared',
-    },
-    {
-      description: 'The tiny FAQ sample: training questions (IR) and a held-out retrieval task (used by the mine, train and eval examples).',
-      command: '<%= config.bin %> prepare --config examples/faq/prepare.yaml --data-root examples/faq --out prepared',
-    },
-    {
-      description: 'One dataset from flags: the bundled BEIR-layout retrieval task (corpus.jsonl, queries.jsonl, qrels/test.tsv).',
-      command: '<%= config.bin %> prepare --reader beir --task eval --name snli-retrieval --path retrieval --split test --data-root quickstart/data --out prepared',
-    },
-    {
-      description: 'Every dataset in ../shared/data (what recipes/train/tiny-zh.yaml trains on).',
-      command: '<%= config.bin %> prepare --config recipes/prepare/all.yaml --data-root ../shared/data --out prepared --json',
-    },
-    {
-      description: 'One JSON-lines STS dataset, mapping its fields and declaring its 0/1 labels.',
-      command:
-        '<%= config.bin %> prepare --reader json --task sts --name afqmc --split validation=afqmc/dev.json --field text1=sentence1 --field text2=sentence2 --field score=label --label-range 0,1 --data-root ../shared/data --out prepared',
-    },
-  ]
+  static {applyHelp(this, 'prepare')}
   static override flags = {
     ...CodiembCommand.progressFlags,
     config: Flags.string({char: 'c', summary: 'Configuration file with a prepare section (JSON, YAML, .js/.ts).', helpValue: 'FILE'}),

@@ -1,22 +1,10 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 import type {QuickstartResult} from '../quickstart/run.js'
 
 export default class Quickstart extends CodiembCommand<typeof Quickstart> {
-  static override summary = 'Run the whole pipeline (prepare, train two checkpoints, merge, evaluate, report) on the sample bundled with codiemb.'
-  static override description = `Uses the SNLI-derived sample in quickstart/data (CC BY-SA 4.0): prepares it with recipes/quickstart/prepare.yaml, initialises a small random BERT with the bundled WordPiece tokenizer, trains checkpoint A on an IR-heavy and checkpoint B on an STS-heavy task mix (dynamic sampler, the paper's IR and STS losses), merges A and B with delta fusion, evaluates the untrained model, A, B and the merge on held-out SNLI test pairs (cosine Spearman) and a small retrieval task (nDCG@10), and writes report.html. Prints a results table, says plainly what improved over the untrained model and what did not, and the report path.
-
-Everything goes under --out: prepared/ (Arrow files), models/{init,a-ir-heavy,b-sts-heavy,merged}/ (merged/merge.json), results/ (MTEB TaskResult files per model), events/ (training losses), report.html and quickstart.json. An earlier quickstart output in the same folder is replaced.
-
-The default run takes about 4 minutes of CPU time on the cpu backend (one core); --steps lowers the training steps per checkpoint for a faster (and weaker) run.`
-  static override examples = [
-    {description: 'The whole pipeline on the bundled sample into quickstart-run/ (a few minutes on 2 cores).', command: '<%= config.bin %> quickstart'},
-    {description: 'A faster, weaker run on the pure-JS backend: 20 training steps per checkpoint.', command: '<%= config.bin %> quickstart --out quickstart-run --backend cpu --steps 20'},
-    {
-      description: 'A smoke test of an installation (2 steps, 40 evaluation pairs and queries; the scores mean nothing), with a --json summary.',
-      command: '<%= config.bin %> quickstart --out quickstart-smoke --steps 2 --eval-limit 40 --json',
-    },
-  ]
+  static {applyHelp(this, 'quickstart')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     ...CodiembCommand.progressFlags,

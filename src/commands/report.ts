@@ -1,14 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
+import {applyHelp} from '../cli/messages.js'
 
 export default class Report extends CodiembCommand<typeof Report> {
-  static override summary = 'Write a self-contained HTML report of a training run, evaluation results and merges.'
-  static override description =
-    'Scans DIR for train events (*.ndjson), evaluation summaries (summary.json + TaskResult files from `codiemb eval`) and merge.json files, and writes one HTML file with loss curves per task, score tables and bar charts, and merge weight statistics. The page is self-contained: inline SVG charts, no network access.'
-  static override examples = [
-    {description: 'Training loss curves and merge weight statistics of the runs the train and merge examples wrote.', command: '<%= config.bin %> report runs --out runs/report.html'},
-    {description: 'Score tables and bar charts of the eval examples\' results, with a --json summary.', command: '<%= config.bin %> report results --out results/report.html --json'},
-  ]
+  static {applyHelp(this, 'report')}
   static override args = {
     dir: Args.string({description: 'Run, results or merge directory.', required: true}),
   }

@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {formatDuration} from '../cli/progress.js'
 import type {TrainEvent} from '../core/events.js'
+import {applyHelp} from '../cli/messages.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
@@ -9,26 +10,7 @@ import type {TrainRunResult} from '../train/run.js'
 export type TrainCommandResult = {dryRun: true; plan: TrainPlan} | ({dryRun: false} & TrainRunResult)
 
 export default class Train extends CodiembCommand<typeof Train> {
-  static override summary = 'Train an encoder with the CoDiEmb objectives (IR and STS) from a config file.'
-  static override description = `Reads the train section of the config: the model to start from (or a random init), prepared Arrow files (ir-example and sts-pair, from \`codiemb prepare\`), the weighted losses of each task, the sampler (default: dynamic, single-task batches with per-task batch sizes), AdamW with linear warm-up and decay, checkpoints and STS validation.
-
-Checkpoints are sentence-transformers directories under <output>-checkpoints/checkpoint-<step> with the optimizer moments and the trainer state; --resume continues from one exactly (same batches, negatives, dropout masks and schedule as an uninterrupted run). The final model is saved to the output directory.
-
---dry-run prints the plan without loading a model: steps per epoch per task and dataset, dropped rows, examples per step, negatives per query.`
-  static override examples = [
-    {
-      description: 'Fine-tune the `model init` example\'s model on the FAQ questions with their mined negatives (a few steps; inputs from the prepare, model init and mine examples).',
-      command: '<%= config.bin %> train --config examples/faq/train-ir.yaml',
-    },
-    {
-      description: 'The same recipe ($import) on STS pairs of the quickstart sample, writing NDJSON progress events that `codiemb report` charts.',
-      command: '<%= config.bin %> train --config examples/faq/train-sts.yaml --events runs/faq-sts-train.ndjson',
-    },
-    {
-      description: 'The plan of the tiny Chinese run on ../shared data (after `codiemb prepare --config recipes/prepare/all.yaml`), without loading a model.',
-      command: '<%= config.bin %> train --config recipes/train/tiny-zh.yaml --dry-run',
-    },
-  ]
+  static {applyHelp(this, 'train')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     ...CodiembCommand.progressFlags,

@@ -107,7 +107,8 @@ describe('codiemb CLI conventions', () => {
     assert.match(help.stdout, /\nEXAMPLES\n/)
     const {ROOT_EXAMPLES} = await import('../../src/cli/help.js')
     const d = tmp({})
-    for (const [, example] of ROOT_EXAMPLES) {
+    for (const entry of ROOT_EXAMPLES) {
+      const example = (typeof entry === 'string' ? entry : entry.command).replace(/^<%= config\.bin %> /, '')
       assert.ok(help.stdout.includes(`$ codiemb ${example}`), example)
       if (example.startsWith('quickstart')) continue // test/quickstart runs it with fewer steps
       const args = example.split(' ').map((a) => (a === 'prepared' ? join(d, 'prepared') : a))

@@ -1,19 +1,9 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../../cli/base-command.js'
+import {applyHelp} from '../../cli/messages.js'
 
 export default class ModelInit extends CodiembCommand<typeof ModelInit> {
-  static override summary = 'Create a randomly initialised encoder (for tests and for training from scratch).'
-  static override description = `Writes a Hugging Face model directory (config.json, model.safetensors, the tokenizer files of --tokenizer) with sentence-transformers files (mean pooling, Normalize), initialised as transformers does: weights ~ N(0, 0.02), biases 0, LayerNorm 1/0, the padding embedding 0. The vocabulary size and padding id come from the tokenizer. Python loads it with AutoModel.from_pretrained or SentenceTransformer.`
-  static override examples = [
-    {
-      description: 'A 2-layer BERT with the WordPiece vocabulary bundled in quickstart/data (what the embed, mine and train examples use).',
-      command: '<%= config.bin %> model init --arch bert --tokenizer quickstart/data/tokenizer --layers 2 --hidden 64 --heads 2 --intermediate 256 --out models/tiny',
-    },
-    {
-      description: 'A Chinese BERT to train from scratch, with the Chinese BERT vocabulary in ../shared, CLS pooling and a fixed seed.',
-      command: '<%= config.bin %> model init --arch bert --tokenizer ../shared/data/bert-vocab-zh --layers 4 --hidden 128 --heads 4 --intermediate 512 --pooling cls --seed 7 --out models/tiny-zh --json',
-    },
-  ]
+  static {applyHelp(this, 'model:init')}
   static override flags = {
     ...CodiembCommand.backendFlags,
     arch: Flags.string({summary: 'Architecture (config.json model_type).', required: true, options: ['bert', 'xlm-roberta']}),
