@@ -1,5 +1,5 @@
 /** Small helpers the reader modules share. */
-import {DataError, type ReadRequest, type SplitSource, type Task} from '../types.js'
+import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SplitSource, type Task} from '../types.js'
 import {requireFile} from '../text-input.js'
 
 /** The record kind the training-data readers yield for a task: IR examples for "ir", else STS pairs. */
@@ -20,6 +20,19 @@ export function splitFile(request: ReadRequest, split: SplitSource, reader: stri
 /** Every split's file (for `sources()`). */
 export function splitFiles(request: ReadRequest, reader: string): string[] {
   return [...new Set(request.splits.map((s) => splitFile(request, s, reader)))]
+}
+
+/**
+ * A reader of STS pairs or IR examples (the kind `trainingKind` names for the task) from one file
+ * per split, `name` being the reader's name in errors: its sources are the splits' files.
+ */
+export function splitFileReader(name: string, tasks: readonly Task[], read: (request: ReadRequest) => AsyncIterable<ReadItem>): Reader {
+  return {
+    tasks,
+    kindsFor: (task: Task): PreparedKind[] => [trainingKind(task)],
+    sources: async (request) => splitFiles(request, name),
+    read,
+  }
 }
 
 /** A short JSON rendering of a value for reasons. */
