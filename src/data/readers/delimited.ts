@@ -19,10 +19,10 @@
  *
  * Relations: the `json` reader does the same for JSON objects; `prepare` validates the drafts.
  */
-import {draftFromFields, MISSING, resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
+import {resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
 import {decodedChunks, excerpt, readLineBatches} from '../text-input.js'
 import {DataError, type ReadItem, type ReadRequest} from '../types.js'
-import {splitFile, splitFileReader, trainingKind} from './common.js'
+import {mappedItem, splitFile, splitFileReader, trainingKind} from './common.js'
 
 export interface DelimitedOptions {
   delimiter?: string
@@ -172,17 +172,13 @@ export const reader = splitFileReader('delimited', ['sts', 'ir'], async function
         yield {type: 'reject', kind, split: split.name, at, reason: `wrong column count: expected at least ${maxIndex} fields, got ${n}`, raw: excerpt(row.raw)}
         continue
       }
-      const built = draftFromFields(task, mapping, (ref) => {
-        const v = row.fields[indexOf(ref)]
-        return v === undefined ? MISSING : v
+      yield mappedItem(task, mapping, {
+        split: split.name,
+        at,
+        value: (ref) => row.fields[indexOf(ref)],
+        fallbackId: String(row.line),
+        raw: () => excerpt(row.raw),
       })
-      if (built.reason !== undefined) {
-        yield {type: 'reject', kind, split: split.name, at, reason: built.reason, raw: excerpt(row.raw)}
-        continue
-      }
-      const draft = built.draft as unknown as Record<string, unknown>
-      draft.id ??= String(row.line)
-      yield {type: 'row', kind, split: split.name, at, row: draft} as unknown as ReadItem
     }
     if (opts.header && !header) throw new DataError('empty file: expected a header line', {file, line: 1})
   }

@@ -12,10 +12,10 @@
  * Relations: like `delimited` but for JSON; `flagembedding-jsonl` and `codiemb-jsonl` know their
  * formats without a mapping.
  */
-import {draftFromFields, MISSING, resolveFields} from '../mapping.js'
+import {resolveFields} from '../mapping.js'
 import {excerpt, getPath} from '../text-input.js'
 import type {ReadItem, ReadRequest} from '../types.js'
-import {splitFileReader, trainingKind} from './common.js'
+import {mappedItem, splitFileReader, trainingKind} from './common.js'
 import {jsonObjects, type JsonFormat} from './json-objects.js'
 
 export {jsonOptions as optionsSchema} from './options.js'
@@ -30,18 +30,14 @@ export const reader = splitFileReader('json', ['sts', 'ir'], async function* (re
       yield item
       continue
     }
-    const {split, at, object: obj} = item
-    const built = draftFromFields(task, mapping, (ref) => {
-      const v = getPath(obj, String(ref))
-      return v === undefined ? MISSING : v
+    const {split, at, object} = item
+    yield mappedItem(task, mapping, {
+      split,
+      at,
+      value: (ref) => getPath(object, String(ref)),
+      // The line (JSON lines) or the 1-based element number (an array may hold several per line).
+      fallbackId: String(item.element ?? at.line),
+      raw: () => excerpt(JSON.stringify(object)),
     })
-    if (built.reason !== undefined) {
-      yield {type: 'reject', kind, split, at, reason: built.reason, raw: excerpt(JSON.stringify(obj))}
-      continue
-    }
-    const draft = built.draft as unknown as Record<string, unknown>
-    // Default id: the line (JSON lines) or the 1-based element number (an array may hold several per line).
-    draft.id ??= String(item.element ?? at.line)
-    yield {type: 'row', kind, split, at, row: draft} as unknown as ReadItem
   }
 })
