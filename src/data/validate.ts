@@ -107,7 +107,7 @@ function optionalString(value: unknown, field: string, fallback: string): Result
 
 /** Converts every element (named `field[i]` in a reason); the first failure is the result. */
 function convertEach<T>(list: readonly unknown[], field: string, convert: (value: unknown, field: string) => Result<T>): Result<T[]> {
-  return converted(() => list.map((value, i) => valid(convert(value, `${field}[${i}]`))))
+  return converted(() => Array.from(list, (value, i) => valid(convert(value, `${field}[${i}]`))))
 }
 
 /** A draft's own id, or the reader's fallback (e.g. the line number) when it has none. */
