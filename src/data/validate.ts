@@ -107,7 +107,13 @@ function optionalString(value: unknown, field: string, fallback: string): Result
 
 /** Converts every element (named `field[i]` in a reason); the first failure is the result. */
 function convertEach<T>(list: readonly unknown[], field: string, convert: (value: unknown, field: string) => Result<T>): Result<T[]> {
-  return converted(() => Array.from(list, (value, i) => valid(convert(value, `${field}[${i}]`))))
+  const out: T[] = []
+  for (let i = 0; i < list.length; i++) {
+    const r = convert(list[i], `${field}[${i}]`)
+    if (!r.ok) return r
+    out.push(r.value)
+  }
+  return {ok: true, value: out}
 }
 
 /** A draft's own id, or the reader's fallback (e.g. the line number) when it has none. */
