@@ -35,6 +35,35 @@ export function describeLabelRange(range: LabelRange): string {
 type Result<T> = {ok: true; value: T} | {ok: false; reason: string}
 const fail = <T>(reason: string): Result<T> => ({ok: false, reason})
 
+/** What ends a conversion at its first failing check (see `converted`). */
+class Failed {
+  constructor(readonly reason: string) {}
+}
+
+/** Ends the conversion in progress with `reason`. */
+function reject(reason: string): never {
+  throw new Failed(reason)
+}
+
+/** The value of a passing check; a failing one ends the conversion in progress with its reason. */
+function valid<T>(result: Result<T>): T {
+  if (!result.ok) reject(result.reason)
+  return result.value
+}
+
+/**
+ * Runs a conversion written as a sequence of checks (`valid`, `reject`): its value, or the reason
+ * of the first check that failed.
+ */
+function converted<T>(convert: () => T): Result<T> {
+  try {
+    return {ok: true, value: convert()}
+  } catch (error) {
+    if (error instanceof Failed) return fail(error.reason)
+    throw error
+  }
+}
+
 function show(value: unknown): string {
   if (value === undefined) return 'nothing (field missing)'
   if (typeof value === 'number' && Number.isNaN(value)) return 'NaN'
@@ -108,84 +137,65 @@ function scoreList(value: unknown, field: string, expectedLength: number, listFi
 }
 
 export function toStsPair(d: StsDraft, fallbackId: string, range: LabelRange, instruction: string): Result<StsPairRecord> {
-  const id = idOrFallback(d.id, fallbackId)
-  if (!id.ok) return id
-  const t1 = toText(d.text1, 'text1')
-  if (!t1.ok) return t1
-  const t2 = toText(d.text2, 'text2')
-  if (!t2.ok) return t2
-  const raw = toNumber(d.score, 'score')
-  if (!raw.ok) return raw
-  const r = raw.value
-  if (range.values ? !range.values.includes(r) : r < range.min || r > range.max)
-    return fail(`score: label ${r} is outside the declared label range ${describeLabelRange(range)}`)
-  const ins = optionalString(d.instruction, 'instruction', instruction)
-  if (!ins.ok) return ins
-  return {
-    ok: true,
-    value: {id: id.value, text1: t1.value, text2: t2.value, score: (r - range.min) / (range.max - range.min), raw_score: r, instruction: ins.value},
-  }
+  return converted(() => {
+    const id = valid(idOrFallback(d.id, fallbackId))
+    const text1 = valid(toText(d.text1, 'text1'))
+    const text2 = valid(toText(d.text2, 'text2'))
+    const r = valid(toNumber(d.score, 'score'))
+    if (range.values ? !range.values.includes(r) : r < range.min || r > range.max)
+      reject(`score: label ${r} is outside the declared label range ${describeLabelRange(range)}`)
+    const score = (r - range.min) / (range.max - range.min)
+    return {id, text1, text2, score, raw_score: r, instruction: valid(optionalString(d.instruction, 'instruction', instruction))}
+  })
 }
 
 export function toIrExample(d: IrDraft, fallbackId: string, instruction: string): Result<IrExampleRecord> {
-  const id = idOrFallback(d.id, fallbackId)
-  if (!id.ok) return id
-  const q = toText(d.query, 'query')
-  if (!q.ok) return q
-  const pos = textList(d.positives, 'positives')
-  if (!pos.ok) return pos
-  if (pos.value.length === 0) return fail('positives: IR example without a positive')
-  const neg = textList(d.negatives, 'negatives')
-  if (!neg.ok) return neg
-  const ps = scoreList(d.positive_scores, 'positive_scores', pos.value.length, 'positives')
-  if (!ps.ok) return ps
-  const ns = scoreList(d.negative_scores, 'negative_scores', neg.value.length, 'negatives')
-  if (!ns.ok) return ns
-  const ins = optionalString(d.instruction, 'instruction', instruction)
-  if (!ins.ok) return ins
-  return {
-    ok: true,
-    value: {
-      id: id.value,
-      query: q.value,
-      instruction: ins.value,
-      positives: pos.value,
-      negatives: neg.value,
-      positive_scores: ps.value,
-      negative_scores: ns.value,
-    },
-  }
+  return converted(() => {
+    const id = valid(idOrFallback(d.id, fallbackId))
+    const query = valid(toText(d.query, 'query'))
+    const positives = valid(textList(d.positives, 'positives'))
+    if (positives.length === 0) reject('positives: IR example without a positive')
+    const negatives = valid(textList(d.negatives, 'negatives'))
+    const positiveScores = valid(scoreList(d.positive_scores, 'positive_scores', positives.length, 'positives'))
+    const negativeScores = valid(scoreList(d.negative_scores, 'negative_scores', negatives.length, 'negatives'))
+    return {
+      id,
+      query,
+      instruction: valid(optionalString(d.instruction, 'instruction', instruction)),
+      positives,
+      negatives,
+      positive_scores: positiveScores,
+      negative_scores: negativeScores,
+    }
+  })
 }
 
 /** A corpus document needs an id and some text; an empty body is allowed when it has a title. */
 export function toCorpusDoc(d: CorpusDraft): Result<CorpusRecord> {
-  const id = toId(d.id, 'id')
-  if (!id.ok) return id
-  const title = optionalString(d.title, 'title', '')
-  if (!title.ok) return title
-  if (d.text !== undefined && d.text !== null && typeof d.text !== 'string') return fail(`text: expected a text string, got ${show(d.text)}`)
-  const text = typeof d.text === 'string' ? d.text.trim() : ''
-  if (text === '' && title.value === '') return fail('text: empty text (and no title)')
-  return {ok: true, value: {id: id.value, title: title.value, text}}
+  return converted(() => {
+    const id = valid(toId(d.id, 'id'))
+    const title = valid(optionalString(d.title, 'title', ''))
+    if (d.text !== undefined && d.text !== null && typeof d.text !== 'string') reject(`text: expected a text string, got ${show(d.text)}`)
+    const text = typeof d.text === 'string' ? d.text.trim() : ''
+    if (text === '' && title === '') reject('text: empty text (and no title)')
+    return {id, title, text}
+  })
 }
 
 export function toQuery(d: QueryDraft, instruction: string): Result<QueryRecord> {
-  const id = toId(d.id, 'id')
-  if (!id.ok) return id
-  const t = toText(d.text, 'text')
-  if (!t.ok) return t
-  const ins = optionalString(d.instruction, 'instruction', instruction)
-  if (!ins.ok) return ins
-  return {ok: true, value: {id: id.value, text: t.value, instruction: ins.value}}
+  return converted(() => {
+    const id = valid(toId(d.id, 'id'))
+    const text = valid(toText(d.text, 'text'))
+    return {id, text, instruction: valid(optionalString(d.instruction, 'instruction', instruction))}
+  })
 }
 
 export function toQrel(d: QrelDraft): Result<QrelRecord> {
-  const q = toId(d.query_id, 'query_id')
-  if (!q.ok) return q
-  const c = toId(d.corpus_id, 'corpus_id')
-  if (!c.ok) return c
-  const s = toNumber(d.score, 'score')
-  if (!s.ok) return s
-  if (!Number.isInteger(s.value) || Math.abs(s.value) > 2 ** 31 - 1) return fail(`score: expected an integer relevance grade, got ${show(d.score)}`)
-  return {ok: true, value: {query_id: q.value, corpus_id: c.value, score: s.value}}
+  return converted(() => {
+    const queryId = valid(toId(d.query_id, 'query_id'))
+    const corpusId = valid(toId(d.corpus_id, 'corpus_id'))
+    const score = valid(toNumber(d.score, 'score'))
+    if (!Number.isInteger(score) || Math.abs(score) > 2 ** 31 - 1) reject(`score: expected an integer relevance grade, got ${show(d.score)}`)
+    return {query_id: queryId, corpus_id: corpusId, score}
+  })
 }

@@ -19,9 +19,10 @@
  * Lines whose task_type differs from the dataset's task are rejected (declare a second dataset for
  * them); malformed JSON is rejected at its line. Options: none.
  */
-import {excerpt, readJsonLines} from '../text-input.js'
-import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../types.js'
-import {isObject, show, splitFile, splitFiles, trainingKind} from './common.js'
+import {excerpt} from '../text-input.js'
+import type {ReadItem, ReadRequest} from '../types.js'
+import {show, splitFileReader, trainingKind} from './common.js'
+import {jsonObjects} from './json-objects.js'
 
 export {codiembJsonlOptions as optionsSchema} from './options.js'
 
@@ -48,111 +49,94 @@ function instances(value: unknown, field: string): Instance[] | string {
   return out
 }
 
-export const reader: Reader = {
-  tasks: ['ir', 'sts'],
-  kindsFor(task: Task): PreparedKind[] {
-    return [trainingKind(task)]
-  },
-  async sources(request) {
-    return splitFiles(request, 'codiemb-jsonl')
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const kind = trainingKind(request.task)
-    for (const split of request.splits) {
-      const file = splitFile(request, split, 'codiemb-jsonl')
-      for await (const item of readJsonLines(file)) {
-        const at = item.at
-        const reject = (reason: string, raw?: string): ReadItem => ({type: 'reject', kind, split: split.name, at, reason, raw})
-        if (item.error !== undefined) {
-          yield reject(item.error, excerpt(item.raw))
-          continue
-        }
-        const o = item.value
-        if (!isObject(o)) {
-          yield reject(`expected a JSON object with task_type, query, positives, negatives, got ${show(o)}`)
-          continue
-        }
-        const raw = excerpt(JSON.stringify(o))
-        if (o.task_type !== 'ir' && o.task_type !== 'sts') {
-          yield reject(`task_type: expected "ir" or "sts", got ${show(o.task_type)}`, raw)
-          continue
-        }
-        if (o.task_type !== request.task) {
-          yield reject(`task_type "${o.task_type}" does not match the dataset's task "${request.task}" (declare a second dataset for these lines)`, raw)
-          continue
-        }
-        if (o.query === undefined) {
-          yield reject('missing field "query"', raw)
-          continue
-        }
-        const q = instance(o.query, 'query')
-        const pos = instances(o.positives, 'positives')
-        const neg = instances(o.negatives, 'negatives')
-        const problem = [q, pos, neg].find((x): x is string => typeof x === 'string')
-        if (problem) {
-          yield reject(problem, raw)
-          continue
-        }
-        const query = q as Instance
-        const positives = pos as Instance[]
-        const negatives = neg as Instance[]
-        if (request.task === 'ir') {
-          yield {
-            type: 'row',
-            kind: 'ir-example',
-            split: split.name,
-            at,
-            row: {
-              id: String(at.line),
-              query: query.text,
-              instruction: query.instruction,
-              positives: positives.map((p) => p.text),
-              negatives: negatives.map((n) => n.text),
-              positive_scores: o.positive_scores,
-              negative_scores: o.negative_scores,
-            },
-          }
-          continue
-        }
-        // STS: every scored candidate is one pair with the query.
-        const pairs: {text: string; score: unknown}[] = []
-        const lists: [Instance[], unknown, string][] = [
-          [positives, o.positive_scores, 'positive_scores'],
-          [negatives, o.negative_scores, 'negative_scores'],
-        ]
-        let bad: string | undefined
-        for (const [list, scores, name] of lists) {
-          if (list.length === 0) continue
-          if (!Array.isArray(scores) || scores.length !== list.length) {
-            bad = `${name}: an STS example needs one score per candidate (${list.length}), got ${show(scores)}`
-            break
-          }
-          list.forEach((c, i) => pairs.push({text: c.text, score: scores[i]}))
-        }
-        if (bad) {
-          yield reject(bad, raw)
-          continue
-        }
-        if (pairs.length === 0) {
-          yield reject('positives: an STS example needs at least one scored candidate', raw)
-          continue
-        }
-        for (let i = 0; i < pairs.length; i++) {
-          yield {
-            type: 'row',
-            kind: 'sts-pair',
-            split: split.name,
-            at,
-            row: {
-              id: pairs.length === 1 ? String(at.line) : `${at.line}.${i + 1}`,
-              text1: query.text,
-              text2: pairs[i].text,
-              score: pairs[i].score,
-              instruction: query.instruction,
-            },
-          }
-        }
+export const reader = splitFileReader('codiemb-jsonl', ['ir', 'sts'], async function* (request: ReadRequest): AsyncGenerator<ReadItem> {
+  const kind = trainingKind(request.task)
+  for await (const item of jsonObjects(request, 'codiemb-jsonl', kind, 'a JSON object with task_type, query, positives, negatives')) {
+    if (item.type !== 'object') {
+      yield item
+      continue
+    }
+    const {split, at, object: o} = item
+    const raw = excerpt(JSON.stringify(o))
+    const reject = (reason: string): ReadItem => ({type: 'reject', kind, split, at, reason, raw})
+    if (o.task_type !== 'ir' && o.task_type !== 'sts') {
+      yield reject(`task_type: expected "ir" or "sts", got ${show(o.task_type)}`)
+      continue
+    }
+    if (o.task_type !== request.task) {
+      yield reject(`task_type "${o.task_type}" does not match the dataset's task "${request.task}" (declare a second dataset for these lines)`)
+      continue
+    }
+    if (o.query === undefined) {
+      yield reject('missing field "query"')
+      continue
+    }
+    const q = instance(o.query, 'query')
+    const pos = instances(o.positives, 'positives')
+    const neg = instances(o.negatives, 'negatives')
+    const problem = [q, pos, neg].find((x): x is string => typeof x === 'string')
+    if (problem) {
+      yield reject(problem)
+      continue
+    }
+    const query = q as Instance
+    const positives = pos as Instance[]
+    const negatives = neg as Instance[]
+    if (request.task === 'ir') {
+      yield {
+        type: 'row',
+        kind: 'ir-example',
+        split,
+        at,
+        row: {
+          id: String(at.line),
+          query: query.text,
+          instruction: query.instruction,
+          positives: positives.map((p) => p.text),
+          negatives: negatives.map((n) => n.text),
+          positive_scores: o.positive_scores,
+          negative_scores: o.negative_scores,
+        },
+      }
+      continue
+    }
+    // STS: every scored candidate is one pair with the query.
+    const pairs: {text: string; score: unknown}[] = []
+    const lists: [Instance[], unknown, string][] = [
+      [positives, o.positive_scores, 'positive_scores'],
+      [negatives, o.negative_scores, 'negative_scores'],
+    ]
+    let bad: string | undefined
+    for (const [list, scores, name] of lists) {
+      if (list.length === 0) continue
+      if (!Array.isArray(scores) || scores.length !== list.length) {
+        bad = `${name}: an STS example needs one score per candidate (${list.length}), got ${show(scores)}`
+        break
+      }
+      list.forEach((c, i) => pairs.push({text: c.text, score: scores[i]}))
+    }
+    if (bad) {
+      yield reject(bad)
+      continue
+    }
+    if (pairs.length === 0) {
+      yield reject('positives: an STS example needs at least one scored candidate')
+      continue
+    }
+    for (let i = 0; i < pairs.length; i++) {
+      yield {
+        type: 'row',
+        kind: 'sts-pair',
+        split,
+        at,
+        row: {
+          id: pairs.length === 1 ? String(at.line) : `${at.line}.${i + 1}`,
+          text1: query.text,
+          text2: pairs[i].text,
+          score: pairs[i].score,
+          instruction: query.instruction,
+        },
       }
     }
-  },
-}
+  }
+})

@@ -19,10 +19,10 @@
  *
  * Relations: the `json` reader does the same for JSON objects; `prepare` validates the drafts.
  */
-import {draftFromFields, MISSING, resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
+import {resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
 import {decodedChunks, excerpt, readLineBatches} from '../text-input.js'
-import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type Task} from '../types.js'
-import {splitFile, splitFiles, trainingKind} from './common.js'
+import {DataError, type ReadItem, type ReadRequest} from '../types.js'
+import {mappedItem, splitFile, splitFileReader, trainingKind} from './common.js'
 
 export interface DelimitedOptions {
   delimiter?: string
@@ -123,76 +123,63 @@ async function* csvRows(file: string, delimiter: string): AsyncGenerator<Row> {
   if (last) yield last
 }
 
-export const reader: Reader = {
-  tasks: ['sts', 'ir'],
-  kindsFor(task: Task): PreparedKind[] {
-    return [trainingKind(task)]
-  },
-  async sources(request) {
-    return splitFiles(request, 'delimited')
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const opts = request.options as DelimitedOptions
-    const delimiter = opts.delimiter ?? '\t'
-    const task = request.task as 'ir' | 'sts'
-    const defaults: FieldMapping | undefined = task === 'sts' && !opts.header ? {text1: 1, text2: 2, score: 3} : undefined
-    const mapping = resolveFields(request.task, request.fields, 'delimited', request.fields ? undefined : defaults)
-    const kind = trainingKind(task)
-    for (const split of request.splits) {
-      const file = splitFile(request, split, 'delimited')
-      const rows = opts.quoting === 'csv' ? csvRows(file, delimiter) : plainRows(file, delimiter)
-      let header: string[] | undefined
-      let expectedColumns = opts.columns
-      let indexOf: (ref: FieldRef) => number = (ref) => (typeof ref === 'number' ? ref - 1 : -1)
-      let maxIndex = 0
-      for await (const row of rows) {
-        const at = {file, line: row.line}
-        if (opts.header && !header) {
-          header = row.fields.map((h) => h.trim())
-          expectedColumns ??= header.length
-          const names = header
-          for (const [target, ref] of Object.entries(mapping)) {
-            if (typeof ref === 'string' && !names.includes(ref))
-              throw new DataError(`header has no column ${JSON.stringify(ref)} (wanted for ${target}); its columns are ${names.map((n) => JSON.stringify(n)).join(', ')}`, at)
-            if (typeof ref === 'number' && ref > names.length)
-              throw new DataError(`fields.${target}: column ${ref} does not exist; the header has ${names.length} columns`, at)
-          }
-          indexOf = (ref) => (typeof ref === 'number' ? ref - 1 : names.indexOf(ref))
-          continue
+export const reader = splitFileReader('delimited', ['sts', 'ir'], async function* (request: ReadRequest): AsyncGenerator<ReadItem> {
+  const opts = request.options as DelimitedOptions
+  const delimiter = opts.delimiter ?? '\t'
+  const task = request.task as 'ir' | 'sts'
+  const defaults: FieldMapping | undefined = task === 'sts' && !opts.header ? {text1: 1, text2: 2, score: 3} : undefined
+  const mapping = resolveFields(request.task, request.fields, 'delimited', request.fields ? undefined : defaults)
+  const kind = trainingKind(task)
+  for (const split of request.splits) {
+    const file = splitFile(request, split, 'delimited')
+    const rows = opts.quoting === 'csv' ? csvRows(file, delimiter) : plainRows(file, delimiter)
+    let header: string[] | undefined
+    let expectedColumns = opts.columns
+    let indexOf: (ref: FieldRef) => number = (ref) => (typeof ref === 'number' ? ref - 1 : -1)
+    let maxIndex = 0
+    for await (const row of rows) {
+      const at = {file, line: row.line}
+      if (opts.header && !header) {
+        header = row.fields.map((h) => h.trim())
+        expectedColumns ??= header.length
+        const names = header
+        for (const [target, ref] of Object.entries(mapping)) {
+          if (typeof ref === 'string' && !names.includes(ref))
+            throw new DataError(`header has no column ${JSON.stringify(ref)} (wanted for ${target}); its columns are ${names.map((n) => JSON.stringify(n)).join(', ')}`, at)
+          if (typeof ref === 'number' && ref > names.length)
+            throw new DataError(`fields.${target}: column ${ref} does not exist; the header has ${names.length} columns`, at)
         }
-        if (!header) {
-          for (const [target, ref] of Object.entries(mapping)) {
-            if (typeof ref === 'string')
-              throw new DataError(`fields.${target}: column name ${JSON.stringify(ref)} needs header: true (without a header use 1-based column numbers)`)
-          }
-        }
-        if (maxIndex === 0) maxIndex = Math.max(...Object.values(mapping).map((r) => indexOf(r) + 1))
-        if (row.problem) {
-          yield {type: 'reject', kind, split: split.name, at, reason: `malformed CSV: ${row.problem}`, raw: excerpt(row.raw)}
-          continue
-        }
-        const n = row.fields.length
-        if (expectedColumns !== undefined && n !== expectedColumns) {
-          yield {type: 'reject', kind, split: split.name, at, reason: `wrong column count: expected ${expectedColumns} fields, got ${n}`, raw: excerpt(row.raw)}
-          continue
-        }
-        if (n < maxIndex) {
-          yield {type: 'reject', kind, split: split.name, at, reason: `wrong column count: expected at least ${maxIndex} fields, got ${n}`, raw: excerpt(row.raw)}
-          continue
-        }
-        const built = draftFromFields(task, mapping, (ref) => {
-          const v = row.fields[indexOf(ref)]
-          return v === undefined ? MISSING : v
-        })
-        if (built.reason !== undefined) {
-          yield {type: 'reject', kind, split: split.name, at, reason: built.reason, raw: excerpt(row.raw)}
-          continue
-        }
-        const draft = built.draft as unknown as Record<string, unknown>
-        draft.id ??= String(row.line)
-        yield {type: 'row', kind, split: split.name, at, row: draft} as unknown as ReadItem
+        indexOf = (ref) => (typeof ref === 'number' ? ref - 1 : names.indexOf(ref))
+        continue
       }
-      if (opts.header && !header) throw new DataError('empty file: expected a header line', {file, line: 1})
+      if (!header) {
+        for (const [target, ref] of Object.entries(mapping)) {
+          if (typeof ref === 'string')
+            throw new DataError(`fields.${target}: column name ${JSON.stringify(ref)} needs header: true (without a header use 1-based column numbers)`)
+        }
+      }
+      if (maxIndex === 0) maxIndex = Math.max(...Object.values(mapping).map((r) => indexOf(r) + 1))
+      if (row.problem) {
+        yield {type: 'reject', kind, split: split.name, at, reason: `malformed CSV: ${row.problem}`, raw: excerpt(row.raw)}
+        continue
+      }
+      const n = row.fields.length
+      if (expectedColumns !== undefined && n !== expectedColumns) {
+        yield {type: 'reject', kind, split: split.name, at, reason: `wrong column count: expected ${expectedColumns} fields, got ${n}`, raw: excerpt(row.raw)}
+        continue
+      }
+      if (n < maxIndex) {
+        yield {type: 'reject', kind, split: split.name, at, reason: `wrong column count: expected at least ${maxIndex} fields, got ${n}`, raw: excerpt(row.raw)}
+        continue
+      }
+      yield mappedItem(task, mapping, {
+        split: split.name,
+        at,
+        value: (ref) => row.fields[indexOf(ref)],
+        fallbackId: String(row.line),
+        raw: () => excerpt(row.raw),
+      })
     }
-  },
-}
+    if (opts.header && !header) throw new DataError('empty file: expected a header line', {file, line: 1})
+  }
+})

@@ -8,61 +8,46 @@
  * `pos` is empty is a rejected row at its line (via `prepare`'s validation for the latter).
  * Relations: `codiemb-jsonl` is the richer CoDiEmb format (instructions, STS examples).
  */
-import {excerpt, readJsonLines} from '../text-input.js'
-import type {PreparedKind, ReadItem, Reader, ReadRequest} from '../types.js'
-import {isObject, show, splitFile, splitFiles} from './common.js'
+import {excerpt} from '../text-input.js'
+import type {ReadItem, ReadRequest} from '../types.js'
+import {splitFileReader} from './common.js'
+import {jsonObjects} from './json-objects.js'
 
 export {flagembeddingJsonlOptions as optionsSchema} from './options.js'
 
-export const reader: Reader = {
-  tasks: ['ir'],
-  kindsFor(): PreparedKind[] {
-    return ['ir-example']
-  },
-  async sources(request) {
-    return splitFiles(request, 'flagembedding-jsonl')
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const kind = 'ir-example'
-    for (const split of request.splits) {
-      const file = splitFile(request, split, 'flagembedding-jsonl')
-      for await (const item of readJsonLines(file)) {
-        if (item.error !== undefined) {
-          yield {type: 'reject', kind, split: split.name, at: item.at, reason: item.error, raw: excerpt(item.raw)}
-          continue
-        }
-        const o = item.value
-        if (!isObject(o)) {
-          yield {type: 'reject', kind, split: split.name, at: item.at, reason: `expected a JSON object {query, pos, neg}, got ${show(o)}`}
-          continue
-        }
-        if (!('query' in o) || !('pos' in o)) {
-          yield {
-            type: 'reject',
-            kind,
-            split: split.name,
-            at: item.at,
-            reason: `missing field ${'query' in o ? '"pos"' : '"query"'} (FlagEmbedding lines are {query, pos, neg})`,
-            raw: excerpt(JSON.stringify(o)),
-          }
-          continue
-        }
-        yield {
-          type: 'row',
-          kind,
-          split: split.name,
-          at: item.at,
-          row: {
-            id: String(item.at.line),
-            query: o.query,
-            positives: o.pos,
-            negatives: o.neg,
-            positive_scores: o.pos_scores,
-            negative_scores: o.neg_scores,
-            instruction: o.prompt,
-          },
-        }
-      }
+export const reader = splitFileReader('flagembedding-jsonl', ['ir'], async function* (request: ReadRequest): AsyncGenerator<ReadItem> {
+  const kind = 'ir-example'
+  for await (const item of jsonObjects(request, 'flagembedding-jsonl', kind, 'a JSON object {query, pos, neg}')) {
+    if (item.type !== 'object') {
+      yield item
+      continue
     }
-  },
-}
+    const {split, at, object: o} = item
+    if (!('query' in o) || !('pos' in o)) {
+      yield {
+        type: 'reject',
+        kind,
+        split,
+        at,
+        reason: `missing field ${'query' in o ? '"pos"' : '"query"'} (FlagEmbedding lines are {query, pos, neg})`,
+        raw: excerpt(JSON.stringify(o)),
+      }
+      continue
+    }
+    yield {
+      type: 'row',
+      kind,
+      split,
+      at,
+      row: {
+        id: String(at.line),
+        query: o.query,
+        positives: o.pos,
+        negatives: o.neg,
+        positive_scores: o.pos_scores,
+        negative_scores: o.neg_scores,
+        instruction: o.prompt,
+      },
+    }
+  }
+})

@@ -12,55 +12,32 @@
  * Relations: like `delimited` but for JSON; `flagembedding-jsonl` and `codiemb-jsonl` know their
  * formats without a mapping.
  */
-import {draftFromFields, MISSING, resolveFields} from '../mapping.js'
-import {detectJsonFormat, excerpt, getPath, readJsonArray, readJsonLines} from '../text-input.js'
-import type {PreparedKind, ReadItem, Reader, ReadRequest, Task} from '../types.js'
-import {isObject, show, splitFile, splitFiles, trainingKind} from './common.js'
+import {resolveFields} from '../mapping.js'
+import {excerpt, getPath} from '../text-input.js'
+import type {ReadItem, ReadRequest} from '../types.js'
+import {mappedItem, splitFileReader, trainingKind} from './common.js'
+import {jsonObjects, type JsonFormat} from './json-objects.js'
 
 export {jsonOptions as optionsSchema} from './options.js'
 
-export const reader: Reader = {
-  tasks: ['sts', 'ir'],
-  kindsFor(task: Task): PreparedKind[] {
-    return [trainingKind(task)]
-  },
-  async sources(request) {
-    return splitFiles(request, 'json')
-  },
-  async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
-    const format = (request.options.format as string | undefined) ?? 'auto'
-    const task = request.task as 'ir' | 'sts'
-    const mapping = resolveFields(request.task, request.fields, 'json')
-    const kind = trainingKind(task)
-    for (const split of request.splits) {
-      const file = splitFile(request, split, 'json')
-      const shape = format === 'auto' ? await detectJsonFormat(file) : format
-      const items = shape === 'array' ? readJsonArray(file) : readJsonLines(file)
-      let index = 0
-      for await (const item of items) {
-        index++
-        if (item.error !== undefined) {
-          yield {type: 'reject', kind, split: split.name, at: item.at, reason: item.error, raw: excerpt(item.raw)}
-          continue
-        }
-        const obj = item.value
-        if (!isObject(obj)) {
-          yield {type: 'reject', kind, split: split.name, at: item.at, reason: `expected a JSON object, got ${show(obj)}`}
-          continue
-        }
-        const built = draftFromFields(task, mapping, (ref) => {
-          const v = getPath(obj, String(ref))
-          return v === undefined ? MISSING : v
-        })
-        if (built.reason !== undefined) {
-          yield {type: 'reject', kind, split: split.name, at: item.at, reason: built.reason, raw: excerpt(JSON.stringify(obj))}
-          continue
-        }
-        const draft = built.draft as unknown as Record<string, unknown>
-        // Default id: the line (JSON lines) or the 1-based element number (an array may hold several per line).
-        draft.id ??= String(shape === 'array' ? index : item.at.line)
-        yield {type: 'row', kind, split: split.name, at: item.at, row: draft} as unknown as ReadItem
-      }
+export const reader = splitFileReader('json', ['sts', 'ir'], async function* (request: ReadRequest): AsyncGenerator<ReadItem> {
+  const format = (request.options.format as JsonFormat | undefined) ?? 'auto'
+  const task = request.task as 'ir' | 'sts'
+  const mapping = resolveFields(request.task, request.fields, 'json')
+  const kind = trainingKind(task)
+  for await (const item of jsonObjects(request, 'json', kind, 'a JSON object', format)) {
+    if (item.type !== 'object') {
+      yield item
+      continue
     }
-  },
-}
+    const {split, at, object} = item
+    yield mappedItem(task, mapping, {
+      split,
+      at,
+      value: (ref) => getPath(object, String(ref)),
+      // The line (JSON lines) or the 1-based element number (an array may hold several per line).
+      fallbackId: String(item.element ?? at.line),
+      raw: () => excerpt(JSON.stringify(object)),
+    })
+  }
+})

@@ -5,10 +5,10 @@
  */
 import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
-import {draftFromFields, MISSING, resolveFields, type FieldMapping} from '../mapping.js'
+import {resolveFields, type FieldMapping} from '../mapping.js'
 import {getPath} from '../text-input.js'
-import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type Task} from '../types.js'
-import {isObject, show, trainingKind} from './common.js'
+import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type Task} from '../types.js'
+import {isObject, mappedItem, show, trainingKind} from './common.js'
 
 /**
  * A split's files: the file itself, or the shards in a directory — in `state.json` order when
@@ -61,20 +61,6 @@ export function resolveTabularFields(request: ReadRequest, reader: string): Fiel
   return resolveFields(request.task, request.fields, reader)
 }
 
-/** One row object -> a draft item (or a reject naming the row). */
-export function rowItem(request: ReadRequest, mapping: FieldMapping, split: string, at: SourceLocation, row: Record<string, unknown>): ReadItem {
-  const task = request.task as 'ir' | 'sts'
-  const kind = trainingKind(task)
-  const built = draftFromFields(task, mapping, (ref) => {
-    const v = getPath(row, String(ref))
-    return v === undefined ? MISSING : v
-  })
-  if (built.reason !== undefined) return {type: 'reject', kind, split, at, reason: built.reason, raw: show(row)}
-  const draft = built.draft as unknown as Record<string, unknown>
-  draft.id ??= String(at.line)
-  return {type: 'row', kind, split, at, row: draft} as unknown as ReadItem
-}
-
 /** One decoded row of a columnar file and its 1-based row number (reported as the line). */
 export interface ColumnarRow {
   line: number
@@ -102,11 +88,13 @@ export function columnarReader(name: string, extension: string, rowsOf: Columnar
       return [...new Set(shardFiles(request, name, extension).flatMap((s) => s.files))]
     },
     async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
+      const task = request.task as 'ir' | 'sts'
       const mapping = resolveTabularFields(request, name)
       for (const {split, files} of shardFiles(request, name, extension)) {
         for (const file of files) {
           for await (const rows of rowsOf(file, mapping)) {
-            for (const {line, row} of rows) yield rowItem(request, mapping, split, {file, line}, row)
+            for (const {line, row} of rows)
+              yield mappedItem(task, mapping, {split, at: {file, line}, value: (ref) => getPath(row, String(ref)), fallbackId: String(line), raw: () => show(row)})
           }
         }
       }

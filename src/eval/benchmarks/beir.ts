@@ -5,19 +5,10 @@
  * Relations: src/eval/tasks.ts, src/eval/evaluate.ts.
  */
 import type {BenchmarkImpl, TaskDefinition} from '../tasks.js'
+import {benchmarkTask} from './benchmark-task.js'
 
 function ir(name: string, path: string, revision: string, localNames: string[], ignoreIdenticalIds = false): TaskDefinition {
-  return {
-    name,
-    type: 'retrieval',
-    split: 'test',
-    mainScore: 'ndcg_at_10',
-    languages: ['eng-Latn'],
-    hf: {path, revision},
-    ignoreIdenticalIds,
-    localNames,
-    benchmark: 'beir',
-  }
+  return benchmarkTask('beir', ['eng-Latn'], {name, type: 'retrieval', split: 'test', hf: {path, revision}, ignoreIdenticalIds, localNames})
 }
 
 export const BEIR_TASKS: TaskDefinition[] = [

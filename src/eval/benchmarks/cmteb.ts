@@ -12,36 +12,17 @@
  * Relations: src/eval/tasks.ts (TaskDefinition), src/eval/evaluate.ts (runs them).
  */
 import type {BenchmarkImpl, TaskDefinition} from '../tasks.js'
+import {benchmarkTask} from './benchmark-task.js'
 
 const ZH = ['cmn-Hans']
 
 function retrieval(name: string, revision: string, qrelsRevision: string, instruction: string, ignoreIdenticalIds: boolean): TaskDefinition {
-  return {
-    name,
-    type: 'retrieval',
-    split: 'dev',
-    mainScore: 'ndcg_at_10',
-    languages: ZH,
-    hf: {path: `C-MTEB/${name}`, revision, qrelsPath: `C-MTEB/${name}-qrels`, qrelsRevision},
-    instruction,
-    ignoreIdenticalIds,
-    benchmark: 'cmteb',
-  }
+  const hf = {path: `C-MTEB/${name}`, revision, qrelsPath: `C-MTEB/${name}-qrels`, qrelsRevision}
+  return benchmarkTask('cmteb', ZH, {name, type: 'retrieval', split: 'dev', hf, instruction, ignoreIdenticalIds})
 }
 
 function sts(name: string, revision: string, split: string, scoreRange: [number, number], instruction: string, localNames: string[]): TaskDefinition {
-  return {
-    name,
-    type: 'sts',
-    split,
-    mainScore: 'cosine_spearman',
-    languages: ZH,
-    hf: {path: `C-MTEB/${name}`, revision},
-    instruction,
-    scoreRange,
-    localNames,
-    benchmark: 'cmteb',
-  }
+  return benchmarkTask('cmteb', ZH, {name, type: 'sts', split, hf: {path: `C-MTEB/${name}`, revision}, instruction, scoreRange, localNames})
 }
 
 export const CMTEB_TASKS: TaskDefinition[] = [

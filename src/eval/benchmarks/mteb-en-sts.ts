@@ -4,19 +4,10 @@
  * Relations: src/eval/tasks.ts, src/eval/evaluate.ts.
  */
 import type {BenchmarkImpl, TaskDefinition} from '../tasks.js'
+import {benchmarkTask} from './benchmark-task.js'
 
 function sts(name: string, path: string, revision: string, scoreRange: [number, number], localNames: string[]): TaskDefinition {
-  return {
-    name,
-    type: 'sts',
-    split: 'test',
-    mainScore: 'cosine_spearman',
-    languages: ['eng-Latn'],
-    hf: {path, revision},
-    scoreRange,
-    localNames,
-    benchmark: 'mteb-en-sts',
-  }
+  return benchmarkTask('mteb-en-sts', ['eng-Latn'], {name, type: 'sts', split: 'test', hf: {path, revision}, scoreRange, localNames})
 }
 
 export const MTEB_EN_STS_TASKS: TaskDefinition[] = [

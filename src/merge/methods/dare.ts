@@ -14,7 +14,8 @@
  * Weight statistic (merge.json): mean coefficient of Δ_k, dropped elements counting 0.
  */
 import {DropMask} from '../numeric.js'
-import {MergeInputError, type Merger, type TensorMergeInput} from '../types.js'
+import {MergeInputError, type TensorMergeInput} from '../types.js'
+import {deltaMerger, type DeltaDrop} from './delta-method.js'
 import {taskArithmetic} from './task-arithmetic.js'
 import {ties} from './ties.js'
 
@@ -41,23 +42,14 @@ export function resolveDareOptions(raw: Record<string, unknown>): DareOptions {
   }
 }
 
-/** One seeded keep/drop stream per checkpoint for this tensor. */
-function masksFor(input: TensorMergeInput, o: DareOptions): DropMask[] {
-  return input.checkpoints.map((_, k) => new DropMask(o.seed, input.name, k, o.p))
+/** This tensor's drop: one seeded keep/drop stream per checkpoint. */
+function dropFor(input: TensorMergeInput, o: DareOptions): DeltaDrop {
+  return {masks: input.checkpoints.map((_, k) => new DropMask(o.seed, input.name, k, o.p)), rescale: o.rescale}
 }
 
 function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DareOptions): number[] {
-  const masks = masksFor(input, o)
-  return o.combine === 'ties'
-    ? ties(input, out, {density: o.density, lambda: o.lambda}, masks, o.rescale)
-    : taskArithmetic(input, out, o.lambda, masks, o.rescale)
+  const drop = dropFor(input, o)
+  return o.combine === 'ties' ? ties(input, out, {density: o.density, lambda: o.lambda}, drop) : taskArithmetic(input, out, o.lambda, drop)
 }
 
-const dare: Merger<DareOptions> = {
-  name: 'dare',
-  needsBase: true,
-  minCheckpoints: 1,
-  resolveOptions: (raw) => resolveDareOptions(raw),
-  mergeTensor,
-}
-export default dare
+export default deltaMerger('dare', resolveDareOptions, mergeTensor)

@@ -26,7 +26,8 @@
  * task-arithmetic with λ/K (the soup of the checkpoints when λ = 1).
  */
 import {deltaOperands} from '../numeric.js'
-import {MergeInputError, type Merger, type TensorMergeInput} from '../types.js'
+import {MergeInputError, type TensorMergeInput} from '../types.js'
+import {beginBlock, BLOCK, deltaMerger} from './delta-method.js'
 
 export interface DeltaOptions {
   granularity: 'element' | 'tensor'
@@ -76,9 +77,6 @@ export function weightsFromMagnitudes(a: Float64Array, m: number, o: DeltaOption
   for (let k = 0; k < K; k++) weights[k]! /= sum
 }
 
-/** Elements per block: the per-element work runs as tight per-checkpoint loops over a block. */
-const BLOCK = 4096
-
 function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions): number[] {
   const {base, cks, K, n} = deltaOperands(input, out)
   const lambda = o.lambda
@@ -100,8 +98,7 @@ function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions
     weightsFromMagnitudes(a, m, o, w)
     const acc = new Float64Array(Math.min(BLOCK, n))
     for (let start = 0; start < n; start += BLOCK) {
-      const len = Math.min(BLOCK, n - start)
-      acc.fill(0)
+      const len = beginBlock(n, start, [acc])
       for (let k = 0; k < K; k++) {
         const c = cks[k]!
         const wk = w[k]!
@@ -127,9 +124,7 @@ function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions
   if (!softmax && gamma === 1 && epsilon === 0) {
     // The default (γ = 1, ε = 0) in two passes: θ* = θ_0 + λ Σ_k |Δ_k| Δ_k / Σ_j |Δ_j|.
     for (let start = 0; start < n; start += BLOCK) {
-      const len = Math.min(BLOCK, n - start)
-      den.fill(0)
-      acc.fill(0)
+      const len = beginBlock(n, start, [den, acc])
       for (let k = 0; k < K; k++) {
         const c = cks[k]!
         for (let j = 0, i = start; j < len; j++, i++) {
@@ -160,10 +155,7 @@ function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions
     return Array.from(sums, (s) => lambda * (n === 0 ? 1 / K : s / n))
   }
   for (let start = 0; start < n; start += BLOCK) {
-    const len = Math.min(BLOCK, n - start)
-    m.fill(0)
-    den.fill(0)
-    acc.fill(0)
+    const len = beginBlock(n, start, [m, den, acc])
     for (let k = 0; k < K; k++) {
       const c = cks[k]!
       for (let j = 0, i = start; j < len; j++, i++) {
@@ -203,11 +195,4 @@ function mergeTensor(input: TensorMergeInput, out: Float32Array, o: DeltaOptions
   return Array.from(sums, (s) => lambda * (n === 0 ? 1 / K : s / n))
 }
 
-const delta: Merger<DeltaOptions> = {
-  name: 'delta',
-  needsBase: true,
-  minCheckpoints: 1,
-  resolveOptions: (raw) => resolveDeltaOptions(raw),
-  mergeTensor,
-}
-export default delta
+export default deltaMerger('delta', resolveDeltaOptions, mergeTensor)

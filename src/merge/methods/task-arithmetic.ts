@@ -8,26 +8,22 @@
  * combine "task-arithmetic" applies this to randomly sparsified deltas.
  * Weight statistic (merge.json): λ for every checkpoint (λ times the kept fraction over (1−p) under DARE).
  */
-import type {Merger, TensorMergeInput} from '../types.js'
-import {dareScales, deltaOperands, type DropMask} from '../numeric.js'
+import type {TensorMergeInput} from '../types.js'
+import {dareScales, deltaOperands} from '../numeric.js'
+import {deltaMerger, type DeltaDrop} from './delta-method.js'
 
 export interface TaskArithmeticOptions {
   lambda: number
 }
 
 /**
- * θ_0 + λ Σ_k Δ̃_k where Δ̃_k = Δ_k, or under DARE Δ̃_k = m_k Δ_k / (1 − p) with the keep mask m_k
- * drawn from `masks[k]` (without the 1/(1 − p) when `rescale` is false). Returns the mean coefficient of each Δ_k.
+ * θ_0 + λ Σ_k Δ̃_k where Δ̃_k = Δ_k, or under DARE's `drop` Δ̃_k = m_k Δ_k / (1 − p) with the keep mask
+ * m_k drawn from `drop.masks[k]` (without the 1/(1 − p) when `drop.rescale` is false). Returns the mean
+ * coefficient of each Δ_k.
  */
-export function taskArithmetic(
-  input: TensorMergeInput,
-  out: Float32Array,
-  lambda: number,
-  masks?: DropMask[],
-  rescale = true,
-): number[] {
+export function taskArithmetic(input: TensorMergeInput, out: Float32Array, lambda: number, drop?: DeltaDrop): number[] {
   const {base, cks, K, n} = deltaOperands(input, out)
-  if (!masks) {
+  if (!drop) {
     for (let i = 0; i < n; i++) {
       const b = base[i]!
       let acc = 0
@@ -36,8 +32,9 @@ export function taskArithmetic(
     }
     return new Array<number>(K).fill(lambda)
   }
+  const {masks} = drop
   const kept = new Float64Array(K)
-  const scale = dareScales(masks, rescale, K)
+  const scale = dareScales(masks, drop.rescale, K)
   for (const m of masks) m.reset()
   for (let i = 0; i < n; i++) {
     const b = base[i]!
@@ -53,11 +50,8 @@ export function taskArithmetic(
   return Array.from(kept, (c, k) => (n === 0 ? lambda : (lambda * scale[k]! * c) / n))
 }
 
-const taskArithmeticMerger: Merger<TaskArithmeticOptions> = {
-  name: 'task-arithmetic',
-  needsBase: true,
-  minCheckpoints: 1,
-  resolveOptions: (raw) => ({lambda: (raw.lambda as number) ?? 1}),
-  mergeTensor: (input, out, o) => taskArithmetic(input, out, o.lambda),
-}
-export default taskArithmeticMerger
+export default deltaMerger<TaskArithmeticOptions>(
+  'task-arithmetic',
+  (raw) => ({lambda: (raw.lambda as number) ?? 1}),
+  (input, out, o) => taskArithmetic(input, out, o.lambda),
+)

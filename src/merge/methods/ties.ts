@@ -14,11 +14,9 @@
  * these three steps on them.
  * Weight statistic (merge.json): mean of λ/|A(p)| over elements where k ∈ A(p) (0 elsewhere).
  */
-import {dareScales, deltaOperands, type DropMask, topKThreshold} from '../numeric.js'
-import type {Merger, TensorMergeInput} from '../types.js'
-
-/** Elements per block of the elect/merge pass. */
-const BLOCK = 4096
+import {dareScales, deltaOperands, topKThreshold} from '../numeric.js'
+import type {TensorMergeInput} from '../types.js'
+import {beginBlock, BLOCK, deltaMerger, type DeltaDrop} from './delta-method.js'
 
 export interface TiesOptions {
   density: number
@@ -30,19 +28,14 @@ export function resolveTiesOptions(raw: Record<string, unknown>): TiesOptions {
 }
 
 /**
- * TIES on Δ̃_k: Δ_k itself, or under DARE m_k Δ_k / (1 − p) with the keep mask from `masks[k]`
- * (replayed: the trim threshold pass and the merge pass see the same mask). `out` is used as
- * scratch for the threshold search before it receives the result, so no extra tensor is allocated.
+ * TIES on Δ̃_k: Δ_k itself, or under DARE's `drop` m_k Δ_k / (1 − p) with the keep mask m_k from
+ * `drop.masks[k]` (replayed: the trim threshold pass and the merge pass see the same mask). `out` is
+ * used as scratch for the threshold search before it receives the result, so no extra tensor is allocated.
  */
-export function ties(
-  input: TensorMergeInput,
-  out: Float32Array,
-  o: TiesOptions,
-  masks?: DropMask[],
-  rescale = true,
-): number[] {
+export function ties(input: TensorMergeInput, out: Float32Array, o: TiesOptions, drop?: DeltaDrop): number[] {
   const {base, cks, K, n} = deltaOperands(input, out)
-  const scale = dareScales(masks, rescale, K)
+  const masks = drop?.masks
+  const scale = dareScales(masks, drop?.rescale ?? false, K)
 
   // 1. Trim thresholds t_k (density 1 keeps everything: no need to search).
   const thresholds = new Float64Array(K)
@@ -71,10 +64,7 @@ export function ties(
   const coef = new Float64Array(K)
   const lambda = o.lambda
   for (let start = 0; start < n; start += BLOCK) {
-    const len = Math.min(BLOCK, n - start)
-    total.fill(0)
-    acc.fill(0)
-    count.fill(0)
+    const len = beginBlock(n, start, [total, acc, count])
     for (let k = 0; k < K; k++) {
       const c = cks[k]!
       const mask = masks?.[k]
@@ -117,11 +107,4 @@ export function ties(
   return Array.from(coef, (c) => (n === 0 ? 0 : c / n))
 }
 
-const tiesMerger: Merger<TiesOptions> = {
-  name: 'ties',
-  needsBase: true,
-  minCheckpoints: 1,
-  resolveOptions: (raw) => resolveTiesOptions(raw),
-  mergeTensor: (input, out, o) => ties(input, out, o),
-}
-export default tiesMerger
+export default deltaMerger('ties', resolveTiesOptions, (input, out, o) => ties(input, out, o))

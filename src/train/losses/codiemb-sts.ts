@@ -17,8 +17,8 @@ import {midInfoNceLoss} from './mid-infonce.js'
 import {pearsonLoss} from './pearson.js'
 import {proLoss} from './pro.js'
 import {rankKlLoss} from './rank-kl.js'
-import {pairSimilarities} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {middleLayer, pairSimilarities, stsLoss, zeroLoss} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 export interface CodiembStsWeights {
   midInfonce?: number
@@ -48,23 +48,17 @@ export function create(options: CodiembStsOptions = {}): StsLoss {
   const rankTemperature = options.rankTemperature ?? 0.05
   const threshold = options.threshold ?? 1.0
   const scale = options.scale ?? 20
-  return {
-    task: 'sts',
-    name: 'codiemb-sts',
-    needsMiddleLayer: weights.midInfonce !== 0,
-    compute: (batch: StsEmbeddings) =>
-      tf.tidy(() => {
-        const s = pairSimilarities(batch.left, batch.right)
-        const terms: tf.Scalar[] = []
-        if (weights.midInfonce) {
-          if (!batch.leftMiddle || !batch.rightMiddle) throw new Error('codiemb-sts: the batch has no middle-layer embeddings')
-          terms.push(tf.mul(midInfoNceLoss(batch.leftMiddle, batch.rightMiddle, batch.labels, temperature, threshold), weights.midInfonce))
-        }
-        if (weights.pro) terms.push(tf.mul(proLoss(s, batch.labels, rankTemperature), weights.pro))
-        if (weights.pearson) terms.push(tf.mul(pearsonLoss(s, batch.labels), weights.pearson))
-        if (weights.rankKl) terms.push(tf.mul(rankKlLoss(s, batch.labels, rankTemperature), weights.rankKl))
-        if (weights.cosent) terms.push(tf.mul(cosentLoss(s, batch.labels, scale), weights.cosent))
-        return (terms.length ? tf.addN(terms) : tf.sum(tf.mul(s, 0))) as tf.Scalar
-      }),
-  }
+  return stsLoss('codiemb-sts', weights.midInfonce !== 0, (batch) => {
+    const s = pairSimilarities(batch.left, batch.right)
+    const terms: tf.Scalar[] = []
+    if (weights.midInfonce) {
+      const middle = middleLayer(batch, 'codiemb-sts')
+      terms.push(tf.mul(midInfoNceLoss(middle.left, middle.right, batch.labels, temperature, threshold), weights.midInfonce))
+    }
+    if (weights.pro) terms.push(tf.mul(proLoss(s, batch.labels, rankTemperature), weights.pro))
+    if (weights.pearson) terms.push(tf.mul(pearsonLoss(s, batch.labels), weights.pearson))
+    if (weights.rankKl) terms.push(tf.mul(rankKlLoss(s, batch.labels, rankTemperature), weights.rankKl))
+    if (weights.cosent) terms.push(tf.mul(cosentLoss(s, batch.labels, scale), weights.cosent))
+    return terms.length ? (tf.addN(terms) as tf.Scalar) : zeroLoss(s)
+  })
 }

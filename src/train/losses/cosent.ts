@@ -8,8 +8,8 @@
  * Options: scale λ. Relations: `pro` is the label-gap-weighted, per-anchor variant.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {MASKED_LOGIT, checkLabels, softplus, pairSimilarities} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {MASKED_LOGIT, checkLabels, pairSimilarityLoss, softplus} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 export function cosentLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>, scale = 20): tf.Scalar {
   checkLabels('cosent', similarities, labels)
@@ -32,10 +32,5 @@ export interface CosentOptions {
 
 export function create(options: CosentOptions = {}): StsLoss {
   const scale = options.scale ?? 20
-  return {
-    task: 'sts',
-    name: 'cosent',
-    needsMiddleLayer: false,
-    compute: (batch: StsEmbeddings) => tf.tidy(() => cosentLoss(pairSimilarities(batch.left, batch.right), batch.labels, scale)),
-  }
+  return pairSimilarityLoss('cosent', (similarities, labels) => cosentLoss(similarities, labels, scale))
 }

@@ -12,8 +12,8 @@
  * losses. Weight 1 in CoDiEmb's STS combination.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {crossEntropyRows} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {crossEntropyRows, middleLayer, stsLoss, zeroLoss} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 export function midInfoNceLoss(left: tf.Tensor2D, right: tf.Tensor2D, labels: ArrayLike<number>, temperature = 0.02, threshold = 1.0): tf.Scalar {
   const n = left.shape[0]
@@ -21,7 +21,7 @@ export function midInfoNceLoss(left: tf.Tensor2D, right: tf.Tensor2D, labels: Ar
     throw new Error(`mid-infonce: ${n} left rows, ${right.shape[0]} right rows and ${labels.length} labels must agree`)
   const anchors: number[] = []
   for (let i = 0; i < n; i++) if (labels[i] >= threshold) anchors.push(i)
-  if (anchors.length === 0) return tf.tidy(() => tf.add(tf.sum(tf.mul(left, 0)), tf.sum(tf.mul(right, 0))) as tf.Scalar)
+  if (anchors.length === 0) return zeroLoss(left, right)
   return tf.tidy(() => {
     const anchorIndex = tf.tensor1d(anchors, 'int32')
     const anchorRows = tf.div(tf.gather(left, anchorIndex), temperature) // [m, d]
@@ -41,13 +41,8 @@ export interface MidInfoNceOptions {
 export function create(options: MidInfoNceOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.02
   const threshold = options.threshold ?? 1.0
-  return {
-    task: 'sts',
-    name: 'mid-infonce',
-    needsMiddleLayer: true,
-    compute: (batch: StsEmbeddings) => {
-      if (!batch.leftMiddle || !batch.rightMiddle) throw new Error('mid-infonce: the batch has no middle-layer embeddings')
-      return midInfoNceLoss(batch.leftMiddle, batch.rightMiddle, batch.labels, temperature, threshold)
-    },
-  }
+  return stsLoss('mid-infonce', true, (batch) => {
+    const {left, right} = middleLayer(batch, 'mid-infonce')
+    return midInfoNceLoss(left, right, batch.labels, temperature, threshold)
+  })
 }

@@ -9,8 +9,8 @@
  * `pro`) in CoDiEmb's STS objective (weight 2 in the paper's combination).
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {checkLabels, pairSimilarities} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {checkLabels, pairSimilarityLoss, zeroLoss} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 export function pearsonLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>): tf.Scalar {
   checkLabels('pearson', similarities, labels)
@@ -18,7 +18,7 @@ export function pearsonLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>
   const mean = y.reduce((a, b) => a + b, 0) / y.length
   const centred = y.map((v) => v - mean)
   const labelSquares = centred.reduce((a, v) => a + v * v, 0)
-  if (!(labelSquares > 0)) return tf.tidy(() => tf.sum(tf.mul(similarities, 0)) as tf.Scalar)
+  if (!(labelSquares > 0)) return zeroLoss(similarities)
   return tf.tidy(() => {
     const s = tf.sub(similarities, tf.mean(similarities))
     const covariance = tf.sum(tf.mul(s, tf.tensor1d(centred)))
@@ -29,10 +29,5 @@ export function pearsonLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>
 }
 
 export function create(): StsLoss {
-  return {
-    task: 'sts',
-    name: 'pearson',
-    needsMiddleLayer: false,
-    compute: (batch: StsEmbeddings) => tf.tidy(() => pearsonLoss(pairSimilarities(batch.left, batch.right), batch.labels)),
-  }
+  return pairSimilarityLoss('pearson', pearsonLoss)
 }

@@ -11,8 +11,8 @@
  * in CoDiEmb's STS combination.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {MASKED_LOGIT, checkLabels, crossEntropyRows, pairSimilarities} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {MASKED_LOGIT, checkLabels, crossEntropyRows, pairSimilarityLoss, zeroLoss} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 export function proLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>, temperature = 0.05): tf.Scalar {
   checkLabels('pro', similarities, labels)
@@ -40,7 +40,7 @@ export function proLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>, te
       maxWeights.push(maxWeight)
     }
   }
-  if (rows.length === 0) return tf.tidy(() => tf.sum(tf.mul(similarities, 0)) as tf.Scalar)
+  if (rows.length === 0) return zeroLoss(similarities)
   return tf.tidy(() => {
     const scaled = tf.div(similarities, temperature)
     const m = rows.length
@@ -59,10 +59,5 @@ export interface ProOptions {
 
 export function create(options: ProOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.05
-  return {
-    task: 'sts',
-    name: 'pro',
-    needsMiddleLayer: false,
-    compute: (batch: StsEmbeddings) => tf.tidy(() => proLoss(pairSimilarities(batch.left, batch.right), batch.labels, temperature)),
-  }
+  return pairSimilarityLoss('pro', (similarities, labels) => proLoss(similarities, labels, temperature))
 }

@@ -11,8 +11,8 @@
  * towards equality.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {checkLabels, pairSimilarities} from './similarity.js'
-import type {StsEmbeddings, StsLoss} from './types.js'
+import {checkLabels, pairSimilarityLoss, zeroLoss} from './similarity.js'
+import type {StsLoss} from './types.js'
 
 /** Average 0-based ranks of `values` in descending order (ties share the mean of their ranks). */
 export function descendingAverageRanks(values: ArrayLike<number>): Float64Array {
@@ -31,7 +31,7 @@ export function descendingAverageRanks(values: ArrayLike<number>): Float64Array 
 export function rankKlLoss(similarities: tf.Tensor1D, labels: ArrayLike<number>, temperature = 0.05): tf.Scalar {
   checkLabels('rank-kl', similarities, labels)
   const n = labels.length
-  if (n < 2) return tf.tidy(() => tf.sum(tf.mul(similarities, 0)) as tf.Scalar)
+  if (n < 2) return zeroLoss(similarities)
   const ranks = descendingAverageRanks(labels)
   // Target distribution in float64, then handed to the backend as constants.
   const logits = Array.from(ranks, (r) => (n - 1 - r) / (n - 1) / temperature)
@@ -54,11 +54,5 @@ export interface RankKlOptions {
 
 export function create(options: RankKlOptions = {}): StsLoss {
   const temperature = options.temperature ?? 0.05
-  return {
-    task: 'sts',
-    name: 'rank-kl',
-    needsMiddleLayer: false,
-    compute: (batch: StsEmbeddings) =>
-      tf.tidy(() => rankKlLoss(pairSimilarities(batch.left, batch.right), batch.labels, temperature)),
-  }
+  return pairSimilarityLoss('rank-kl', (similarities, labels) => rankKlLoss(similarities, labels, temperature))
 }

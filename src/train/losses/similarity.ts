@@ -1,9 +1,40 @@
-/** Helpers shared by the STS losses. */
+/** Helpers shared by the STS losses: pair similarities, the loss object, masking and stable cross-entropy. */
 import * as tf from '@tensorflow/tfjs-core'
+import type {StsEmbeddings, StsLoss} from './types.js'
 
 /** Row-wise dot products of two [n, d] matrices of unit vectors: the cosine similarity of each pair. */
 export function pairSimilarities(left: tf.Tensor2D, right: tf.Tensor2D): tf.Tensor1D {
   return tf.sum(tf.mul(left, right), 1) as tf.Tensor1D
+}
+
+/**
+ * An STS loss as the trainer calls it: `compute` runs in a tidy scope, so only the loss value
+ * outlives a batch. `needsMiddleLayer` asks the trainer to pool the middle layer as well.
+ */
+export function stsLoss(name: string, needsMiddleLayer: boolean, compute: (batch: StsEmbeddings) => tf.Scalar): StsLoss {
+  return {task: 'sts', name, needsMiddleLayer, compute: (batch: StsEmbeddings) => tf.tidy(() => compute(batch))}
+}
+
+/**
+ * An STS loss of the final layer alone: `score` sees the similarity s_i = left_i·right_i of each
+ * pair (see `pairSimilarities`) and the gold labels.
+ */
+export function pairSimilarityLoss(name: string, score: (similarities: tf.Tensor1D, labels: ArrayLike<number>) => tf.Scalar): StsLoss {
+  return stsLoss(name, false, (batch) => score(pairSimilarities(batch.left, batch.right), batch.labels))
+}
+
+/** The batch's middle-layer embeddings, which `loss` reads; fails naming the loss when the trainer pooled none. */
+export function middleLayer(batch: StsEmbeddings, loss: string): {left: tf.Tensor2D; right: tf.Tensor2D} {
+  if (!batch.leftMiddle || !batch.rightMiddle) throw new Error(`${loss}: the batch has no middle-layer embeddings`)
+  return {left: batch.leftMiddle, right: batch.rightMiddle}
+}
+
+/**
+ * A loss of 0 that stays connected to `inputs` (its gradient to them is 0), for a batch that gives a
+ * loss nothing to learn from (constant labels, no anchors): the trainer still differentiates it.
+ */
+export function zeroLoss(...inputs: tf.Tensor[]): tf.Scalar {
+  return tf.tidy(() => inputs.map((t) => tf.sum(tf.mul(t, 0))).reduce((total, zero) => tf.add(total, zero)) as tf.Scalar)
 }
 
 /** A finite stand-in for −∞ in masked log-sum-exps (exp underflows to exactly 0 in float32). */
