@@ -25,8 +25,11 @@ import {FLOORS, cycles, floorOf, importGraph, roomOf, upwardImports} from './imp
 const SRC = join(REPO_ROOT, 'src')
 const TEST = join(REPO_ROOT, 'test')
 const MAX_LINES = 450
-/** Folders of test/ that mirror nothing in src/: shared test code, and tests of examples/. */
-const TEST_ONLY_FOLDERS = ['helpers', 'examples']
+/**
+ * Folders of test/ that mirror nothing in src/: shared test code, tests of examples/, and the
+ * reliability suites (kills, full disks, fuzzed inputs) that cross every room at once.
+ */
+const TEST_ONLY_FOLDERS = ['helpers', 'examples', 'reliability']
 
 const graph = importGraph(SRC)
 const posix = (path: string) => path.split(sep).join('/')
