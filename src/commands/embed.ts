@@ -28,7 +28,7 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     const backend = await this.activateBackend()
     const {loadEncoder} = await import('../model/encoder.js')
     const {embedFile} = await import('../model/embed.js')
-    const encoder = await loadEncoder(f.model, {registry, trainable: false})
+    const encoder = await loadEncoder(f.model, {registry, trainable: false, onWarning: (w) => this.addWarning(w)})
     this.info(`model: ${f.model} (${encoder.modelType}, ${encoder.numLayers} layers, dim ${encoder.hiddenSize}, pooling ${f.pooling ?? encoder.pooling})`)
     mkdirSync(dirname(resolve(f.out)), {recursive: true})
     const reporter = this.reporter()

@@ -54,7 +54,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
 
     await this.activateBackend()
     const {loadModelForEval} = await import('../eval/model.js')
-    const model = await loadModelForEval(f.model, {registry, name: f['model-name'], revision: f.revision})
+    const model = await loadModelForEval(f.model, {registry, name: f['model-name'], revision: f.revision, onWarning: (w) => this.addWarning(w)})
     const {runTasks} = await import('../eval/evaluate.js')
     const {EmbeddingStore} = await import('../eval/embedding-cache.js')
     const store = new EmbeddingStore(cacheDir)

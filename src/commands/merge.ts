@@ -62,6 +62,15 @@ export default class Merge extends CodiembCommand<typeof Merge> {
       },
     ])
     for (const w of report.warnings) this.addWarning(w)
+    // The engine merges every tensor, whether an encoder uses it or not: say which ones a load of the
+    // output leaves unused (and why), or why codiemb will not load it (src/model/consistency.ts).
+    const {checkModelDirectory} = await import('../model/consistency.js')
+    try {
+      for (const w of (await checkModelDirectory(report.output.path, {registry: request.registry})).warnings) this.addWarning(`merged model: ${w}`)
+    } catch (error) {
+      if (!(error instanceof CodiembError)) throw error
+      this.addWarning(`codiemb will not load the merged model: ${error.message}`)
+    }
     const s = report.summary
     this.info(
       `${report.output.path}: ${s.merged} tensors merged, ${s.copied} copied, ${s.mergedParameters.toLocaleString('en')} parameters in ${s.seconds.toFixed(1)} s; ` +

@@ -34,7 +34,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     await this.activateBackend()
     const registry = await this.registry()
     const {loadModelForEval} = await import('../eval/model.js')
-    const model = await loadModelForEval(f.model, {registry})
+    const model = await loadModelForEval(f.model, {registry, onWarning: (w) => this.addWarning(w)})
     const {mineHardNegatives} = await import('../eval/mine.js')
     const reporter = this.reporter()
     let result: MineResult | undefined

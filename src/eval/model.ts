@@ -13,9 +13,10 @@ export interface LoadedModel {
   dispose(): void
 }
 
-export async function loadModelForEval(dir: string, options: {registry: Registry; name?: string; revision?: string}): Promise<LoadedModel> {
+/** Loads the model; `onWarning` gets the load's warnings (e.g. checkpoint tensors the encoder does not use). */
+export async function loadModelForEval(dir: string, options: {registry: Registry; name?: string; revision?: string; onWarning?: (message: string) => void}): Promise<LoadedModel> {
   const {loadEncoder} = await import('../model/encoder.js')
-  const encoder = await loadEncoder(dir, {registry: options.registry})
+  const encoder = await loadEncoder(dir, {registry: options.registry, onWarning: options.onWarning})
   let parameters = 0
   for (const v of encoder.variables.values()) parameters += v.size
   return {

@@ -3,6 +3,11 @@
  * architecture and its forward pass in tfjs-core ops. Entries are keyed by config.json `model_type`
  * (listed in the entry's `meta.modelTypes`); `loadEncoder` picks the entry whose modelTypes contains the
  * checkpoint's model_type, checks every tensor against `parameterShapes`, and calls `forward`.
+ *
+ * Every tensor of a checkpoint must be accounted for (src/model/consistency.ts): a parameter
+ * (`parameterShapes`), kept unused and written back on save (`passthrough`), or deliberately ignored
+ * with a reason (`ignoredTensor`); any other tensor fails the load, so weights the config does not
+ * describe (layers past num_hidden_layers) are never dropped silently.
  */
 import type * as tf from '@tensorflow/tfjs-core'
 
@@ -59,6 +64,14 @@ export interface EncoderArchitecture {
   weightPrefixes: string[]
   /** Checkpoint tensors (after the prefix) that are kept as they are and written back on save. */
   passthrough(name: string): boolean
+  /**
+   * Why the encoder deliberately leaves a checkpoint tensor out (e.g. "buffer recomputed from the
+   * input", "masked-LM head"), or undefined when it does not. Called with the name after the weight
+   * prefix, or the whole name for a tensor outside it (a task head beside `bert.`). Ignored tensors
+   * are neither loaded nor saved, and one warning per load lists them. Optional, so encoder plugins
+   * written without it still work: they accept only their parameters and passthrough tensors.
+   */
+  ignoredTensor?(name: string, config: HfConfig): string | undefined
   /** Checks the config and throws a message naming the bad field. */
   validateConfig(config: HfConfig): void
   /** Every trainable tensor with its PyTorch shape, in checkpoint order. */

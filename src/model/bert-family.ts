@@ -56,6 +56,16 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
 
     passthrough: (name) => name.startsWith('pooler.'),
 
+    // What transformers' BertModel / XLMRobertaModel also leave out of a checkpoint they load: index
+    // buffers (computed per batch here) and the heads of task models (BertForMaskedLM's cls.*,
+    // RobertaForMaskedLM's lm_head.*, …ForSequenceClassification's classifier.*, …ForQuestionAnswering's qa_outputs.*).
+    ignoredTensor(name) {
+      if (name === 'embeddings.position_ids' || name === 'embeddings.token_type_ids') return 'index buffer, computed per batch'
+      if (name.startsWith('cls.') || name.startsWith('lm_head.')) return 'masked-LM head, not part of the encoder'
+      if (name.startsWith('classifier.') || name.startsWith('qa_outputs.')) return 'task head, not part of the encoder'
+      return undefined
+    },
+
     validateConfig(config) {
       const ints = ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings', 'vocab_size'] as const
       for (const key of ints) {

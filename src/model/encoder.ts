@@ -12,26 +12,25 @@
  * paper does).
  */
 import {createHash} from 'node:crypto'
-import {existsSync, readFileSync} from 'node:fs'
-import {join, resolve} from 'node:path'
+import {resolve} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import type {Registry} from '../registry/registry.js'
 import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
-import {openSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
+import type {LoadedTensor} from '../io/safetensors.js'
 import type {TensorToWrite} from '../io/safetensors-stream.js'
 import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
-import {CodiembError} from '../core/errors.js'
-import {readJsonFile} from '../core/json-file.js'
+import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
 export type {SaveOptions} from './encoder-save.js'
 export {ModelConfigError} from './st-layout.js'
+export {architectureFor, EncoderLoadError} from './consistency.js'
 
 export interface ForwardResult {
   lastHiddenState: tf.Tensor3D
@@ -87,96 +86,43 @@ export interface Encoder extends EncoderFields {
   dispose(): void
 }
 
-/** A checkpoint that cannot be loaded; the message names the file and, where relevant, the tensor. */
-export class EncoderLoadError extends CodiembError {
-  override name = 'EncoderLoadError'
-}
-
 export interface LoadEncoderOptions {
   /** The registry to look encoder implementations up in. */
   registry: Registry
   /** Keep weights non-trainable (inference only). */
   trainable?: boolean
+  /**
+   * Called once per load with each warning, e.g. the checkpoint tensors the encoder does not use
+   * (kept or ignored, and why). The CLI puts them in the --json envelope's warnings / on stderr.
+   */
+  onWarning?: (message: string) => void
 }
 
-/** Finds the encoder implementation for a model_type. */
-export async function architectureFor(modelType: string, registry: Registry, configPath = 'config.json'): Promise<EncoderArchitecture> {
-  const reg = registry
-  const entries = reg.list('encoder')
-  const entry = entries.find((e) => Array.isArray(e.meta?.modelTypes) && (e.meta!.modelTypes as unknown[]).includes(modelType)) ?? entries.find((e) => e.name === modelType)
-  if (!entry) {
-    const known = entries.flatMap((e) => (Array.isArray(e.meta?.modelTypes) ? (e.meta!.modelTypes as string[]) : [e.name]))
-    throw new EncoderLoadError(`${configPath}: model_type "${modelType}" has no registered encoder (supported: ${known.join(', ') || 'none'})`)
-  }
-  return (await entry.load()) as EncoderArchitecture
-}
-
-function readConfig(dir: string): HfConfig {
-  const path = join(dir, 'config.json')
-  if (!existsSync(path)) throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
-  const config = readJsonFile(path, (reason) => new EncoderLoadError(`${path}: not valid JSON (${reason})`))
-  if (!config || typeof config !== 'object' || typeof (config as HfConfig).model_type !== 'string') {
-    throw new EncoderLoadError(`${path}: expected an object with a "model_type" string`)
-  }
-  return config as HfConfig
-}
-
-/** Loads a Hugging Face / sentence-transformers checkpoint directory. */
+/** Loads a Hugging Face / sentence-transformers checkpoint directory (checked first: src/model/consistency.ts). */
 export async function loadEncoder(dir: string, options: LoadEncoderOptions): Promise<Encoder> {
   const root = resolve(dir)
-  const config = readConfig(root)
-  const configPath = join(root, 'config.json')
-  const arch = await architectureFor(config.model_type, options.registry, configPath)
-  try {
-    arch.validateConfig(config)
-  } catch (error) {
-    throw new EncoderLoadError(`${configPath}: ${(error as Error).message}`)
-  }
-  const st = readSentenceTransformersConfig(root)
-  const tokenizer = await loadTokenizer(root, {padTokenId: config.pad_token_id ?? undefined})
-
-  let weights: SafetensorsFile
-  try {
-    weights = await openSafetensors(root)
-  } catch (error) {
-    if (!existsSync(join(root, 'model.safetensors')) && existsSync(join(root, 'pytorch_model.bin'))) {
-      throw new EncoderLoadError(`${root}: only pytorch_model.bin found; convert it to safetensors (codiemb reads safetensors only)`)
-    }
-    throw error
-  }
+  const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry)
   const variables = new Map<string, tf.Variable>()
   const passthrough = new Map<string, LoadedTensor>()
+  let st: ReturnType<typeof readSentenceTransformersConfig>
   try {
-    const names = new Set(weights.tensors().map((t) => t.name))
-    const prefix = arch.weightPrefixes.find((p) => names.has(`${p}embeddings.word_embeddings.weight`))
-    if (prefix === undefined) {
-      throw new EncoderLoadError(
-        `${weights.path}: tensor "embeddings.word_embeddings.weight" is missing (also looked for ${arch.weightPrefixes.filter(Boolean).map((p) => `"${p}embeddings.word_embeddings.weight"`).join(', ')})`,
-      )
-    }
-    for (const [name, shape] of arch.parameterShapes(config)) {
-      const full = prefix + name
-      if (!names.has(full)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" is missing (expected shape [${shape.join(', ')}] for ${configPath})`)
-      const info = weights.info(full)
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw new EncoderLoadError(`${weights.path}: tensor "${full}" has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from ${configPath}`)
-      }
-      const t = await weights.read(full)
-      if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" has dtype ${t.dtype}, expected a floating type`)
+    st = readSentenceTransformersConfig(root)
+    for (const {file, name, shape} of selection.parameters) {
+      const t = await weights.read(file)
+      if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${file}" has dtype ${t.dtype}, expected a floating type`)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
       const initial = tf.tensor(t.data, shape, 'float32')
       variables.set(name, tf.variable(initial, options.trainable ?? true))
       initial.dispose()
     }
-    for (const name of names) {
-      if (name.startsWith(prefix) && arch.passthrough(name.slice(prefix.length))) passthrough.set(name.slice(prefix.length), await weights.read(name))
-    }
+    for (const t of selection.unused) if (t.kept) passthrough.set(t.name.slice(selection.prefix.length), await weights.read(t.name))
   } catch (error) {
     for (const v of variables.values()) v.dispose()
     throw error
   } finally {
     await weights.close()
   }
+  if (warning) options.onWarning?.(warning)
 
   const tokConfig = readTokenizerConfig(root)
   const tokMax = typeof tokConfig.model_max_length === 'number' && tokConfig.model_max_length < 1e9 ? tokConfig.model_max_length : undefined
@@ -226,7 +172,8 @@ export async function initRandomEncoder(options: RandomEncoderOptions): Promise<
     hidden: options.hidden,
     heads: options.heads,
     intermediate: options.intermediate,
-    vocabSize: tokenizer.vocabSize,
+    // Every id the tokenizer emits needs a row (a vocab.txt with repeated lines has fewer tokens than ids).
+    vocabSize: Math.max(tokenizer.vocabSize, tokenizer.highestId.id + 1, tokenizer.padId + 1),
     padTokenId: tokenizer.padId,
     maxPositions: options.maxPositions,
   })

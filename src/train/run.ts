@@ -30,6 +30,8 @@ export interface TrainRunOptions {
    * (every `logEvery`-th step and the last) and a `checkpoint` event per checkpoint written.
    */
   onEvent?: (event: TrainEvent) => void
+  /** Warnings of the model load (e.g. checkpoint tensors the encoder does not use), once each. */
+  onWarning?: (message: string) => void
 }
 
 export interface TrainRunResult {
@@ -51,7 +53,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   let encoder
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
-    encoder = await loadEncoder(options.resume, {registry: options.registry})
+    encoder = await loadEncoder(options.resume, {registry: options.registry, onWarning: options.onWarning})
   } else if (typeof section.model === 'object' && 'init' in section.model) {
     const init = section.model.init
     status(`initialising a random ${init.arch} encoder (${init.layers} layers, hidden ${init.hidden})`)
@@ -61,7 +63,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     const path = typeof section.model === 'string' ? section.model : section.model.path
     if (!existsSync(path)) throw new TrainConfigError(`/train/model: model directory not found: ${path}`)
     status(`loading ${path}`)
-    encoder = await loadEncoder(path, {registry: options.registry})
+    encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
   let settings = setup.settings

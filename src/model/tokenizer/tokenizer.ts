@@ -3,6 +3,9 @@
  * package (Hugging Face's Rust implementation: WordPiece, Unigram/SentencePiece and BPE models with
  * their normalisers, pre-tokenisers and post-processors, and character offsets); a checkpoint with only
  * a `vocab.txt` uses the BERT WordPiece fallback in wordpiece.ts, configured from tokenizer_config.json.
+ * A tokenizer.json that does not load is an error, never a reason to use a vocab.txt beside it (the
+ * two may tokenize differently); every JSON tokenizer file present must parse (save copies them for
+ * Python to read), and vocab.txt must be UTF-8 text.
  *
  * Batches are truncated to a maximum length (special tokens included), padded on the right to the
  * longest row, and carry attention masks, token type ids and character offsets. Offsets count Unicode
@@ -40,31 +43,74 @@ export const TOKENIZER_FILES = [
   'tokenizer.model',
 ]
 
-/** Reads tokenizer_config.json (or {} when absent). */
+/** Reads tokenizer_config.json (or {} when absent); anything but a JSON object fails naming the file. */
 export function readTokenizerConfig(dir: string): Record<string, unknown> {
   const p = join(dir, 'tokenizer_config.json')
   if (!existsSync(p)) return {}
-  return readJsonFile(p, (reason) => new TokenizerError(`${p}: not valid JSON (${reason})`)) as Record<string, unknown>
+  const config = readJsonFile(p, (reason) => new TokenizerError(`${p}: not valid JSON (${reason})`))
+  if (!isObject(config)) throw new TokenizerError(`${p}: expected a JSON object, got ${jsonKind(config)}`)
+  return config
 }
 
 /** Loads the tokenizer of a checkpoint directory. `padTokenId` (config.json) is used when the tokenizer names none. */
 export async function loadTokenizer(dir: string, options: {padTokenId?: number} = {}): Promise<TextTokenizer> {
   const tokConfig = readTokenizerConfig(dir)
+  checkJsonFiles(dir)
   const jsonPath = join(dir, 'tokenizer.json')
   const vocabPath = join(dir, 'vocab.txt')
-  let nativeError: Error | undefined
-  if (existsSync(jsonPath)) {
-    try {
-      return await HfTokenizer.load(jsonPath, tokConfig, options.padTokenId)
-    } catch (error) {
-      nativeError = error as Error
-      if (!existsSync(vocabPath)) throw new TokenizerError(`${jsonPath}: cannot load tokenizer: ${nativeError.message}`)
-    }
-  }
+  if (existsSync(jsonPath)) return HfTokenizer.load(jsonPath, tokConfig, options.padTokenId, existsSync(vocabPath))
   if (existsSync(vocabPath)) return WordPieceTextTokenizer.load(vocabPath, tokConfig, options.padTokenId)
   throw new TokenizerError(
     `${dir}: no tokenizer found: expected tokenizer.json (any Hugging Face tokenizer) or vocab.txt (BERT WordPiece)`,
   )
+}
+
+/** The JSON tokenizer files codiemb does not read itself but copies on save: each must still parse. */
+const COPIED_JSON_FILES = TOKENIZER_FILES.filter((f) => f.endsWith('.json') && f !== 'tokenizer.json' && f !== 'tokenizer_config.json')
+
+function checkJsonFiles(dir: string): void {
+  for (const file of COPIED_JSON_FILES) {
+    const p = join(dir, file)
+    if (!existsSync(p)) continue
+    const value = readJsonFile(p, (reason) => new TokenizerError(`${p}: not valid JSON (${reason})`))
+    if (!isObject(value)) throw new TokenizerError(`${p}: expected a JSON object, got ${jsonKind(value)}`)
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function jsonKind(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`
+}
+
+/**
+ * The highest id a tokenizer.json tokenizer emits: its vocabulary with added tokens, and the ids its
+ * post-processor (TemplateProcessing, Bert/RobertaProcessing, Sequence) and padding insert, which
+ * come from their own tables rather than from the vocabulary.
+ */
+function highestTokenizerJsonId(vocab: Record<string, number>, json: Record<string, unknown>): {id: number; token: string} {
+  let best = {id: -1, token: ''}
+  const consider = (token: unknown, id: unknown) => {
+    if (typeof id === 'number' && id > best.id) best = {id, token: String(token)}
+  }
+  for (const [token, id] of Object.entries(vocab)) consider(token, id)
+  const visit = (processor: unknown): void => {
+    if (!isObject(processor)) return
+    for (const key of ['cls', 'sep']) {
+      const pair = processor[key]
+      if (Array.isArray(pair)) consider(pair[0], pair[1])
+    }
+    for (const special of Object.values(isObject(processor.special_tokens) ? processor.special_tokens : {})) {
+      const s = special as {id?: unknown; ids?: unknown; tokens?: unknown}
+      if (Array.isArray(s?.ids)) s.ids.forEach((id, i) => consider(Array.isArray(s.tokens) ? s.tokens[i] : s.id, id))
+    }
+    if (Array.isArray(processor.processors)) processor.processors.forEach(visit)
+  }
+  visit(json.post_processor)
+  if (isObject(json.padding)) consider(json.padding.pad_token, json.padding.pad_id)
+  return best
 }
 
 function specialToken(config: Record<string, unknown>, key: string, fallback: string): string {
@@ -84,17 +130,27 @@ class HfTokenizer implements TextTokenizer {
     private readonly tk: import('tokenizers').Tokenizer,
     readonly padId: number,
     readonly vocabSize: number,
+    readonly highestId: {id: number; token: string},
   ) {}
 
-  static async load(path: string, tokConfig: Record<string, unknown>, padTokenId?: number): Promise<HfTokenizer> {
+  static async load(path: string, tokConfig: Record<string, unknown>, padTokenId: number | undefined, besideVocabTxt: boolean): Promise<HfTokenizer> {
+    const unusable = (reason: string) =>
+      new TokenizerError(`${path}: ${reason}${besideVocabTxt ? ' (vocab.txt beside it is not used instead: the two may tokenize differently)' : ''}`)
+    const json = readJsonFile(path, (reason) => unusable(`not valid JSON (${reason})`))
+    if (!isObject(json)) throw unusable(`expected a JSON object (a Hugging Face tokenizer), got ${jsonKind(json)}`)
     const {Tokenizer} = await import('tokenizers')
-    const tk = Tokenizer.fromFile(path)
+    let tk: import('tokenizers').Tokenizer
+    try {
+      tk = Tokenizer.fromFile(path)
+    } catch (error) {
+      throw unusable(`not a tokenizer the tokenizers library can load: ${(error as Error).message.replace(/^Error loading from file/, '')}`)
+    }
     tk.disablePadding()
     tk.disableTruncation()
-    const json = JSON.parse(readFileSync(path, 'utf8')) as {padding?: {pad_id?: number} | null}
+    const padding = isObject(json.padding) ? json.padding : undefined
     const padName = specialToken(tokConfig, 'pad_token', '')
-    const padId = json.padding?.pad_id ?? (padName ? tk.tokenToId(padName) : null) ?? padTokenId ?? 0
-    return new HfTokenizer(tk, padId, tk.getVocabSize(true))
+    const padId = (typeof padding?.pad_id === 'number' ? padding.pad_id : undefined) ?? (padName ? tk.tokenToId(padName) : null) ?? padTokenId ?? 0
+    return new HfTokenizer(tk, padId, tk.getVocabSize(true), highestTokenizerJsonId(tk.getVocab(true), json))
   }
 
   tokenToId(token: string): number | undefined {
@@ -130,6 +186,7 @@ class WordPieceTextTokenizer implements TextTokenizer {
   private constructor(
     private readonly wp: WordPieceTokenizer,
     private readonly setup: WordPieceSetup,
+    readonly highestId: {id: number; token: string},
   ) {}
 
   get padId(): number {
@@ -141,7 +198,7 @@ class WordPieceTextTokenizer implements TextTokenizer {
   }
 
   static load(path: string, tokConfig: Record<string, unknown>, padTokenId?: number): WordPieceTextTokenizer {
-    const vocab = WordPieceTokenizer.parseVocab(readFileSync(path, 'utf8'))
+    const vocab = WordPieceTokenizer.parseVocab(readUtf8Lines(path))
     const names = {
       cls: specialToken(tokConfig, 'cls_token', '[CLS]'),
       sep: specialToken(tokConfig, 'sep_token', '[SEP]'),
@@ -161,7 +218,10 @@ class WordPieceTextTokenizer implements TextTokenizer {
       unkToken: names.unk,
       neverSplit: Object.values(names),
     })
-    return new WordPieceTextTokenizer(wp, {vocabPath: path, options: wp.options, clsId: vocab.get(names.cls)!, sepId: vocab.get(names.sep)!, padId: vocab.get(names.pad) ?? padTokenId ?? 0})
+    let highest = {id: -1, token: ''}
+    for (const [token, id] of vocab) if (id > highest.id) highest = {id, token}
+    const setup = {vocabPath: path, options: wp.options, clsId: vocab.get(names.cls)!, sepId: vocab.get(names.sep)!, padId: vocab.get(names.pad) ?? padTokenId ?? 0}
+    return new WordPieceTextTokenizer(wp, setup, highest)
   }
 
   workerStats(): {threadId: number; batches: number} | undefined {
@@ -201,3 +261,23 @@ class WordPieceTextTokenizer implements TextTokenizer {
   }
 }
 
+/** A vocab.txt's text; a line that is not UTF-8 (a binary or mis-encoded file) fails naming its number. */
+function readUtf8Lines(path: string): string {
+  const bytes = readFileSync(path)
+  const decoder = new TextDecoder('utf-8', {fatal: true})
+  try {
+    return decoder.decode(bytes)
+  } catch {
+    let start = 0
+    for (let line = 1; ; line++) {
+      const end = bytes.indexOf(0x0a, start)
+      try {
+        decoder.decode(bytes.subarray(start, end === -1 ? bytes.length : end))
+      } catch {
+        throw new TokenizerError(`${path}: line ${line} is not valid UTF-8: expected a text file with one token per line`)
+      }
+      if (end === -1) throw new TokenizerError(`${path}: not valid UTF-8: expected a text file with one token per line`)
+      start = end + 1
+    }
+  }
+}

@@ -35,6 +35,12 @@ export interface TextTokenizer {
   readonly source: 'tokenizer.json' | 'vocab.txt'
   readonly padId: number
   readonly vocabSize: number
+  /**
+   * The highest token id the tokenizer can emit (vocabulary, added tokens, the ids its post-processor
+   * and padding insert) and its token: the model's embedding matrix needs more rows than this id
+   * (checked at load, src/model/consistency.ts).
+   */
+  readonly highestId: {id: number; token: string}
   encodeBatch(texts: string[], options: TokenizeOptions): Promise<TokenBatch>
   tokenToId(token: string): number | undefined
   /**
