@@ -68,7 +68,7 @@ export interface TensorSelection {
   unused: UnusedTensor[]
 }
 
-const KEPT_REASON = 'not used for embeddings; kept unchanged and written back on save'
+const KEPT_REASON = 'kept unchanged and written back on save'
 
 /** Quoted names, at most `max` of them, then how many more. */
 function nameList(names: string[], max = 5): string {
@@ -144,7 +144,7 @@ export function unusedTensorsWarning(weightsPath: string, unused: UnusedTensor[]
     groups.set(why, [...(groups.get(why) ?? []), t.name])
   }
   const parts = [...groups].map(([why, names]) => `${nameList(names, 8)} (${why})`)
-  return `${weightsPath}: ${unused.length} tensor${unused.length > 1 ? 's' : ''} not used by the encoder: ${parts.join('; ')}`
+  return `${weightsPath}: ${unused.length} tensor${unused.length > 1 ? 's' : ''} not used to compute embeddings: ${parts.join('; ')}`
 }
 
 /**

@@ -122,3 +122,81 @@ test('a directory without tokenizer files fails naming the directory and what wa
     rmSync(dir, {recursive: true, force: true})
   }
 })
+
+/** A temporary directory with bert-tiny's tokenizer files, removed after the test. */
+function bertTinyTokenizerCopy(t: import('node:test').TestContext): string | undefined {
+  const src = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!src) return undefined
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-tok-'))
+  t.after(() => rmSync(dir, {recursive: true, force: true}))
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'vocab.txt']) copyFileSync(join(src, f), join(dir, f))
+  return dir
+}
+
+test('a tokenizer.json that does not load fails naming it, never falling back to the vocab.txt beside it', async (t) => {
+  const dir = bertTinyTokenizerCopy(t)
+  if (!dir) return
+  const good = readFileSync(join(dir, 'tokenizer.json'), 'utf8')
+  const fails = async (pattern: RegExp) =>
+    assert.rejects(loadTokenizer(dir), (e: unknown) => {
+      assert.ok(e instanceof TokenizerError, String(e))
+      assert.equal(e.exitCode, 2)
+      assert.ok(e.message.startsWith(join(dir, 'tokenizer.json') + ': '), e.message)
+      assert.match(e.message, pattern)
+      assert.match(e.message, /\(vocab\.txt beside it is not used instead: the two may tokenize differently\)$/)
+      return true
+    })
+  writeFileSync(join(dir, 'tokenizer.json'), good.slice(0, 3000))
+  await fails(/: not valid JSON \(/)
+  writeFileSync(join(dir, 'tokenizer.json'), '[1, 2]')
+  await fails(/: expected a JSON object \(a Hugging Face tokenizer\), got an array/)
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({...JSON.parse(good), model: {type: 'NoSuchModel'}}))
+  await fails(/: not a tokenizer the tokenizers library can load: data did not match any variant/)
+  // Without vocab.txt the message does not mention it.
+  rmSync(join(dir, 'vocab.txt'))
+  await assert.rejects(loadTokenizer(dir), (e: unknown) => e instanceof TokenizerError && !e.message.includes('vocab.txt'))
+})
+
+test('tokenizer_config.json and the JSON tokenizer files save copies must parse as objects', async (t) => {
+  const dir = bertTinyTokenizerCopy(t)
+  if (!dir) return
+  writeFileSync(join(dir, 'special_tokens_map.json'), '{"cls_token": "[CLS]",')
+  await assert.rejects(loadTokenizer(dir), (e: unknown) => e instanceof TokenizerError && new RegExp(`^${join(dir, 'special_tokens_map.json')}: not valid JSON \\(`).test(e.message))
+  writeFileSync(join(dir, 'special_tokens_map.json'), '{"cls_token": "[CLS]"}')
+  writeFileSync(join(dir, 'added_tokens.json'), 'null')
+  await assert.rejects(loadTokenizer(dir), /added_tokens\.json: expected a JSON object, got null/)
+  rmSync(join(dir, 'added_tokens.json'))
+  writeFileSync(join(dir, 'tokenizer_config.json'), '["do_lower_case"]')
+  await assert.rejects(loadTokenizer(dir), /tokenizer_config\.json: expected a JSON object, got an array/)
+})
+
+test('a vocab.txt that is not UTF-8 fails naming the file and the line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-tok-'))
+  t.after(() => rmSync(dir, {recursive: true, force: true}))
+  writeFileSync(join(dir, 'vocab.txt'), Buffer.concat([Buffer.from('[PAD]\n[UNK]\n'), Buffer.from([0x61, 0xff, 0xfe, 0x0a]), Buffer.from('[CLS]\n[SEP]\n')]))
+  await assert.rejects(loadTokenizer(dir), (e: unknown) => e instanceof TokenizerError && e.message === `${join(dir, 'vocab.txt')}: line 3 is not valid UTF-8: expected a text file with one token per line`)
+})
+
+test('highestId: the vocabulary, added tokens and the ids a post-processor inserts; repeated vocab.txt lines keep their first id', async (t) => {
+  const dir = bertTinyTokenizerCopy(t)
+  if (!dir) return
+  const lines = readFileSync(join(dir, 'vocab.txt'), 'utf8').split('\n').filter(Boolean)
+  const fromJson = await loadTokenizer(dir)
+  assert.deepEqual(fromJson.highestId, {id: lines.length - 1, token: lines.at(-1)})
+  const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'))
+  // The tokenizers library numbers an added token outside the vocabulary after it, whatever id the file gives.
+  json.added_tokens.push({id: 9100, content: '[NEW]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true})
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json))
+  const added = await loadTokenizer(dir)
+  assert.deepEqual(added.highestId, {id: lines.length, token: '[NEW]'})
+  assert.ok([...(await added.encodeBatch(['a [NEW] b'], {maxLength: 16})).inputIds].includes(lines.length))
+  json.post_processor.special_tokens['[SEP]'].ids = [9000]
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json))
+  assert.deepEqual((await loadTokenizer(dir)).highestId, {id: 9000, token: '[SEP]'})
+
+  rmSync(join(dir, 'tokenizer.json'))
+  writeFileSync(join(dir, 'vocab.txt'), [...lines, lines[5]].join('\n') + '\n')
+  const fromVocab = await loadTokenizer(dir)
+  assert.equal(fromVocab.source, 'vocab.txt')
+  assert.deepEqual(fromVocab.highestId, {id: lines.length - 1, token: lines.at(-1)})
+})
