@@ -1,4 +1,4 @@
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {REPO_ROOT, TEST_BACKEND} from './env.js'
@@ -24,21 +24,42 @@ export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; c
     input: options.input,
     maxBuffer: 64 * 1024 * 1024,
   })
-  let json: unknown
-  const text = r.stdout.trim()
-  if (text.startsWith('{')) {
+  return {status: r.status, stdout: r.stdout, stderr: r.stderr, json: parseAnswer(r.stdout)}
+}
+
+/** The JSON answer on stdout: the whole of it when it is one JSON document, else its parsed last line. */
+function parseAnswer(stdout: string): unknown {
+  const text = stdout.trim()
+  if (!text.startsWith('{')) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
     try {
-      json = JSON.parse(text)
+      return JSON.parse(text.split('\n').at(-1)!)
     } catch {
-      const last = text.split('\n').at(-1)!
-      try {
-        json = JSON.parse(last)
-      } catch {
-        /* not JSON */
-      }
+      return undefined
     }
   }
-  return {status: r.status, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+/**
+ * `runCli` without blocking: several CLI runs (each mostly waiting on module loading) can overlap,
+ * so suites of many short runs stay fast.
+ */
+export function runCliAsync(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Promise<CliRun> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'run.js'), ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: {...process.env, NO_COLOR: '1', ...options.env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (status) => resolveRun({status, stdout, stderr, json: parseAnswer(stdout)}))
+  })
 }
 
 /** Runs the real CLI (bin/run.js) in a child process. */
