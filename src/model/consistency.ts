@@ -129,7 +129,7 @@ export function selectTensors(arch: EncoderArchitecture, config: HfConfig, tenso
     const layers = layersPastConfig(unexpected, config)
     const why = layers.length
       ? `${configPath} has num_hidden_layers ${config.num_hidden_layers} but the weights hold layer${layers.length > 1 ? 's' : ''} ${layers.join(', ')}: fix num_hidden_layers or remove those tensors`
-      : `they are not part of the "${config.model_type}" model that ${configPath} describes, and the encoder does not ignore them on purpose`
+      : `neither part of the "${config.model_type}" model that ${configPath} describes nor ignored by its encoder on purpose`
     throw new EncoderLoadError(`${weightsPath}: ${unexpected.length} tensor${unexpected.length > 1 ? 's' : ''} would go unused: ${nameList(unexpected)}; ${why}`)
   }
   return {prefix, parameters, unused}
@@ -158,7 +158,7 @@ export function checkVocabulary(tokenizer: TextTokenizer, tokenizerPath: string,
   const matrix = embedding ? `the ${rows} rows of tensor "${embedding.file}" in ${weightsPath} (vocab_size ${rows} in ${configPath})` : `vocab_size ${rows} in ${configPath}`
   const {id, token} = tokenizer.highestId
   if (id >= rows) {
-    throw new EncoderLoadError(`${tokenizerPath}: token "${token}" has id ${id}, past ${matrix}: the tokenizer has ${id + 1} ids, the model embeds ${rows}; they do not belong together`)
+    throw new EncoderLoadError(`${tokenizerPath}: token "${token}" has id ${id}, past ${matrix}: the tokenizer needs ${id + 1} rows; use the tokenizer the model was trained with`)
   }
   if (tokenizer.padId >= rows) throw new EncoderLoadError(`${tokenizerPath}: the pad token id ${tokenizer.padId} is past ${matrix}`)
 }

@@ -98,7 +98,7 @@ test('layers past num_hidden_layers fail the load, naming the weights, the tenso
 test('a tensor neither used nor ignored fails the load; so do a missing parameter and a wrong shape', () => {
   rejects(
     () => selectTensors(bert, CONFIG, checkpoint(CONFIG, '', [f32('adapter.down.weight', 2, 4)]), 'w', 'c.json'),
-    /^w: 1 tensor would go unused: "adapter\.down\.weight"; they are not part of the "bert" model that c\.json describes, and the encoder does not ignore them on purpose$/,
+    /^w: 1 tensor would go unused: "adapter\.down\.weight"; neither part of the "bert" model that c\.json describes nor ignored by its encoder on purpose$/,
   )
   // Unprefixed encoder tensors beside prefixed ones (two models in one file) are not silently dropped.
   rejects(() => selectTensors(bert, CONFIG, [...checkpoint(CONFIG, 'bert.'), f32('embeddings.LayerNorm.bias', 4)], 'w', 'c'), /"embeddings\.LayerNorm\.bias"/)
@@ -138,7 +138,7 @@ test('checkVocabulary: every token id and the pad id must be a row of the embedd
   checkVocabulary(tokenizer(9), '/m/tokenizer.json', CONFIG, selection, '/m/model.safetensors', '/m/config.json')
   rejects(
     () => checkVocabulary(tokenizer(10), '/m/tokenizer.json', CONFIG, selection, '/m/model.safetensors', '/m/config.json'),
-    /^\/m\/tokenizer\.json: token "\[NEW\]" has id 10, past the 10 rows of tensor "embeddings\.word_embeddings\.weight" in \/m\/model\.safetensors \(vocab_size 10 in \/m\/config\.json\): the tokenizer has 11 ids, the model embeds 10/,
+    /^\/m\/tokenizer\.json: token "\[NEW\]" has id 10, past the 10 rows of tensor "embeddings\.word_embeddings\.weight" in \/m\/model\.safetensors \(vocab_size 10 in \/m\/config\.json\): the tokenizer needs 11 rows; use the tokenizer the model was trained with$/,
   )
   rejects(() => checkVocabulary(tokenizer(5, 10), '/m/vocab.txt', CONFIG, selection, 'w', 'c'), /^\/m\/vocab\.txt: the pad token id 10 is past the 10 rows of tensor "embeddings\.word_embeddings\.weight"/)
 })
