@@ -33,8 +33,8 @@
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 // The fused ops' C++ signatures used here were checked against the generated ATen headers of
-// libtorch 2.6 and 2.14; earlier 2.x releases changed them (masks, scale, philox state), so those
-// builds take the chunked path.
+// libtorch 2.6 and 2.14; releases before 2.6 are not verified (these ops gained masks, scale and
+// tensor philox state during 2.0-2.5), so those builds take the chunked path.
 #if CODIEMB_TORCH_AT_LEAST(2, 6)
 #define CODIEMB_SDPA 1
 #else
