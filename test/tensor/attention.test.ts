@@ -3,6 +3,7 @@ import {describe, test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import * as ops from '../../src/tensor/ops.js'
 import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
+import type {TorchBackend} from '../../src/tensor/torch/backend.js'
 
 // ops.attention on the backend under test (cpu: the chunked composite; torch: the native kernel)
 // against today's formulation, softmax(q kᵀ·scale + mask) v written with plain tfjs ops, whose
@@ -172,6 +173,41 @@ describe(`attention (${TEST_BACKEND})`, () => {
     const linearBound = B * H * 512 * (5 * d + 2) * 4
     assert.ok(ours512 <= linearBound, `kept ${ours512} bytes at T=512: more than q, k, v, the output and one float per row (${linearBound})`)
     assert.ok(theirs512 / theirs256 > 3.5, `the plain formulation's kept bytes grow ×${(theirs512 / theirs256).toFixed(2)} (the test would not see a quadratic path)`)
+  })
+
+  test('attention (torch): each kernel this libtorch has on CPU matches the chunked path; a kernel it lacks is refused by name', {skip: TEST_BACKEND !== 'torch' && 'torch pass only (CODIEMB_BACKEND=torch)'}, async (t) => {
+    await useTestBackend()
+    const backend = tf.backend() as unknown as TorchBackend
+    const {version, attentionKernels} = backend.addon.info()
+    const run = (kernel: TorchBackend['attentionKernel']) => {
+      backend.attentionKernel = kernel
+      try {
+        return tf.tidy(() => {
+          const [q, k, v, w] = [1, 2, 3, 4].map((s) => rand([2, 4, 24, 16], s))
+          const mask = tf.tensor4d(Array.from({length: 48}, (_, i) => (i >= 40 ? -1e9 : 0)), [2, 1, 1, 24])
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => ops.attention(a, b, c, {maskBias: mask, blockRows: 7})
+          const out = [f(q!, k!, v!), ...tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), w!)) as tf.Scalar)([q!, k!, v!])]
+          return {path: backend.lastAttentionPath, out: out.map((x) => tf.keep(x))}
+        })
+      } finally {
+        backend.attentionKernel = 'auto'
+      }
+    }
+    const chunked = run('chunked')
+    assert.equal(chunked.path, 'chunked')
+    if (!attentionKernels.includes('flash-cpu')) {
+      assert.equal(run('auto').path, 'chunked', `libtorch ${version}: auto takes the chunked path`)
+      assert.throws(() => run('efficient'), /attention kernel "efficient" needs libtorch >= 2\.6/)
+      t.diagnostic(`libtorch ${version} has no fused attention kernels (they need >= 2.6): chunked only`)
+    } else {
+      const fused = run('flash-cpu')
+      assert.equal(fused.path, 'flash-cpu')
+      fused.out.forEach((x, i) => assert.ok(relativeError(x, chunked.out[i]!) <= 1e-5, `flash-cpu vs chunked [${i}]: ${relativeError(x, chunked.out[i]!)}`))
+      assert.equal(run('auto').path, 'flash-cpu', 'auto picks the flash kernel on CPU with dropout 0')
+      tf.dispose(fused.out)
+    }
+    assert.throws(() => run('nonsense' as never), /unknown attention kernel "nonsense"/)
+    tf.dispose(chunked.out)
   })
 
   test('attention: rejects shapes it cannot attend over', async () => {
