@@ -378,7 +378,18 @@ std::vector<at::Tensor> AttentionBackward(const at::Tensor &dy, const at::Tensor
   if (path == kChunked) return ChunkedBackward(dy, q, k, v, bias, out, saved.state.at(1), cfg, wantQkv, wantBias);
   std::vector<at::Tensor> grads;
 #if CODIEMB_SDPA
-  if (wantQkv) grads = FusedBackward(path, dy, q, k, v, bias, out, saved, cfg);
+  if (wantQkv) {
+    try {
+      grads = FusedBackward(path, dy, q, k, v, bias, out, saved, cfg);
+    } catch (const c10::Error &) {
+      // A backward kernel that refuses what its forward took: without dropout the chunked backward
+      // (from a recomputed log-sum-exp) gives the same gradients; a kernel asked for by name reports it.
+      if (cfg.kernel != "auto" || cfg.dropout > 0) throw;
+      at::Tensor lse;
+      ChunkedForward(q, k, v, bias, cfg, &lse);
+      grads = ChunkedBackward(dy, q, k, v, bias, out, lse, cfg, true, false);
+    }
+  }
 #else
   throw std::invalid_argument("attention backward: a fused forward pass in a build without fused kernels");
 #endif
