@@ -5,17 +5,18 @@
     "torch_include%": "/usr/include",
     "torch_lib%": "/usr/lib/x86_64-linux-gnu",
     "cxx11_abi%": "1",
+    "cxx_std%": "c++17",
     "with_cuda%": "0"
   },
   "targets": [
     {
       "target_name": "codiemb_torch",
-      "sources": ["src/addon.cc"],
+      "sources": ["src/addon.cc", "src/attention.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "include_dirs": ["<(torch_include)", "<(torch_include)/torch/csrc/api/include"],
       "defines": ["_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)", "NAPI_VERSION=8"],
-      "cflags_cc!": ["-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc!": ["-fno-rtti", "-std=gnu++14", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=<(cxx_std)", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "libraries": ["-L<(torch_lib)", "-Wl,-rpath,<(torch_lib)", "-lc10", "-ltorch_cpu", "-ltorch", "-ldl"],
       "conditions": [
         ["with_cuda=='1'", {

@@ -70,8 +70,10 @@ if (!found) {
   process.exit(2)
 }
 found.abi ??= detectAbi(found.lib)
+// Recent libtorch headers refuse anything older than C++20 (ATen.h says so); earlier ones build as C++17.
+const std = readFileSync(join(found.include, 'ATen', 'ATen.h'), 'utf8').includes('C++20 or later') ? 'c++20' : 'c++17'
 const cuda = process.env.CODIEMB_TORCH_CUDA !== '0' && existsSync(join(found.lib, 'libtorch_cuda.so')) ? '1' : '0'
-console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
+console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  -std=${std}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
 if (printOnly) process.exit(0)
 
 // node-gyp downloads Node's headers unless it is pointed at a local copy (offline machines).
@@ -79,7 +81,7 @@ const nodeDir = dirname(dirname(process.execPath))
 const gypArgs = ['rebuild', '--directory', join(root, 'native'), `--jobs=${process.env.JOBS || 'max'}`]
 if (process.env.npm_config_nodedir) gypArgs.push(`--nodedir=${process.env.npm_config_nodedir}`)
 else if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${nodeDir}`)
-gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dwith_cuda=${cuda}`)
+gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`)
 
 const require = createRequire(import.meta.url)
 const gyp = require.resolve('node-gyp/bin/node-gyp.js')

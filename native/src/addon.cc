@@ -17,6 +17,8 @@
 
 #include <dlfcn.h>
 
+#include "attention.h"
+
 #include <cstring>
 #include <memory>
 #include <sstream>
@@ -510,6 +512,77 @@ Napi::Value AdamW(const Napi::CallbackInfo &info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Memory-efficient attention (attention.cc)
+
+// {scale, dropout, seed, blockRows, bf16, kernel} from a JS object.
+codiemb::AttentionConfig AttentionOptions(const Napi::Value &v) {
+  if (!v.IsObject()) throw std::invalid_argument("attention: expected an options object");
+  auto o = v.As<Napi::Object>();
+  codiemb::AttentionConfig cfg;
+  auto number = [&](const char *key, double fallback) {
+    Napi::Value x = o.Get(key);
+    return x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : fallback;
+  };
+  cfg.scale = number("scale", 1.0);
+  cfg.dropout = number("dropout", 0.0);
+  if (!(cfg.dropout >= 0.0 && cfg.dropout < 1.0)) throw std::invalid_argument("attention: dropout must be in [0, 1)");
+  cfg.seed = static_cast<uint64_t>(number("seed", 0.0));
+  cfg.blockRows = static_cast<int64_t>(number("blockRows", 64.0));
+  cfg.bf16 = o.Get("bf16").ToBoolean().Value();
+  Napi::Value kernel = o.Get("kernel");
+  if (kernel.IsString()) cfg.kernel = kernel.As<Napi::String>().Utf8Value();
+  return cfg;
+}
+
+at::Tensor OptionalTensor(const Napi::Value &v, const char *what) {
+  return v.IsNull() || v.IsUndefined() ? at::Tensor() : Tensor(v, what);
+}
+
+codiemb::AttentionSaved SavedState(const Napi::Value &v) {
+  if (!v.IsArray()) throw std::invalid_argument("attention: expected the saved state (an array of handles)");
+  auto a = v.As<Napi::Array>();
+  codiemb::AttentionSaved saved;
+  for (uint32_t i = 0; i < a.Length(); ++i) saved.state.push_back(Tensor(a.Get(i), "attention saved state"));
+  return saved;
+}
+
+Napi::Array HandleArray(Napi::Env env, const std::vector<at::Tensor> &ts) {
+  auto out = Napi::Array::New(env, ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) out.Set(static_cast<uint32_t>(i), Wrap(env, ts[i]));
+  return out;
+}
+
+// attention(q, k, v, bias | null, options, save) -> [out, saved handles (empty unless save), path]
+Napi::Value Attention(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const codiemb::AttentionConfig cfg = AttentionOptions(info[4]);
+    const bool save = info[5].ToBoolean().Value();
+    codiemb::AttentionSaved saved;
+    at::NoGradGuard noGrad;
+    at::Tensor out = codiemb::AttentionForward(Tensor(info[0], "q"), Tensor(info[1], "k"), Tensor(info[2], "v"), OptionalTensor(info[3], "bias"),
+                                               cfg, &saved);
+    auto result = Napi::Array::New(env, 3);
+    result.Set(0u, Wrap(env, out));
+    result.Set(1u, HandleArray(env, save ? saved.state : std::vector<at::Tensor>{}));
+    result.Set(2u, Napi::String::New(env, codiemb::AttentionPathName(saved)));
+    return result;
+  }, [&] { return std::string("attention"); });
+}
+
+// attentionBackward(dy, q, k, v, bias | null, out, saved, options, wantQkv, wantBias) -> [dq, dk, dv][, dbias]
+Napi::Value AttentionBackward(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    at::NoGradGuard noGrad;
+    auto grads = codiemb::AttentionBackward(Tensor(info[0], "dy"), Tensor(info[1], "q"), Tensor(info[2], "k"), Tensor(info[3], "v"),
+                                            OptionalTensor(info[4], "bias"), Tensor(info[5], "out"), SavedState(info[6]), AttentionOptions(info[7]),
+                                            info[8].ToBoolean().Value(), info[9].ToBoolean().Value());
+    return HandleArray(env, grads);
+  }, [&] { return std::string("attentionBackward"); });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Runtime facts and settings
 
 // The GPU's marketing name through the CUDA driver API, loaded at run time so the addon needs no CUDA
@@ -552,6 +625,10 @@ Napi::Value Info(const Napi::CallbackInfo &info) {
     out.Set("numThreads", at::get_num_threads());
     out.Set("parallelInfo", at::get_parallel_info());
     out.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
+    auto kernels = codiemb::AttentionFusedKernels();
+    auto fused = Napi::Array::New(env, kernels.size());
+    for (size_t i = 0; i < kernels.size(); ++i) fused.Set(static_cast<uint32_t>(i), kernels[i]);
+    out.Set("attentionKernels", fused);
     return out;
   }, [] { return std::string("info"); });
 }
@@ -614,6 +691,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("op", Napi::Function::New(env, Op, "op"));
   exports.Set("schema", Napi::Function::New(env, Schema, "schema"));
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
+  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));

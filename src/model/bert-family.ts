@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
+import {ACTIVATIONS, attention, dropout, layerNorm, linear} from '../tensor/ops.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -152,13 +152,11 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       let h = dropout(layerNorm(summed as tf.Tensor2D, P('embeddings.LayerNorm.weight'), P('embeddings.LayerNorm.bias'), eps), hiddenDrop, nextSeed()) as tf.Tensor2D
       const hiddenStates: tf.Tensor3D[] = [tf.reshape(h, [B, T, H])]
 
-      // 0 for real keys, MASK_BIAS for padding: [B, 1, 1, T], broadcast over heads and queries — or, on
-      // cpu, materialised once as [B, heads, T, T] so each layer's add is same-shape (see tensor/ops.ts).
+      // 0 for real keys, MASK_BIAS for padding, per key: [B, 1, 1, T], broadcast over heads and queries
+      // by the attention kernels (O(B·T) memory; see tensor/ops.ts attention).
       const maskRow = new Float32Array(B * T)
       for (let i = 0; i < maskRow.length; i++) maskRow[i] = inputs.attentionMask[i] ? 0 : MASK_BIAS
-      const maskBias = cpuFastPaths()
-        ? tf.reshape(tf.matMul(tf.ones([B, heads * T, 1]) as tf.Tensor3D, tf.tensor3d(maskRow, [B, 1, T])), [B, heads, T, T])
-        : tf.tensor4d(maskRow, [B, 1, 1, T])
+      const maskBias = tf.tensor4d(maskRow, [B, 1, 1, T])
       const scale = 1 / Math.sqrt(dHead)
       const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3]) as tf.Tensor4D
 

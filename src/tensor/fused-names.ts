@@ -7,6 +7,7 @@ export const FUSED = {
   attention: 'CodiembAttention',
   attentionMasked: 'CodiembAttentionMasked',
   attentionGrad: 'CodiembAttentionGrad',
+  attentionMaskGrad: 'CodiembAttentionMaskGrad',
   dropout: 'CodiembDropout',
   dropoutGrad: 'CodiembDropoutGrad',
 } as const

@@ -1,7 +1,7 @@
 /**
  * The tensor ops of the encoders and the optimizer, backend-agnostic: on a backend that registers
- * codiemb's fused kernels (the `torch` backend: ATen's gelu, native_layer_norm, softmax backward,
- * native_dropout) each op is one kernel with an analytic gradient; on every other backend (cpu,
+ * codiemb's fused kernels (the `torch` backend: ATen's gelu, native_layer_norm, native_dropout,
+ * memory-efficient attention) each op is one kernel with an analytic gradient; on every other backend (cpu,
  * tensorflow) it is a composite of tfjs ops, written for speed on the cpu backend where that matters
  * (see cpuFastPaths). Both paths compute the same function; tests check values and gradients agree.
  *
@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import {FUSED} from './fused-names.js'
+import {chunkedAttention} from './attention.js'
 import './gradients.js'
 
 export {FUSED} from './fused-names.js'
@@ -155,52 +156,72 @@ export function dropout(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
 // Scaled dot-product attention
 
 export interface AttentionOptions {
-  /** Added to the scores before the softmax; broadcastable to [..., Tq, Tk] (e.g. [B, 1, 1, Tk] with -1e9 on padding). */
+  /**
+   * Added to the scores before the softmax; broadcastable to [..., Tq, Tk]. Give a padding mask per
+   * key, [B, 1, 1, Tk] with -1e9 on padding: O(B·T) memory, and the fused kernels take it as is.
+   */
   maskBias?: tf.Tensor
   /** Multiplies q k^T (default 1/sqrt(d)). */
   scale?: number
   /** Dropout on the attention probabilities (training only; default 0). */
   dropoutRate?: number
+  /**
+   * Seed of the dropout masks (an integer; drawn at random when omitted). The chunked paths redraw
+   * each block's mask from it in the backward pass, so one seed gives one mask, run after run.
+   */
   seed?: number
+  /** Query rows per block of the chunked paths (default: blocks of about ATTENTION_BLOCK_ELEMENTS scores, at least 16 rows). */
+  blockRows?: number
 }
 
+/** Scores per block of the chunked paths by default: 2^24 (64 MiB of float32). */
+export const ATTENTION_BLOCK_ELEMENTS = 2 ** 24
+
 /**
- * softmax(q k^T * scale + maskBias) v for q [..., Tq, d], k and v [..., Tk, d] (typically
- * [batch, heads, tokens, headDim]); returns [..., Tq, d]. The fused kernel keeps the probabilities
- * for backward. The composite scales q before the product (one [Tq, d] multiply instead of a
- * [Tq, Tk] one); on cpu (cpuFastPaths) a maskBias already broadcast to the scores' shape keeps the
- * add same-shape.
+ * softmax(q k^T * scale + maskBias) v, with dropout on the probabilities, for q [..., Tq, d], k
+ * [..., Tk, d] and v [..., Tk, dv] with equal leading dims (typically [batch, heads, tokens,
+ * headDim]); returns [..., Tq, dv]. Gradients flow to q, k, v and maskBias.
+ *
+ * Memory: what backward keeps is q, k, v, the mask, the output and each query row's log-sum-exp —
+ * O(B·H·T·d), never the [B, H, T, T] probabilities, which the backward pass recomputes block by
+ * block (or ATen's fused kernels recompute). On `torch` one native kernel (src/tensor/torch/fused.ts,
+ * native/src/attention.cc: ATen's flash / memory-efficient / cuDNN kernels on libtorch >= 2.6, the
+ * chunked algorithm elsewhere); on other backends the chunked composite of ./attention.ts.
  */
 export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
+  checkAttentionShapes(q, k, v, options.maskBias)
   const scale = options.scale ?? 1 / Math.sqrt(q.shape[q.shape.length - 1]!)
   const dropoutRate = options.dropoutRate ?? 0
+  if (!(dropoutRate >= 0 && dropoutRate < 1)) throw new Error(`attention dropout rate must be in [0, 1), got ${dropoutRate}`)
+  if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new Error(`attention seed must be an integer, got ${options.seed}`)
+  const seed = dropoutRate > 0 ? (options.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0 : 0
+  const tk = k.shape[k.rank - 2]!
+  const lead = tf.util.sizeFromShape(q.shape.slice(0, -2))
+  const blockRows = Math.max(1, Math.floor(options.blockRows ?? Math.max(16, ATTENTION_BLOCK_ELEMENTS / Math.max(1, lead * tk))))
   if (hasKernel(FUSED.attention)) {
-    const attrs = {scale, dropoutRate, seed: options.seed}
+    const attrs = {scale, dropoutRate, seed, blockRows}
     if (options.maskBias) return run(FUSED.attentionMasked, {q, k, v, maskBias: options.maskBias}, attrs)
     return run(FUSED.attention, {q, k, v}, attrs)
   }
-  return tf.tidy(() => {
-    let scores = tf.matMul(scale === 1 ? q : tf.mul(q, scale), k, false, true)
-    if (options.maskBias) scores = tf.add(scores, options.maskBias)
-    let probs = softmaxLastAxis(scores)
-    if (dropoutRate > 0) probs = tf.dropout(probs, dropoutRate, undefined, options.seed)
-    return tf.matMul(probs, v)
-  })
+  return chunkedAttention(q, k, v, options.maskBias, {scale, dropoutRate, seed, blockRows, matmulRowStats: cpuFastPaths()})
 }
 
-/**
- * Softmax over the last axis. On cpu the row max, row sum and their broadcasts are matmuls against
- * ones vectors (tfjs-cpu's Softmax kernel broadcasts element by element); elsewhere tf.softmax.
- */
-function softmaxLastAxis(x: tf.Tensor): tf.Tensor {
-  if (!cpuFastPaths()) return tf.softmax(x)
-  const shape = x.shape
-  const T = shape[shape.length - 1]!
-  const rows = tf.reshape(x, [-1, T]) as tf.Tensor2D
-  const onesRow = tf.ones([1, T]) as tf.Tensor2D
-  const shifted = tf.exp(tf.sub(rows, tf.matMul(tf.max(rows, 1, true) as tf.Tensor2D, onesRow)))
-  const total = tf.matMul(shifted, tf.ones([T, 1]) as tf.Tensor2D)
-  return tf.reshape(tf.mul(shifted, tf.matMul(tf.reciprocal(total), onesRow)), shape)
+function checkAttentionShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | undefined): void {
+  const problem = ((): string | undefined => {
+    if (q.rank < 2) return 'q must have rank >= 2'
+    if (k.rank !== q.rank || v.rank !== q.rank) return 'q, k and v must have the same rank'
+    for (let i = 0; i < q.rank - 2; i++) if (k.shape[i] !== q.shape[i] || v.shape[i] !== q.shape[i]) return 'q, k and v must have equal leading dims'
+    if (k.shape[k.rank - 1] !== q.shape[q.rank - 1]) return "k's last dim must equal q's"
+    if (v.shape[v.rank - 2] !== k.shape[k.rank - 2]) return 'k and v must have the same number of keys'
+    if (mask) {
+      const full = [...q.shape.slice(0, -1), k.shape[k.rank - 2]!]
+      if (mask.rank > full.length) return `maskBias must have rank <= ${full.length}`
+      const off = full.length - mask.rank
+      if (mask.shape.some((n, i) => n !== 1 && n !== full[off + i])) return `maskBias must broadcast to [${full}]`
+    }
+    return undefined
+  })()
+  if (problem) throw new Error(`attention: ${problem} (q [${q.shape}], k [${k.shape}], v [${v.shape}]${mask ? `, maskBias [${mask.shape}]` : ''})`)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +342,9 @@ for (const [kernelName, masked] of [[FUSED.attention, false], [FUSED.attentionMa
       if (maskBias) inputs.maskBias = maskBias
       const g = eagerGrads(() => run(FUSED.attentionGrad, inputs, attrs as any))
       const grads: Record<string, () => tf.Tensor> = {q: g(0), k: g(1), v: g(2)}
-      if (maskBias) grads.maskBias = g(3)
+      // A padding mask is a constant and backprop never asks for its gradient; when a caller does,
+      // it costs its own pass (the fused kernels do not reduce it).
+      if (maskBias) grads.maskBias = () => run(FUSED.attentionMaskGrad, inputs, attrs as any)
       return grads
     },
   })

@@ -43,6 +43,8 @@ const torch: TensorBackendPlugin = {
           cudaAvailable: info.cudaAvailable,
           cudaDevices: info.cudaDeviceNames,
           cxx11Abi: info.cxx11Abi,
+          // ATen's fused attention kernels (libtorch >= 2.6); an addon built before them reports none.
+          attentionKernels: info.attentionKernels ?? [],
         },
       }
     } catch (error) {

@@ -20,6 +20,23 @@ export interface TorchInfo {
   numThreads: number
   parallelInfo: string
   cxx11Abi: boolean
+  /** ATen's fused attention kernels this addon was compiled with (none before libtorch 2.6). */
+  attentionKernels: string[]
+}
+
+/** The attention kernels the addon can be asked for; `auto` picks per call (native/src/attention.cc). */
+export type AttentionKernel = 'auto' | 'chunked' | 'flash-cpu' | 'flash' | 'efficient' | 'cudnn'
+
+export interface AttentionNativeOptions {
+  scale: number
+  dropout: number
+  /** Seed of the dropout masks (a 32-bit unsigned integer). */
+  seed: number
+  /** Query rows per block of the chunked path. */
+  blockRows: number
+  /** Matrix products in bfloat16 with float32 results. */
+  bf16: boolean
+  kernel: AttentionKernel
 }
 
 /** The functions native/src/addon.cc exports. */
@@ -39,6 +56,17 @@ export interface TorchAddon {
     params: TorchHandle[], grads: TorchHandle[], m: TorchHandle[], v: TorchHandle[],
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
   ): [TorchHandle[], TorchHandle[], TorchHandle[]]
+  /**
+   * softmax(q k^T * scale + bias) v with dropout; returns the output, what backward needs (empty
+   * unless `save`: the per-row log-sum-exp and the fused kernels' RNG state, never probabilities) and
+   * the path taken (chunked, flash-cpu, flash, efficient, cudnn).
+   */
+  attention(q: TorchHandle, k: TorchHandle, v: TorchHandle, bias: TorchHandle | null, options: AttentionNativeOptions, save: boolean): [TorchHandle, TorchHandle[], string]
+  /** [dq, dk, dv] when wantQkv, then [dbias] when wantBias, recomputing the probabilities block by block. */
+  attentionBackward(
+    dy: TorchHandle, q: TorchHandle, k: TorchHandle, v: TorchHandle, bias: TorchHandle | null, out: TorchHandle,
+    saved: TorchHandle[], options: AttentionNativeOptions, wantQkv: boolean, wantBias: boolean,
+  ): TorchHandle[]
   info(): TorchInfo
   setNumThreads(n: number): void
   manualSeed(seed: number): void

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core'
-import {loadTorchAddon, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
+import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
 
 type DataId = object
 type BackendValues = tf.backend_util.BackendValues
@@ -56,6 +56,15 @@ export class TorchBackend extends tf.KernelBackend {
    * state, every other kernel and the loss stay float32.
    */
   readonly bf16Matmul: boolean
+
+  /**
+   * The attention kernel (native/src/attention.cc): `auto` (ATen's fused kernels where they apply,
+   * else chunked) or one forced by name; CODIEMB_TORCH_ATTENTION sets it. Parity checks switch it.
+   */
+  attentionKernel: AttentionKernel = (process.env.CODIEMB_TORCH_ATTENTION as AttentionKernel | undefined) || 'auto'
+
+  /** The path the last attention forward took (chunked, flash-cpu, flash, efficient, cudnn). */
+  lastAttentionPath: string | undefined
 
   constructor(device = 'cpu', options: {bf16Matmul?: boolean} = {}) {
     super()

@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core'
-import type {TorchHandle} from './addon.js'
+import type {AttentionKernel, AttentionNativeOptions, TorchHandle} from './addon.js'
 import type {TorchBackend} from './backend.js'
 import {registerTorchKernel} from './kernels/registry.js'
 import {FUSED} from '../fused-names.js'
 
 /**
  * The torch implementations of codiemb's fused kernels (names and gradients in src/tensor/ops.ts).
- * Forward kernels keep what their backward needs (softmax probabilities, layer-norm mean/rstd,
- * dropout masks) with their output when the gradient tape is recording, so backward recomputes
+ * Forward kernels keep what their backward needs (attention's per-row log-sum-exp, layer-norm
+ * mean/rstd, dropout masks) with their output when the gradient tape is recording, so backward recomputes
  * nothing; the kept tensors are freed with the output.
  */
 
@@ -65,60 +65,47 @@ reg(FUSED.dropoutGrad, (b, {dy, y}, {rate}) => {
   return b.output(b.op('aten::native_dropout_backward')(h(b, dy!), kept[0], 1 / (1 - rate)), 'float32')
 })
 
-// Scaled dot-product attention: softmax(q k^T * scale + maskBias) (with dropout on the
-// probabilities) times v, for q [..., Tq, d], k/v [..., Tk, d], maskBias broadcastable to [..., Tq, Tk].
-function attentionProbs(b: TorchBackend, q: tf.TensorInfo, k: tf.TensorInfo, maskBias: tf.TensorInfo | undefined, scale: number): TorchHandle {
-  let scores = b.matmul(h(b, q), b.op('aten::transpose', 'int')(h(b, k), -1, -2))
-  if (scale !== 1) scores = b.op('aten::mul_', 'Scalar')(scores, scale)
-  if (maskBias) scores = b.op('aten::add_', 'Tensor')(scores, h(b, maskBias))
-  const probs = b.op('aten::_softmax')(scores, -1, false)
-  return probs
+// Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
+// its output, the per-row log-sum-exp (and a fused kernel's RNG state), never the probabilities;
+// the backward recomputes them block by block or through ATen's fused backward.
+const ATTENTION_KERNELS: readonly AttentionKernel[] = ['auto', 'chunked', 'flash-cpu', 'flash', 'efficient', 'cudnn']
+
+function attentionOptions(b: TorchBackend, {scale, dropoutRate, seed, blockRows}: Attrs): AttentionNativeOptions {
+  if (!ATTENTION_KERNELS.includes(b.attentionKernel)) {
+    throw new Error(`unknown attention kernel "${b.attentionKernel}" (CODIEMB_TORCH_ATTENTION: expected ${ATTENTION_KERNELS.join(', ')})`)
+  }
+  return {scale, dropout: dropoutRate, seed, blockRows, bf16: b.bf16Matmul, kernel: b.attentionKernel}
 }
-function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, {scale, dropoutRate, seed}: Attrs): tf.TensorInfo {
-  const probs = attentionProbs(b, q!, k!, maskBias, scale)
-  let used = probs
-  let mask: TorchHandle | undefined
-  if (dropoutRate > 0) {
-    if (seed != null) b.addon.manualSeed(seed)
-    ;[used, mask] = b.op('aten::native_dropout')(probs, dropoutRate, true) as TorchHandle[]
-  }
-  const out = b.output(b.matmul(used, h(b, v!)), 'float32')
-  if (tapeOn()) b.stash(out, mask ? [probs, mask] : [probs])
-  else {
-    b.addon.release(probs)
-    if (mask) b.addon.release(mask)
-  }
-  return out
+
+function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
+  const save = tapeOn()
+  const [out, saved, path] = b.addon.attention(h(b, q!), h(b, k!), h(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
+  b.lastAttentionPath = path
+  const info = b.output(out, 'float32')
+  if (save) b.stash(info, saved)
+  return info
 }
 reg(FUSED.attention, attentionForward)
 reg(FUSED.attentionMasked, attentionForward)
-reg(FUSED.attentionGrad, (b, {dy, q, k, v, maskBias, y}, {scale, dropoutRate}) => {
-  const kept = b.stashed(y!)
-  if (!kept && dropoutRate > 0) throw new Error(`${FUSED.attentionGrad}: the forward pass kept no dropout mask (was the tape off?)`)
-  const probs = kept ? kept[0]! : attentionProbs(b, q!, k!, maskBias, scale)
-  const keep = kept?.[1]
-  const keepScale = 1 / (1 - dropoutRate)
-  const used = keep ? b.op('aten::native_dropout_backward')(probs, keep, keepScale) : probs
-  const g = h(b, dy!)
-  const dv = b.matmul(b.op('aten::transpose', 'int')(used, -1, -2), g)
-  let dUsed = b.matmul(g, b.op('aten::transpose', 'int')(h(b, v!), -1, -2))
-  if (keep) dUsed = b.op('aten::native_dropout_backward')(dUsed, keep, keepScale)
-  let dScores = b.op('aten::_softmax_backward_data')(dUsed, probs, -1, 'float32')
-  const dMask = dScores
-  if (scale !== 1) dScores = b.op('aten::mul', 'Scalar')(dScores, scale)
-  const dq = b.matmul(dScores, h(b, k!))
-  const dk = b.matmul(b.op('aten::transpose', 'int')(dScores, -1, -2), h(b, q!))
-  const outs = [b.output(dq, 'float32'), b.output(dk, 'float32'), b.output(dv, 'float32')]
-  if (maskBias) {
-    // The mask bias broadcasts over some axes; its gradient sums dScores over them.
-    const full = b.addon.shape(dMask)
-    const mb = maskBias.shape
-    const lead = full.length - mb.length
-    const axes: number[] = []
-    for (let i = 0; i < full.length; i++) if (i < lead || mb[i - lead] === 1 && full[i] !== 1) axes.push(i)
-    const summed = axes.length ? b.op('aten::sum', 'dim_IntList')(dMask, axes, true) : dMask
-    outs.push(b.output(b.op('aten::reshape')(summed, mb), 'float32'))
-  }
-  return outs
-})
 
+function attentionBackward(b: TorchBackend, {dy, q, k, v, maskBias, y}: Inputs, attrs: Attrs, wantQkv: boolean, wantBias: boolean): tf.TensorInfo[] {
+  const options = attentionOptions(b, attrs)
+  const bias = maskBias ? h(b, maskBias) : null
+  let saved = b.stashed(y!)
+  let recomputed: TorchHandle[] | undefined
+  if (!saved) {
+    // A forward run with the tape off kept nothing; without dropout it can be recomputed.
+    if (attrs.dropoutRate > 0) throw new Error(`${FUSED.attentionGrad}: the forward pass kept no attention state (was the tape off?)`)
+    const [out, state] = b.addon.attention(h(b, q!), h(b, k!), h(b, v!), bias, {...options, kernel: 'chunked'}, true)
+    b.addon.release(out)
+    saved = recomputed = state
+  }
+  try {
+    const grads = b.addon.attentionBackward(h(b, dy!), h(b, q!), h(b, k!), h(b, v!), bias, h(b, y!), saved, options, wantQkv, wantBias)
+    return grads.map((g) => b.output(g, 'float32'))
+  } finally {
+    for (const t of recomputed ?? []) b.addon.release(t)
+  }
+}
+reg(FUSED.attentionGrad, (b, inputs, attrs) => attentionBackward(b, inputs, attrs, true, false))
+reg(FUSED.attentionMaskGrad, (b, inputs, attrs) => attentionBackward(b, inputs, attrs, false, true)[0]!)
