@@ -5,8 +5,8 @@
  *
  * - Listing: the hub's tree API (`/api/{datasets,models}/ID/tree/REV?recursive=true`), paginated by
  *   `Link: <…>; rel="next"` headers. Next-page links are followed on the hub's own origin only (the
- *   token must not travel elsewhere), never to a page already seen (a loop), and at most 10,000
- *   pages of at most 32 MiB each.
+ *   token must not travel elsewhere) and never to a page already seen; a page that lists a path
+ *   again, or 3 empty pages in a row, is a loop too; at most 10,000 pages of at most 32 MiB each.
  * - Paths: checked before anything is written (src/data/hub-paths.ts): unsafe or colliding paths
  *   fail the pull, configuration and hidden files are skipped and reported.
  * - `HF_ENDPOINT` selects the hub (mirrors, a local test server); `HF_TOKEN` authenticates, and is
@@ -80,6 +80,8 @@ export interface PullResult {
 
 const MAX_PAGES = 10_000
 const MAX_PAGE_BYTES = 32 * 1024 * 1024
+/** Empty pages in a row (each with a next-page link) after which the pagination counts as a loop. */
+const MAX_EMPTY_PAGES = 3
 
 export function defaultEndpoint(): string {
   return (process.env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '')
@@ -178,6 +180,9 @@ async function listRepo(ctx: Context): Promise<ListedFile[]> {
   const what = `listing ${ctx.repoType} ${ctx.repoId}@${ctx.revision} on ${ctx.endpoint}`
   const files: ListedFile[] = []
   const seen = new Map<string, number>()
+  /** Each listed path (files and folders) and the page that listed it. */
+  const paths = new Map<string, number>()
+  let stale = 0
   let url: URL | undefined = new URL(`${ctx.endpoint}/api/${ctx.repoType}s/${ctx.repoId}/tree/${encodeURIComponent(ctx.revision)}?recursive=true&expand=false`)
   for (let page = 1; url; page++) {
     const pageUrl: URL = url
@@ -211,8 +216,15 @@ async function listRepo(ctx: Context): Promise<ListedFile[]> {
     for (const item of items) {
       const file = listedFile(item)
       if (typeof file === 'string') throw new HubError(`${pageWhat}: malformed listing: ${file}`)
+      const path = (item as {path?: unknown}).path
+      if (typeof path === 'string') {
+        if (paths.has(path)) throw new HubError(`${pageWhat}: ${JSON.stringify(path)} is listed again (page ${paths.get(path)} had it): a pagination loop`)
+        paths.set(path, page)
+      }
       if (file) files.push(file)
     }
+    stale = items.length === 0 ? stale + 1 : 0
+    if (stale >= MAX_EMPTY_PAGES && next) throw new HubError(`${pageWhat}: ${stale} pages in a row without entries, and still a next-page link: a pagination loop`)
     url = next
   }
   return files

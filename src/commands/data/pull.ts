@@ -3,12 +3,12 @@ import {CodiembCommand, CodiembError} from '../../cli/base-command.js'
 import {applyHelp} from '../../cli/messages.js'
 import type {PullResult} from '../../data/hub.js'
 
-/** A duration flag in seconds (fractions allowed), handed to the library in milliseconds. */
+/** A duration flag in seconds (fractions allowed), handed to the library in milliseconds; a bad value is a usage error (exit code 2). */
 const seconds = Flags.custom<number>({
   helpValue: 'SECONDS',
   parse: async (input) => {
     const value = Number(input)
-    if (input.trim() === '' || !Number.isFinite(value) || value <= 0) throw new Error(`expected a number of seconds > 0, got ${JSON.stringify(input)}`)
+    if (input.trim() === '' || !Number.isFinite(value) || value <= 0) throw new CodiembError(`expected a number of seconds > 0, got ${JSON.stringify(input)}`)
     return value
   },
 })
