@@ -25,8 +25,8 @@ export default class DataPull extends CodiembCommand<typeof DataPull> {
     include: Flags.string({summary: 'Only files matching this glob (* within a folder, ** across folders); repeatable.', multiple: true}),
     model: Flags.boolean({summary: 'The repository is a model, not a dataset.'}),
     'connect-timeout': seconds({summary: 'Seconds to wait for a response to start (connect, TLS, headers).', default: 30, env: 'CODIEMB_PULL_CONNECT_TIMEOUT', helpGroup: 'NETWORK'}),
-    'idle-timeout': seconds({summary: 'Seconds a download may stall before it is retried.', default: 60, env: 'CODIEMB_PULL_IDLE_TIMEOUT', helpGroup: 'NETWORK'}),
-    retries: Flags.integer({summary: 'Further attempts per request after a network error, timeout or HTTP 408/429/5xx.', default: 3, min: 0, max: 20, env: 'CODIEMB_PULL_RETRIES', helpGroup: 'NETWORK'}),
+    'idle-timeout': seconds({summary: 'Seconds a response body may stall before the attempt fails (and is retried).', default: 60, env: 'CODIEMB_PULL_IDLE_TIMEOUT', helpGroup: 'NETWORK'}),
+    retries: Flags.integer({summary: 'Further attempts per request after a network error, timeout or HTTP 408/429/5xx.', helpValue: 'N', default: 3, min: 0, max: 20, env: 'CODIEMB_PULL_RETRIES', helpGroup: 'NETWORK'}),
   }
 
   protected async exec(): Promise<PullResult> {
