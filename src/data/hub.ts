@@ -251,32 +251,35 @@ function contentRange(value: string | null): {start: number; total?: number} | u
 /**
  * One attempt at bringing `partial` to `entry.size` bytes: resumes from what is there (HTTP Range),
  * never writes past the listed size, and throws a retryable failure when the transfer is cut short.
- * Returns whether bytes from before the attempt were kept.
+ * Sets `state.restarted` when it discards or truncates the bytes it found.
  */
-async function downloadAttempt(ctx: Context, entry: ListedFile, url: URL, partial: string, what: string): Promise<boolean> {
+async function downloadAttempt(ctx: Context, entry: ListedFile, url: URL, partial: string, what: string, state: {restarted: boolean}): Promise<void> {
   let have = fileSize(partial, true) ?? 0
   if (have > entry.size) {
     rmSync(partial)
     have = 0
   }
-  if (have === entry.size) return true
+  if (have === entry.size) return
   const headers: Record<string, string> = {'accept-encoding': 'identity'}
   if (have > 0) headers.range = `bytes=${have}-`
   const exchange = await ctx.http.open(url, headers, what, false)
   const {response} = exchange
   const source = redactUrl(exchange.url)
   let offset = 0
+  state.restarted ||= have > 0 && response.status !== 206
   if (response.status === 206) {
     const range = contentRange(response.headers.get('content-range'))
     if (!range || range.start !== have || (range.total !== undefined && range.total !== entry.size)) {
       exchange.close()
       rmSync(partial, {force: true})
+      state.restarted = true
       throw transient(`${source} answered a request for bytes ${have}- with ${JSON.stringify(response.headers.get('content-range'))} (listed size ${entry.size}); the partial download was discarded`)
     }
     offset = have
   } else if (response.status === 416 && have > 0) {
     exchange.close()
     rmSync(partial, {force: true})
+    state.restarted = true
     throw transient(`${source} cannot serve bytes ${have}- (HTTP 416); the partial download was discarded`)
   } else if (response.status < 200 || response.status > 299) {
     const retry = await exchange.retryableFailure()
@@ -316,7 +319,6 @@ async function downloadAttempt(ctx: Context, entry: ListedFile, url: URL, partia
     if (fd !== undefined) closeSync(fd)
   }
   if (offset < entry.size) throw transient(`the response from ${source} ended after ${offset} of ${entry.size} bytes`)
-  return have > 0 && response.status === 206
 }
 
 /** Fetches, checks and places one file; returns how it got there. */
@@ -334,13 +336,11 @@ async function pullFile(ctx: Context, entry: ListedFile): Promise<PulledFile['st
   const resumeFrom = fileSize(partial) ?? 0
   ctx.onEvent?.({type: 'file-start', path: entry.path, size: entry.size, resumeFrom: resumeFrom <= entry.size ? resumeFrom : 0})
   const url = new URL(`${ctx.endpoint}/${ctx.repoType === 'dataset' ? 'datasets/' : ''}${ctx.repoId}/resolve/${encodeURIComponent(ctx.revision)}/${encodePath(entry.path)}`)
-  let kept = resumeFrom > 0
+  const state = {restarted: resumeFrom > entry.size}
   if (entry.size === 0) writeFileSync(partial, '')
   else {
     try {
-      await ctx.http.retrying(what, async () => {
-        if (!(await downloadAttempt(ctx, entry, url, partial, what))) kept = false
-      })
+      await ctx.http.retrying(what, () => downloadAttempt(ctx, entry, url, partial, what, state))
     } catch (error) {
       const have = fileSize(partial) ?? 0
       if (!(error instanceof HubError) || have === 0) throw error
@@ -359,7 +359,7 @@ async function pullFile(ctx: Context, entry: ListedFile): Promise<PulledFile['st
   } catch (error) {
     throw new HubError(`${what}: cannot move ${relative(ctx.out, partial)} to ${entry.path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
   }
-  return kept ? 'resumed' : 'downloaded'
+  return resumeFrom > 0 && !state.restarted ? 'resumed' : 'downloaded'
 }
 
 /** Downloads `repoId` at `revision` into `out`. */
