@@ -186,7 +186,15 @@ export class Exchange {
   async failure(): Promise<string> {
     let detail = ''
     try {
-      const text = (await this.bytes(4096, 'error body')).toString('utf8')
+      const parts: Uint8Array[] = []
+      let total = 0
+      for await (const chunk of this.chunks()) {
+        parts.push(chunk)
+        total += chunk.byteLength
+        if (total >= 4096) break
+      }
+      this.close()
+      const text = Buffer.concat(parts).subarray(0, 4096).toString('utf8')
       try {
         const json = JSON.parse(text) as {error?: unknown; message?: unknown}
         detail = String(json.error ?? json.message ?? '')

@@ -163,11 +163,13 @@ test('retrying: retryable failures up to the limit with growing waits, Retry-Aft
   }), /^HubError: op failed: down$/)
 })
 
-test('failure() gives the status, the URL without its query and the server\'s words, printable and short', async () => {
+test('failure() gives the status, the URL without its query and the server\'s words (from the first 4 KiB), printable and short', async () => {
   const {fetch} = scripted((url) =>
     url.pathname === '/json'
       ? new Response(JSON.stringify({error: 'Repository not found'}), {status: 404, statusText: 'Not Found'})
-      : new Response(`\u001b[31m${'x'.repeat(500)}\nsecond line`, {status: 502, statusText: 'Bad Gateway'}),
+      : url.pathname === '/big'
+        ? new Response('y'.repeat(100_000), {status: 500})
+        : new Response(`\u001b[31m${'x'.repeat(500)}\nsecond line`, {status: 502, statusText: 'Bad Gateway'}),
   )
   const client = http(fetch)
   const json = await client.open(new URL(`${HUB}/json?a=1`), {}, 'x', false)
@@ -177,4 +179,6 @@ test('failure() gives the status, the URL without its query and the server\'s wo
   const failure = await text.retryableFailure()
   assert.match(failure!.message, /^HTTP 502 Bad Gateway from https:\/\/hub\.test\/text: \[31mx{190}x*…$/)
   assert.ok(!failure!.message.includes('\u001b'))
+  const big = await client.open(new URL(`${HUB}/big`), {}, 'x', false)
+  assert.equal(await big.failure(), `HTTP 500 from https://hub.test/big: ${'y'.repeat(200)}…`, 'the first 4 KiB of a long body give the words')
 })
