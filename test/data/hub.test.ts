@@ -1,104 +1,46 @@
 /**
  * `codiemb data pull` against a local HTTP server on 127.0.0.1 that answers like the Hugging Face hub
- * (paginated tree API, resolve URLs with Range support), for a small dataset repository.
+ * (paginated tree API, resolve URLs with Range support; test/helpers/fake-hub.ts): the ordinary
+ * paths — listing, downloading, resuming, skipping, checking, the CLI. Hostile servers and listings
+ * are test/reliability/data-pull.test.ts.
  */
 import {test, before, after} from 'node:test'
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
-import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-import type {AddressInfo} from 'node:net'
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {pullRepo} from '../../src/data/hub.js'
+import {nextLink, pullRepo, type PullEvent} from '../../src/data/hub.js'
+import type {StatusEvent} from '../../src/core/events.js'
 import {prepare} from '../../src/data/prepare.js'
 import {readAllRecords} from '../../src/io/arrow-records.js'
-import {REPO_ROOT, BUILTINS} from '../helpers/env.js'
+import {BUILTINS} from '../helpers/env.js'
+import {runCommandAsync} from '../helpers/cli.js'
+import {sha256, startFakeHub, type FakeHub} from '../helpers/fake-hub.js'
 
-interface RepoFile {
-  path: string
-  content: Buffer
-  lfs?: boolean
-  /** Listed size differs from the content (to test the size check). */
-  listedSize?: number
-  /** Listed sha256 differs from the content (to test the hash check). */
-  listedSha?: string
-}
-
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const TOKEN = 'hf_local_test_token'
+const BIG = 'data/test-00000-of-00001.parquet'
 
-let server: Server
-let endpoint = ''
-const repos = new Map<string, RepoFile[]>()
-const requests: {url: string; range?: string; auth?: string}[] = []
-/** Paths whose next download is cut off after this many bytes. */
-const cutOff = new Map<string, number>()
+let hub: FakeHub
+let parquetBytes: Buffer
 
-function handle(req: IncomingMessage, res: ServerResponse): void {
-  const url = new URL(req.url!, 'http://127.0.0.1')
-  requests.push({url: url.pathname + url.search, range: req.headers.range, auth: req.headers.authorization})
-  if (req.headers.authorization !== `Bearer ${TOKEN}`) {
-    res.writeHead(401, {'content-type': 'application/json'}).end(JSON.stringify({error: 'Invalid credentials in Authorization header'}))
-    return
+/** Cuts the next download of `path` off after `bytes` bytes (the connection is destroyed). */
+function cutOnce(path: string, bytes: number): void {
+  hub.intercept = (req, res, url) => {
+    if (!url.pathname.endsWith('/' + path)) return false
+    hub.intercept = undefined
+    const content = hub.repos.get('datasets:org/tiny-sts')!.find((f) => f.path === path)!.content
+    const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0)
+    res.writeHead(start ? 206 : 200, {'content-length': content.length - start, ...(start ? {'content-range': `bytes ${start}-${content.length - 1}/${content.length}`} : {})})
+    res.write(content.subarray(start, start + bytes), () => setTimeout(() => res.destroy(), 20))
+    return true
   }
-  let m = /^\/api\/datasets\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(url.pathname)
-  if (m) {
-    const files = repos.get(m[1])
-    if (!files || decodeURIComponent(m[2]) !== 'main') {
-      res.writeHead(404, {'content-type': 'application/json'}).end(JSON.stringify({error: 'Repository not found'}))
-      return
-    }
-    assert.equal(url.searchParams.get('recursive'), 'true')
-    const entries = files.map((f) => ({
-      type: 'file',
-      path: f.path,
-      oid: sha(f.content).slice(0, 40),
-      size: f.lfs ? 134 : (f.listedSize ?? f.content.length),
-      ...(f.lfs ? {lfs: {oid: f.listedSha ?? sha(f.content), size: f.listedSize ?? f.content.length, pointerSize: 134}} : {}),
-    }))
-    const all = [{type: 'directory', path: 'data', oid: '0'.repeat(40), size: 0}, ...entries]
-    // Two pages, linked like the hub does.
-    const page = Number(url.searchParams.get('cursor') ?? '0')
-    const slice = page === 0 ? all.slice(0, 2) : all.slice(2)
-    const headers: Record<string, string> = {'content-type': 'application/json'}
-    if (page === 0) headers.link = `<${endpoint}${url.pathname}?recursive=true&expand=false&cursor=1>; rel="next"`
-    res.writeHead(200, headers).end(JSON.stringify(slice))
-    return
-  }
-  m = /^\/datasets\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname)
-  const file = m && repos.get(m[1])?.find((f) => f.path === decodeURIComponent(m![3]))
-  if (!m || !file) {
-    res.writeHead(404).end('not found')
-    return
-  }
-  let body = file.content
-  let status = 200
-  const headers: Record<string, string | number> = {'accept-ranges': 'bytes', 'content-type': 'application/octet-stream'}
-  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '')
-  if (range) {
-    const start = Number(range[1])
-    body = file.content.subarray(start)
-    status = 206
-    headers['content-range'] = `bytes ${start}-${file.content.length - 1}/${file.content.length}`
-  }
-  headers['content-length'] = body.length
-  const cut = cutOff.get(file.path)
-  if (cut !== undefined) {
-    cutOff.delete(file.path)
-    res.writeHead(status, headers)
-    res.write(body.subarray(0, cut), () => setTimeout(() => res.destroy(), 20))
-    return
-  }
-  res.writeHead(status, headers).end(body)
 }
 
-let parquetBytes: Buffer
+const tmp = () => mkdtempSync(join(tmpdir(), 'codiemb-pull-'))
 
 before(async () => {
   const {parquetWriteFile} = await import('hyparquet-writer')
-  const dir = mkdtempSync(join(tmpdir(), 'codiemb-hub-src-'))
+  const dir = tmp()
   const f = join(dir, 'test.parquet')
   const n = 3000
   parquetWriteFile({
@@ -111,54 +53,56 @@ before(async () => {
   })
   parquetBytes = readFileSync(f)
   rmSync(dir, {recursive: true, force: true})
-  repos.set('org/tiny-sts', [
+  hub = await startFakeHub(TOKEN)
+  hub.repos.set('datasets:org/tiny-sts', [
     {path: 'README.md', content: Buffer.from('# tiny STS\n')},
-    {path: 'data/test-00000-of-00001.parquet', content: parquetBytes, lfs: true},
+    {path: BIG, content: parquetBytes, lfs: true},
   ])
-  repos.set('org/bad-size', [{path: 'a.txt', content: Buffer.from('short'), listedSize: 10}])
-  repos.set('org/bad-sha', [{path: 'b.bin', content: Buffer.from('real bytes'), lfs: true, listedSha: '0'.repeat(64)}])
-  server = createServer(handle)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  hub.repos.set('datasets:org/bad-size', [{path: 'a.txt', content: Buffer.from('short'), listedSize: 10}])
+  hub.repos.set('datasets:org/bad-sha', [{path: 'b.bin', content: Buffer.from('real bytes'), lfs: true, listedSha: '0'.repeat(64)}])
+  hub.repos.set('models:org/tiny-model', [
+    {path: 'config.json', content: Buffer.from('{"hidden_size": 8}')},
+    {path: '.gitattributes', content: Buffer.from('*.safetensors filter=lfs\n')},
+    {path: 'empty.txt', content: Buffer.alloc(0)},
+    {path: '.codiembrc.js', content: Buffer.from('process.exit(42)')},
+  ])
 })
 
-after(() => {
-  server.close()
-})
+after(() => hub.close())
 
-test('pulls every file (paginated listing, token sent), resumes an interrupted download with a Range request, skips present files', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'codiemb-pull-'))
+test('pulls every file (paginated listing, token sent), resumes an interrupted run with a Range request, skips present files', async () => {
+  const out = tmp()
   try {
-    const big = 'data/test-00000-of-00001.parquet'
-    cutOff.set(big, 4000)
-    requests.length = 0
-    await assert.rejects(pullRepo('org/tiny-sts', {endpoint, token: TOKEN, out}))
-    const partial = join(out, big + '.incomplete')
-    assert.ok(existsSync(partial), 'the partial download is kept for resuming')
-    const have = statSync(partial).size
-    assert.ok(have > 0 && have < parquetBytes.length)
-    assert.equal(existsSync(join(out, big)), false, 'no file under the final name before it is complete')
+    cutOnce(BIG, 4000)
+    await assert.rejects(pullRepo('org/tiny-sts', {endpoint: hub.endpoint, token: TOKEN, out, retries: 0}), /download of data\/test-00000-of-00001\.parquet failed: connection closed by the server \(UND_ERR_SOCKET: other side closed\) while reading http:\/\/127\.0\.0\.1:\d+\/datasets\/org\/tiny-sts\/resolve\/main\/data\/test-00000-of-00001\.parquet after 4000 of \d+ bytes; 4000 of \d+ bytes are kept in data\/\.test-00000-of-00001\.parquet\.incomplete: run the command again to resume/)
+    const partial = join(out, 'data', '.test-00000-of-00001.parquet.incomplete')
+    assert.equal(statSync(partial).size, 4000, 'the partial download is kept for resuming')
+    assert.equal(existsSync(join(out, BIG)), false, 'no file under the final name before it is complete')
 
-    requests.length = 0
-    const r = await pullRepo('org/tiny-sts', {endpoint, token: TOKEN, out})
+    hub.requests.length = 0
+    const events: (PullEvent | StatusEvent)[] = []
+    const r = await pullRepo('org/tiny-sts', {endpoint: hub.endpoint, token: TOKEN, out, onEvent: (e) => events.push(e)})
     assert.deepEqual(r.files.map((f) => [f.path, f.status]), [
       ['README.md', 'present'],
-      [big, 'resumed'],
+      [BIG, 'resumed'],
     ])
-    const rangeRequest = requests.find((q) => q.url.endsWith('.parquet'))!
-    assert.equal(rangeRequest.range, `bytes=${have}-`)
-    assert.ok(requests.every((q) => q.auth === `Bearer ${TOKEN}`))
-    assert.ok(requests.some((q) => q.url.includes('cursor=1')), 'followed the Link header to the second page')
-    assert.deepEqual(readFileSync(join(out, big)), parquetBytes)
-    assert.equal(r.files[1].sha256, sha(parquetBytes))
+    assert.equal(hub.requests.find((q) => q.url.endsWith('.parquet'))!.range, 'bytes=4000-')
+    assert.ok(hub.requests.every((q) => q.auth === `Bearer ${TOKEN}`))
+    assert.ok(hub.requests.some((q) => q.url.includes('cursor=2')), 'followed the Link header to the second page')
+    assert.deepEqual(readFileSync(join(out, BIG)), parquetBytes)
+    assert.equal(r.files[1]!.sha256, sha256(parquetBytes))
+    assert.equal(r.downloadedBytes, parquetBytes.length - 4000)
     assert.equal(existsSync(partial), false)
+    assert.deepEqual(events.map((e) => e.type), ['listed', 'file-done', 'file-start', 'file-done'])
+    assert.deepEqual(events[0], {type: 'listed', files: 2, bytes: parquetBytes.length + 11})
+    assert.deepEqual(events[2], {type: 'file-start', path: BIG, size: parquetBytes.length, resumeFrom: 4000})
 
     // Third run: everything present, nothing downloaded.
-    requests.length = 0
-    const again = await pullRepo('org/tiny-sts', {endpoint, token: TOKEN, out})
+    hub.requests.length = 0
+    const again = await pullRepo('org/tiny-sts', {endpoint: hub.endpoint, token: TOKEN, out})
     assert.ok(again.files.every((f) => f.status === 'present'))
     assert.equal(again.downloadedBytes, 0)
-    assert.equal(requests.filter((q) => q.url.includes('/resolve/')).length, 0)
+    assert.equal(hub.requests.filter((q) => q.url.includes('/resolve/')).length, 0)
 
     // The pulled parquet prepares with the parquet reader.
     const prepared = join(out, 'prepared')
@@ -175,51 +119,86 @@ test('pulls every file (paginated listing, token sent), resumes an interrupted d
   }
 })
 
-test('size and sha256 checks, unknown repository, missing token', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'codiemb-pull-'))
+test('a download cut off mid-way is retried within the run, resuming with a Range request', async () => {
+  const out = tmp()
   try {
-    await assert.rejects(pullRepo('org/bad-size', {endpoint, token: TOKEN, out}), /size check failed for a\.txt: the hub lists 10 bytes, received 5/)
+    cutOnce(BIG, 5000)
+    hub.requests.length = 0
+    const events: (PullEvent | StatusEvent)[] = []
+    const r = await pullRepo('org/tiny-sts', {endpoint: hub.endpoint, token: TOKEN, out, retryDelayMs: 1, onEvent: (e) => events.push(e)})
+    assert.deepEqual(readFileSync(join(out, BIG)), parquetBytes)
+    assert.equal(r.files[1]!.status, 'downloaded', 'bytes of this run only: a fresh download')
+    assert.deepEqual(hub.requests.filter((q) => q.url.endsWith('.parquet')).map((q) => q.range), [undefined, 'bytes=5000-'])
+    const retry = events.find((e): e is StatusEvent => e.type === 'status')
+    assert.match(retry!.message, /^download of data\/test-00000-of-00001\.parquet: connection closed by the server \(UND_ERR_SOCKET: other side closed\) while reading http:\/\/127\.0\.0\.1:\d+\/datasets\/org\/tiny-sts\/resolve\/main\/data\/test-00000-of-00001\.parquet after 5000 of \d+ bytes; retrying in 0\.001 s \(attempt 2 of 4\)$/)
+    assert.deepEqual(readdirSync(join(out, 'data')), ['test-00000-of-00001.parquet'], 'no partial file left')
+  } finally {
+    rmSync(out, {recursive: true, force: true})
+  }
+})
+
+test('size and sha256 checks, unknown repository, missing token, bad id, --include', async () => {
+  const out = tmp()
+  const endpoint = hub.endpoint
+  try {
+    await assert.rejects(pullRepo('org/bad-size', {endpoint, token: TOKEN, out}), /download of a\.txt failed: http:\/\/127\.0\.0\.1:\d+\/datasets\/org\/bad-size\/resolve\/main\/a\.txt announces 5 bytes \(Content-Length\) where the listing gives 10; nothing was written/)
+    assert.deepEqual(readdirSync(out), [])
     await assert.rejects(pullRepo('org/bad-sha', {endpoint, token: TOKEN, out}), /sha256 check failed for b\.bin: expected 0{64}, got [0-9a-f]{64}; the download was discarded/)
-    assert.equal(existsSync(join(out, 'b.bin')), false)
-    assert.equal(existsSync(join(out, 'b.bin.incomplete')), false)
-    await assert.rejects(pullRepo('org/nothing', {endpoint, token: TOKEN, out}), (e: Error & {exitCode?: number}) => /no dataset org\/nothing at revision main/.test(e.message) && e.exitCode === 2)
-    await assert.rejects(pullRepo('org/tiny-sts', {endpoint, token: 'hf_wrong', out}), /Invalid credentials.*set HF_TOKEN/)
+    assert.deepEqual(readdirSync(out), [], 'neither b.bin nor its partial download remains')
+    await assert.rejects(pullRepo('org/nothing', {endpoint, token: TOKEN, out}), (e: Error & {exitCode?: number}) => /^listing dataset org\/nothing@main on http:\/\/127\.0\.0\.1:\d+ failed: HTTP 404 Not Found from .*: Repository not found \(no dataset org\/nothing at revision main\)$/.test(e.message) && e.exitCode === 2)
+    await assert.rejects(pullRepo('org/tiny-sts', {endpoint, token: 'hf_wrong', out}), (e: Error & {exitCode?: number}) => /HTTP 401 Unauthorized .*Invalid credentials.*set HF_TOKEN/.test(e.message) && e.exitCode === 1)
     await assert.rejects(pullRepo('not a repo', {endpoint, out}), /not a hub repository id/)
     const only = await pullRepo('org/tiny-sts', {endpoint, token: TOKEN, out: join(out, 'only'), include: ['data/*.parquet']})
-    assert.deepEqual(only.files.map((f) => f.path), ['data/test-00000-of-00001.parquet'])
+    assert.deepEqual(only.files.map((f) => f.path), [BIG])
     assert.equal(existsSync(join(out, 'only', 'README.md')), false)
   } finally {
     rmSync(out, {recursive: true, force: true})
   }
 })
 
-/** Runs a command class from dist in a child process (asynchronously, so this process's server keeps serving). */
-function runCommand(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{code: number | null; stdout: string; stderr: string}> {
-  const script = `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist/src/commands', command))}); await m.default.run(process.argv.slice(1), ${JSON.stringify(REPO_ROOT)})`
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], {cwd: REPO_ROOT, env: {...process.env, NO_COLOR: '1', ...env}})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    child.on('close', (code) => resolve({code, stdout, stderr}))
-  })
-}
-
-test('codiemb data pull honours HF_ENDPOINT and HF_TOKEN and prints the --json envelope', async () => {
-  const out = mkdtempSync(join(tmpdir(), 'codiemb-pull-cli-'))
+test('a model repository: resolve URLs without datasets/, empty files, .gitattributes written, configuration skipped and reported', async () => {
+  const out = tmp()
   try {
-    const r = await runCommand('data/pull.js', ['org/tiny-sts', '--out', out, '--json'], {HF_ENDPOINT: endpoint, HF_TOKEN: TOKEN})
-    assert.equal(r.code, 0, r.stderr + r.stdout)
-    const env = JSON.parse(r.stdout)
-    assert.equal(env.status, 0)
-    assert.equal(env.result.endpoint, endpoint)
-    assert.equal(env.result.files.length, 2)
-    assert.equal(env.result.downloadedBytes, parquetBytes.length + 11)
-    const bad = await runCommand('data/pull.js', ['org/nothing', '--out', out, '--json'], {HF_ENDPOINT: endpoint, HF_TOKEN: TOKEN})
-    assert.equal(bad.code, 2)
-    assert.match(JSON.parse(bad.stdout).message, /no dataset org\/nothing/)
-    writeFileSync(join(out, 'marker'), '')
+    hub.requests.length = 0
+    const events: (PullEvent | StatusEvent)[] = []
+    const r = await pullRepo('org/tiny-model', {endpoint: hub.endpoint, token: TOKEN, out, repoType: 'model', onEvent: (e) => events.push(e)})
+    assert.deepEqual(r.files.map((f) => f.path), ['config.json', '.gitattributes', 'empty.txt'])
+    assert.deepEqual(r.skipped, [{path: '.codiembrc.js', reason: 'codiemb would read it as configuration when run in its folder'}])
+    assert.deepEqual(readdirSync(out).sort(), ['.gitattributes', 'config.json', 'empty.txt'])
+    assert.equal(statSync(join(out, 'empty.txt')).size, 0)
+    assert.ok(hub.requests.some((q) => q.url === '/org/tiny-model/resolve/main/config.json'))
+    assert.ok(!hub.requests.some((q) => q.url.includes('empty.txt') || q.url.includes('codiembrc')), 'no request for an empty or a skipped file')
+    assert.ok(events.some((e) => e.type === 'status' && e.message === 'not writing .codiembrc.js: codiemb would read it as configuration when run in its folder'))
+  } finally {
+    rmSync(out, {recursive: true, force: true})
+  }
+})
+
+test('nextLink reads rel="next" among several links and resolves it against the page', () => {
+  const base = new URL('http://hub.test/api/datasets/a/b/tree/main?recursive=true')
+  assert.equal(nextLink('<http://hub.test/x?cursor=2>; rel="next"', base)?.href, 'http://hub.test/x?cursor=2')
+  assert.equal(nextLink('</first>; rel="first", </p?cursor=3>; rel=next', base)?.href, 'http://hub.test/p?cursor=3')
+  assert.equal(nextLink('</last>; rel="last"', base), undefined)
+  assert.equal(nextLink(null, base), undefined)
+})
+
+test('codiemb data pull honours HF_ENDPOINT and HF_TOKEN, prints the --json envelope, warns about skipped files, exits 2 for an unknown repository', async () => {
+  const out = tmp()
+  try {
+    const env = {HF_ENDPOINT: hub.endpoint, HF_TOKEN: TOKEN}
+    const r = await runCommandAsync('data/pull.js', ['org/tiny-sts', '--out', out, '--json'], env)
+    assert.equal(r.status, 0, r.stderr + r.stdout)
+    assert.equal(r.json.status, 0)
+    assert.equal(r.json.result.endpoint, hub.endpoint)
+    assert.equal(r.json.result.files.length, 2)
+    assert.equal(r.json.result.downloadedBytes, parquetBytes.length + 11)
+    const model = await runCommandAsync('data/pull.js', ['org/tiny-model', '--model', '--out', join(out, 'model')], env)
+    assert.equal(model.status, 0, model.stderr)
+    assert.match(model.stderr, /Warning: not written: \.codiembrc\.js \(codiemb would read it as configuration when run in its folder\)/)
+    assert.match(model.stdout, /3 files \(3 downloaded, 0 resumed, 0 already present, 1 skipped\)/)
+    const bad = await runCommandAsync('data/pull.js', ['org/nothing', '--out', out, '--json'], env)
+    assert.equal(bad.status, 2)
+    assert.match(bad.json.message, /no dataset org\/nothing/)
   } finally {
     rmSync(out, {recursive: true, force: true})
   }

@@ -27,19 +27,34 @@ export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; c
   return {status: r.status, stdout: r.stdout, stderr: r.stderr, json: parseAnswer(r.stdout)}
 }
 
-/** The JSON answer on stdout: the whole of it when it is one JSON document, else its parsed last line. */
+/**
+ * runNode without blocking this process: for tests whose child talks to a server that lives in the
+ * test process itself (a fake hub on 127.0.0.1), which spawnSync would starve.
+ */
+export function runNodeAsync(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, nodeArgs, {cwd: options.cwd ?? REPO_ROOT, env: {...process.env, NO_COLOR: '1', ...options.env}})
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (status) => resolve({status, stdout, stderr, json: parseAnswer(stdout)}))
+  })
+}
+
+/** The JSON answer on stdout: the whole text when it is one document, else its last line; undefined when neither parses. */
 function parseAnswer(stdout: string): unknown {
   const text = stdout.trim()
   if (!text.startsWith('{')) return undefined
-  try {
-    return JSON.parse(text)
-  } catch {
+  for (const candidate of [text, text.split('\n').at(-1)!]) {
     try {
-      return JSON.parse(text.split('\n').at(-1)!)
+      return JSON.parse(candidate)
     } catch {
-      return undefined
+      /* not JSON */
     }
   }
+  return undefined
 }
 
 /**
@@ -47,19 +62,7 @@ function parseAnswer(stdout: string): unknown {
  * so suites of many short runs stay fast.
  */
 export function runCliAsync(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string} = {}): Promise<CliRun> {
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'run.js'), ...args], {
-      cwd: options.cwd ?? REPO_ROOT,
-      env: {...process.env, NO_COLOR: '1', ...options.env},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (status) => resolveRun({status, stdout, stderr, json: parseAnswer(stdout)}))
-  })
+  return runNodeAsync([join(REPO_ROOT, 'bin', 'run.js'), ...args], options)
 }
 
 /** Runs the real CLI (bin/run.js) in a child process. */
@@ -74,11 +77,7 @@ export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: 
  * depend on the committed oclif manifest.
  */
 export function runCommandJson(commandFile: string, argv: string[]): {envelope: any; status: number | null; stderr: string} {
-  const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'commands', commandFile)).href
-  const script = `import {handle} from '@oclif/core'
-const {default: C} = await import(${JSON.stringify(url)})
-try { await C.run(${JSON.stringify([...argv, '--json', '--backend', TEST_BACKEND])}, ${JSON.stringify(REPO_ROOT)}) } catch (e) { await handle(e) }`
-  const r = runNode(['--input-type=module', '-e', script])
+  const r = runNode(commandNodeArgs(commandFile, [...argv, '--json', '--backend', TEST_BACKEND]))
   const text = r.stdout.trim()
   let envelope: any
   try {
@@ -87,4 +86,18 @@ try { await C.run(${JSON.stringify([...argv, '--json', '--backend', TEST_BACKEND
     throw new Error(`no JSON envelope (exit ${r.status}):\n${r.stdout}\n${r.stderr}`)
   }
   return {envelope, status: r.status, stderr: r.stderr}
+}
+
+/** Node arguments that run one compiled command class with `argv`, errors going through oclif's handle() as bin/run.js does. */
+function commandNodeArgs(commandFile: string, argv: string[]): string[] {
+  const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'commands', commandFile)).href
+  const script = `import {handle} from '@oclif/core'
+const {default: C} = await import(${JSON.stringify(url)})
+try { await C.run(${JSON.stringify(argv)}, ${JSON.stringify(REPO_ROOT)}) } catch (e) { await handle(e) }`
+  return ['--input-type=module', '-e', script]
+}
+
+/** Runs one compiled command class with `argv` as given (add --json yourself) without blocking this process (see runNodeAsync). */
+export function runCommandAsync(commandFile: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  return runNodeAsync(commandNodeArgs(commandFile, argv), {env})
 }
