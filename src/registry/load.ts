@@ -17,7 +17,7 @@ export const REGISTER_HOOK = 'codiemb:register'
  * We call the hooks per plugin ourselves instead of `config.runHook` so each entry can be
  * attributed to the plugin that registered it.
  */
-export async function loadRegistry(config: Config, timeoutMs = 10_000): Promise<Registry> {
+export async function loadRegistry(config: Config, timeoutMs = hookTimeoutMs()): Promise<Registry> {
   const registry = new Registry()
   for (const plugin of config.getPluginsList()) {
     const hooks = plugin.hooks?.[REGISTER_HOOK] ?? []
@@ -36,6 +36,12 @@ export async function loadRegistry(config: Config, timeoutMs = 10_000): Promise<
     }
   }
   return registry
+}
+
+/** The time limit of one hook: CODIEMB_HOOK_TIMEOUT_MS when it is a positive number, else 10 s. */
+export function hookTimeoutMs(): number {
+  const ms = Number(process.env.CODIEMB_HOOK_TIMEOUT_MS)
+  return Number.isFinite(ms) && ms > 0 ? ms : 10_000
 }
 
 function resolveHookFile(root: string, target: string): string {
