@@ -30,10 +30,10 @@ function dataDir(name: string, hooks: Record<string, string>): NodeJS.ProcessEnv
   return {CODIEMB_DATA_DIR: dir, CODIEMB_CACHE_DIR: join(dir, 'cache'), CODIEMB_CONFIG_DIR: join(dir, 'config')}
 }
 
-/** Runs the CLI and measures how long it took. */
+/** Runs the CLI and measures how long it took; a CLI that does not exit is killed after 30 s (status null). */
 function timed(args: string[], env: NodeJS.ProcessEnv) {
   const started = performance.now()
-  const r = runCli(args, {env})
+  const r = runCli(args, {env, timeoutMs: 30_000})
   return {...r, seconds: (performance.now() - started) / 1000}
 }
 
