@@ -246,6 +246,18 @@ export function swapDirectory(staged: string, target: string): void {
 }
 
 /**
+ * Removes `path` (a file or directory) from its name at once: renamed to a temporary sibling, then
+ * deleted. A kill while a large directory is being deleted leaves a temporary, never a half-deleted
+ * directory under the name (an older checkpoint that no longer loads). Does nothing when `path` is absent.
+ */
+export function removeAtomic(path: string): void {
+  if (!existsSync(path)) return
+  const aside = tempSiblingPath(path)
+  renameSync(path, aside)
+  rmSync(aside, {recursive: true, force: true})
+}
+
+/**
  * Builds the directory `target` atomically: `fill` writes into a fresh temporary sibling, which
  * then replaces `target` (swapDirectory). If `fill` or the swap fails, the temporary is removed and
  * `target` is as it was. Returns what `fill` returns.

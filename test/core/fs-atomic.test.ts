@@ -12,6 +12,7 @@ import {
   liveTempPaths,
   parseTempName,
   processAlive,
+  removeAtomic,
   removeLiveTemps,
   removeTemps,
   swapDirectory,
@@ -206,6 +207,21 @@ process.exit(130)`
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8'})
     assert.equal(r.status, 130, r.stderr)
     assert.deepEqual(readdirSync(dir), ['kept.json'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('removeAtomic takes a directory off its name in one rename; an absent path is no error', () => {
+  const dir = tmp()
+  try {
+    mkdirSync(join(dir, 'checkpoint-4', '1_Pooling'), {recursive: true})
+    writeFileSync(join(dir, 'checkpoint-4', 'model.safetensors'), 'x')
+    writeFileSync(join(dir, 'checkpoint-8'), 'a file')
+    removeAtomic(join(dir, 'checkpoint-4'))
+    removeAtomic(join(dir, 'checkpoint-8'))
+    removeAtomic(join(dir, 'checkpoint-12'))
+    assert.deepEqual(readdirSync(dir), [])
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
