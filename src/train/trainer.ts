@@ -177,7 +177,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     let next = await prefetcher.next()
     const saveCheckpoint = async (checkpoint: NonNullable<TrainerOptions['checkpoint']>) => {
       const samplerState = next ? next.stateBefore : o.sampler.getState()
-      const path = await writeCheckpoint(checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), checkpoint.keepLast)
+      const path = await writeCheckpoint(checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), checkpoint.keepLast, this.resumedFrom)
       checkpoints.push(path)
       checkpointed = path
       checkpointedStep = this.step

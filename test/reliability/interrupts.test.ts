@@ -27,8 +27,11 @@ import {parseTempName} from '../../src/core/fs-atomic.js'
 import {Rng} from '../../src/core/rng.js'
 import {prepare, type DatasetConfig} from '../../src/data/prepare.js'
 import {mergeCheckpoints} from '../../src/merge/engine.js'
-import {loadEncoder} from '../../src/model/encoder.js'
+import {initRandomEncoder, loadEncoder} from '../../src/model/encoder.js'
 import {listCheckpoints, readOptimizerState, readTrainerState} from '../../src/train/checkpoint.js'
+import type {TrainSection} from '../../src/train/config.js'
+import {runTraining} from '../../src/train/run.js'
+import {loadConfig} from '../../src/config/load.js'
 import {BUILTINS, REPO_ROOT, shared, TEST_BACKEND, useTestBackend} from '../helpers/env.js'
 import {baseTensors, noise, perturbed, writeCheckpoint} from '../merge/checkpoints.js'
 
@@ -185,8 +188,9 @@ describe('train killed at seeded points', () => {
     await prepare(section, {registry: BUILTINS, dataRoot: faq, out: data})
   })
 
-  it('an uninterrupted run: the reference', async () => {
-    await trainTo('reference')
+  it('an uninterrupted run (the library, in this process): the reference', async () => {
+    const loaded = await loadConfig(config('reference'))
+    await runTraining(loaded.config.train as TrainSection, {registry: BUILTINS})
     reference = sha256(join(root, 'reference', 'model.safetensors'))
   })
 
@@ -205,39 +209,38 @@ describe('train killed at seeded points', () => {
 
     await trainTo('a', later)
     assert.equal(sha256(join(root, 'a', 'model.safetensors')), reference)
+    ;(await loadEncoder(join(root, 'a'), {registry: BUILTINS})).dispose()
     assert.deepEqual(temporariesOf('a'), [])
   })
 
-  it('a second Ctrl-C stops at once: exit 130, no temporary, every checkpoint left loads', async (t) => {
-    const at = 2 + rng.int(10)
-    const r = await runAndStop(['train', '--config', config('c')], {after: (e) => e.type === 'step' && e.step === at, signal: 'SIGINT', delayMs: 0, again: true})
+  it('SIGKILL at a seeded point, then a double Ctrl-C in the resumed run: checkpoints load, the output is absent or complete; resuming ends bit-exact', async (t) => {
+    const latestOf = () => listCheckpoints(checkpoints('d')).at(-1)
+    const at = 1 + rng.int(6)
+    const delayMs = rng.int(150)
+    t.diagnostic(`SIGKILL ${delayMs} ms after step ${at}`)
+    const killed = await runAndStop(['train', '--config', config('d')], {after: (e) => e.type === 'step' && e.step === at, signal: 'SIGKILL', delayMs})
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr)
+    assert.equal(existsSync(join(root, 'd')), false, 'no final model')
+    for (const c of listCheckpoints(checkpoints('d'))) await assertCheckpointLoads(c.path)
+
+    // Resumed (or started again when no checkpoint was written), then Ctrl-C twice: the second as soon as
+    // the first is acknowledged, i.e. while the step finishes or the checkpoint is written.
+    const from = latestOf()
+    const again = (from?.step ?? 0) + 1 + rng.int(6)
+    const r = await runAndStop(['train', '--config', config('d'), ...(from ? ['--resume', from.path] : [])], {after: (e) => e.type === 'step' && e.step === again, signal: 'SIGINT', delayMs: 0, again: true})
     assert.equal(r.code, 130, r.stderr)
     assert.equal(r.envelope.name, 'InterruptedError')
     // Where the second signal lands decides which: the stop at once, or the first one's completed stop.
     assert.match(r.envelope.message, /^(stopped at once by a second SIGINT|interrupted by SIGINT at step \d+ of \d+)/)
-    t.diagnostic(`second SIGINT: ${r.envelope.message}`)
-    assert.equal(existsSync(join(root, 'c')), false)
-    assert.deepEqual(temporariesOf('c'), [], 'the exit removed the temporaries of the abandoned checkpoint')
-    for (const c of listCheckpoints(checkpoints('c'))) await assertCheckpointLoads(c.path)
-  })
+    t.diagnostic(`double SIGINT after step ${again}: ${r.envelope.message}`)
+    assert.equal(existsSync(join(root, 'd')), false)
+    assert.deepEqual(temporariesOf('d'), [], 'no temporary: the dead run’s were removed on resume, this run’s on exit')
+    for (const c of listCheckpoints(checkpoints('d'))) await assertCheckpointLoads(c.path)
 
-  it('SIGKILL twice at seeded points: checkpoints load, the output is absent or the reference, resuming ends bit-exact', async (t) => {
-    for (let round = 0; round < 2; round++) {
-      const latest = listCheckpoints(checkpoints('d')).at(-1)
-      const at = (latest?.step ?? 0) + 1 + rng.int(6)
-      const delayMs = rng.int(150)
-      t.diagnostic(`round ${round}: SIGKILL ${delayMs} ms after step ${at}${latest ? `, resumed from step ${latest.step}` : ''}`)
-      const r = await runAndStop(['train', '--config', config('d'), ...(latest ? ['--resume', latest.path] : [])], {after: (e) => e.type === 'step' && e.step >= at, signal: 'SIGKILL', delayMs})
-      if (r.code === 0) break // the run ended before the kill
-      assert.equal(r.signal, 'SIGKILL', r.stderr)
-      const output = join(root, 'd', 'model.safetensors')
-      assert.ok(!existsSync(join(root, 'd')) || sha256(output) === reference, 'the final model is absent or complete')
-      for (const c of listCheckpoints(checkpoints('d'))) await assertCheckpointLoads(c.path)
-    }
-    const latest = listCheckpoints(checkpoints('d')).at(-1)
-    if (!existsSync(join(root, 'd'))) await trainTo('d', latest?.path)
+    await trainTo('d', latestOf()?.path)
     assert.equal(sha256(join(root, 'd', 'model.safetensors')), reference)
-    assert.deepEqual(temporaries(checkpoints('d')), [], 'a resumed run removes the dead run’s partial checkpoints')
+    ;(await loadEncoder(join(root, 'd'), {registry: BUILTINS})).dispose()
+    assert.deepEqual(temporariesOf('d'), [])
   })
 })
 
@@ -347,5 +350,49 @@ describe('merge killed at seeded points', () => {
       assert.equal(again.code, 0, again.stderr)
       assert.equal(sha256(join(out, 'model.safetensors')), reference)
     }
+  })
+})
+
+describe('eval stopped mid-encoding (a command that does not stop cooperatively)', () => {
+  it('SIGINT: exit 130 at once, no temporary in the embedding cache, every cache entry complete, no results', async (t) => {
+    await useTestBackend()
+    const model = join(root, 'eval-model')
+    const tokenizerDir = join(REPO_ROOT, 'quickstart', 'data', 'tokenizer')
+    const encoder = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 64, seed: 3, registry: BUILTINS})
+    await encoder.save(model)
+    encoder.dispose()
+    // A BEIR-layout task with 5,000 generated documents, prepared with the library.
+    const source = join(root, 'eval-source')
+    mkdirSync(join(source, 'qrels'), {recursive: true})
+    const words = ['book', 'loan', 'card', 'fee', 'renew', 'print', 'desk', 'hours', 'reserve', 'return', 'late', 'lost']
+    const gen = new Rng(11)
+    const text = (n: number) => Array.from({length: n}, () => words[gen.int(words.length)]).join(' ')
+    writeFileSync(join(source, 'corpus.jsonl'), Array.from({length: 5000}, (_, i) => JSON.stringify({_id: `d${i}`, title: '', text: text(12)})).join('\n') + '\n')
+    writeFileSync(join(source, 'queries.jsonl'), Array.from({length: 20}, (_, i) => JSON.stringify({_id: `q${i}`, text: text(5)})).join('\n') + '\n')
+    writeFileSync(join(source, 'qrels', 'test.tsv'), 'query-id\tcorpus-id\tscore\n' + Array.from({length: 20}, (_, i) => `q${i}\td${i}\t1\n`).join(''))
+    const data = join(root, 'eval-data')
+    await prepare({datasets: [{name: 'big', reader: 'beir', task: 'eval', path: '.', splits: ['test']}]}, {registry: BUILTINS, dataRoot: source, out: data})
+    const results = join(root, 'eval-results')
+    const config = join(root, 'eval.json')
+    writeFileSync(config, JSON.stringify({eval: {dataDir: data, out: results, tasks: [{name: 'Big-Retrieval', type: 'retrieval', dir: 'big'}]}}))
+
+    const delayMs = rng.int(300)
+    // After the queries are encoded: the corpus is next.
+    const r = await runAndStop(['eval', '--model', model, '--config', config], {
+      after: (e) => e.type === 'eval-progress' && e.detail === 'queries',
+      signal: 'SIGINT',
+      delayMs,
+    })
+    t.diagnostic(`SIGINT ${delayMs} ms after the queries were encoded: exit ${r.code}`)
+    assert.equal(r.code, 130, r.stderr)
+    assert.equal(r.envelope.name, 'InterruptedError')
+    assert.match(r.stderr, /SIGINT: stopping/)
+    const cache = join(results, '.embedding-cache')
+    assert.deepEqual(temporaries(results), [], 'the exit removed the half-written cache entry')
+    for (const name of readdirSync(cache).filter((n) => n.endsWith('.json'))) {
+      const meta = JSON.parse(readFileSync(join(cache, name), 'utf8'))
+      assert.equal(readFileSync(join(cache, name.replace(/\.json$/, '.f32'))).length, meta.count * meta.dim * 4, name)
+    }
+    assert.deepEqual(readdirSync(results), ['.embedding-cache'], 'no results written')
   })
 })

@@ -125,3 +125,23 @@ test('agreeToStop (the multi-process seam) decides at every step boundary: the r
     rmSync(root, {recursive: true, force: true})
   }
 })
+
+test('a resumed run never prunes the checkpoint it was loaded from (the encoder copies its tokenizer from there); others beyond keepLast go', async () => {
+  const root = await setup()
+  try {
+    const dir = join(root, 'run')
+    const keepOne = {dir, everyEpoch: false, everySteps: 2, keepLast: 1}
+    const encoder = new ToyEncoder(1, 8, 97, 4)
+    const first = makeTrainer({encoder, checkpoint: keepOne, stopAfterSteps: 4})
+    await first.run()
+    assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4])
+    const resumed = makeTrainer({encoder, checkpoint: keepOne})
+    await resumed.resumeFrom(join(dir, 'checkpoint-4'))
+    const rest = await resumed.run()
+    assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4, rest.totalSteps])
+    for (const t of [first, resumed]) t.dispose()
+    encoder.dispose()
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
