@@ -28,7 +28,8 @@ export interface TrainRunOptions {
   /**
    * Progress, in order: the `plan` (before a model is loaded), `status` lines (loading, resuming,
    * saving), `validation` before training and after each epoch, `probe` measurements, `step` events
-   * (every `logEvery`-th step and the last) and a `checkpoint` event per checkpoint written.
+   * (every `logEvery`-th step and the last), a `checkpoint` event per checkpoint written, and
+   * `interrupted` when `signal` stopped the run.
    */
   onEvent?: (event: TrainEvent) => void
   /**
