@@ -6,6 +6,7 @@ import type {BackendSelection} from '../tensor/backend.js'
 import {CodiembError, exitCodeOf} from '../core/errors.js'
 import type {ProgressEvent} from '../core/events.js'
 import {ProgressReporter} from './progress.js'
+import {SignalStop} from './signals.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CodiembCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -26,6 +27,8 @@ export interface CodiembTask<Ctx = unknown> {
  * exit codes (2 usage/config/bad input, 1 other) and envelopes `{"status":N,"name","message","exitCode"}`,
  * writes `--events` NDJSON, renders listr2 task trees (default renderer on a TTY, simple renderer in
  * CI or when piped, nothing under --json), and gives access to the registry and the tensor backend.
+ * SIGINT and SIGTERM end a command with exit code 130 / 143 through the same catch and finally
+ * (src/cli/signals.ts): at once, or, for a command that asked for `stopSignal()`, when it has stopped.
  */
 export abstract class CodiembCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true
@@ -69,12 +72,14 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   protected readonly warnings: string[] = []
   private eventStream?: WriteStream | NodeJS.WriteStream
   private registryPromise?: Promise<Registry>
+  private signals?: SignalStop
 
   /** The command's work. Its return value is the `result` of the --json envelope. */
   protected abstract exec(): Promise<unknown>
 
   public override async init(): Promise<void> {
     await super.init()
+    this.signals = new SignalStop().install()
     const {args, flags} = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (this.ctor as typeof CodiembCommand).baseFlags,
@@ -99,8 +104,17 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   }
 
   public async run(): Promise<unknown> {
-    const result = await this.exec()
+    const result = await this.signals!.race(this.exec())
     return result === undefined ? {} : result
+  }
+
+  /**
+   * The AbortSignal a command hands its engine to stop cooperatively on SIGINT/SIGTERM (aborted
+   * with an InterruptedError). Asking for it means the command is waited for after the first
+   * signal; `doing` says what it does meanwhile, e.g. "writing a checkpoint of the current step".
+   */
+  protected stopSignal(doing: string): AbortSignal {
+    return this.signals!.claim(doing)
   }
 
   /** The registry of built-in and plugin entries; registry warnings join this command's warnings. */
@@ -155,7 +169,8 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
       tasks.map((t) => ({title: t.title, skip: t.skip, task: async (c: Ctx, task) => {
           await t.task(c, task)
         }})),
-      {renderer, rendererOptions: {collapseSubtasks: false}, exitOnError: true, ctx} as never,
+      // listr2's own SIGINT listener would exit 127 at once: signals are src/cli/signals.ts's.
+      {renderer, rendererOptions: {collapseSubtasks: false}, exitOnError: true, registerSignalListeners: false, ctx} as never,
     )
     return list.run(ctx)
   }
@@ -197,9 +212,14 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
-    const stream = this.eventStream
-    if (stream && stream !== process.stdout) await new Promise<void>((resolve) => (stream as WriteStream).end(resolve))
-    return super.finally(err)
+    try {
+      const stream = this.eventStream
+      if (stream && stream !== process.stdout) await new Promise<void>((resolve) => (stream as WriteStream).end(resolve))
+      return await super.finally(err)
+    } finally {
+      // Until here a second signal still means "stop at once"; after, Node's default applies.
+      this.signals?.uninstall()
+    }
   }
 }
 

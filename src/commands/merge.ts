@@ -57,6 +57,7 @@ export default class Merge extends CodiembCommand<typeof Merge> {
           report = await mergeCheckpoints({
             ...request,
             onEvent: reporter.into(task),
+            signal: this.stopSignal('removing the partial merge; the output stays as it was'),
           })
         },
       },

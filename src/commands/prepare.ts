@@ -83,6 +83,7 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
             skipInvalid: f['skip-invalid'] || undefined,
             batchRows: f['batch-rows'],
             onEvent: reporter.into(task),
+            signal: this.stopSignal('removing the staging folder; the output stays as it was'),
           })
         },
       },

@@ -70,7 +70,8 @@ export default class Train extends CodiembCommand<typeof Train> {
         title: 'Loading data, losses, sampler and model',
         task: async (_ctx, task) => {
           reporter.into(task)
-          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, onWarning: (w) => this.addWarning(w)})
+          const signal = this.stopSignal('finishing the current step, then writing a checkpoint')
+          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w)})
           const p = await Promise.race([planned, run.then(() => planned)])
           task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
         },

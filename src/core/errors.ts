@@ -12,6 +12,9 @@
  *      tokenizer rejecting a text the data layer accepted. ExecutionError and its subclasses carry 1;
  *      HubError carries 1 unless the repository request itself is wrong (bad id, no such repository).
  *
+ *   130 / 143  a run stopped by SIGINT (Ctrl-C) / SIGTERM: 128 + the signal's number, as a shell
+ *      reports a process the signal killed. InterruptedError carries them.
+ *
  * Errors that are not CodiembErrors (a TypeError, a plain Error from a library) are internal
  * failures and exit 1 as well; oclif's own usage errors (unknown flag, missing argument) exit 2.
  */
@@ -53,6 +56,41 @@ export class ExecutionError extends CodiembError {
   constructor(message: string, options: Omit<CodiembErrorOptions, 'exitCode'> = {}) {
     super(message, {name: 'ExecutionError', ...options, exitCode: EXIT_FAILURE})
   }
+}
+
+/** The signals that ask a run to stop, and their exit codes (128 + the signal's number). */
+export const SIGNAL_EXIT_CODES = {SIGINT: 130, SIGTERM: 143} as const
+export type StopSignal = keyof typeof SIGNAL_EXIT_CODES
+
+/**
+ * The run was stopped on request — Ctrl-C (SIGINT), SIGTERM, or an aborted AbortSignal handed to a
+ * library engine — before it finished; exit code 130 or 143. Whatever it wrote is complete (the
+ * atomic writes of src/core/fs-atomic.ts) and its temporaries are gone; `data` says what is left
+ * to resume from, where the command knows (train: the step and the checkpoint).
+ */
+export class InterruptedError extends CodiembError {
+  constructor(
+    readonly signal: StopSignal,
+    message = `interrupted by ${signal}`,
+    options: Omit<CodiembErrorOptions, 'exitCode' | 'name'> = {},
+  ) {
+    super(message, {...options, name: 'InterruptedError', exitCode: SIGNAL_EXIT_CODES[signal]})
+  }
+}
+
+/**
+ * The InterruptedError an aborted AbortSignal stands for: its reason when that is one (the CLI
+ * aborts with one naming the signal), else one for SIGINT — a library caller's plain
+ * `controller.abort()` is a stop request like Ctrl-C.
+ */
+export function interruptionOf(signal: AbortSignal): InterruptedError {
+  const reason: unknown = signal.reason
+  return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT', 'interrupted: the run was aborted', {cause: reason})
+}
+
+/** Throws interruptionOf(signal) when `signal` is aborted: the check an engine makes between two units of its work. */
+export function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interruptionOf(signal)
 }
 
 /** The exit code an error maps to: its own `exitCode` when it has one (oclif's usage errors are 2), else EXIT_FAILURE. */

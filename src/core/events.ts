@@ -136,6 +136,16 @@ export interface ValidationEvent {
   spearman: Record<string, number>
 }
 
+/** Training stopped on request (SIGINT/SIGTERM; a library's abort counts as SIGINT) after a whole step, saving no final model. */
+export interface InterruptedEvent {
+  type: 'interrupted'
+  signal: 'SIGINT' | 'SIGTERM'
+  step: number
+  totalSteps: number
+  /** Holds every step done, to resume from (`--resume`); absent when this run did no step. */
+  checkpoint?: string
+}
+
 /** `codiemb train` finished and saved the final model. */
 export interface TrainDoneEvent {
   type: 'done'
@@ -149,7 +159,7 @@ export interface TrainDoneEvent {
   probe?: {first: ProbeResult; last: ProbeResult}
 }
 
-export type TrainEvent = PlanEvent | StatusEvent | StepEvent | ProbeResult | CheckpointEvent | ValidationEvent
+export type TrainEvent = PlanEvent | StatusEvent | StepEvent | ProbeResult | CheckpointEvent | ValidationEvent | InterruptedEvent
 
 // ---------------------------------------------------------------------------------------------------
 // prepare

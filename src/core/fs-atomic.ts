@@ -17,6 +17,11 @@
  * A crash can leave such a temporary behind, never a partial file under a final name. fsync is
  * optional (`{fsync: true}`): without it a write is atomic against process crashes; with it the
  * data also reaches the disk before the rename, so a power loss cannot expose an empty file.
+ *
+ * The process keeps a list of its live temporaries (created, not yet committed, aborted or
+ * discarded) and removes them when it exits, whatever the path to the exit: a CLI stopped at once
+ * by a second Ctrl-C, or one exiting while an abandoned engine is still writing, leaves none behind.
+ * Only SIGKILL (or a power loss) leaves one, and the pid in its name marks it as garbage.
  */
 import {randomBytes} from 'node:crypto'
 import {closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync} from 'node:fs'
@@ -27,6 +32,47 @@ const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{8})\.tmp$/
 /** A fresh temporary path beside `target`, in the scheme above (nothing is created). */
 export function tempSiblingPath(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
+/** This process's temporaries that are neither committed nor removed yet. */
+const liveTemps = new Set<string>()
+let sweepOnExit = false
+
+/** Records a temporary this process created; the first one installs the sweep on exit. */
+function track(path: string): void {
+  liveTemps.add(path)
+  if (sweepOnExit) return
+  sweepOnExit = true
+  process.on('exit', removeLiveTemps)
+}
+
+/**
+ * Removes every live temporary of this process (synchronously, so it can run in an `exit`
+ * listener, where it is installed) and returns their paths. Callers other than the exit sweep:
+ * tests, and an embedder that stops its own process by other means.
+ */
+export function removeLiveTemps(): string[] {
+  const removed = [...liveTemps]
+  for (const path of removed) {
+    try {
+      rmSync(path, {recursive: true, force: true})
+    } catch {
+      // best effort: the next run's removeTemps finds it by its dead pid
+    }
+    liveTemps.delete(path)
+  }
+  return removed
+}
+
+/** This process's live temporaries (tests). */
+export function liveTempPaths(): string[] {
+  return [...liveTemps]
+}
+
+/** Removes a temporary this process created (a staging folder it is done with) and stops tracking it. */
+export function discardTemp(path: string): void {
+  rmSync(path, {recursive: true, force: true})
+  liveTemps.delete(path)
 }
 
 export interface TempName {
@@ -104,6 +150,7 @@ export class AtomicFile {
   static create(path: string, head?: string | Uint8Array): AtomicFile {
     const tempPath = tempSiblingPath(path)
     const file = new AtomicFile(path, tempPath, openSync(tempPath, 'wx'))
+    track(tempPath)
     if (head !== undefined) {
       // A file whose first bytes cannot be written never exists for the caller: nothing to abort later.
       try {
@@ -131,6 +178,7 @@ export class AtomicFile {
       if (options.fsync) fsyncSync(this.fd)
       this.close()
       renameSync(this.tempPath, this.path)
+      liveTemps.delete(this.tempPath)
       this.state = 'committed'
     } catch (error) {
       this.abort()
@@ -147,7 +195,7 @@ export class AtomicFile {
     } catch {
       // a failed close does not matter: the temporary is deleted
     }
-    rmSync(this.tempPath, {force: true})
+    discardTemp(this.tempPath)
   }
 
   private close(): void {
@@ -162,11 +210,15 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
   AtomicFile.create(path, data).commit(options)
 }
 
-/** Creates an empty directory under a fresh temporary name beside `target` (creating `target`'s parent) and returns its path. */
+/**
+ * Creates an empty directory under a fresh temporary name beside `target` (creating `target`'s
+ * parent) and returns its path; it is live (removed on exit) until discardTemp or writeDirectoryAtomic's swap.
+ */
 export function createTempSiblingDir(target: string): string {
   mkdirSync(dirname(target), {recursive: true})
   const dir = tempSiblingPath(target)
   mkdirSync(dir)
+  track(dir)
   return dir
 }
 
@@ -194,6 +246,18 @@ export function swapDirectory(staged: string, target: string): void {
 }
 
 /**
+ * Removes `path` (a file or directory) from its name at once: renamed to a temporary sibling, then
+ * deleted. A kill while a large directory is being deleted leaves a temporary, never a half-deleted
+ * directory under the name (an older checkpoint that no longer loads). Does nothing when `path` is absent.
+ */
+export function removeAtomic(path: string): void {
+  if (!existsSync(path)) return
+  const aside = tempSiblingPath(path)
+  renameSync(path, aside)
+  rmSync(aside, {recursive: true, force: true})
+}
+
+/**
  * Builds the directory `target` atomically: `fill` writes into a fresh temporary sibling, which
  * then replaces `target` (swapDirectory). If `fill` or the swap fails, the temporary is removed and
  * `target` is as it was. Returns what `fill` returns.
@@ -203,9 +267,10 @@ export async function writeDirectoryAtomic<T>(target: string, fill: (staging: st
   try {
     const result = await fill(staging)
     swapDirectory(staging, target)
+    liveTemps.delete(staging)
     return result
   } catch (error) {
-    rmSync(staging, {recursive: true, force: true})
+    discardTemp(staging)
     throw error
   }
 }

@@ -14,7 +14,7 @@
  * `<out>` and the manifest written (atomically, last).
  * A failed run removes its staging folder and leaves `<out>` as it was.
  */
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync} from 'node:fs'
 import {isAbsolute, join, relative, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
 import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
@@ -25,7 +25,8 @@ import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, t
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
 import {packageVersion} from '../core/version.js'
 import type {PrepareEvent} from '../core/events.js'
-import {createTempSiblingDir, swapDirectory, writeFileAtomic} from '../core/fs-atomic.js'
+import {createTempSiblingDir, discardTemp, swapDirectory, writeFileAtomic} from '../core/fs-atomic.js'
+import {stopIfAborted} from '../core/errors.js'
 import {validateOptions} from '../config/validate.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
@@ -71,6 +72,8 @@ export interface PrepareOptions {
   batchRows?: number
   /** Progress: each dataset's start, its rows every 50,000, its end. */
   onEvent?: (event: PrepareEvent) => void
+  /** Stop request, checked per row: the run then fails with an InterruptedError, `out` as it was, the staging folder removed. */
+  signal?: AbortSignal
 }
 
 export interface ManifestFile {
@@ -190,7 +193,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
     for (let i = 0; i < config.datasets.length; i++) {
       const ds = config.datasets[i]
       options.onEvent?.({type: 'dataset-start', dataset: ds.name, reader: ds.reader, task: ds.task, index: i, total: config.datasets.length})
-      results.push(await prepareDataset(ds, i, {registry, dataRoot, staging, skipInvalid, batchRows, onEvent: options.onEvent}))
+      results.push(await prepareDataset(ds, i, {registry, dataRoot, staging, skipInvalid, batchRows, onEvent: options.onEvent, signal: options.signal}))
     }
     // Commit: move each dataset folder into place, then write the manifest last.
     const previous = readManifest(out)
@@ -210,7 +213,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
     }
     writeFileAtomic(join(out, MANIFEST), JSON.stringify(manifest, null, 2) + '\n')
   } finally {
-    rmSync(staging, {recursive: true, force: true})
+    discardTemp(staging)
   }
   return {
     out,
@@ -228,6 +231,7 @@ interface DatasetContext {
   skipInvalid: boolean
   batchRows?: number
   onEvent?: (event: PrepareEvent) => void
+  signal?: AbortSignal
 }
 
 interface Output {
@@ -348,6 +352,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
 
   try {
     for await (const item of reader.read(request) as AsyncIterable<ReadItem>) {
+      stopIfAborted(ctx.signal)
       if (item.type === 'unused') {
         unused++
         unusedReasons[item.reason] = (unusedReasons[item.reason] ?? 0) + 1

@@ -27,6 +27,7 @@ import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-str
 import {MergeInputError, type Merger} from './types.js'
 import type {MergeProgressEvent, MergeSummary} from '../core/events.js'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {stopIfAborted} from '../core/errors.js'
 import {readJsonFile} from '../core/json-file.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
@@ -59,6 +60,11 @@ export interface MergeRequest {
   registry: Registry
   /** Progress: each input weight file hashed, then each tensor written. */
   onEvent?: (event: MergeProgressEvent) => void
+  /**
+   * Stop request, checked while hashing and between tensors: the merge then fails with an
+   * InterruptedError, its temporary directory removed and the output as it was.
+   */
+  signal?: AbortSignal
 }
 
 export type {MergeProgressEvent, MergeSummary} from '../core/events.js'
@@ -168,7 +174,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
     for (const x of inputs) {
       const files: InputRecord['files'] = []
       for (const f of weightFiles(x.dir, x.file.path)) {
-        files.push({file: relative(x.dir, f), bytes: statSync(f).size, sha256: await sha256File(f)})
+        files.push({file: relative(x.dir, f), bytes: statSync(f).size, sha256: await sha256File(f, request.signal)})
         request.onEvent?.({type: 'merge-progress', phase: 'hash', item: f, done: ++hashed, total: allFiles.length})
       }
       records.push({path: x.dir, files})
@@ -184,6 +190,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       let parameters = 0
       try {
         for (const [i, p] of plan.entries()) {
+          stopIfAborted(request.signal)
           const {name, shape} = p.info
           const count = shape.reduce((a, b) => a * b, 1)
           parameters += count
@@ -248,6 +255,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       }
       writeFileSync(join(tmp, 'merge.json'), JSON.stringify(report, null, 2) + '\n')
       if (existsSync(out) && !request.force) throw new MergeInputError(`output ${out} appeared while merging; pass --force to replace it`)
+      stopIfAborted(request.signal)
       return report
     })
   } finally {
@@ -316,9 +324,12 @@ function weightFiles(dir: string, opened: string): string[] {
   return [opened, ...[...new Set(Object.values(index.weight_map))].sort().map((f) => join(dirname(opened), f))].map((f) => resolve(dir, f))
 }
 
-async function sha256File(path: string): Promise<string> {
+async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(path, {highWaterMark: 1 << 22})) hash.update(chunk as Buffer)
+  for await (const chunk of createReadStream(path, {highWaterMark: 1 << 22})) {
+    stopIfAborted(signal)
+    hash.update(chunk as Buffer)
+  }
   return hash.digest('hex')
 }
 

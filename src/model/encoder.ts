@@ -314,6 +314,9 @@ class TransformerEncoder implements Encoder {
       done += idx.length
       tokens += batch.lengths.reduce((a, b) => a + b, 0)
       options.onEvent?.({type: 'encode-progress', done, total: texts.length, tokens})
+      // One event-loop turn per batch: the awaits above can all resolve as microtasks, and a long
+      // encode must not starve signal handlers (Ctrl-C), timers and output streams.
+      await new Promise((resolve) => setImmediate(resolve))
     }
     return out
   }

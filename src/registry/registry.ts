@@ -1,5 +1,5 @@
 import {KINDS, KINDS_WITH_OPTIONS, type Kind, type Registrar, type RegistryEntry} from './types.js'
-import {CodiembError} from '../core/errors.js'
+import {CodiembError, ExecutionError} from '../core/errors.js'
 
 export class UnknownEntryError extends CodiembError {
   override name = 'UnknownEntryError'
@@ -8,6 +8,17 @@ export class UnknownEntryError extends CodiembError {
       `unknown ${kind} "${entryName}"; registered ${kind}s: ${available.length ? available.join(', ') : '(none)'}` +
         ' — run `codiemb list --kind ' + kind + '` to see them with their plugins',
     )
+  }
+}
+
+/**
+ * An entry's `load()` failed (its module is missing, does not import, or throws): names the plugin
+ * and the entry, keeps the original error as `cause`. Exit code 1: the request was fine, the
+ * installed plugin is not.
+ */
+export class PluginLoadError extends ExecutionError {
+  constructor(readonly plugin: string, readonly kind: Kind, readonly entryName: string, cause: unknown) {
+    super(`plugin ${plugin}: ${kind} "${entryName}" failed to load: ${cause instanceof Error ? cause.message : String(cause)}`, {name: 'PluginLoadError', cause})
   }
 }
 
@@ -46,7 +57,18 @@ export class Registry {
         )
         continue
       }
-      byName.set(entry.name, {...entry, plugin})
+      const load = entry.load.bind(entry)
+      byName.set(entry.name, {
+        ...entry,
+        plugin,
+        load: async () => {
+          try {
+            return await load()
+          } catch (error) {
+            throw error instanceof PluginLoadError ? error : new PluginLoadError(plugin, entry.kind, entry.name, error)
+          }
+        },
+      })
     }
   }
 

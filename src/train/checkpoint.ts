@@ -3,11 +3,12 @@
  * (written by the encoder's save()) plus `trainer_state.json` (step, epoch, sampler state, seed,
  * schedule) and `optimizer.safetensors` (AdamW moments). A checkpoint is assembled in a temporary
  * directory beside the final one and renamed into place, so a kill mid-write leaves the previous
- * checkpoints intact and never a half-written `checkpoint-*`.
+ * checkpoints intact and never a half-written `checkpoint-*`; one beyond `keepLast` is renamed away
+ * before it is deleted, so a kill never leaves a half-deleted one either.
  */
-import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync} from 'node:fs'
-import {join} from 'node:path'
-import {removeTemps, writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {existsSync, mkdirSync, readFileSync, readdirSync} from 'node:fs'
+import {join, resolve} from 'node:path'
+import {removeAtomic, removeTemps, writeDirectoryAtomic} from '../core/fs-atomic.js'
 import {openSafetensors} from '../io/safetensors.js'
 import {writeSafetensors} from '../io/safetensors-stream.js'
 import type {SamplerState} from './samplers/types.js'
@@ -49,13 +50,19 @@ export function listCheckpoints(dir: string): {step: number; path: string}[] {
     .sort((a, b) => a.step - b.step)
 }
 
-/** Writes a checkpoint atomically and keeps only the newest `keepLast` (0 = keep all). Returns its path. */
+/**
+ * Writes a checkpoint atomically and keeps only the newest `keepLast` (0 = keep all), except
+ * `keep`: the checkpoint a resumed run was loaded from, whose tokenizer files the encoder copies
+ * into every checkpoint and the final model when it saves (deleting it would leave those without a
+ * tokenizer). Returns its path.
+ */
 export async function writeCheckpoint(
   dir: string,
   encoder: TrainableEncoder,
   optimizer: AdamW,
   state: TrainerState,
   keepLast: number,
+  keep?: string,
 ): Promise<string> {
   mkdirSync(dir, {recursive: true})
   const final = join(dir, checkpointName(state.step))
@@ -64,7 +71,7 @@ export async function writeCheckpoint(
     const moments = await optimizer.exportState()
     await writeSafetensors(join(staging, OPTIMIZER_FILE), moments.tensors, {step: String(moments.step)})
   })
-  if (keepLast > 0) for (const old of listCheckpoints(dir).slice(0, -keepLast)) rmSync(old.path, {recursive: true, force: true})
+  if (keepLast > 0) for (const old of listCheckpoints(dir).slice(0, -keepLast)) if (!keep || resolve(old.path) !== resolve(keep)) removeAtomic(old.path)
   return final
 }
 

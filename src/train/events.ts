@@ -3,9 +3,10 @@
  * validation (the TrainEvent members, defined with every other event in src/core/events.ts and
  * re-exported here for src/train/*) — and the final summary.
  */
+import type {StopSignal} from '../core/errors.js'
 import type {ProbeResult} from '../core/events.js'
 
-export type {CheckpointEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent} from '../core/events.js'
+export type {CheckpointEvent, InterruptedEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent} from '../core/events.js'
 
 export interface TrainSummary {
   steps: number
@@ -20,6 +21,8 @@ export interface TrainSummary {
   history: {step: number; loss: Record<string, number>}[]
   checkpoints: string[]
   stoppedEarly: boolean
+  /** Set when the run stopped on request (TrainerOptions.signal): the signal, and the checkpoint holding every step done (absent when there is none). */
+  interrupted?: {signal: StopSignal; checkpoint?: string}
   /** Probe losses (when `probe` is set): the first and last measurement of this run, and all of them. */
   probe?: {first: ProbeResult; last: ProbeResult; history: ProbeResult[]}
   /** Data pipeline: batches consumed, how many were not tokenized yet when the loop asked, and the time it waited. */

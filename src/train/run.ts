@@ -6,6 +6,7 @@
 import {existsSync} from 'node:fs'
 import type {Registry} from '../registry/registry.js'
 import {fillTemplate, type InstructionOptions, type Prompt} from '../core/prompts.js'
+import {InterruptedError, stopIfAborted} from '../core/errors.js'
 import {TrainConfigError, fileSpec, type TrainSection, type TrainSectionInput} from './config.js'
 import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
@@ -27,11 +28,19 @@ export interface TrainRunOptions {
   /**
    * Progress, in order: the `plan` (before a model is loaded), `status` lines (loading, resuming,
    * saving), `validation` before training and after each epoch, `probe` measurements, `step` events
-   * (every `logEvery`-th step and the last) and a `checkpoint` event per checkpoint written.
+   * (every `logEvery`-th step and the last), a `checkpoint` event per checkpoint written, and
+   * `interrupted` when `signal` stopped the run.
    */
   onEvent?: (event: TrainEvent) => void
   /** Warnings of the model load (e.g. checkpoint tensors the encoder does not use), once each. */
   onWarning?: (message: string) => void
+  /**
+   * Stop request (the CLI's, aborted on SIGINT/SIGTERM). While loading it is checked between
+   * the parts; during training the trainer finishes its step, writes a checkpoint and reports an
+   * `interrupted` event. Either way runTraining then rejects with an InterruptedError whose `data`
+   * says where to resume: {step, totalSteps, checkpoint?}. The final model is not saved.
+   */
+  signal?: AbortSignal
 }
 
 export interface TrainRunResult {
@@ -45,6 +54,7 @@ export interface TrainRunResult {
 /** Trains end to end and saves the final model to `section.output`. */
 export async function runTraining(section: TrainSection, options: TrainRunOptions): Promise<TrainRunResult> {
   const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed})
+  stopIfAborted(options.signal)
   const report = options.onEvent ?? (() => {})
   const status = (message: string) => report({type: 'status', message})
   report({type: 'plan', ...setup.plan})
@@ -81,6 +91,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     validation.push(result)
     report({type: 'validation', ...result})
   }
+  if (options.signal?.aborted) encoder.dispose()
+  stopIfAborted(options.signal)
   if (!options.resume) await validate(0)
   // Beside the output, not inside it: the final save replaces the output directory as a whole.
   const checkpointDir = section.checkpoint.dir ?? `${section.output.replace(/[\\/]+$/, '')}-checkpoints`
@@ -116,12 +128,22 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
       if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)
     },
     onEpochEnd: (epoch) => validate(epoch + 1),
+    signal: options.signal,
   })
   if (options.resume) {
     const state = await trainer.resumeFrom(options.resume)
     status(`resumed at step ${state.step} of ${state.totalSteps}`)
   }
   const summary = await trainer.run()
+  if (summary.interrupted) {
+    trainer.dispose()
+    encoder.dispose()
+    const {signal, checkpoint} = summary.interrupted
+    const where = `at step ${summary.steps} of ${summary.totalSteps}`
+    throw new InterruptedError(signal, checkpoint ? `interrupted by ${signal} ${where}; resume with --resume ${checkpoint}` : `interrupted by ${signal} ${where}: no step was done, nothing to resume from`, {
+      data: {step: summary.steps, totalSteps: summary.totalSteps, ...(checkpoint ? {checkpoint} : {})},
+    })
+  }
   status(`saving the final model to ${section.output}`)
   await encoder.save(section.output, {
     extraFiles: {'codiemb_training.json': JSON.stringify({plan: setup.plan, summary: {...summary, history: undefined}, validation}, null, 1) + '\n'},

@@ -18,6 +18,7 @@
  * probe.ts measures the probe loss, tally.ts averages losses per task.
  */
 import * as tf from '@tensorflow/tfjs-core'
+import {interruptionOf} from '../core/errors.js'
 import type {Sampler, SamplerBatch, SamplerState} from './samplers/types.js'
 import {type BatchItem, type PreparedBatch, partSeed, prepareBatch} from './batch.js'
 import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
@@ -66,6 +67,20 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   /** Stop after this many optimizer steps in this process (tests, time-boxed runs); a checkpoint is written first if checkpointing. */
   stopAfterSteps?: number
   /**
+   * A stop request (the CLI aborts it on SIGINT/SIGTERM), checked between optimizer steps: the
+   * step under way is finished, a checkpoint of it written (when checkpointing and not written
+   * yet), an `interrupted` event reported, and run() returns with `interrupted` set.
+   */
+  signal?: AbortSignal
+  /**
+   * The seam where the processes of a multi-process run would agree on the step to stop at.
+   * codiemb trains in one process today, so nothing passes it and the run stops when its own
+   * `signal` is aborted. A multi-process trainer passes an all-reduce (logical or) over the ranks of
+   * `requested`, called by every rank at the same step boundary: all ranks then stop after the same
+   * step, and only then does rank 0 write the checkpoint.
+   */
+  agreeToStop?: (requested: boolean, step: number) => boolean | Promise<boolean>
+  /**
    * Progress, as it happens: a `step` event after every optimizer step, each `probe` measurement,
    * and a `checkpoint` event once a checkpoint directory is complete. Not awaited: an observer
    * cannot hold training up.
@@ -93,6 +108,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private probeSet?: ProbeBatch<B>[]
   /** Probe measurements of the whole run, kept in checkpoints so a resumed run reports from step 0. */
   private probeHistory: ProbeResult[] = []
+  /** The checkpoint this run resumed from: it holds every step done until this run does one. */
+  private resumedFrom?: string
 
   constructor(private readonly o: TrainerOptions<B>) {
     this.partLoss = new PartLoss(o.encoder, o.objectives, {middleLayer: o.middleLayer, dropout: o.dropout})
@@ -113,6 +130,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     this.optimizer.importState(moments.step, moments.tensors)
     this.o.sampler.setState(state.sampler)
     this.step = state.step
+    this.resumedFrom = dir
     this.history = state.history
     // Earlier probe measurements count only if they were taken on the same probe batches.
     const sameProbe = JSON.stringify(state.probe?.options ?? null) === JSON.stringify(this.o.probe ?? null)
@@ -151,9 +169,35 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     let tokens = 0
     let stepsThisRun = 0
     const checkpoints: string[] = []
+    // The latest checkpoint holding this run's steps so far, and its step.
+    let checkpointed = this.resumedFrom
+    let checkpointedStep = this.resumedFrom === undefined ? undefined : this.step
     let stoppedEarly = false
+    let interrupted: TrainSummary['interrupted']
     let next = await prefetcher.next()
+    const saveCheckpoint = async (checkpoint: NonNullable<TrainerOptions['checkpoint']>) => {
+      const samplerState = next ? next.stateBefore : o.sampler.getState()
+      const path = await writeCheckpoint(checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), checkpoint.keepLast, this.resumedFrom)
+      checkpoints.push(path)
+      checkpointed = path
+      checkpointedStep = this.step
+      o.onEvent?.({type: 'checkpoint', path, step: this.step})
+    }
     while (next && this.step < this.totalSteps) {
+      const requested = o.signal?.aborted ?? false
+      if (o.agreeToStop ? await o.agreeToStop(requested, this.step) : requested) {
+        // A checkpoint of this step, unless there is one (written at this step, or the one resumed
+        // from when this run did no step yet; a fresh run stopped before its first step has nothing to keep).
+        if (o.checkpoint && stepsThisRun > 0 && checkpointedStep !== this.step) {
+          measure('checkpoint')
+          await saveCheckpoint(o.checkpoint)
+        }
+        const signal = o.signal?.aborted ? interruptionOf(o.signal).signal : 'SIGINT'
+        const holding = checkpointedStep === this.step && checkpointed ? {checkpoint: checkpointed} : {}
+        interrupted = {signal, ...holding}
+        o.onEvent?.({type: 'interrupted', signal, step: this.step, totalSteps: this.totalSteps, ...holding})
+        break
+      }
       const epoch = next.epoch
       // The batches of this optimizer step: up to GA, never crossing an epoch boundary.
       const group: PreparedBatch<B>[] = []
@@ -196,12 +240,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         ((o.checkpoint.everyEpoch && epochEnded) || (o.checkpoint.everySteps > 0 && this.step % o.checkpoint.everySteps === 0) || stopNow || this.step === this.totalSteps)
       // Probe before writing, so the checkpoint carries this step's measurement (the weights are the same).
       if (checkpointDue || epochEnded) measure(epochEnded ? 'epoch' : 'checkpoint')
-      if (o.checkpoint && checkpointDue) {
-        const samplerState = next ? next.stateBefore : o.sampler.getState()
-        const path = await writeCheckpoint(o.checkpoint.dir, o.encoder, this.optimizer, this.state(samplerState), o.checkpoint.keepLast)
-        checkpoints.push(path)
-        o.onEvent?.({type: 'checkpoint', path, step: this.step})
-      }
+      if (o.checkpoint && checkpointDue) await saveCheckpoint(o.checkpoint)
       if (epochEnded) await o.onEpochEnd?.(epoch)
       if (stopNow) {
         stoppedEarly = true
@@ -209,7 +248,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       }
     }
     prefetcher.close()
-    measure('end')
+    if (!interrupted) measure('end')
     return {
       steps: this.step,
       totalSteps: this.totalSteps,
@@ -221,6 +260,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       history: this.history,
       checkpoints,
       stoppedEarly,
+      ...(interrupted ? {interrupted} : {}),
       probe: probeHistory.length ? {first: probeHistory[0], last: probeHistory.at(-1)!, history: probeHistory} : undefined,
       pipeline: {...prefetcher.stats, tokenizerThread},
     }

@@ -34,7 +34,7 @@ describe('ProgressLines', () => {
     assert.match(lines.line(step)!, / · probe \(step 2\) ir 1\.1000$/)
   })
 
-  it('shows the rest of a training run: plan, status, probe loss with its terms, checkpoint, validation', () => {
+  it('shows the rest of a training run: plan, status, probe loss with its terms, checkpoint, interruption, validation', () => {
     const lines = new ProgressLines()
     const plan: PlanEvent = {
       type: 'plan', sampler: {name: 'dynamic', options: {}}, datasets: [], batchesPerEpoch: 5, stepsPerEpoch: 5, stepsPerEpochByTask: {}, epochs: 2, totalSteps: 10,
@@ -45,6 +45,11 @@ describe('ProgressLines', () => {
     assert.equal(lines.line(probe), 'probe loss at step 4/10: ir 2.0000, sts 3.5000 (pro 0.250, pearson 1.500)')
     assert.equal(lines.line({type: 'status', message: 'loading models/x'}), 'loading models/x')
     assert.equal(lines.line({type: 'checkpoint', path: 'runs/x-checkpoints/checkpoint-4', step: 4}), 'checkpoint at step 4: runs/x-checkpoints/checkpoint-4')
+    assert.equal(
+      lines.line({type: 'interrupted', signal: 'SIGINT', step: 4, totalSteps: 10, checkpoint: 'runs/x-checkpoints/checkpoint-4'}),
+      'SIGINT at step 4/10: resume with --resume runs/x-checkpoints/checkpoint-4',
+    )
+    assert.equal(lines.line({type: 'interrupted', signal: 'SIGTERM', step: 0, totalSteps: 10}), 'SIGTERM at step 0/10: no step to save')
     assert.equal(lines.line({type: 'validation', epoch: 0, spearman: {a: 12.345}}), 'before training: a Spearman 12.35')
     assert.equal(lines.line({type: 'validation', epoch: 2, spearman: {a: 40, b: 50}}), 'validation after epoch 2: a Spearman 40.00, b Spearman 50.00')
     // The step line carries the probe's task losses, not its terms.

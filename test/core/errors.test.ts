@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import {readdirSync, readFileSync, statSync} from 'node:fs'
 import {join, relative} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {CodiembError, ExecutionError, EXIT_FAILURE, EXIT_USER_ERROR, exitCodeOf} from '../../src/core/errors.js'
+import {CodiembError, ExecutionError, EXIT_FAILURE, EXIT_USER_ERROR, exitCodeOf, InterruptedError, interruptionOf, stopIfAborted} from '../../src/core/errors.js'
 import {REPO_ROOT} from '../helpers/env.js'
 
 type ErrorClass = new (...args: never[]) => Error
@@ -35,6 +35,11 @@ const DOCUMENTED: Record<string, {exitCode: number; make?: (C: ErrorClass) => Er
   TaskDataError: {exitCode: EXIT_USER_ERROR},
   TrainingDataError: {exitCode: EXIT_USER_ERROR},
   TrainConfigError: {exitCode: EXIT_USER_ERROR},
+  InterruptedError: {exitCode: 130, make: (C) => new (C as unknown as new (s: string) => Error)('SIGINT')},
+  PluginLoadError: {
+    exitCode: EXIT_FAILURE,
+    make: (C) => new (C as unknown as new (p: string, k: string, n: string, c: unknown) => Error)('codiemb-plugin-x', 'loss', 'my-loss', new Error('Cannot find module')),
+  },
 }
 
 function sourceFiles(dir: string): string[] {
@@ -112,6 +117,23 @@ describe('error classes', () => {
     assert.equal(e.cause, cause)
     assert.equal(exitCodeOf(new CodiembError('pull failed', {exitCode: EXIT_FAILURE})), EXIT_FAILURE)
     assert.equal(exitCodeOf(new ExecutionError('internal', {name: 'X'})), EXIT_FAILURE)
+  })
+
+  it('InterruptedError: 130 for SIGINT, 143 for SIGTERM; an aborted AbortSignal stands for its reason, else for SIGINT', () => {
+    assert.equal(exitCodeOf(new InterruptedError('SIGINT')), 130)
+    assert.equal(exitCodeOf(new InterruptedError('SIGTERM')), 143)
+    assert.equal(new InterruptedError('SIGTERM').message, 'interrupted by SIGTERM')
+    const cli = new AbortController()
+    const reason = new InterruptedError('SIGTERM')
+    cli.abort(reason)
+    assert.equal(interruptionOf(cli.signal), reason)
+    const library = new AbortController()
+    library.abort()
+    assert.equal(interruptionOf(library.signal).signal, 'SIGINT')
+    assert.equal((interruptionOf(library.signal).cause as Error).name, 'AbortError')
+    stopIfAborted(undefined)
+    stopIfAborted(new AbortController().signal)
+    assert.throws(() => stopIfAborted(cli.signal), (e: unknown) => e === reason)
   })
 
   it('errors outside the hierarchy are internal failures; oclif usage errors keep their exit code', () => {

@@ -44,6 +44,10 @@ const SAMPLES: {[T in ProgressEventType]: Extract<ProgressEvent, {type: T}>[]} =
   probe: [probe],
   checkpoint: [{type: 'checkpoint', path: 'runs/x-checkpoints/checkpoint-2', step: 2}],
   validation: [{type: 'validation', epoch: 0, spearman: {'faq-sts': 12.5}}],
+  interrupted: [
+    {type: 'interrupted', signal: 'SIGINT', step: 5, totalSteps: 16, checkpoint: 'runs/x-checkpoints/checkpoint-5'},
+    {type: 'interrupted', signal: 'SIGTERM', step: 0, totalSteps: 16},
+  ],
   done: [
     {type: 'done', command: 'train', output: 'runs/x', steps: 2, lossFirst: {ir: 1.2}, lossLast: {ir: 1.1}, probe: {first: probe, last: {...probe, step: 2, when: 'end'}}},
     {type: 'done', command: 'train', output: 'runs/x', steps: 2, lossFirst: {ir: 1.2}, lossLast: {ir: 1.1}},
@@ -133,6 +137,8 @@ describe('data-schemas/events.schema.json', () => {
       {type: 'file-done', path: 'a', size: 1, status: 'skipped'},
       {type: 'backend', name: 'cpu', reason: 'x', time: 'yesterday'},
       {type: 'dataset-done', dataset: 'd', rows: -1, rejected: 0, unused: 0, seconds: 0},
+      {type: 'interrupted', signal: 'SIGHUP', step: 1, totalSteps: 2},
+      {type: 'interrupted', signal: 'SIGINT', step: 1},
     ]
     for (const event of bad) assert.equal(validate(JSON.parse(JSON.stringify(event))), false, JSON.stringify(event))
   })

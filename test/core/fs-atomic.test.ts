@@ -1,4 +1,6 @@
+import {spawnSync} from 'node:child_process'
 import {test} from 'node:test'
+import {pathToFileURL} from 'node:url'
 import assert from 'node:assert/strict'
 import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -6,14 +8,19 @@ import {basename, dirname, join} from 'node:path'
 import {
   AtomicFile,
   createTempSiblingDir,
+  discardTemp,
+  liveTempPaths,
   parseTempName,
   processAlive,
+  removeAtomic,
+  removeLiveTemps,
   removeTemps,
   swapDirectory,
   tempSiblingPath,
   writeDirectoryAtomic,
   writeFileAtomic,
 } from '../../src/core/fs-atomic.js'
+import {REPO_ROOT} from '../helpers/env.js'
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'codiemb-atomic-'))
@@ -155,6 +162,66 @@ test('writeDirectoryAtomic: a failing fill leaves the previous directory and no 
     assert.deepEqual(readdirSync(target), ['v3'])
     assert.equal(existsSync(join(dir, 'nested', 'out', 'v1')), false)
     assert.deepEqual(readdirSync(join(dir, 'nested')), ['out'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('live temporaries: tracked from creation until commit, abort, swap or discard; removeLiveTemps removes the rest', async () => {
+  const dir = tmp()
+  try {
+    const before = new Set(liveTempPaths())
+    const mine = () => liveTempPaths().filter((p) => !before.has(p))
+    const committed = AtomicFile.create(join(dir, 'a.txt'), 'a')
+    const aborted = AtomicFile.create(join(dir, 'b.txt'), 'b')
+    const open = AtomicFile.create(join(dir, 'c.txt'), 'c')
+    const staging = createTempSiblingDir(join(dir, 'out'))
+    writeFileSync(join(staging, 'x'), 'x')
+    assert.deepEqual(mine().sort(), [committed.tempPath, aborted.tempPath, open.tempPath, staging].sort())
+    committed.commit()
+    aborted.abort()
+    await writeDirectoryAtomic(join(dir, 'model'), (s) => writeFileSync(join(s, 'w'), 'w'))
+    await assert.rejects(writeDirectoryAtomic(join(dir, 'failed'), () => Promise.reject(new Error('disk full'))))
+    assert.deepEqual(mine().sort(), [open.tempPath, staging].sort())
+    discardTemp(staging)
+    assert.deepEqual(mine(), [open.tempPath])
+    assert.deepEqual(removeLiveTemps().filter((p) => !before.has(p)), [open.tempPath])
+    assert.deepEqual(readdirSync(dir).sort(), ['a.txt', 'model'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('a process that exits with temporaries open (process.exit, as after a second Ctrl-C) leaves none; committed files stay', () => {
+  const dir = tmp()
+  try {
+    const url = pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'core', 'fs-atomic.js')).href
+    const script = `const {AtomicFile, createTempSiblingDir, writeFileAtomic} = await import(${JSON.stringify(url)})
+const dir = ${JSON.stringify(dir)}
+writeFileAtomic(dir + '/kept.json', '{}')
+AtomicFile.create(dir + '/model.safetensors', 'half a tensor')
+const staging = createTempSiblingDir(dir + '/checkpoint-7')
+AtomicFile.create(staging + '/optimizer.safetensors', 'moments')
+setInterval(() => {}, 1000)
+process.exit(130)`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8'})
+    assert.equal(r.status, 130, r.stderr)
+    assert.deepEqual(readdirSync(dir), ['kept.json'])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('removeAtomic takes a directory off its name in one rename; an absent path is no error', () => {
+  const dir = tmp()
+  try {
+    mkdirSync(join(dir, 'checkpoint-4', '1_Pooling'), {recursive: true})
+    writeFileSync(join(dir, 'checkpoint-4', 'model.safetensors'), 'x')
+    writeFileSync(join(dir, 'checkpoint-8'), 'a file')
+    removeAtomic(join(dir, 'checkpoint-4'))
+    removeAtomic(join(dir, 'checkpoint-8'))
+    removeAtomic(join(dir, 'checkpoint-12'))
+    assert.deepEqual(readdirSync(dir), [])
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

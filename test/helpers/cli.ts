@@ -16,13 +16,15 @@ export interface CliRun {
  * The one place tests start a child node, whether through bin/run.js (`runCli`) or a single
  * command class (test/eval/run-command.ts).
  */
-export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; input?: string} = {}): CliRun {
+export function runNode(nodeArgs: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number} = {}): CliRun {
   const r = spawnSync(process.execPath, nodeArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: {...process.env, NO_COLOR: '1', ...options.env},
     encoding: 'utf8',
     input: options.input,
     maxBuffer: 64 * 1024 * 1024,
+    // A child that hangs is killed (status null) instead of hanging the suite.
+    ...(options.timeoutMs ? {timeout: options.timeoutMs, killSignal: 'SIGKILL' as const} : {}),
   })
   return {status: r.status, stdout: r.stdout, stderr: r.stderr, json: parseAnswer(r.stdout)}
 }
@@ -66,7 +68,7 @@ export function runCliAsync(args: string[], options: {env?: NodeJS.ProcessEnv; c
 }
 
 /** Runs the real CLI (bin/run.js) in a child process. */
-export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string} = {}): CliRun {
+export function runCli(args: string[], options: {env?: NodeJS.ProcessEnv; cwd?: string; nodeArgs?: string[]; input?: string; timeoutMs?: number} = {}): CliRun {
   return runNode([...(options.nodeArgs ?? []), join(REPO_ROOT, 'bin', 'run.js'), ...args], options)
 }
 

@@ -6,7 +6,8 @@ import {describe, it} from 'node:test'
 import type {Config} from '@oclif/core'
 import {builtinRegistry} from '../../src/builtins.js'
 import {loadRegistry} from '../../src/registry/load.js'
-import {Registry, UnknownEntryError} from '../../src/registry/registry.js'
+import {PluginLoadError, Registry, UnknownEntryError} from '../../src/registry/registry.js'
+import {exitCodeOf} from '../../src/core/errors.js'
 import type {RegistryEntry} from '../../src/registry/types.js'
 
 const loss = (name: string, extra: Partial<RegistryEntry> = {}): RegistryEntry => ({
@@ -57,6 +58,23 @@ describe('Registry', () => {
     assert.match(r.warnings[3], /\/load: expected a function/)
   })
 
+  it('an error thrown by an entry’s load() names the plugin and the entry, keeps its cause, exits 1', async () => {
+    const r = new Registry()
+    const cause = new Error("Cannot find module 'onnxruntime-node'")
+    r.scoped('codiemb-plugin-onnx').register(loss('onnx-loss', {load: async () => Promise.reject(cause)}))
+    r.scoped('codiemb-plugin-sync').register({kind: 'reader', name: 'sync-reader', description: 'throws before a promise', load: () => {
+      throw new TypeError('x is not a function')
+    }})
+    const error = await r.load('loss', 'onnx-loss').then(() => undefined, (e: unknown) => e)
+    assert.ok(error instanceof PluginLoadError)
+    assert.equal(error.message, `plugin codiemb-plugin-onnx: loss "onnx-loss" failed to load: Cannot find module 'onnxruntime-node'`)
+    assert.equal(error.cause, cause)
+    assert.equal(exitCodeOf(error), 1)
+    // Every caller gets it: r.load, and entry.load() on what entry() and list() return.
+    await assert.rejects(r.entry('reader', 'sync-reader').load(), /^PluginLoadError: plugin codiemb-plugin-sync: reader "sync-reader" failed to load: x is not a function$/)
+    await assert.rejects(r.list('loss')[0]!.load(), PluginLoadError)
+  })
+
   it('names the registered alternatives for an unknown entry', () => {
     const r = new Registry()
     r.scoped('p').register(loss('pearson'), loss('cosent'))
@@ -99,6 +117,24 @@ describe('loadRegistry (the codiemb:register hook)', () => {
     assert.match(r.warnings[0], /^plugin throwing-plugin: its codiemb:register hook failed: boom in hook/)
     assert.match(r.warnings[1], /^plugin hanging-plugin: .*timed out after 300 ms/)
     assert.match(r.warnings[2], /^plugin missing-file-plugin: .*hook file not found: \.\/nope/)
+  })
+
+  it('a hook that calls process.exit does not end the process: its plugin gets a warning, the others their entries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codiemb-reg-'))
+    const entry = (name: string) => `{kind: 'sampler', name: '${name}', description: 'a sampler', optionsSchema: {type: 'object'}, load: async () => 1}`
+    const plugins = [
+      fakePlugin(dir, 'exiting-plugin', `export default function ({registry}) { registry.register(${entry('before-exit')}); process.exit(0) }`),
+      fakePlugin(dir, 'swallowing-plugin', `export default async function () { try { process.exit(3) } catch {} }`),
+      fakePlugin(dir, 'later-plugin', `export default async function ({registry}) { registry.register(${entry('after-exit')}) }`),
+    ]
+    const exit = process.exit
+    const r = await loadRegistry({getPluginsList: () => plugins} as unknown as Config, 300)
+    assert.equal(process.exit, exit, 'process.exit is restored')
+    assert.deepEqual(r.warnings, [
+      'plugin exiting-plugin: its codiemb:register hook failed: it called process.exit(0), which a hook must not do',
+      'plugin swallowing-plugin: its codiemb:register hook failed: it called process.exit(3), which a hook must not do',
+    ])
+    assert.deepEqual(r.list('sampler').map((e) => `${e.name}@${e.plugin}`), ['after-exit@later-plugin', 'before-exit@exiting-plugin'])
   })
 
   it('registers the built-in backends through the same hook', async () => {
