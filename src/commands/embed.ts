@@ -62,7 +62,6 @@ export default class Embed extends CodiembCommand<typeof Embed> {
       encoder.dispose()
     }
     const r = result!
-    if (r.rows === 0) this.addWarning(`${f.input} holds no text: ${f.out} has 0 rows`)
     this.emit({type: 'done', command: 'embed', stage: 'embed', rows: r.rows, tokens: r.tokens, seconds: r.seconds})
     this.info(`${r.rows} vectors of dim ${r.dim} -> ${f.out} (${r.textsPerSecond.toFixed(1)} texts/s, ${r.tokensPerSecond.toFixed(0)} tokens/s)`)
     return {...r, model: f.model, backend: backend.name}

@@ -126,7 +126,7 @@ export function unreadable(task: TaskDefinition, split: string, infos: readonly 
   const list = infos.map((i) => `  ${i.error?.startsWith(i.file) ? i.error : `${i.file}: ${i.error}`}`).join('\n')
   return new TaskDataError(
     `task ${task.name}, split "${split}": the data is there but cannot be read (damaged, truncated, or not the format its name says):\n${list}\n` +
-      `Write it again (codiemb prepare, or codiemb data pull for a downloaded set); no other split is used in its place.`,
+      `Write it again (codiemb prepare; a downloaded set: pull it again); no other split is used in its place.`,
   )
 }
 
