@@ -15,7 +15,7 @@ import type {PreparedKind, SourceLocation} from './types.js'
 
 type Converted = {ok: true; value: AnyRecord} | {ok: false; reason: string}
 
-/** The first contradicting judgement of a split, and how many pairs contradict. */
+/** The first contradicting judgement of a split, and how many rows contradict the row before them. */
 interface Conflict {
   count: number
   example: {query: string; document: string; first: {score: number; at: SourceLocation}; second: {score: number; at: SourceLocation}}
@@ -24,7 +24,7 @@ interface Conflict {
 export class DatasetChecks {
   private readonly corpusIds?: Set<string>
   private readonly queryIds?: Set<string>
-  /** split -> "query\0document" -> the first grade and where it was given. */
+  /** split -> "query\0document" -> the latest grade and where it was given. */
   private readonly grades = new Map<string, Map<string, {score: number; at: SourceLocation}>>()
   private readonly conflicts = new Map<string, Conflict>()
 
@@ -85,14 +85,12 @@ export class DatasetChecks {
     let grades = this.grades.get(split)
     if (!grades) this.grades.set(split, (grades = new Map()))
     const key = `${q.query_id}\u0000${q.corpus_id}`
-    const first = grades.get(key)
-    if (!first) {
-      grades.set(key, {score: q.score, at})
-      return
-    }
-    if (first.score === q.score) return
+    // the pair's latest grade: each row is compared with the one before it
+    const previous = grades.get(key)
+    grades.set(key, {score: q.score, at})
+    if (!previous || previous.score === q.score) return
     const c = this.conflicts.get(split)
     if (c) c.count++
-    else this.conflicts.set(split, {count: 1, example: {query: q.query_id, document: q.corpus_id, first, second: {score: q.score, at}}})
+    else this.conflicts.set(split, {count: 1, example: {query: q.query_id, document: q.corpus_id, first: previous, second: {score: q.score, at}}})
   }
 }
