@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, it} from 'node:test'
+import {after, describe, it} from 'node:test'
 import {CodiembError, exitCodeOf, fileSystemError} from '../../src/core/errors.js'
 import {tempSiblingPath, writeFileAtomic} from '../../src/core/fs-atomic.js'
 
@@ -25,6 +25,7 @@ describe('fileSystemError', () => {
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-fserr-'))
   const file = join(dir, 'a-file')
   writeFileSync(file, 'x')
+  after(() => rmSync(dir, {recursive: true, force: true}))
 
   it('a file where a directory belongs (ENOTDIR): exit 2, what could not be done to which path', () => {
     const raw = caught(() => mkdirSync(join(file, 'sub'), {recursive: true}))
@@ -53,6 +54,4 @@ describe('fileSystemError', () => {
     const denied = Object.assign(new Error('EACCES: permission denied, open'), {code: 'EACCES', syscall: 'open', path: '/ro/x.arrow'})
     assert.equal(fileSystemError(denied)!.message, 'cannot open /ro/x.arrow: permission denied (EACCES)')
   })
-
-  it('cleans up', () => rmSync(dir, {recursive: true, force: true}))
 })
