@@ -60,11 +60,11 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     const dataDir = f['data-dir'] ?? (evalConfig.dataDir as string | undefined) ?? 'data'
     const cacheDir = f['no-cache'] || evalConfig.cacheDir === false ? undefined : (f['cache-dir'] ?? (evalConfig.cacheDir as string | undefined) ?? `${out}/.embedding-cache`)
 
-    const {taskSplits} = await import('../eval/tasks.js')
+    const {splitsOf, taskSplits} = await import('../eval/tasks.js')
     const splits = splitList(f.split)
     // (task, split) pairs: every split on its own data; --split replaces each task's own splits
     const runs = tasks.flatMap((task) => {
-      const own = splits ? {...task, split: splits[0], splits: splits.length > 1 ? splits : undefined} : task
+      const own = splits?.length ? {...task, splits: undefined, ...splitsOf(splits)} : task
       return taskSplits(own).map((split) => ({...own, split}))
     })
     if (!runs.length) throw new CodiembError('no tasks to evaluate: give --benchmark or --tasks (or eval.benchmark / eval.tasks in the config)', {exitCode: 2, name: 'UsageError'})
