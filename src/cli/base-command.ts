@@ -3,7 +3,7 @@ import {dirname, resolve} from 'node:path'
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Registry} from '../registry/registry.js'
 import type {BackendSelection} from '../tensor/backend.js'
-import {CodiembError, exitCodeOf} from '../core/errors.js'
+import {CodiembError, exitCodeOf, fileSystemError} from '../core/errors.js'
 import type {ProgressEvent} from '../core/events.js'
 import {ProgressReporter} from './progress.js'
 import {SignalStop} from './signals.js'
@@ -25,7 +25,8 @@ export interface CodiembTask<Ctx = unknown> {
  * The base of every codiemb command. Subclasses implement `exec()` and return their result; this
  * class turns it into the `--json` envelope `{"status":0,"result":…,"warnings":[…]}`, maps errors to
  * exit codes (2 usage/config/bad input, 1 other) and envelopes `{"status":N,"name","message","exitCode"}`,
- * writes `--events` NDJSON, renders listr2 task trees (default renderer on a TTY, simple renderer in
+ * writes `--events` NDJSON (to a file, or to standard output without --json: standard output
+ * under --json is the envelope alone), renders listr2 task trees (default renderer on a TTY, simple renderer in
  * CI or when piped, nothing under --json), and gives access to the registry and the tensor backend.
  * SIGINT and SIGTERM end a command with exit code 130 / 143 through the same catch and finally
  * (src/cli/signals.ts): at once, or, for a command that asked for `stopSignal()`, when it has stopped.
@@ -90,6 +91,11 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
     const events = (this.flags as {events?: string}).events
+    if (events === '-' && this.jsonEnabled())
+      throw new CodiembError('--events - and --json both write to standard output, which --json keeps for its one JSON document: give --events FILE (a path, or /dev/stderr)', {
+        exitCode: 2,
+        name: 'UsageError',
+      })
     if (events && events !== '-') {
       // Create the folder (a user's `--events runs/x.ndjson` on a fresh clone); fail as a usage error
       // naming the path, never with an unhandled stream error later.
@@ -184,19 +190,12 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   }
 
   protected override toErrorJson(err: unknown): unknown {
-    const e = err as Error & {data?: unknown}
-    const exitCode = exitCodeOf(err)
-    return {
-      status: exitCode,
-      name: e?.name ?? 'Error',
-      message: e?.message ?? String(err),
-      exitCode,
-      ...(e?.data === undefined ? {} : {data: e.data}),
-      warnings: this.warnings,
-    }
+    return errorEnvelope(err, this.warnings)
   }
 
-  protected override async catch(err: Interfaces.CommandError): Promise<unknown> {
+  protected override async catch(error: Interfaces.CommandError): Promise<unknown> {
+    // A file-system error about a path (read-only output, a file where a folder belongs) is the user's to fix: exit 2, the path named.
+    const err = (fileSystemError(error) as Interfaces.CommandError | undefined) ?? error
     const exitCode = exitCodeOf(err)
     process.exitCode = exitCode
     const message = err.message || String(err)
@@ -220,6 +219,24 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
       // Until here a second signal still means "stop at once"; after, Node's default applies.
       this.signals?.uninstall()
     }
+  }
+}
+
+/**
+ * The --json answer for a failed run: `{status, name, message, exitCode, data?, warnings}`. Shared
+ * by every command and by bin/run.js for errors raised before a command runs (an unknown command).
+ */
+export function errorEnvelope(err: unknown, warnings: readonly string[] = []): Record<string, unknown> {
+  const error = fileSystemError(err) ?? err
+  const e = error as Error & {data?: unknown}
+  const exitCode = exitCodeOf(error)
+  return {
+    status: exitCode,
+    name: e?.name ?? 'Error',
+    message: e?.message ?? String(error),
+    exitCode,
+    ...(e?.data === undefined ? {} : {data: e.data}),
+    warnings: [...warnings],
   }
 }
 

@@ -17,6 +17,7 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     'max-length': Flags.integer({summary: "Max tokens per text (default: the model's).", min: 2}),
     'text-field': Flags.string({summary: 'JSON/Arrow field holding the text.', default: 'text'}),
     'id-field': Flags.string({summary: 'JSON/Arrow field holding the id (default: id, else the line number).', default: 'id'}),
+    encoding: Flags.string({summary: 'Text encoding of a .txt/.jsonl input: a TextDecoder label (utf-8, gbk, gb18030, big5, shift_jis, utf-16le, …).', default: 'utf-8', helpValue: 'LABEL'}),
   }
 
   protected async exec() {
@@ -24,6 +25,8 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     const {existsSync, mkdirSync} = await import('node:fs')
     const {dirname, resolve} = await import('node:path')
     if (!existsSync(f.input)) throw new CodiembError(`input file not found: ${f.input}`, {exitCode: 2, name: 'UsageError'})
+    const {textEncoding} = await import('../data/text-decoder.js')
+    const encoding = textEncoding(f.encoding, '--encoding')
     const registry = await this.registry()
     const backend = await this.activateBackend()
     const {loadEncoder} = await import('../model/encoder.js')
@@ -47,6 +50,7 @@ export default class Embed extends CodiembCommand<typeof Embed> {
               maxLength: f['max-length'],
               textField: f['text-field'],
               idField: f['id-field'],
+              encoding,
               modelLabel: f.model,
               onEvent: reporter.into(task),
             })

@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import type {TaskEvaluation} from '../eval/evaluate.js'
+import type {UnscoredSplit} from '../eval/results.js'
 
 export interface EvalCommandResult {
   model: string
@@ -8,8 +10,13 @@ export interface EvalCommandResult {
   dir: string
   files: string[]
   summary: unknown
+  /** Per task, its first split's result. */
   tasks: Record<string, {split: string; main_score: number; evaluation_time: number; cache: {hits: number; misses: number}}>
+  /** Every split scored, when a task has several. */
+  splits?: {task: string; split: string; main_score: number; evaluation_time: number; cache: {hits: number; misses: number}}[]
 }
+
+const result = (e: TaskEvaluation) => ({split: e.split, main_score: e.scores.main_score, evaluation_time: e.evaluationTime, cache: e.cache})
 
 const splitList = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined)
 
@@ -19,6 +26,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     ...CodiembCommand.encoderFlags('Model directory (sentence-transformers or Hugging Face layout).'),
     benchmark: Flags.string({char: 'b', summary: 'Benchmark(s) to run, comma-separated: cmteb, mteb-en-sts, beir, or a plugin benchmark.'}),
     tasks: Flags.string({char: 't', summary: 'Task names, comma-separated (benchmark tasks or user-defined tasks from the config).'}),
+    split: Flags.string({summary: "Split(s) to score, comma-separated, instead of each task's own (e.g. dev,test); each is scored on its own data, and a missing one is reported, never replaced.", helpValue: 'SPLIT[,SPLIT]'}),
     config: Flags.string({char: 'c', summary: 'Configuration file; its eval section supplies defaults and user-defined tasks.', helpValue: 'FILE'}),
     'data-dir': Flags.string({summary: 'Directory holding the task data.', helpValue: 'DIR'}),
     out: Flags.string({char: 'o', summary: 'Results directory.', helpValue: 'DIR'}),
@@ -52,60 +60,91 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     const dataDir = f['data-dir'] ?? (evalConfig.dataDir as string | undefined) ?? 'data'
     const cacheDir = f['no-cache'] || evalConfig.cacheDir === false ? undefined : (f['cache-dir'] ?? (evalConfig.cacheDir as string | undefined) ?? `${out}/.embedding-cache`)
 
+    const {splitsOf, taskSplits} = await import('../eval/tasks.js')
+    const splits = splitList(f.split)
+    // (task, split) pairs: every split on its own data; --split replaces each task's own splits
+    const runs = tasks.flatMap((task) => {
+      const own = splits?.length ? {...task, splits: undefined, ...splitsOf(splits)} : task
+      return taskSplits(own).map((split) => ({...own, split}))
+    })
+    if (!runs.length) throw new CodiembError('no tasks to evaluate: give --benchmark or --tasks (or eval.benchmark / eval.tasks in the config)', {exitCode: 2, name: 'UsageError'})
+
     await this.activateBackend()
     const {loadModelForEval} = await import('../eval/model.js')
     const model = await loadModelForEval(f.model, {registry, name: f['model-name'], revision: f.revision, onWarning: (w) => this.addWarning(w)})
-    const {runTasks} = await import('../eval/evaluate.js')
+    const {evaluateTask} = await import('../eval/evaluate.js')
     const {EmbeddingStore} = await import('../eval/embedding-cache.js')
     const store = new EmbeddingStore(cacheDir)
     const {TaskDataError} = await import('../eval/task-data.js')
-    const evaluations: Awaited<ReturnType<typeof runTasks>> = []
+    const evaluations: Awaited<ReturnType<typeof evaluateTask>>[] = []
+    const unscored: UnscoredSplit[] = []
     const reporter = this.reporter()
     try {
       await this.tasks(
-        tasks.map((task) => ({
+        runs.map((task) => ({
           title: `${task.name} (${task.type}, ${task.split})`,
           task: async (_ctx: unknown, t: {output: string; title: string}) => {
-            const [ev] = await runTasks(model.encoder, [task], {
-              dataDir,
-              cacheDir,
-              store,
-              batchSize: f['batch-size'] ?? (evalConfig.batchSize as number | undefined),
-              maxLength: f['max-length'] ?? (evalConfig.maxLength as number | undefined),
-              topK: f['top-k'] ?? (evalConfig.topK as number | undefined),
-              limit: f.limit ?? (evalConfig.limit as number | undefined),
-              instructions: f['no-instructions'] ? false : ((evalConfig.instructions as boolean | undefined) ?? true),
-              instructionTemplate: evalConfig.instructionTemplate as string | undefined,
-              geometry: f.geometry,
-              onEvent: reporter.into(t),
-            })
+            let ev
+            try {
+              ev = await evaluateTask(model.encoder, task, {
+                dataDir,
+                cacheDir,
+                store,
+                batchSize: f['batch-size'] ?? (evalConfig.batchSize as number | undefined),
+                maxLength: f['max-length'] ?? (evalConfig.maxLength as number | undefined),
+                topK: f['top-k'] ?? (evalConfig.topK as number | undefined),
+                limit: f.limit ?? (evalConfig.limit as number | undefined),
+                instructions: f['no-instructions'] ? false : ((evalConfig.instructions as boolean | undefined) ?? true),
+                instructionTemplate: evalConfig.instructionTemplate as string | undefined,
+                geometry: f.geometry,
+                onEvent: reporter.into(t),
+              })
+            } catch (error) {
+              // Data that is missing or unreadable: this split is reported, the others go on; nothing stands in for it.
+              if (!(error instanceof TaskDataError)) throw error
+              unscored.push({task: task.name, split: task.split, reason: error.message})
+              t.title = `${task.name} (${task.split}): not scored — ${error.message.split('\n')[0]}`
+              return
+            }
             evaluations.push(ev)
-            t.title = `${task.name}: ${task.mainScore} ${(ev.scores.main_score * 100).toFixed(2)} (${ev.evaluationTime.toFixed(1)} s${ev.cache.misses === 0 ? ', cached' : ''})`
+            for (const w of ev.warnings) this.addWarning(w)
+            t.title = `${task.name} (${task.split}): ${task.mainScore} ${(ev.scores.main_score * 100).toFixed(2)} (${ev.evaluationTime.toFixed(1)} s${ev.cache.misses === 0 ? ', cached' : ''})`
           },
         })),
       )
-    } catch (error) {
-      if (error instanceof TaskDataError) throw new CodiembError(error.message, {exitCode: 2, name: 'TaskDataError'})
-      throw error
     } finally {
       model.dispose()
     }
     const {writeResults, summaryRows} = await import('../eval/results.js')
-    const written = writeResults(out, model.info, evaluations)
-    this.emit({type: 'eval-summary', dir: written.dir, averages: written.summary.averages})
-    if (!this.jsonEnabled()) {
-      const {renderTable} = await import('../cli/table.js')
-      this.info('')
-      this.info(renderTable(['task', 'type', 'split', 'metric', 'score'], summaryRows(written.summary)))
-      this.info(`\nresults: ${written.dir}`)
+    const written = evaluations.length ? writeResults(out, model.info, evaluations, unscored) : undefined
+    if (written) {
+      this.emit({type: 'eval-summary', dir: written.dir, averages: written.summary.averages})
+      if (!this.jsonEnabled()) {
+        const {renderTable} = await import('../cli/table.js')
+        this.info('')
+        this.info(renderTable(['task', 'type', 'split', 'metric', 'score'], summaryRows(written.summary)))
+        this.info(`\nresults: ${written.dir}`)
+      }
     }
+    if (unscored.length) {
+      const list = unscored.map((u) => `- ${u.task} (${u.split}): ${u.reason.replace(/\n/g, '\n    ')}`).join('\n')
+      throw new CodiembError(
+        `${unscored.length} of ${runs.length} task split${runs.length === 1 ? '' : 's'} could not be scored; no other data was scored in ${unscored.length === 1 ? 'its' : 'their'} place:\n${list}` +
+          (written ? `\nThe splits that were scored are written to ${written.dir} (summary.json lists the unscored ones).` : ''),
+        {exitCode: 2, name: 'TaskDataError', data: {unscored, ...(written ? {dir: written.dir, files: written.files} : {})}},
+      )
+    }
+    const w = written!
     return {
       model: model.info.name,
       revision: model.info.revision,
-      dir: written.dir,
-      files: written.files,
-      summary: written.summary,
-      tasks: Object.fromEntries(evaluations.map((e) => [e.task.name, {split: e.split, main_score: e.scores.main_score, evaluation_time: e.evaluationTime, cache: e.cache}])),
+      dir: w.dir,
+      files: w.files,
+      summary: w.summary,
+      tasks: Object.fromEntries(evaluations.filter((e) => e.split === runs.find((r) => r.name === e.task.name)!.split).map((e) => [e.task.name, result(e)])),
+      ...(evaluations.length > new Set(evaluations.map((e) => e.task.name)).size
+        ? {splits: evaluations.map((e) => ({task: e.task.name, ...result(e)}))}
+        : {}),
     }
   }
 }

@@ -89,7 +89,10 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
       },
     ])
     if (!this.jsonEnabled()) this.render(result)
-    for (const d of result.datasets) if (d.rejected) this.addWarning(`${d.name}: ${d.rejected} invalid rows set aside in ${d.rejectsFile}`)
+    for (const d of result.datasets) {
+      if (d.rejected) this.addWarning(`${d.name}: ${d.rejected} invalid rows set aside in ${d.rejectsFile}`)
+      for (const w of d.warnings) this.addWarning(w)
+    }
     return result
   }
 

@@ -6,7 +6,8 @@
  *
  *   2  EXIT_USER_ERROR: the request is wrong and the user must change it: a bad flag or argument, an
  *      invalid configuration, malformed input data, a missing file or model, an unknown registry
- *      entry, a backend that is not available. This is CodiembError's default.
+ *      entry, a backend that is not available, an output path that cannot be written (read-only,
+ *      under a file: fileSystemError). This is CodiembError's default.
  *   1  EXIT_FAILURE: the request was fine but carrying it out failed: the network or the Hugging Face
  *      Hub (`data pull` listing or downloads, size/sha256 checks), or an internal failure such as a
  *      tokenizer rejecting a text the data layer accepted. ExecutionError and its subclasses carry 1;
@@ -18,6 +19,9 @@
  * Errors that are not CodiembErrors (a TypeError, a plain Error from a library) are internal
  * failures and exit 1 as well; oclif's own usage errors (unknown flag, missing argument) exit 2.
  */
+
+import {basename, dirname} from 'node:path'
+import {parseTempName} from './fs-atomic.js'
 
 /** Exit code for errors the user fixes by changing the command, the configuration or the input. */
 export const EXIT_USER_ERROR = 2
@@ -93,10 +97,73 @@ export function stopIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw interruptionOf(signal)
 }
 
-/** The exit code an error maps to: its own `exitCode` when it has one (oclif's usage errors are 2), else EXIT_FAILURE. */
+
+/**
+ * The exit code an error maps to: its own `exitCode` when it has one (oclif's usage errors are 2),
+ * 2 for a file-system error about a path (see fileSystemError), else EXIT_FAILURE.
+ */
 export function exitCodeOf(error: unknown): number {
   const e = error as {exitCode?: unknown; oclif?: {exit?: unknown}}
   if (typeof e?.exitCode === 'number') return e.exitCode
   if (typeof e?.oclif?.exit === 'number') return e.oclif.exit as number
+  if (fileSystemError(error)) return EXIT_USER_ERROR
   return EXIT_FAILURE
+}
+
+/**
+ * What the path-related errors of Node's fs calls mean. They are the user's to fix (exit 2): an
+ * output in a read-only or missing place, a file where a directory belongs. Errors of the machine
+ * rather than the request (ENOSPC, EIO, EMFILE) are not here: they stay failures (exit 1).
+ */
+const PATH_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EISDIR: 'it is a directory',
+  EEXIST: 'it already exists',
+  ENOTEMPTY: 'the directory is not empty',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+}
+
+const ACTIONS: Record<string, string> = {
+  open: 'open',
+  mkdir: 'create directory',
+  mkdtemp: 'create directory',
+  rename: 'move into place',
+  unlink: 'remove',
+  rmdir: 'remove',
+  rm: 'remove',
+  scandir: 'list directory',
+  stat: 'read',
+  lstat: 'read',
+  read: 'read',
+  write: 'write',
+  copyfile: 'copy to',
+  symlink: 'link',
+}
+
+/**
+ * What could not be done, in the user's terms: a temporary sibling (core/fs-atomic.ts, how every
+ * output is written) stands for writing into its directory; any other path is named as it is.
+ */
+function failedAction(syscall: string, path: string): {what: string; path: string} {
+  if (parseTempName(basename(path))) return {what: `cannot write into ${dirname(path)}`, path: dirname(path)}
+  return {what: `cannot ${ACTIONS[syscall] ?? syscall} ${path}`, path}
+}
+
+/**
+ * A Node file-system error about a path (EACCES, EROFS, ENOENT, ENOTDIR …) as the CodiembError a user
+ * reads: exit code 2, named FileSystemError, saying what could not be done to which path and why
+ * (`data`: code, syscall, path). Undefined for any other error.
+ */
+export function fileSystemError(error: unknown): CodiembError | undefined {
+  const e = error as {code?: unknown; syscall?: unknown; path?: unknown; dest?: unknown; message?: unknown}
+  if (error instanceof CodiembError || typeof e?.code !== 'string' || !(e.code in PATH_ERRORS) || typeof e.syscall !== 'string') return undefined
+  const raw = typeof e.dest === 'string' && e.syscall === 'rename' && e.code !== 'ENOENT' ? e.dest : typeof e.path === 'string' ? e.path : undefined
+  if (raw === undefined) return new CodiembError(String(e.message), {name: 'FileSystemError', data: {code: e.code, syscall: e.syscall}, cause: error})
+  const {what, path} = failedAction(e.syscall, raw)
+  return new CodiembError(`${what}: ${PATH_ERRORS[e.code]} (${e.code})`, {name: 'FileSystemError', data: {code: e.code, syscall: e.syscall, path}, cause: error})
 }

@@ -3,8 +3,10 @@
  * record kind, plus `manifest.json` listing every file with kind, rows and sha256.
  *
  * Per dataset: the reader (a registry entry of kind `reader`) streams draft rows; each draft is
- * validated and converted (validate.ts), checked against the dataset (duplicate corpus/query ids,
- * qrels pointing to unknown documents or queries), counted (stats.ts) and written. Invalid rows stop
+ * validated and converted (validate.ts), checked against the dataset (dataset-checks.ts: duplicate
+ * corpus/query ids, qrels pointing to unknown documents or queries), counted (stats.ts) and written.
+ * What is accepted but looks wrong (an output with 0 rows, qrels grading a pair twice differently)
+ * becomes one of the dataset's `warnings`. Invalid rows stop
  * the run with `file:line: reason`, or, with `skipInvalid`, go to `<dataset>/rejects.jsonl` with
  * their reasons and are counted. Rows a configuration does not use (e.g. neutral NLI pairs for IR)
  * are counted as `unused` with their reasons.
@@ -20,7 +22,8 @@ import type {Registry} from '../registry/registry.js'
 import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
 import {LineWriter} from '../io/line-writer.js'
 import {StatsCollector, type FileStatistics} from './stats.js'
-import {hashFile} from './text-input.js'
+import {excerpt, hashFile} from './text-input.js'
+import {DatasetChecks} from './dataset-checks.js'
 import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
 import {packageVersion} from '../core/version.js'
@@ -113,6 +116,8 @@ export interface DatasetResult {
   /** Per output file (keyed by its manifest path). */
   stats: Record<string, FileStatistics>
   seconds: number
+  /** What was read but looks wrong: output files with 0 rows, qrels that grade a pair twice differently. */
+  warnings: string[]
 }
 
 export interface Manifest {
@@ -120,7 +125,7 @@ export interface Manifest {
   version: 1
   codiembVersion: string
   files: ManifestFile[]
-  datasets: Record<string, Omit<DatasetResult, 'files' | 'stats' | 'seconds'>>
+  datasets: Record<string, Omit<DatasetResult, 'files' | 'stats' | 'seconds' | 'warnings'>>
 }
 
 export interface PrepareResult {
@@ -208,7 +213,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
       files: [...(previous?.files ?? []).filter((f) => !names.has(f.dataset)), ...results.flatMap((r) => r.files)],
       datasets: {
         ...Object.fromEntries(Object.entries(previous?.datasets ?? {}).filter(([k]) => !names.has(k))),
-        ...Object.fromEntries(results.map(({files: _f, stats: _s, seconds: _t, ...rest}) => [rest.name, rest])),
+        ...Object.fromEntries(results.map(({files: _f, stats: _s, seconds: _t, warnings: _w, ...rest}) => [rest.name, rest])),
       },
     }
     writeFileAtomic(join(out, MANIFEST), JSON.stringify(manifest, null, 2) + '\n')
@@ -241,22 +246,6 @@ interface Output {
   path: string
   writer: ArrowRecordWriter
   stats: StatsCollector
-}
-
-/**
- * A corpus document or query whose id was already seen in this dataset becomes a reject (ids must
- * be unique for qrels to mean anything); otherwise its id is noted in `seen`.
- */
-function firstOfId<T extends {id: string}>(
-  converted: {ok: true; value: T} | {ok: false; reason: string},
-  seen: Set<string>,
-  what: 'corpus' | 'query',
-): {ok: true; value: T} | {ok: false; reason: string} {
-  if (!converted.ok) return converted
-  const id = converted.value.id
-  if (seen.has(id)) return {ok: false, reason: `id: duplicate ${what} id ${JSON.stringify(id)}`}
-  seen.add(id)
-  return converted
 }
 
 async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetContext): Promise<DatasetResult> {
@@ -339,8 +328,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   let rejected = 0
   let unused = 0
   const unusedReasons: Record<string, number> = {}
-  const corpusIds = kinds.includes('corpus') ? new Set<string>() : undefined
-  const queryIds = kinds.includes('queries') ? new Set<string>() : undefined
+  const checks = new DatasetChecks(ds.name, kinds, rel)
 
   const reject = (at: SourceLocation, reason: string, kind: PreparedKind | undefined, split: string | null, raw?: string) => {
     if (!ctx.skipInvalid) throw new DataError(`${reason} (dataset ${ds.name}; use --skip-invalid to set such rows aside in rejects.jsonl)`, at)
@@ -372,25 +360,20 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
           converted = toIrExample(item.row, fallbackId, instruction)
           break
         case 'corpus':
-          converted = firstOfId(toCorpusDoc(item.row), corpusIds!, 'corpus')
+          converted = toCorpusDoc(item.row)
           break
         case 'queries':
-          converted = firstOfId(toQuery(item.row, instruction), queryIds!, 'query')
+          converted = toQuery(item.row, instruction)
           break
         case 'qrels':
           converted = toQrel(item.row)
-          if (converted.ok) {
-            const q = converted.value as {query_id: string; corpus_id: string}
-            if (queryIds && !queryIds.has(q.query_id)) converted = {ok: false, reason: `query_id: ${JSON.stringify(q.query_id)} is not a known query (dangling qrels)`}
-            else if (corpusIds && !corpusIds.has(q.corpus_id))
-              converted = {ok: false, reason: `corpus_id: ${JSON.stringify(q.corpus_id)} is not a known document (dangling qrels)`}
-          }
           break
         default:
           throw new DataError(`reader ${ds.reader} yielded an unknown record kind ${JSON.stringify((item as {kind: unknown}).kind)}`)
       }
+      converted = checks.check(item.kind, item.split, item.at, converted)
       if (!converted.ok) {
-        reject(item.at, converted.reason, item.kind, item.split, undefined)
+        reject(item.at, converted.reason, item.kind, item.split, item.raw ?? excerpt(JSON.stringify(item.row)))
         continue
       }
       const o = output(item.kind, item.split)
@@ -424,6 +407,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
       files,
       stats,
       seconds,
+      warnings: checks.warnings(files, {rejected, unused}),
     }
   } catch (error) {
     for (const o of outputs.values()) o.writer.abort()

@@ -2,10 +2,14 @@
  * Streaming text input shared by the readers: lines with their numbers, JSON values from JSON-lines
  * or from one big JSON array, and file hashing. Memory is bounded by the read chunk plus the longest
  * line (or array element), never by the file.
+ *
+ * Every function that reads text takes the file's `encoding` (a TextDecoder label, default utf-8)
+ * and decodes through TextFileDecoder (text-decoder.ts): bytes that are not valid text in that
+ * encoding stop the read with `file:line`, never become U+FFFD.
  */
 import {createHash} from 'node:crypto'
 import {createReadStream, existsSync, statSync} from 'node:fs'
-import {StringDecoder} from 'node:string_decoder'
+import {TextFileDecoder} from './text-decoder.js'
 import {DataError, type SourceLocation} from './types.js'
 
 const CHUNK = 1 << 20
@@ -27,16 +31,12 @@ export function requireDir(dir: string, what = 'input directory'): void {
   if (!statSync(dir).isDirectory()) throw new DataError(`${what} is not a directory: ${dir}`)
 }
 
-export async function* decodedChunks(file: string): AsyncGenerator<string> {
+/** A text file's content in pieces, strictly decoded from `encoding` (a byte-order mark is dropped). */
+export async function* decodedChunks(file: string, encoding?: string): AsyncGenerator<string> {
   requireFile(file)
-  const decoder = new StringDecoder('utf8')
-  let first = true
+  const decoder = new TextFileDecoder(file, encoding)
   for await (const buf of createReadStream(file, {highWaterMark: CHUNK})) {
-    let text = decoder.write(buf as Buffer)
-    if (first) {
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1) // UTF-8 byte-order mark
-      first = false
-    }
+    const text = decoder.write(buf as Buffer)
     if (text) yield text
   }
   const rest = decoder.end()
@@ -44,13 +44,13 @@ export async function* decodedChunks(file: string): AsyncGenerator<string> {
 }
 
 /**
- * Lines of a UTF-8 text file in batches (fewer awaits per line). Line terminators (\n, \r\n) are
+ * Lines of a text file in batches (fewer awaits per line). Line terminators (\n, \r\n) are
  * removed; a final line without a terminator is kept; a BOM is dropped.
  */
-export async function* readLineBatches(file: string): AsyncGenerator<LineBatch> {
+export async function* readLineBatches(file: string, encoding?: string): AsyncGenerator<LineBatch> {
   let carry = ''
   let lineNo = 1
-  for await (const text of decodedChunks(file)) {
+  for await (const text of decodedChunks(file, encoding)) {
     const parts = (carry + text).split('\n')
     carry = parts.pop()!
     for (let i = 0; i < parts.length; i++) {
@@ -66,8 +66,8 @@ export async function* readLineBatches(file: string): AsyncGenerator<LineBatch> 
 }
 
 /** Lines one at a time, with their 1-based numbers. */
-export async function* readLines(file: string): AsyncGenerator<{line: number; text: string}> {
-  for await (const batch of readLineBatches(file)) {
+export async function* readLines(file: string, encoding?: string): AsyncGenerator<{line: number; text: string}> {
+  for await (const batch of readLineBatches(file, encoding)) {
     for (let i = 0; i < batch.lines.length; i++) yield {line: batch.firstLine + i, text: batch.lines[i]}
   }
 }
@@ -80,8 +80,8 @@ function describeJsonError(error: unknown): string {
 }
 
 /** JSON lines: one value per non-blank line; a line that does not parse becomes an error item. */
-export async function* readJsonLines(file: string): AsyncGenerator<JsonItem> {
-  for await (const batch of readLineBatches(file)) {
+export async function* readJsonLines(file: string, encoding?: string): AsyncGenerator<JsonItem> {
+  for await (const batch of readLineBatches(file, encoding)) {
     for (let i = 0; i < batch.lines.length; i++) {
       const text = batch.lines[i]
       if (text.trim() === '') continue
@@ -100,7 +100,7 @@ export async function* readJsonLines(file: string): AsyncGenerator<JsonItem> {
  * scanner finds each element's extent (tracking nesting and strings), then JSON.parse reads it.
  * An element that does not parse becomes an error item; a broken array structure throws.
  */
-export async function* readJsonArray(file: string): AsyncGenerator<JsonItem> {
+export async function* readJsonArray(file: string, encoding?: string): AsyncGenerator<JsonItem> {
   let line = 1
   let state: 'start' | 'value' | 'in-value' | 'after' | 'done' = 'start'
   let depth = 0
@@ -121,7 +121,7 @@ export async function* readJsonArray(file: string): AsyncGenerator<JsonItem> {
     }
     element = ''
   }
-  for await (const text of decodedChunks(file)) {
+  for await (const text of decodedChunks(file, encoding)) {
     // An element that began in an earlier chunk continues from this chunk's first character.
     let segStart = state === 'in-value' ? 0 : -1
     for (let i = 0; i < text.length; i++) {
@@ -210,8 +210,8 @@ export async function* readJsonArray(file: string): AsyncGenerator<JsonItem> {
 }
 
 /** Detects JSON lines vs one JSON array from the first non-blank character. */
-export async function detectJsonFormat(file: string): Promise<'lines' | 'array'> {
-  for await (const text of decodedChunks(file)) {
+export async function detectJsonFormat(file: string, encoding?: string): Promise<'lines' | 'array'> {
+  for await (const text of decodedChunks(file, encoding)) {
     const m = /\S/.exec(text)
     if (m) return m[0] === '[' ? 'array' : 'lines'
   }

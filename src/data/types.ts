@@ -61,7 +61,8 @@ export type PreparedKind = keyof DraftOfKind
 
 /** One item a reader yields. `split` null means the output is shared by all splits (a corpus). */
 export type ReadItem =
-  | {[K in PreparedKind]: {type: 'row'; kind: K; split: string | null; at: SourceLocation; row: DraftOfKind[K]}}[PreparedKind]
+  /** A draft row; `raw` is the source row as a reject would show it (rejects.jsonl), when the reader has it. */
+  | {[K in PreparedKind]: {type: 'row'; kind: K; split: string | null; at: SourceLocation; row: DraftOfKind[K]; raw?: string}}[PreparedKind]
   /** A source row that cannot be read (malformed JSON, wrong column count...): an error unless --skip-invalid. */
   | {type: 'reject'; kind?: PreparedKind; split: string | null; at: SourceLocation; reason: string; raw?: string}
   /** A well-formed source row that this configuration does not use (e.g. a neutral NLI pair for IR triplets): counted, never an error. */

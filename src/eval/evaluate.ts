@@ -12,7 +12,7 @@ import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearchTable} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
-import type {ConfigTask, TaskDefinition} from './tasks.js'
+import {taskSplits, type ConfigTask, type TaskDefinition} from './tasks.js'
 import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
 import type {EncodeProgressEvent, EvalEvent, EvalProgressEvent} from '../core/events.js'
 
@@ -92,6 +92,8 @@ export interface TaskEvaluation {
   prompt: string
   cache: {hits: number; misses: number}
   geometry?: Geometry
+  /** What was read but looks wrong (e.g. qrels grading a pair twice differently). */
+  warnings: string[]
 }
 
 /** Embeds texts through the store, with progress reported per slice. */
@@ -136,6 +138,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let sources: string[]
   let prompt: Prompt
   let geometry: Geometry | undefined
+  let warnings: string[] = []
   const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
     if (!options.geometry) return undefined
     report({stage: 'score', detail: 'geometry'})
@@ -164,6 +167,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources = data.sources
   } else {
     const data = await loadRetrievalData(task, options.dataDir)
+    warnings = data.warnings
     if (options.limit !== undefined && data.queryIds.length > options.limit) {
       const kept = new Set(data.queryIds.slice(0, options.limit))
       data.queryIds = data.queryIds.slice(0, options.limit)
@@ -225,21 +229,26 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     prompt: describePrompt(prompt),
     cache: {hits: store.hits - before.hits, misses: store.misses - before.misses},
     ...(geometry ? {geometry} : {}),
+    warnings,
   }
 }
 
-/** Evaluates each task in turn (one shared embedding store). */
+/**
+ * Evaluates each task in turn (one shared embedding store), each of its splits (`taskSplits`) on its
+ * own data: one TaskEvaluation per task and split, in order. A split without data throws its
+ * TaskDataError; no other split is scored in its place.
+ */
 export async function runTasks(encoder: EvalEncoder, tasks: readonly TaskDefinition[], options: EvaluateOptions): Promise<TaskEvaluation[]> {
   const store = options.store ?? new EmbeddingStore(options.cacheDir)
   const out: TaskEvaluation[] = []
-  for (const task of tasks) out.push(await evaluateTask(encoder, task, {...options, store}))
+  for (const task of tasks) for (const split of taskSplits(task)) out.push(await evaluateTask(encoder, {...task, split}, {...options, store}))
   return out
 }
 
 /**
  * In-training evaluation entry point: task definitions or task names in (names resolve through the
  * registry's benchmarks and `configTasks`, like `codiemb eval --tasks`), `{taskName: scores}` out (scores carry
- * `main_score` and every metric). Give the trainer's current model as `encoder`; its fingerprint
+ * `main_score` and every metric; a task's further splits as `taskName/split`). Give the trainer's current model as `encoder`; its fingerprint
  * changes with the weights, so the cache never serves stale vectors.
  */
 export async function evaluateTasks(
@@ -256,5 +265,6 @@ export async function evaluateTasks(
     definitions = [...definitions, ...(await resolveTasks(registry, {tasks: names, configTasks: options.configTasks}))]
   }
   const results = await runTasks(encoder, definitions, options)
-  return Object.fromEntries(results.map((r) => [r.task.name, r.scores]))
+  // a task's first split under its name, any further split as "name/split"
+  return Object.fromEntries(results.map((r) => [r.split === taskSplits(r.task)[0] ? r.task.name : `${r.task.name}/${r.split}`, r.scores]))
 }

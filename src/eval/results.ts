@@ -4,7 +4,7 @@
  *   {out}/{model}/{revision}/{task}.json   one TaskResult per task (MTEB >= 1.12 layout:
  *                                          dataset_revision, task_name, mteb_version, scores.{split}[]
  *                                          with main_score, hf_subset, languages and every metric,
- *                                          evaluation_time, kg_co2_emissions)
+ *                                          for each split scored; evaluation_time, kg_co2_emissions)
  *   {out}/{model}/{revision}/model_meta.json
  *   {out}/{model}/{revision}/summary.json  codiemb's own: main score per task and the IR / STS /
  *                                          overall averages
@@ -14,6 +14,7 @@ import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../core/fs-atomic.js'
 import type {TaskEvaluation} from './evaluate.js'
+import {taskSplits} from './tasks.js'
 
 /** The MTEB TaskResult schema version these files follow. */
 export const MTEB_RESULT_VERSION = '1.12.0'
@@ -31,10 +32,13 @@ export interface ModelInfo {
 
 export interface SummaryTask {
   type: string
+  /** The task's first split: the one its main_score and the averages are of. */
   split: string
   main_score_name: string
   main_score: number
   benchmark?: string
+  /** The main score of each further split scored. */
+  splits?: Record<string, number>
 }
 
 export interface EvalSummary {
@@ -44,6 +48,8 @@ export interface EvalSummary {
   tasks: Record<string, SummaryTask>
   averages: {ir: number | null; sts: number | null; overall: number | null}
   counts: {ir: number; sts: number}
+  /** Splits asked for but not scored (missing or unreadable data), when any. */
+  unscored?: UnscoredSplit[]
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -58,42 +64,68 @@ export function resultDir(outDir: string, model: ModelInfo): string {
   return join(outDir, safeModelName(model.name), model.revision)
 }
 
-export function taskResultJson(ev: TaskEvaluation): Record<string, unknown> {
+/** A split that was asked for but not scored, and why (its data is missing or unreadable). */
+export interface UnscoredSplit {
+  task: string
+  split: string
+  reason: string
+}
+
+/**
+ * One task's TaskResult: `scores.<split>` for every split scored (never a split in another's
+ * place); `codiemb.unscored_splits` names the splits asked for that could not be scored, and why.
+ */
+export function taskResultJson(evaluations: TaskEvaluation | readonly TaskEvaluation[], unscored: readonly UnscoredSplit[] = []): Record<string, unknown> {
+  const evs = Array.isArray(evaluations) ? evaluations : [evaluations as TaskEvaluation]
+  const ev = evs[0]
+  const warnings = evs.flatMap((e) => e.warnings ?? [])
   return {
     dataset_revision: ev.task.hf?.revision ?? null,
     task_name: ev.task.name,
     mteb_version: MTEB_RESULT_VERSION,
-    scores: {
-      [ev.split]: [
-        {
-          ...ev.scores,
-          main_score: ev.scores.main_score,
-          hf_subset: 'default',
-          languages: ev.task.languages,
-        },
-      ],
-    },
-    evaluation_time: ev.evaluationTime,
+    scores: Object.fromEntries(evs.map((e) => [e.split, [{...e.scores, main_score: e.scores.main_score, hf_subset: 'default', languages: e.task.languages}]])),
+    evaluation_time: evs.reduce((t, e) => t + e.evaluationTime, 0),
     kg_co2_emissions: null,
-    codiemb: {prompt: ev.prompt, counts: ev.counts, sources: ev.sources, benchmark: ev.task.benchmark ?? null, ...(ev.geometry ? {geometry: ev.geometry} : {})},
+    codiemb: {
+      prompt: ev.prompt,
+      counts: ev.counts,
+      sources: ev.sources,
+      benchmark: ev.task.benchmark ?? null,
+      ...(ev.geometry ? {geometry: ev.geometry} : {}),
+      ...(evs.length > 1 ? {splits: Object.fromEntries(evs.map((e) => [e.split, {counts: e.counts, sources: e.sources, evaluation_time: e.evaluationTime}]))} : {}),
+      ...(unscored.length ? {unscored_splits: Object.fromEntries(unscored.map((u) => [u.split, u.reason]))} : {}),
+      ...(warnings.length ? {warnings} : {}),
+    },
   }
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null)
 
-export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation[]): EvalSummary {
+/** The split a task reports in summary.json: its first (`taskSplits`). */
+const primarySplit = (task: TaskEvaluation['task']) => taskSplits(task)[0]
+
+/**
+ * summary.json: per task the score of its first split (other scored splits under `splits`), the IR /
+ * STS / overall averages over those, and `unscored` listing every split that could not be scored. A
+ * task whose first split was not scored is left out of the tasks and averages, never represented by
+ * another split.
+ */
+export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation[], unscored: readonly UnscoredSplit[] = []): EvalSummary {
   const tasks: Record<string, SummaryTask> = {}
-  for (const ev of evaluations) {
+  const primary = evaluations.filter((ev) => ev.split === primarySplit(ev.task))
+  for (const ev of primary) {
+    const others = evaluations.filter((e) => e.task.name === ev.task.name && e !== ev)
     tasks[ev.task.name] = {
       type: ev.task.type,
       split: ev.split,
       main_score_name: ev.task.mainScore,
       main_score: ev.scores.main_score,
       ...(ev.task.benchmark ? {benchmark: ev.task.benchmark} : {}),
+      ...(others.length ? {splits: Object.fromEntries(others.map((e) => [e.split, e.scores.main_score]))} : {}),
     }
   }
-  const ir = evaluations.filter((e) => e.task.type === 'retrieval').map((e) => e.scores.main_score)
-  const sts = evaluations.filter((e) => e.task.type === 'sts').map((e) => e.scores.main_score)
+  const ir = primary.filter((e) => e.task.type === 'retrieval').map((e) => e.scores.main_score)
+  const sts = primary.filter((e) => e.task.type === 'sts').map((e) => e.scores.main_score)
   return {
     model: model.name,
     revision: model.revision,
@@ -101,17 +133,28 @@ export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation
     tasks,
     averages: {ir: mean(ir), sts: mean(sts), overall: mean([...ir, ...sts])},
     counts: {ir: ir.length, sts: sts.length},
+    ...(unscored.length ? {unscored: [...unscored]} : {}),
   }
 }
 
-/** Writes every TaskResult, model_meta.json and summary.json; returns the directory and the summary. */
-export function writeResults(outDir: string, model: ModelInfo, evaluations: readonly TaskEvaluation[]): {dir: string; summary: EvalSummary; files: string[]} {
+/**
+ * Writes one TaskResult per task (all its scored splits), model_meta.json and summary.json; returns
+ * the directory and the summary. `unscored`: the splits asked for that could not be scored.
+ */
+export function writeResults(
+  outDir: string,
+  model: ModelInfo,
+  evaluations: readonly TaskEvaluation[],
+  unscored: readonly UnscoredSplit[] = [],
+): {dir: string; summary: EvalSummary; files: string[]} {
   const dir = resultDir(outDir, model)
   mkdirSync(dir, {recursive: true})
   const files: string[] = []
-  for (const ev of evaluations) {
-    const file = join(dir, `${ev.task.name}.json`)
-    writeJsonAtomic(file, taskResultJson(ev))
+  const byTask = new Map<string, TaskEvaluation[]>()
+  for (const ev of evaluations) byTask.set(ev.task.name, [...(byTask.get(ev.task.name) ?? []), ev])
+  for (const [name, evs] of byTask) {
+    const file = join(dir, `${name}.json`)
+    writeJsonAtomic(file, taskResultJson(evs, unscored.filter((u) => u.task === name)))
     files.push(file)
   }
   const meta = {
@@ -128,7 +171,7 @@ export function writeResults(outDir: string, model: ModelInfo, evaluations: read
   }
   writeJsonAtomic(join(dir, 'model_meta.json'), meta)
   files.push(join(dir, 'model_meta.json'))
-  const summary = summarize(model, evaluations)
+  const summary = summarize(model, evaluations, unscored)
   writeJsonAtomic(join(dir, 'summary.json'), summary)
   files.push(join(dir, 'summary.json'))
   return {dir, summary, files}

@@ -1,30 +1,28 @@
 /**
- * Finds and reads a task's evaluation data under --data-dir.
+ * Reads a task's evaluation data for one split (the files task-files.ts finds under --data-dir):
+ * STS pairs, or a retrieval corpus, its queries and the split's qrels.
  *
- * Accepted layouts, looked for in `<data-dir>/<name>` for each name in: the task name, its lower-case
- * form, the task's extra local names, the Hugging Face id (`C-MTEB/ATEC`) and its `__` form
- * (`C-MTEB__ATEC`):
- * 1. files written by `codiemb prepare` (Arrow IPC with `codiemb.kind` metadata): `sts-pair` for
- *    STS; `corpus` + `queries` + `qrels` for retrieval. When several files of a kind exist, the one
- *    whose name contains the split wins;
- * 2. a Hugging Face dataset directory as `codiemb data pull` downloads it: parquet files (STS:
- *    sentence1/sentence2/score; retrieval: corpus and queries files with id/text, qrels with
- *    qid/pid/score — C-MTEB keeps qrels in the separate `<id>-qrels` dataset), or MTEB's BEIR-style
- *    `corpus.jsonl` / `queries.jsonl` / `qrels/<split>.tsv`, or `<split>.jsonl(.gz)` STS files.
- * A task whose data is missing fails with the list of places looked at and the command to fetch it.
+ * Layouts: Arrow files written by `codiemb prepare` (`sts-pair`; `corpus` + `queries` + `qrels`), or
+ * a Hugging Face dataset directory as `codiemb data pull` downloads it: parquet (STS:
+ * sentence1/sentence2/score; retrieval: corpus and queries with id/text, qrels with qid/pid/score —
+ * C-MTEB keeps qrels in the separate `<id>-qrels` dataset), MTEB's BEIR-style `corpus.jsonl` /
+ * `queries.jsonl` / `qrels/<split>.tsv`, or `<split>.jsonl(.gz)` STS files.
+ *
+ * Every failure is a TaskDataError (exit 2) that says what it is: no data for the split, a file that
+ * cannot be read (with the reader's error), or a row without a field it needs. Text files are
+ * decoded strictly as UTF-8 (src/data/text-decoder.ts). A (query, document) pair graded twice
+ * with different grades is kept with its last grade and reported in `warnings`.
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {basename, isAbsolute, join, relative} from 'node:path'
 import {gunzipSync} from 'node:zlib'
 import {readArrowMeta, readRecords} from '../io/arrow-records.js'
+import {decodeText} from '../data/text-decoder.js'
 import type {Qrels} from './metrics.js'
 import type {TaskDefinition} from './tasks.js'
-import {filesBelow} from './files.js'
-import {CodiembError} from '../core/errors.js'
+import {arrowInfos, candidateDirs, filesForSplit, isArrow, isJsonl, isParquet, listFiles, missing, splitsOf, TaskDataError, unreadable, unreadableFor, type ArrowInfo} from './task-files.js'
 
-export class TaskDataError extends CodiembError {
-  override name = 'TaskDataError'
-}
+export {TaskDataError} from './task-files.js'
 
 export interface StsData {
   text1: string[]
@@ -43,25 +41,23 @@ export interface RetrievalData {
   qrels: Qrels
   instruction?: string
   sources: string[]
+  /** What was read but looks wrong (qrels grading a pair twice differently). */
+  warnings: string[]
 }
 
 type Row = Record<string, unknown>
 
-function candidateDirs(task: TaskDefinition, dataDir: string): string[] {
-  const names = [task.name, task.name.toLowerCase(), ...(task.localNames ?? [])]
-  if (task.hf) names.push(task.hf.path, task.hf.path.replace('/', '__'), basename(task.hf.path))
-  return [...new Set(names.map((n) => (isAbsolute(n) ? n : join(dataDir, n))))]
+/** Rows of a parquet, JSON-lines (optionally gzipped), TSV (with a header) or Arrow file; any failure to read it is a TaskDataError. */
+export async function readRows(file: string): Promise<Row[]> {
+  try {
+    return await readRowsOf(file)
+  } catch (error) {
+    if (error instanceof TaskDataError) throw error
+    throw new TaskDataError(`${file}: cannot be read: ${(error as Error).message}`)
+  }
 }
 
-/** The files below a task's data directory, at most four directories down. */
-const listFiles = (dir: string) => filesBelow(dir, 4)
-
-const isArrow = (f: string) => f.endsWith('.arrow') || f.endsWith('.feather')
-const isParquet = (f: string) => f.endsWith('.parquet')
-const isJsonl = (f: string) => /\.(jsonl|json)(\.gz)?$/.test(f)
-
-/** Rows of a parquet, JSON-lines (optionally gzipped) or Arrow file. */
-export async function readRows(file: string): Promise<Row[]> {
+async function readRowsOf(file: string): Promise<Row[]> {
   if (isParquet(file)) {
     const {asyncBufferFromFile, parquetReadObjects} = await import('hyparquet')
     try {
@@ -77,20 +73,24 @@ export async function readRows(file: string): Promise<Row[]> {
   }
   if (isJsonl(file)) {
     const raw = readFileSync(file)
-    const text = (file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8')
+    const text = decodeText(file, file.endsWith('.gz') ? gunzipSync(raw) : raw)
     const rows: Row[] = []
     text.split('\n').forEach((line, i) => {
       if (!line.trim()) return
+      let value: unknown
       try {
-        rows.push(JSON.parse(line) as Row)
+        value = JSON.parse(line)
       } catch (error) {
         throw new TaskDataError(`${file}:${i + 1}: not a JSON object: ${(error as Error).message}`)
       }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TaskDataError(`${file}:${i + 1}: expected a JSON object, got ${JSON.stringify(value)}`)
+      rows.push(value as Row)
     })
     return rows
   }
   if (file.endsWith('.tsv')) {
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim())
+    const lines = decodeText(file, readFileSync(file)).split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim())
+    if (!lines.length) throw new TaskDataError(`${file}:1: empty file: expected a header line (e.g. query-id, corpus-id, score)`)
     const header = lines[0].split('\t').map((h) => h.trim())
     return lines.slice(1).map((l) => Object.fromEntries(l.split('\t').map((v, i) => [header[i] ?? `f${i}`, v.trim()])))
   }
@@ -112,86 +112,57 @@ function num(v: unknown, file: string, index: number, field: string): number {
   return n
 }
 
-/** Prefers files whose path mentions the split; falls back to all when none does. */
-function bySplit(files: string[], split: string, root: string): string[] {
-  const aliases = split === 'validation' ? ['validation', 'valid', 'dev'] : split === 'dev' ? ['dev', 'validation', 'valid'] : [split]
-  for (const a of aliases) {
-    const re = new RegExp(`(^|[^a-z])${a}([^a-z]|$)`, 'i')
-    const hit = files.filter((f) => re.test(relative(root, f)))
-    if (hit.length) return hit
-  }
-  return []
-}
-
-async function arrowKinds(files: string[]): Promise<Map<string, string | undefined>> {
-  const out = new Map<string, string | undefined>()
-  for (const f of files) {
-    try {
-      out.set(f, (await readArrowMeta(f)).kind)
-    } catch {
-      out.set(f, undefined)
-    }
-  }
-  return out
-}
-
-function missing(task: TaskDefinition, looked: string[], wanted: string): TaskDataError {
-  const pull = task.hf
-    ? `codiemb data pull ${task.hf.path} --revision ${task.hf.revision}${task.hf.qrelsPath ? ` && codiemb data pull ${task.hf.qrelsPath} --revision ${task.hf.qrelsRevision}` : ''}`
-    : undefined
-  return new TaskDataError(
-    `task ${task.name}: no ${wanted} found for split "${task.split}". Looked in:\n  ${looked.join('\n  ')}\n` +
-      `Expected files prepared by \`codiemb prepare\` (Arrow: ${task.type === 'sts' ? 'sts-pair' : 'corpus, queries, qrels'}) or a Hugging Face dataset directory` +
-      (pull ? ` — fetch it with: ${pull}` : '') +
-      (task.files ? '' : ` (or point a user-defined task at its files with eval.tasks[].files)`),
-  )
-}
-
 function resolveFile(dataDir: string, p: string): string {
   const abs = isAbsolute(p) ? p : join(dataDir, p)
   if (!existsSync(abs)) throw new TaskDataError(`task file ${abs} does not exist`)
   return abs
 }
 
+/** Arrow files by path, for `filesForSplit`'s split labels. */
+const splitLabel = (infos: readonly ArrowInfo[]) => {
+  const byFile = new Map(infos.map((i) => [i.file, i.split]))
+  return (f: string) => byFile.get(f)
+}
+
+/** The STS pairs of `task.split`; never another split's. */
 export async function loadStsData(task: TaskDefinition, dataDir: string): Promise<StsData> {
+  const split = task.split
   let files: string[] = []
   const looked: string[] = []
+  const others: string[] = []
   if (task.files?.pairs) files = [resolveFile(dataDir, task.files.pairs)]
   else {
     for (const dir of candidateDirs(task, dataDir)) {
       looked.push(dir)
       const all = listFiles(dir)
-      const arrows = all.filter(isArrow)
-      const kinds = await arrowKinds(arrows)
-      const pairs = arrows.filter((f) => kinds.get(f) === 'sts-pair')
-      if (pairs.length) {
-        const chosen = bySplit(pairs, task.split, dir)
-        files = chosen.length ? chosen.slice(0, 1) : pairs.length === 1 ? pairs : []
-        if (!files.length) throw new TaskDataError(`task ${task.name}: ${dir} holds several sts-pair files (${pairs.map((f) => basename(f)).join(', ')}) and none is named after split "${task.split}"`)
-        break
-      }
-      const hfFiles = bySplit(all.filter((f) => isParquet(f) || isJsonl(f)), task.split, dir)
-      if (hfFiles.length) {
-        files = hfFiles
-        break
-      }
+      if (!all.length) continue
+      const infos = await arrowInfos(all)
+      const label = splitLabel(infos)
+      const pairs = infos.filter((i) => i.kind === 'sts-pair').map((i) => i.file)
+      const hf = all.filter((f) => isParquet(f) || isJsonl(f))
+      files = filesForSplit(pairs, split, dir, label).slice(0, 1)
+      if (!files.length) files = filesForSplit(hf, split, dir)
+      const bad = unreadableFor(infos, split, dir, files.length > 0)
+      if (bad.length) throw unreadable(task, split, bad)
+      if (files.length) break
+      others.push(...splitsOf(pairs, dir, label), ...splitsOf(hf, dir))
     }
   }
-  if (!files.length) throw missing(task, looked, 'STS pairs')
+  if (!files.length) throw missing(task, split, looked, 'STS pairs', [...new Set(others)])
   const text1: string[] = []
   const text2: string[] = []
   const gold: number[] = []
   let instruction: string | undefined
   for (const file of files) {
-    if (isArrow(file)) instruction ??= (await readArrowMeta(file)).instruction || undefined
     const rows = await readRows(file)
+    if (isArrow(file)) instruction ??= (await readArrowMeta(file)).instruction || undefined
     rows.forEach((r, i) => {
       text1.push(str(pick(r, ['text1', 'sentence1', 's1', 'query'], file, i, 'first text')))
       text2.push(str(pick(r, ['text2', 'sentence2', 's2', 'title'], file, i, 'second text')))
       gold.push(num(pick(r, ['raw_score', 'score', 'label'], file, i, 'gold score'), file, i, 'score'))
     })
   }
-  if (!text1.length) throw new TaskDataError(`task ${task.name}: ${files.join(', ')} hold no pairs`)
+  if (!text1.length) throw new TaskDataError(`task ${task.name}, split "${split}": ${files.join(', ')} hold${files.length === 1 ? 's' : ''} no pairs`)
   return {text1, text2, gold: Float64Array.from(gold), instruction, sources: files}
 }
 
@@ -201,7 +172,9 @@ interface RetrievalFiles {
   qrels: string[]
 }
 
-async function locateRetrieval(task: TaskDefinition, dataDir: string, looked: string[]): Promise<RetrievalFiles | undefined> {
+/** The corpus, queries and `task.split`'s qrels; undefined when no directory holds all three for the split. */
+async function locateRetrieval(task: TaskDefinition, dataDir: string, looked: string[], others: string[]): Promise<RetrievalFiles | undefined> {
+  const split = task.split
   if (task.files?.corpus && task.files.queries && task.files.qrels) {
     return {corpus: [resolveFile(dataDir, task.files.corpus)], queries: [resolveFile(dataDir, task.files.queries)], qrels: [resolveFile(dataDir, task.files.qrels)]}
   }
@@ -210,48 +183,66 @@ async function locateRetrieval(task: TaskDefinition, dataDir: string, looked: st
     looked.push(dir)
     const all = listFiles(dir)
     if (!all.length) continue
-    const arrows = all.filter(isArrow)
-    const kinds = await arrowKinds(arrows)
-    const ofKind = (k: string) => arrows.filter((f) => kinds.get(f) === k)
-    if (ofKind('corpus').length && ofKind('queries').length && ofKind('qrels').length) {
-      const pickOne = (fs: string[]) => (fs.length === 1 ? fs : bySplit(fs, task.split, dir).slice(0, 1))
-      const found = {corpus: pickOne(ofKind('corpus')), queries: pickOne(ofKind('queries')), qrels: pickOne(ofKind('qrels'))}
-      if (found.corpus.length && found.queries.length && found.qrels.length) return found
-    }
+    const infos = await arrowInfos(all)
+    const label = splitLabel(infos)
+    const ofKind = (k: string) => infos.filter((i) => i.kind === k).map((i) => i.file)
+    // corpus and queries are shared by every split: one file each, or the one named after the split
+    const shared = (fs: string[]) => (fs.length <= 1 ? fs : filesForSplit(fs, split, dir, label).slice(0, 1))
+    let found: RetrievalFiles | undefined
+    const arrowSet = {corpus: shared(ofKind('corpus')), queries: shared(ofKind('queries')), qrels: filesForSplit(ofKind('qrels'), split, dir, label).slice(0, 1)}
+    if (arrowSet.corpus.length && arrowSet.queries.length && arrowSet.qrels.length) found = arrowSet
     const data = all.filter((f) => isParquet(f) || isJsonl(f))
-    const corpus = data.filter((f) => /corpus/i.test(relative(dir, f)))
-    const queries = data.filter((f) => /quer/i.test(relative(dir, f)))
-    let qrels = bySplit(all.filter((f) => /qrels/i.test(relative(dir, f)) && (f.endsWith('.tsv') || isParquet(f) || isJsonl(f))), task.split, dir)
-    if (!qrels.length) {
-      for (const qd of qrelsDirs) {
+    const qrelsFiles = all.filter((f) => /qrels/i.test(relative(dir, f)) && (f.endsWith('.tsv') || isParquet(f) || isJsonl(f)))
+    if (!found) {
+      const corpus = data.filter((f) => /corpus/i.test(relative(dir, f)))
+      const queries = data.filter((f) => /quer/i.test(relative(dir, f)))
+      let qrels = filesForSplit(qrelsFiles, split, dir)
+      for (const qd of qrels.length ? [] : qrelsDirs) {
         looked.push(qd)
-        qrels = bySplit(listFiles(qd).filter((f) => isParquet(f) || isJsonl(f) || f.endsWith('.tsv')), task.split, qd)
+        const inQd = listFiles(qd).filter((f) => isParquet(f) || isJsonl(f) || f.endsWith('.tsv'))
+        qrels = filesForSplit(inQd, split, qd)
         if (qrels.length) break
+        others.push(...splitsOf(inQd, qd))
       }
+      if (corpus.length && queries.length && qrels.length) found = {corpus, queries, qrels}
     }
-    if (corpus.length && queries.length && qrels.length) return {corpus, queries, qrels}
+    const bad = unreadableFor(infos, split, dir, found !== undefined)
+    if (bad.length) throw unreadable(task, split, bad)
+    if (found) return found
+    others.push(...splitsOf(ofKind('qrels'), dir, label), ...splitsOf(qrelsFiles, dir))
   }
   return undefined
 }
 
+/** The retrieval data of `task.split`: its qrels, the judged queries, the whole corpus. */
 export async function loadRetrievalData(task: TaskDefinition, dataDir: string): Promise<RetrievalData> {
   const looked: string[] = []
-  const files = await locateRetrieval(task, dataDir, looked)
-  if (!files) throw missing(task, looked, 'corpus/queries/qrels')
+  const others: string[] = []
+  const files = await locateRetrieval(task, dataDir, looked, others)
+  if (!files) throw missing(task, task.split, looked, 'corpus/queries/qrels', [...new Set(others)])
   const qrels: Qrels = {}
+  let conflicts = 0
+  let example = ''
   for (const file of files.qrels) {
     ;(await readRows(file)).forEach((r, i) => {
       const q = str(pick(r, ['query_id', 'qid', 'query-id'], file, i, 'query id'))
       const d = str(pick(r, ['corpus_id', 'pid', 'corpus-id', 'doc_id'], file, i, 'document id'))
-      ;(qrels[q] ??= {})[d] = num(pick(r, ['score', 'relevance', 'label'], file, i, 'relevance'), file, i, 'score')
+      const grade = num(pick(r, ['score', 'relevance', 'label'], file, i, 'relevance'), file, i, 'score')
+      const judged = (qrels[q] ??= {})
+      if (judged[d] !== undefined && judged[d] !== grade && conflicts++ === 0) example = `query ${JSON.stringify(q)}, document ${JSON.stringify(d)}: ${judged[d]}, then ${grade} at ${file} row ${i + 1}`
+      judged[d] = grade
     })
   }
+  const warnings = conflicts
+    ? [`task ${task.name}, split "${task.split}": ${conflicts} qrels row${conflicts === 1 ? ' gives' : 's give'} a (query, document) pair another grade than an earlier row, e.g. ${example}; the last grade counts`]
+    : []
   const queryIds: string[] = []
   const queryTexts: string[] = []
   let instruction: string | undefined
   for (const file of files.queries) {
+    const rows = await readRows(file)
     if (isArrow(file)) instruction ??= (await readArrowMeta(file)).instruction || undefined
-    ;(await readRows(file)).forEach((r, i) => {
+    rows.forEach((r, i) => {
       const id = str(pick(r, ['id', '_id', 'query_id', 'qid'], file, i, 'query id'))
       if (!qrels[id]) return // MTEB evaluates only judged queries
       queryIds.push(id)
@@ -269,8 +260,7 @@ export async function loadRetrievalData(task: TaskDefinition, dataDir: string): 
       corpusTexts.push(title ? `${title} ${text}`.trim() : text.trim())
     })
   }
-  if (!queryIds.length) throw new TaskDataError(`task ${task.name}: no query in ${files.queries.join(', ')} has a judgement in ${files.qrels.join(', ')}`)
+  if (!queryIds.length) throw new TaskDataError(`task ${task.name}, split "${task.split}": no query in ${files.queries.join(', ')} has a judgement in ${files.qrels.join(', ')}`)
   if (!corpusIds.length) throw new TaskDataError(`task ${task.name}: the corpus ${files.corpus.join(', ')} is empty`)
-  return {corpusIds, corpusTexts, queryIds, queryTexts, qrels, instruction, sources: [...files.corpus, ...files.queries, ...files.qrels]}
+  return {corpusIds, corpusTexts, queryIds, queryTexts, qrels, instruction, sources: [...files.corpus, ...files.queries, ...files.qrels], warnings}
 }
-

@@ -19,8 +19,13 @@ export interface HfDatasetRef {
 export interface TaskDefinition {
   name: string
   type: TaskType
-  /** The split evaluated (MTEB's eval split). */
+  /** The split evaluated (MTEB's eval split); with `splits`, the first of them (the one summary.json reports). */
   split: string
+  /**
+   * Several splits to score (MTEB's eval_splits), each on its own data and written under its own
+   * `scores.<split>`; a split without data is reported, never replaced by another. Absent: `split` only.
+   */
+  splits?: string[]
   /** MTEB metric key reported as main_score: `ndcg_at_10` for retrieval, `cosine_spearman` for STS. */
   mainScore: string
   /** ISO 639-3 + script codes as MTEB writes them, e.g. `cmn-Hans`. */
@@ -58,7 +63,8 @@ export interface BenchmarkImpl {
 export interface ConfigTask {
   name: string
   type: TaskType
-  split?: string
+  /** One split, or several (each scored on its own). */
+  split?: string | string[]
   mainScore?: string
   instruction?: string
   languages?: string[]
@@ -71,7 +77,7 @@ export function taskFromConfig(entry: ConfigTask): TaskDefinition {
   return {
     name: entry.name,
     type: entry.type,
-    split: entry.split ?? 'test',
+    ...splitsOf(entry.split),
     mainScore: entry.mainScore ?? DEFAULT_MAIN_SCORE[entry.type],
     languages: entry.languages ?? [],
     instruction: entry.instruction,
@@ -79,4 +85,15 @@ export function taskFromConfig(entry: ConfigTask): TaskDefinition {
     files: entry.files,
     localNames: entry.dir ? [entry.dir] : undefined,
   }
+}
+
+/** `split` and, when there are several, `splits` of a task from one split name or a list of them. */
+export function splitsOf(split: string | readonly string[] | undefined): Pick<TaskDefinition, 'split' | 'splits'> {
+  const list = [...new Set(typeof split === 'string' ? [split] : (split ?? ['test']))]
+  return list.length > 1 ? {split: list[0], splits: list} : {split: list[0] ?? 'test'}
+}
+
+/** Every split a task scores, in order. */
+export function taskSplits(task: TaskDefinition): string[] {
+  return task.splits?.length ? [...task.splits] : [task.split]
 }

@@ -11,6 +11,7 @@
 import {open} from 'node:fs/promises'
 import {FixedSizeList, Float32, Int32, List, RecordBatch, RecordBatchReader, Schema, Utf8, type DataType, type Vector} from 'apache-arrow'
 import {META, RecordFileError, type RecordKind, type RecordOfKind} from './arrow-layouts.js'
+import {checkArrowFraming} from './arrow-framing.js'
 
 export * from './arrow-layouts.js'
 export {ArrowRecordWriter, rowsToBatch, type ArrowRecordWriterOptions, type FinishedRecordFile} from './arrow-writer.js'
@@ -71,6 +72,7 @@ async function openFileReader(file: string) {
     throw new RecordFileError(`${file}: cannot open Arrow file: ${(error as Error).message}`)
   }
   try {
+    await checkArrowFraming(handle, (await handle.stat()).size)
     const reader = await RecordBatchReader.from(handle)
     await reader.open()
     return {reader, handle}

@@ -5,6 +5,7 @@
  *
  * Inputs:
  *   .txt            one text per line; id = the 1-based line number; blank lines are skipped
+ *                   (.txt and .jsonl are decoded strictly in `encoding`, default utf-8)
  *   .jsonl / .json  JSON lines (or one JSON array) of objects; text from `textField` (default "text"),
  *                   id from `idField` (default "id", else the line/element number)
  *   .arrow/.feather/.ipc  an Arrow IPC file with a `text` column (codiemb corpus files: "title text")
@@ -29,6 +30,8 @@ export class EmbedInputError extends CodiembError {
 export interface TextSourceOptions {
   textField?: string
   idField?: string
+  /** Text encoding of .txt/.jsonl input (a TextDecoder label, default utf-8); invalid bytes are an error at their line. */
+  encoding?: string
 }
 
 /** Streams {id, text} from a txt, jsonl/json or Arrow file. */
@@ -44,12 +47,12 @@ export async function* readTextItems(file: string, options: TextSourceOptions = 
   }
   if (ext === '.txt' || ext === '.text' || ext === '.tsv') {
     const {readLines} = await import('../data/text-input.js')
-    for await (const {line, text} of readLines(file)) if (text.trim() !== '') yield {id: String(line), text}
+    for await (const {line, text} of readLines(file, options.encoding)) if (text.trim() !== '') yield {id: String(line), text}
     return
   }
   if (ext === '.jsonl' || ext === '.json' || ext === '.ndjson') {
     const {readJsonLines, readJsonArray, detectJsonFormat} = await import('../data/text-input.js')
-    const items = (await detectJsonFormat(file)) === 'array' ? readJsonArray(file) : readJsonLines(file)
+    const items = (await detectJsonFormat(file, options.encoding)) === 'array' ? readJsonArray(file, options.encoding) : readJsonLines(file, options.encoding)
     let n = 0
     for await (const item of items) {
       n++

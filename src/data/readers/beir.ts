@@ -18,14 +18,15 @@
  * or mined ones later). Only the documents and queries the qrels name are held in memory.
  *
  * Options: `corpus`, `queries` (a file or directory under `path`, default: found as above), `qrels`
- * (directory under `path`, default `qrels`), `minScore` (default 1). A split given a path (file or
+ * (directory under `path`, default `qrels`), `minScore` (default 1), `encoding` (of the JSON-lines
+ * and TSV files; default utf-8). A split given a path (file or
  * directory) reads its qrels from there.
  */
 import {existsSync, readdirSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {excerpt, readJsonLines, readLineBatches, requireDir, type JsonItem} from '../text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type SplitSource, type Task} from '../types.js'
-import {isObject, show} from './common.js'
+import {encodingOf, isObject, show} from './common.js'
 import {openParquetFile} from './tabular.js'
 
 export {beirOptions as optionsSchema} from './options.js'
@@ -67,6 +68,7 @@ function explicitTable(path: string, what: string): string[] {
 
 function files(request: ReadRequest): BeirFiles {
   const o = request.options as {corpus?: string; queries?: string; qrels?: string}
+  encodingOf(request)
   if (!request.path) throw new DataError(`dataset ${request.dataset}: the beir reader needs path: <directory with corpus.jsonl, queries.jsonl, qrels/>`)
   requireDir(request.path, `dataset ${request.dataset}: BEIR directory`)
   const table = (option: string | undefined, stem: string, what: string) => {
@@ -94,10 +96,10 @@ function files(request: ReadRequest): BeirFiles {
   return {corpus, queries, qrels}
 }
 
-/** JSON objects from JSON lines or Parquet rows (row number as the line). */
-async function* tableRows(file: string): AsyncGenerator<JsonItem> {
+/** JSON objects from JSON lines (in `encoding`) or Parquet rows (row number as the line). */
+async function* tableRows(file: string, encoding: string): AsyncGenerator<JsonItem> {
   if (!file.endsWith('.parquet')) {
-    yield* readJsonLines(file)
+    yield* readJsonLines(file, encoding)
     return
   }
   const {parquetReadObjects} = await import('hyparquet')
@@ -120,10 +122,10 @@ const idOf = (o: Record<string, unknown>) => o._id ?? o.id
 
 type QrelLine = {at: SourceLocation; query_id: string; corpus_id: string; score: string} | {at: SourceLocation; reason: string; raw: string}
 
-async function* qrelLines(file: string): AsyncGenerator<QrelLine> {
+async function* qrelLines(file: string, encoding: string): AsyncGenerator<QrelLine> {
   if (file.endsWith('.parquet') || file.endsWith('.jsonl')) {
     // Hub qrels: {qid, pid, score} (C-MTEB) or {query-id, corpus-id, score} (MTEB).
-    for await (const item of tableRows(file)) {
+    for await (const item of tableRows(file, encoding)) {
       if (item.error !== undefined) {
         yield {at: item.at, reason: item.error, raw: excerpt(item.raw)}
         continue
@@ -138,7 +140,7 @@ async function* qrelLines(file: string): AsyncGenerator<QrelLine> {
     return
   }
   let first = true
-  for await (const batch of readLineBatches(file)) {
+  for await (const batch of readLineBatches(file, encoding)) {
     for (let i = 0; i < batch.lines.length; i++) {
       const text = batch.lines[i]
       const at = {file, line: batch.firstLine + i}
@@ -167,22 +169,25 @@ export const reader: Reader = {
   },
   async *read(request: ReadRequest): AsyncGenerator<ReadItem> {
     const f = files(request)
+    const encoding = encodingOf(request)
     if (request.task === 'eval') {
       for (const file of f.corpus)
-        for await (const item of tableRows(file)) {
+        for await (const item of tableRows(file, encoding)) {
           if (item.error !== undefined) yield {type: 'reject', kind: 'corpus', split: null, at: item.at, reason: item.error, raw: excerpt(item.raw)}
-          else if (!isObject(item.value)) yield {type: 'reject', kind: 'corpus', split: null, at: item.at, reason: `expected a JSON object {_id, title, text}, got ${show(item.value)}`}
+          else if (!isObject(item.value))
+            yield {type: 'reject', kind: 'corpus', split: null, at: item.at, reason: `expected a JSON object {_id, title, text}, got ${show(item.value)}`, raw: excerpt(JSON.stringify(item.value))}
           else yield {type: 'row', kind: 'corpus', split: null, at: item.at, row: {id: idOf(item.value), title: item.value.title, text: item.value.text}}
         }
       for (const file of f.queries)
-        for await (const item of tableRows(file)) {
+        for await (const item of tableRows(file, encoding)) {
           if (item.error !== undefined) yield {type: 'reject', kind: 'queries', split: null, at: item.at, reason: item.error, raw: excerpt(item.raw)}
-          else if (!isObject(item.value)) yield {type: 'reject', kind: 'queries', split: null, at: item.at, reason: `expected a JSON object {_id, text}, got ${show(item.value)}`}
+          else if (!isObject(item.value))
+            yield {type: 'reject', kind: 'queries', split: null, at: item.at, reason: `expected a JSON object {_id, text}, got ${show(item.value)}`, raw: excerpt(JSON.stringify(item.value))}
           else yield {type: 'row', kind: 'queries', split: null, at: item.at, row: {id: idOf(item.value), text: item.value.text, instruction: item.value.instruction}}
         }
       for (const {split, files: qrelFiles} of f.qrels)
         for (const file of qrelFiles)
-          for await (const q of qrelLines(file)) {
+          for await (const q of qrelLines(file, encoding)) {
             if ('reason' in q) yield {type: 'reject', kind: 'qrels', split: split.name, at: q.at, reason: q.reason, raw: q.raw}
             else yield {type: 'row', kind: 'qrels', split: split.name, at: q.at, row: {query_id: q.query_id, corpus_id: q.corpus_id, score: q.score}}
           }
@@ -200,14 +205,14 @@ export const reader: Reader = {
       const judged = new Map<string, {corpus_id: string; at: SourceLocation}[]>()
       const firstAt = new Map<string, SourceLocation>()
       for (const file of qrelFiles)
-        for await (const q of qrelLines(file)) {
+        for await (const q of qrelLines(file, encoding)) {
           if ('reason' in q) {
             yield {type: 'reject', kind, split: split.name, at: q.at, reason: q.reason, raw: q.raw}
             continue
           }
           const score = Number(q.score)
           if (!Number.isFinite(score) || q.score === '') {
-            yield {type: 'reject', kind, split: split.name, at: q.at, reason: `score: expected a number, got ${JSON.stringify(q.score)}`}
+            yield {type: 'reject', kind, split: split.name, at: q.at, reason: `score: expected a number, got ${JSON.stringify(q.score)}`, raw: [q.query_id, q.corpus_id, q.score].join('\t')}
             continue
           }
           if (!firstAt.has(q.query_id)) firstAt.set(q.query_id, q.at)
@@ -225,13 +230,13 @@ export const reader: Reader = {
     yield* pending
     // Pass 2: the texts of exactly those queries and documents.
     for (const file of f.queries)
-      for await (const item of tableRows(file)) {
+      for await (const item of tableRows(file, encoding)) {
         if (item.error !== undefined || !isObject(item.value)) continue // not needed for IR; eval reports it
         const id = String(idOf(item.value))
         if (wantQueries.has(id) && typeof item.value.text === 'string') wantQueries.set(id, item.value.text)
       }
     for (const file of f.corpus)
-      for await (const item of tableRows(file)) {
+      for await (const item of tableRows(file, encoding)) {
         if (item.error !== undefined || !isObject(item.value)) continue
         const id = String(idOf(item.value))
         if (!wantDocs.has(id)) continue
@@ -248,7 +253,7 @@ export const reader: Reader = {
         }
         const query = wantQueries.get(qid)
         if (query === null || query === undefined) {
-          yield {type: 'reject', kind, split, at, reason: `qrels: query id ${JSON.stringify(qid)} is not in ${f.queries.join(', ')} (dangling qrels)`}
+          yield {type: 'reject', kind, split, at, reason: `qrels: query id ${JSON.stringify(qid)} is not in ${f.queries.join(', ')} (dangling qrels)`, raw: `${qid}\t${docs[0].corpus_id}`}
           continue
         }
         const positives: string[] = []
@@ -262,7 +267,14 @@ export const reader: Reader = {
           positives.push(text)
         }
         if (dangling) {
-          yield {type: 'reject', kind, split, at: dangling.at, reason: `qrels: corpus id ${JSON.stringify(dangling.corpus_id)} is not in ${f.corpus.join(', ')} (dangling qrels)`}
+          yield {
+            type: 'reject',
+            kind,
+            split,
+            at: dangling.at,
+            reason: `qrels: corpus id ${JSON.stringify(dangling.corpus_id)} is not in ${f.corpus.join(', ')} (dangling qrels)`,
+            raw: `${qid}\t${dangling.corpus_id}`,
+          }
           continue
         }
         yield {type: 'row', kind, split, at, row: {id: qid, query, positives, negatives: []}}

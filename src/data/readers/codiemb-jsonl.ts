@@ -17,7 +17,7 @@
  *   several pairs. Scores are required and checked against the dataset's label range.
  *
  * Lines whose task_type differs from the dataset's task are rejected (declare a second dataset for
- * them); malformed JSON is rejected at its line. Options: none.
+ * them); malformed JSON is rejected at its line. Option: `encoding` (default utf-8).
  */
 import {excerpt} from '../text-input.js'
 import type {ReadItem, ReadRequest} from '../types.js'

@@ -1,5 +1,6 @@
 /** Small helpers the reader modules share. */
 import {draftFromFields, MISSING, type FieldMapping, type FieldRef} from '../mapping.js'
+import {textEncoding} from '../text-decoder.js'
 import {requireFile} from '../text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type SplitSource, type Task} from '../types.js'
 
@@ -18,8 +19,17 @@ export function splitFile(request: ReadRequest, split: SplitSource, reader: stri
   return split.path
 }
 
+/**
+ * The text encoding a request's `encoding` option names (default utf-8), checked against the labels
+ * TextDecoder knows; an unknown one is a DataError naming the dataset and the option.
+ */
+export function encodingOf(request: ReadRequest): string {
+  return textEncoding(request.options.encoding ?? 'utf-8', `dataset ${request.dataset}: options.encoding`)
+}
+
 /** Every split's file (for `sources()`). */
 export function splitFiles(request: ReadRequest, reader: string): string[] {
+  encodingOf(request)
   return [...new Set(request.splits.map((s) => splitFile(request, s, reader)))]
 }
 
@@ -58,7 +68,10 @@ export function mappedItem(task: 'ir' | 'sts', mapping: FieldMapping, row: Mappe
   if (built.reason !== undefined) return {type: 'reject', kind, split: row.split, at: row.at, reason: built.reason, raw: row.raw()}
   const draft = built.draft as unknown as Record<string, unknown>
   draft.id ??= row.fallbackId
-  return {type: 'row', kind, split: row.split, at: row.at, row: draft} as unknown as ReadItem
+  const item = {type: 'row', kind, split: row.split, at: row.at, row: draft}
+  // `raw` is only read when prepare rejects the row: built on demand, not for every row.
+  Object.defineProperty(item, 'raw', {get: row.raw, enumerable: true})
+  return item as unknown as ReadItem
 }
 
 /** A short JSON rendering of a value for reasons. */

@@ -16,13 +16,14 @@
  * - `columns`: the exact number of fields every row must have (with a header, its length by default);
  *   otherwise a row only needs the columns that `fields` refers to. Rows with another count are
  *   rejected as "wrong column count".
+ * - `encoding`: the files' text encoding (default utf-8; gbk, big5, … — src/data/text-decoder.ts).
  *
  * Relations: the `json` reader does the same for JSON objects; `prepare` validates the drafts.
  */
 import {resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
 import {decodedChunks, excerpt, readLineBatches} from '../text-input.js'
 import {DataError, type ReadItem, type ReadRequest} from '../types.js'
-import {mappedItem, splitFile, splitFileReader, trainingKind} from './common.js'
+import {encodingOf, mappedItem, splitFile, splitFileReader, trainingKind} from './common.js'
 
 export interface DelimitedOptions {
   delimiter?: string
@@ -41,8 +42,8 @@ interface Row {
   raw: string
 }
 
-async function* plainRows(file: string, delimiter: string): AsyncGenerator<Row> {
-  for await (const batch of readLineBatches(file)) {
+async function* plainRows(file: string, delimiter: string, encoding: string): AsyncGenerator<Row> {
+  for await (const batch of readLineBatches(file, encoding)) {
     for (let i = 0; i < batch.lines.length; i++) {
       const text = batch.lines[i]
       if (text === '') continue
@@ -52,7 +53,7 @@ async function* plainRows(file: string, delimiter: string): AsyncGenerator<Row> 
 }
 
 /** RFC 4180 rows, streamed character by character (quoted fields may span lines). */
-async function* csvRows(file: string, delimiter: string): AsyncGenerator<Row> {
+async function* csvRows(file: string, delimiter: string, encoding: string): AsyncGenerator<Row> {
   let line = 1
   let rowLine = 1
   let fields: string[] = []
@@ -70,7 +71,7 @@ async function* csvRows(file: string, delimiter: string): AsyncGenerator<Row> {
     state = 'start'
     return row
   }
-  for await (const text of decodedChunks(file)) {
+  for await (const text of decodedChunks(file, encoding)) {
     for (let i = 0; i < text.length; i++) {
       const ch = text[i]
       if (state === 'quoted') {
@@ -130,9 +131,10 @@ export const reader = splitFileReader('delimited', ['sts', 'ir'], async function
   const defaults: FieldMapping | undefined = task === 'sts' && !opts.header ? {text1: 1, text2: 2, score: 3} : undefined
   const mapping = resolveFields(request.task, request.fields, 'delimited', request.fields ? undefined : defaults)
   const kind = trainingKind(task)
+  const encoding = encodingOf(request)
   for (const split of request.splits) {
     const file = splitFile(request, split, 'delimited')
-    const rows = opts.quoting === 'csv' ? csvRows(file, delimiter) : plainRows(file, delimiter)
+    const rows = opts.quoting === 'csv' ? csvRows(file, delimiter, encoding) : plainRows(file, delimiter, encoding)
     let header: string[] | undefined
     let expectedColumns = opts.columns
     let indexOf: (ref: FieldRef) => number = (ref) => (typeof ref === 'number' ? ref - 1 : -1)

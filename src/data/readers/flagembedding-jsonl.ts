@@ -4,7 +4,7 @@
  * into IR examples (`query` -> query, `pos` -> positives, `neg` -> negatives, scores kept, `prompt`
  * -> the example's instruction, else the dataset's).
  *
- * Inputs: one file per split. Options: none. A malformed line, a non-object, or an example whose
+ * Inputs: one file per split. Options: `encoding` (default utf-8). A malformed line, a non-object, or an example whose
  * `pos` is empty is a rejected row at its line (via `prepare`'s validation for the latter).
  * Relations: `codiemb-jsonl` is the richer CoDiEmb format (instructions, STS examples).
  */

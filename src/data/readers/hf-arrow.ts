@@ -6,11 +6,13 @@
  * Inputs: per split an `.arrow` file, or a directory: its `state.json` data files in order when
  * present (a `save_to_disk` split), else every `*.arrow` in name order. `fields` maps record fields
  * to column names; ClassLabel columns arrive as their integer ids, int64 as numbers, list columns as
- * lists. Errors name the file and the 1-based row.
+ * lists. Errors name the file and the 1-based row; a damaged file (its framing is checked first,
+ * src/io/arrow-framing.ts) or record batch is a DataError, never a hang.
  * Options: none. Relations: `parquet` reads the same datasets as published on the hub.
  */
 import {open} from 'node:fs/promises'
 import type {FieldMapping} from '../mapping.js'
+import {checkArrowFraming} from '../../io/arrow-framing.js'
 import {DataError} from '../types.js'
 import {checkColumns, type ColumnarRow, columnarReader, mappedColumns} from './tabular.js'
 
@@ -41,17 +43,29 @@ async function* arrowRows(file: string, mapping: FieldMapping): AsyncGenerator<C
   try {
     let batches
     try {
+      await checkArrowFraming(handle, (await handle.stat()).size)
       batches = await RecordBatchReader.from(handle)
       await batches.open()
     } catch (error) {
       throw new DataError(`not an Arrow file: ${(error as Error).message}`, {file, line: 1})
     }
+    if (!batches.schema) throw new DataError('not an Arrow file: it holds no schema (empty or truncated)', {file, line: 1})
     const names = batches.schema.fields.map((f) => f.name)
     checkColumns(file, names, mapping)
     const columns = mappedColumns(mapping)
     const wanted = names.map((n, i) => [n, i] as const).filter(([n]) => columns.includes(n))
     let rowNo = 0
-    for await (const batch of batches) {
+    const iterator = batches[Symbol.asyncIterator]()
+    for (;;) {
+      let next
+      try {
+        next = await iterator.next()
+      } catch (error) {
+        // a truncated or damaged record batch: the rows before it were read
+        throw new DataError(`not a readable Arrow file after row ${rowNo}: ${(error as Error).message}`, {file, line: rowNo + 1})
+      }
+      if (next.done) break
+      const batch = next.value
       const cols = wanted.map(([n, i]) => [n, batch.getChildAt(i)!] as const)
       const rows: ColumnarRow[] = []
       for (let r = 0; r < batch.numRows; r++) {

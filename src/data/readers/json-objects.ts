@@ -1,10 +1,11 @@
 /**
  * The loop the JSON readers (codiemb-jsonl, flagembedding-jsonl, json) share: every split's file,
- * value by value, with the values that are not JSON objects turned into rejects at their line.
+ * value by value, decoded in the request's `encoding`, with the values that are not JSON objects
+ * turned into rejects at their line.
  */
 import {detectJsonFormat, excerpt, readJsonArray, readJsonLines} from '../text-input.js'
 import type {PreparedKind, ReadItem, ReadRequest, SourceLocation} from '../types.js'
-import {isObject, show, splitFile} from './common.js'
+import {encodingOf, isObject, show, splitFile} from './common.js'
 
 /** One JSON object of a split's file; `element` is its 1-based position when the file is a JSON array. */
 export interface JsonObjectAt {
@@ -29,10 +30,11 @@ export async function* jsonObjects(
   expected: string,
   format: JsonFormat = 'lines',
 ): AsyncGenerator<ReadItem | JsonObjectAt> {
+  const encoding = encodingOf(request)
   for (const split of request.splits) {
     const file = splitFile(request, split, reader)
-    const shape = format === 'auto' ? await detectJsonFormat(file) : format
-    const values = shape === 'array' ? readJsonArray(file) : readJsonLines(file)
+    const shape = format === 'auto' ? await detectJsonFormat(file, encoding) : format
+    const values = shape === 'array' ? readJsonArray(file, encoding) : readJsonLines(file, encoding)
     let index = 0
     for await (const item of values) {
       index++
@@ -42,7 +44,7 @@ export async function* jsonObjects(
       }
       const value = item.value
       if (!isObject(value)) {
-        yield {type: 'reject', kind, split: split.name, at: item.at, reason: `expected ${expected}, got ${show(value)}`}
+        yield {type: 'reject', kind, split: split.name, at: item.at, reason: `expected ${expected}, got ${show(value)}`, raw: excerpt(JSON.stringify(value))}
         continue
       }
       yield {type: 'object', split: split.name, at: item.at, object: value, element: shape === 'array' ? index : undefined}

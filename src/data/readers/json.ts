@@ -8,7 +8,8 @@
  * are accepted; `prepare` converts and range-checks them. A line that is not valid JSON, or not an
  * object, is a rejected row at its line; an array element reports the line it starts on.
  *
- * Options: `format` — `auto` (default: a file whose first character is `[` is an array), `lines`, `array`.
+ * Options: `format` — `auto` (default: a file whose first character is `[` is an array), `lines`, `array`;
+ * `encoding` — the files' text encoding (default utf-8).
  * Relations: like `delimited` but for JSON; `flagembedding-jsonl` and `codiemb-jsonl` know their
  * formats without a mapping.
  */

@@ -19,11 +19,13 @@
  * example with all its entailments as positives and its contradictions as negatives. Pairs that take
  * part in no example (neutral ones; a premise without an entailment, or, for triplets, without a
  * contradiction) are counted as unused, never dropped silently.
+ *
+ * Option `encoding`: the text encoding of the files (default utf-8).
  */
 import {join} from 'node:path'
 import {excerpt, readJsonLines, readLines, requireDir, requireFile} from '../text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type SourceLocation, type SplitSource, type Task} from '../types.js'
-import {isObject, show, trainingKind} from './common.js'
+import {encodingOf, isObject, show, trainingKind} from './common.js'
 
 export {nliOptions as optionsSchema} from './options.js'
 
@@ -46,10 +48,10 @@ function senteval(request: ReadRequest, split: SplitSource): {s1: string; s2: st
 }
 
 /** Reads the three parallel files in lockstep. */
-async function* sentevalPairs(files: {s1: string; s2: string; labels: string}): AsyncGenerator<Pair | {at: SourceLocation; reason: string}> {
-  const a = readLines(files.s1)
-  const b = readLines(files.s2)
-  const c = readLines(files.labels)
+async function* sentevalPairs(files: {s1: string; s2: string; labels: string}, encoding: string): AsyncGenerator<Pair | {at: SourceLocation; reason: string; raw: string}> {
+  const a = readLines(files.s1, encoding)
+  const b = readLines(files.s2, encoding)
+  const c = readLines(files.labels, encoding)
   for (;;) {
     const [x, y, z] = await Promise.all([a.next(), b.next(), c.next()])
     if (x.done || y.done || z.done) {
@@ -64,7 +66,7 @@ async function* sentevalPairs(files: {s1: string; s2: string; labels: string}): 
     const label = z.value.text.trim()
     if (x.value.text.trim() === '' && y.value.text.trim() === '' && label === '') continue
     if (!(label in LABEL_SCORE)) {
-      yield {at: {file: files.labels, line: z.value.line}, reason: `label: expected entailment, neutral or contradiction, got ${JSON.stringify(label)}`}
+      yield {at: {file: files.labels, line: z.value.line}, reason: `label: expected entailment, neutral or contradiction, got ${JSON.stringify(label)}`, raw: excerpt(z.value.text)}
       continue
     }
     yield {at, premise: x.value.text, hypothesis: y.value.text, label}
@@ -77,6 +79,7 @@ export const reader: Reader = {
     return [trainingKind(task)]
   },
   async sources(request) {
+    encodingOf(request)
     if ((request.options.format ?? 'senteval') === 'senteval') return request.splits.flatMap((s) => Object.values(senteval(request, s)))
     return [...new Set(request.splits.map((s) => tripletFile(request, s)))]
   },
@@ -86,6 +89,7 @@ export const reader: Reader = {
       return
     }
     const kind = trainingKind(request.task)
+    const encoding = encodingOf(request)
     const shape = (request.options.irShape as string | undefined) ?? 'triplets'
     for (const split of request.splits) {
       const files = senteval(request, split)
@@ -122,9 +126,9 @@ export const reader: Reader = {
         }
         group = []
       }
-      for await (const p of sentevalPairs(files)) {
+      for await (const p of sentevalPairs(files, encoding)) {
         if ('reason' in p) {
-          yield {type: 'reject', kind, split: split.name, at: p.at, reason: p.reason}
+          yield {type: 'reject', kind, split: split.name, at: p.at, reason: p.reason, raw: p.raw}
           continue
         }
         if (request.task === 'sts') {
@@ -161,7 +165,7 @@ async function* readTriplets(request: ReadRequest): AsyncGenerator<ReadItem> {
   for (const [file, splits] of byFile) {
     if (!splitField && splits.length > 1)
       throw new DataError(`dataset ${request.dataset}: splits ${splits.join(', ')} share ${file}; set options.splitField to tell its rows apart`)
-    for await (const item of readJsonLines(file)) {
+    for await (const item of readJsonLines(file, encodingOf(request))) {
       let split = splits[0]
       if (item.error !== undefined) {
         yield {type: 'reject', kind, split, at: item.at, reason: item.error, raw: excerpt(item.raw)}
@@ -169,7 +173,7 @@ async function* readTriplets(request: ReadRequest): AsyncGenerator<ReadItem> {
       }
       const o = item.value
       if (!isObject(o)) {
-        yield {type: 'reject', kind, split, at: item.at, reason: `expected a JSON object {anchor, positive, negative}, got ${show(o)}`}
+        yield {type: 'reject', kind, split, at: item.at, reason: `expected a JSON object {anchor, positive, negative}, got ${show(o)}`, raw: excerpt(JSON.stringify(o))}
         continue
       }
       if (splitField) {

@@ -4,6 +4,14 @@
  */
 import type {JsonSchema} from '../../registry/types.js'
 
+/** The `encoding` option of every reader of text files (checked against TextDecoder's labels when read). */
+const encoding: JsonSchema = {
+  type: 'string',
+  minLength: 1,
+  default: 'utf-8',
+  description: 'text encoding of the input files: a label TextDecoder knows (utf-8, gbk, gb18030, big5, shift_jis, euc-kr, utf-16le, windows-1252, …); bytes invalid in it are an error at their line',
+}
+
 export const delimitedOptions: JsonSchema = {
   type: 'object',
   additionalProperties: false,
@@ -12,6 +20,7 @@ export const delimitedOptions: JsonSchema = {
     quoting: {enum: ['none', 'csv'], default: 'none', description: 'none: plain split, quotes are text; csv: RFC 4180 quoted fields'},
     header: {type: 'boolean', default: false, description: 'the first line holds column names'},
     columns: {type: 'integer', minimum: 1, description: 'exact number of fields per row (default: header length, or no check)'},
+    encoding,
   },
 }
 
@@ -20,12 +29,13 @@ export const jsonOptions: JsonSchema = {
   additionalProperties: false,
   properties: {
     format: {enum: ['auto', 'lines', 'array'], default: 'auto', description: 'JSON lines, one JSON array, or detect from the first character'},
+    encoding,
   },
 }
 
-export const flagembeddingJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+export const flagembeddingJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {encoding}}
 
-export const codiembJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
+export const codiembJsonlOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {encoding}}
 
 export const beirOptions: JsonSchema = {
   type: 'object',
@@ -35,6 +45,7 @@ export const beirOptions: JsonSchema = {
     queries: {type: 'string', minLength: 1, default: 'queries.jsonl'},
     qrels: {type: 'string', minLength: 1, default: 'qrels', description: 'directory holding <split>.tsv'},
     minScore: {type: 'number', default: 1, description: 'task ir: qrels score that makes a document a positive'},
+    encoding,
   },
 }
 
@@ -45,6 +56,7 @@ export const nliOptions: JsonSchema = {
     format: {enum: ['senteval', 'triplets'], default: 'senteval'},
     irShape: {enum: ['triplets', 'grouped'], default: 'triplets', description: 'task ir, senteval: one example per (entailment, contradiction) or per premise'},
     splitField: {type: 'string', minLength: 1, description: 'triplets: the field naming each row\'s split'},
+    encoding,
   },
 }
 

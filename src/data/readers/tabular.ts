@@ -6,6 +6,7 @@
 import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {resolveFields, type FieldMapping} from '../mapping.js'
+import {decodeText} from '../text-decoder.js'
 import {getPath} from '../text-input.js'
 import {DataError, type PreparedKind, type ReadItem, type Reader, type ReadRequest, type Task} from '../types.js'
 import {isObject, mappedItem, show, trainingKind} from './common.js'
@@ -25,8 +26,9 @@ export function shardFiles(request: ReadRequest, reader: string, extension: stri
     if (existsSync(state)) {
       let parsed: unknown
       try {
-        parsed = JSON.parse(readFileSync(state, 'utf8'))
+        parsed = JSON.parse(decodeText(state, readFileSync(state)))
       } catch (error) {
+        if (error instanceof DataError) throw error
         throw new DataError(`malformed JSON: ${(error as Error).message}`, {file: state, line: 1})
       }
       const list = isObject(parsed) && Array.isArray(parsed._data_files) ? parsed._data_files : undefined
