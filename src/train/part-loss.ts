@@ -22,19 +22,23 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   readonly middleLayer: number
   /** Whether training passes use the encoder's dropout. */
   private readonly dropout: boolean
+  /** Whether forward passes recompute each layer in backward instead of keeping its activations. */
+  private readonly checkpointLayers: boolean
 
   /**
    * `middleLayer` defaults to ⌊layers/2⌋ (at least 1); `dropout` says whether training passes use
-   * the encoder's dropout (off makes a step a deterministic function of the weights).
+   * the encoder's dropout (off makes a step a deterministic function of the weights);
+   * `checkpointLayers` turns on activation checkpointing (same gradients, less memory).
    */
   constructor(
     readonly encoder: TrainableEncoder<B>,
     readonly objectives: TaskObjective,
-    options: {middleLayer?: number; dropout: boolean},
+    options: {middleLayer?: number; dropout: boolean; checkpointLayers?: boolean},
   ) {
     this.paramList = [...encoder.variables.values()]
     for (const [name, v] of encoder.variables) this.nameOf.set(v.name, name)
     this.dropout = options.dropout
+    this.checkpointLayers = options.checkpointLayers ?? false
     this.middleLayer = options.middleLayer ?? Math.max(1, Math.floor(encoder.numLayers / 2))
     if (this.middleLayer < 0 || this.middleLayer > encoder.numLayers)
       throw new Error(`middleLayer ${this.middleLayer} is outside 0..${encoder.numLayers}`)
@@ -42,7 +46,7 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
 
   /** Pooled, L2-normalised embeddings of the last hidden state and, when `layer` is given, of that hidden state. */
   embed(batch: B, seed: number, layer: number | undefined, training: boolean): {last: tf.Tensor2D; middle?: tf.Tensor2D} {
-    const {lastHiddenState, hiddenStates} = this.encoder.forward(batch, {training, seed})
+    const {lastHiddenState, hiddenStates} = this.encoder.forward(batch, {training, seed, checkpointLayers: this.checkpointLayers})
     const last = this.encoder.pool(lastHiddenState, batch, {normalize: true})
     const middle = layer === undefined ? undefined : this.encoder.pool(hiddenStates[layer], batch, {normalize: true})
     return {last, middle}

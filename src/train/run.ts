@@ -105,6 +105,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     instructions: setup.instructions,
     middleLayer: section.middleLayer,
     dropout: section.dropout,
+    gradientCheckpointing: section.gradientCheckpointing,
     checkpoint: {dir: checkpointDir, everyEpoch: section.checkpoint.everyEpoch, everySteps: section.checkpoint.everySteps, keepLast: section.checkpoint.keepLast},
     prefetch: section.prefetch,
     stopAfterSteps: section.maxSteps,

@@ -52,6 +52,8 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   middleLayer?: number
   /** Dropout during training (the encoder's rates); off makes steps deterministic functions of the weights. */
   dropout: boolean
+  /** Activation checkpointing: recompute each encoder layer in backward (same gradients, less memory). */
+  gradientCheckpointing?: boolean
   checkpoint?: {dir: string; everyEpoch: boolean; everySteps: number; keepLast: number}
   /** Batches tokenized ahead of the step being computed. */
   prefetch: number
@@ -95,7 +97,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private probeHistory: ProbeResult[] = []
 
   constructor(private readonly o: TrainerOptions<B>) {
-    this.partLoss = new PartLoss(o.encoder, o.objectives, {middleLayer: o.middleLayer, dropout: o.dropout})
+    this.partLoss = new PartLoss(o.encoder, o.objectives, {middleLayer: o.middleLayer, dropout: o.dropout, checkpointLayers: o.gradientCheckpointing})
     this.optimizer = new AdamW(o.encoder.variables, o.optimizer)
     this.batchesPerEpoch = o.sampler.epochPlan().length
     this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / o.gradientAccumulation)
