@@ -12,7 +12,7 @@
  * embeddings are supported (the configs of the targeted checkpoints all use them).
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
+import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
 import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
 
@@ -120,6 +120,8 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
     },
 
     maxSequenceLength: (config) => config.max_position_embeddings - positionOffset(config),
+
+    activationMemory: (config, shape) => bertActivationMemory(config, shape),
 
     forward(params, config, inputs, opts: ForwardOptions) {
       const P = (name: string): tf.Tensor => {
@@ -236,5 +238,51 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       }
       return w
     },
+  }
+}
+
+/**
+ * What a BERT-family forward pass keeps for backward, per token, in bytes: float32 tensors (4 bytes
+ * per element) and, on the fused path, boolean dropout masks (1 byte). With H = hidden_size,
+ * I = intermediate_size, n = heads, T = the padded length (attention keeps n·T probabilities per
+ * token), hd / ad = 1 when hidden / attention dropout is active, per layer (in elements per token):
+ *
+ *   fused (torch: one kernel per op, ATen views share storage)
+ *     3H (q, k, v) + H (attention output) + nT (probabilities) + ad·nT/4 (mask) + H (heads merged)
+ *     + 2 × [H (dense output) + hd·(H + H/4) (dropout output, mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
+ *     + 2I (intermediate dense output, GELU output)
+ *     = 11H + 2I + nT + 4 + hd·2.5H + ad·nT/4
+ *   composite (cpu: tfjs ops; tf.fused.matMul keeps its output, Add keeps both inputs, row statistics
+ *   are matmuls against ones)
+ *     3H (q, k, v) + 3H (q, k, v per head) + H (q·scale) + 7nT (scores, masked scores, broadcast max,
+ *     shifted, exp, broadcast 1/sum, probabilities) + 3n (row statistics) + ad·5nT (dropout: uniform,
+ *     +keep, floor, mask, output) + H (heads merged) + 2 × [H (dense output) + hd·5H (dropout)
+ *     + 7H (layer norm: sum, broadcast mean, centred, squared, broadcast scale, scaled, output) + 4]
+ *     + 2I
+ *     = 24H + 2I + 7nT + 3n + 8 + hd·10H + ad·5nT
+ *
+ * Outside the layers: the three token-id vectors (int32), the three embedding rows and their sum,
+ * layer norm and dropout as above, and the attention mask bias (1 per token fused, [B, n, T, T]
+ * broadcast once, n·T per token, composite). A checkpointed layer keeps only its input: H.
+ */
+function bertActivationMemory(config: HfConfig, shape: ActivationShape): ActivationMemory {
+  const H = config.hidden_size
+  const I = config.intermediate_size
+  const n = config.num_attention_heads
+  const nT = n * shape.seqLen
+  const hd = shape.dropout && (config.hidden_dropout_prob ?? 0) > 0 ? 1 : 0
+  const ad = shape.dropout && (config.attention_probs_dropout_prob ?? 0) > 0 ? 1 : 0
+  const F = 4
+  if (shape.kernels === 'fused') {
+    return {
+      perLayer: F * (11 * H + 2 * I + nT + 4 + hd * 2.5 * H + (ad * nT) / 4),
+      checkpointedPerLayer: F * H,
+      outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
+    }
+  }
+  return {
+    perLayer: F * (24 * H + 2 * I + 7 * nT + 3 * n + 8 + hd * 10 * H + ad * 5 * nT),
+    checkpointedPerLayer: F * H,
+    outsideLayers: F * (3 + 10 * H + 4 + hd * 5 * H + nT),
   }
 }

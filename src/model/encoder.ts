@@ -111,7 +111,7 @@ export async function architectureFor(modelType: string, registry: Registry, con
   return (await entry.load()) as EncoderArchitecture
 }
 
-function readConfig(dir: string): HfConfig {
+export function readConfig(dir: string): HfConfig {
   const path = join(dir, 'config.json')
   if (!existsSync(path)) throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
   const config = readJsonFile(path, (reason) => new EncoderLoadError(`${path}: not valid JSON (${reason})`))

@@ -137,6 +137,14 @@ export function gradientsOf(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor)
 function backpropagate(engine: EngineTape, tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor | undefined): (tf.Tensor | null)[] {
   const nodes = nodesBetween(tape, xs, y)
   const byId = new Map(tape.map((n) => [n.id, n]))
+  // Nodes off every path from xs to y (e.g. drawing a dropout mask) are never visited: free what they
+  // saved now rather than after the walk.
+  const visited = new Set(nodes.map((n) => n.id))
+  for (const node of tape) {
+    if (visited.has(node.id)) continue
+    for (const t of node.saved ?? []) t.dispose()
+    node.saved = []
+  }
   return engine.tidy('backward', () => {
     const store = new GradientStore()
     store.set(y.id, dy ? tf.clone(dy) : tf.onesLike(y))
