@@ -216,7 +216,7 @@ test('--dry-run --device-memory plans for a device that is not here: per-task pe
   }
 })
 
-test('cache.chunkSize auto: resolved once at start, recorded in checkpoints and reused on resume whatever the device', async (t) => {
+test('cache.chunkSize auto: resolved once at start, recorded in checkpoints and reused on resume whatever the device (and with checkpointing switched)', async (t) => {
   if (!shared(t, 'data', 'bert-vocab-zh')) return
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
   try {
@@ -224,10 +224,13 @@ test('cache.chunkSize auto: resolved once at start, recorded in checkpoints and 
     const auto = (extra: Record<string, unknown>) =>
       config(dir, {tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 3, cache: {chunkSize: 'auto'}}}], maxLength: {query: 16, passage: 16}}}, data: ['ir.arrow'], validation: {}, epochs: 1, ...extra})
     const events = join(dir, 'events.ndjson')
-    const first = trainCli(['--config', auto({maxSteps: 1}), '--json', '--events', events, '--device-memory', '64GiB'])
+    // With activation checkpointing (and a probe, which embeds without a tape); the resume below turns it off.
+    const first = trainCli(['--config', auto({maxSteps: 1, gradientCheckpointing: true, probeLoss: {batches: 1}}), '--json', '--events', events, '--device-memory', '64GiB'])
     assert.equal(first.code, 0, first.stderr + first.stdout)
     const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
     assert.equal(lines.find((e) => e.type === 'plan').memory.autoChunkSize, 32)
+    assert.equal(lines.find((e) => e.type === 'plan').memory.tasks[0].configured.checkpointing, true)
+    assert.ok(lines.some((e) => e.type === 'probe' && Number.isFinite(e.loss.ir)))
     assert.ok(lines.some((e) => e.type === 'status' && e.message === 'ir-infonce cache.chunkSize auto → 32'))
     const checkpoint = join(dir, 'out-checkpoints', 'checkpoint-1')
     assert.equal(JSON.parse(readFileSync(join(checkpoint, 'trainer_state.json'), 'utf8')).gradCacheChunkSize, 32)

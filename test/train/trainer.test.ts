@@ -120,6 +120,30 @@ test('checkpoints keep the last K, write atomically, are reported after their st
   }
 })
 
+test('a GradCache chunk size resolved from auto is recorded in checkpoints, and a resume with another one is refused', async () => {
+  await setup()
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-ckpt-'))
+  try {
+    const encoder = new ToyEncoder(1, 8, 97, 1)
+    const datasets = [irDataset(24)]
+    assert.throws(() => makeTrainer({encoder, datasets, cacheChunkSize: 'auto'}), /cache\.chunkSize is "auto": resolve it first/)
+    const dir = join(root, 'run')
+    const first = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 4, stopAfterSteps: 1, checkpoint: {dir, everyEpoch: false, everySteps: 0, keepLast: 0}})
+    await first.run()
+    const [checkpoint] = listCheckpoints(dir)
+    const {readTrainerState} = await import('../../src/train/checkpoint.js')
+    assert.equal(readTrainerState(checkpoint.path).gradCacheChunkSize, 4)
+    const other = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 6})
+    await assert.rejects(other.resumeFrom(checkpoint.path), /trained with GradCache chunk size 4, this run would use 6 \(chunks decide dropout seeds\)/)
+    const same = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 4})
+    assert.equal((await same.resumeFrom(checkpoint.path)).step, 1)
+    for (const t of [first, other, same]) t.dispose()
+    encoder.dispose()
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
 test('no tensor leaks: tf.memory().numTensors is the same after step 10 and step 100', async () => {
   await setup()
   const encoder = new ToyEncoder(2, 8, 97, 4)
