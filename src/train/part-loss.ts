@@ -44,7 +44,7 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
     this.checkpointLayers = options.checkpointLayers ?? false
     const configured = objectives.ir?.cacheChunkSize
     if (configured === 'auto' && options.chunkSize === undefined)
-      throw new Error('ir-infonce cache.chunkSize is "auto": resolve it first (resolveAutoChunkSize, src/train/memory-plan.ts) and pass the result as chunkSize')
+      throw new Error('ir-infonce cache.chunkSize is "auto": resolve it first (the memory plan\'s autoChunkSize, src/train/memory-plan.ts) and pass the result as the trainer\'s gradCacheChunkSize')
     this.chunkSize = configured === undefined ? undefined : (options.chunkSize ?? (configured as number))
     this.middleLayer = options.middleLayer ?? Math.max(1, Math.floor(encoder.numLayers / 2))
     if (this.middleLayer < 0 || this.middleLayer > encoder.numLayers)
