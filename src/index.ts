@@ -84,7 +84,7 @@ export type {BalancingPolicy, DynamicSamplerOptions} from './train/samplers/dyna
 export type {FixedSizeSamplerOptions} from './train/samplers/base.js'
 
 // encoder
-export type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './model/architecture.js'
+export type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './model/architecture.js'
 
 // merger
 export type {Merger, TensorMergeInput} from './merge/types.js'
@@ -100,7 +100,7 @@ export type {BenchmarkImpl, ConfigTask, HfDatasetRef, TaskDefinition, TaskType} 
 
 // backend
 export {AUTO_ORDER, BACKEND_CHOICES, probeBackends, selectBackend} from './tensor/backend.js'
-export type {BackendChoice, BackendInitOptions, BackendProbe, BackendSelection, TensorBackendPlugin} from './tensor/backend.js'
+export type {BackendChoice, BackendInitOptions, BackendProbe, BackendSelection, DeviceMemory, TensorBackendPlugin} from './tensor/backend.js'
 
 // ── Engines ─────────────────────────────────────────────────────────────────────────────────────
 // configuration (the sections the engines take, validated and with $import resolved)
@@ -118,6 +118,8 @@ export {DEFAULT_IR_LOSSES, DEFAULT_STS_LOSSES, setupTraining} from './train/setu
 export type {TrainSetup} from './train/setup.js'
 export {runTraining} from './train/run.js'
 export type {TrainRunOptions, TrainRunResult, ValidationResult} from './train/run.js'
+export {planMemory, planTrainingMemory, SINGLE_PROCESS} from './train/memory-plan.js'
+export type {MemoryTarget, PlanDevice, ProcessGroup} from './train/memory-plan.js'
 
 // merge
 export {mergeCheckpoints} from './merge/engine.js'

@@ -604,6 +604,25 @@ std::string CudaDeviceName(int index) {
   return buf;
 }
 
+// The GPU's total memory in bytes through the driver API (cuDeviceTotalMem_v2), or -1 when it cannot
+// be read; loaded at run time like CudaDeviceName, so no CUDA headers are needed.
+double CudaDeviceTotalMemory(int index) {
+  void *lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (!lib) lib = dlopen("libcuda.so.1", RTLD_LAZY);
+  if (!lib) return -1;
+  using InitFn = int (*)(unsigned);
+  using GetFn = int (*)(int *, int);
+  using TotalFn = int (*)(size_t *, int);
+  auto init = reinterpret_cast<InitFn>(dlsym(lib, "cuInit"));
+  auto get = reinterpret_cast<GetFn>(dlsym(lib, "cuDeviceGet"));
+  auto total = reinterpret_cast<TotalFn>(dlsym(lib, "cuDeviceTotalMem_v2"));
+  if (!init || !get || !total) return -1;
+  int dev = 0;
+  size_t bytes = 0;
+  if (init(0) != 0 || get(&dev, index) != 0 || total(&bytes, dev) != 0) return -1;
+  return static_cast<double>(bytes);
+}
+
 Napi::Value Info(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -620,8 +639,13 @@ Napi::Value Info(const Napi::CallbackInfo &info) {
 #else
     out.Set("builtWithCuda", false);
 #endif
-    for (int i = 0; i < count; ++i) names.Set(static_cast<uint32_t>(i), CudaDeviceName(i));
+    auto memory = Napi::Array::New(env);
+    for (int i = 0; i < count; ++i) {
+      names.Set(static_cast<uint32_t>(i), CudaDeviceName(i));
+      memory.Set(static_cast<uint32_t>(i), CudaDeviceTotalMemory(i));
+    }
     out.Set("cudaDeviceNames", names);
+    out.Set("cudaDeviceTotalMemory", memory);
     out.Set("numThreads", at::get_num_threads());
     out.Set("parallelInfo", at::get_parallel_info());
     out.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));

@@ -17,6 +17,11 @@ export default class Train extends CodiembCommand<typeof Train> {
     config: Flags.string({char: 'c', summary: 'Configuration file with a train section.', helpValue: 'FILE', required: true}),
     resume: Flags.string({summary: 'Continue from this checkpoint directory (written by an earlier run of the same config).', helpValue: 'DIR'}),
     'dry-run': Flags.boolean({summary: 'Print the training plan without loading a model.'}),
+    'device-memory': Flags.string({
+      summary: 'Plan memory for a device with this much memory (e.g. 141GiB, 80GB), present or not.',
+      helpValue: 'SIZE',
+      helpGroup: 'TENSOR',
+    }),
   }
 
   protected async exec(): Promise<TrainCommandResult> {
@@ -35,14 +40,33 @@ export default class Train extends CodiembCommand<typeof Train> {
       throw error
     }
 
+    const {parseBytes} = await import('../core/bytes.js')
+    let deviceMemory: number | undefined
+    try {
+      deviceMemory = f['device-memory'] === undefined ? undefined : parseBytes(f['device-memory'])
+    } catch (error) {
+      throw new CodiembError(`--device-memory: ${(error as Error).message}`, {exitCode: 2})
+    }
+    const target = {backend: f.backend, device: f.device, precision: f.precision as 'fp32' | 'tf32' | 'bf16' | undefined, deviceMemory}
+
     if (f['dry-run']) {
       const setup = await setupTraining(section, registry, {defaultSeed}).catch(asUsageError)
+      const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
+      try {
+        setup.plan.memory = await planTrainingMemory(setup, f.resume ?? section.model, registry, target)
+      } catch (error) {
+        this.addWarning(`no memory plan: ${(error as Error).message}`)
+      }
       this.printPlan(setup.plan)
+      if (setup.plan.memory) {
+        for (const line of memoryPlanLines(setup.plan.memory)) this.info(line)
+        for (const warning of setup.plan.memory.warnings) this.addWarning(warning)
+      }
       this.emit({type: 'plan', ...setup.plan})
       return {dryRun: true, plan: setup.plan}
     }
 
-    await this.activateBackend()
+    const selection = await this.activateBackend()
     const reporter = this.reporter()
     let announcePlan!: (plan: TrainPlan) => void
     const planned = new Promise<TrainPlan>((resolve) => (announcePlan = resolve))
@@ -71,7 +95,8 @@ export default class Train extends CodiembCommand<typeof Train> {
         task: async (_ctx, task) => {
           reporter.into(task)
           const signal = this.stopSignal('finishing the current step, then writing a checkpoint')
-          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w)})
+          const memoryTarget = {...target, backend: selection.name}
+          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w), memoryTarget})
           const p = await Promise.race([planned, run.then(() => planned)])
           task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
         },

@@ -11,6 +11,10 @@
  * its `command`.
  */
 
+import type {MemoryPlan} from './memory-plan.js'
+
+export type {MemoryPlan, MemoryVariant, TaskMemory} from './memory-plan.js'
+
 // ---------------------------------------------------------------------------------------------------
 // Any command
 
@@ -77,6 +81,8 @@ export interface TrainPlan {
   negativesPerQuery?: {hard: number; inBatch: number; total: number; positivesPerQuery: number}
   losses: Record<string, ResolvedLoss[]>
   droppedRows: number
+  /** The estimated peak memory of a step per task, for the chosen device (added once the model's shape is known). */
+  memory?: MemoryPlan
 }
 
 /** The training plan (also `train --dry-run`'s only event). */

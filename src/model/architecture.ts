@@ -43,6 +43,13 @@ export interface ForwardOptions {
   training: boolean
   /** Seed for dropout masks (each call should pass a fresh one for reproducible training). */
   seed?: number
+  /**
+   * Activation checkpointing: keep only each layer's input for the backward pass and recompute the
+   * layer there (with the same dropout masks), so gradients equal the direct ones at about a third
+   * more compute. Meaningful only under a gradient tape; an architecture without support ignores it
+   * (and says so by leaving `checkpointedPerLayer` out of its activationMemory).
+   */
+  checkpointLayers?: boolean
 }
 
 export interface RandomInitOptions {
@@ -53,6 +60,33 @@ export interface RandomInitOptions {
   vocabSize: number
   padTokenId: number
   maxPositions?: number
+}
+
+/** The shape of a forward pass whose activation memory is asked for (see activationMemory). */
+export interface ActivationShape {
+  /** Padded tokens per sequence. */
+  seqLen: number
+  /** Whether dropout is active (training with the config's rates): its masks are kept for backward. */
+  dropout: boolean
+  /**
+   * Which implementations the tensor ops run: codiemb's fused kernels (`fused`: the torch backend,
+   * src/tensor/ops.ts) or tfjs composites (`composite`: cpu, tensorflow), which keep more.
+   */
+  kernels: 'fused' | 'composite'
+}
+
+/**
+ * Bytes per token that one forward pass under a gradient tape keeps until the backward pass reaches
+ * them (float32 activations, dropout masks, saved statistics), for the memory plan of
+ * `codiemb train --dry-run` (src/train/memory-plan.ts).
+ */
+export interface ActivationMemory {
+  /** Kept by each encoder layer. */
+  perLayer: number
+  /** Kept by each layer under activation checkpointing (its input); absent when forward ignores `checkpointLayers`. */
+  checkpointedPerLayer?: number
+  /** Kept outside the layers: embeddings, the attention mask, pooling inputs. */
+  outsideLayers: number
 }
 
 export interface EncoderArchitecture {
@@ -80,6 +114,12 @@ export interface EncoderArchitecture {
   maxSequenceLength(config: HfConfig): number
   /** Hidden states: [0] the embedding output, then one per layer; each [batch, seqLen, hidden]. */
   forward(params: ReadonlyMap<string, tf.Tensor>, config: HfConfig, inputs: ForwardInputs, options: ForwardOptions): tf.Tensor3D[]
+  /**
+   * Activation bytes per token of a training forward pass of this config, for memory planning.
+   * Optional: without it the plan reports parameters, gradients and optimizer state only. The
+   * parameter count comes from parameterShapes.
+   */
+  activationMemory?(config: HfConfig, shape: ActivationShape): ActivationMemory
   /** A config for a randomly initialised model (what `codiemb model init` writes). */
   randomConfig(options: RandomInitOptions): HfConfig
   /** Initial value of a parameter for random init (seeded; called inside tf.tidy). */

@@ -12,8 +12,9 @@
  * embeddings are supported (the configs of the targeted checkpoints all use them).
  */
 import * as tf from '@tensorflow/tfjs-core'
-import type {EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, attention, dropout, layerNorm, linear} from '../tensor/ops.js'
+import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
+import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
+import {checkpoint} from '../tensor/checkpoint.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -24,6 +25,18 @@ export interface BertFamilyOptions {
   /** Extra config.json fields written by randomConfig. */
   configDefaults: Partial<HfConfig>
 }
+
+/** The weights of encoder layer l (after `encoder.layer.<l>.`), in the order the layer function takes them. */
+const LAYER_WEIGHTS = [
+  'attention.self.query.weight', 'attention.self.query.bias',
+  'attention.self.key.weight', 'attention.self.key.bias',
+  'attention.self.value.weight', 'attention.self.value.bias',
+  'attention.output.dense.weight', 'attention.output.dense.bias',
+  'attention.output.LayerNorm.weight', 'attention.output.LayerNorm.bias',
+  'intermediate.dense.weight', 'intermediate.dense.bias',
+  'output.dense.weight', 'output.dense.bias',
+  'output.LayerNorm.weight', 'output.LayerNorm.bias',
+]
 
 /** Mask bias for padding keys; exp(-1e9 - max) underflows to exactly 0 like transformers' finfo.min. */
 const MASK_BIAS = -1e9
@@ -118,6 +131,8 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
 
     maxSequenceLength: (config) => config.max_position_embeddings - positionOffset(config),
 
+    activationMemory: (config, shape) => bertActivationMemory(config, shape),
+
     forward(params, config, inputs, opts: ForwardOptions) {
       const P = (name: string): tf.Tensor => {
         const t = params.get(name)
@@ -160,21 +175,33 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       const scale = 1 / Math.sqrt(dHead)
       const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, dHead]), [0, 2, 1, 3]) as tf.Tensor4D
 
+      // One encoder layer as a function of its input, weights (LAYER_WEIGHTS order), mask bias and
+      // dropout seeds: pure, so a checkpointed layer recomputed in backward draws the same masks.
+      const layer = (x: tf.Tensor2D, w: tf.Tensor[], bias: tf.Tensor, seeds: number[]): tf.Tensor2D => {
+        const [wq, bq, wk, bk, wv, bv, wo, bo, ln1Gamma, ln1Beta, wi, bi, wf, bf, ln2Gamma, ln2Beta] = w
+        const q = toHeads(linear(x, wq!, bq))
+        const k = toHeads(linear(x, wk!, bk))
+        const v = toHeads(linear(x, wv!, bv))
+        const attended = attention(q, k, v, {maskBias: bias, scale, dropoutRate: attnDrop, seed: seeds[0]}) as tf.Tensor4D
+        const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+        const attnOut = dropout(linear(context, wo!, bo), hiddenDrop, seeds[1])
+        const a = layerNorm(tf.add(attnOut, x) as tf.Tensor2D, ln1Gamma!, ln1Beta!, eps) as tf.Tensor2D
+        const inter = act(linear(a, wi!, bi)) as tf.Tensor2D
+        const ffn = dropout(linear(inter, wf!, bf), hiddenDrop, seeds[2])
+        return layerNorm(tf.add(ffn, a) as tf.Tensor2D, ln2Gamma!, ln2Beta!, eps) as tf.Tensor2D
+      }
+
       for (let l = 0; l < config.num_hidden_layers; l++) {
-        // One scope per layer frees the layer's intermediates that no gradient keeps (the tape holds
-        // its own copies of what backprop needs) instead of holding every layer's until the pass ends.
+        const weights = LAYER_WEIGHTS.map((n) => P(`encoder.layer.${l}.${n}`))
+        // Drawn before the layer runs, in the order the layer uses them (attention, attention output, FFN).
+        const seeds = [nextSeed(), nextSeed(), nextSeed()]
+        // Checkpointed, only the layer's input is kept and the layer is recomputed in backward.
+        // Otherwise one scope per layer frees the layer's intermediates that no gradient keeps (the
+        // tape holds its own copies of what backprop needs) instead of holding every layer's until the pass ends.
         const [next, state] = tf.tidy(() => {
-          const p = `encoder.layer.${l}.`
-          const q = toHeads(linear(h, P(`${p}attention.self.query.weight`), P(`${p}attention.self.query.bias`)))
-          const k = toHeads(linear(h, P(`${p}attention.self.key.weight`), P(`${p}attention.self.key.bias`)))
-          const v = toHeads(linear(h, P(`${p}attention.self.value.weight`), P(`${p}attention.self.value.bias`)))
-          const attended = attention(q, k, v, {maskBias, scale, dropoutRate: attnDrop, seed: nextSeed()}) as tf.Tensor4D
-          const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
-          const attnOut = dropout(linear(context, P(`${p}attention.output.dense.weight`), P(`${p}attention.output.dense.bias`)), hiddenDrop, nextSeed())
-          const a = layerNorm(tf.add(attnOut, h) as tf.Tensor2D, P(`${p}attention.output.LayerNorm.weight`), P(`${p}attention.output.LayerNorm.bias`), eps) as tf.Tensor2D
-          const inter = act(linear(a, P(`${p}intermediate.dense.weight`), P(`${p}intermediate.dense.bias`))) as tf.Tensor2D
-          const ffn = dropout(linear(inter, P(`${p}output.dense.weight`), P(`${p}output.dense.bias`)), hiddenDrop, nextSeed())
-          const out = layerNorm(tf.add(ffn, a) as tf.Tensor2D, P(`${p}output.LayerNorm.weight`), P(`${p}output.LayerNorm.bias`), eps) as tf.Tensor2D
+          const out = opts.checkpointLayers
+            ? (checkpoint(([x, ...w], [bias]) => layer(x as tf.Tensor2D, w, bias!, seeds), [h, ...weights], [maskBias]) as tf.Tensor2D)
+            : layer(h, weights, maskBias, seeds)
           return [out, tf.reshape(out, [B, T, H]) as tf.Tensor3D] as [tf.Tensor2D, tf.Tensor3D]
         })
         h = next
@@ -219,5 +246,51 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       }
       return w
     },
+  }
+}
+
+/**
+ * What a BERT-family forward pass keeps for backward, per token, in bytes: float32 tensors (4 bytes
+ * per element) and, on the fused path, boolean dropout masks (1 byte). With H = hidden_size,
+ * I = intermediate_size, n = heads, T = the padded length (attention keeps n·T probabilities per
+ * token), hd / ad = 1 when hidden / attention dropout is active, per layer (in elements per token):
+ *
+ *   fused (torch: one kernel per op, ATen views share storage)
+ *     3H (q, k, v) + H (attention output) + nT (probabilities) + ad·nT/4 (mask) + H (heads merged)
+ *     + 2 × [H (dense output) + hd·(H + H/4) (dropout output, mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
+ *     + 2I (intermediate dense output, GELU output)
+ *     = 11H + 2I + nT + 4 + hd·2.5H + ad·nT/4
+ *   composite (cpu: tfjs ops; tf.fused.matMul keeps its output, Add keeps both inputs, row statistics
+ *   are matmuls against ones)
+ *     3H (q, k, v) + 3H (q, k, v per head) + H (q·scale) + 7nT (scores, masked scores, broadcast max,
+ *     shifted, exp, broadcast 1/sum, probabilities) + 3n (row statistics) + ad·5nT (dropout: uniform,
+ *     +keep, floor, mask, output) + H (heads merged) + 2 × [H (dense output) + hd·5H (dropout)
+ *     + 7H (layer norm: sum, broadcast mean, centred, squared, broadcast scale, scaled, output) + 4]
+ *     + 2I
+ *     = 24H + 2I + 7nT + 3n + 8 + hd·10H + ad·5nT
+ *
+ * Outside the layers: the three token-id vectors (int32), the three embedding rows and their sum,
+ * layer norm and dropout as above, and the attention mask bias (1 per token fused, [B, n, T, T]
+ * broadcast once, n·T per token, composite). A checkpointed layer keeps only its input: H.
+ */
+function bertActivationMemory(config: HfConfig, shape: ActivationShape): ActivationMemory {
+  const H = config.hidden_size
+  const I = config.intermediate_size
+  const n = config.num_attention_heads
+  const nT = n * shape.seqLen
+  const hd = shape.dropout && (config.hidden_dropout_prob ?? 0) > 0 ? 1 : 0
+  const ad = shape.dropout && (config.attention_probs_dropout_prob ?? 0) > 0 ? 1 : 0
+  const F = 4
+  if (shape.kernels === 'fused') {
+    return {
+      perLayer: F * (11 * H + 2 * I + nT + 4 + hd * 2.5 * H + (ad * nT) / 4),
+      checkpointedPerLayer: F * H,
+      outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
+    }
+  }
+  return {
+    perLayer: F * (24 * H + 2 * I + 7 * nT + 3 * n + 8 + hd * 10 * H + ad * 5 * nT),
+    checkpointedPerLayer: F * H,
+    outsideLayers: F * (3 + 10 * H + 4 + hd * 5 * H + nT),
   }
 }

@@ -78,7 +78,7 @@ export interface Encoder extends EncoderFields {
   tokenize(texts: string[], options?: {maxLength?: number; prefixes?: string[]}): Promise<TokenBatch>
   /** Tokenizes on a worker thread until the returned function is called; undefined when the tokenizer already runs off the main thread. */
   startTokenizerWorker(): Promise<(() => Promise<void>) | undefined>
-  forward(batch: TokenBatch, options?: {training?: boolean; seed?: number}): ForwardResult
+  forward(batch: TokenBatch, options?: {training?: boolean; seed?: number; checkpointLayers?: boolean}): ForwardResult
   pool(hidden: tf.Tensor3D, batch: TokenBatch, options?: {normalize?: boolean; pooling?: PoolingMode}): tf.Tensor2D
   encode(texts: string[], options?: EncodeOptions): Promise<Float32Array[]>
   save(dir: string, options?: SaveOptions): Promise<void>
@@ -266,8 +266,8 @@ class TransformerEncoder implements Encoder {
     return this.tokenizer.encodeBatch(texts, {maxLength, prefixLengths})
   }
 
-  forward(batch: TokenBatch, options: {training?: boolean; seed?: number} = {}): ForwardResult {
-    const hiddenStates = this.arch.forward(this.variables, this.config, batch, {training: options.training ?? false, seed: options.seed})
+  forward(batch: TokenBatch, options: {training?: boolean; seed?: number; checkpointLayers?: boolean} = {}): ForwardResult {
+    const hiddenStates = this.arch.forward(this.variables, this.config, batch, {...options, training: options.training ?? false})
     return {lastHiddenState: hiddenStates[hiddenStates.length - 1]!, hiddenStates}
   }
 

@@ -20,14 +20,34 @@ export interface BackendInitOptions {
   precision?: 'fp32' | 'tf32' | 'bf16'
 }
 
+/** The memory of the device a backend computes on, for memory planning. */
+export interface DeviceMemory {
+  /** `cpu`, `cuda:0`, … */
+  device: string
+  /** Total bytes (undefined when the backend cannot tell). */
+  totalBytes?: number
+  /** Where totalBytes came from, in words (e.g. "os.totalmem()", "CUDA driver"). */
+  source: string
+  /** Whether the backend runs codiemb's fused kernels (src/tensor/ops.ts), which keep less for backward. */
+  fusedKernels: boolean
+}
+
 /**
  * The implementation behind a registry entry of kind `backend`. `probe` must be cheap and must not
  * throw; `init` registers the tfjs backend (tf.registerBackend) if needed and returns the tfjs
- * backend name to pass to tf.setBackend.
+ * backend name to pass to tf.setBackend. `deviceMemory` (optional) reports the memory of the device
+ * `init` would use with the same options, without initialising anything.
  */
 export interface TensorBackendPlugin {
   probe(): Promise<BackendProbe>
   init(options: BackendInitOptions): Promise<string>
+  deviceMemory?(options: BackendInitOptions): Promise<DeviceMemory>
+}
+
+/** Host memory: what the cpu and tensorflow backends (and torch on the CPU) compute in. */
+export async function hostMemory(fusedKernels: boolean): Promise<DeviceMemory> {
+  const {totalmem} = await import('node:os')
+  return {device: 'cpu', totalBytes: totalmem(), source: 'os.totalmem()', fusedKernels}
 }
 
 /** The order in which `auto` tries backends: fastest first, the pure-JS fallback last. */
@@ -66,6 +86,48 @@ export async function selectBackend(
   requested: string = process.env.CODIEMB_BACKEND || 'auto',
   options: BackendInitOptions = {},
 ): Promise<BackendSelection> {
+  const {chosen, reason, probes} = await chooseBackend(registry, requested)
+  const impl = await registry.load<TensorBackendPlugin>('backend', chosen.name)
+  let tfName: string
+  try {
+    tfName = await impl.init(options)
+  } catch (error) {
+    // A named backend that cannot start with these options (unknown device, unsupported precision).
+    throw new BackendUnavailableError(`tensor backend ${chosen.name}: ${(error as Error).message}`)
+  }
+  const tf = await import('@tensorflow/tfjs-core')
+  quietTfjs(tf)
+  // Every backend shares tfjs's gradient registry; fill it before anything differentiates.
+  const {registerGradients} = await import('./gradients.js')
+  registerGradients()
+  const ok = await tf.setBackend(tfName)
+  if (!ok) throw new BackendUnavailableError(`tensor backend ${chosen.name} failed to initialise (tf.setBackend("${tfName}") returned false)`)
+  await tf.ready()
+  return {name: chosen.name, reason, probes}
+}
+
+/**
+ * The device memory of the backend `selectBackend` would pick for these arguments, without
+ * initialising it: the backend's name and its `deviceMemory` report (a backend without one reports
+ * no total and composite kernels).
+ */
+export async function backendDeviceMemory(
+  registry: Registry,
+  requested: string = process.env.CODIEMB_BACKEND || 'auto',
+  options: BackendInitOptions = {},
+): Promise<DeviceMemory & {backend: string}> {
+  const {chosen} = await chooseBackend(registry, requested)
+  const impl = await registry.load<TensorBackendPlugin>('backend', chosen.name)
+  if (!impl.deviceMemory) return {backend: chosen.name, device: options.device ?? 'unknown', source: `the ${chosen.name} backend does not report its memory`, fusedKernels: false}
+  try {
+    return {backend: chosen.name, ...(await impl.deviceMemory(options))}
+  } catch (error) {
+    throw new BackendUnavailableError(`tensor backend ${chosen.name}: ${(error as Error).message}`)
+  }
+}
+
+/** The backend `requested` names (or `auto`'s pick among the available ones), with the reason. */
+async function chooseBackend(registry: Registry, requested: string): Promise<{chosen: BackendProbe; reason: string; probes: BackendProbe[]}> {
   const probes = await probeBackends(registry)
   let chosen: BackendProbe | undefined
   let reason: string
@@ -85,23 +147,7 @@ export async function selectBackend(
     reason = `requested: ${chosen.reason}`
   }
   if (!chosen) throw new BackendUnavailableError(`no tensor backend is available: ${probes.map((p) => `${p.name}: ${p.reason}`).join('; ')}`)
-  const impl = await registry.load<TensorBackendPlugin>('backend', chosen.name)
-  let tfName: string
-  try {
-    tfName = await impl.init(options)
-  } catch (error) {
-    // A named backend that cannot start with these options (unknown device, unsupported precision).
-    throw new BackendUnavailableError(`tensor backend ${chosen.name}: ${(error as Error).message}`)
-  }
-  const tf = await import('@tensorflow/tfjs-core')
-  quietTfjs(tf)
-  // Every backend shares tfjs's gradient registry; fill it before anything differentiates.
-  const {registerGradients} = await import('./gradients.js')
-  registerGradients()
-  const ok = await tf.setBackend(tfName)
-  if (!ok) throw new BackendUnavailableError(`tensor backend ${chosen.name} failed to initialise (tf.setBackend("${tfName}") returned false)`)
-  await tf.ready()
-  return {name: chosen.name, reason, probes}
+  return {chosen, reason, probes}
 }
 
 function rank(name: string): number {

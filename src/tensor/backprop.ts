@@ -32,6 +32,7 @@ interface EngineTape {
   endTape(): void
   scopedRun<T>(start: () => void, end: () => void, f: () => T): T
   tidy<T extends tf.TensorContainer>(nameOrFn: string | (() => T), fn?: () => T): T
+  gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean): {value: tf.Tensor; grads: (tf.Tensor | undefined)[]}
 }
 
 /** The tape nodes on some path from `xs` to `y`, in tape order, with inputs pruned to those that depend on xs. */
@@ -102,24 +103,51 @@ class GradientStore {
 }
 
 /**
- * Value of `f` and its gradients with respect to the trainable variables in `varList` (all trainable
- * variables when omitted), keyed by variable name — the contract of tf.variableGrads.
+ * y = f() and the gradients of Σ dy ⊙ y with respect to `xs` (a vector–Jacobian product; dy defaults
+ * to ones, so for a scalar y these are ∂y/∂xs), `null` for an x that y does not depend on. The same
+ * tape walk as variableGrads, freeing each node's saved tensors and gradients as soon as it is passed.
+ * Callable while another backward pass is running (activation checkpointing recomputes a layer inside
+ * its gradient function): the tape being walked there is put back afterwards. Inside a recording
+ * gradient computation (higher-order gradients) it defers to tfjs's engine.gradients.
  */
-export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {value: tf.Scalar; grads: tf.NamedTensorMap} {
+export function gradientsOf(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): {value: tf.Tensor; grads: (tf.Tensor | null)[]} {
   const engine = tf.engine() as unknown as EngineTape
-  if (engine.state.gradientDepth > 0) return tf.variableGrads(f, varList)
-  const xs = (varList ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable)
-  if (xs.length === 0) throw new Error('variableGrads: no trainable variables to differentiate with respect to')
+  if (engine.state.gradientDepth > 0) {
+    const r = engine.gradients(f, xs, dy, true)
+    return {value: r.value, grads: r.grads.map((g) => g ?? null)}
+  }
+  const outerTape = engine.state.activeTape
+  try {
+    const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f))
+    if (!(y instanceof tf.Tensor)) throw new Error(`gradientsOf: f() must return a tensor, got ${typeof y}`)
+    if (dy && !tf.util.arraysEqual(dy.shape, y.shape)) {
+      y.dispose()
+      throw new Error(`gradientsOf: dy has shape [${dy.shape}], f() [${y.shape}]`)
+    }
+    return {value: y, grads: backpropagate(engine, engine.state.activeTape ?? [], xs, y, dy)}
+  } finally {
+    // This call's tape (startTape made a fresh one): free what it saved, then put the outer one back.
+    const tape = engine.state.activeTape
+    if (tape && tape !== outerTape) for (const node of tape) for (const t of node.saved ?? []) t.dispose()
+    engine.state.activeTape = outerTape
+  }
+}
 
-  const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f))
-  if (!(y instanceof tf.Tensor) || y.rank !== 0) throw new Error(`variableGrads: f() must return a scalar tensor, got ${y instanceof tf.Tensor ? `rank ${y.rank}` : typeof y}`)
-  const tape = engine.state.activeTape ?? []
+/** Walks the tape backwards from y (gradient dy, else ones) and returns the gradients of xs. */
+function backpropagate(engine: EngineTape, tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor | undefined): (tf.Tensor | null)[] {
   const nodes = nodesBetween(tape, xs, y)
   const byId = new Map(tape.map((n) => [n.id, n]))
-
-  const grads = engine.tidy('backward', () => {
+  // Nodes off every path from xs to y (e.g. drawing a dropout mask) are never visited: free what they
+  // saved now rather than after the walk.
+  const visited = new Set(nodes.map((n) => n.id))
+  for (const node of tape) {
+    if (visited.has(node.id)) continue
+    for (const t of node.saved ?? []) t.dispose()
+    node.saved = []
+  }
+  return engine.tidy('backward', () => {
     const store = new GradientStore()
-    store.set(y.id, tf.onesLike(y))
+    store.set(y.id, dy ? tf.clone(dy) : tf.onesLike(y))
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i]!
       if (!node.gradient) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`)
@@ -148,10 +176,23 @@ export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {val
     }
     return xs.map((x) => store.get(x.id) ?? null) as unknown as tf.Tensor[]
   }) as unknown as (tf.Tensor | null)[]
+}
 
-  for (const node of tape) for (const t of node.saved ?? []) t.dispose()
-  engine.state.activeTape = null
-
+/**
+ * Value of `f` and its gradients with respect to the trainable variables in `varList` (all trainable
+ * variables when omitted), keyed by variable name — the contract of tf.variableGrads.
+ */
+export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {value: tf.Scalar; grads: tf.NamedTensorMap} {
+  const engine = tf.engine() as unknown as EngineTape
+  if (engine.state.gradientDepth > 0) return tf.variableGrads(f, varList)
+  const xs = (varList ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable)
+  if (xs.length === 0) throw new Error('variableGrads: no trainable variables to differentiate with respect to')
+  const checked = () => {
+    const y = f()
+    if (!(y instanceof tf.Tensor) || y.rank !== 0) throw new Error(`variableGrads: f() must return a scalar tensor, got ${y instanceof tf.Tensor ? `rank ${y.rank}` : typeof y}`)
+    return y
+  }
+  const {value, grads} = gradientsOf(checked, xs)
   const named: tf.NamedTensorMap = {}
   xs.forEach((x, i) => {
     const g = grads[i]
@@ -160,5 +201,5 @@ export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {val
   if (Object.keys(named).length === 0) {
     throw new Error('variableGrads: the loss does not depend on any of the variables (no gradient reached them)')
   }
-  return {value: y as tf.Scalar, grads: named}
+  return {value: value as tf.Scalar, grads: named}
 }

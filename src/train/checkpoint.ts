@@ -34,6 +34,11 @@ export interface TrainerState {
   history: {step: number; loss: Record<string, number>}[]
   /** Probe-loss measurements so far and the probe options they were taken with (absent without a probe). */
   probe?: {options: {batches: number; seed?: number}; history: ProbeResult[]}
+  /**
+   * The GradCache chunk size in effect (absent without GradCache). Chunks decide dropout seeds, so a
+   * resume keeps it, also where the config says `auto` and the device differs.
+   */
+  gradCacheChunkSize?: number
 }
 
 export function checkpointName(step: number): string {

@@ -51,6 +51,7 @@ export interface TrainSectionInput {
   gradientAccumulation?: number
   seed?: number
   dropout?: boolean
+  gradientCheckpointing?: boolean
   middleLayer?: number
   instructions?: Partial<InstructionOptions>
   prefetch?: number
@@ -79,6 +80,7 @@ export type TrainSection = TrainSectionInput & {
   maxGradNorm: number
   gradientAccumulation: number
   dropout: boolean
+  gradientCheckpointing: boolean
   instructions: InstructionOptions
   prefetch: number
   logEvery: number

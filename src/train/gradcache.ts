@@ -45,8 +45,14 @@ export function gradCacheIr<B extends TokenBatchLike>(
 ): {value: number; grads: Map<string, tf.Tensor>} {
   const queryChunks = seededChunks(part.queries, chunkSize, seed ^ 0x1)
   const passageChunks = seededChunks(part.passages, chunkSize, seed ^ 0x2)
-  // (1) Embeddings of every chunk, no tape.
-  const embedAll = (chunks: Chunk<B>[]) => tf.tidy(() => tf.concat(chunks.map((c) => model.embedChunk(c.batch, c.seed)), 0) as tf.Tensor2D)
+  // (1) Embeddings of every chunk, no tape; each chunk in its own scope, so only its embeddings
+  // outlive it (not its hidden states), and memory stays bounded by one chunk.
+  const embedAll = (chunks: Chunk<B>[]) => {
+    const parts = chunks.map((c) => tf.tidy(() => model.embedChunk(c.batch, c.seed)))
+    const all = tf.concat(parts, 0) as tf.Tensor2D
+    tf.dispose(parts)
+    return all
+  }
   const queries = embedAll(queryChunks)
   const passages = embedAll(passageChunks)
   // (2) The loss and ∂L/∂e for queries and passages.

@@ -41,7 +41,8 @@ export interface TaskObjective {
 export class IrObjective {
   readonly positives: number
   readonly negatives: number
-  readonly cacheChunkSize?: number
+  /** GradCache chunk size as configured (`auto` is resolved by the caller and handed to the trainer). */
+  readonly cacheChunkSize?: number | 'auto'
 
   constructor(readonly terms: WeightedLoss<IrLoss>[]) {
     if (terms.length === 0) throw new Error('the ir task has no loss')

@@ -22,19 +22,30 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   readonly middleLayer: number
   /** Whether training passes use the encoder's dropout. */
   private readonly dropout: boolean
+  /** Whether forward passes recompute each layer in backward instead of keeping its activations. */
+  private readonly checkpointLayers: boolean
+  /** GradCache chunk size of IR parts (the objective's, or the one `auto` resolved to); undefined: no GradCache. */
+  readonly chunkSize?: number
 
   /**
    * `middleLayer` defaults to ⌊layers/2⌋ (at least 1); `dropout` says whether training passes use
-   * the encoder's dropout (off makes a step a deterministic function of the weights).
+   * the encoder's dropout (off makes a step a deterministic function of the weights);
+   * `checkpointLayers` turns on activation checkpointing (same gradients, less memory);
+   * `chunkSize` is the GradCache chunk size an IR objective configured as `auto` resolved to.
    */
   constructor(
     readonly encoder: TrainableEncoder<B>,
     readonly objectives: TaskObjective,
-    options: {middleLayer?: number; dropout: boolean},
+    options: {middleLayer?: number; dropout: boolean; checkpointLayers?: boolean; chunkSize?: number},
   ) {
     this.paramList = [...encoder.variables.values()]
     for (const [name, v] of encoder.variables) this.nameOf.set(v.name, name)
     this.dropout = options.dropout
+    this.checkpointLayers = options.checkpointLayers ?? false
+    const configured = objectives.ir?.cacheChunkSize
+    if (configured === 'auto' && options.chunkSize === undefined)
+      throw new Error('ir-infonce cache.chunkSize is "auto": resolve it first (the memory plan\'s autoChunkSize, src/train/memory-plan.ts) and pass the result as the trainer\'s gradCacheChunkSize')
+    this.chunkSize = configured === undefined ? undefined : (options.chunkSize ?? (configured as number))
     this.middleLayer = options.middleLayer ?? Math.max(1, Math.floor(encoder.numLayers / 2))
     if (this.middleLayer < 0 || this.middleLayer > encoder.numLayers)
       throw new Error(`middleLayer ${this.middleLayer} is outside 0..${encoder.numLayers}`)
@@ -42,7 +53,7 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
 
   /** Pooled, L2-normalised embeddings of the last hidden state and, when `layer` is given, of that hidden state. */
   embed(batch: B, seed: number, layer: number | undefined, training: boolean): {last: tf.Tensor2D; middle?: tf.Tensor2D} {
-    const {lastHiddenState, hiddenStates} = this.encoder.forward(batch, {training, seed})
+    const {lastHiddenState, hiddenStates} = this.encoder.forward(batch, {training, seed, checkpointLayers: this.checkpointLayers})
     const last = this.encoder.pool(lastHiddenState, batch, {normalize: true})
     const middle = layer === undefined ? undefined : this.encoder.pool(hiddenStates[layer], batch, {normalize: true})
     return {last, middle}
@@ -73,7 +84,7 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
 
   /** The objective of one part in training mode and its parameter gradients (by GradCache where configured). */
   gradients(part: PreparedPart<B>, seed: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
-    const chunkSize = part.task === 'ir' ? this.objectives.ir!.cacheChunkSize : undefined
+    const chunkSize = part.task === 'ir' ? this.chunkSize : undefined
     if (part.task === 'ir' && chunkSize) return gradCacheIr(this, this.objectives.ir!, part, seed, chunkSize, sink)
     const {value, grads} = this.parameterGradients(() => this.loss(part, seed, this.dropout, sink))
     const v = value.dataSync()[0]

@@ -94,7 +94,7 @@ export function measureProbe<B extends TokenBatchLike>(
  */
 function evalLoss<B extends TokenBatchLike>(partLoss: PartLoss<B>, part: PreparedPart<B>, seed: number, sink: ComponentSink): tf.Scalar {
   const ir = partLoss.objectives.ir
-  const chunkSize = part.task === 'ir' ? ir!.cacheChunkSize : undefined
+  const chunkSize = part.task === 'ir' ? partLoss.chunkSize : undefined
   if (part.task !== 'ir' || !chunkSize) return partLoss.loss(part, seed, false, sink)
   const embedAll = (batch: B) => tf.concat(sliceBatch(batch, chunkSize).map((chunk) => partLoss.embed(chunk, seed, undefined, false).last), 0) as tf.Tensor2D
   return ir!.compute({queries: embedAll(part.queries), passages: embedAll(part.passages), positives: part.texts.positives, negatives: part.texts.negatives}, sink)

@@ -11,6 +11,7 @@ import {TrainConfigError, fileSpec, type TrainSection, type TrainSectionInput} f
 import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
 import {resumeSettings, setupTraining} from './setup.js'
+import {type MemoryTarget, type ProcessGroup, SINGLE_PROCESS, planTrainingMemory} from './memory-plan.js'
 
 /** One STS validation (epoch 0: before training), as codiemb_training.json and the run result record it. */
 export type ValidationResult = Omit<ValidationEvent, 'type'>
@@ -41,6 +42,13 @@ export interface TrainRunOptions {
    * says where to resume: {step, totalSteps, checkpoint?}. The final model is not saved.
    */
   signal?: AbortSignal
+  /**
+   * The device to plan memory for (the plan's `memory`, and ir-infonce's `cache.chunkSize: auto`);
+   * default: the active tensor backend and its device.
+   */
+  memoryTarget?: MemoryTarget
+  /** The run's processes; `auto` settings are decided on rank 0 and broadcast. Default: this process alone. */
+  processGroup?: ProcessGroup
 }
 
 export interface TrainRunResult {
@@ -57,7 +65,11 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   stopIfAborted(options.signal)
   const report = options.onEvent ?? (() => {})
   const status = (message: string) => report({type: 'status', message})
+  // The plan carries the memory plan; what planning has to say follows it.
+  const notes: string[] = []
+  const chunkSize = await planRunMemory(section, setup, options, (note) => notes.push(note))
   report({type: 'plan', ...setup.plan})
+  for (const note of notes) status(note)
   const {loadEncoder, initRandomEncoder} = await import('../model/encoder.js')
   const {Trainer} = await import('./trainer.js')
   let encoder
@@ -119,6 +131,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     instructions: setup.instructions,
     middleLayer: section.middleLayer,
     dropout: section.dropout,
+    gradientCheckpointing: section.gradientCheckpointing,
+    gradCacheChunkSize: chunkSize,
     checkpoint: {dir: checkpointDir, everyEpoch: section.checkpoint.everyEpoch, everySteps: section.checkpoint.everySteps, keepLast: section.checkpoint.keepLast},
     prefetch: section.prefetch,
     stopAfterSteps: section.maxSteps,
@@ -152,6 +166,47 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   encoder.dispose()
   const {history: _h, ...rest} = summary
   return {output: section.output, plan: setup.plan, summary: rest, validation, resumedFrom: options.resume}
+}
+
+/**
+ * Adds the memory plan to setup.plan (for the active backend unless options name a target) and
+ * returns the GradCache chunk size the trainer uses when ir-infonce's `cache.chunkSize` is `auto`:
+ * a resumed run's recorded one, else the plan's, decided on rank 0 and broadcast. A plan that
+ * cannot be made (an architecture without an activation profile, an unreadable model) is reported
+ * as a status line, unless `auto` needs it.
+ */
+async function planRunMemory(
+  section: TrainSection,
+  setup: Awaited<ReturnType<typeof setupTraining>>,
+  options: TrainRunOptions,
+  note: (message: string) => void,
+): Promise<number | undefined> {
+  const auto = setup.objectives.ir?.cacheChunkSize === 'auto'
+  const group = options.processGroup ?? SINGLE_PROCESS
+  let resolved: number | undefined
+  if (group.rank === 0) {
+    try {
+      const tf = await import('@tensorflow/tfjs-core')
+      const active = (tf.backend() as {device?: unknown}).device
+      const target = options.memoryTarget ?? {backend: tf.getBackend(), device: typeof active === 'string' ? active : undefined}
+      const memory = await planTrainingMemory(setup, options.resume ?? section.model, options.registry, target)
+      setup.plan.memory = memory
+      for (const warning of memory.warnings) note(`memory: ${warning}`)
+      resolved = memory.autoChunkSize
+    } catch (error) {
+      if (auto && !options.resume) throw new TrainConfigError(`ir-infonce cache.chunkSize auto needs a memory plan, which failed: ${(error as Error).message}`)
+      note(`memory plan unavailable: ${(error as Error).message}`)
+    }
+  }
+  if (options.resume) {
+    const {readTrainerState} = await import('./checkpoint.js')
+    return readTrainerState(options.resume).gradCacheChunkSize
+  }
+  if (!auto) return undefined
+  resolved = await group.broadcast(resolved)
+  if (resolved === undefined) throw new TrainConfigError('ir-infonce cache.chunkSize auto: the device memory is unknown (see the memory warnings); set a number, or pass --device-memory')
+  note(`ir-infonce cache.chunkSize auto → ${resolved}`)
+  return resolved
 }
 
 interface ValidationSet {

@@ -67,9 +67,13 @@ export async function buildLosses(registry: Registry, task: 'ir' | 'sts', specs:
   return {terms, resolved}
 }
 
-/** sha256 (16 hex digits) of a section's settings that a resumed run must share, as earlier versions computed it. */
+/**
+ * sha256 (16 hex digits) of a section's settings that a resumed run must share, as earlier versions
+ * computed it. Left out: what does not change the trajectory (paths, logging, prefetch, checkpoint
+ * and validation schedules, the probe, activation checkpointing: a resume may switch it to fit memory).
+ */
 function fingerprintOf(section: TrainSectionInput, seed: number): string {
-  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, probeLoss: _pl, ...rest} = section
+  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, probeLoss: _pl, gradientCheckpointing: _g, ...rest} = section
   return createHash('sha256').update(JSON.stringify({...rest, seed})).digest('hex').slice(0, 16)
 }
 

@@ -53,6 +53,10 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   middleLayer?: number
   /** Dropout during training (the encoder's rates); off makes steps deterministic functions of the weights. */
   dropout: boolean
+  /** Activation checkpointing: recompute each encoder layer in backward (same gradients, less memory). */
+  gradientCheckpointing?: boolean
+  /** The GradCache chunk size an IR objective configured as `auto` resolved to (see src/train/memory-plan.ts). */
+  gradCacheChunkSize?: number
   checkpoint?: {dir: string; everyEpoch: boolean; everySteps: number; keepLast: number}
   /** Batches tokenized ahead of the step being computed. */
   prefetch: number
@@ -112,7 +116,12 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private resumedFrom?: string
 
   constructor(private readonly o: TrainerOptions<B>) {
-    this.partLoss = new PartLoss(o.encoder, o.objectives, {middleLayer: o.middleLayer, dropout: o.dropout})
+    this.partLoss = new PartLoss(o.encoder, o.objectives, {
+      middleLayer: o.middleLayer,
+      dropout: o.dropout,
+      checkpointLayers: o.gradientCheckpointing,
+      chunkSize: o.gradCacheChunkSize,
+    })
     this.optimizer = new AdamW(o.encoder.variables, o.optimizer)
     this.batchesPerEpoch = o.sampler.epochPlan().length
     this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / o.gradientAccumulation)
@@ -126,6 +135,9 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     if (state.settings !== this.o.settings)
       throw new Error(`${dir}: checkpoint was written with different training settings; resume needs the same config (data, sampler, losses, optimizer, seed)`)
     if (state.totalSteps !== this.totalSteps) throw new Error(`${dir}: checkpoint plans ${state.totalSteps} steps, this config ${this.totalSteps}`)
+    // Checkpoints written before the chunk size was recorded carry none; their fingerprint covers a numeric one.
+    if (state.gradCacheChunkSize !== undefined && state.gradCacheChunkSize !== this.partLoss.chunkSize)
+      throw new Error(`${dir}: checkpoint was trained with GradCache chunk size ${state.gradCacheChunkSize ?? 'none'}, this run would use ${this.partLoss.chunkSize ?? 'none'} (chunks decide dropout seeds)`)
     const moments = await readOptimizerState(dir)
     this.optimizer.importState(moments.step, moments.tensors)
     this.o.sampler.setState(state.sampler)
@@ -279,7 +291,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
 
   private state(sampler: SamplerState): TrainerState {
     const probe = this.o.probe ? {options: this.o.probe, history: this.probeHistory} : undefined
-    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history, probe}
+    const gradCacheChunkSize = this.partLoss.chunkSize
+    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history, probe, gradCacheChunkSize}
   }
 
   /** Every remaining batch of the run, with the sampler state that precedes it. */

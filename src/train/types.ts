@@ -21,8 +21,12 @@ export interface TrainableEncoder<B extends TokenBatchLike = TokenBatchLike> {
   tokenize(texts: string[], options: {maxLength?: number; prefixes?: string[]}): Promise<B>
   /** Optional: move tokenization to a worker thread until the returned function is called (undefined: already off the main thread). */
   startTokenizerWorker?(): Promise<(() => Promise<void>) | undefined>
-  /** Synchronous, so it can run inside tf.variableGrads. hiddenStates[0] is the embedding output, then one per layer. */
-  forward(batch: B, options: {training: boolean; seed?: number}): {lastHiddenState: tf.Tensor3D; hiddenStates: tf.Tensor3D[]}
+  /**
+   * Synchronous, so it can run inside tf.variableGrads. hiddenStates[0] is the embedding output, then
+   * one per layer. `checkpointLayers`: recompute each layer in backward instead of keeping its
+   * activations (same gradients, less memory; see src/tensor/checkpoint.ts).
+   */
+  forward(batch: B, options: {training: boolean; seed?: number; checkpointLayers?: boolean}): {lastHiddenState: tf.Tensor3D; hiddenStates: tf.Tensor3D[]}
   pool(hidden: tf.Tensor3D, batch: B, options?: {normalize?: boolean}): tf.Tensor2D
   /** Writes a sentence-transformers directory (atomically); extraFiles are written beside the model files. */
   save(dir: string, options?: {extraFiles?: Record<string, string | Uint8Array>}): Promise<void>

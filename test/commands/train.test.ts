@@ -98,6 +98,23 @@ test('--dry-run --json prints the plan: steps per task and dataset, dropped rows
     assert.equal(plan.droppedRows, 2)
     assert.deepEqual(plan.losses.sts.map((l: any) => [l.name, l.weight]), [['mid-infonce', 1], ['pro', 0.5], ['pearson', 2], ['rank-kl', 5]])
     assert.equal(existsSync(join(dir, 'out')), false, 'a dry run writes nothing')
+    // The memory plan: the backend under test on this machine, per task its batch at maximum length.
+    const memory = plan.memory
+    assert.equal(memory.backend, process.env.CODIEMB_BACKEND ?? 'cpu')
+    assert.ok(memory.deviceBytes > 0, 'the host memory is known')
+    assert.equal(memory.parameterBytes, 4 * memory.parameters)
+    assert.equal(memory.optimizerBytes, 8 * memory.parameters)
+    assert.deepEqual(memory.tasks.map((t: any) => [t.task, t.passes.map((p: any) => [p.name, p.rows, p.seqLen])]), [
+      ['ir', [['queries', 8, 16], ['passages', 32, 16]]],
+      ['sts', [['texts1', 6, 16], ['texts2', 6, 16]]],
+    ])
+    const ir = memory.tasks[0]
+    assert.equal(ir.variants.length, 4, 'with and without checkpointing, each direct and with GradCache')
+    const direct = ir.variants.find((v: any) => !v.checkpointing && !v.chunkSize)
+    const checkpointed = ir.variants.find((v: any) => v.checkpointing && !v.chunkSize)
+    assert.ok(checkpointed.activationBytes < direct.activationBytes, 'checkpointing keeps less')
+    assert.deepEqual(ir.configured, direct)
+    assert.ok(ir.configured.fits)
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
@@ -164,6 +181,65 @@ test('a real run trains, validates, checkpoints, saves a sentence-transformers m
     const earlier = trainCli(['--config', spelled, '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')])
     assert.equal(earlier.code, 0, earlier.stderr + earlier.stdout)
     assert.equal(earlier.json.result.summary.steps, 9)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('--dry-run --device-memory plans for a device that is not here: per-task peaks, a warning when a step does not fit, cache.chunkSize auto resolved', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
+  try {
+    await writeData(dir)
+    const auto = config(dir, {tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 3, cache: {chunkSize: 'auto'}}}], maxLength: {query: 16, passage: 16}}, sts: {maxLength: 16}}})
+    const big = trainCli(['--config', auto, '--dry-run', '--json', '--backend', 'torch', '--device', 'cuda:0', '--precision', 'bf16', '--device-memory', '141GiB'])
+    assert.equal(big.code, 0, big.stderr + big.stdout)
+    const memory = big.json.result.plan.memory
+    assert.deepEqual([memory.backend, memory.device, memory.precision, memory.kernels, memory.deviceBytes, memory.deviceSource], ['torch', 'cuda:0', 'bf16', 'fused', 141 * 2 ** 30, '--device-memory'])
+    // Everything fits 141 GiB: auto takes the whole IR batch part (its 32 passages) as one chunk.
+    assert.equal(memory.autoChunkSize, 32)
+    assert.equal(memory.tasks[0].configured.chunkSize, 32)
+    assert.deepEqual(memory.warnings, [])
+
+    const text = trainCli(['--config', auto, '--dry-run', '--backend', 'torch', '--device', 'cuda:0', '--device-memory', '2MiB'])
+    assert.equal(text.code, 0, text.stderr + text.stdout)
+    assert.match(text.stdout, /memory: torch on cuda:0, fp32 \(fused kernels.*device 2\.00 MiB \(--device-memory\), 1\.80 MiB usable/)
+    assert.match(text.stdout, /ir step \(queries 8 × 16, passages 32 × 16 tokens\): peak .* — does NOT fit/)
+    assert.match(text.stdout, /ir-infonce cache\.chunkSize auto → 1/)
+    assert.match(text.stderr, /Warning: ir: a step needs about .*, more than the 1\.80 MiB usable of cuda:0/)
+    assert.match(text.stderr, /Warning: ir-infonce cache\.chunkSize auto: not even a chunk of 1 text fits/)
+
+    const bad = trainCli(['--config', auto, '--dry-run', '--json', '--device-memory', 'lots'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.json.message, /--device-memory: expected a size such as 141GiB/)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('cache.chunkSize auto: resolved once at start, recorded in checkpoints and reused on resume whatever the device (and with checkpointing switched)', async (t) => {
+  if (!shared(t, 'data', 'bert-vocab-zh')) return
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-cli-'))
+  try {
+    await writeData(dir)
+    const auto = (extra: Record<string, unknown>) =>
+      config(dir, {tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 3, cache: {chunkSize: 'auto'}}}], maxLength: {query: 16, passage: 16}}}, data: ['ir.arrow'], validation: {}, epochs: 1, ...extra})
+    const events = join(dir, 'events.ndjson')
+    // With activation checkpointing (and a probe, which embeds without a tape); the resume below turns it off.
+    const first = trainCli(['--config', auto({maxSteps: 1, gradientCheckpointing: true, probeLoss: {batches: 1}}), '--json', '--events', events, '--device-memory', '64GiB'])
+    assert.equal(first.code, 0, first.stderr + first.stdout)
+    const lines = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    assert.equal(lines.find((e) => e.type === 'plan').memory.autoChunkSize, 32)
+    assert.equal(lines.find((e) => e.type === 'plan').memory.tasks[0].configured.checkpointing, true)
+    assert.ok(lines.some((e) => e.type === 'probe' && Number.isFinite(e.loss.ir)))
+    assert.ok(lines.some((e) => e.type === 'status' && e.message === 'ir-infonce cache.chunkSize auto → 32'))
+    const checkpoint = join(dir, 'out-checkpoints', 'checkpoint-1')
+    assert.equal(JSON.parse(readFileSync(join(checkpoint, 'trainer_state.json'), 'utf8')).gradCacheChunkSize, 32)
+    // On a device where auto would now pick 1, the resumed run keeps 32 (the chunks decide dropout seeds).
+    const resumed = trainCli(['--config', auto({}), '--json', '--resume', checkpoint, '--device-memory', '2MiB'])
+    assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout)
+    assert.equal(resumed.json.result.plan.memory.autoChunkSize, 1)
+    const last = join(dir, 'out-checkpoints', `checkpoint-${resumed.json.result.summary.steps}`)
+    assert.equal(JSON.parse(readFileSync(join(last, 'trainer_state.json'), 'utf8')).gradCacheChunkSize, 32)
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

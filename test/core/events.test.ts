@@ -39,7 +39,23 @@ const SAMPLES: {[T in ProgressEventType]: Extract<ProgressEvent, {type: T}>[]} =
   backend: [{type: 'backend', name: 'cpu', reason: 'pure JS'}],
   error: [{type: 'error', name: 'UsageError', message: 'input file not found: x', exitCode: 2}],
   status: [{type: 'status', message: 'loading models/tiny'}, {type: 'status', message: 'saving', stage: 'train-a'}],
-  plan: [{type: 'plan', ...plan}],
+  plan: [
+    {type: 'plan', ...plan},
+    {
+      type: 'plan', ...plan,
+      memory: {
+        backend: 'torch', device: 'cuda:0', precision: 'bf16', kernels: 'fused', deviceBytes: 151e9, deviceSource: '--device-memory', usableBytes: 135.9e9,
+        parameters: 1000, parameterBytes: 4000, gradientBytes: 4000, optimizerBytes: 8000,
+        tasks: [{
+          task: 'ir', passes: [{name: 'queries', rows: 4, seqLen: 64}, {name: 'passages', rows: 24, seqLen: 256}],
+          configured: {checkpointing: true, chunkSize: 8, activationBytes: 1e6, peakBytes: 1.1e6, fits: true},
+          variants: [{checkpointing: false, activationBytes: 5e6, peakBytes: 5.1e6, fits: true}],
+        }],
+        autoChunkSize: 8,
+        warnings: [],
+      },
+    },
+  ],
   step: [step, {...step, stage: 'train-b'}],
   probe: [probe],
   checkpoint: [{type: 'checkpoint', path: 'runs/x-checkpoints/checkpoint-2', step: 2}],

@@ -65,6 +65,7 @@ describe('train section', () => {
       maxGradNorm: 1,
       gradientAccumulation: 1,
       dropout: true,
+      gradientCheckpointing: false,
       instructions: {template: 'Instruction: {instruction} Query: ', queries: true, sts: true},
       prefetch: 2,
       logEvery: 1,
@@ -115,6 +116,8 @@ describe('settings fingerprint', () => {
     assert.notEqual(settingsFingerprint(normaliseTrainSection({...plain, epochs: 1}), 5), base)
     assert.notEqual(settingsFingerprint(normaliseTrainSection(plain), 6), base)
     assert.equal(settingsFingerprint(normaliseTrainSection({...plain, output: 'elsewhere', maxSteps: 3, logEvery: 5, checkpoint: {everySteps: 10}}), 5), base)
+    // Activation checkpointing changes memory, not the trajectory: a resume may switch it.
+    assert.equal(settingsFingerprint(normaliseTrainSection({...plain, gradientCheckpointing: true}), 5), base)
   })
 
   it('a checkpoint of an earlier version resumes when the settings are the same, written out or not', () => {

@@ -41,7 +41,7 @@ export function stsDataset(size = 20): StsTrainingDataset {
 }
 
 export function makeTrainer(
-  overrides: Partial<TrainerOptions<ToyBatch>> & {encoder: ToyEncoder; datasets?: TrainingDataset[]; cacheChunkSize?: number; samplerSeed?: number},
+  overrides: Partial<TrainerOptions<ToyBatch>> & {encoder: ToyEncoder; datasets?: TrainingDataset[]; cacheChunkSize?: number | 'auto'; samplerSeed?: number},
 ): Trainer<ToyBatch> {
   const datasets = overrides.datasets ?? [irDataset(), stsDataset()]
   const sampler = createDynamic(

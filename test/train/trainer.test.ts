@@ -120,6 +120,30 @@ test('checkpoints keep the last K, write atomically, are reported after their st
   }
 })
 
+test('a GradCache chunk size resolved from auto is recorded in checkpoints, and a resume with another one is refused', async () => {
+  await setup()
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-ckpt-'))
+  try {
+    const encoder = new ToyEncoder(1, 8, 97, 1)
+    const datasets = [irDataset(24)]
+    assert.throws(() => makeTrainer({encoder, datasets, cacheChunkSize: 'auto'}), /cache\.chunkSize is "auto": resolve it first/)
+    const dir = join(root, 'run')
+    const first = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 4, stopAfterSteps: 1, checkpoint: {dir, everyEpoch: false, everySteps: 0, keepLast: 0}})
+    await first.run()
+    const [checkpoint] = listCheckpoints(dir)
+    const {readTrainerState} = await import('../../src/train/checkpoint.js')
+    assert.equal(readTrainerState(checkpoint.path).gradCacheChunkSize, 4)
+    const other = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 6})
+    await assert.rejects(other.resumeFrom(checkpoint.path), /trained with GradCache chunk size 4, this run would use 6 \(chunks decide dropout seeds\)/)
+    const same = makeTrainer({encoder, datasets, cacheChunkSize: 'auto', gradCacheChunkSize: 4})
+    assert.equal((await same.resumeFrom(checkpoint.path)).step, 1)
+    for (const t of [first, other, same]) t.dispose()
+    encoder.dispose()
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
 test('no tensor leaks: tf.memory().numTensors is the same after step 10 and step 100', async () => {
   await setup()
   const encoder = new ToyEncoder(2, 8, 97, 4)
@@ -197,5 +221,58 @@ test('GradCache equivalence with the real BERT encoder (fixture bert-tiny): toke
   tf.dispose([...a.grads.values(), ...b.grads.values()])
   direct.dispose()
   cached.dispose()
+  encoder.dispose()
+})
+
+test('activation checkpointing through the trainer (real BERT, dropout on): the same loss and gradients, directly and with GradCache', async (t) => {
+  const dir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!dir) return
+  await setup()
+  const {loadEncoder} = await import('../../src/model/encoder.js')
+  const {Trainer} = await import('../../src/train/trainer.js')
+  const {create: createIrInfoNce} = await import('../../src/train/losses/ir-infonce.js')
+  const {create: createDynamic} = await import('../../src/train/samplers/dynamic.js')
+  const {IrObjective} = await import('../../src/train/objective.js')
+  const {PAPER_INSTRUCTIONS} = await import('../../src/train/data.js')
+  const encoder = await loadEncoder(dir, {registry: BUILTINS})
+  const datasets = [irDataset(12)]
+  const make = (gradientCheckpointing: boolean, cache?: number) =>
+    new Trainer({
+      encoder,
+      datasets,
+      sampler: createDynamic([{name: 'toy-ir', task: 'ir', size: 12}], {batchSizes: {ir: 4}}, 1),
+      objectives: {ir: new IrObjective([{loss: createIrInfoNce({positives: 2, negatives: 2, temperature: 0.05, ...(cache ? {cache: {chunkSize: cache}} : {})}) as never, weight: 1}])},
+      optimizer: {learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, maxGradNorm: 0},
+      warmupRatio: 0,
+      epochs: 1,
+      gradientAccumulation: 1,
+      seed: 1,
+      maxLength: {query: 24, passage: 24, sts: 24},
+      instructions: PAPER_INSTRUCTIONS,
+      dropout: true,
+      gradientCheckpointing,
+      prefetch: 1,
+      settings: 'x',
+    })
+  const batch = {parts: [{dataset: 0, rows: [0, 1, 2, 3]}]}
+  for (const cache of [undefined, 5]) {
+    const plain = make(false, cache)
+    const checkpointed = make(true, cache)
+    const a = await plain.gradientsOf(batch)
+    const b = await checkpointed.gradientsOf(batch)
+    const what = cache ? `GradCache chunk ${cache}` : 'direct'
+    assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * Math.abs(a.loss), `${what}: loss ${a.loss} vs ${b.loss}`)
+    assert.deepEqual([...b.grads.keys()].sort(), [...a.grads.keys()].sort())
+    for (const [name, g] of a.grads) {
+      const x = g.dataSync()
+      const y = b.grads.get(name)!.dataSync()
+      let scale = 1e-8
+      for (const v of x) scale = Math.max(scale, Math.abs(v))
+      for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= 1e-4 * scale + 1e-7, `${what}: ${name}[${i}]: ${x[i]} vs ${y[i]}`)
+    }
+    tf.dispose([...a.grads.values(), ...b.grads.values()])
+    plain.dispose()
+    checkpointed.dispose()
+  }
   encoder.dispose()
 })

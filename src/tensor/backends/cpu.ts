@@ -1,4 +1,4 @@
-import type {BackendInitOptions, BackendProbe, TensorBackendPlugin} from '../backend.js'
+import {hostMemory, type BackendInitOptions, type BackendProbe, type TensorBackendPlugin} from '../backend.js'
 
 /** The pure-JavaScript tfjs backend: works everywhere, slowest. */
 const cpu: TensorBackendPlugin = {
@@ -18,5 +18,6 @@ const cpu: TensorBackendPlugin = {
     await import('@tensorflow/tfjs-backend-cpu')
     return 'cpu'
   },
+  deviceMemory: () => hostMemory(false),
 }
 export default cpu

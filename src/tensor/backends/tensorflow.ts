@@ -1,5 +1,5 @@
 import {createRequire} from 'node:module'
-import type {BackendProbe, TensorBackendPlugin} from '../backend.js'
+import {hostMemory, type BackendProbe, type TensorBackendPlugin} from '../backend.js'
 
 const require = createRequire(import.meta.url)
 const PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']
@@ -38,5 +38,7 @@ const tensorflow: TensorBackendPlugin = {
     }
     throw new Error(`neither ${PACKAGES.join(' nor ')} can be loaded`)
   },
+  // Host memory; the GPU build's device memory is not reported by tfjs-node.
+  deviceMemory: () => hostMemory(false),
 }
 export default tensorflow

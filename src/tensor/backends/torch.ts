@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import type {BackendInitOptions, BackendProbe, TensorBackendPlugin} from '../backend.js'
+import {hostMemory, type BackendInitOptions, type BackendProbe, type DeviceMemory, type TensorBackendPlugin} from '../backend.js'
 
 /** Where `npm run build:torch` puts the addon (relative to the package root; CODIEMB_TORCH_ADDON overrides). */
 export function torchAddonPath(): string {
@@ -54,6 +54,20 @@ const torch: TensorBackendPlugin = {
   async init(options: BackendInitOptions): Promise<string> {
     const {registerTorchBackend} = await import('../torch/index.js')
     return registerTorchBackend({device: options.device, precision: options.precision})
+  },
+  /** CPU: host memory. CUDA: the device's total memory from the driver (addons built before it was reported give none). */
+  async deviceMemory(options: BackendInitOptions): Promise<DeviceMemory> {
+    const {loadTorchAddon} = await import('../torch/addon.js')
+    const {resolveTorchDevice} = await import('../torch/index.js')
+    const info = loadTorchAddon().info()
+    const device = resolveTorchDevice(options.device, info)
+    if (device === 'cpu') return hostMemory(true)
+    const bytes = info.cudaDeviceTotalMemory?.[Number(device.slice('cuda:'.length))]
+    if (bytes === undefined || bytes < 0) {
+      const why = info.cudaDeviceTotalMemory ? 'the CUDA driver did not report it' : 'this torch addon predates the report (npm run build:torch)'
+      return {device, source: `unknown: ${why}`, fusedKernels: true}
+    }
+    return {device, totalBytes: bytes, source: 'CUDA driver (cuDeviceTotalMem)', fusedKernels: true}
   },
 }
 export default torch

@@ -16,6 +16,8 @@ export interface TorchInfo {
   cudaAvailable: boolean
   cudaDeviceCount: number
   cudaDeviceNames: string[]
+  /** Each CUDA device's total memory in bytes (-1: unreadable). Absent from addons built before it was added (rebuild: npm run build:torch). */
+  cudaDeviceTotalMemory?: number[]
   builtWithCuda: boolean
   numThreads: number
   parallelInfo: string

@@ -26,7 +26,12 @@ const irInfonceOptions = {
     type: 'object',
     additionalProperties: false,
     required: ['chunkSize'],
-    properties: {chunkSize: {type: 'integer', minimum: 1, description: 'texts encoded per GradCache chunk'}},
+    properties: {
+      chunkSize: {
+        oneOf: [{type: 'integer', minimum: 1}, {const: 'auto'}],
+        description: 'texts encoded per GradCache chunk, or "auto": the largest that fits the device (resolved at start, kept in checkpoints)',
+      },
+    },
   },
 }
 

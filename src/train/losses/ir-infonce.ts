@@ -15,7 +15,8 @@
  * Options: temperature τ (paper 0.02), positives P (paper 2), negatives N (paper 4), and
  * cache {chunkSize}: train this loss with GradCache (the trainer embeds the batch in chunks of
  * chunkSize texts without keeping activations, takes ∂L/∂embeddings, then re-runs each chunk with
- * gradients). The loss value is the same with or without the cache.
+ * gradients); chunkSize `auto` picks the largest chunk whose step fits the device. The loss value is
+ * the same with or without the cache.
  *
  * Relations: with P=1, N=0 it is the usual in-batch-negatives InfoNCE; `mid-infonce` is the STS
  * counterpart on middle-layer embeddings. Accepts embeddings gathered from several devices (the
@@ -29,7 +30,8 @@ export interface IrInfoNceOptions {
   temperature?: number
   positives?: number
   negatives?: number
-  cache?: {chunkSize: number}
+  /** `auto`: the largest chunk that fits the device, resolved once when training starts (src/train/memory-plan.ts). */
+  cache?: {chunkSize: number | 'auto'}
 }
 
 /** The loss value for one batch (a scalar tensor; differentiable w.r.t. queries and passages). */

@@ -44,8 +44,11 @@ export interface IrLoss {
   /** Positives and negatives per query this loss expects in a batch. */
   readonly positives: number
   readonly negatives: number
-  /** GradCache chunk size (rows encoded per chunk) when the loss asks for cached training. */
-  readonly cacheChunkSize?: number
+  /**
+   * GradCache chunk size (rows encoded per chunk) when the loss asks for cached training; `auto`:
+   * the trainer's caller resolves it to the largest chunk that fits the device (src/train/memory-plan.ts).
+   */
+  readonly cacheChunkSize?: number | 'auto'
   compute(batch: IrEmbeddings): tf.Scalar
 }
 

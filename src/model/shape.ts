@@ -1,0 +1,40 @@
+/**
+ * A model's architecture and config without its weights: what memory planning needs before (or
+ * instead of) loading a model. A model directory's config.json, or the config a random
+ * initialisation (`{init: {arch, tokenizer, layers, …}}`) would write, taking the vocabulary size and
+ * padding id from the tokenizer exactly as initRandomEncoder does.
+ */
+import type {Registry} from '../registry/registry.js'
+import type {EncoderArchitecture, HfConfig} from './architecture.js'
+import {architectureFor, EncoderLoadError, readModelConfig} from './consistency.js'
+import {loadTokenizer} from './tokenizer/tokenizer.js'
+
+/** A model directory (as a path or {path}), or the shape of a random encoder. */
+export type ModelSource = string | {path: string} | {init: {arch: string; tokenizer: string; layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number}}
+
+/** The architecture and config of a model directory or random-init spec (reads config.json or the tokenizer, no weights). */
+export async function modelShape(spec: ModelSource, registry: Registry): Promise<{arch: EncoderArchitecture; config: HfConfig}> {
+  if (typeof spec === 'string' || 'path' in spec) {
+    const dir = typeof spec === 'string' ? spec : spec.path
+    const config = readModelConfig(dir)
+    return {arch: await architectureFor(config.model_type, registry, `${dir}/config.json`), config}
+  }
+  const init = spec.init
+  const arch = await architectureFor(init.arch, registry, '--arch')
+  const tokenizer = await loadTokenizer(init.tokenizer)
+  const config = arch.randomConfig({
+    layers: init.layers,
+    hidden: init.hidden,
+    heads: init.heads,
+    intermediate: init.intermediate,
+    vocabSize: tokenizer.vocabSize,
+    padTokenId: tokenizer.padId,
+    maxPositions: init.maxPositions,
+  })
+  try {
+    arch.validateConfig(config)
+  } catch (error) {
+    throw new EncoderLoadError(`invalid model shape: ${(error as Error).message}`)
+  }
+  return {arch, config}
+}

@@ -1,0 +1,117 @@
+/**
+ * The peak memory of one training step, estimated from the model's shape (the architecture's
+ * parameter shapes and activation bytes per token, src/model/architecture.ts) and the shape of the
+ * step (the texts it embeds, whether layers are checkpointed, the GradCache chunk size).
+ *
+ * With P parameters (float32), a step holds the parameters (4P bytes) and AdamW's two moments (8P)
+ * throughout, and peaks in one of two phases:
+ *
+ *   activation phase  = 12P + acc + max over what is under one tape at a time of
+ *                         Σ_passes rows·(L·a_layer + a_outside)          (kept for backward)
+ *                       + max_pass rows·a_layer·(c + 1/3) + g_layer      (the backward of the top layer)
+ *   optimizer phase   = 12P + 4P (gradients) + max(4P, o)
+ *
+ * a_layer / a_outside: the architecture's bytes per token (a checkpointed layer keeps only its input,
+ * and its backward first recomputes the layer: c = 1, else 0); the backward of a layer holds
+ * gradients of about a third of its activations besides what is kept (measured on the cpu backend:
+ * 0.35 with checkpointing), and g_layer = 4(P − P_max)/L
+ * bytes of that layer's parameter gradients (P_max: the largest tensor, the word embeddings).
+ * acc = 4P when gradients from an earlier batch, part or GradCache chunk are already being summed.
+ * The global-norm clip squares every gradient at once (4P); the optimizer's working set o is 12P on
+ * the fused path (torch's AdamW returns new parameters and moments for all parameters before they
+ * are assigned) and the update's fifteen temporaries of the largest tensor (60·P_max bytes) on the
+ * composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
+ * its tape-free embedding pass holds less.
+ *
+ * Precision does not change the estimate: parameters, moments, gradients and activations stay
+ * float32 under tf32 and bf16 (bf16 casts matrix-product operands per product).
+ */
+import type {ActivationMemory, ActivationShape, EncoderArchitecture, HfConfig} from '../model/architecture.js'
+
+/** Gradients in flight while one layer is back-propagated, as a fraction of the layer's activations. */
+const BACKWARD_WORKING = 1 / 3
+
+/** Texts embedded in one pass: rows of `seqLen` padded tokens (e.g. an IR batch's passages). */
+export interface Pass {
+  name: string
+  rows: number
+  seqLen: number
+}
+
+/** The model as the estimate needs it. */
+export interface ModelMemory {
+  arch: EncoderArchitecture
+  config: HfConfig
+  /** Trainable parameters, and the elements of the largest tensor. */
+  parameters: number
+  largestParameter: number
+  layers: number
+}
+
+export interface StepShape {
+  /** Passes differentiated together (an IR part's queries and passages; an STS part's two sides). */
+  passes: Pass[]
+  /** GradCache: rows under the tape at a time (each pass cut into chunks of this many rows). */
+  chunkSize?: number
+  /** Gradients of an earlier batch or part of the same optimizer step are being summed (GA > 1, mixed batches). */
+  accumulates: boolean
+  checkpointing: boolean
+  dropout: boolean
+  kernels: ActivationShape['kernels']
+}
+
+export interface StepEstimate {
+  /** Activations at their peak: kept for backward plus the backward's working set. */
+  activationBytes: number
+  activationPhaseBytes: number
+  optimizerPhaseBytes: number
+  peakBytes: number
+}
+
+/** The shape of a model from its architecture and config (no weights needed). */
+export function modelMemory(arch: EncoderArchitecture, config: HfConfig): ModelMemory {
+  let parameters = 0
+  let largestParameter = 0
+  for (const [, shape] of arch.parameterShapes(config)) {
+    const size = shape.reduce((a, b) => a * b, 1)
+    parameters += size
+    largestParameter = Math.max(largestParameter, size)
+  }
+  return {arch, config, parameters, largestParameter, layers: config.num_hidden_layers}
+}
+
+/** Peak bytes of one step of `step`'s shape (see the module docstring for the formula). */
+export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate {
+  const P = model.parameters
+  const L = model.layers
+  const fixed = 12 * P
+  const gradients = 4 * P
+  const perToken = (seqLen: number): ActivationMemory =>
+    model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels}) ?? {perLayer: 0, outsideLayers: 0}
+  const layerGradients = (4 * (P - model.largestParameter)) / Math.max(1, L)
+
+  // What is under the tape together: every pass at once, or one chunk of one pass at a time.
+  const groups: Pass[][] = step.chunkSize
+    ? step.passes.map((p) => [{...p, rows: Math.min(p.rows, step.chunkSize!)}])
+    : [step.passes]
+  let activationBytes = 0
+  for (const group of groups) {
+    let kept = 0
+    let working = 0
+    for (const pass of group) {
+      const a = perToken(pass.seqLen)
+      const tokens = pass.rows * pass.seqLen
+      const layer = step.checkpointing && a.checkpointedPerLayer !== undefined ? a.checkpointedPerLayer : a.perLayer
+      kept += tokens * (L * layer + a.outsideLayers)
+      const recompute = step.checkpointing && a.checkpointedPerLayer !== undefined ? 1 : 0
+      working = Math.max(working, tokens * a.perLayer * (recompute + BACKWARD_WORKING))
+    }
+    activationBytes = Math.max(activationBytes, kept + working + layerGradients)
+  }
+  const chunks = step.chunkSize ? step.passes.reduce((n, p) => n + Math.ceil(p.rows / step.chunkSize!), 0) : 1
+  const accumulated = step.accumulates || chunks > 1 ? gradients : 0
+  const activationPhaseBytes = fixed + accumulated + activationBytes
+  const optimizerWork = step.kernels === 'fused' ? 12 * P : 60 * model.largestParameter
+  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * P, optimizerWork)
+  return {activationBytes, activationPhaseBytes, optimizerPhaseBytes, peakBytes: Math.max(activationPhaseBytes, optimizerPhaseBytes)}
+}

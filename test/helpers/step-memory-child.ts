@@ -1,0 +1,43 @@
+/**
+ * Run as a child process by test/train/memory-estimate.test.ts (argv[2]: JSON {spec, tokenizerDir,
+ * variants: [gradientCheckpointing, …]}): on the torch backend, the peak resident memory of one
+ * training step above the memory resident before it, per variant, printed as one JSON line.
+ *
+ * The parent sets MALLOC_MMAP_THRESHOLD_ so that glibc serves every tensor-sized allocation with its
+ * own mapping and returns it to the system when freed: the resident set then follows the live
+ * tensors, and its high-water mark (VmHWM, reset through /proc/self/clear_refs) is the step's peak.
+ * A forward and backward pass of one query first warms up what is allocated once (thread pools, kernel caches).
+ */
+import {readFileSync, writeFileSync} from 'node:fs'
+import {builtinRegistry} from '../../src/builtins.js'
+import {selectBackend} from '../../src/tensor/backend.js'
+import {firstBatch, randomEncoder, stepTrainer, type StepSpec} from './step-memory.js'
+
+const {spec, tokenizerDir, variants} = JSON.parse(process.argv[2]!) as {spec: StepSpec; tokenizerDir: string; variants: boolean[]}
+const registry = await builtinRegistry()
+await selectBackend(registry, 'torch')
+
+function status(): {rss: number; hwm: number} {
+  const text = readFileSync('/proc/self/status', 'utf8')
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)![1]) * 1024
+  return {rss: kb('VmRSS'), hwm: kb('VmHWM')}
+}
+
+const encoder = await randomEncoder(spec, registry, tokenizerDir)
+const results: {gradientCheckpointing: boolean; rssBefore: number; peakAbove: number}[] = []
+for (const gradientCheckpointing of variants) {
+  const trainer = stepTrainer(encoder, spec, gradientCheckpointing)
+  if (results.length === 0) {
+    const warm = await trainer.gradientsOf(firstBatch(spec, 1))
+    for (const g of warm.grads.values()) g.dispose()
+  }
+  ;(globalThis as {gc?: () => void}).gc?.()
+  writeFileSync('/proc/self/clear_refs', '5')
+  const before = status()
+  await trainer.run()
+  const after = status()
+  results.push({gradientCheckpointing, rssBefore: before.rss, peakAbove: after.hwm - before.rss})
+  trainer.dispose()
+}
+encoder.dispose()
+console.log(JSON.stringify(results))
