@@ -86,6 +86,8 @@ export class ProgressLines {
         return `probe loss at step ${event.step}/${event.totalSteps}: ${lossText(event.loss, event.components)}`
       case 'checkpoint':
         return `checkpoint at step ${event.step}: ${event.path}`
+      case 'warning':
+        return `warning: ${event.message}`
       case 'validation': {
         const text = Object.entries(event.spearman).map(([name, s]) => `${name} Spearman ${s.toFixed(2)}`).join(', ')
         return event.epoch === 0 ? `before training: ${text}` : `validation after epoch ${event.epoch}: ${text}`

@@ -20,6 +20,7 @@ import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import {openSafetensors, type LoadedTensor, type SafetensorsFile} from '../io/safetensors.js'
+import {firstNonFiniteIndex} from '../io/finite-values.js'
 import type {TensorToWrite} from '../io/safetensors-stream.js'
 import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
@@ -163,6 +164,8 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
       }
       const t = await weights.read(full)
       if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${full}" has dtype ${t.dtype}, expected a floating type`)
+      const bad = firstNonFiniteIndex(t.data)
+      if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${full}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
       const initial = tf.tensor(t.data, shape, 'float32')
       variables.set(name, tf.variable(initial, options.trainable ?? true))

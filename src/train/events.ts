@@ -5,7 +5,7 @@
  */
 import type {ProbeResult} from '../core/events.js'
 
-export type {CheckpointEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent} from '../core/events.js'
+export type {CheckpointEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent, WarningEvent} from '../core/events.js'
 
 export interface TrainSummary {
   steps: number
@@ -20,6 +20,8 @@ export interface TrainSummary {
   history: {step: number; loss: Record<string, number>}[]
   checkpoints: string[]
   stoppedEarly: boolean
+  /** Batches left out of their step because their loss or a gradient was not finite (onNonFinite: skip-batch). */
+  skippedBatches: number
   /** Probe losses (when `probe` is set): the first and last measurement of this run, and all of them. */
   probe?: {first: ProbeResult; last: ProbeResult; history: ProbeResult[]}
   /** Data pipeline: batches consumed, how many were not tokenized yet when the loop asked, and the time it waited. */

@@ -46,8 +46,25 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   const report = options.onEvent ?? (() => {})
   const status = (message: string) => report({type: 'status', message})
   report({type: 'plan', ...setup.plan})
+  for (const d of setup.datasets) for (const message of d.warnings ?? []) report({type: 'warning', code: 'unverified-file', message, file: d.path})
   const {loadEncoder, initRandomEncoder} = await import('../model/encoder.js')
   const {Trainer} = await import('./trainer.js')
+  let settings = setup.settings
+  let settingsDetail: Record<string, unknown> | undefined = setup.settingsDetail
+  if (options.resume) {
+    // The checkpoint's state must fit this run before a weight of it is loaded (resume.ts).
+    const [{readTrainerState}, {checkResumeState, dataIdentity}] = await Promise.all([import('./checkpoint.js'), import('./resume.js')])
+    const state = readTrainerState(options.resume)
+    const resumed = resumeSettings(state.settings, setup, options.asWritten)
+    if (resumed.earlier) status(`${options.resume} carries the settings fingerprint of an earlier codiemb (over the config as written); the settings are the same`)
+    settings = resumed.settings
+    if (resumed.earlier) settingsDetail = undefined
+    const {totalSteps, stepsPerEpoch, batchesPerEpoch, gradientAccumulation, epochs} = setup.plan
+    checkResumeState(state, options.resume, {
+      totalSteps, stepsPerEpoch, batchesPerEpoch, gradientAccumulation, epochs,
+      seed: setup.seed, settings, settingsDetail, data: dataIdentity(setup.datasets), sampler: setup.sampler,
+    })
+  }
   let encoder
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
@@ -64,13 +81,6 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     encoder = await loadEncoder(path, {registry: options.registry})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
-  let settings = setup.settings
-  if (options.resume) {
-    const {readTrainerState} = await import('./checkpoint.js')
-    const resumed = resumeSettings(readTrainerState(options.resume).settings, setup, options.asWritten)
-    if (resumed.earlier) status(`${options.resume} carries the settings fingerprint of an earlier codiemb (over the config as written); the settings are the same`)
-    settings = resumed.settings
-  }
   const validationSets = await loadValidation(section)
   const validation: ValidationResult[] = []
   const validate = async (epoch: number) => {
@@ -109,6 +119,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     prefetch: section.prefetch,
     stopAfterSteps: section.maxSteps,
     settings,
+    settingsDetail,
+    onNonFinite: section.onNonFinite,
     probe: section.probeLoss,
     onEvent: (event) => {
       if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)

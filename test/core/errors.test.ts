@@ -35,6 +35,8 @@ const DOCUMENTED: Record<string, {exitCode: number; make?: (C: ErrorClass) => Er
   TaskDataError: {exitCode: EXIT_USER_ERROR},
   TrainingDataError: {exitCode: EXIT_USER_ERROR},
   TrainConfigError: {exitCode: EXIT_USER_ERROR},
+  CheckpointError: {exitCode: EXIT_USER_ERROR},
+  NonFiniteError: {exitCode: EXIT_FAILURE},
 }
 
 function sourceFiles(dir: string): string[] {
