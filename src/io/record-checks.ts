@@ -98,8 +98,9 @@ function describeNumber(rule: {minimum?: number; maximum?: number}): string {
   return 'a finite number'
 }
 
+/** `[0, 5]`, or `{0, 1}` for a range of listed labels. */
 export function describeLabelRange(range: LabelRangeLike): string {
-  return range.values ? `one of {${range.values.join(', ')}}` : `in [${range.min}, ${range.max}]`
+  return range.values ? `{${range.values.join(', ')}}` : `[${range.min}, ${range.max}]`
 }
 
 /** The row checks of one record kind (see the module comment); build one per file. */
@@ -226,8 +227,9 @@ export class RecordChecker {
       const r = rawValues[raw.offset + i]!
       const s = scoreValues[score.offset + i]!
       if (!Number.isFinite(r) || !Number.isFinite(s)) continue // reported as non-finite already
-      if (allowed ? !allowed.has(Math.fround(r)) : r < range.min || r > range.max) report(i, 'raw_score', `a label ${describeLabelRange(range)} (the label range of ${source})`, String(r))
-      else {
+      if (allowed ? !allowed.has(Math.fround(r)) : r < range.min || r > range.max) report(i, 'raw_score', `a label in ${describeLabelRange(range)} (the label range of ${source})`, String(r))
+      else if (s >= 0 && s <= 1) {
+        // (A score outside [0, 1] is reported by the layout's own check.)
         const expected = (r - range.min) / (range.max - range.min)
         if (Math.abs(expected - s) > 1e-5) report(i, 'score', `${Math.fround(expected)} = (raw_score − ${range.min}) / (${range.max} − ${range.min})`, String(s))
       }
@@ -235,7 +237,8 @@ export class RecordChecker {
   }
 
   /** Checks of one decoded row that need its texts: every text the layout requires non-empty must hold a non-space character. */
-  textProblem(row: Record<string, unknown>, fileRow: number): RowProblem | undefined {
+  textProblem(record: object, fileRow: number): RowProblem | undefined {
+    const row = record as Record<string, unknown>
     const id = typeof row.id === 'string' ? row.id : undefined
     const problem = (field: string, value: unknown): RowProblem => ({row: fileRow, ...(id === undefined ? {} : {id}), field, expected: 'a text with a non-space character', got: JSON.stringify(value)?.slice(0, 60) ?? String(value)})
     for (const rule of this.rules) {
@@ -263,7 +266,7 @@ function lengths(data: Data): (i: number) => number | undefined {
   }
 }
 
-/** One line per problem: `file: row 4 (id "s4"): score: expected a finite number in [0, 1], got NaN`. */
-export function formatRowProblem(file: string, p: RowProblem): string {
-  return `${file}: row ${p.row}${p.id === undefined ? '' : ` (id ${JSON.stringify(p.id)})`}: ${p.field}: expected ${p.expected}, got ${p.got}`
+/** One line per problem: `[file: ]row 4 (id "s4"): score: expected a finite number in [0, 1], got NaN`. */
+export function formatRowProblem(file: string | undefined, p: RowProblem): string {
+  return `${file === undefined ? '' : `${file}: `}row ${p.row}${p.id === undefined ? '' : ` (id ${JSON.stringify(p.id)})`}: ${p.field}: expected ${p.expected}, got ${p.got}`
 }

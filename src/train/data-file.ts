@@ -146,7 +146,7 @@ export async function readTrainingFile(path: string, negatives: number): Promise
       const more = problems.count - problems.first.length
       throw new TrainingDataError(
         `${path}: ${problems.count} problem${problems.count === 1 ? '' : 's'} against the ${kind} layout (${layout})${against}:\n` +
-          problems.first.map((p) => `  ${formatRowProblem(path, p)}`).join('\n') +
+          problems.first.map((p) => `  ${formatRowProblem(undefined, p)}`).join('\n') +
           (more > 0 ? `\n  … and ${more} more` : '') +
           '\nRows are numbered from 0 in file order. Fix the source and re-run `codiemb prepare`.',
       )

@@ -91,7 +91,7 @@ const textCheckers: Partial<Record<'ir' | 'sts', RecordChecker>> = {}
 function checkTexts(dataset: TrainingDataset, index: number): void {
   const checker = (textCheckers[dataset.task] ??= new RecordChecker(dataset.task === 'ir' ? 'ir-example' : 'sts-pair'))
   const row = dataset.rows[index]
-  const problem = row ? checker.textProblem(row as unknown as Record<string, unknown>, fileRowOf(dataset, index)) : undefined
+  const problem = row ? checker.textProblem(row, fileRowOf(dataset, index)) : undefined
   if (problem) throw new TrainingDataError(`${formatRowProblem(dataset.path, problem)} (dataset ${dataset.name}; rows are numbered from 0). Fix the source and re-run \`codiemb prepare\``)
 }
 
