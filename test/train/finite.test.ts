@@ -12,7 +12,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
-import {useTestBackend} from '../helpers/env.js'
+import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
 import {ToyEncoder} from '../helpers/toy-encoder.js'
 import {makeTrainer, stsDataset, weightsOf} from './fixtures.js'
 import {ensureGradients} from '../../src/train/gradients.js'
@@ -173,7 +173,10 @@ describe('onNonFinite', () => {
     })
   })
 
-  it('weights an update made non-finite stop the run even with skip-batch, and are never checkpointed', async () => {
+  // Adam moves a weight by about the learning rate, so only a rate beyond float32 overflows a weight in one
+  // step; the torch kernel refuses such a rate itself ("cannot be converted to type float without overflow").
+  const skipTorch = TEST_BACKEND === 'torch' ? 'the torch AdamW kernel refuses a learning rate beyond float32 before the weights overflow' : false
+  it('weights an update made non-finite stop the run even with skip-batch, and are never checkpointed', {skip: skipTorch}, async () => {
     await withDir(async (dir) => {
       const encoder = new ToyEncoder(1, 8, 97, 3)
       const ckpt = join(dir, 'ckpt')
