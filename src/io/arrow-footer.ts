@@ -127,18 +127,26 @@ class Footer {
 
 /**
  * Checks the trailing magic, the footer's length and the footer's structure of the Arrow IPC file
- * open as `handle` (`size` bytes). Returns without a verdict for an Arrow *stream* (no trailing
- * magic), which has no footer. Throws a RecordFileError naming `file` for anything damaged.
+ * open as `handle` (`size` bytes). A file that starts with the Arrow magic but does not end with it
+ * was cut short. Returns without a verdict for anything else (an Arrow *stream* has no footer; what
+ * is not Arrow at all apache-arrow reports). Throws a RecordFileError naming `file`.
  */
 export async function checkFooterStructure(file: string, handle: FileHandle, size: number): Promise<void> {
-  if (size < LEADING + TRAILING) return
+  const head = new Uint8Array(MAGIC.length)
+  await handle.read(head, 0, head.length, 0)
+  const isFile = Buffer.from(head).toString('latin1') === MAGIC
   const tail = new Uint8Array(TRAILING)
-  await handle.read(tail, 0, TRAILING, size - TRAILING)
-  if (Buffer.from(tail.subarray(4)).toString('latin1') !== MAGIC) return
+  if (size >= TRAILING) await handle.read(tail, 0, TRAILING, size - TRAILING)
+  if (Buffer.from(tail.subarray(4)).toString('latin1') !== MAGIC) {
+    if (isFile)
+      throw new RecordFileError(`${file}: truncated Arrow IPC file (${size} bytes): it starts like one but does not end with its footer; re-run \`codiemb prepare\` or restore the file`)
+    return
+  }
   const length = new DataView(tail.buffer).getInt32(0, true)
   const fail = (what: string): never => {
     throw new RecordFileError(`${file}: damaged Arrow footer: ${what}; re-run \`codiemb prepare\` or restore the file`)
   }
+  if (size < LEADING + TRAILING) fail(`the file is only ${size} bytes`)
   if (!(length >= 4 && length <= size - LEADING - TRAILING)) fail(`its recorded length ${length} does not fit a ${size}-byte file`)
   const bytes = new Uint8Array(length)
   await handle.read(bytes, 0, length, size - TRAILING - length)

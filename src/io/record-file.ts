@@ -38,7 +38,9 @@ async function openArrow(file: string): Promise<{handle: FileHandle; reader: Rec
       reader = await RecordBatchReader.from(handle)
       await reader.open()
     } catch (error) {
-      throw new RecordFileError(`${file}: not a readable Arrow IPC file (${size} bytes; truncated or damaged?): ${(error as Error).message}`)
+      // apache-arrow's own TypeErrors ("Cannot read properties of null") say nothing to a user.
+      const reason = error instanceof TypeError ? '' : `: ${(error as Error).message}`
+      throw new RecordFileError(`${file}: not a readable Arrow IPC file (${size} bytes; damaged, or not Arrow at all)${reason}`)
     }
     if (!reader.schema)
       throw new RecordFileError(

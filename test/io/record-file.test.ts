@@ -94,8 +94,14 @@ test('an empty, a truncated and a too-short file each get an error naming the fi
       await assert.rejects(read(), {name: 'RecordFileError', message: `${empty}: the file is empty (0 bytes); expected an Arrow IPC file written by \`codiemb prepare\``})
     const cut = join(dir, 'cut.arrow')
     await writeSts(cut, 20, 8)
-    truncateSync(cut, Math.floor(readFileSync(cut).length / 2))
-    await assert.rejects(readAllRecords(cut), (e: Error) => e.name === 'RecordFileError' && e.message.startsWith(`${cut}: `))
+    const whole = readFileSync(cut)
+    // Cut short anywhere (every 13th length): an error naming the file, never apache-arrow's TypeError.
+    for (let size = 1; size < whole.length; size += 13) {
+      writeFileSync(cut, whole.subarray(0, size))
+      await assert.rejects(readAllRecords(cut), (e: Error) => e.name === 'RecordFileError' && e.message.startsWith(`${cut}: `) && !/Cannot read properties/.test(e.message), `cut at ${size}`)
+    }
+    truncateSync(cut, Math.floor(whole.length / 2))
+    await assert.rejects(readAllRecords(cut), {name: 'RecordFileError', message: `${cut}: truncated Arrow IPC file (${Math.floor(whole.length / 2)} bytes): it starts like one but does not end with its footer; re-run \`codiemb prepare\` or restore the file`})
     const tiny = join(dir, 'tiny.arrow')
     writeFileSync(tiny, 'ARROW1')
     await assert.rejects(readArrowMeta(tiny), (e: Error) => e.name === 'RecordFileError' && e.message.startsWith(`${tiny}: `))
