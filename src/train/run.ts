@@ -152,16 +152,18 @@ interface ValidationSet {
 
 async function loadValidation(section: TrainSection): Promise<ValidationSet[]> {
   const specs = section.validation.sts ?? []
-  const {readAllRecords, readArrowMeta} = await import('../io/arrow-records.js')
+  // Checked like training files (data-file.ts): a NaN gold score would make every Spearman NaN.
+  const {readTrainingFile} = await import('./data-file.js')
   const out: ValidationSet[] = []
   for (const raw of specs) {
     const spec = fileSpec(raw, section.dataDir)
     if (!existsSync(spec.path)) throw new TrainConfigError(`/train/validation/sts: file not found: ${spec.path}`)
-    const meta = await readArrowMeta(spec.path)
-    let rows = await readAllRecords(spec.path, 'sts-pair')
+    const file = await readTrainingFile(spec.path, 0)
+    if (file.kind !== 'sts-pair') throw new TrainConfigError(`/train/validation/sts: ${spec.path}: expected an "sts-pair" record file, got "${file.kind}"`)
+    let rows = file.rows
     if (section.validation.limit) rows = rows.slice(0, section.validation.limit)
     out.push({
-      name: spec.name ?? meta.dataset ?? spec.path,
+      name: spec.name ?? file.dataset ?? spec.path,
       texts1: rows.map((r) => r.text1),
       texts2: rows.map((r) => r.text2),
       instruction: spec.instruction ?? rows[0]?.instruction ?? '',
