@@ -149,24 +149,17 @@ export interface TrainDoneEvent {
   probe?: {first: ProbeResult; last: ProbeResult}
 }
 
-/**
- * Something a training run went on despite: `unverified-file`, a training file whose damage cannot
- * be detected (no checksums, no manifest entry); `skipped-batch`, a batch left out of its step
- * because its loss or a gradient was not finite (train.onNonFinite: skip-batch), with where it was.
- */
+/** What a run went on despite: `unverified-file`, a training file without checksums no manifest lists; `skipped-batch`, a batch left out for a non-finite loss or gradient (onNonFinite: skip-batch; `rows`: file rows, from 0). */
 export interface WarningEvent {
   type: 'warning'
   code: 'unverified-file' | 'skipped-batch'
   message: string
-  /** unverified-file: the file. */
   file?: string
-  /** skipped-batch: the step, epoch (0-based) and the batch's position within the epoch. */
   step?: number
   epoch?: number
   batch?: number
   task?: 'ir' | 'sts'
   dataset?: string
-  /** skipped-batch: the batch part's rows, as row numbers in the file (0-based). */
   rows?: number[]
 }
 
