@@ -174,12 +174,18 @@ describe('Trainer.resumeFrom', () => {
   it('refuses an edited state before restoring anything, and resumes from the real one', async () => {
     const dir = edited('trainer999', (s) => ({...s, step: 999}))
     const encoder = new ToyEncoder(1, 8, 97, 3)
-    const trainer = makeTrainer({encoder, datasets: [stsDataset(20)]})
+    const trainer = makeTrainer({encoder, datasets: [stsDataset(20)], checkpoint: {dir: join(root, 'continued'), everyEpoch: true, everySteps: 0, keepLast: 1}})
     await assert.rejects(trainer.resumeFrom(dir), refusal(dir, 'step 999 is beyond the 8 steps of the plan'))
     const restored = await trainer.resumeFrom(checkpoint)
     assert.equal(restored.step, 3)
     const summary = await trainer.run()
     assert.equal(summary.steps, 8)
+    // The checkpoint of the finished run (sampler past the last epoch) fits the plan too.
+    const final = listCheckpoints(join(root, 'continued')).at(-1)!
+    assert.equal(final.step, 8)
+    const finalState = readTrainerState(final.path)
+    assert.deepEqual({epoch: finalState.sampler.epoch, position: finalState.sampler.position}, {epoch: 2, position: 0})
+    assert.doesNotThrow(() => checkResumeState(finalState, final.path, expectations()))
     trainer.dispose()
     encoder.dispose()
   })
