@@ -32,8 +32,6 @@ export class TrainingDataError extends CodiembError {
 /** Row problems listed in full in an error message; the rest are counted. */
 const LISTED_PROBLEMS = 5
 
-export type TrainingFileKind = 'ir-example' | 'sts-pair'
-
 /** What a training file holds, checked. */
 export type TrainingFile =
   | {kind: 'ir-example'; rows: IrExampleRecord[]; fileRows: number[]; dropped: number; dataset?: string; digest?: string; warnings: string[]}
