@@ -159,6 +159,8 @@ export {TaskDataError} from './eval/task-data.js'
 export {TaskSelectionError} from './eval/resolve-tasks.js'
 export {TrainingDataError} from './train/data.js'
 export {TrainConfigError} from './train/config.js'
+export {CheckpointError} from './train/checkpoint.js'
+export {NonFiniteError} from './train/finite.js'
 export {PromptTemplateError} from './core/prompts.js'
 
 // ── Events ──────────────────────────────────────────────────────────────────────────────────────

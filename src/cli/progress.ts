@@ -88,6 +88,8 @@ export class ProgressLines {
         return `checkpoint at step ${event.step}: ${event.path}`
       case 'interrupted':
         return `${event.signal} at step ${event.step}/${event.totalSteps}: ${event.checkpoint ? `resume with --resume ${event.checkpoint}` : 'no step to save'}`
+      case 'warning':
+        return `warning: ${event.message}`
       case 'validation': {
         const text = Object.entries(event.spearman).map(([name, s]) => `${name} Spearman ${s.toFixed(2)}`).join(', ')
         return event.epoch === 0 ? `before training: ${text}` : `validation after epoch ${event.epoch}: ${text}`

@@ -84,7 +84,7 @@ export default class Train extends CodiembCommand<typeof Train> {
       }
       const line = reporter.onEvent(event)
       // Measurements stay on screen once the task's live line has moved on.
-      if (line !== undefined && (event.type === 'probe' || event.type === 'validation')) this.info(line)
+      if (line !== undefined && (event.type === 'probe' || event.type === 'validation' || event.type === 'warning')) this.info(line)
     }
 
     let run!: Promise<TrainRunResult>
@@ -120,7 +120,8 @@ export default class Train extends CodiembCommand<typeof Train> {
     const s = result.summary
     this.info(
       `trained ${s.steps}/${s.totalSteps} steps in ${formatDuration(s.seconds)} (${(s.examples / s.seconds).toFixed(1)} examples/s); loss ` +
-        Object.keys(s.lossFirst).map((t) => `${t} ${s.lossFirst[t].toFixed(4)} → ${s.lossLast[t].toFixed(4)}`).join(', '),
+        Object.keys(s.lossFirst).map((t) => `${t} ${s.lossFirst[t].toFixed(4)} → ${s.lossLast[t].toFixed(4)}`).join(', ') +
+        (s.skippedBatches ? `; ${s.skippedBatches} batches skipped for a non-finite loss or gradient` : ''),
     )
     if (s.probe) {
       const {first, last} = s.probe

@@ -12,6 +12,7 @@
  */
 
 import type {MemoryPlan} from './memory-plan.js'
+import type {MergeDoneEvent, MergeProgressEvent} from './merge-events.js'
 
 export type {MemoryPlan, MemoryVariant, TaskMemory} from './memory-plan.js'
 
@@ -165,7 +166,21 @@ export interface TrainDoneEvent {
   probe?: {first: ProbeResult; last: ProbeResult}
 }
 
-export type TrainEvent = PlanEvent | StatusEvent | StepEvent | ProbeResult | CheckpointEvent | ValidationEvent | InterruptedEvent
+/** What a run went on despite: `unverified-file`, a training file without checksums no manifest lists; `skipped-batch`, a batch left out for a non-finite loss or gradient (onNonFinite: skip-batch; `rows`: file rows, from 0). */
+export interface WarningEvent {
+  type: 'warning'
+  code: 'unverified-file' | 'skipped-batch'
+  message: string
+  file?: string
+  step?: number
+  epoch?: number
+  batch?: number
+  task?: 'ir' | 'sts'
+  dataset?: string
+  rows?: number[]
+}
+
+export type TrainEvent = PlanEvent | StatusEvent | StepEvent | ProbeResult | CheckpointEvent | ValidationEvent | InterruptedEvent | WarningEvent
 
 // ---------------------------------------------------------------------------------------------------
 // prepare
@@ -311,37 +326,9 @@ export interface MineProgressEvent {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// merge
+// merge (src/core/merge-events.ts)
 
-/** Hashing the inputs' weight files, then writing merged or copied tensors one by one. */
-export interface MergeProgressEvent {
-  type: 'merge-progress'
-  phase: 'hash' | 'merge'
-  /** The file being hashed or the tensor just written. */
-  item: string
-  done: number
-  total: number
-}
-
-/** Totals of a merge (merge.json's `summary`). */
-export interface MergeSummary {
-  tensors: number
-  merged: number
-  copied: number
-  parameters: number
-  mergedParameters: number
-  /** Each checkpoint's weight averaged over all merged parameters (tensor means weighted by size). */
-  meanWeights: number[]
-  seconds: number
-}
-
-/** `codiemb merge` wrote the merged checkpoint. */
-export interface MergeDoneEvent {
-  type: 'done'
-  command: 'merge'
-  out: string
-  summary: MergeSummary
-}
+export type {MergeDoneEvent, MergeProgressEvent, MergeSummary} from './merge-events.js'
 
 // ---------------------------------------------------------------------------------------------------
 // quickstart

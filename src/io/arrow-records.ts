@@ -5,15 +5,18 @@
  * stream them.
  *
  * - `readRecords(file, kind?)` yields plain row objects one record batch at a time, so memory is
- *   bounded by the batch size the writer chose, not by the file.
+ *   bounded by the batch size the writer chose, not by the file; each batch is checked against its
+ *   recorded checksum first.
  * - `readArrowMeta(file)` answers kind, metadata, fields and row count from the footer.
+ * - `RecordFile` (record-file.ts) is the checked, random-access file underneath both.
  */
-import {open} from 'node:fs/promises'
-import {FixedSizeList, Float32, Int32, List, RecordBatch, RecordBatchReader, Schema, Utf8, type DataType, type Vector} from 'apache-arrow'
-import {META, RecordFileError, type RecordKind, type RecordOfKind} from './arrow-layouts.js'
-import {checkArrowFraming} from './arrow-framing.js'
+import {FixedSizeList, Float32, Int32, List, RecordBatch, Utf8, type DataType, type Vector} from 'apache-arrow'
+import {META, type RecordKind, type RecordOfKind} from './arrow-layouts.js'
+import {RecordFile} from './record-file.js'
 
 export * from './arrow-layouts.js'
+export {RecordFile, type OpenRecordFileOptions} from './record-file.js'
+export {BATCH_CHECKSUMS_KEY, FOOTER_CHECKSUM_KEY} from './arrow-checksums.js'
 export {ArrowRecordWriter, rowsToBatch, type ArrowRecordWriterOptions, type FinishedRecordFile} from './arrow-writer.js'
 
 /** Converts one column value to the plain JS shape documented for the record kinds. */
@@ -64,47 +67,19 @@ export interface ArrowMeta {
   batches: number
 }
 
-async function openFileReader(file: string) {
-  let handle
-  try {
-    handle = await open(file, 'r')
-  } catch (error) {
-    throw new RecordFileError(`${file}: cannot open Arrow file: ${(error as Error).message}`)
-  }
-  try {
-    await checkArrowFraming(handle, (await handle.stat()).size)
-    const reader = await RecordBatchReader.from(handle)
-    await reader.open()
-    return {reader, handle}
-  } catch (error) {
-    await handle.close()
-    throw new RecordFileError(`${file}: not an Arrow IPC file: ${(error as Error).message}`)
-  }
-}
-
-function checkKind(file: string, schema: Schema, expected?: RecordKind): RecordKind | undefined {
-  const kind = schema.metadata.get(META.kind) as RecordKind | undefined
-  if (expected && kind !== expected)
-    throw new RecordFileError(
-      `${file}: expected a codiemb "${expected}" record file, but its schema metadata ${META.kind} is ${kind === undefined ? 'missing' : JSON.stringify(kind)}`,
-    )
-  return kind
-}
-
 /**
- * Streams plain row objects from a codiemb Arrow file, one record batch in memory at a time.
- * When `expectedKind` is given, a file of another kind fails before any row is read.
+ * Streams plain row objects from a codiemb Arrow file, one record batch in memory at a time, each
+ * batch checked against the checksum its writer recorded (record-file.ts) before its rows are
+ * yielded. When `expectedKind` is given, a file of another kind fails before any row is read.
  */
 export async function* readRecords<K extends RecordKind>(file: string, expectedKind?: K): AsyncGenerator<RecordOfKind[K]> {
-  const {reader, handle} = await openFileReader(file)
+  const records = await RecordFile.open(file, {kind: expectedKind})
   try {
-    checkKind(file, reader.schema, expectedKind)
-    for await (const batch of reader) {
+    for await (const {batch} of records.batches()) {
       for (const row of batchToRows<RecordOfKind[K]>(batch)) yield row
     }
   } finally {
-    await reader.cancel().catch(() => {})
-    await handle.close().catch(() => {})
+    await records.close()
   }
 }
 
@@ -121,25 +96,23 @@ export async function readAllRecords<K extends RecordKind>(file: string, kind?: 
  * record batches are counted.
  */
 export async function readArrowMeta(file: string): Promise<ArrowMeta> {
-  const {reader, handle} = await openFileReader(file)
+  const records = await RecordFile.open(file)
   try {
-    const schema = reader.schema
-    const metadata = Object.fromEntries(schema.metadata)
-    let rows = 0
-    let batches = 0
-    const stored = Number(metadata[META.rows])
-    if (reader.isFile() && metadata[META.rows] !== undefined && Number.isInteger(stored)) {
-      rows = stored
-      batches = reader.numRecordBatches
-    } else {
-      for await (const batch of reader) {
+    const schema = records.schema
+    const metadata = records.metadata
+    let rows = records.recordedRows ?? 0
+    let batches = records.batchCount ?? 0
+    if (records.recordedRows === undefined || records.batchCount === undefined) {
+      rows = 0
+      batches = 0
+      for await (const {batch} of records.batches()) {
         rows += batch.numRows
         batches++
       }
     }
     return {
       file,
-      kind: checkKind(file, schema),
+      kind: records.kind,
       dataset: metadata[META.dataset],
       task: metadata[META.task],
       instruction: metadata[META.instruction],
@@ -151,7 +124,6 @@ export async function readArrowMeta(file: string): Promise<ArrowMeta> {
       batches,
     }
   } finally {
-    await reader.cancel().catch(() => {})
-    await handle.close().catch(() => {})
+    await records.close()
   }
 }

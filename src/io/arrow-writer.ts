@@ -23,6 +23,7 @@ import {
 } from 'apache-arrow'
 import {AtomicFile} from '../core/fs-atomic.js'
 import {packageVersion} from '../core/version.js'
+import {BATCH_CHECKSUMS_KEY, BatchHasher, FOOTER_CHECKSUM_KEY, footerDigest, type BatchExtent} from './arrow-checksums.js'
 import {META, RECORDS_VERSION, RecordFileError, recordFields, type RecordKind, type RecordOfKind} from './arrow-layouts.js'
 
 export interface ArrowRecordWriterOptions {
@@ -44,13 +45,16 @@ export interface FinishedRecordFile {
 
 /**
  * The writer's byte sink: what Arrow's file writer emits goes through a small buffer straight to
- * the temporary file (synchronously, so memory stays bounded however fast rows arrive) and into a
- * running sha256.
+ * the temporary file (synchronously, so memory stays bounded however fast rows arrive), into a
+ * running sha256 of the whole file and, while a record batch is being written, into that batch's
+ * digest (arrow-checksums.ts).
  */
 class FileSink extends AsyncByteQueue {
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   readonly hash = createHash('sha256')
+  /** The digest of the record batch being written, between its start and end. */
+  batch: BatchHasher | undefined
   bytes = 0
   constructor(private readonly out: AtomicFile) {
     super()
@@ -59,6 +63,7 @@ class FileSink extends AsyncByteQueue {
     const chunk = value instanceof Uint8Array ? value : ArrayBuffer.isView(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(value as ArrayBuffer)
     if (chunk.byteLength === 0) return
     this.hash.update(chunk)
+    this.batch?.update(chunk)
     this.bytes += chunk.byteLength
     // Arrow hands over many small pieces (headers, padding); batch them into ~1 MiB writes.
     this.pending.push(chunk.slice())
@@ -86,6 +91,8 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
   private readonly batchRows: number
   private buffer: RecordOfKind[K][] = []
   private rowCount = 0
+  /** Where each record batch sits in the file and its digest, in order (for the footer's checksums). */
+  private readonly batches: (BatchExtent & {digest: string})[] = []
   private state: 'open' | 'finished' | 'aborted' = 'open'
 
   constructor(
@@ -100,7 +107,7 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     ])
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (typeof v !== 'string') throw new RecordFileError(`metadata ${k}: expected a string, got ${typeof v}`)
-      if (k !== META.kind && k !== META.layout && k !== META.rows) metadata.set(k, v)
+      if (k !== META.kind && k !== META.layout && k !== META.rows && k !== BATCH_CHECKSUMS_KEY && k !== FOOTER_CHECKSUM_KEY) metadata.set(k, v)
     }
     if (kind === 'embeddings') metadata.set('codiemb.dim', String(options.dim))
     this.schema = new Schema(recordFields(kind, options.dim), metadata)
@@ -139,7 +146,16 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     if (this.buffer.length === 0) return
     const rows = this.buffer
     this.buffer = []
-    this.writer.write(rowsToBatch(this.schema, rows as unknown as Record<string, unknown>[]))
+    const batch = rowsToBatch(this.schema, rows as unknown as Record<string, unknown>[])
+    // Arrow's file writer emits exactly the batch's footer block (message, padding, body) here.
+    const offset = this.sink.bytes
+    this.sink.batch = new BatchHasher()
+    try {
+      this.writer.write(batch)
+      this.batches.push({offset, length: this.sink.bytes - offset, digest: this.sink.batch.digest()})
+    } finally {
+      this.sink.batch = undefined
+    }
     this.sink.flush()
   }
 
@@ -148,8 +164,12 @@ export class ArrowRecordWriter<K extends RecordKind = RecordKind> {
     if (this.state !== 'open') throw new RecordFileError(`${this.file}: writer is ${this.state}`)
     try {
       this.flushBatch()
-      // The footer repeats the schema; giving it the row count lets readArrowMeta answer without reading batches.
-      this.schema.metadata.set(META.rows, String(this.rowCount))
+      // The footer repeats the schema; giving it the row count lets readArrowMeta answer without
+      // reading batches, and the checksums let a reader check each batch as it reads it.
+      const metadata = this.schema.metadata
+      metadata.set(META.rows, String(this.rowCount))
+      metadata.set(BATCH_CHECKSUMS_KEY, JSON.stringify(this.batches.map((b) => b.digest)))
+      metadata.set(FOOTER_CHECKSUM_KEY, footerDigest(metadata, this.schema.fields, this.batches))
       this.writer.finish()
       this.sink.flush()
       this.out.commit({fsync: true})

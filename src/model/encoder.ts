@@ -19,6 +19,7 @@ import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import type {LoadedTensor} from '../io/safetensors.js'
+import {firstNonFiniteIndex} from '../io/finite-values.js'
 import type {TensorToWrite} from '../io/safetensors-stream.js'
 import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
@@ -110,6 +111,8 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
     for (const {file, name, shape} of selection.parameters) {
       const t = await weights.read(file)
       if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${file}" has dtype ${t.dtype}, expected a floating type`)
+      const bad = firstNonFiniteIndex(t.data)
+      if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${file}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
       const initial = tf.tensor(t.data, shape, 'float32')
       variables.set(name, tf.variable(initial, options.trainable ?? true))

@@ -6,7 +6,7 @@
  * a pure function of (datasets, sampler batch, seed).
  */
 import type {SamplerBatch, SamplerState} from './samplers/types.js'
-import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchTexts} from './data.js'
+import {type BatchTexts, type InstructionOptions, type TrainingDataset, batchTexts, fileRowOf} from './data.js'
 import type {TaskObjective} from './objective.js'
 import {Rng} from '../core/rng.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
@@ -36,6 +36,8 @@ export interface PreparedBatch<B> {
   /** Seeds the batch's texts and, per part (`partSeed`), its dropout masks. */
   seed: number
   parts: PreparedPart<B>[]
+  /** The sampler's batch: per part, the dataset and its rows (what messages about the batch name). */
+  sampled: SamplerBatch
   /** Queries (IR) or pairs (STS) over all parts. */
   examples: number
   /** Non-padding tokens over all parts. */
@@ -82,7 +84,7 @@ export async function prepareBatch<B extends TokenBatchLike>(source: BatchSource
       tokens += sum(left.lengths) + sum(right.lengths)
     }
   }
-  return {epoch: item.epoch, index: item.index, stateBefore: item.stateBefore, seed, parts, examples, tokens}
+  return {epoch: item.epoch, index: item.index, stateBefore: item.stateBefore, seed, parts, sampled: item.batch, examples, tokens}
 }
 
 /**
@@ -105,7 +107,7 @@ async function tokenizeRows<B extends TokenBatchLike>(
     if (typeof e.index !== 'number') throw new Error(`${dataset.path}: tokenizing a batch of ${dataset.name} failed: ${e.message}`, {cause: error})
     const rowIndex = part.rows[rowOf(e.index)]
     const id = dataset.rows[rowIndex]?.id
-    throw new Error(`${dataset.path}: row ${rowIndex}${id !== undefined ? ` (id ${JSON.stringify(id)})` : ''}, ${field}: cannot tokenize: ${e.message}`, {cause: error})
+    throw new Error(`${dataset.path}: row ${fileRowOf(dataset, rowIndex)}${id !== undefined ? ` (id ${JSON.stringify(id)})` : ''}, ${field}: cannot tokenize: ${e.message}`, {cause: error})
   }
 }
 

@@ -6,9 +6,14 @@
  * checkpoints intact and never a half-written `checkpoint-*`; one beyond `keepLast` is renamed away
  * before it is deleted, so a kill never leaves a half-deleted one either.
  */
-import {existsSync, mkdirSync, readFileSync, readdirSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
+import {CodiembError} from '../core/errors.js'
 import {removeAtomic, removeTemps, writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {readJsonFile} from '../core/json-file.js'
+import {readSchema} from '../config/schema.js'
+import {validateOptions} from '../config/validate.js'
+import {firstNonFiniteIndex} from '../io/finite-values.js'
 import {openSafetensors} from '../io/safetensors.js'
 import {writeSafetensors} from '../io/safetensors-stream.js'
 import type {SamplerState} from './samplers/types.js'
@@ -39,6 +44,15 @@ export interface TrainerState {
    * resume keeps it, also where the config says `auto` and the device differs.
    */
   gradCacheChunkSize?: number
+  /** What `settings` is the fingerprint of, so a refused resume can say what differs (absent in earlier checkpoints). */
+  settingsDetail?: Record<string, unknown>
+  /** The training datasets in order: usable rows and content identity (absent in earlier checkpoints). */
+  data?: {name: string; rows: number; digest?: string}[]
+}
+
+/** A checkpoint that cannot be resumed from: missing, damaged or edited files, or one that does not fit this run (exit code 2). */
+export class CheckpointError extends CodiembError {
+  override name = 'CheckpointError'
 }
 
 export function checkpointName(step: number): string {
@@ -85,24 +99,48 @@ export function removePartialCheckpoints(dir: string): void {
   removeTemps(dir, (temp) => CHECKPOINT_PATTERN.test(temp.target))
 }
 
-export function readTrainerState(dir: string): TrainerState {
-  const file = join(dir, TRAINER_STATE_FILE)
-  if (!existsSync(file)) throw new Error(`${dir}: not a training checkpoint (no ${TRAINER_STATE_FILE})`)
-  const state = JSON.parse(readFileSync(file, 'utf8')) as TrainerState
-  if (state.version !== 1) throw new Error(`${file}: unsupported trainer state version ${String(state.version)}`)
-  return state
+/** Why `dir` is not a checkpoint: it does not exist, it is a folder of checkpoints, or it lacks trainer_state.json. */
+function notACheckpoint(dir: string): string {
+  if (!existsSync(dir)) return `${dir}: no such checkpoint directory`
+  const newest = listCheckpoints(dir).at(-1)
+  if (newest) return `${dir} is a folder of checkpoints, not one checkpoint; resume from its newest with --resume ${newest.path}`
+  return `${dir}: not a training checkpoint (no ${TRAINER_STATE_FILE}); expected a checkpoint-<step> directory written by \`codiemb train\``
 }
 
+let stateSchema: ReturnType<typeof readSchema> | undefined
+
+/**
+ * Reads `<dir>/trainer_state.json` and checks it against data-schemas/trainer-state.schema.json;
+ * every failure is a CheckpointError naming the file. Whether the state fits the run is resume.ts's
+ * checkResumeState.
+ */
+export function readTrainerState(dir: string): TrainerState {
+  const file = join(dir, TRAINER_STATE_FILE)
+  if (!existsSync(file)) throw new CheckpointError(notACheckpoint(dir))
+  const raw = readJsonFile(file, (reason) => new CheckpointError(`${file}: not valid JSON (${reason}); the checkpoint is damaged`))
+  return validateOptions<TrainerState>((stateSchema ??= readSchema('trainer-state.schema.json')), raw, {
+    pointer: '',
+    subject: `trainer state ${file} (data-schemas/trainer-state.schema.json)`,
+    error: (message) => new CheckpointError(message),
+  })
+}
+
+/** Reads the AdamW moments and step of a checkpoint; a missing or damaged file, or a moment that is not finite, is a CheckpointError naming it. */
 export async function readOptimizerState(dir: string): Promise<{step: number; tensors: Map<string, {shape: number[]; data: Float32Array}>}> {
-  const file = await openSafetensors(join(dir, OPTIMIZER_FILE))
+  const path = join(dir, OPTIMIZER_FILE)
+  if (!existsSync(path)) throw new CheckpointError(`${path}: missing; the checkpoint is incomplete (expected the optimizer state beside ${TRAINER_STATE_FILE})`)
+  const file = await openSafetensors(path)
   try {
     const tensors = new Map<string, {shape: number[]; data: Float32Array}>()
     for (const info of file.tensors()) {
       const t = await file.read(info.name)
-      tensors.set(info.name, {shape: [...t.shape], data: t.data as Float32Array})
+      if (!(t.data instanceof Float32Array)) throw new CheckpointError(`${file.path}: tensor "${info.name}" has dtype ${t.dtype}, expected F32`)
+      const bad = firstNonFiniteIndex(t.data)
+      if (bad >= 0) throw new CheckpointError(`${file.path}: tensor "${info.name}" holds ${t.data[bad]} at index ${bad}; the optimizer state is damaged`)
+      tensors.set(info.name, {shape: [...t.shape], data: t.data})
     }
     const step = Number(file.metadata.step)
-    if (!Number.isInteger(step)) throw new Error(`${file.path}: __metadata__.step is missing`)
+    if (!(Number.isInteger(step) && step >= 0)) throw new CheckpointError(`${file.path}: __metadata__.step: expected the optimizer's step count, got ${JSON.stringify(file.metadata.step)}`)
     return {step, tensors}
   } finally {
     await file.close()

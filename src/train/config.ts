@@ -61,6 +61,8 @@ export interface TrainSectionInput {
   validation?: {sts?: ValidationFileSpec[]; batchSize?: number; limit?: number}
   /** Fixed probe batches per task on which the objective is measured without dropout (before, at checkpoints/epochs, at the end). */
   probeLoss?: {batches: number; seed?: number}
+  /** A NaN or infinite loss or gradient: stop the run (default) or skip the batch. */
+  onNonFinite?: 'stop' | 'skip-batch'
 }
 
 /**
@@ -86,6 +88,7 @@ export type TrainSection = TrainSectionInput & {
   logEvery: number
   checkpoint: {everyEpoch: boolean; everySteps: number; keepLast: number}
   validation: {batchSize: number}
+  onNonFinite: 'stop' | 'skip-batch'
 }
 
 let schema: JsonSchema | undefined

@@ -1,18 +1,20 @@
 /**
- * Training data: the Arrow record files written by `codiemb prepare`, loaded into memory (training
- * sets are read once per run and sampled many times), plus the per-batch assembly of texts —
- * choosing each query's P positives and N hard negatives and building the model inputs with the
- * instruction template (src/core/prompts.ts, shared with evaluation and embedding).
+ * Training data: the Arrow record files written by `codiemb prepare`, checked (data-file.ts) and
+ * loaded into memory (training sets are read once per run and sampled many times), plus the
+ * per-batch assembly of texts — choosing each query's P positives and N hard negatives, checking
+ * each row's texts, and building the model inputs with the instruction template
+ * (src/core/prompts.ts, shared with evaluation and embedding).
  */
-import {existsSync} from 'node:fs'
-import {readAllRecords, readArrowMeta, type IrExampleRecord, type StsPairRecord} from '../io/arrow-records.js'
 import type {BatchPart} from './samplers/types.js'
 import {Rng} from '../core/rng.js'
-import {CodiembError} from '../core/errors.js'
 import {applyPrompt, fillTemplate, type InstructionOptions} from '../core/prompts.js'
+import type {IrExampleRecord, StsPairRecord} from '../io/arrow-records.js'
+import {RecordChecker, formatRowProblem} from '../io/record-checks.js'
+import {TrainingDataError, readTrainingFile} from './data-file.js'
 
 export type {TaskKind} from '../core/task-kind.js'
 export {PAPER_INSTRUCTIONS, type InstructionOptions} from '../core/prompts.js'
+export {TrainingDataError} from './data-file.js'
 
 export interface TrainingDatasetSpec {
   /** An Arrow file from `codiemb prepare` (kind ir-example or sts-pair). */
@@ -26,58 +28,71 @@ export interface TrainingDatasetSpec {
   pick?: 'first' | 'random'
 }
 
-/** The rows `limit` keeps: the first N, or (pick "random") a seeded sample in file order. */
-function limitRows<T>(rows: T[], spec: TrainingDatasetSpec, seed: number): T[] {
-  if (!spec.limit || spec.limit >= rows.length) return rows
-  if (spec.pick !== 'random') return rows.slice(0, spec.limit)
-  const chosen = new Rng(seed).shuffle(rows.map((_, i) => i)).slice(0, spec.limit).sort((a, b) => a - b)
-  return chosen.map((i) => rows[i])
+/** The positions `limit` keeps among `count` usable rows: the first N, or (pick "random") a seeded sample in file order. */
+function limitIndices(count: number, spec: TrainingDatasetSpec, seed: number): number[] {
+  const all = Array.from({length: count}, (_, i) => i)
+  if (!spec.limit || spec.limit >= count) return all
+  if (spec.pick !== 'random') return all.slice(0, spec.limit)
+  return new Rng(seed).shuffle(all).slice(0, spec.limit).sort((a, b) => a - b)
 }
 
-export interface IrTrainingDataset {
+/** What every training dataset carries besides its rows. */
+interface DatasetCommon {
+  name: string
+  path: string
+  /** Rows in the file that the IR loss cannot use (fewer than N negatives). */
+  dropped: number
+  instructionOverride?: string
+  /** Each row's row number in the file (0-based), for messages; absent: rows are the file's, in order. */
+  fileRows?: number[]
+  /** An identity of the file's content (its footer checksum, or the manifest's sha256), recorded in checkpoints. */
+  digest?: string
+  /** What the loader could not check (a file without checksums), for the run to report. */
+  warnings?: string[]
+}
+
+export interface IrTrainingDataset extends DatasetCommon {
   task: 'ir'
-  name: string
-  path: string
   rows: IrExampleRecord[]
-  /** Rows in the file that the IR loss cannot use (no positive, or fewer than N negatives). */
-  dropped: number
-  instructionOverride?: string
 }
 
-export interface StsTrainingDataset {
+export interface StsTrainingDataset extends DatasetCommon {
   task: 'sts'
-  name: string
-  path: string
   rows: StsPairRecord[]
-  dropped: number
-  instructionOverride?: string
 }
 
 export type TrainingDataset = IrTrainingDataset | StsTrainingDataset
 
-export class TrainingDataError extends CodiembError {
-  override name = 'TrainingDataError'
+/** Reads and checks one prepared file (data-file.ts); IR rows are kept only if they have ≥ `negatives` negatives. */
+export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: number, seed = 0): Promise<TrainingDataset> {
+  const file = await readTrainingFile(spec.path, negatives)
+  const keep = limitIndices(file.rows.length, spec, seed)
+  const common = {
+    name: spec.name ?? file.dataset ?? spec.path,
+    path: spec.path,
+    dropped: file.dropped,
+    instructionOverride: spec.instruction,
+    fileRows: keep.map((i) => file.fileRows[i]!),
+    digest: file.digest,
+    warnings: file.warnings,
+  }
+  if (file.kind === 'ir-example') return {task: 'ir', ...common, rows: keep.map((i) => file.rows[i]!)}
+  return {task: 'sts', ...common, rows: keep.map((i) => file.rows[i]!)}
 }
 
-/** Reads one prepared file; IR rows are kept only if they have ≥1 positive and ≥ `negatives` negatives. */
-export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: number, seed = 0): Promise<TrainingDataset> {
-  if (!existsSync(spec.path)) throw new TrainingDataError(`${spec.path}: training file not found (run \`codiemb prepare\` first)`)
-  const meta = await readArrowMeta(spec.path)
-  const name = spec.name ?? meta.dataset ?? spec.path
-  if (meta.kind === 'ir-example') {
-    const all = await readAllRecords(spec.path, 'ir-example')
-    const usable = all.filter((r) => r.positives.length > 0 && r.negatives.length >= negatives)
-    const rows = limitRows(usable, spec, seed)
-    return {task: 'ir', name, path: spec.path, rows, dropped: all.length - usable.length, instructionOverride: spec.instruction}
-  }
-  if (meta.kind === 'sts-pair') {
-    const all = await readAllRecords(spec.path, 'sts-pair')
-    const rows = limitRows(all, spec, seed)
-    return {task: 'sts', name, path: spec.path, rows, dropped: 0, instructionOverride: spec.instruction}
-  }
-  throw new TrainingDataError(
-    `${spec.path}: expected an "ir-example" or "sts-pair" record file, got ${meta.kind === undefined ? 'a file without codiemb.kind metadata' : `"${meta.kind}"`}`,
-  )
+/** The row number in the file of row `index` of a dataset. */
+export function fileRowOf(dataset: TrainingDataset, index: number): number {
+  return dataset.fileRows?.[index] ?? index
+}
+
+const textCheckers: Partial<Record<'ir' | 'sts', RecordChecker>> = {}
+
+/** Refuses a row whose texts the layout requires but which hold only white space, naming the file, row and field. */
+function checkTexts(dataset: TrainingDataset, index: number): void {
+  const checker = (textCheckers[dataset.task] ??= new RecordChecker(dataset.task === 'ir' ? 'ir-example' : 'sts-pair'))
+  const row = dataset.rows[index]
+  const problem = row ? checker.textProblem(row, fileRowOf(dataset, index)) : undefined
+  if (problem) throw new TrainingDataError(`${formatRowProblem(dataset.path, problem)} (dataset ${dataset.name}; rows are numbered from 0). Fix the source and re-run \`codiemb prepare\``)
 }
 
 export interface IrBatchTexts {
@@ -124,6 +139,7 @@ export function batchTexts(
     const queryPrefixes: string[] = []
     const passages: string[] = []
     for (const index of part.rows) {
+      checkTexts(dataset, index)
       const row = dataset.rows[index]
       const query = applyPrompt(fillTemplate(instructions.template, instructions.queries ? (dataset.instructionOverride ?? row.instruction) : ''), row.query)
       queries.push(query.input)
@@ -138,6 +154,7 @@ export function batchTexts(
   const prefixes2: string[] = []
   const labels = new Float32Array(part.rows.length)
   part.rows.forEach((index, i) => {
+    checkTexts(dataset, index)
     const row = dataset.rows[index]
     const prompt = fillTemplate(instructions.template, instructions.sts ? (dataset.instructionOverride ?? row.instruction) : '')
     const first = applyPrompt(prompt, row.text1)

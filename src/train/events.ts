@@ -6,7 +6,7 @@
 import type {StopSignal} from '../core/errors.js'
 import type {ProbeResult} from '../core/events.js'
 
-export type {CheckpointEvent, InterruptedEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent} from '../core/events.js'
+export type {CheckpointEvent, InterruptedEvent, PlanEvent, ProbeResult, StatusEvent, StepEvent, TrainEvent, ValidationEvent, WarningEvent} from '../core/events.js'
 
 export interface TrainSummary {
   steps: number
@@ -23,6 +23,8 @@ export interface TrainSummary {
   stoppedEarly: boolean
   /** Set when the run stopped on request (TrainerOptions.signal): the signal, and the checkpoint holding every step done (absent when there is none). */
   interrupted?: {signal: StopSignal; checkpoint?: string}
+  /** Batches left out of their step because their loss or a gradient was not finite (onNonFinite: skip-batch). */
+  skippedBatches: number
   /** Probe losses (when `probe` is set): the first and last measurement of this run, and all of them. */
   probe?: {first: ProbeResult; last: ProbeResult; history: ProbeResult[]}
   /** Data pipeline: batches consumed, how many were not tokenized yet when the loop asked, and the time it waited. */

@@ -70,8 +70,25 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   const chunkSize = await planRunMemory(section, setup, options, (note) => notes.push(note))
   report({type: 'plan', ...setup.plan})
   for (const note of notes) status(note)
+  for (const d of setup.datasets) for (const message of d.warnings ?? []) report({type: 'warning', code: 'unverified-file', message, file: d.path})
   const {loadEncoder, initRandomEncoder} = await import('../model/encoder.js')
   const {Trainer} = await import('./trainer.js')
+  let settings = setup.settings
+  let settingsDetail: Record<string, unknown> | undefined = setup.settingsDetail
+  if (options.resume) {
+    // The checkpoint's state must fit this run before a weight of it is loaded (resume.ts).
+    const [{readTrainerState}, {checkResumeState, dataIdentity}] = await Promise.all([import('./checkpoint.js'), import('./resume.js')])
+    const state = readTrainerState(options.resume)
+    const resumed = resumeSettings(state.settings, setup, options.asWritten)
+    if (resumed.earlier) status(`${options.resume} carries the settings fingerprint of an earlier codiemb (over the config as written); the settings are the same`)
+    settings = resumed.settings
+    if (resumed.earlier) settingsDetail = undefined
+    const {totalSteps, stepsPerEpoch, batchesPerEpoch, gradientAccumulation, epochs} = setup.plan
+    checkResumeState(state, options.resume, {
+      totalSteps, stepsPerEpoch, batchesPerEpoch, gradientAccumulation, epochs,
+      seed: setup.seed, settings, settingsDetail, data: dataIdentity(setup.datasets), sampler: setup.sampler,
+    })
+  }
   let encoder
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
@@ -88,13 +105,6 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
-  let settings = setup.settings
-  if (options.resume) {
-    const {readTrainerState} = await import('./checkpoint.js')
-    const resumed = resumeSettings(readTrainerState(options.resume).settings, setup, options.asWritten)
-    if (resumed.earlier) status(`${options.resume} carries the settings fingerprint of an earlier codiemb (over the config as written); the settings are the same`)
-    settings = resumed.settings
-  }
   const validationSets = await loadValidation(section)
   const validation: ValidationResult[] = []
   const validate = async (epoch: number) => {
@@ -137,6 +147,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     prefetch: section.prefetch,
     stopAfterSteps: section.maxSteps,
     settings,
+    settingsDetail,
+    onNonFinite: section.onNonFinite,
     probe: section.probeLoss,
     onEvent: (event) => {
       if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)
@@ -219,16 +231,18 @@ interface ValidationSet {
 
 async function loadValidation(section: TrainSection): Promise<ValidationSet[]> {
   const specs = section.validation.sts ?? []
-  const {readAllRecords, readArrowMeta} = await import('../io/arrow-records.js')
+  // Checked like training files (data-file.ts): a NaN gold score would make every Spearman NaN.
+  const {readTrainingFile} = await import('./data-file.js')
   const out: ValidationSet[] = []
   for (const raw of specs) {
     const spec = fileSpec(raw, section.dataDir)
     if (!existsSync(spec.path)) throw new TrainConfigError(`/train/validation/sts: file not found: ${spec.path}`)
-    const meta = await readArrowMeta(spec.path)
-    let rows = await readAllRecords(spec.path, 'sts-pair')
+    const file = await readTrainingFile(spec.path, 0)
+    if (file.kind !== 'sts-pair') throw new TrainConfigError(`/train/validation/sts: ${spec.path}: expected an "sts-pair" record file, got "${file.kind}"`)
+    let rows = file.rows
     if (section.validation.limit) rows = rows.slice(0, section.validation.limit)
     out.push({
-      name: spec.name ?? meta.dataset ?? spec.path,
+      name: spec.name ?? file.dataset ?? spec.path,
       texts1: rows.map((r) => r.text1),
       texts2: rows.map((r) => r.text2),
       instruction: spec.instruction ?? rows[0]?.instruction ?? '',

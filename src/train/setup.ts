@@ -34,6 +34,8 @@ export interface TrainSetup {
   plan: TrainPlan
   seed: number
   settings: string
+  /** What `settings` is the fingerprint of. */
+  settingsDetail: Record<string, unknown>
   instructions: InstructionOptions
 }
 
@@ -68,13 +70,28 @@ export async function buildLosses(registry: Registry, task: 'ir' | 'sts', specs:
 }
 
 /**
- * sha256 (16 hex digits) of a section's settings that a resumed run must share, as earlier versions
- * computed it. Left out: what does not change the trajectory (paths, logging, prefetch, checkpoint
- * and validation schedules, the probe, activation checkpointing: a resume may switch it to fit memory).
+ * The settings of a section that a resumed run must share, with the seed: what the fingerprint hashes.
+ * Left out: what does not change the trajectory (paths, logging, prefetch, checkpoint and validation
+ * schedules, the probe, onNonFinite, activation checkpointing: a resume may switch it to fit memory).
  */
+function settingsOf(section: TrainSectionInput, seed: number): Record<string, unknown> {
+  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, probeLoss: _pl, onNonFinite: _n, gradientCheckpointing: _g, ...rest} = section
+  return {...rest, seed}
+}
+
+/** sha256 (16 hex digits) of settings as settingsOf gives them (checkpoints record both, so either can be checked against the other). */
+export function hashSettings(settings: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16)
+}
+
+/** sha256 (16 hex digits) of a section's settings that a resumed run must share, as earlier versions computed it. */
 function fingerprintOf(section: TrainSectionInput, seed: number): string {
-  const {model: _m, output: _o, maxSteps: _s, logEvery: _l, prefetch: _p, checkpoint: _c, validation: _v, probeLoss: _pl, gradientCheckpointing: _g, ...rest} = section
-  return createHash('sha256').update(JSON.stringify({...rest, seed})).digest('hex').slice(0, 16)
+  return hashSettings(settingsOf(section, seed))
+}
+
+/** The settings the fingerprint of settingsFingerprint is taken over (recorded in checkpoints, so a refused resume can say what differs). */
+export function settingsDetail(section: TrainSection, seed: number): Record<string, unknown> {
+  return settingsOf(withoutDefaults(section, trainSectionSchema()), seed)
 }
 
 /**
@@ -124,7 +141,7 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
     subject: `options for sampler "${samplerName}"`,
     error: (message) => new TrainConfigError(message),
   })
-  for (const d of datasets) if (d.rows.length === 0) throw new TrainConfigError(`${d.path}: no usable rows (${d.dropped} dropped: IR rows need a positive and at least ${irObjective.negatives} negatives)`)
+  for (const d of datasets) if (d.rows.length === 0) throw new TrainConfigError(`${d.path}: no usable rows (${d.dropped} dropped: IR rows need at least ${irObjective.negatives} hard negatives)`)
   const samplerModule = (await samplerEntry.load()) as SamplerModule
   const sampler = samplerModule.create(
     datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})),
@@ -132,5 +149,5 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
     seed,
   )
   const plan = computePlan(section, datasets, sampler, {name: samplerName, options: samplerOptions}, {ir: ir.resolved, sts: sts.resolved}, irObjective)
-  return {section, datasets, sampler, objectives, plan, seed, settings: settingsFingerprint(section, seed), instructions: section.instructions}
+  return {section, datasets, sampler, objectives, plan, seed, settings: settingsFingerprint(section, seed), settingsDetail: settingsDetail(section, seed), instructions: section.instructions}
 }

@@ -42,3 +42,22 @@ export function readScalar(t: tf.Tensor): number {
   t.dispose()
   return v
 }
+
+/**
+ * Mean loss per task over the first and the last quarter (at least 1, at most 100 steps) of the
+ * steps that had that task. Per-batch losses are noisy (mid-infonce only has anchors in some STS
+ * batches), so short windows would compare noise.
+ */
+export function lossWindows(history: {step: number; loss: Record<string, number>}[]): {lossFirst: Record<string, number>; lossLast: Record<string, number>} {
+  const lossFirst: Record<string, number> = {}
+  const lossLast: Record<string, number> = {}
+  const tasks = new Set(history.flatMap((h) => Object.keys(h.loss)))
+  for (const task of tasks) {
+    const values = history.filter((h) => task in h.loss).map((h) => h.loss[task])
+    const window = Math.min(100, Math.max(1, Math.floor(values.length / 4)))
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+    lossFirst[task] = mean(values.slice(0, window))
+    lossLast[task] = mean(values.slice(-window))
+  }
+  return {lossFirst, lossLast}
+}

@@ -21,15 +21,17 @@ import * as tf from '@tensorflow/tfjs-core'
 import {interruptionOf} from '../core/errors.js'
 import type {Sampler, SamplerBatch, SamplerState} from './samplers/types.js'
 import {type BatchItem, type PreparedBatch, partSeed, prepareBatch} from './batch.js'
-import {type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
+import {CheckpointError, type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
+import {checkOptimizerState, checkResumeState, dataIdentity} from './resume.js'
 import {type InstructionOptions, type TrainingDataset, batchSeed} from './data.js'
+import {NonFiniteError, type NonFiniteSite, type OnNonFinite, firstNonFinite, handleNonFinite, lastCheckpointText, siteOf} from './finite.js'
 import {accumulateGradients, ensureGradients} from './gradients.js'
 import type {ComponentSink, TaskObjective} from './objective.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
 import {PartLoss} from './part-loss.js'
 import {Prefetcher} from './prefetch.js'
 import {type ProbeBatch, type ProbeOptions, drawProbeBatches, measureProbe} from './probe.js'
-import {LossTally} from './tally.js'
+import {LossTally, lossWindows} from './tally.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
 import type {ProbeResult, TrainEvent, TrainSummary} from './events.js'
 
@@ -98,6 +100,14 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
   onEpochEnd?: (epoch: number) => Promise<void> | void
   /** Fingerprint of the settings; a resume under different settings is refused. */
   settings: string
+  /** The settings `settings` is the fingerprint of (setup.ts settingsDetail), recorded in checkpoints so a refused resume names what differs. */
+  settingsDetail?: Record<string, unknown>
+  /**
+   * A NaN or infinite loss or gradient in a batch: `stop` the run (NonFiniteError naming the step,
+   * task, dataset and rows; nothing of the step is applied) or `skip-batch` (leave the batch out of
+   * its step and report a `warning` event). Default stop. Non-finite weights always stop the run.
+   */
+  onNonFinite?: OnNonFinite
 }
 
 export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
@@ -114,6 +124,10 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   private probeHistory: ProbeResult[] = []
   /** The checkpoint this run resumed from: it holds every step done until this run does one. */
   private resumedFrom?: string
+  /** The newest checkpoint of this run (or the one it resumed from): where a stopped run can resume. */
+  private lastCheckpoint?: {path: string; step: number}
+  /** Batches left out of their step for a non-finite loss or gradient (onNonFinite: skip-batch). */
+  private skippedBatches = 0
 
   constructor(private readonly o: TrainerOptions<B>) {
     this.partLoss = new PartLoss(o.encoder, o.objectives, {
@@ -129,16 +143,29 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     this.warmupSteps = o.warmupSteps ?? Math.round(o.warmupRatio * this.totalSteps)
   }
 
-  /** Restores optimizer moments, step, sampler position and history from a checkpoint directory. */
+  /**
+   * Restores optimizer moments, step, sampler position and history from a checkpoint directory,
+   * after checking that its state fits this run (resume.ts): a CheckpointError otherwise.
+   */
   async resumeFrom(dir: string): Promise<TrainerState> {
     const state = readTrainerState(dir)
-    if (state.settings !== this.o.settings)
-      throw new Error(`${dir}: checkpoint was written with different training settings; resume needs the same config (data, sampler, losses, optimizer, seed)`)
-    if (state.totalSteps !== this.totalSteps) throw new Error(`${dir}: checkpoint plans ${state.totalSteps} steps, this config ${this.totalSteps}`)
+    const o = this.o
+    checkResumeState(state, dir, {
+      totalSteps: this.totalSteps,
+      stepsPerEpoch: this.stepsPerEpoch,
+      batchesPerEpoch: this.batchesPerEpoch,
+      gradientAccumulation: o.gradientAccumulation,
+      epochs: o.epochs,
+      seed: o.seed,
+      settings: o.settings,
+      settingsDetail: o.settingsDetail,
+      data: dataIdentity(o.datasets),
+    })
     // Checkpoints written before the chunk size was recorded carry none; their fingerprint covers a numeric one.
     if (state.gradCacheChunkSize !== undefined && state.gradCacheChunkSize !== this.partLoss.chunkSize)
-      throw new Error(`${dir}: checkpoint was trained with GradCache chunk size ${state.gradCacheChunkSize ?? 'none'}, this run would use ${this.partLoss.chunkSize ?? 'none'} (chunks decide dropout seeds)`)
+      throw new CheckpointError(`${dir}: checkpoint was trained with GradCache chunk size ${state.gradCacheChunkSize}, this run would use ${this.partLoss.chunkSize ?? 'none'} (chunks decide dropout seeds)`)
     const moments = await readOptimizerState(dir)
+    checkOptimizerState(moments, o.encoder.variables, state.step, dir)
     this.optimizer.importState(moments.step, moments.tensors)
     this.o.sampler.setState(state.sampler)
     this.step = state.step
@@ -147,6 +174,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     // Earlier probe measurements count only if they were taken on the same probe batches.
     const sameProbe = JSON.stringify(state.probe?.options ?? null) === JSON.stringify(this.o.probe ?? null)
     this.probeHistory = sameProbe ? [...(state.probe?.history ?? [])] : []
+    this.lastCheckpoint = {path: dir, step: state.step}
     return state
   }
 
@@ -176,6 +204,21 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     measure('start')
     const batches = this.batchStream()
     const prefetcher = new Prefetcher(batches, (item) => this.prepare(item), Math.max(1, o.prefetch))
+    try {
+      return await this.steps(prefetcher, measure, tokenizerThread)
+    } finally {
+      prefetcher.close()
+    }
+  }
+
+  /** The optimizer steps of the run, until the plan or `stopAfterSteps` ends it; then the summary. */
+  private async steps(
+    prefetcher: Prefetcher<BatchItem, PreparedBatch<B>>,
+    measure: (when: ProbeResult['when']) => void,
+    tokenizerThread: 'worker' | 'caller',
+  ): Promise<TrainSummary> {
+    const o = this.o
+    const probeHistory = this.probeHistory
     const started = performance.now()
     let examples = 0
     let tokens = 0
@@ -193,6 +236,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       checkpoints.push(path)
       checkpointed = path
       checkpointedStep = this.step
+      this.lastCheckpoint = {path, step: this.step}
       o.onEvent?.({type: 'checkpoint', path, step: this.step})
     }
     while (next && this.step < this.totalSteps) {
@@ -218,7 +262,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         next = await prefetcher.next()
       }
       const lr = learningRateAt(this.step, {learningRate: o.optimizer.learningRate, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps})
-      const {loss, components, gradNorm} = this.optimizerStep(group, lr)
+      const {loss, components, gradNorm} = this.optimizerStep(group, lr, epoch)
       this.step++
       stepsThisRun++
       const stepExamples = group.reduce((a, b) => a + b.examples, 0)
@@ -273,6 +317,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       checkpoints,
       stoppedEarly,
       ...(interrupted ? {interrupted} : {}),
+      skippedBatches: this.skippedBatches,
       probe: probeHistory.length ? {first: probeHistory[0], last: probeHistory.at(-1)!, history: probeHistory} : undefined,
       pipeline: {...prefetcher.stats, tokenizerThread},
     }
@@ -291,8 +336,20 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
 
   private state(sampler: SamplerState): TrainerState {
     const probe = this.o.probe ? {options: this.o.probe, history: this.probeHistory} : undefined
-    const gradCacheChunkSize = this.partLoss.chunkSize
-    return {version: 1, step: this.step, totalSteps: this.totalSteps, sampler, seed: this.o.seed, settings: this.o.settings, history: this.history, probe, gradCacheChunkSize}
+    const o = this.o
+    return {
+      version: 1,
+      step: this.step,
+      totalSteps: this.totalSteps,
+      sampler,
+      seed: o.seed,
+      settings: o.settings,
+      ...(o.settingsDetail ? {settingsDetail: o.settingsDetail} : {}),
+      history: this.history,
+      probe,
+      data: dataIdentity(o.datasets),
+      gradCacheChunkSize: this.partLoss.chunkSize,
+    }
   }
 
   /** Every remaining batch of the run, with the sampler state that precedes it. */
@@ -318,23 +375,63 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
    * One optimizer step over the group of batches: g = Σ_batches Σ_parts ∇L_part / |group|, clipped
    * to the global norm maxGradNorm, then AdamW at learning rate `lr`. Returns per-task mean losses
    * and loss terms over the group's parts, and the norm before clipping.
+   *
+   * Each part's loss and gradients are checked before they count (finite.ts): a non-finite one
+   * stops the run before anything of the step is applied, or, with onNonFinite skip-batch, its
+   * batch is left out (g then averages the batches kept; with none kept, no update is applied).
+   * The weights are checked after the update.
    */
-  private optimizerStep(group: PreparedBatch<B>[], lr: number): {loss: Record<string, number>; components: Record<string, Record<string, number>>; gradNorm: number} {
+  private optimizerStep(group: PreparedBatch<B>[], lr: number, epoch: number): {loss: Record<string, number>; components: Record<string, Record<string, number>>; gradNorm: number} {
     const accumulated = new Map<string, tf.Tensor>()
     const tally = new LossTally()
     const scale = 1 / group.length
-    for (const batch of group) {
-      batch.parts.forEach((part, partIndex) => {
-        const sink: ComponentSink = new Map()
-        const {value, grads} = this.partLoss.gradients(part, partSeed(batch.seed, partIndex), sink)
-        tally.add(part.task, value, sink)
-        accumulateGradients(accumulated, grads, scale)
-      })
+    let kept = 0
+    try {
+      for (const batch of group) {
+        const batchGrads = new Map<string, tf.Tensor>()
+        const values: [task: string, value: number, sink: ComponentSink][] = []
+        let site: NonFiniteSite | undefined
+        for (const [partIndex, part] of batch.parts.entries()) {
+          const sink: ComponentSink = new Map()
+          const {value, grads} = this.partLoss.gradients(part, partSeed(batch.seed, partIndex), sink)
+          const tensor = Number.isFinite(value) ? firstNonFinite(grads) : undefined
+          if (!Number.isFinite(value) || tensor !== undefined) {
+            tf.dispose([...grads.values(), ...sink.values()])
+            site = siteOf(batch, partIndex, {step: this.step + 1, totalSteps: this.totalSteps, epoch, datasets: this.o.datasets}, Number.isFinite(value) ? `gradient of ${tensor}` : `loss (${value})`)
+            break
+          }
+          values.push([part.task, value, sink])
+          accumulateGradients(batchGrads, grads, scale)
+        }
+        if (site) {
+          tf.dispose([...batchGrads.values(), ...values.flatMap(([, , sink]) => [...sink.values()])])
+          handleNonFinite(site, this.o.onNonFinite ?? 'stop', this.lastCheckpoint, this.o.onEvent)
+          this.skippedBatches++
+          continue
+        }
+        for (const [task, value, sink] of values) tally.add(task, value, sink)
+        accumulateGradients(accumulated, batchGrads)
+        kept++
+      }
+      if (kept === 0) return {loss: {}, components: {}, gradNorm: 0}
+      if (kept < group.length) {
+        for (const [name, g] of accumulated) {
+          accumulated.set(name, tf.mul(g, group.length / kept))
+          g.dispose()
+        }
+      }
+      const gradNorm = clipByGlobalNorm(accumulated, this.o.optimizer.maxGradNorm)
+      this.optimizer.apply(accumulated, lr)
+      const broken = firstNonFinite(this.o.encoder.variables)
+      if (broken !== undefined)
+        throw new NonFiniteError(
+          `step ${this.step + 1} of ${this.totalSteps} made weight ${broken} non-finite (gradient norm ${gradNorm} before clipping; is the learning rate ${lr} too high?); ` +
+            `training stopped and no checkpoint was written from these weights. ${lastCheckpointText(this.lastCheckpoint)}`,
+        )
+      return {loss: tally.means(), components: tally.componentMeans(), gradNorm}
+    } finally {
+      for (const g of accumulated.values()) g.dispose()
     }
-    const gradNorm = clipByGlobalNorm(accumulated, this.o.optimizer.maxGradNorm)
-    this.optimizer.apply(accumulated, lr)
-    for (const g of accumulated.values()) g.dispose()
-    return {loss: tally.means(), components: tally.componentMeans(), gradNorm}
   }
 
   /** Loss and parameter gradients of one sampler batch (summed over its parts), without updating anything (tests, diagnostics). */
@@ -350,23 +447,4 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
     })
     return {loss, grads: total}
   }
-}
-
-/**
- * Mean loss per task over the first and the last quarter (at least 1, at most 100 steps) of the
- * steps that had that task. Per-batch losses are noisy (mid-infonce only has anchors in some STS
- * batches), so short windows would compare noise.
- */
-export function lossWindows(history: {step: number; loss: Record<string, number>}[]): {lossFirst: Record<string, number>; lossLast: Record<string, number>} {
-  const lossFirst: Record<string, number> = {}
-  const lossLast: Record<string, number> = {}
-  const tasks = new Set(history.flatMap((h) => Object.keys(h.loss)))
-  for (const task of tasks) {
-    const values = history.filter((h) => task in h.loss).map((h) => h.loss[task])
-    const window = Math.min(100, Math.max(1, Math.floor(values.length / 4)))
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-    lossFirst[task] = mean(values.slice(0, window))
-    lossLast[task] = mean(values.slice(-window))
-  }
-  return {lossFirst, lossLast}
 }

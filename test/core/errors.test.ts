@@ -40,6 +40,8 @@ const DOCUMENTED: Record<string, {exitCode: number; make?: (C: ErrorClass) => Er
     exitCode: EXIT_FAILURE,
     make: (C) => new (C as unknown as new (p: string, k: string, n: string, c: unknown) => Error)('codiemb-plugin-x', 'loss', 'my-loss', new Error('Cannot find module')),
   },
+  CheckpointError: {exitCode: EXIT_USER_ERROR},
+  NonFiniteError: {exitCode: EXIT_FAILURE},
 }
 
 function sourceFiles(dir: string): string[] {

@@ -64,6 +64,10 @@ const SAMPLES: {[T in ProgressEventType]: Extract<ProgressEvent, {type: T}>[]} =
     {type: 'interrupted', signal: 'SIGINT', step: 5, totalSteps: 16, checkpoint: 'runs/x-checkpoints/checkpoint-5'},
     {type: 'interrupted', signal: 'SIGTERM', step: 0, totalSteps: 16},
   ],
+  warning: [
+    {type: 'warning', code: 'unverified-file', message: 'data/old.arrow: carries no checksums', file: 'data/old.arrow'},
+    {type: 'warning', code: 'skipped-batch', message: 'non-finite loss (NaN) at step 3 of 8', step: 3, epoch: 0, batch: 2, task: 'sts', dataset: 'toy-sts', rows: [4, 9]},
+  ],
   done: [
     {type: 'done', command: 'train', output: 'runs/x', steps: 2, lossFirst: {ir: 1.2}, lossLast: {ir: 1.1}, probe: {first: probe, last: {...probe, step: 2, when: 'end'}}},
     {type: 'done', command: 'train', output: 'runs/x', steps: 2, lossFirst: {ir: 1.2}, lossLast: {ir: 1.1}},

@@ -71,6 +71,7 @@ describe('train section', () => {
       logEvery: 1,
       checkpoint: {everyEpoch: true, everySteps: 0, keepLast: 2},
       validation: {batchSize: 64},
+      onNonFinite: 'stop',
     })
   })
 

@@ -73,7 +73,7 @@ test('training files: IR rows without enough negatives are dropped and counted; 
     const ir = new ArrowRecordWriter(join(dir, 'ir.arrow'), 'ir-example', {metadata: {'codiemb.dataset': 'tiny-ir', 'codiemb.task': 'ir'}})
     ir.write({id: 'a', query: 'q1', instruction: 'find it', positives: ['p1'], negatives: ['n1', 'n2'], positive_scores: null, negative_scores: null})
     ir.write({id: 'b', query: 'q2', instruction: 'find it', positives: ['p2'], negatives: ['n3'], positive_scores: null, negative_scores: null})
-    ir.write({id: 'c', query: 'q3', instruction: '', positives: [], negatives: ['n4', 'n5'], positive_scores: null, negative_scores: null})
+    ir.write({id: 'c', query: 'q3', instruction: '', positives: ['p3'], negatives: [], positive_scores: null, negative_scores: null})
     await ir.finish()
     const sts = new ArrowRecordWriter(join(dir, 'sts.arrow'), 'sts-pair', {metadata: {'codiemb.dataset': 'tiny-sts', 'codiemb.task': 'sts'}})
     sts.write({id: 's', text1: 'x', text2: 'y', score: 0.8, raw_score: 4, instruction: 'rate'})

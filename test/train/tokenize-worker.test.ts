@@ -143,13 +143,13 @@ test('training tokenizes WordPiece batches on a worker ahead of the step; same l
   assert.ok(onMain.workerAtStep.every((n) => n === undefined))
 })
 
-test('a text the worker cannot tokenize fails training with the file, row, id and field; the worker is stopped', async (t) => {
+test('a passage that is not a text fails training with the file, row, id and field before it reaches the worker; the worker is stopped', async (t) => {
   const dataDir = shared(t, 'data')
   if (!dataDir) return
   await useTestBackend()
   await ensureGradients()
   const encoder = await initRandomEncoder({registry: BUILTINS, arch: 'bert', tokenizerDir: join(dataDir, 'bert-vocab-zh'), layers: 1, hidden: 8, heads: 2, intermediate: 16, maxPositions: 32, seed: 1})
-  // Passages go to the tokenizer as stored (queries and STS texts are concatenated with their prefix).
+  // Passages would go to the tokenizer as stored; the batch's text check refuses the row first.
   const ir = irDataset(6)
   ir.path = 'broken.ir-example.arrow'
   ir.rows[4] = {...ir.rows[4], positives: [null as unknown as string]}
@@ -169,7 +169,7 @@ test('a text the worker cannot tokenize fails training with the file, row, id an
     prefetch: 2,
     settings: 'x',
   })
-  await assert.rejects(trainer.run(), /broken\.ir-example\.arrow: row 4 \(id "q4"\), passage: cannot tokenize: text \d+ is null, expected a string/)
+  await assert.rejects(trainer.run(), {name: 'TrainingDataError', message: /broken\.ir-example\.arrow: row 4 \(id "q4"\): positives\[0\]: expected a text with a non-space character, got null/})
   assert.equal(encoder.tokenizer.workerStats?.(), undefined)
   trainer.dispose()
   encoder.dispose()
