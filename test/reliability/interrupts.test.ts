@@ -65,13 +65,19 @@ interface StopPlan {
   again?: boolean
 }
 
-/** Runs `codiemb ARGS --json --events -` and stops it as `plan` says; a run that does not end in 120 s is killed and fails. */
+/**
+ * Runs `codiemb ARGS --json --events FILE` (a file the test polls: `--json --events -` is refused, as
+ * standard output must stay one JSON document) and stops it as `plan` says; a run that does not end in
+ * 120 s is killed and fails.
+ */
 function runAndStop(args: string[], plan?: StopPlan): Promise<Stopped> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'run.js'), ...args, '--json', '--events', '-'], {
+  const eventsFile = join(mkdtempSync(join(tmpdir(), 'codiemb-int-events-')), 'events.ndjson')
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'run.js'), ...args, '--json', '--events', eventsFile], {
     cwd: REPO_ROOT,
     env: {...process.env, NO_COLOR: '1', CODIEMB_BACKEND: TEST_BACKEND},
   })
   let stdout = ''
+  let eventText = ''
   let stderr = ''
   let seen = 0
   const events: Event[] = []
@@ -82,9 +88,11 @@ function runAndStop(args: string[], plan?: StopPlan): Promise<Stopped> {
     sent = true
     child.kill(signal)
   }
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8')
-    const lines = stdout.split('\n')
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')))
+  const readEvents = () => {
+    if (!existsSync(eventsFile)) return
+    eventText = readFileSync(eventsFile, 'utf8')
+    const lines = eventText.split('\n')
     for (const line of lines.slice(seen, -1)) {
       seen++
       if (!line.startsWith('{"time"')) continue
@@ -95,8 +103,9 @@ function runAndStop(args: string[], plan?: StopPlan): Promise<Stopped> {
         setTimeout(() => send(plan!.signal), plan!.delayMs)
       }
     }
-  })
-  child.stderr.on('data', (chunk: Buffer) => {
+  }
+  const poll = setInterval(readEvents, 10)
+  child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString('utf8')
     if (again && stderr.includes('again to stop at once')) {
       again = false
@@ -107,6 +116,9 @@ function runAndStop(args: string[], plan?: StopPlan): Promise<Stopped> {
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(guard)
+      clearInterval(poll)
+      readEvents()
+      rmSync(join(eventsFile, '..'), {recursive: true, force: true})
       const start = stdout.split('\n').indexOf('{')
       const envelope = start === -1 ? undefined : JSON.parse(stdout.split('\n').slice(start).join('\n'))
       resolve({code, signal, events, envelope, stderr, sent})
