@@ -26,6 +26,7 @@ import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
+import {randomModelConfig} from './shape.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -170,21 +171,7 @@ export interface RandomEncoderOptions {
 export async function initRandomEncoder(options: RandomEncoderOptions): Promise<Encoder> {
   const arch = await architectureFor(options.arch, options.registry, '--arch')
   const tokenizer = await loadTokenizer(options.tokenizerDir)
-  const config = arch.randomConfig({
-    layers: options.layers,
-    hidden: options.hidden,
-    heads: options.heads,
-    intermediate: options.intermediate,
-    // Every id the tokenizer emits needs a row (a vocab.txt with repeated lines has fewer tokens than ids).
-    vocabSize: Math.max(tokenizer.vocabSize, tokenizer.highestId.id + 1, tokenizer.padId + 1),
-    padTokenId: tokenizer.padId,
-    maxPositions: options.maxPositions,
-  })
-  try {
-    arch.validateConfig(config)
-  } catch (error) {
-    throw new EncoderLoadError(`invalid model shape: ${(error as Error).message}`)
-  }
+  const config = randomModelConfig(arch, tokenizer, options)
   const variables = new Map<string, tf.Variable>()
   let seed = options.seed ?? 42
   for (const [name, shape] of arch.parameterShapes(config)) {

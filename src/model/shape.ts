@@ -8,6 +8,7 @@ import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {architectureFor, EncoderLoadError, readModelConfig} from './consistency.js'
 import {loadTokenizer} from './tokenizer/tokenizer.js'
+import type {TextTokenizer} from './tokenizer/types.js'
 
 /** A model directory (as a path or {path}), or the shape of a random encoder. */
 export type ModelSource = string | {path: string} | {init: {arch: string; tokenizer: string; layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number}}
@@ -22,19 +23,33 @@ export async function modelShape(spec: ModelSource, registry: Registry): Promise
   const init = spec.init
   const arch = await architectureFor(init.arch, registry, '--arch')
   const tokenizer = await loadTokenizer(init.tokenizer)
+  return {arch, config: randomModelConfig(arch, tokenizer, init)}
+}
+
+/**
+ * The config a random initialisation writes: the shape asked for, with the vocabulary size and padding
+ * id from the tokenizer. Shared by initRandomEncoder and memory planning, so a plan sizes exactly the
+ * model that will be built. Every id the tokenizer emits needs a row (a vocab.txt with repeated lines
+ * has fewer tokens than ids).
+ */
+export function randomModelConfig(
+  arch: EncoderArchitecture,
+  tokenizer: TextTokenizer,
+  shape: {layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number},
+): HfConfig {
   const config = arch.randomConfig({
-    layers: init.layers,
-    hidden: init.hidden,
-    heads: init.heads,
-    intermediate: init.intermediate,
-    vocabSize: tokenizer.vocabSize,
+    layers: shape.layers,
+    hidden: shape.hidden,
+    heads: shape.heads,
+    intermediate: shape.intermediate,
+    vocabSize: Math.max(tokenizer.vocabSize, tokenizer.highestId.id + 1, tokenizer.padId + 1),
     padTokenId: tokenizer.padId,
-    maxPositions: init.maxPositions,
+    maxPositions: shape.maxPositions,
   })
   try {
     arch.validateConfig(config)
   } catch (error) {
     throw new EncoderLoadError(`invalid model shape: ${(error as Error).message}`)
   }
-  return {arch, config}
+  return config
 }
