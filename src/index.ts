@@ -173,3 +173,9 @@ export type {TrainSummary} from './train/events.js'
 // The one prompt builder train, eval, embed and mine use: templates with the text inside and around it.
 export {applyPrompt, describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, NO_PROMPT, PAPER_INSTRUCTIONS} from './core/prompts.js'
 export type {InstructionOptions, Prompt, PromptedText} from './core/prompts.js'
+
+// ── Outputs ─────────────────────────────────────────────────────────────────────────────────────
+// What codiemb may write, replace or delete: claim an output before writing it (refused when codiemb
+// did not create what is there, locked against a second run, dead runs' temporaries removed), release it after.
+export {claimOutput, isCodiembOutput, lockOutput, OUTPUT_MARKER, readOutputMarker, releaseAllOutputs, writeOutputDirectory} from './core/outputs.js'
+export type {OutputClaim, OutputContent, OutputKind, OutputMarker, OutputPolicy, OutputSpec} from './core/outputs.js'

@@ -7,6 +7,7 @@ import {CodiembError, exitCodeOf, fileSystemError} from '../core/errors.js'
 import type {ProgressEvent} from '../core/events.js'
 import {ProgressReporter} from './progress.js'
 import {SignalStop} from './signals.js'
+import {CommandOutputs} from './outputs.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof CodiembCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -71,6 +72,12 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   protected flags!: CommandFlags<T>
   protected args!: CommandArgs<T>
   protected readonly warnings: string[] = []
+  /** The outputs this run claims (cli/outputs.ts): released when it ends, named in its write errors. */
+  protected readonly outputs = new CommandOutputs(
+    (this.id ?? this.constructor.name.replace(/([a-z])([A-Z])/g, '$1 $2')).replace(/:/g, ' ').toLowerCase(),
+    (w) => this.addWarning(w),
+    () => [(this.flags as {events?: string} | undefined)?.events ?? '-'].filter((e) => e !== '-'),
+  )
   private eventStream?: WriteStream | NodeJS.WriteStream
   private registryPromise?: Promise<Registry>
   private signals?: SignalStop
@@ -110,7 +117,7 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
   }
 
   public async run(): Promise<unknown> {
-    const result = await this.signals!.race(this.exec())
+    const result = await this.signals!.race(this.exec().catch((error) => Promise.reject(this.outputs.explain(error))))
     return result === undefined ? {} : result
   }
 
@@ -212,6 +219,7 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
     try {
+      this.outputs.release(err === undefined)
       const stream = this.eventStream
       if (stream && stream !== process.stdout) await new Promise<void>((resolve) => (stream as WriteStream).end(resolve))
       return await super.finally(err)

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS, overwriteFileFlag} from '../cli/outputs.js'
 import {CodiembError} from '../core/errors.js'
 
 export default class Embed extends CodiembCommand<typeof Embed> {
@@ -18,13 +19,14 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     'text-field': Flags.string({summary: 'JSON/Arrow field holding the text.', default: 'text'}),
     'id-field': Flags.string({summary: 'JSON/Arrow field holding the id (default: id, else the line number).', default: 'id'}),
     encoding: Flags.string({summary: 'Text encoding of a .txt/.jsonl input: a TextDecoder label (utf-8, gbk, gb18030, big5, shift_jis, utf-16le, …).', default: 'utf-8', helpValue: 'LABEL'}),
+    ...overwriteFileFlag,
   }
 
   protected async exec() {
     const f = this.flags
-    const {existsSync, mkdirSync} = await import('node:fs')
-    const {dirname, resolve} = await import('node:path')
+    const {existsSync} = await import('node:fs')
     if (!existsSync(f.input)) throw new CodiembError(`input file not found: ${f.input}`, {exitCode: 2, name: 'UsageError'})
+    await this.outputs.claim(f.out, OUTPUTS.embeddings, {flag: '--out', overwrite: f.overwrite})
     const {textEncoding} = await import('../data/text-decoder.js')
     const encoding = textEncoding(f.encoding, '--encoding')
     const registry = await this.registry()
@@ -33,7 +35,6 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     const {embedFile} = await import('../model/embed.js')
     const encoder = await loadEncoder(f.model, {registry, trainable: false, onWarning: (w) => this.addWarning(w)})
     this.info(`model: ${f.model} (${encoder.modelType}, ${encoder.numLayers} layers, dim ${encoder.hiddenSize}, pooling ${f.pooling ?? encoder.pooling})`)
-    mkdirSync(dirname(resolve(f.out)), {recursive: true})
     const reporter = this.reporter()
     let result: Awaited<ReturnType<typeof embedFile>> | undefined
     try {

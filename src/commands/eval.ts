@@ -3,6 +3,7 @@ import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
 import type {TaskEvaluation} from '../eval/evaluate.js'
 import type {UnscoredSplit} from '../eval/results.js'
+import {OUTPUTS} from '../cli/outputs.js'
 
 export interface EvalCommandResult {
   model: string
@@ -69,9 +70,18 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     })
     if (!runs.length) throw new CodiembError('no tasks to evaluate: give --benchmark or --tasks (or eval.benchmark / eval.tasks in the config)', {exitCode: 2, name: 'UsageError'})
 
+    // Runs evaluating other models may add to the same results folder: only this model's results are locked.
+    await this.outputs.claim(out, OUTPUTS.results, {flag: '--out', lock: false})
     await this.activateBackend()
     const {loadModelForEval} = await import('../eval/model.js')
     const model = await loadModelForEval(f.model, {registry, name: f['model-name'], revision: f.revision, onWarning: (w) => this.addWarning(w)})
+    const {resultDir} = await import('../eval/results.js')
+    try {
+      this.outputs.lock(resultDir(out, model.info))
+    } catch (error) {
+      model.dispose()
+      throw error
+    }
     const {evaluateTask} = await import('../eval/evaluate.js')
     const {EmbeddingStore} = await import('../eval/embedding-cache.js')
     const store = new EmbeddingStore(cacheDir)

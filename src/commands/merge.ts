@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS} from '../cli/outputs.js'
 import type {InputRef, MergeReport, MergeRequest} from '../merge/engine.js'
 
 export default class Merge extends CodiembCommand<typeof Merge> {
@@ -21,7 +22,11 @@ export default class Merge extends CodiembCommand<typeof Merge> {
     'copy-from': Flags.string({summary: 'Where tensors that are not merged come from: base, or a checkpoint number (1 = first).', helpValue: 'base|N'}),
     'files-from': Flags.string({summary: 'Whose tokenizer/config/pooling/prompts the output gets: base or a checkpoint number (default 1).', helpValue: 'base|N'}),
     dtype: Flags.string({summary: 'Floating-point dtype of the output weights.', options: ['keep', 'F32', 'F16', 'BF16']}),
-    force: Flags.boolean({summary: 'Replace an existing output directory.', allowNo: true}),
+    overwrite: Flags.boolean({
+      summary: 'Replace an existing output that codiemb wrote (a folder codiemb did not create is never replaced).',
+      aliases: ['force'],
+      helpGroup: 'OUTPUT',
+    }),
   }
 
   protected async exec(): Promise<MergeReport> {
@@ -33,6 +38,7 @@ export default class Merge extends CodiembCommand<typeof Merge> {
     const out = f.out ?? section.out
     if (checkpoints.length === 0) throw new CodiembError('no checkpoints to merge: pass their directories as arguments (or merge.checkpoints in the config)', {exitCode: 2})
     if (!out) throw new CodiembError('no output directory: pass --out DIR (or merge.out in the config)', {exitCode: 2})
+    const claim = await this.outputs.claim(out, OUTPUTS.model, {flag: '--out', overwrite: f.overwrite || section.force})
     const request: MergeRequest = {
       method: f.method ?? section.method ?? 'delta',
       base: f.base ?? section.base,
@@ -44,7 +50,8 @@ export default class Merge extends CodiembCommand<typeof Merge> {
       copyFrom: f['copy-from'] === undefined ? section.copyFrom : parseRef(f['copy-from'], '--copy-from'),
       filesFrom: f['files-from'] === undefined ? section.filesFrom : parseRef(f['files-from'], '--files-from'),
       dtype: (f.dtype ?? section.dtype) as MergeRequest['dtype'],
-      force: f.force ?? section.force,
+      // The claim refused anything but an absent, empty or codiemb output (the latter only with --overwrite).
+      force: claim.found !== 'absent',
       registry: await this.registry(),
     }
     const {mergeCheckpoints} = await import('../merge/engine.js')

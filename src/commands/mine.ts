@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS, overwriteFileFlag} from '../cli/outputs.js'
 import type {MineResult} from '../eval/mine.js'
 
 export default class Mine extends CodiembCommand<typeof Mine> {
@@ -17,6 +18,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     'max-length': Flags.integer({summary: 'Max tokens per text (default: the model’s).', min: 1}),
     'cache-dir': Flags.string({summary: 'Embedding cache directory (default: in memory).', helpValue: 'DIR'}),
     'no-instructions': Flags.boolean({summary: 'Do not prefix queries with their instruction.'}),
+    ...overwriteFileFlag,
   }
 
   protected async exec(): Promise<MineResult & {seconds: number}> {
@@ -30,6 +32,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     for (const [flag, p] of [['--input', f.input], ['--corpus', f.corpus], ['--model', f.model]] as const) {
       if (!existsSync(p)) throw new CodiembError(`${flag}: ${p} does not exist`, {exitCode: 2})
     }
+    await this.outputs.claim(f.out, OUTPUTS.irExamples, {flag: '--out', overwrite: f.overwrite})
     const started = performance.now()
     await this.activateBackend()
     const registry = await this.registry()

@@ -2,6 +2,7 @@ import {basename, extname} from 'node:path'
 import {Flags} from '@oclif/core'
 import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS, overwriteFlag} from '../cli/outputs.js'
 import type {DatasetConfig, PrepareConfig, PrepareResult} from '../data/prepare.js'
 
 /** NAME=VALUE pairs of a repeatable flag. */
@@ -40,6 +41,7 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
     out: Flags.string({char: 'o', summary: 'Output directory (default: prepare.out).', helpValue: 'DIR'}),
     'skip-invalid': Flags.boolean({summary: 'Set invalid rows aside in <dataset>/rejects.jsonl (with file, line, reason) instead of failing.'}),
     'batch-rows': Flags.integer({summary: 'Rows per Arrow record batch (default 4096).', min: 1}),
+    ...overwriteFlag,
     reader: Flags.string({summary: 'One-dataset form: the reader (codiemb list --kind reader).', helpGroup: 'ONE DATASET', exclusive: ['config']}),
     task: Flags.string({summary: 'One-dataset form: what to prepare.', options: ['ir', 'sts', 'eval'], helpGroup: 'ONE DATASET'}),
     name: Flags.string({summary: 'One-dataset form: dataset name (default: from --path or the first split file).', helpGroup: 'ONE DATASET'}),
@@ -68,6 +70,7 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
     const out = f.out ?? section.out
     if (!out) throw new CodiembError('no output directory: give --out DIR (or prepare.out in the config)', {exitCode: 2, name: 'UsageError'})
     const dataRoot = f['data-root'] ?? section.dataRoot ?? '.'
+    await this.outputs.claim(out, OUTPUTS.prepared, {flag: '--out', overwrite: f.overwrite})
     const {prepare} = await import('../data/prepare.js')
     const registry = await this.registry()
     const reporter = this.reporter()
@@ -80,6 +83,7 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
             dataRoot,
             out,
             registry,
+            overwrite: f.overwrite,
             skipInvalid: f['skip-invalid'] || undefined,
             batchRows: f['batch-rows'],
             onEvent: reporter.into(task),

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS, overwriteFlag} from '../cli/outputs.js'
 import type {QuickstartResult} from '../quickstart/run.js'
 
 export default class Quickstart extends CodiembCommand<typeof Quickstart> {
@@ -11,10 +12,12 @@ export default class Quickstart extends CodiembCommand<typeof Quickstart> {
     out: Flags.string({char: 'o', summary: 'Output folder.', default: 'quickstart-run', helpValue: 'DIR'}),
     steps: Flags.integer({summary: 'Training steps per checkpoint (default 40).', min: 1}),
     'eval-limit': Flags.integer({summary: 'Evaluate only the first N STS pairs and retrieval queries (quick checks).', min: 1}),
+    ...overwriteFlag,
   }
 
   protected async exec(): Promise<QuickstartResult> {
     const f = this.flags
+    await this.outputs.claim(f.out, OUTPUTS.quickstart, {flag: '--out', overwrite: f.overwrite})
     const registry = await this.registry()
     const backend = await this.activateBackend()
     const {quickstartStages} = await import('../quickstart/run.js')

@@ -3,6 +3,7 @@ import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {formatDuration} from '../cli/progress.js'
 import type {TrainEvent} from '../core/events.js'
 import {applyHelp} from '../cli/messages.js'
+import {OUTPUTS, overwriteFlag} from '../cli/outputs.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
@@ -22,6 +23,7 @@ export default class Train extends CodiembCommand<typeof Train> {
       helpValue: 'SIZE',
       helpGroup: 'TENSOR',
     }),
+    ...overwriteFlag,
   }
 
   protected async exec(): Promise<TrainCommandResult> {
@@ -66,6 +68,20 @@ export default class Train extends CodiembCommand<typeof Train> {
       return {dryRun: true, plan: setup.plan}
     }
 
+    // Both outputs are claimed before anything is loaded: refused, locked and checked writable now.
+    // A resumed run continues a training run: it may replace a model `codiemb train` wrote.
+    const {checkpointDirOf} = await import('../train/run.js')
+    const {readOutputMarker} = await import('../core/outputs.js')
+    const [{existsSync}, {join}] = await Promise.all([import('node:fs'), import('node:path')])
+    const marker = readOutputMarker(section.output)
+    const trained = marker ? marker.command === 'train' : existsSync(join(section.output, 'codiemb_training.json'))
+    await this.outputs.claim(section.output, OUTPUTS.model, {flag: 'train.output', overwrite: f.overwrite || (f.resume !== undefined && trained)})
+    await this.outputs.claim(checkpointDirOf(section), OUTPUTS.checkpoints, {
+      flag: 'the checkpoints folder',
+      overwrite: f.overwrite,
+      policy: f.resume ? 'add' : 'replace',
+      hint: 'or --resume a checkpoint in it',
+    })
     const selection = await this.activateBackend()
     const reporter = this.reporter()
     let announcePlan!: (plan: TrainPlan) => void
@@ -96,7 +112,7 @@ export default class Train extends CodiembCommand<typeof Train> {
           reporter.into(task)
           const signal = this.stopSignal('finishing the current step, then writing a checkpoint')
           const memoryTarget = {...target, backend: selection.name}
-          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w), memoryTarget})
+          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w), memoryTarget, replaceCheckpoints: f.overwrite})
           const p = await Promise.race([planned, run.then(() => planned)])
           task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
         },

@@ -21,7 +21,7 @@
  */
 
 import {basename, dirname} from 'node:path'
-import {parseTempName} from './fs-atomic.js'
+import {parseTempName} from './temp-names.js'
 
 /** Exit code for errors the user fixes by changing the command, the configuration or the input. */
 export const EXIT_USER_ERROR = 2

@@ -24,10 +24,13 @@
  * Only SIGKILL (or a power loss) leaves one, and the pid in its name marks it as garbage.
  */
 import {randomBytes} from 'node:crypto'
-import {closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync} from 'node:fs'
+import {closeSync, copyFileSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeSync} from 'node:fs'
 import {basename, dirname, join} from 'node:path'
+import {CodiembError} from './errors.js'
+import {parseTempName, type TempName} from './temp-names.js'
 
-const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{8})\.tmp$/
+export {parseTempName, type TempName} from './temp-names.js'
+
 
 /** A fresh temporary path beside `target`, in the scheme above (nothing is created). */
 export function tempSiblingPath(target: string): string {
@@ -73,27 +76,6 @@ export function liveTempPaths(): string[] {
 export function discardTemp(path: string): void {
   rmSync(path, {recursive: true, force: true})
   liveTemps.delete(path)
-}
-
-export interface TempName {
-  /**
-   * The name the temporary stands in for. A temporary of a temporary (a directory staged beside
-   * another staging directory, as when an encoder is saved into a checkpoint being assembled) is
-   * traced back to the final name, e.g. "checkpoint-6".
-   */
-  target: string
-  /** The process that created this temporary. */
-  pid: number
-}
-
-/** Parses a file name of the temporary scheme; undefined for any other name. */
-export function parseTempName(name: string): TempName | undefined {
-  const m = TEMP_NAME.exec(name)
-  if (!m) return undefined
-  const pid = Number(m[2])
-  let target = m[1]!
-  for (let inner = TEMP_NAME.exec(target); inner; inner = TEMP_NAME.exec(target)) target = inner[1]!
-  return {target, pid}
 }
 
 /** Whether a process with this pid exists (EPERM: it exists but belongs to another user). */
@@ -227,13 +209,14 @@ export function createTempSiblingDir(target: string): string {
  * to a temporary sibling and removed only once `staged` is in place; if that second rename fails,
  * the old directory is put back. Two directories cannot be exchanged in one step, so between the
  * two renames `target` is briefly absent: a crash there leaves the old version under its temporary
- * name, never a partial one under `target`.
+ * name, never a partial one under `target`. A file at `target` is never replaced (CodiembError).
  */
 export function swapDirectory(staged: string, target: string): void {
   if (!existsSync(target)) {
     renameSync(staged, target)
     return
   }
+  if (!statSync(target).isDirectory()) throw new CodiembError(`${target} is a file, not a folder: it is not replaced by one`, {name: 'OutputError'})
   const aside = tempSiblingPath(target)
   renameSync(target, aside)
   try {
@@ -260,9 +243,11 @@ export function removeAtomic(path: string): void {
 /**
  * Builds the directory `target` atomically: `fill` writes into a fresh temporary sibling, which
  * then replaces `target` (swapDirectory). If `fill` or the swap fails, the temporary is removed and
- * `target` is as it was. Returns what `fill` returns.
+ * `target` is as it was. Returns what `fill` returns. A `target` that is a symbolic link to a
+ * directory stays a link: the directory it points to is the one replaced.
  */
 export async function writeDirectoryAtomic<T>(target: string, fill: (staging: string) => T | Promise<T>): Promise<T> {
+  if (existsSync(target) && lstatSync(target).isSymbolicLink()) target = realpathSync(target)
   const staging = createTempSiblingDir(target)
   try {
     const result = await fill(staging)
@@ -272,5 +257,28 @@ export async function writeDirectoryAtomic<T>(target: string, fill: (staging: st
   } catch (error) {
     discardTemp(staging)
     throw error
+  }
+}
+
+/**
+ * Recreates the tree `src` at `dst` (which must not exist) with hard links to its files, so that a
+ * staged directory carries the untouched parts of the one it replaces without copying their bytes.
+ * Files are copied where a link is impossible (another file system, no link support); symbolic
+ * links are recreated as links. The two trees may share files because codiemb never writes into a
+ * file in place: it replaces files whole.
+ */
+export function linkTree(src: string, dst: string): void {
+  const stat = lstatSync(src)
+  if (stat.isSymbolicLink()) {
+    symlinkSync(readlinkSync(src), dst)
+  } else if (stat.isDirectory()) {
+    mkdirSync(dst)
+    for (const name of readdirSync(src)) linkTree(join(src, name), join(dst, name))
+  } else {
+    try {
+      linkSync(src, dst)
+    } catch {
+      copyFileSync(src, dst)
+    }
   }
 }

@@ -11,12 +11,12 @@
  * their reasons and are counted. Rows a configuration does not use (e.g. neutral NLI pairs for IR)
  * are counted as `unused` with their reasons.
  *
- * Atomicity: everything is written under a temporary staging folder `<out>/.prepare.<pid>.<random>.tmp/`
- * (src/core/fs-atomic.ts); only when every dataset succeeded are the dataset folders swapped into
- * `<out>` and the manifest written (atomically, last).
- * A failed run removes its staging folder and leaves `<out>` as it was.
+ * Atomicity: the new `<out>` is staged beside it (`.<out>.<pid>.<random>.tmp/`: this run's datasets, hard
+ * links to the rest of `<out>`, the merged manifest, the marker) and put in place by one swap once every
+ * dataset succeeded (core/outputs.ts publishTree): readers see the old `<out>` or the new one, never a
+ * mixture. A failed run removes its staging folder; `<out>` stays as it was (or absent).
  */
-import {closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync} from 'node:fs'
 import {isAbsolute, join, relative, resolve} from 'node:path'
 import type {Registry} from '../registry/registry.js'
 import {ArrowRecordWriter, META, type AnyRecord, type FinishedRecordFile, type RecordKind} from '../io/arrow-records.js'
@@ -30,6 +30,7 @@ import {packageVersion} from '../core/version.js'
 import type {PrepareEvent} from '../core/events.js'
 import {createTempSiblingDir, discardTemp, swapDirectory, writeFileAtomic} from '../core/fs-atomic.js'
 import {stopIfAborted} from '../core/errors.js'
+import {publishTree, resolveOutputPath} from '../core/outputs.js'
 import {validateOptions} from '../config/validate.js'
 
 /** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
@@ -68,6 +69,7 @@ export interface PrepareOptions {
   dataRoot: string
   /** Output directory (created when absent). */
   out: string
+  /** Replace datasets `out` already holds (else a run that would is refused). */ overwrite?: boolean
   skipInvalid?: boolean
   /** The registry to find readers in. */
   registry: Registry
@@ -187,12 +189,12 @@ function checkConfig(config: PrepareConfig): void {
 export async function prepare(config: PrepareConfig, options: PrepareOptions): Promise<PrepareResult> {
   checkConfig(config)
   const dataRoot = resolve(options.dataRoot)
-  const out = resolve(options.out)
+  const out = resolveOutputPath(options.out)
   const skipInvalid = options.skipInvalid ?? config.skipInvalid ?? false
   const batchRows = options.batchRows ?? config.batchRows
   const registry = options.registry
-  mkdirSync(out, {recursive: true})
-  const staging = createTempSiblingDir(join(out, 'prepare'))
+  const previous = checkReplacements(config, out, options.overwrite ?? false)
+  const staging = createTempSiblingDir(out)
   const results: DatasetResult[] = []
   try {
     for (let i = 0; i < config.datasets.length; i++) {
@@ -200,12 +202,7 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
       options.onEvent?.({type: 'dataset-start', dataset: ds.name, reader: ds.reader, task: ds.task, index: i, total: config.datasets.length})
       results.push(await prepareDataset(ds, i, {registry, dataRoot, staging, skipInvalid, batchRows, onEvent: options.onEvent, signal: options.signal}))
     }
-    // Commit: move each dataset folder into place, then write the manifest last.
-    const previous = readManifest(out)
     const names = new Set(results.map((r) => r.name))
-    for (const r of results) {
-      swapDirectory(join(staging, r.name), join(out, r.name))
-    }
     const manifest: Manifest = {
       format: 'codiemb-prepare-manifest',
       version: 1,
@@ -216,7 +213,8 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
         ...Object.fromEntries(results.map(({files: _f, stats: _s, seconds: _t, warnings: _w, ...rest}) => [rest.name, rest])),
       },
     }
-    writeFileAtomic(join(out, MANIFEST), JSON.stringify(manifest, null, 2) + '\n')
+    writeFileSync(join(staging, MANIFEST), JSON.stringify(manifest, null, 2) + '\n')
+    publishTree(out, staging, {content: 'prepared-data', command: 'prepare', carry: (name) => name !== MANIFEST})
   } finally {
     discardTemp(staging)
   }
@@ -227,6 +225,16 @@ export async function prepare(config: PrepareConfig, options: PrepareOptions): P
     rejected: results.reduce((s, r) => s + r.rejected, 0),
     datasets: results,
   }
+}
+
+/** A dataset `out` already holds is replaced only with `overwrite`; a folder its manifest (returned) does not list, never. */
+function checkReplacements(config: PrepareConfig, out: string, overwrite: boolean): Manifest | undefined {
+  const previous = readManifest(out)
+  const clash = config.datasets.map((d) => d.name).filter((name) => existsSync(join(out, name)))
+  const foreign = clash.filter((name) => !previous?.datasets?.[name])
+  if (foreign.length) throw new DataError(`${out}: ${foreign.join(', ')} is not data codiemb prepared (not in manifest.json) and is never replaced: rename the dataset or choose another --out`)
+  if (clash.length && !overwrite) throw new DataError(`${out} already holds dataset ${clash.join(', ')}; pass --overwrite to replace it, or choose another --out`)
+  return previous
 }
 
 interface DatasetContext {

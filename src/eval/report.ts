@@ -13,6 +13,9 @@ import {readFileSync} from 'node:fs'
 import {basename, dirname, join, relative} from 'node:path'
 import {filesBelow} from './files.js'
 
+/** In the head of every report: how `codiemb report` recognises a report.html it may replace (cli/outputs.ts). */
+export const REPORT_GENERATOR = '<meta name="generator" content="codiemb">'
+
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22']
 
 export function escapeHtml(s: unknown): string {
@@ -262,7 +265,7 @@ export function buildReport(root: string, options: {title?: string} = {}): Repor
   const title = options.title ?? `codiemb report — ${basename(root)}`
   const empty = sections.length ? '' : `<p class="empty">Nothing to report under ${escapeHtml(root)}: no train events (*.ndjson), summary.json or merge.json found.</p>`
   const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">${REPORT_GENERATOR}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
 <style>
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1000px;color:#222;padding:0 1rem}

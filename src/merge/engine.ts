@@ -28,6 +28,7 @@ import {MergeInputError, type Merger} from './types.js'
 import type {MergeProgressEvent, MergeSummary} from '../core/events.js'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
 import {stopIfAborted} from '../core/errors.js'
+import {isCodiembOutput, OUTPUT_MARKER, writeOutputDirectory} from '../core/outputs.js'
 import {readJsonFile} from '../core/json-file.js'
 
 /** Which input a file set or a tensor comes from: "base", or a checkpoint number (1 = the first). */
@@ -54,7 +55,7 @@ export interface MergeRequest {
   filesFrom?: InputRef
   /** Floating-point dtype of the output: keep each tensor's dtype in the reference input (default), or F32/F16/BF16. */
   dtype?: 'keep' | 'F32' | 'F16' | 'BF16'
-  /** Replace an existing output directory. */
+  /** Replace an existing output directory that codiemb wrote (one it did not create is refused even then). */
   force?: boolean
   /** The registry holding the mergers. */
   registry: Registry
@@ -134,6 +135,8 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
       throw new MergeInputError(`the output ${out} would replace ${label} ${dir}; choose another --out`)
   }
   if (existsSync(out) && !request.force) throw new MergeInputError(`output ${out} already exists; pass --force to replace it`)
+  if (existsSync(out) && !isCodiembOutput(out, 'model') && !(statSync(out).isDirectory() && readdirSync(out).length === 0))
+    throw new MergeInputError(`output ${out} is not a model codiemb wrote (no ${OUTPUT_MARKER}); merge never replaces it, --force or not: choose another --out`)
 
   const include = compilePatterns(request.include ?? [], 'include')
   const exclude = compilePatterns(request.exclude ?? [], 'exclude')
@@ -181,7 +184,7 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
     }
 
     // Stream the merge into a temporary directory beside the output, swapped into place when complete.
-    return await writeDirectoryAtomic(out, async (tmp) => {
+    return await writeOutputDirectory(out, 'model', 'merge', async (tmp) => {
       const planned: PlannedTensor[] = plan.map((p) => ({name: p.info.name, dtype: p.outDtype, shape: p.info.shape}))
       const writer = await SafetensorsStreamWriter.create(join(tmp, 'model.safetensors'), planned, {format: 'pt'})
       const tensorRecords: TensorRecord[] = []

@@ -11,6 +11,7 @@
 import {copyFileSync, existsSync, mkdirSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve, sep} from 'node:path'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {writeOutputDirectory} from '../core/outputs.js'
 import {writeSafetensors, type TensorToWrite} from '../io/safetensors-stream.js'
 import type {HfConfig} from './architecture.js'
 import {sentenceTransformersFiles} from './st-layout.js'
@@ -21,6 +22,12 @@ export interface SaveOptions {
   extraFiles?: Record<string, string | Uint8Array>
   /** Precision of the saved weights (default F32). */
   dtype?: 'F32' | 'F16' | 'BF16'
+  /**
+   * The command saving the model as its output: the directory then gets codiemb's output marker
+   * (core/outputs.ts), written last into the staged copy. Training checkpoints inside a checkpoints
+   * folder carry none.
+   */
+  outputOf?: string
 }
 
 /** What a checkpoint directory is written from. */
@@ -43,7 +50,7 @@ export function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
 
 /** Writes `checkpoint` to the directory `dir`, replacing an existing one atomically. */
 export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderCheckpoint, options: SaveOptions = {}): Promise<void> {
-  await writeDirectoryAtomic(resolve(dir), async (staging) => {
+  const fill = async (staging: string): Promise<void> => {
     const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
     config.dtype = 'float32'
     delete config.torch_dtype
@@ -60,5 +67,7 @@ export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderChec
       mkdirSync(dirname(p), {recursive: true})
       writeFileSync(p, content)
     }
-  })
+  }
+  if (options.outputOf) await writeOutputDirectory(resolve(dir), 'model', options.outputOf, fill)
+  else await writeDirectoryAtomic(resolve(dir), fill)
 }

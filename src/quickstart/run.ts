@@ -51,7 +51,7 @@ export const MIXES = [
 ] as const
 
 export interface QuickstartOptions {
-  /** Output folder (created; an existing quickstart output there is replaced). */
+  /** Output folder (created; an existing quickstart output there is replaced: the command claims it first, cli/outputs.ts). */
   out: string
   registry: Registry
   /** Optimizer steps per checkpoint (default DEFAULT_STEPS). */
@@ -195,7 +195,7 @@ export function quickstartStages(options: QuickstartOptions): {stages: Quickstar
       const encoder = await initRandomEncoder({arch, seed, ...shape, tokenizerDir: join(root, 'quickstart', 'data', 'tokenizer'), registry: options.registry})
       let parameters = 0
       for (const v of encoder.variables.values()) parameters += v.size
-      await encoder.save(init)
+      await encoder.save(init, {outputOf: 'quickstart'})
       encoder.dispose()
       return `Random BERT: ${shape.layers} layers, hidden ${shape.hidden}, ${(parameters / 1e6).toFixed(2)} M parameters`
     }),

@@ -6,10 +6,10 @@
  * checkpoints intact and never a half-written `checkpoint-*`; one beyond `keepLast` is renamed away
  * before it is deleted, so a kill never leaves a half-deleted one either.
  */
-import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {CodiembError} from '../core/errors.js'
-import {removeAtomic, removeTemps, writeDirectoryAtomic} from '../core/fs-atomic.js'
+import {removeAtomic, removeTemps, tempSiblingPath, writeDirectoryAtomic} from '../core/fs-atomic.js'
 import {readJsonFile} from '../core/json-file.js'
 import {readSchema} from '../config/schema.js'
 import {validateOptions} from '../config/validate.js'
@@ -94,9 +94,36 @@ export async function writeCheckpoint(
   return final
 }
 
-/** Removes temporary directories left by a run killed while writing a checkpoint (those staged for any `checkpoint-<step>`). */
+/**
+ * Moves every checkpoint under `dir` aside, under temporary names of this process (fs-atomic's
+ * scheme), for a run that replaces them: `discard()` deletes them once the new run has written a
+ * checkpoint; `restore()` puts them back after a failure. A kill in between leaves temporaries of a
+ * dead process, which the next run's claim removes. `count` is how many were moved.
+ */
+export function setCheckpointsAside(dir: string): {count: number; discard(): void; restore(): void} {
+  const moved = listCheckpoints(dir).map((c) => ({path: c.path, aside: tempSiblingPath(c.path)}))
+  for (const m of moved) renameSync(m.path, m.aside)
+  let pending = true
+  return {
+    count: moved.length,
+    discard() {
+      if (pending) for (const m of moved) rmSync(m.aside, {recursive: true, force: true})
+      pending = false
+    },
+    restore() {
+      if (pending) for (const m of moved) if (!existsSync(m.path)) renameSync(m.aside, m.path)
+      pending = false
+    },
+  }
+}
+
+/**
+ * Removes temporary directories left by a run killed while writing a checkpoint (those staged for
+ * any `checkpoint-<step>` by another process; this process's own are checkpoints set aside by
+ * setCheckpointsAside, or being written).
+ */
 export function removePartialCheckpoints(dir: string): void {
-  removeTemps(dir, (temp) => CHECKPOINT_PATTERN.test(temp.target))
+  removeTemps(dir, (temp) => CHECKPOINT_PATTERN.test(temp.target) && temp.pid !== process.pid)
 }
 
 /** Why `dir` is not a checkpoint: it does not exist, it is a folder of checkpoints, or it lacks trainer_state.json. */

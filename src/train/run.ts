@@ -49,6 +49,18 @@ export interface TrainRunOptions {
   memoryTarget?: MemoryTarget
   /** The run's processes; `auto` settings are decided on rank 0 and broadcast. Default: this process alone. */
   processGroup?: ProcessGroup
+  /**
+   * Replace the checkpoints of an earlier run in the checkpoints folder (checkpointDirOf): they are
+   * set aside before the first step (never mixed with this run's: a checkpoint's step count alone
+   * cannot tell runs apart) and deleted once this run has written its first checkpoint; if the run
+   * fails before, they are put back. Without it they stay where they are.
+   */
+  replaceCheckpoints?: boolean
+}
+
+/** Where the checkpoints of `section`'s run go: `checkpoint.dir`, else `<output>-checkpoints` (beside the output, not inside it: the final save replaces the output folder as a whole). */
+export function checkpointDirOf(section: TrainSection): string {
+  return section.checkpoint.dir ?? `${section.output.replace(/[\\/]+$/, '')}-checkpoints`
 }
 
 export interface TrainRunResult {
@@ -116,8 +128,8 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   if (options.signal?.aborted) encoder.dispose()
   stopIfAborted(options.signal)
   if (!options.resume) await validate(0)
-  // Beside the output, not inside it: the final save replaces the output directory as a whole.
-  const checkpointDir = section.checkpoint.dir ?? `${section.output.replace(/[\\/]+$/, '')}-checkpoints`
+  const checkpointDir = checkpointDirOf(section)
+  let earlier: {count: number; discard(): void; restore(): void} | undefined
   const logEvery = section.logEvery
   const trainer = new Trainer({
     encoder,
@@ -151,6 +163,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     onNonFinite: section.onNonFinite,
     probe: section.probeLoss,
     onEvent: (event) => {
+      if (event.type === 'checkpoint') earlier?.discard()
       if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)
     },
     onEpochEnd: (epoch) => validate(epoch + 1),
@@ -159,9 +172,22 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   if (options.resume) {
     const state = await trainer.resumeFrom(options.resume)
     status(`resumed at step ${state.step} of ${state.totalSteps}`)
+  } else if (options.replaceCheckpoints) {
+    const {setCheckpointsAside} = await import('./checkpoint.js')
+    earlier = setCheckpointsAside(checkpointDir)
+    if (earlier.count) status(`replacing ${earlier.count} checkpoint(s) of an earlier run in ${checkpointDir} (deleted once this run writes one)`)
   }
-  const summary = await trainer.run()
+  let summary
+  try {
+    summary = await trainer.run()
+  } catch (error) {
+    earlier?.restore()
+    throw error
+  }
   if (summary.interrupted) {
+    // An earlier run's checkpoints come back unless this run wrote one of its own to resume from.
+    if (summary.interrupted.checkpoint && summary.checkpoints.length) earlier?.discard()
+    else earlier?.restore()
     trainer.dispose()
     encoder.dispose()
     const {signal, checkpoint} = summary.interrupted
@@ -170,8 +196,10 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
       data: {step: summary.steps, totalSteps: summary.totalSteps, ...(checkpoint ? {checkpoint} : {})},
     })
   }
+  earlier?.discard()
   status(`saving the final model to ${section.output}`)
   await encoder.save(section.output, {
+    outputOf: 'train',
     extraFiles: {'codiemb_training.json': JSON.stringify({plan: setup.plan, summary: {...summary, history: undefined}, validation}, null, 1) + '\n'},
   })
   trainer.dispose()

@@ -42,7 +42,10 @@ test('one-dataset flag form; bad input exits 2 naming file:line; --skip-invalid 
     assert.match(ok.json.warnings[0], /pairs: 1 invalid rows set aside in pairs\/rejects\.jsonl/)
     assert.equal(readFileSync(join(dir, 'out', 'pairs', 'rejects.jsonl'), 'utf8').trim().split('\n').length, 1)
 
-    const human = prepareCli([...flags, '--skip-invalid'])
+    const again = prepareCli([...flags, '--skip-invalid'])
+    assert.equal(again.code, 2)
+    assert.match(again.stderr, /out already holds dataset pairs; pass --overwrite to replace it/)
+    const human = prepareCli([...flags, '--skip-invalid', '--overwrite'])
     assert.equal(human.code, 0)
     assert.match(human.stdout, /pairs \(delimited, sts\): 2 rows, 1 rejected/)
 

@@ -2,13 +2,14 @@ import {spawnSync} from 'node:child_process'
 import {test} from 'node:test'
 import {pathToFileURL} from 'node:url'
 import assert from 'node:assert/strict'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, dirname, join} from 'node:path'
 import {
   AtomicFile,
   createTempSiblingDir,
   discardTemp,
+  linkTree,
   liveTempPaths,
   parseTempName,
   processAlive,
@@ -222,6 +223,37 @@ test('removeAtomic takes a directory off its name in one rename; an absent path 
     removeAtomic(join(dir, 'checkpoint-8'))
     removeAtomic(join(dir, 'checkpoint-12'))
     assert.deepEqual(readdirSync(dir), [])
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('linkTree recreates a tree with hard links (same files, no bytes copied) and symbolic links as links', () => {
+  const dir = tmp()
+  try {
+    const src = join(dir, 'src')
+    mkdirSync(join(src, 'sub'), {recursive: true})
+    writeFileSync(join(src, 'a.arrow'), 'a')
+    writeFileSync(join(src, 'sub', 'b.arrow'), 'b')
+    symlinkSync('a.arrow', join(src, 'link'))
+    linkTree(src, join(dir, 'dst'))
+    assert.equal(statSync(join(dir, 'dst', 'sub', 'b.arrow')).ino, statSync(join(src, 'sub', 'b.arrow')).ino)
+    assert.equal(readlinkSync(join(dir, 'dst', 'link')), 'a.arrow')
+    assert.equal(readFileSync(join(dir, 'dst', 'link'), 'utf8'), 'a')
+    assert.throws(() => linkTree(src, join(dir, 'dst')), /EEXIST/, 'never merges into an existing tree')
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('a file is never replaced by a directory: the swap refuses and the file stays', async () => {
+  const dir = tmp()
+  try {
+    const target = join(dir, 'model')
+    writeFileSync(target, 'a plain file')
+    await assert.rejects(writeDirectoryAtomic(target, (staging) => writeFileSync(join(staging, 'config.json'), '{}')), /model is a file, not a folder: it is not replaced by one/)
+    assert.equal(readFileSync(target, 'utf8'), 'a plain file')
+    assert.deepEqual(readdirSync(dir), ['model'])
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

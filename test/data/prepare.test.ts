@@ -1,7 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {readArrowMeta} from '../../src/io/arrow-records.js'
@@ -27,8 +27,9 @@ test('a failing dataset leaves the output directory exactly as it was (no partia
     const before = readFileSync(join(out, 'manifest.json'), 'utf8')
     const aFile = readFileSync(join(out, 'a', 'test.sts-pair.arrow'))
     writeFileSync(join(dir, 'a.tsv'), 'changed\ty\t1\n')
-    await assert.rejects(prepare({datasets: [a, b]}, {registry: BUILTINS, dataRoot: dir, out}), /b\.tsv:2: score: label 9 is outside the declared label range \[0, 5\]/)
-    assert.deepEqual(readdirSync(out).sort(), ['a', 'manifest.json'])
+    await assert.rejects(prepare({datasets: [a, b]}, {registry: BUILTINS, dataRoot: dir, out, overwrite: true}), /b\.tsv:2: score: label 9 is outside the declared label range \[0, 5\]/)
+    assert.deepEqual(readdirSync(out).sort(), ['.codiemb-output.json', 'a', 'manifest.json'])
+    assert.deepEqual(readdirSync(dir).sort(), ['a.tsv', 'b.tsv', 'out'], 'no staging folder is left beside the output')
     assert.equal(readFileSync(join(out, 'manifest.json'), 'utf8'), before)
     assert.deepEqual(readFileSync(join(out, 'a', 'test.sts-pair.arrow')), aFile, 'dataset a was not replaced by the failed run')
   } finally {
@@ -64,6 +65,45 @@ test('the manifest lists every file with kind, rows and sha256, and later runs m
     const s = r1.datasets[0].stats['a/test.sts-pair.arrow']
     assert.deepEqual(s.textLength.text, {count: 4, min: 1, mean: 1.5, p50: 1, p90: 3, p99: 3, max: 3})
     assert.deepEqual(s.labels, {0: 1, 1: 1})
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('a dataset the output already holds is replaced only with overwrite; a folder its manifest does not list, never', async () => {
+  const dir = root()
+  const out = join(dir, 'out')
+  try {
+    await prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out})
+    const first = readFileSync(join(out, 'a', 'test.sts-pair.arrow'))
+    writeFileSync(join(dir, 'a.tsv'), 'changed\ty\t1\n')
+    await assert.rejects(prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out}), /out already holds dataset a; pass --overwrite to replace it/)
+    assert.deepEqual(readFileSync(join(out, 'a', 'test.sts-pair.arrow')), first)
+    await prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out, overwrite: true})
+    assert.equal(readManifest(out)!.files[0].rows, 1, 'replaced by the new rows')
+    mkdirSync(join(out, 'b'))
+    writeFileSync(join(out, 'b', 'mine.txt'), 'a folder of my own')
+    await assert.rejects(prepare({datasets: [b]}, {registry: BUILTINS, dataRoot: dir, out, overwrite: true, skipInvalid: true}), /out: b is not data codiemb prepared \(not in manifest.json\) and is never replaced/)
+    assert.equal(readFileSync(join(out, 'b', 'mine.txt'), 'utf8'), 'a folder of my own')
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
+
+test('a failed run creates no output folder; the other datasets of an output are carried into the new one unchanged', async () => {
+  const dir = root()
+  const out = join(dir, 'nested', 'out')
+  try {
+    await assert.rejects(prepare({datasets: [b]}, {registry: BUILTINS, dataRoot: dir, out}), /label 9 is outside/)
+    assert.equal(existsSync(join(dir, 'nested', 'out')), false)
+    assert.deepEqual(readdirSync(join(dir, 'nested')), [], 'and no staging folder beside it')
+    await prepare({datasets: [a]}, {registry: BUILTINS, dataRoot: dir, out})
+    writeFileSync(join(out, 'NOTES.md'), 'kept')
+    const aFile = readFileSync(join(out, 'a', 'test.sts-pair.arrow'))
+    await prepare({datasets: [b]}, {registry: BUILTINS, dataRoot: dir, out, skipInvalid: true})
+    assert.deepEqual(readFileSync(join(out, 'a', 'test.sts-pair.arrow')), aFile)
+    assert.equal(readFileSync(join(out, 'NOTES.md'), 'utf8'), 'kept')
+    assert.deepEqual(readdirSync(out).sort(), ['.codiemb-output.json', 'NOTES.md', 'a', 'b', 'manifest.json'])
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {after, describe, it, type TestContext} from 'node:test'
 import {mergeCheckpoints, type MergeReport} from '../../src/merge/engine.js'
 import {MergeInputError} from '../../src/merge/types.js'
+import {readOutputMarker} from '../../src/core/outputs.js'
 import {openSafetensors} from '../../src/io/safetensors.js'
 import {builtinRegistry} from '../../src/builtins.js'
 import {shared, BUILTINS} from '../helpers/env.js'
@@ -294,7 +295,13 @@ describe('merge engine on real bert-tiny checkpoints', () => {
     assertTensorsClose(await readTensors(out), fx.tensors.a, 0, 'kept')
     await mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.b], out, force: true})
     assertTensorsClose(await readTensors(out), new Map(fx.tensors.b), 0, 'replaced')
+    assert.equal(readOutputMarker(out)?.command, 'merge', 'the output carries the marker that lets a later --force replace it')
     assert.deepEqual(leftovers(), [])
+    const notes = outDir('notes')
+    mkdirSync(notes, {recursive: true})
+    writeFileSync(join(notes, 'notes.txt'), 'mine')
+    await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.b], out: notes, force: true}), /is not a model codiemb wrote \(no \.codiemb-output\.json\); merge never replaces it, --force or not/)
+    assert.deepEqual(readdirSync(notes), ['notes.txt'])
     await assert.rejects(mergeCheckpoints({registry: BUILTINS, method: 'soup', checkpoints: [fx.a], out: fx.a, force: true}), /would replace checkpoint 1/)
   })
 

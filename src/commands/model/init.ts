@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {CodiembCommand} from '../../cli/base-command.js'
 import {applyHelp} from '../../cli/messages.js'
+import {OUTPUTS, overwriteFlag} from '../../cli/outputs.js'
 
 export default class ModelInit extends CodiembCommand<typeof ModelInit> {
   static {applyHelp(this, 'model:init')}
@@ -15,11 +16,13 @@ export default class ModelInit extends CodiembCommand<typeof ModelInit> {
     'max-length': Flags.integer({summary: 'Maximum sequence length (position embeddings).', default: 512, min: 2}),
     pooling: Flags.string({summary: 'Pooling written to the sentence-transformers config.', options: ['cls', 'mean', 'last-token', 'weighted-mean'], default: 'mean'}),
     seed: Flags.integer({summary: 'Random seed.', default: 42}),
-    out: Flags.string({char: 'o', summary: 'Directory to write (replaced atomically if it exists).', required: true, helpValue: 'DIR'}),
+    out: Flags.string({char: 'o', summary: 'Directory to write (a model codiemb wrote there is replaced, atomically, only with --overwrite).', required: true, helpValue: 'DIR'}),
+    ...overwriteFlag,
   }
 
   protected async exec() {
     const f = this.flags
+    await this.outputs.claim(f.out, OUTPUTS.model, {flag: '--out', overwrite: f.overwrite})
     const registry = await this.registry()
     await this.activateBackend()
     const {initRandomEncoder} = await import('../../model/encoder.js')
@@ -36,7 +39,7 @@ export default class ModelInit extends CodiembCommand<typeof ModelInit> {
       registry,
     })
     try {
-      await encoder.save(f.out)
+      await encoder.save(f.out, {outputOf: 'model init'})
       const parameters = [...encoder.variables.values()].reduce((n, v) => n + v.size, 0)
       this.info(`${f.arch}: ${f.layers} layers, hidden ${f.hidden}, ${parameters.toLocaleString('en')} parameters -> ${f.out}`)
       return {out: f.out, modelType: encoder.modelType, parameters, config: encoder.config, fingerprint: encoder.fingerprint()}
