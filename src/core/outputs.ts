@@ -346,7 +346,7 @@ export function describeWriteError(error: unknown, outputs: string[], command: s
     return new ExecutionError(`codiemb ${command}: ${what} (${detail}); nothing was half-written and what was there is unchanged: free some space (or choose another path) and run again`, {name: 'OutputError', data: {outputs, code: e.code}, cause: error})
   }
   if (NOT_WRITABLE.has(e.code))
-    return (!elsewhere && fileSystemError(error)) || new CodiembError(`codiemb ${command}: cannot write ${where}: ${e.code === 'EROFS' ? 'the file system is read-only' : 'permission denied'} (${detail}); choose a writable path`, {name: 'OutputError', data: {outputs, code: e.code}, cause: error})
+    return new CodiembError(`codiemb ${command}: cannot write ${where}: ${e.code === 'EROFS' ? 'the file system is read-only' : 'permission denied'} (${detail}); choose a writable path`, {name: 'OutputError', data: {outputs, code: e.code}, cause: error})
   return undefined
 }
 

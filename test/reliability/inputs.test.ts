@@ -400,8 +400,8 @@ describe('exit codes and standard output', () => {
     for (const args of [prep(join(ro, 'prepared')), ['embed', '--model', model(), '--input', join(root, 't.txt'), '--out', join(ro, 'e.arrow'), '--backend', 'cpu', '--json']]) {
       const r = cli(args)
       assert.equal(r.status, 2, `${args[0]}: ${JSON.stringify(r.json)} ${r.stderr}`)
-      assert.equal(r.json.name, 'FileSystemError')
-      assert.equal(r.json.message, `cannot write into ${ro}: permission denied (EACCES)`)
+      assert.equal(r.json.name, 'OutputError')
+      assert.match(r.json.message, new RegExp(`^codiemb ${args[0]}: cannot write ${ro}/\\S+: permission denied \\(EACCES`))
     }
   })
 
