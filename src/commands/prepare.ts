@@ -46,7 +46,7 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
     task: Flags.string({summary: 'One-dataset form: what to prepare.', options: ['ir', 'sts', 'eval'], helpGroup: 'ONE DATASET'}),
     name: Flags.string({summary: 'One-dataset form: dataset name (default: from --path or the first split file).', helpGroup: 'ONE DATASET'}),
     path: Flags.string({summary: 'One-dataset form: the dataset directory or file (beir, nli, shard directories).', helpGroup: 'ONE DATASET'}),
-    split: Flags.string({summary: 'One-dataset form: SPLIT=FILE, or a split name for readers that find files under --path (repeatable).', multiple: true, helpGroup: 'ONE DATASET'}),
+    split: Flags.string({summary: 'One-dataset form: SPLIT=FILE (FILE may be a glob; name a split again for more files), or a split name for readers that find files under --path (repeatable).', multiple: true, helpGroup: 'ONE DATASET'}),
     field: Flags.string({summary: 'One-dataset form: FIELD=COLUMN mapping, e.g. text1=sentence1 or score=5 (repeatable).', multiple: true, helpGroup: 'ONE DATASET'}),
     option: Flags.string({summary: 'One-dataset form: reader option KEY=VALUE, VALUE as JSON when it parses (repeatable).', multiple: true, helpGroup: 'ONE DATASET'}),
     instruction: Flags.string({summary: 'One-dataset form: task instruction stored with the rows.', helpGroup: 'ONE DATASET'}),
@@ -108,7 +108,10 @@ export default class Prepare extends CodiembCommand<typeof Prepare> {
     const withFiles = splitPairs.filter(([, file]) => file !== undefined)
     if (withFiles.length && withFiles.length !== splitPairs.length)
       throw new CodiembError('--split: give every split as SPLIT=FILE, or every split as a name (files found under --path)', {exitCode: 2, name: 'UsageError'})
-    const splits = withFiles.length ? Object.fromEntries(withFiles as [string, string][]) : splitPairs.map(([s]) => s)
+    // A split named again (--split test=a.txt --split test=b.txt) takes several files, in order.
+    const byName: Record<string, string[]> = {}
+    for (const [s, file] of withFiles as [string, string][]) (byName[s] ??= []).push(file)
+    const splits = withFiles.length ? Object.fromEntries(Object.entries(byName).map(([s, files]) => [s, files.length === 1 ? files[0] : files])) : splitPairs.map(([s]) => s)
     const firstFile = withFiles[0]?.[1]
     const name = f.name ?? (f.path ? basename(f.path) : firstFile ? basename(firstFile, extname(firstFile)) : undefined)
     if (!name) throw new CodiembError('give --name for the dataset', {exitCode: 2, name: 'UsageError'})

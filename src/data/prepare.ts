@@ -24,6 +24,10 @@ import {LineWriter} from '../io/line-writer.js'
 import {StatsCollector, type FileStatistics} from './stats.js'
 import {excerpt, hashFile} from './text-input.js'
 import {DatasetChecks} from './dataset-checks.js'
+import {splitPaths} from './split-files.js'
+import {checkConfig, type DatasetConfig, type PrepareConfig} from './prepare-config.js'
+import {DatasetPipeline} from './pipeline.js'
+import type {GroupSummary} from './grouping.js'
 import {DataError, TASKS, type PreparedKind, type ReadItem, type ReaderModule, type ReadRequest, type SourceLocation, type Task} from './types.js'
 import {describeLabelRange, resolveLabelRange, toCorpusDoc, toIrExample, toQrel, toQuery, toStsPair, type LabelRange, type LabelRangeConfig} from './validate.js'
 import {packageVersion} from '../core/version.js'
@@ -33,34 +37,7 @@ import {stopIfAborted} from '../core/errors.js'
 import {publishTree, resolveOutputPath} from '../core/outputs.js'
 import {validateOptions} from '../config/validate.js'
 
-/** One dataset of the `prepare` configuration section (data-schemas/config/prepare.schema.json). */
-export interface DatasetConfig {
-  /** Output folder name and `codiemb.dataset`; unique within a run. */
-  name: string
-  /** A registered reader (`codiemb list --kind reader`). */
-  reader: string
-  task: Task
-  /** The dataset's file or directory, relative to the data root (readers that read a directory need it). */
-  path?: string
-  /** Split name -> file (relative to the data root), or split names for readers that find files under `path`. */
-  splits: Record<string, string> | string[]
-  /** Record field -> source column (name, dotted path, or 1-based column number). */
-  fields?: Record<string, string | number>
-  /** Reader options (validated against the reader's optionsSchema). */
-  options?: Record<string, unknown>
-  /** Task instruction stored with every row that does not bring its own ("" when absent). */
-  instruction?: string
-  /** STS label range: {min, max} or {values: [...]}. Required for task sts. */
-  labelRange?: LabelRangeConfig
-}
-
-export interface PrepareConfig {
-  dataRoot?: string
-  out?: string
-  skipInvalid?: boolean
-  batchRows?: number
-  datasets: DatasetConfig[]
-}
+export type {DatasetConfig, PrepareConfig} from './prepare-config.js'
 
 export type {PrepareEvent} from '../core/events.js'
 
@@ -112,6 +89,8 @@ export interface DatasetResult {
   unused: number
   /** Why rows were unused, with counts. */
   unusedReasons: Record<string, number>
+  /** What grouping made of the rows, for a dataset with `group`. */
+  grouped?: GroupSummary
   /** `<dataset>/rejects.jsonl` relative to the output directory, when rows were rejected. */
   rejectsFile?: string
   files: ManifestFile[]
@@ -156,30 +135,10 @@ export function readManifest(out: string): Manifest | undefined {
   }
 }
 
-function normaliseSplits(ds: DatasetConfig, dataRoot: string): {name: string; path?: string}[] {
+/** One SplitSource per split, or per file of a split given several (in reading order). */
+function normaliseSplits(ds: DatasetConfig, dataRoot: string, where: string): {name: string; path?: string}[] {
   if (Array.isArray(ds.splits)) return ds.splits.map((name) => ({name}))
-  return Object.entries(ds.splits).map(([name, path]) => ({name, path: resolve(dataRoot, path)}))
-}
-
-function checkConfig(config: PrepareConfig): void {
-  if (!config || !Array.isArray(config.datasets) || config.datasets.length === 0)
-    throw new DataError('prepare: expected at least one dataset (prepare.datasets: [...])')
-  const seen = new Set<string>()
-  config.datasets.forEach((ds, i) => {
-    const where = `prepare.datasets[${i}]${ds?.name ? ` (${ds.name})` : ''}`
-    if (!ds || typeof ds.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ds.name))
-      throw new DataError(`${where}.name: expected a folder-safe name (letters, digits, . _ -), got ${JSON.stringify(ds?.name)}`)
-    if (seen.has(ds.name)) throw new DataError(`${where}.name: dataset "${ds.name}" is declared twice; names must be unique`)
-    seen.add(ds.name)
-    if (!TASKS.includes(ds.task)) throw new DataError(`${where}.task: expected one of ${TASKS.join(', ')}, got ${JSON.stringify(ds.task)}`)
-    if (typeof ds.reader !== 'string') throw new DataError(`${where}.reader: expected a reader name, got ${JSON.stringify(ds.reader)}`)
-    const splits = Array.isArray(ds.splits) ? ds.splits : ds.splits && typeof ds.splits === 'object' ? Object.keys(ds.splits) : undefined
-    if (!splits || splits.length === 0) throw new DataError(`${where}.splits: expected split names or {split: file}, got ${JSON.stringify(ds.splits)}`)
-    for (const s of splits)
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(s)) throw new DataError(`${where}.splits: split name ${JSON.stringify(s)} is not folder-safe`)
-    if (ds.task === 'sts' && !ds.labelRange)
-      throw new DataError(`${where}.labelRange: an STS dataset must declare its label range, e.g. {min: 0, max: 5} or {values: [0, 1]}`)
-  })
+  return Object.entries(ds.splits).flatMap(([name, spec]) => splitPaths(spec, dataRoot, `${where}.splits.${name}`).map((path) => ({name, path})))
 }
 
 /**
@@ -261,8 +220,11 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   const where = `prepare.datasets[${index}] (${ds.name})`
   const entry = ctx.registry.entry<ReaderModule>('reader', ds.reader)
   const tasks = (entry.meta?.tasks as Task[] | undefined) ?? undefined
-  if (tasks && !tasks.includes(ds.task))
-    throw new DataError(`${where}: reader ${ds.reader} cannot prepare task "${ds.task}" (it prepares ${tasks.join(', ')})`)
+  const plan = new DatasetPipeline(ds, where)
+  // A grouped dataset is read as pairs (task sts), whatever it becomes.
+  const cannot = (can: readonly Task[]) =>
+    new DataError(`${where}: reader ${ds.reader} cannot prepare task "${plan.readTask}"${ds.group ? ' (grouping reads pairs)' : ''} (it prepares ${can.join(', ')})`)
+  if (tasks && !tasks.includes(plan.readTask)) throw cannot(tasks)
   // The reader gets its options as written, not the schema-defaulted copy: a reader may treat a
   // missing option differently from its documented default (beir searches for corpus.jsonl,
   // corpus.parquet or shards when `corpus` is not given, and reads exactly the file when it is).
@@ -275,14 +237,14 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   if (!mod?.reader || typeof mod.reader.read !== 'function')
     throw new DataError(`reader ${ds.reader} (plugin ${entry.plugin ?? '?'}) does not export {reader} with read()`)
   const reader = mod.reader
-  if (!reader.tasks.includes(ds.task)) throw new DataError(`${where}: reader ${ds.reader} cannot prepare task "${ds.task}" (it prepares ${reader.tasks.join(', ')})`)
+  if (!reader.tasks.includes(plan.readTask)) throw cannot(reader.tasks)
   const range = ds.labelRange ? resolveLabelRangeAt(ds.labelRange, where) : undefined
   const instruction = ds.instruction ?? ''
   const request: ReadRequest = {
     dataset: ds.name,
-    task: ds.task,
+    task: plan.readTask,
     path: ds.path === undefined ? undefined : resolve(ctx.dataRoot, ds.path),
-    splits: normaliseSplits(ds, ctx.dataRoot),
+    splits: normaliseSplits(ds, ctx.dataRoot, where),
     options: ds.options ?? {},
     fields: ds.fields,
   }
@@ -326,7 +288,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
     return o
   }
   // Every kind the reader promises gets a file, even when no row arrives (an empty split is still a split).
-  const kinds = reader.kindsFor(ds.task)
+  const kinds = plan.kinds(reader)
   if (kinds.includes('corpus')) output('corpus', null)
   if (kinds.includes('queries')) output('queries', null)
   for (const split of request.splits) for (const k of kinds) if (k !== 'corpus' && k !== 'queries') output(k, split.name)
@@ -336,6 +298,7 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   let rejected = 0
   let unused = 0
   const unusedReasons: Record<string, number> = {}
+  const readWarnings: string[] = []
   const checks = new DatasetChecks(ds.name, kinds, rel)
 
   const reject = (at: SourceLocation, reason: string, kind: PreparedKind | undefined, split: string | null, raw?: string) => {
@@ -347,8 +310,12 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
   }
 
   try {
-    for await (const item of reader.read(request) as AsyncIterable<ReadItem>) {
+    for await (const item of plan.items(reader, request, join(dir, '.grouping'))) {
       stopIfAborted(ctx.signal)
+      if (item.type === 'warning') {
+        readWarnings.push(`dataset ${ds.name}${item.split ? `, split ${item.split}` : ''}: ${item.at ? `${rel(item.at.file)}:${item.at.line}: ` : ''}${item.message}`)
+        continue
+      }
       if (item.type === 'unused') {
         unused++
         unusedReasons[item.reason] = (unusedReasons[item.reason] ?? 0) + 1
@@ -411,11 +378,12 @@ async function prepareDataset(ds: DatasetConfig, index: number, ctx: DatasetCont
       rejected,
       unused,
       unusedReasons,
+      ...(plan.grouping ? {grouped: plan.grouping.summary} : {}),
       ...(rejected ? {rejectsFile: join(ds.name, 'rejects.jsonl')} : {}),
       files,
       stats,
       seconds,
-      warnings: checks.warnings(files, {rejected, unused}),
+      warnings: [...readWarnings, ...checks.warnings(files, {rejected, unused})],
     }
   } catch (error) {
     for (const o of outputs.values()) o.writer.abort()

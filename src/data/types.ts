@@ -62,13 +62,34 @@ export type PreparedKind = keyof DraftOfKind
 /** One item a reader yields. `split` null means the output is shared by all splits (a corpus). */
 export type ReadItem =
   /** A draft row; `raw` is the source row as a reject would show it (rejects.jsonl), when the reader has it. */
-  | {[K in PreparedKind]: {type: 'row'; kind: K; split: string | null; at: SourceLocation; row: DraftOfKind[K]; raw?: string}}[PreparedKind]
+  | {
+      [K in PreparedKind]: {
+        type: 'row'
+        kind: K
+        split: string | null
+        at: SourceLocation
+        row: DraftOfKind[K]
+        raw?: string
+        /**
+         * The source row's value of a field reference (column name or 1-based number, JSON key or dotted
+         * path; undefined when absent), for readers whose rows have named or numbered fields: row
+         * filters and grouping by a source field read through it.
+         */
+        source?: (ref: string | number) => unknown
+      }
+    }[PreparedKind]
   /** A source row that cannot be read (malformed JSON, wrong column count...): an error unless --skip-invalid. */
   | {type: 'reject'; kind?: PreparedKind; split: string | null; at: SourceLocation; reason: string; raw?: string}
   /** A well-formed source row that this configuration does not use (e.g. a neutral NLI pair for IR triplets): counted, never an error. */
   | {type: 'unused'; split: string | null; at: SourceLocation; reason: string}
+  /** Something read that looks wrong but is not an error (a header read as data...): reported among the dataset's warnings. */
+  | {type: 'warning'; split: string | null; at?: SourceLocation; message: string}
 
-/** One split of a dataset: its name and, when the configuration maps it to a file, that file. */
+/**
+ * One split of a dataset: its name and, when the configuration maps it to a file, that file. A split
+ * given several files (a list or a pattern, split-files.ts) appears once per file, in reading order,
+ * each with the split's name: a reader that reads `request.splits` in order reads them all.
+ */
 export interface SplitSource {
   name: string
   /** Absolute path (file or directory), when the split was given one. */

@@ -71,6 +71,7 @@ export function mappedItem(task: 'ir' | 'sts', mapping: FieldMapping, row: Mappe
   const item = {type: 'row', kind, split: row.split, at: row.at, row: draft}
   // `raw` is only read when prepare rejects the row: built on demand, not for every row.
   Object.defineProperty(item, 'raw', {get: row.raw, enumerable: true})
+  Object.defineProperty(item, 'source', {value: row.value})
   return item as unknown as ReadItem
 }
 
