@@ -12,7 +12,10 @@
  *   STS Benchmark needs, whose lines contain stray quotes and extra tab fields; `csv` follows RFC 4180
  *   (fields in double quotes may hold delimiters, doubled quotes and line breaks; a row's line is the
  *   line it starts on).
- * - `header`: the first line names the columns.
+ * - `header`: `false` (default): every line is data; `true`: the first line of each file names the
+ *   columns; `auto`: a file's first line is a header when `fields` names columns, or when it looks
+ *   like one (`looksLikeHeader`). With `false`, a first line that looks like a header is read as data
+ *   and warned about (an IR file's header would otherwise become a training example unnoticed).
  * - `columns`: the exact number of fields every row must have (with a header, its length by default);
  *   otherwise a row only needs the columns that `fields` refers to. Rows with another count are
  *   rejected as "wrong column count".
@@ -22,13 +25,14 @@
  */
 import {resolveFields, type FieldMapping, type FieldRef} from '../mapping.js'
 import {decodedChunks, excerpt, readLineBatches} from '../text-input.js'
+import {numeric} from '../row-filter.js'
 import {DataError, type ReadItem, type ReadRequest} from '../types.js'
 import {encodingOf, mappedItem, splitFile, splitFileReader, trainingKind} from './common.js'
 
 export interface DelimitedOptions {
   delimiter?: string
   quoting?: 'none' | 'csv'
-  header?: boolean
+  header?: boolean | 'auto'
   columns?: number
 }
 
@@ -124,24 +128,65 @@ async function* csvRows(file: string, delimiter: string, encoding: string): Asyn
   if (last) yield last
 }
 
+/**
+ * Whether a first row looks like column names: distinct, short, none ending like a sentence, and
+ * either all identifier-like ASCII (`pair_ID`, `sentence_A`, `relatedness_score`) or non-numeric
+ * where the second row is numeric (`score` above `4.5`).
+ */
+export function looksLikeHeader(first: readonly string[], second?: readonly string[]): boolean {
+  const cells = first.map((c) => c.trim())
+  if (cells.length < 2 || new Set(cells).size !== cells.length) return false
+  if (cells.some((c) => c === '' || c.length > 64 || /[.?!。？！]$/.test(c))) return false
+  if (cells.every((c) => /^[A-Za-z_][A-Za-z0-9_-]*$/.test(c))) return true
+  const wordy = cells.some((c) => c.split(/\s+/).length > 3)
+  return !wordy && !!second && cells.some((c, i) => numeric(c) === undefined && second[i] !== undefined && numeric(second[i]) !== undefined)
+}
+
+/** A file's rows with its first two read ahead (to decide on its header). */
+async function peekRows(rows: AsyncGenerator<Row>): Promise<{head: Row[]; all: AsyncGenerator<Row>}> {
+  const head: Row[] = []
+  for (let i = 0; i < 2; i++) {
+    const r = await rows.next()
+    if (r.done) break
+    head.push(r.value)
+  }
+  return {
+    head,
+    all: (async function* () {
+      yield* head
+      yield* rows
+    })(),
+  }
+}
+
 export const reader = splitFileReader('delimited', ['sts', 'ir'], async function* (request: ReadRequest): AsyncGenerator<ReadItem> {
   const opts = request.options as DelimitedOptions
   const delimiter = opts.delimiter ?? '\t'
   const task = request.task as 'ir' | 'sts'
-  const defaults: FieldMapping | undefined = task === 'sts' && !opts.header ? {text1: 1, text2: 2, score: 3} : undefined
+  const defaults: FieldMapping | undefined = task === 'sts' && opts.header !== true ? {text1: 1, text2: 2, score: 3} : undefined
   const mapping = resolveFields(request.task, request.fields, 'delimited', request.fields ? undefined : defaults)
   const kind = trainingKind(task)
   const encoding = encodingOf(request)
   for (const split of request.splits) {
     const file = splitFile(request, split, 'delimited')
-    const rows = opts.quoting === 'csv' ? csvRows(file, delimiter, encoding) : plainRows(file, delimiter, encoding)
+    const {head, all: rows} = await peekRows(opts.quoting === 'csv' ? csvRows(file, delimiter, encoding) : plainRows(file, delimiter, encoding))
+    const looks = head.length > 0 && looksLikeHeader(head[0].fields, head[1]?.fields)
+    const named = Object.values(mapping).some((ref) => typeof ref === 'string')
+    const hasHeader = opts.header === 'auto' ? named || looks : opts.header === true
+    if (!hasHeader && looks)
+      yield {
+        type: 'warning',
+        split: split.name,
+        at: {file, line: head[0].line},
+        message: `the first line looks like a header (${head[0].fields.map((f) => JSON.stringify(f.trim())).join(', ')}) but is read as data (options.header is ${opts.header ?? 'false (the default)'}); set options.header: true, or auto`,
+      }
     let header: string[] | undefined
     let expectedColumns = opts.columns
     let indexOf: (ref: FieldRef) => number = (ref) => (typeof ref === 'number' ? ref - 1 : -1)
     let maxIndex = 0
     for await (const row of rows) {
       const at = {file, line: row.line}
-      if (opts.header && !header) {
+      if (hasHeader && !header) {
         header = row.fields.map((h) => h.trim())
         expectedColumns ??= header.length
         const names = header
@@ -182,6 +227,6 @@ export const reader = splitFileReader('delimited', ['sts', 'ir'], async function
         raw: () => excerpt(row.raw),
       })
     }
-    if (opts.header && !header) throw new DataError('empty file: expected a header line', {file, line: 1})
+    if (opts.header === true && !header) throw new DataError('empty file: expected a header line', {file, line: 1})
   }
 })

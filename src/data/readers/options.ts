@@ -18,7 +18,7 @@ export const delimitedOptions: JsonSchema = {
   properties: {
     delimiter: {type: 'string', minLength: 1, maxLength: 1, default: '\t', description: 'field separator (one character)'},
     quoting: {enum: ['none', 'csv'], default: 'none', description: 'none: plain split, quotes are text; csv: RFC 4180 quoted fields'},
-    header: {type: 'boolean', default: false, description: 'the first line holds column names'},
+    header: {enum: [true, false, 'auto'], default: false, description: "the first line of each file holds column names: false (default; a first line that looks like a header is warned about), true, or auto (a header when fields name columns or the line looks like one)"},
     columns: {type: 'integer', minimum: 1, description: 'exact number of fields per row (default: header length, or no check)'},
     encoding,
   },
@@ -53,7 +53,17 @@ export const nliOptions: JsonSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    format: {enum: ['senteval', 'triplets'], default: 'senteval'},
+    format: {enum: ['senteval', 'triplets', 'json', 'delimited'], default: 'senteval', description: 'senteval: s1/s2/labels files under path; triplets: {anchor, positive, negative} JSON lines; json: labelled pairs per JSON line/array element (CLUE OCNLI/CMNLI); delimited: labelled pairs per TSV/CSV row'},
+    labels: {
+      type: 'object',
+      minProperties: 2,
+      additionalProperties: {type: 'number'},
+      description: 'label -> score (default {entailment: 1, neutral: 0.5, contradiction: 0}); task ir: highest-scored labels are positives, lowest hard negatives; json/delimited: "-" and labels not listed are unused',
+    },
+    delimiter: {type: 'string', minLength: 1, maxLength: 1, description: 'format delimited: field separator (default tab)'},
+    quoting: {enum: ['none', 'csv'], description: 'format delimited: as the delimited reader'},
+    header: {enum: [true, false, 'auto'], description: 'format delimited: as the delimited reader'},
+    columns: {type: 'integer', minimum: 1, description: 'format delimited: exact number of fields per row'},
     irShape: {enum: ['triplets', 'grouped'], default: 'triplets', description: 'task ir, senteval: one example per (entailment, contradiction) or per premise'},
     splitField: {type: 'string', minLength: 1, description: 'triplets: the field naming each row\'s split'},
     encoding,
