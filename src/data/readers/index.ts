@@ -56,6 +56,14 @@ export const entries: RegistryEntry[] = [
   },
   {
     kind: 'reader',
+    name: 'sts-gold',
+    description: 'Sentence pairs with scores in a parallel gold file (SemEval STS 2012-2016: STS.input.<name>.txt + STS.gs.<name>.txt; blank gold = unscored)',
+    optionsSchema: options.stsGoldOptions,
+    meta: {tasks: ['sts']},
+    load: async () => import('./sts-gold.js'),
+  },
+  {
+    kind: 'reader',
     name: 'parquet',
     description: 'Parquet files or shard directories (Hugging Face hub datasets), read row group by row group with hyparquet',
     optionsSchema: options.parquetOptions,

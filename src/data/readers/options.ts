@@ -70,6 +70,22 @@ export const nliOptions: JsonSchema = {
   },
 }
 
+export const stsGoldOptions: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    delimiter: {type: 'string', minLength: 1, maxLength: 1, default: '\t', description: 'field separator of the pair file (one character; no quoting)'},
+    columns: {type: 'integer', minimum: 1, description: 'exact number of fields per pair line (default: at least the mapped columns)'},
+    gold: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {replace: {type: 'string', minLength: 1, default: 'STS.input.'}, with: {type: 'string', minLength: 1, default: 'STS.gs.'}},
+      description: "the gold file's name: the pair file's name with `replace` replaced by `with`",
+    },
+    encoding,
+  },
+}
+
 export const parquetOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
 
 export const hfArrowOptions: JsonSchema = {type: 'object', additionalProperties: false, properties: {}}
@@ -82,6 +98,7 @@ export const readerOptionsSchema: Record<string, JsonSchema> = {
   delimited: delimitedOptions,
   json: jsonOptions,
   nli: nliOptions,
+  'sts-gold': stsGoldOptions,
   parquet: parquetOptions,
   'hf-arrow': hfArrowOptions,
 }
