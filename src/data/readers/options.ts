@@ -79,7 +79,7 @@ export const stsGoldOptions: JsonSchema = {
     gold: {
       type: 'object',
       additionalProperties: false,
-      properties: {replace: {type: 'string', minLength: 1, default: 'STS.input.'}, with: {type: 'string', minLength: 1, default: 'STS.gs.'}},
+      properties: {replace: {type: 'string', minLength: 1, default: '.input.'}, with: {type: 'string', minLength: 1, default: '.gs.'}},
       description: "the gold file's name: the pair file's name with `replace` replaced by `with`",
     },
     encoding,

@@ -4,9 +4,10 @@
  *
  * Inputs: each split's files are the pair files (`STS.input.<name>.txt`: two tab-separated sentences
  * per line, no CSV quoting, quotes are text); a split made of several sources lists them or gives a
- * pattern (`splits: {test: sts2016/STS.input.*.txt}`), read in order. Each pair file's gold file is
- * found by replacing, in its name, `gold.replace` with `gold.with` (default `STS.input.` ->
- * `STS.gs.`): one score per line (0–5), line i scoring pair line i.
+ * pattern (`splits: {test: sts2015/STS.input.*.txt}`), read in order. Each pair file's gold file is
+ * found by replacing, in its name, `gold.replace` with `gold.with` (default `.input.` -> `.gs.`:
+ * `STS.input.x.txt` -> `STS.gs.x.txt`, `STS2016.input.x.txt` -> `STS2016.gs.x.txt`): one score per
+ * line (0–5), line i scoring pair line i.
  *
  * - A blank gold line is a pair the organisers did not score: counted as unused ("unscored pair").
  * - A blank line in both files is counted as unused too; files of different lengths are an error
@@ -35,14 +36,14 @@ interface Options {
 function pairFiles(request: ReadRequest, split: SplitSource): {input: string; gold: string; name: string} {
   const input = splitFile(request, split, 'sts-gold')
   const opts = request.options as Options
-  const from = opts.gold?.replace ?? 'STS.input.'
-  const to = opts.gold?.with ?? 'STS.gs.'
+  const from = opts.gold?.replace ?? '.input.'
+  const to = opts.gold?.with ?? '.gs.'
   const base = basename(input)
   if (!base.includes(from))
     throw new DataError(`dataset ${request.dataset}, split "${split.name}": ${input}: its name does not contain ${JSON.stringify(from)} (options.gold.replace), so its gold file cannot be named`)
   const gold = join(dirname(input), base.replace(from, to))
   requireFile(gold, `dataset ${request.dataset}, split "${split.name}": gold file of ${base}`)
-  return {input, gold, name: base.replace(from, '').replace(/\.txt$/, '')}
+  return {input, gold, name: base.slice(base.indexOf(from) + from.length).replace(/\.txt$/, '')}
 }
 
 export const reader: Reader = {

@@ -10,17 +10,8 @@ import {join} from 'node:path'
 import {readAllRecords} from '../../../src/io/arrow-records.js'
 import {prepare, type DatasetConfig} from '../../../src/data/prepare.js'
 import {BUILTINS} from '../../helpers/env.js'
+import {OCNLI_LINES} from './fixtures.js'
 
-const ocnli = (o: Record<string, unknown>) => JSON.stringify({level: 'easy', genre: 'news', label0: o.label, label1: o.label, label2: '', label3: '', label4: '', ...o})
-export const OCNLI_LINES = [
-  ocnli({sentence1: '他们正在看电影', sentence2: '他们在看东西', label: 'entailment', id: 0}),
-  ocnli({sentence1: '他们正在看电影', sentence2: '他们在睡觉', label: 'contradiction', id: 1}),
-  ocnli({sentence1: '他们正在看电影', sentence2: '电影很好看', label: 'neutral', id: 2}),
-  ocnli({sentence1: '今天下雨', sentence2: '天气不好', label: '-', id: 3, genre: 'gov'}),
-  ocnli({sentence1: '今天下雨', sentence2: '外面是湿的', label: 'entailment', id: 4, genre: 'gov'}),
-  ocnli({sentence1: '今天下雨', sentence2: '阳光明媚', label: 'contradiction', id: 5, genre: 'gov'}),
-  ocnli({sentence1: '今天下雨', sentence2: '不知道', label: 'maybe', id: 6, genre: 'gov'}),
-].join('\n')
 
 async function run(root: string, ds: Partial<DatasetConfig>) {
   return prepare({datasets: [{name: 'd', reader: 'nli', ...ds} as DatasetConfig]}, {registry: BUILTINS, dataRoot: root, out: join(root, 'out'), overwrite: true})
