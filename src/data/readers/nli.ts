@@ -18,9 +18,10 @@
  *   default columns 1, 2, 3 = premise, hypothesis, label).
  *
  * Labels: `labels` maps each label (text, or a number written as text: `{"0": 1, "1": 0.5, "2": 0}`)
- * to a score; default `{entailment: 1, neutral: 0.5, contradiction: 0}`. In the json and delimited
- * formats a pair whose label is "-" (CLUE/SNLI: the annotators did not agree) or not in `labels` is
- * counted as unused with its label as the reason; in SentEval files an unknown label is a reject.
+ * to a score; default `{entailment: 1, neutral: 0.5, contradiction: 0}`. A pair whose label is "-"
+ * (CLUE/SNLI: the annotators did not agree) is counted as unused in every format; one whose label is
+ * not in `labels` is unused in the json and delimited formats (CLUE files carry such rows), a reject
+ * in SentEval files (whose labels are a fixed vocabulary).
  * For task ir, the labels with the highest score are entailments (positives) and those with the
  * lowest contradictions (hard negatives); the others (neutral) take part in no example.
  *

@@ -4,7 +4,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {readAllRecords} from '../../../src/io/arrow-records.js'
@@ -67,6 +67,21 @@ test('nli delimited: a TSV with a header and numeric labels (0 entailment, 1 neu
     const rows = await readAllRecords(join(root, 'out', 'd', 'train.ir-example.arrow'), 'ir-example')
     assert.deepEqual(rows.map((x) => [x.query, x.positives, x.negatives]), [['A man sleeps.', ['A person rests.'], ['A man runs.']]])
     assert.equal(r.datasets[0].unused, 1)
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
+
+test('nli senteval: a "-" label (no gold label) is unused, not rejected', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-nli-'))
+  mkdirSync(join(root, 'snli'))
+  writeFileSync(join(root, 'snli', 's1.dev'), 'A man.\nA man.\n')
+  writeFileSync(join(root, 'snli', 's2.dev'), 'A person.\nA woman.\n')
+  writeFileSync(join(root, 'snli', 'labels.dev'), 'entailment\n-\n')
+  try {
+    const r = await run(root, {task: 'sts', labelRange: {values: [0, 0.5, 1]}, path: 'snli', splits: ['dev']})
+    assert.equal(r.rows, 1)
+    assert.deepEqual(r.datasets[0].unusedReasons, {'label "-": no gold label (annotators disagreed)': 1})
   } finally {
     rmSync(root, {recursive: true, force: true})
   }
