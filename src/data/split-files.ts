@@ -15,7 +15,7 @@
  * split silently missing a piece is exactly what this exists to prevent.
  */
 import {existsSync, readdirSync, statSync} from 'node:fs'
-import {join, resolve, sep} from 'node:path'
+import {isAbsolute, join, resolve, sep} from 'node:path'
 import {DataError} from './types.js'
 
 const GLOB = /[*?[]/
@@ -91,9 +91,10 @@ export function splitPaths(spec: string | readonly string[], dataRoot: string, w
   for (const entry of entries) {
     let files: string[]
     if (isGlob(entry)) {
-      const absolute = resolve(dataRoot, entry)
-      const root = absolute.startsWith(sep) ? sep : ''
-      files = [...new Set(expand(root || '.', absolute.split(sep).filter(Boolean)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      // Only the entry's own segments are patterns: a data root whose path holds [ or * is taken literally.
+      const base = isAbsolute(entry) ? sep : resolve(dataRoot)
+      const segments = entry.split(sep === '/' ? '/' : /[\\/]/).filter((p) => p !== '' && p !== '.')
+      files = [...new Set(expand(base, segments))].map((f) => resolve(f)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
       if (files.length === 0) throw new DataError(`${where}: pattern ${JSON.stringify(entry)} matches no file (under ${dataRoot})`)
     } else files = [resolve(dataRoot, entry)]
     for (const file of files) {

@@ -13,7 +13,8 @@ import {splitPaths} from '../../src/data/split-files.js'
 import {BUILTINS} from '../helpers/env.js'
 
 function dataRoot(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'codiemb-splitfiles-'))
+  // glob characters in the data root itself are taken literally
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-split[files]*-'))
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(join(root, name, '..'), {recursive: true})
     writeFileSync(join(root, name), content)
@@ -32,6 +33,7 @@ test('splitPaths: lists in order, globs sorted, ** across folders; no match and 
     assert.deepEqual(splitPaths('a/[xy]1.txt', root, 's'), [join(root, 'a/x1.txt')])
     assert.throws(() => splitPaths('a/z*.txt', root, 'where'), /^DataError: where: pattern "a\/z\*\.txt" matches no file/)
     assert.throws(() => splitPaths(['a/x1.txt', 'a/x*.txt'], root, 'where'), /x1\.txt is listed twice/)
+    assert.deepEqual(splitPaths('../x*.txt', join(root, 'a', 'deep'), 's'), [join(root, 'a/x1.txt'), join(root, 'a/x2.txt')])
   } finally {
     rmSync(root, {recursive: true, force: true})
   }
