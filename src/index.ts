@@ -110,6 +110,8 @@ export type {CodiembConfig, LoadedConfig} from './config/load.js'
 // prepare
 export {MANIFEST, outputPath, prepare, readManifest} from './data/prepare.js'
 export type {DatasetConfig, DatasetResult, Manifest, ManifestFile, PrepareConfig, PrepareOptions, PrepareResult, SourceFile} from './data/prepare.js'
+export type {GroupConfig, GroupSummary} from './data/grouping.js'
+export type {FilterOp, RowFilter} from './data/row-filter.js'
 
 // train
 export {normaliseTrainSection} from './train/config.js'
