@@ -111,6 +111,12 @@ export async function readerSamples(): Promise<ReaderSample[]> {
       argv: ['--task', 'sts', '--label-range', '0,0.5,1', '--path', 'snli', '--split', 'train'],
     },
     {
+      reader: 'sts-gold',
+      text: true,
+      files: {'sts/STS.input.x.txt': utf8('你好 world\t中文\nplain\thello\n"quoted\ttext"\n'), 'sts/STS.gs.x.txt': utf8('4.5\n\n1\n')},
+      argv: ['--task', 'sts', '--label-range', '0:5', '--split', 'test=sts/STS.input.x.txt'],
+    },
+    {
       reader: 'beir',
       text: true,
       files: {

@@ -180,7 +180,7 @@ function firstNonAsciiLine(bytes: Uint8Array): number {
 describe('text encodings', () => {
   it('every text reader refuses GBK input at its first non-UTF-8 line, and reads it exactly with encoding: gbk', async () => {
     const samples = (await readerSamples()).filter((s) => s.text)
-    assert.equal(samples.length, 6)
+    assert.equal(samples.length, 7)
     for (const sample of samples) {
       const root = join(work, 'gbk', sample.reader)
       const gbk = Object.fromEntries(Object.entries(sample.files).map(([name, b]) => [name, toGbk(b)]))

@@ -473,12 +473,12 @@ test('--skip-invalid accounts for every input row: rows + rejected = input, reje
   }
 })
 
-test('registry: eight built-in readers, each with an options schema, its tasks, and a module exporting {reader, optionsSchema}', async () => {
+test('registry: nine built-in readers, each with an options schema, its tasks, and a module exporting {reader, optionsSchema}', async () => {
   const {builtinRegistry} = await import('../../../src/builtins.js')
   const {readerOptionsSchema} = await import('../../../src/data/readers/options.js')
   const registry = await builtinRegistry()
   const readers = registry.list('reader')
-  assert.deepEqual(readers.map((r) => r.name), ['beir', 'codiemb-jsonl', 'delimited', 'flagembedding-jsonl', 'hf-arrow', 'json', 'nli', 'parquet'])
+  assert.deepEqual(readers.map((r) => r.name), ['beir', 'codiemb-jsonl', 'delimited', 'flagembedding-jsonl', 'hf-arrow', 'json', 'nli', 'parquet', 'sts-gold'])
   for (const entry of readers) {
     assert.equal((entry.optionsSchema as {additionalProperties?: boolean}).additionalProperties, false, entry.name)
     assert.equal(entry.optionsSchema, readerOptionsSchema[entry.name])
