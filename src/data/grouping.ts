@@ -151,16 +151,20 @@ export class Grouping {
       for (const p of group) yield {type: 'unused', split: p.split, at: p.at, reason: 'query has no positive candidate'}
       return
     }
+    // Exactly one row stands behind each text of the example: the first positive row of a positive
+    // text, the first row of a negative one; every other row is unused with the reason.
     const negatives = new Set<string>()
-    const seen = new Set<string>()
+    const used = new Set<string>()
     for (const p of group) {
-      const dup = seen.has(p.text)
-      seen.add(p.text)
-      if (dup) yield {type: 'unused', split: p.split, at: p.at, reason: 'candidate given twice for the query'}
-      else if (positives.has(p.text)) {
-        if (!this.isPositive(p.score)) yield {type: 'unused', split: p.split, at: p.at, reason: 'candidate is also a positive of the query'}
-      } else if (this.config.negatives === false) yield {type: 'unused', split: p.split, at: p.at, reason: 'not a positive (group.negatives: false)'}
+      const positive = this.isPositive(p.score)
+      let reason: string | undefined
+      if (positives.has(p.text)) {
+        if (positive && !used.has(p.text)) used.add(p.text)
+        else reason = positive ? 'candidate given twice for the query' : 'candidate is also a positive of the query'
+      } else if (this.config.negatives === false) reason = 'not a positive (group.negatives: false)'
+      else if (negatives.has(p.text)) reason = 'candidate given twice for the query'
       else negatives.add(p.text)
+      if (reason) yield {type: 'unused', split: p.split, at: p.at, reason}
     }
     this.summary.positives += positives.size
     this.summary.negatives += negatives.size

@@ -124,3 +124,21 @@ test('group with `by` (a question id column) and a score threshold; a grouped da
     rmSync(root, {recursive: true, force: true})
   }
 })
+
+test('group: one row stands behind each text of an example (a text given as negative, then positive, then again)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'codiemb-group-'))
+  writeFileSync(join(root, 'dup.tsv'), 'q\tA\t0\nq\tA\t1\nq\tA\t1\nq\tB\t0\nq\tB\t0\n')
+  try {
+    const r = await prepare(
+      {datasets: [{name: 'g', reader: 'delimited', task: 'ir', splits: {train: 'dup.tsv'}, fields: {text1: 1, text2: 2, score: 3}, group: {}}]},
+      {registry: BUILTINS, dataRoot: root, out: join(root, 'out')},
+    )
+    const rows = await readAllRecords(join(root, 'out', 'g', 'train.ir-example.arrow'), 'ir-example')
+    assert.deepEqual(rows.map((x) => [x.positives, x.negatives]), [[['A'], ['B']]])
+    const d = r.datasets[0]
+    assert.deepEqual(d.unusedReasons, {'candidate is also a positive of the query': 1, 'candidate given twice for the query': 2})
+    assert.equal(2 + d.unused, 5)
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
