@@ -31,7 +31,7 @@
  * without any positive is counted, kept out of training and of queries/qrels, and warned about.
  */
 import {createHash} from 'node:crypto'
-import {closeSync, mkdirSync, openSync, rmSync, statSync, writeSync} from 'node:fs'
+import {closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import {readLines} from './text-input.js'
 import {toNumber, toText} from './validate.js'
@@ -65,6 +65,17 @@ interface Pair {
 }
 
 const PARTITION_BYTES = 32 << 20
+
+/** Bytes of a file, or of the files under a directory (a split of Parquet or Arrow shards). */
+function sizeOf(path: string): number {
+  try {
+    const st = statSync(path)
+    if (!st.isDirectory()) return st.size
+    return readdirSync(path).reduce((sum, name) => sum + sizeOf(join(path, name)), 0)
+  } catch {
+    return 0 // vanished: the reader reports it
+  }
+}
 const hash16 = (s: string) => createHash('sha1').update(s).digest('hex').slice(0, 16)
 
 /** Checks a dataset's `group` section. */
@@ -208,14 +219,7 @@ export class Grouping {
   }
 
   private async *spilled(pairs: AsyncIterable<Pair | ReadItem>): AsyncGenerator<ReadItem> {
-    let bytes = 0
-    for (const f of this.inputFiles) {
-      try {
-        bytes += statSync(f).size
-      } catch {
-        /* a directory or a vanished file: sized by the others */
-      }
-    }
+    const bytes = this.inputFiles.reduce((sum, f) => sum + sizeOf(f), 0)
     const n = Math.min(256, Math.max(1, Math.ceil(bytes / PARTITION_BYTES)))
     mkdirSync(this.tempDir, {recursive: true})
     const files = Array.from({length: n}, (_, i) => join(this.tempDir, `part-${i}.jsonl`))

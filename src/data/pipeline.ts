@@ -36,7 +36,8 @@ export class DatasetPipeline {
     let items: AsyncIterable<ReadItem> = reader.read(request)
     if (this.filters.length) items = filterRows(items, this.filters)
     if (!this.group) return items
-    const files = request.splits.flatMap((s) => (s.path ? [s.path] : []))
+    // what the reader will read, to size grouping's spill partitions
+    const files = [...new Set(request.splits.flatMap((s) => (s.path ? [s.path] : request.path ? [request.path] : [])))]
     this.grouping = new Grouping(this.group, this.ds.task as 'ir' | 'eval', tempDir, files)
     return this.grouping.run(items)
   }
