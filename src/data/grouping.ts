@@ -18,7 +18,8 @@
  * partition is grouped in memory, so memory is bounded by a partition, never by the file; examples
  * come partition by partition, each in order of its first row. With `order: consecutive` a query's
  * rows must be adjacent (as TrecQA and WikiQA list them): nothing is spilled, examples keep file
- * order, and a query whose rows reappear later is warned about (its later rows form another example).
+ * order, and a query whose rows reappear later is warned about (its later rows form another example;
+ * to notice, 16 hex digits of each finished query's hash are remembered).
  *
  * Task `eval`: corpus = every distinct candidate text (id `d` + 16 hex digits of its sha1, so the
  * same passage gets the same id in every split and run); queries = every query with at least one
