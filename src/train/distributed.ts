@@ -121,19 +121,19 @@ export class DataParallel implements ProcessGroup {
     return this.rank === 0 ? batchSeed : (batchSeed ^ Math.imul(this.rank, 0x9e3779b1)) >>> 0
   }
 
-  /** Refuses a checkpoint of a run with another world size (the shards, hence the steps, would differ). */
-  checkWorldSize(recorded: number | undefined, dir: string): void {
-    const was = recorded ?? 1
-    if (was !== this.size)
-      throw new CheckpointError(
-        `${dir}: checkpoint was trained by ${was} process(es), this run has ${this.size}: resume with the same world size (--nproc-per-node / WORLD_SIZE ${was}); ` +
-          'a different one would cut every global batch into other shards',
-      )
-  }
-
   close(): void {
     this.group.close()
   }
+}
+
+/** Refuses a checkpoint of a run with another world size (the shards, hence the steps, would differ). */
+export function checkWorldSize(recorded: number | undefined, size: number, dir: string): void {
+  const was = recorded ?? 1
+  if (was !== size)
+    throw new CheckpointError(
+      `${dir}: checkpoint was trained by ${was} process(es), this run has ${size}: resume with the same world size (--nproc-per-node / WORLD_SIZE ${was}); ` +
+        'a different one would cut every global batch into other shards',
+    )
 }
 
 /**
@@ -199,17 +199,4 @@ export class ShardedSampler implements Sampler {
   batchSize(task: TaskKind): number {
     return Math.ceil(this.inner.batchSize(task) / this.worldSize)
   }
-}
-
-/**
- * Sampler options with per-device batch sizes turned into global ones (× world size): `batchSize`
- * (single, mixed) and every entry of `batchSizes` (dynamic). Other samplers' options pass unchanged.
- */
-export function globalBatchOptions(options: Record<string, unknown>, worldSize: number): Record<string, unknown> {
-  if (worldSize === 1) return options
-  const out = {...options}
-  if (typeof out.batchSize === 'number') out.batchSize = out.batchSize * worldSize
-  if (out.batchSizes && typeof out.batchSizes === 'object')
-    out.batchSizes = Object.fromEntries(Object.entries(out.batchSizes as Record<string, number>).map(([k, v]) => [k, typeof v === 'number' ? v * worldSize : v]))
-  return out
 }

@@ -26,7 +26,7 @@ import {checkOptimizerState, checkResumeState, dataIdentity} from './resume.js'
 import {type InstructionOptions, type TrainingDataset, batchSeed} from './data.js'
 import {NonFiniteError, type NonFiniteSite, type OnNonFinite, firstNonFinite, handleNonFinite, lastCheckpointText, siteOf} from './finite.js'
 import {accumulateGradients, ensureGradients} from './gradients.js'
-import type {DataParallel} from './distributed.js'
+import {type DataParallel, checkWorldSize} from './distributed.js'
 import type {ComponentSink, TaskObjective} from './objective.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
 import {PartLoss} from './part-loss.js'
@@ -163,7 +163,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       throw new CheckpointError(`${dir}: checkpoint was trained with GradCache chunk size ${state.gradCacheChunkSize}, this run would use ${this.partLoss.chunkSize ?? 'none'} (chunks decide dropout seeds)`)
     const moments = await readOptimizerState(dir)
     checkOptimizerState(moments, o.encoder.variables, state.step, dir)
-    o.distributed?.checkWorldSize(state.worldSize, dir)
+    checkWorldSize(state.worldSize, o.distributed?.size ?? 1, dir)
     this.optimizer.importState(moments.step, moments.tensors)
     this.o.sampler.setState(state.sampler)
     this.step = state.step

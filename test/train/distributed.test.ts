@@ -89,3 +89,11 @@ test('(b) cross-device negatives through GradCache give the same loss and gradie
     assertClose(single.grads, result.grads, 1e-4, 'gradient')
   }
 })
+
+test('per-process batch sizes become global ones (× world size) for the samplers that have them', async () => {
+  const {globalBatchOptions} = await import('../../src/train/global-batch.js')
+  assert.deepEqual(globalBatchOptions({batchSizes: {ir: 64, sts: 32}, policy: 'proportional'}, 8), {batchSizes: {ir: 512, sts: 256}, policy: 'proportional'})
+  assert.deepEqual(globalBatchOptions({batchSize: 16, dropLast: true}, 2), {batchSize: 32, dropLast: true})
+  const same = {batchSize: 16}
+  assert.equal(globalBatchOptions(same, 1), same)
+})
