@@ -27,24 +27,29 @@ async function writeData(dir: string): Promise<void> {
   await sts.finish()
 }
 
-test('codiemb train --nproc-per-node 2 trains with cross-device negatives, rank 0 checkpoints and saves; a resume with another world size is refused', async (t) => {
+test('codiemb train --nproc-per-node 2 trains with cross-device negatives, rank 0 checkpoints and saves; a resume with another world size is refused, one with the same gives the uninterrupted model', async (t) => {
   if (!(await distributedAvailable(t))) return
   const vocab = shared(t, 'data', 'bert-vocab-zh')
   if (!vocab) return
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-train-dist-'))
   try {
     await writeData(dir)
-    const file = join(dir, 'train.json')
-    writeFileSync(file, JSON.stringify({
-      train: {
-        model: {init: {arch: 'bert', tokenizer: vocab, layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32, seed: 3}},
-        output: join(dir, 'out'), dataDir: dir, data: ['ir.arrow', 'sts.arrow'],
-        tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 1, temperature: 0.05, crossDeviceNegatives: true}}], maxLength: {query: 16, passage: 16}}, sts: {maxLength: 16}},
-        // Per-process batch sizes: the global batches are 8 IR queries and 6 STS pairs.
-        sampler: {name: 'dynamic', options: {batchSizes: {ir: 4, sts: 3}}},
-        epochs: 1, learningRate: 1e-3, seed: 5, checkpoint: {everyEpoch: true, keepLast: 2},
-      },
-    }))
+    const configFile = (name: string, extra: Record<string, unknown> = {}) => {
+      const file = join(dir, `${name}.json`)
+      writeFileSync(file, JSON.stringify({
+        train: {
+          model: {init: {arch: 'bert', tokenizer: vocab, layers: 1, hidden: 16, heads: 2, intermediate: 32, maxPositions: 32, seed: 3}},
+          output: join(dir, name), dataDir: dir, data: ['ir.arrow', 'sts.arrow'],
+          tasks: {ir: {losses: [{name: 'ir-infonce', options: {positives: 1, negatives: 1, temperature: 0.05, crossDeviceNegatives: true}}], maxLength: {query: 16, passage: 16}}, sts: {maxLength: 16}},
+          // Per-process batch sizes: the global batches are 8 IR queries and 6 STS pairs.
+          sampler: {name: 'dynamic', options: {batchSizes: {ir: 4, sts: 3}}},
+          epochs: 1, learningRate: 1e-3, seed: 5, checkpoint: {everyEpoch: true, keepLast: 2},
+          ...extra,
+        },
+      }))
+      return file
+    }
+    const file = configFile('out')
     const events = join(dir, 'events.ndjson')
     const r = await runCliAsync(['train', '--config', file, '--backend', 'torch', '--nproc-per-node', '2', '--json', '--events', events], {cwd: REPO_ROOT})
     assert.equal(r.status, 0, r.stderr + r.stdout)
@@ -61,6 +66,14 @@ test('codiemb train --nproc-per-node 2 trains with cross-device negatives, rank 
     const single = await runCliAsync(['train', '--config', file, '--backend', 'torch', '--json', '--resume', join(dir, 'out-checkpoints', 'checkpoint-8')], {cwd: REPO_ROOT})
     assert.equal(single.status, 2, single.stderr + single.stdout)
     assert.match((single.json as any).message, /checkpoint was trained by 2 process\(es\), this run has 1/)
+
+    // Stopped after 4 steps and resumed by 2 ranks: the same model as the uninterrupted run, to the bit.
+    const part = await runCliAsync(['train', '--config', configFile('part', {maxSteps: 4}), '--backend', 'torch', '--nproc-per-node', '2', '--json'], {cwd: REPO_ROOT})
+    assert.equal(part.status, 0, part.stderr + part.stdout)
+    const rest = await runCliAsync(['train', '--config', configFile('part'), '--backend', 'torch', '--nproc-per-node', '2', '--json', '--resume', join(dir, 'part-checkpoints', 'checkpoint-4')], {cwd: REPO_ROOT})
+    assert.equal(rest.status, 0, rest.stderr + rest.stdout)
+    assert.deepEqual((rest.json as any).result.summary.lossLast, result.summary.lossLast)
+    assert.ok(readFileSync(join(dir, 'part', 'model.safetensors')).equals(readFileSync(join(dir, 'out', 'model.safetensors'))), 'resumed model differs from the uninterrupted one')
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
