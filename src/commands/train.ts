@@ -78,7 +78,7 @@ export default class Train extends CodiembCommand<typeof Train> {
     const target = {backend: f.backend, device: f.device, precision: f.precision as 'fp32' | 'tf32' | 'bf16' | undefined, deviceMemory}
 
     if (f['dry-run']) {
-      const setup = await setupTraining(section, registry, {defaultSeed}).catch(asUsageError)
+      const setup = await setupTraining(section, registry, {defaultSeed, worldSize: dist?.worldSize ?? f['nproc-per-node']}).catch(asUsageError)
       const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
       try {
         setup.plan.memory = await planTrainingMemory(setup, f.resume ?? section.model, registry, target)
