@@ -6,12 +6,14 @@
     "torch_lib%": "/usr/lib/x86_64-linux-gnu",
     "cxx11_abi%": "1",
     "cxx_std%": "c++17",
-    "with_cuda%": "0"
+    "with_cuda%": "0",
+    "with_c10d%": "0",
+    "gloo_lib%": ""
   },
   "targets": [
     {
       "target_name": "codiemb_torch",
-      "sources": ["src/addon.cc", "src/attention.cc"],
+      "sources": ["src/addon.cc", "src/attention.cc", "src/distributed.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "include_dirs": ["<(torch_include)", "<(torch_include)/torch/csrc/api/include"],
       "defines": ["_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)", "NAPI_VERSION=8"],
@@ -19,7 +21,16 @@
       "cflags_cc": ["-std=<(cxx_std)", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "libraries": ["-L<(torch_lib)", "-Wl,-rpath,<(torch_lib)", "-lc10", "-ltorch_cpu", "-ltorch", "-ldl"],
       "conditions": [
-        ["with_cuda=='1'", {
+        # c10d (TCPStore, ProcessGroupGloo) for multi-process training; USE_C10D_GLOO unlocks the
+        # Gloo group in libtorch's headers. gloo_lib: Debian ships Gloo as its own library (-lgloo);
+        # PyTorch's wheels link it into libtorch_cpu (empty).
+        ["'<(with_c10d)'=='1'", {
+          "defines": ["CODIEMB_WITH_C10D=1", "USE_C10D_GLOO=1"]
+        }],
+        ["'<(with_c10d)'=='1' and '<(gloo_lib)'!=''", {
+          "libraries": ["-L<(gloo_lib)", "-Wl,-rpath,<(gloo_lib)", "-lgloo"]
+        }],
+        ["'<(with_cuda)'=='1'", {
           "defines": ["CODIEMB_WITH_CUDA=1"],
           # libtorch_cuda registers its kernels from static initialisers; without --no-as-needed the
           # linker drops it (nothing references it by symbol) and CUDA tensors have no kernels.

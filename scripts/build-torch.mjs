@@ -51,6 +51,24 @@ function detectAbi(lib) {
   }
 }
 
+/**
+ * Multi-process training (native/src/distributed.cc) needs libtorch's c10d headers and Gloo's: Debian's
+ * libtorch-dev has the former, libgloo-dev the latter (and Gloo's library, linked as -lgloo); PyTorch's
+ * wheels and the libtorch zips carry both and link Gloo into libtorch_cpu. Without them the addon is
+ * built without c10d and its distributed functions say so (CODIEMB_TORCH_C10D=0 forces that).
+ */
+function detectC10d({include, lib}) {
+  if (process.env.CODIEMB_TORCH_C10D === '0') return {on: false, why: 'CODIEMB_TORCH_C10D=0'}
+  if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp'))) return {on: false, why: `no torch/csrc/distributed/c10d/ProcessGroupGloo.hpp under ${include}`}
+  const glooHeaders = [include, '/usr/include', '/usr/local/include'].find((dir) => existsSync(join(dir, 'gloo', 'config.h')))
+  if (!glooHeaders) return {on: false, why: 'Gloo headers (gloo/config.h) not found: apt-get install libgloo-dev'}
+  // A separate Gloo library beside libtorch or in the system's library folders (Debian: /usr/lib/libgloo.so).
+  const arch = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu'
+  const glooLib = [lib, `/usr/lib/${arch}`, '/usr/lib', '/usr/local/lib'].find((dir) => existsSync(join(dir, 'libgloo.so')))
+  if (!glooLib && lib.startsWith('/usr/')) return {on: false, why: 'libgloo.so not found beside a system libtorch: apt-get install libgloo-dev'}
+  return {on: true, glooLib}
+}
+
 let found
 if (process.env.LIBTORCH) {
   found = fromDir(process.env.LIBTORCH, `LIBTORCH=${process.env.LIBTORCH}`)
@@ -73,7 +91,9 @@ found.abi ??= detectAbi(found.lib)
 // Recent libtorch headers refuse anything older than C++20 (ATen.h says so); earlier ones build as C++17.
 const std = readFileSync(join(found.include, 'ATen', 'ATen.h'), 'utf8').includes('C++20 or later') ? 'c++20' : 'c++17'
 const cuda = process.env.CODIEMB_TORCH_CUDA !== '0' && existsSync(join(found.lib, 'libtorch_cuda.so')) ? '1' : '0'
+const c10d = detectC10d(found)
 console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  -std=${std}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
+console.log(`  distributed (c10d + Gloo): ${c10d.on ? `yes${c10d.glooLib ? ` (Gloo library in ${c10d.glooLib})` : ' (Gloo inside libtorch)'}` : `no: ${c10d.why}`}`)
 if (printOnly) process.exit(0)
 
 // node-gyp downloads Node's headers unless it is pointed at a local copy (offline machines).
@@ -81,7 +101,7 @@ const nodeDir = dirname(dirname(process.execPath))
 const gypArgs = ['rebuild', '--directory', join(root, 'native'), `--jobs=${process.env.JOBS || 'max'}`]
 if (process.env.npm_config_nodedir) gypArgs.push(`--nodedir=${process.env.npm_config_nodedir}`)
 else if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${nodeDir}`)
-gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`)
+gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`, `-Dwith_c10d=${c10d.on ? 1 : 0}`, `-Dgloo_lib=${c10d.glooLib ?? ''}`)
 
 const require = createRequire(import.meta.url)
 const gyp = require.resolve('node-gyp/bin/node-gyp.js')

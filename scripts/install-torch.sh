@@ -12,7 +12,8 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   $SUDO apt-get update -qq
   # libtorch-dev: headers + libtorch_cpu (Debian 12: 1.13); libopenblas0-pthread: a threaded BLAS
   # (without it ATen's matmuls use the reference BLAS, ~10x slower); g++/make/python3 for node-gyp.
-  $SUDO apt-get install -y -qq --no-install-recommends libtorch-dev libopenblas0-pthread g++ make python3
+  # libgloo-dev: the Gloo headers and library c10d's ProcessGroupGloo needs (multi-process training, docs/distributed.md).
+  $SUDO apt-get install -y -qq --no-install-recommends libtorch-dev libgloo-dev libopenblas0-pthread g++ make python3
 fi
 start=$(date +%s)
 npm run build:torch

@@ -122,6 +122,13 @@ export {runTraining} from './train/run.js'
 export type {TrainRunOptions, TrainRunResult, ValidationResult} from './train/run.js'
 export {planMemory, planTrainingMemory, SINGLE_PROCESS} from './train/memory-plan.js'
 export type {MemoryTarget, PlanDevice, ProcessGroup} from './train/memory-plan.js'
+export {DataParallel, ShardedSampler, checkWorldSize} from './train/distributed.js'
+export {globalBatchOptions} from './train/global-batch.js'
+export {joinProcessGroup} from './tensor/process-group.js'
+export type {CollectiveStats, Collectives} from './tensor/collectives.js'
+export {DEFAULT_DIST_TIMEOUT_SECONDS, distributedEnv} from './core/distributed-env.js'
+export type {DistributedEnv} from './core/distributed-env.js'
+export type {DeviceGroup} from './train/losses/types.js'
 
 // merge
 export {mergeCheckpoints} from './merge/engine.js'

@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 
 #include "attention.h"
+#include "distributed.h"
 
 #include <cstring>
 #include <memory>
@@ -722,6 +723,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));
   exports.Set("setAllowTF32", Napi::Function::New(env, SetAllowTF32, "setAllowTF32"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
+  codiemb::RegisterDistributed(env, exports, {&Wrap, &Tensor});
   return exports;
 }
 

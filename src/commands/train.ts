@@ -23,11 +23,37 @@ export default class Train extends CodiembCommand<typeof Train> {
       helpValue: 'SIZE',
       helpGroup: 'TENSOR',
     }),
+    'nproc-per-node': Flags.integer({
+      summary: 'Train data-parallel with this many local processes (ranks; like torchrun --nproc-per-node).',
+      helpValue: 'N',
+      min: 1,
+      helpGroup: 'DISTRIBUTED',
+    }),
+    'dist-timeout': Flags.integer({
+      summary: 'Seconds a rank waits for the others before failing, naming the collective (default 300).',
+      helpValue: 'SECONDS',
+      min: 1,
+      helpGroup: 'DISTRIBUTED',
+    }),
     ...overwriteFlag,
   }
 
   protected async exec(): Promise<TrainCommandResult> {
     const f = this.flags
+    const {distributedEnv} = await import('../core/distributed-env.js')
+    if (f['dist-timeout'] !== undefined) process.env.CODIEMB_DIST_TIMEOUT = String(f['dist-timeout'])
+    const dist = distributedEnv()
+    if (f['nproc-per-node'] !== undefined && f['nproc-per-node'] > 1 && !dist && !f['dry-run']) {
+      const {launchLocalRanks} = await import('../cli/launch.js')
+      const {DEFAULT_DIST_TIMEOUT_SECONDS} = await import('../core/distributed-env.js')
+      const argv = stripFlag(this.argv, '--nproc-per-node')
+      const launched = await launchLocalRanks({
+        nproc: f['nproc-per-node'], argv: ['train', ...argv], json: this.jsonEnabled(),
+        timeoutSeconds: f['dist-timeout'] ?? (Number(process.env.CODIEMB_DIST_TIMEOUT) || DEFAULT_DIST_TIMEOUT_SECONDS),
+        signal: this.stopSignal('stopping every rank (each finishes its step; rank 0 writes a checkpoint)'),
+      })
+      return (launched.envelope?.result ?? {dryRun: false}) as TrainCommandResult
+    }
     const {loadConfig} = await import('../config/load.js')
     const loaded = await loadConfig(f.config)
     // The loader filled in the schema's defaults: the section is normalised.
@@ -52,7 +78,7 @@ export default class Train extends CodiembCommand<typeof Train> {
     const target = {backend: f.backend, device: f.device, precision: f.precision as 'fp32' | 'tf32' | 'bf16' | undefined, deviceMemory}
 
     if (f['dry-run']) {
-      const setup = await setupTraining(section, registry, {defaultSeed}).catch(asUsageError)
+      const setup = await setupTraining(section, registry, {defaultSeed, worldSize: dist?.worldSize ?? f['nproc-per-node']}).catch(asUsageError)
       const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
       try {
         setup.plan.memory = await planTrainingMemory(setup, f.resume ?? section.model, registry, target)
@@ -75,14 +101,20 @@ export default class Train extends CodiembCommand<typeof Train> {
     const [{existsSync}, {join}] = await Promise.all([import('node:fs'), import('node:path')])
     const marker = readOutputMarker(section.output)
     const trained = marker ? marker.command === 'train' : existsSync(join(section.output, 'codiemb_training.json'))
-    await this.outputs.claim(section.output, OUTPUTS.model, {flag: 'train.output', overwrite: f.overwrite || (f.resume !== undefined && trained)})
-    await this.outputs.claim(checkpointDirOf(section), OUTPUTS.checkpoints, {
-      flag: 'the checkpoints folder',
-      overwrite: f.overwrite,
-      policy: f.resume ? 'add' : 'replace',
-      hint: 'or --resume a checkpoint in it',
-    })
+    // Ranks other than 0 write nothing (rank 0 holds the outputs).
+    if (!dist || dist.rank === 0) {
+      await this.outputs.claim(section.output, OUTPUTS.model, {flag: 'train.output', overwrite: f.overwrite || (f.resume !== undefined && trained)})
+      await this.outputs.claim(checkpointDirOf(section), OUTPUTS.checkpoints, {
+        flag: 'the checkpoints folder',
+        overwrite: f.overwrite,
+        policy: f.resume ? 'add' : 'replace',
+        hint: 'or --resume a checkpoint in it',
+      })
+    }
+    const {joinDataParallel, rankSettings} = await import('../cli/distributed.js')
+    if (dist) Object.assign(this.flags, rankSettings(dist, f))
     const selection = await this.activateBackend()
+    const distributed = dist ? await joinDataParallel(dist, selection.name) : undefined
     const reporter = this.reporter()
     let announcePlan!: (plan: TrainPlan) => void
     const planned = new Promise<TrainPlan>((resolve) => (announcePlan = resolve))
@@ -112,7 +144,7 @@ export default class Train extends CodiembCommand<typeof Train> {
           reporter.into(task)
           const signal = this.stopSignal('finishing the current step, then writing a checkpoint')
           const memoryTarget = {...target, backend: selection.name}
-          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w), memoryTarget, replaceCheckpoints: f.overwrite})
+          run = runTraining(section, {registry, resume: f.resume, defaultSeed, asWritten: loaded.asWritten.train as TrainSectionInput, onEvent, signal, onWarning: (w) => this.addWarning(w), memoryTarget, replaceCheckpoints: f.overwrite, distributed})
           const p = await Promise.race([planned, run.then(() => planned)])
           task.title = `Plan: ${p.totalSteps} steps (${p.stepsPerEpoch}/epoch × ${p.epochs}), ${p.datasets.length} datasets, warm-up ${p.warmupSteps}`
         },
@@ -171,4 +203,14 @@ export default class Train extends CodiembCommand<typeof Train> {
     for (const [task, losses] of Object.entries(plan.losses))
       this.info(`${task} loss: ${losses.map((l) => `${l.weight}·${l.name}${Object.keys(l.options).length ? JSON.stringify(l.options) : ''}`).join(' + ')}`)
   }
+}
+
+/** argv without `flag` and its value (`--flag N` or `--flag=N`). */
+function stripFlag(argv: string[], flag: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === flag) i++
+    else if (!argv[i]!.startsWith(`${flag}=`)) out.push(argv[i]!)
+  }
+  return out
 }

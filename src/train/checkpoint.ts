@@ -44,6 +44,8 @@ export interface TrainerState {
    * resume keeps it, also where the config says `auto` and the device differs.
    */
   gradCacheChunkSize?: number
+  /** Processes of a data-parallel run (absent: 1); a resume needs the same number (train/distributed.ts). */
+  worldSize?: number
   /** What `settings` is the fingerprint of, so a refused resume can say what differs (absent in earlier checkpoints). */
   settingsDetail?: Record<string, unknown>
   /** The training datasets in order: usable rows and content identity (absent in earlier checkpoints). */

@@ -15,6 +15,7 @@ import type {PreparedIrPart} from './batch.js'
 import {accumulateGradients} from './gradients.js'
 import type {ComponentSink, IrObjective} from './objective.js'
 import type {TokenBatchLike} from './types.js'
+import type {DeviceGroup} from './losses/types.js'
 
 /** What GradCache needs from the model being trained. */
 export interface ChunkModel<B> {
@@ -22,6 +23,8 @@ export interface ChunkModel<B> {
   embedChunk(batch: B, seed: number): tf.Tensor2D
   /** The value of `f` and its gradients with respect to the trainable parameters, by parameter name. */
   parameterGradients(f: () => tf.Scalar): {value: tf.Scalar; grads: Map<string, tf.Tensor>}
+  /** The ranks of a data-parallel run (losses may gather their embeddings). */
+  readonly devices?: DeviceGroup
 }
 
 interface Chunk<B> {
@@ -57,7 +60,7 @@ export function gradCacheIr<B extends TokenBatchLike>(
   const passages = embedAll(passageChunks)
   // (2) The loss and ∂L/∂e for queries and passages.
   const {value, grads} = tf.valueAndGrads((q: tf.Tensor, p: tf.Tensor) =>
-    objective.compute({queries: q as tf.Tensor2D, passages: p as tf.Tensor2D, positives: part.texts.positives, negatives: part.texts.negatives}, sink),
+    objective.compute({queries: q as tf.Tensor2D, passages: p as tf.Tensor2D, positives: part.texts.positives, negatives: part.texts.negatives, ...(model.devices ? {devices: model.devices} : {})}, sink),
   )([queries, passages])
   tf.dispose([queries, passages])
   // (3) Per chunk: re-embed with a tape and back-propagate Σ e · sg(∂L/∂e) over the chunk's rows.

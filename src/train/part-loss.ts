@@ -10,7 +10,8 @@ import type * as tf from '@tensorflow/tfjs-core'
 import {variableGrads} from '../tensor/backprop.js'
 import type {PreparedPart} from './batch.js'
 import {type ChunkModel, gradCacheIr} from './gradcache.js'
-import type {IrEmbeddings, StsEmbeddings} from './losses/types.js'
+import type {DeviceGroup, IrEmbeddings, StsEmbeddings} from './losses/types.js'
+import type {Collectives} from '../tensor/collectives.js'
 import type {ComponentSink, TaskObjective} from './objective.js'
 import type {TokenBatchLike, TrainableEncoder} from './types.js'
 
@@ -26,6 +27,8 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   private readonly checkpointLayers: boolean
   /** GradCache chunk size of IR parts (the objective's, or the one `auto` resolved to); undefined: no GradCache. */
   readonly chunkSize?: number
+  /** The ranks of a data-parallel run, for losses that gather across them (training passes only). */
+  readonly devices?: DeviceGroup
 
   /**
    * `middleLayer` defaults to ⌊layers/2⌋ (at least 1); `dropout` says whether training passes use
@@ -36,12 +39,14 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   constructor(
     readonly encoder: TrainableEncoder<B>,
     readonly objectives: TaskObjective,
-    options: {middleLayer?: number; dropout: boolean; checkpointLayers?: boolean; chunkSize?: number},
+    options: {middleLayer?: number; dropout: boolean; checkpointLayers?: boolean; chunkSize?: number; collectives?: Collectives},
   ) {
     this.paramList = [...encoder.variables.values()]
     for (const [name, v] of encoder.variables) this.nameOf.set(v.name, name)
     this.dropout = options.dropout
     this.checkpointLayers = options.checkpointLayers ?? false
+    const c = options.collectives
+    if (c && c.worldSize > 1) this.devices = {rank: c.rank, worldSize: c.worldSize, allGather: (t) => c.allGatherSync(t) as tf.Tensor2D[]}
     const configured = objectives.ir?.cacheChunkSize
     if (configured === 'auto' && options.chunkSize === undefined)
       throw new Error('ir-infonce cache.chunkSize is "auto": resolve it first (the memory plan\'s autoChunkSize, src/train/memory-plan.ts) and pass the result as the trainer\'s gradCacheChunkSize')
@@ -64,13 +69,15 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   }
 
   /** The objective of one part, embedded in one pass (inside variableGrads when training, inside tidy for probes). */
-  loss(part: PreparedPart<B>, seed: number, training: boolean, sink?: ComponentSink): tf.Scalar {
+  loss(part: PreparedPart<B>, seed: number, training: boolean, sink?: ComponentSink, gather = false): tf.Scalar {
     if (part.task === 'ir') {
       const irBatch: IrEmbeddings = {
         queries: this.embed(part.queries, seed ^ 0x1, undefined, training).last,
         passages: this.embed(part.passages, seed ^ 0x2, undefined, training).last,
         positives: part.texts.positives,
         negatives: part.texts.negatives,
+        // Only gradient passes gather (every rank runs them); probes run on rank 0 alone.
+        ...(gather && this.devices ? {devices: this.devices} : {}),
       }
       return this.objectives.ir!.compute(irBatch, sink)
     }
@@ -86,7 +93,7 @@ export class PartLoss<B extends TokenBatchLike> implements ChunkModel<B> {
   gradients(part: PreparedPart<B>, seed: number, sink?: ComponentSink): {value: number; grads: Map<string, tf.Tensor>} {
     const chunkSize = part.task === 'ir' ? this.chunkSize : undefined
     if (part.task === 'ir' && chunkSize) return gradCacheIr(this, this.objectives.ir!, part, seed, chunkSize, sink)
-    const {value, grads} = this.parameterGradients(() => this.loss(part, seed, this.dropout, sink))
+    const {value, grads} = this.parameterGradients(() => this.loss(part, seed, this.dropout, sink, true))
     const v = value.dataSync()[0]
     value.dispose()
     return {value: v, grads}

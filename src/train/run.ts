@@ -12,6 +12,7 @@ import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
 import {resumeSettings, setupTraining} from './setup.js'
 import {type MemoryTarget, type ProcessGroup, SINGLE_PROCESS, planTrainingMemory} from './memory-plan.js'
+import type {DataParallel} from './distributed.js'
 
 /** One STS validation (epoch 0: before training), as codiemb_training.json and the run result record it. */
 export type ValidationResult = Omit<ValidationEvent, 'type'>
@@ -47,8 +48,14 @@ export interface TrainRunOptions {
    * default: the active tensor backend and its device.
    */
   memoryTarget?: MemoryTarget
-  /** The run's processes; `auto` settings are decided on rank 0 and broadcast. Default: this process alone. */
+  /** The run's processes; `auto` settings are decided on rank 0 and broadcast. Default: this process alone (or `distributed`). */
   processGroup?: ProcessGroup
+  /**
+   * Data-parallel training over these ranks (train/distributed.ts): the configured batch sizes are
+   * per process, every rank trains its shard of each global batch; rank 0 alone reports events,
+   * validates, writes checkpoints and saves the model.
+   */
+  distributed?: DataParallel
   /**
    * Replace the checkpoints of an earlier run in the checkpoints folder (checkpointDirOf): they are
    * set aside before the first step (never mixed with this run's: a checkpoint's step count alone
@@ -73,9 +80,15 @@ export interface TrainRunResult {
 
 /** Trains end to end and saves the final model to `section.output`. */
 export async function runTraining(section: TrainSection, options: TrainRunOptions): Promise<TrainRunResult> {
-  const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed})
+  const dp = options.distributed
+  if (dp) options = {...options, processGroup: options.processGroup ?? dp}
+  const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed, worldSize: dp?.size})
   stopIfAborted(options.signal)
-  const report = options.onEvent ?? (() => {})
+  if (dp && section.onNonFinite === 'skip-batch')
+    throw new TrainConfigError('/train/onNonFinite: skip-batch is not supported in data-parallel runs (the ranks would skip different batches); use stop')
+  const main = dp?.isMain ?? true
+  // Other ranks report only the plan (what a command waits for before its progress starts).
+  const report = main ? (options.onEvent ?? (() => {})) : (event: TrainEvent) => (event.type === 'plan' ? options.onEvent?.(event) : undefined)
   const status = (message: string) => report({type: 'status', message})
   // The plan carries the memory plan; what planning has to say follows it.
   const notes: string[] = []
@@ -91,6 +104,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     // The checkpoint's state must fit this run before a weight of it is loaded (resume.ts).
     const [{readTrainerState}, {checkResumeState, dataIdentity}] = await Promise.all([import('./checkpoint.js'), import('./resume.js')])
     const state = readTrainerState(options.resume)
+    ;(await import('./distributed.js')).checkWorldSize(state.worldSize, dp?.size ?? 1, options.resume)
     const resumed = resumeSettings(state.settings, setup, options.asWritten)
     if (resumed.earlier) status(`${options.resume} carries the settings fingerprint of an earlier codiemb (over the config as written); the settings are the same`)
     settings = resumed.settings
@@ -127,14 +141,14 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   }
   if (options.signal?.aborted) encoder.dispose()
   stopIfAborted(options.signal)
-  if (!options.resume) await validate(0)
+  if (!options.resume && main) await validate(0)
   const checkpointDir = checkpointDirOf(section)
   let earlier: {count: number; discard(): void; restore(): void} | undefined
   const logEvery = section.logEvery
   const trainer = new Trainer({
     encoder,
     datasets: setup.datasets,
-    sampler: setup.sampler,
+    sampler: dp ? new (await import('./distributed.js')).ShardedSampler(setup.sampler, dp.rank, dp.size, (i) => setup.datasets[i]?.name ?? `dataset ${i}`) : setup.sampler,
     objectives: setup.objectives,
     optimizer: {
       learningRate: section.learningRate,
@@ -155,24 +169,25 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     dropout: section.dropout,
     gradientCheckpointing: section.gradientCheckpointing,
     gradCacheChunkSize: chunkSize,
-    checkpoint: {dir: checkpointDir, everyEpoch: section.checkpoint.everyEpoch, everySteps: section.checkpoint.everySteps, keepLast: section.checkpoint.keepLast},
+    checkpoint: main ? {dir: checkpointDir, everyEpoch: section.checkpoint.everyEpoch, everySteps: section.checkpoint.everySteps, keepLast: section.checkpoint.keepLast} : undefined,
     prefetch: section.prefetch,
     stopAfterSteps: section.maxSteps,
     settings,
     settingsDetail,
     onNonFinite: section.onNonFinite,
-    probe: section.probeLoss,
+    probe: main ? section.probeLoss : undefined,
     onEvent: (event) => {
       if (event.type === 'checkpoint') earlier?.discard()
       if (event.type !== 'step' || event.step % logEvery === 0 || event.step === event.totalSteps) report(event)
     },
-    onEpochEnd: (epoch) => validate(epoch + 1),
+    onEpochEnd: (epoch) => (main ? validate(epoch + 1) : undefined),
     signal: options.signal,
+    ...(dp ? {distributed: dp, agreeToStop: (requested: boolean) => dp.agreeToStop(requested)} : {}),
   })
   if (options.resume) {
     const state = await trainer.resumeFrom(options.resume)
     status(`resumed at step ${state.step} of ${state.totalSteps}`)
-  } else if (options.replaceCheckpoints) {
+  } else if (options.replaceCheckpoints && main) {
     const {setCheckpointsAside} = await import('./checkpoint.js')
     earlier = setCheckpointsAside(checkpointDir)
     if (earlier.count) status(`replacing ${earlier.count} checkpoint(s) of an earlier run in ${checkpointDir} (deleted once this run writes one)`)
@@ -197,11 +212,13 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     })
   }
   earlier?.discard()
-  status(`saving the final model to ${section.output}`)
-  await encoder.save(section.output, {
-    outputOf: 'train',
-    extraFiles: {'codiemb_training.json': JSON.stringify({plan: setup.plan, summary: {...summary, history: undefined}, validation}, null, 1) + '\n'},
-  })
+  if (main) {
+    status(`saving the final model to ${section.output}`)
+    await encoder.save(section.output, {
+      outputOf: 'train',
+      extraFiles: {'codiemb_training.json': JSON.stringify({plan: setup.plan, summary: {...summary, history: undefined}, validation}, null, 1) + '\n'},
+    })
+  }
   trainer.dispose()
   encoder.dispose()
   const {history: _h, ...rest} = summary

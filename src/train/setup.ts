@@ -13,6 +13,7 @@ import type {IrLoss, LossModule, StsLoss, TrainingLoss} from './losses/types.js'
 import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './objective.js'
 import {computePlan, type ResolvedLoss, type TrainPlan} from './plan.js'
 import type {Sampler, SamplerModule} from './samplers/types.js'
+import {globalBatchOptions} from './global-batch.js'
 
 /** The IR losses when `tasks.ir.losses` is not set. */
 export const DEFAULT_IR_LOSSES: LossSpec[] = [{name: 'ir-infonce'}]
@@ -119,7 +120,7 @@ export function resumeSettings(checkpointSettings: string, setup: {settings: str
 }
 
 /** Loads data, losses and the sampler, and computes the plan. Touches no model. */
-export async function setupTraining(section: TrainSection, registry: Registry, options: {defaultSeed?: number} = {}): Promise<TrainSetup> {
+export async function setupTraining(section: TrainSection, registry: Registry, options: {defaultSeed?: number; worldSize?: number} = {}): Promise<TrainSetup> {
   const seed = section.seed ?? options.defaultSeed ?? 42
   const ir = await buildLosses(registry, 'ir', section.tasks.ir.losses ?? DEFAULT_IR_LOSSES)
   const sts = await buildLosses(registry, 'sts', section.tasks.sts.losses ?? DEFAULT_STS_LOSSES)
@@ -143,9 +144,10 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
   })
   for (const d of datasets) if (d.rows.length === 0) throw new TrainConfigError(`${d.path}: no usable rows (${d.dropped} dropped: IR rows need at least ${irObjective.negatives} hard negatives)`)
   const samplerModule = (await samplerEntry.load()) as SamplerModule
+  // Data-parallel runs: the configured batch sizes are per process; the sampler plans global batches.
   const sampler = samplerModule.create(
     datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})),
-    samplerOptions,
+    globalBatchOptions(samplerOptions, options.worldSize ?? 1),
     seed,
   )
   const plan = computePlan(section, datasets, sampler, {name: samplerName, options: samplerOptions}, {ir: ir.resolved, sts: sts.resolved}, irObjective)

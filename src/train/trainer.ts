@@ -26,6 +26,7 @@ import {checkOptimizerState, checkResumeState, dataIdentity} from './resume.js'
 import {type InstructionOptions, type TrainingDataset, batchSeed} from './data.js'
 import {NonFiniteError, type NonFiniteSite, type OnNonFinite, firstNonFinite, handleNonFinite, lastCheckpointText, siteOf} from './finite.js'
 import {accumulateGradients, ensureGradients} from './gradients.js'
+import {type DataParallel, checkWorldSize} from './distributed.js'
 import type {ComponentSink, TaskObjective} from './objective.js'
 import {AdamW, type AdamWOptions, clipByGlobalNorm, learningRateAt} from './optimizer.js'
 import {PartLoss} from './part-loss.js'
@@ -78,14 +79,10 @@ export interface TrainerOptions<B extends TokenBatchLike = TokenBatchLike> {
    * yet), an `interrupted` event reported, and run() returns with `interrupted` set.
    */
   signal?: AbortSignal
-  /**
-   * The seam where the processes of a multi-process run would agree on the step to stop at.
-   * codiemb trains in one process today, so nothing passes it and the run stops when its own
-   * `signal` is aborted. A multi-process trainer passes an all-reduce (logical or) over the ranks of
-   * `requested`, called by every rank at the same step boundary: all ranks then stop after the same
-   * step, and only then does rank 0 write the checkpoint.
-   */
+  /** How the ranks agree on the step to stop at (every rank calls it at each step boundary); default: this process's `signal`. */
   agreeToStop?: (requested: boolean, step: number) => boolean | Promise<boolean>
+  /** Data-parallel training (distributed.ts): parameters broadcast at start, gradients averaged over the ranks, step totals reduced. */
+  distributed?: DataParallel
   /**
    * Progress, as it happens: a `step` event after every optimizer step, each `probe` measurement,
    * and a `checkpoint` event once a checkpoint directory is complete. Not awaited: an observer
@@ -134,7 +131,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       middleLayer: o.middleLayer,
       dropout: o.dropout,
       checkpointLayers: o.gradientCheckpointing,
-      chunkSize: o.gradCacheChunkSize,
+      chunkSize: o.gradCacheChunkSize, collectives: o.distributed?.group,
     })
     this.optimizer = new AdamW(o.encoder.variables, o.optimizer)
     this.batchesPerEpoch = o.sampler.epochPlan().length
@@ -166,6 +163,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       throw new CheckpointError(`${dir}: checkpoint was trained with GradCache chunk size ${state.gradCacheChunkSize}, this run would use ${this.partLoss.chunkSize ?? 'none'} (chunks decide dropout seeds)`)
     const moments = await readOptimizerState(dir)
     checkOptimizerState(moments, o.encoder.variables, state.step, dir)
+    checkWorldSize(state.worldSize, o.distributed?.size ?? 1, dir)
     this.optimizer.importState(moments.step, moments.tensors)
     this.o.sampler.setState(state.sampler)
     this.step = state.step
@@ -181,6 +179,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
   async run(): Promise<TrainSummary> {
     await ensureGradients()
     const o = this.o
+    await o.distributed?.syncParameters(o.encoder.variables)
     if (o.checkpoint) removePartialCheckpoints(o.checkpoint.dir)
     const stopWorker = o.tokenizeInWorker === false ? undefined : await o.encoder.startTokenizerWorker?.()
     try {
@@ -262,11 +261,10 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         next = await prefetcher.next()
       }
       const lr = learningRateAt(this.step, {learningRate: o.optimizer.learningRate, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps})
-      const {loss, components, gradNorm} = this.optimizerStep(group, lr, epoch)
+      const local = {...(await this.optimizerStep(group, lr, epoch)), examples: group.reduce((a, b) => a + b.examples, 0), tokens: group.reduce((a, b) => a + b.tokens, 0)}
+      const {loss, components, gradNorm, examples: stepExamples, tokens: stepTokens} = o.distributed ? {...local, ...(await o.distributed.stepTotals(local))} : local
       this.step++
       stepsThisRun++
-      const stepExamples = group.reduce((a, b) => a + b.examples, 0)
-      const stepTokens = group.reduce((a, b) => a + b.tokens, 0)
       examples += stepExamples
       tokens += stepTokens
       this.history.push({step: this.step, loss})
@@ -349,6 +347,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       probe,
       data: dataIdentity(o.datasets),
       gradCacheChunkSize: this.partLoss.chunkSize,
+      ...(o.distributed ? {worldSize: o.distributed.size} : {}),
     }
   }
 
@@ -368,7 +367,8 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
 
   /** Assembles and tokenizes a batch with its seed from (seed, epoch, index). */
   private prepare(item: BatchItem): Promise<PreparedBatch<B>> {
-    return prepareBatch(this.o, item, batchSeed(this.o.seed, item.epoch, item.index))
+    const seed = batchSeed(this.o.seed, item.epoch, item.index)
+    return prepareBatch(this.o, item, this.o.distributed?.seedOf(seed) ?? seed)
   }
 
   /**
@@ -381,7 +381,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
    * batch is left out (g then averages the batches kept; with none kept, no update is applied).
    * The weights are checked after the update.
    */
-  private optimizerStep(group: PreparedBatch<B>[], lr: number, epoch: number): {loss: Record<string, number>; components: Record<string, Record<string, number>>; gradNorm: number} {
+  private async optimizerStep(group: PreparedBatch<B>[], lr: number, epoch: number): Promise<{loss: Record<string, number>; components: Record<string, Record<string, number>>; gradNorm: number}> {
     const accumulated = new Map<string, tf.Tensor>()
     const tally = new LossTally()
     const scale = 1 / group.length
@@ -414,12 +414,12 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
         kept++
       }
       if (kept === 0) return {loss: {}, components: {}, gradNorm: 0}
-      if (kept < group.length) {
+      if (kept < group.length)
         for (const [name, g] of accumulated) {
           accumulated.set(name, tf.mul(g, group.length / kept))
           g.dispose()
         }
-      }
+      await this.o.distributed?.averageGradients(accumulated, this.o.encoder.variables)
       const gradNorm = clipByGlobalNorm(accumulated, this.o.optimizer.maxGradNorm)
       this.optimizer.apply(accumulated, lr)
       const broken = firstNonFinite(this.o.encoder.variables)

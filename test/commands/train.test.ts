@@ -126,7 +126,7 @@ test('bad loss options and unknown losses are config errors (exit 2) naming the 
     await writeData(dir)
     const bad = trainCli(['--config', config(dir, {tasks: {ir: {losses: [{name: 'ir-infonce', options: {temprature: 0.1}}]}}}), '--dry-run', '--json'])
     assert.equal(bad.code, 2, bad.stderr + bad.stdout)
-    assert.match(bad.json.message, /\/train\/tasks\/ir\/losses\/0\/options\/temprature: unknown key \(allowed here: temperature, positives, negatives, cache\)/)
+    assert.match(bad.json.message, /\/train\/tasks\/ir\/losses\/0\/options\/temprature: unknown key \(allowed here: temperature, positives, negatives, crossDeviceNegatives, cache\)/)
     const unknown = trainCli(['--config', config(dir, {tasks: {sts: {losses: ['ir-infonce']}}}), '--dry-run', '--json'])
     assert.equal(unknown.code, 2)
     assert.match(unknown.json.message, /loss "ir-infonce" is for the ir task, not sts/)

@@ -76,6 +76,53 @@ export interface TorchAddon {
   synchronize(deviceIndex?: number): void
   /** Tensor handles not yet released or finalized (leak checks). */
   liveTensors(): number
+  /** Whether the addon was built with c10d (and why not), and the process group's state and traffic counters. */
+  distInfo(): DistInfo
+  /** Joins the process group (rank 0 serves the TCPStore at masterAddr:masterPort); blocks until every rank joined or timeoutMs. */
+  distInit(options: DistInitOptions): void
+  /** Sum or mean over the ranks, in buckets of about bucketBytes (one collective each); new handles in the inputs' shapes. */
+  distAllReduce(handles: TorchHandle[], op: 'sum' | 'avg', bucketBytes: number, async: false): TorchHandle[]
+  distAllReduce(handles: TorchHandle[], op: 'sum' | 'avg', bucketBytes: number, async: true): Promise<TorchHandle[]>
+  /** Rank `root`'s values on every rank (new handles). */
+  distBroadcast(handles: TorchHandle[], root: number, bucketBytes: number, async: false): TorchHandle[]
+  distBroadcast(handles: TorchHandle[], root: number, bucketBytes: number, async: true): Promise<TorchHandle[]>
+  /** Every rank's tensor, in rank order (their first dimensions may differ). */
+  distAllGather(handle: TorchHandle, async: false): TorchHandle[]
+  distAllGather(handle: TorchHandle, async: true): Promise<TorchHandle[]>
+  distBarrier(async: false): void
+  distBarrier(async: true): Promise<TorchHandle[]>
+  /** Leaves the process group (closes the connections; rank 0 stops serving the store). */
+  distDestroy(): void
+}
+
+export interface DistInitOptions {
+  rank: number
+  worldSize: number
+  masterAddr: string
+  masterPort: number
+  /** Rendezvous and per-collective timeout. */
+  timeoutMs: number
+  /** Network interface for Gloo (GLOO_SOCKET_IFNAME); default: loopback when masterAddr is, else this host's address. */
+  interface?: string
+  hostname?: string
+}
+
+export interface DistInfo {
+  available: boolean
+  /** Why not, when unavailable. */
+  reason?: string
+  backends: string[]
+  initialized: boolean
+  rank?: number
+  worldSize?: number
+  backend?: string
+  timeoutMs?: number
+  collectives?: number
+  bytesReduced?: number
+  bytesBroadcast?: number
+  bytesGathered?: number
+  /** The first collective failure (the group refuses further collectives). */
+  failed?: string
 }
 
 /** Where `npm run build:torch` puts the addon: native/build/Release/codiemb_torch.node under the package root. */

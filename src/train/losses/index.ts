@@ -22,6 +22,11 @@ const irInfonceOptions = {
   temperature: temperature(0.02),
   positives: {type: 'integer', minimum: 1, default: 2, description: 'positives per query (P)'},
   negatives: {type: 'integer', minimum: 0, default: 4, description: 'hard negatives per query (N)'},
+  // No schema default: configurations and plans without it stay as they were (absent = false).
+  crossDeviceNegatives: {
+    type: 'boolean',
+    description: 'data-parallel runs: every query also scores the other processes\' passages (the loss over the global batch; docs/distributed.md)',
+  },
   cache: {
     type: 'object',
     additionalProperties: false,

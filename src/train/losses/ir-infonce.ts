@@ -18,13 +18,20 @@
  * gradients); chunkSize `auto` picks the largest chunk whose step fits the device. The loss value is
  * the same with or without the cache.
  *
+ * Cross-device negatives (`crossDeviceNegatives: true`, data-parallel runs; the paper's setup): each
+ * rank gathers every rank's queries and passages (rank order; the concatenation keeps the layout, so
+ * query i's positives stay at its own rows and the labels are offset by the rank's first row) and
+ * computes L over the global batch. Gathered rows are constants, the local ones keep their gradient;
+ * the differentiated value is W·L − (W−1)·sg(L) (value L, gradient W·∂L through the local rows), so
+ * the trainer's average over the W ranks gives exactly ∂L/∂θ of one process holding the whole global
+ * batch. Without a device group (one process, probes) it is the plain loss. STS losses stay local.
+ *
  * Relations: with P=1, N=0 it is the usual in-batch-negatives InfoNCE; `mid-infonce` is the STS
- * counterpart on middle-layer embeddings. Accepts embeddings gathered from several devices (the
- * concatenation keeps the layout).
+ * counterpart on middle-layer embeddings.
  */
 import * as tf from '@tensorflow/tfjs-core'
 import {crossEntropyRows} from './similarity.js'
-import type {IrEmbeddings, IrLoss} from './types.js'
+import type {DeviceGroup, IrEmbeddings, IrLoss} from './types.js'
 
 export interface IrInfoNceOptions {
   temperature?: number
@@ -32,6 +39,18 @@ export interface IrInfoNceOptions {
   negatives?: number
   /** `auto`: the largest chunk that fits the device, resolved once when training starts (src/train/memory-plan.ts). */
   cache?: {chunkSize: number | 'auto'}
+  /** Gather the other ranks' queries and passages as negatives (data-parallel runs). */
+  crossDeviceNegatives?: boolean
+}
+
+/** The loss over every rank's rows, differentiable through this rank's (see the module comment). */
+export function crossDeviceIrInfoNce(batch: IrEmbeddings, devices: DeviceGroup, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    const withPeers = (local: tf.Tensor2D) => tf.concat(devices.allGather(local).map((g, r) => (r === devices.rank ? local : g)), 0) as tf.Tensor2D
+    const full = irInfoNce(withPeers(batch.queries), withPeers(batch.passages), batch.positives, batch.negatives, temperature)
+    const value = full.dataSync()[0]!
+    return tf.sub(tf.mul(full, devices.worldSize), (devices.worldSize - 1) * value) as tf.Scalar
+  })
 }
 
 /** The loss value for one batch (a scalar tensor; differentiable w.r.t. queries and passages). */
@@ -74,6 +93,9 @@ export function create(options: IrInfoNceOptions = {}): IrLoss {
     positives,
     negatives,
     cacheChunkSize: options.cache?.chunkSize,
-    compute: (batch: IrEmbeddings) => irInfoNce(batch.queries, batch.passages, batch.positives, batch.negatives, temperature),
+    compute: (batch: IrEmbeddings) =>
+      options.crossDeviceNegatives && batch.devices && batch.devices.worldSize > 1
+        ? crossDeviceIrInfoNce(batch, batch.devices, temperature)
+        : irInfoNce(batch.queries, batch.passages, batch.positives, batch.negatives, temperature),
   }
 }

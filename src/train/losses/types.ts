@@ -21,6 +21,19 @@ export interface IrEmbeddings {
   passages: tf.Tensor2D
   positives: number
   negatives: number
+  /** The processes of a data-parallel step (training passes only): a loss may gather their rows. */
+  devices?: DeviceGroup
+}
+
+/**
+ * The ranks of a data-parallel run as a loss sees them. `allGather` returns every rank's tensor in
+ * rank order as constants (no gradient flows back to other ranks); every rank must call it the same
+ * number of times in the same order. Gradients are averaged over the ranks after the step's backward.
+ */
+export interface DeviceGroup {
+  rank: number
+  worldSize: number
+  allGather(t: tf.Tensor2D): tf.Tensor2D[]
 }
 
 /**
