@@ -1,0 +1,15 @@
+/**
+ * Encoder `llama`: Llama decoders (LLM2Vec-style backbones) as transformers' LlamaModel computes
+ * them — the plain stack of src/model/decoder-family.ts (attention_bias: true is refused). Causal
+ * unless config.json says is_causal: false.
+ */
+import {decoderFamily} from '../decoder-family.js'
+
+export default decoderFamily({
+  modelTypes: ['llama'],
+  baseClass: 'LlamaModel',
+  qkvBias: false,
+  qkNorm: false,
+  minicpmScaling: false,
+  configDefaults: {attention_bias: false},
+})

@@ -1,0 +1,16 @@
+/**
+ * Encoder `qwen2`: Qwen2 decoders (gte-Qwen2) as transformers' Qwen2Model computes them — the
+ * Llama-like stack of src/model/decoder-family.ts with biases on the q/k/v projections. Causal unless
+ * config.json says is_causal: false (gte-Qwen2 trains bidirectionally and ships is_causal: false in
+ * some revisions; check the model card).
+ */
+import {decoderFamily} from '../decoder-family.js'
+
+export default decoderFamily({
+  modelTypes: ['qwen2'],
+  baseClass: 'Qwen2Model',
+  qkvBias: true,
+  qkNorm: false,
+  minicpmScaling: false,
+  configDefaults: {rope_theta: 1000000},
+})
