@@ -21,7 +21,7 @@ import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pool
 import type {LoadedTensor} from '../io/safetensors.js'
 import {firstNonFiniteIndex} from '../io/finite-values.js'
 import type {TensorToWrite} from '../io/safetensors-stream.js'
-import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
+import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
@@ -146,6 +146,7 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
     similarityFnName: st.similarityFnName,
     maxLength,
     sourceDir: root,
+    tokenizerFiles: readTokenizerFiles(root),
     doLowerCase: Boolean(tokConfig.do_lower_case),
   })
 }
@@ -153,7 +154,7 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
 export interface RandomEncoderOptions {
   /** model_type, e.g. "bert" or "xlm-roberta". */
   arch: string
-  /** A directory with a tokenizer (tokenizer.json and/or vocab.txt); its files are copied on save. */
+  /** A directory with a tokenizer (tokenizer.json and/or vocab.txt); its files are read now and written on save. */
   tokenizerDir: string
   layers: number
   hidden: number
@@ -191,7 +192,7 @@ export async function initRandomEncoder(options: RandomEncoderOptions): Promise<
     includePrompt: false,
     prompts: {},
     maxLength: arch.maxSequenceLength(config),
-    tokenizerDir: resolve(options.tokenizerDir),
+    tokenizerFiles: readTokenizerFiles(resolve(options.tokenizerDir)),
     doLowerCase: Boolean(tokConfig.do_lower_case),
   })
 }
@@ -205,7 +206,8 @@ interface EncoderParts
   arch: EncoderArchitecture
   passthrough: Map<string, LoadedTensor>
   similarityFnName?: string
-  tokenizerDir?: string
+  /** The tokenizer files, read at load and written on save. */
+  tokenizerFiles: ReadonlyMap<string, Uint8Array>
   doLowerCase: boolean
 }
 
@@ -216,7 +218,7 @@ interface TransformerEncoder extends EncoderFields {}
 class TransformerEncoder implements Encoder {
   private readonly arch: EncoderArchitecture
   private readonly passthrough: Map<string, LoadedTensor>
-  private readonly tokenizerDir: string
+  private readonly tokenizerFiles: ReadonlyMap<string, Uint8Array>
   private readonly similarityFnName?: string
   private readonly doLowerCase: boolean
 
@@ -241,7 +243,7 @@ class TransformerEncoder implements Encoder {
     this.arch = parts.arch
     this.passthrough = parts.passthrough
     this.similarityFnName = parts.similarityFnName
-    this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
+    this.tokenizerFiles = parts.tokenizerFiles
     this.doLowerCase = parts.doLowerCase
   }
 
@@ -320,7 +322,7 @@ class TransformerEncoder implements Encoder {
         config: this.config,
         baseClass: this.arch.baseClass,
         tensors,
-        tokenizerDir: this.tokenizerDir,
+        tokenizerFiles: this.tokenizerFiles,
         sentenceTransformers: {
           hiddenSize: this.hiddenSize,
           pooling: this.pooling,

@@ -58,7 +58,8 @@ export function fixtureTokenizerJson(expected: DecoderExpected, vocabSize: numbe
     pre_tokenizer: {type: 'WhitespaceSplit'},
     post_processor: {type: 'TemplateProcessing', single, pair, special_tokens},
     decoder: null,
-    model: {type: 'WordLevel', vocab, unk_token: byId.get(expected.special_tokens.pad_token_id) ?? 't0'},
+    // An unknown word must not become a special token (Qwen's pad token is its end-of-text token).
+    model: {type: 'WordLevel', vocab, unk_token: '<unk>' in specials ? '<unk>' : 't0'},
   }
 }
 
