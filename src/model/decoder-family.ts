@@ -39,6 +39,11 @@ export interface DecoderFamilyOptions {
   minicpmScaling: boolean
   /** Extra config.json fields written by randomConfig. */
   configDefaults: Partial<HfConfig>
+  /**
+   * What the model's transformers config class assumes for keys config.json leaves out (a config.json
+   * holds only the keys that differ from them, e.g. MiniCPM's max_position_embeddings 2048).
+   */
+  classDefaults: Partial<HfConfig>
 }
 
 /** Mask bias for masked keys (as the BERT family): exp(−1e9 − max) is exactly 0 in float32. */
@@ -156,7 +161,9 @@ function maxSequenceLength(config: HfConfig): number {
 }
 
 export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitecture {
-  const dimsOf = (config: HfConfig) => decoderDims(config, options)
+  const full = (config: HfConfig): HfConfig => ({...options.classDefaults, ...config})
+  const dimsOf = (config: HfConfig) => decoderDims(full(config), options)
+  const maxLength = (config: HfConfig) => maxSequenceLength(full(config))
 
   return {
     modelTypes: options.modelTypes,
@@ -171,7 +178,8 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
       return undefined
     },
 
-    validateConfig(config) {
+    validateConfig(given) {
+      const config = full(given)
       const ints = ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'max_position_embeddings', 'vocab_size'] as const
       for (const key of ints) {
         const v = config[key]
@@ -222,7 +230,7 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
       return shapes
     },
 
-    maxSequenceLength,
+    maxSequenceLength: maxLength,
 
     activationMemory: (config, shape) => decoderActivationMemory(dimsOf(config), shape),
 
@@ -234,7 +242,7 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
       }
       const d = dimsOf(config)
       const {batchSize: B, seqLen: T} = inputs
-      const max = maxSequenceLength(config)
+      const max = maxLength(config)
       if (T > max) throw new Error(`sequence length ${T} exceeds the model's ${max} positions`)
       const attnDrop = opts.training ? (typeof config.attention_dropout === 'number' ? config.attention_dropout : 0) : 0
       let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31)
@@ -316,6 +324,7 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
         num_attention_heads: o.heads,
         num_hidden_layers: o.layers,
         num_key_value_heads: o.heads,
+        head_dim: o.hidden / o.heads,
         pad_token_id: o.padTokenId,
         rms_norm_eps: 1e-6,
         rope_theta: 10000,

@@ -38,6 +38,11 @@ export interface EncoderCheckpoint {
   baseClass: string
   /** Every weight by its Hugging Face name: trained parameters and passed-through tensors. */
   tensors: TensorToWrite[]
+  /**
+   * A LoRA adapter's adapter_config.json (src/model/lora.ts): then `tensors` are the adapters, written
+   * to adapter_model.safetensors, and no config.json is written (the folder is not a full model).
+   */
+  adapterConfig?: Record<string, unknown>
   /** The tokenizer files (name -> bytes, see readTokenizerFiles), written as they are. */
   tokenizerFiles: ReadonlyMap<string, Uint8Array>
   /** The sentence-transformers settings (pooling, normalisation, prompts, maximum length...). */
@@ -62,11 +67,16 @@ export function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
 /** Writes `checkpoint` to the directory `dir`, replacing an existing one atomically. */
 export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderCheckpoint, options: SaveOptions = {}): Promise<void> {
   const fill = async (staging: string): Promise<void> => {
-    const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
-    config.dtype = 'float32'
-    delete config.torch_dtype
-    writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
-    await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+    if (checkpoint.adapterConfig) {
+      writeFileSync(join(staging, 'adapter_config.json'), JSON.stringify(checkpoint.adapterConfig, null, 2) + '\n')
+      await writeSafetensors(join(staging, 'adapter_model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+    } else {
+      const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
+      config.dtype = 'float32'
+      delete config.torch_dtype
+      writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
+      await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+    }
     for (const [f, bytes] of checkpoint.tokenizerFiles) writeFileSync(join(staging, f), bytes)
     const stFiles = sentenceTransformersFiles(checkpoint.sentenceTransformers)
     for (const [rel, content] of Object.entries({...stFiles, ...(options.extraFiles ?? {})})) {

@@ -8,6 +8,7 @@ import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {architectureFor, EncoderLoadError, readModelConfig} from './consistency.js'
 import {loadTokenizer} from './tokenizer/tokenizer.js'
+import {isAdapterFolder, readAdapterConfig} from './lora.js'
 import type {TextTokenizer} from './tokenizer/types.js'
 
 /** A model directory (as a path or {path}), or the shape of a random encoder. */
@@ -16,7 +17,9 @@ export type ModelSource = string | {path: string} | {init: {arch: string; tokeni
 /** The architecture and config of a model directory or random-init spec (reads config.json or the tokenizer, no weights). */
 export async function modelShape(spec: ModelSource, registry: Registry): Promise<{arch: EncoderArchitecture; config: HfConfig}> {
   if (typeof spec === 'string' || 'path' in spec) {
-    const dir = typeof spec === 'string' ? spec : spec.path
+    const given = typeof spec === 'string' ? spec : spec.path
+    // A LoRA adapter folder (a LoRA run's checkpoint) has the shape of its base model.
+    const dir = isAdapterFolder(given) ? readAdapterConfig(given).basePath : given
     const config = readModelConfig(dir)
     return {arch: await architectureFor(config.model_type, registry, `${dir}/config.json`), config}
   }

@@ -63,6 +63,8 @@ export interface TrainSectionInput {
   probeLoss?: {batches: number; seed?: number}
   /** A NaN or infinite loss or gradient: stop the run (default) or skip the batch. */
   onNonFinite?: 'stop' | 'skip-batch'
+  /** Train LoRA adapters instead of the weights (src/model/lora.ts). */
+  lora?: {rank?: number; alpha?: number; dropout?: number; targetModules?: string[] | 'all-linear'}
 }
 
 /**

@@ -117,6 +117,20 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
+  if (section.lora && !encoder.lora) {
+    if (!encoder.sourceDir) {
+      encoder.dispose()
+      throw new TrainConfigError('/train/lora: LoRA adapts a model directory (train.model: a path), not a randomly initialised model')
+    }
+    const {rank = 16, alpha = 32, dropout = 0, targetModules = 'all-linear'} = section.lora
+    try {
+      encoder.addLora({rank, alpha, dropout, targetModules}, setup.seed)
+    } catch (error) {
+      encoder.dispose()
+      throw error
+    }
+    status(`LoRA: ${encoder.lora!.modules.length} adapted layers, rank ${rank}, ${[...encoder.variables.values()].reduce((n, v) => n + v.size, 0).toLocaleString('en')} trainable parameters; base weights frozen`)
+  }
   const validationSets = await loadValidation(section)
   const validation: ValidationResult[] = []
   const validate = async (epoch: number) => {

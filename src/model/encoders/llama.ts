@@ -11,5 +11,7 @@ export default decoderFamily({
   qkvBias: false,
   qkNorm: false,
   minicpmScaling: false,
+  // The transformers config class's defaults for keys config.json may leave out.
+  classDefaults: {max_position_embeddings: 2048, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu'},
   configDefaults: {attention_bias: false},
 })

@@ -13,5 +13,7 @@ export default decoderFamily({
   qkvBias: false,
   qkNorm: false,
   minicpmScaling: true,
+  // The transformers config class's defaults for keys config.json may leave out.
+  classDefaults: {max_position_embeddings: 2048, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu', scale_emb: 1, scale_depth: 1},
   configDefaults: {scale_emb: 1, scale_depth: 1, dim_model_base: 256, is_causal: false},
 })

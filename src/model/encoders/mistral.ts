@@ -12,5 +12,7 @@ export default decoderFamily({
   qkvBias: false,
   qkNorm: false,
   minicpmScaling: false,
+  // The transformers config class's defaults for keys config.json may leave out.
+  classDefaults: {max_position_embeddings: 131072, rms_norm_eps: 1e-6, rope_theta: 10000, sliding_window: 4096, hidden_act: 'silu'},
   configDefaults: {sliding_window: 4096},
 })

@@ -12,5 +12,7 @@ export default decoderFamily({
   qkvBias: true,
   qkNorm: false,
   minicpmScaling: false,
+  // The transformers config class's defaults for keys config.json may leave out.
+  classDefaults: {max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu'},
   configDefaults: {rope_theta: 1000000},
 })
