@@ -181,8 +181,8 @@ export interface CheckedModel {
 }
 
 /** Reads a model directory's config, finds its architecture, loads its tokenizer, opens its weights and checks that they agree. */
-export async function openCheckedModel(dir: string, registry: Registry): Promise<CheckedModel> {
-  const config = readModelConfig(dir)
+export async function openCheckedModel(dir: string, registry: Registry, overrides?: Record<string, unknown>): Promise<CheckedModel> {
+  const config = {...readModelConfig(dir), ...overrides}
   const configPath = join(dir, 'config.json')
   const arch = await architectureFor(config.model_type, registry, configPath)
   try {

@@ -107,13 +107,15 @@ export interface LoadEncoderOptions {
    * (kept or ignored, and why). The CLI puts them in the --json envelope's warnings / on stderr.
    */
   onWarning?: (message: string) => void
+  /** config.json keys to override before the model is checked and built (e.g. {is_causal: false}); saved with the model. */
+  configOverrides?: Record<string, unknown>
 }
 
 /** Loads a Hugging Face / sentence-transformers checkpoint directory (checked first: src/model/consistency.ts). */
 export async function loadEncoder(dir: string, options: LoadEncoderOptions): Promise<Encoder> {
   const root = resolve(dir)
   if (isAdapterFolder(root)) return loadAdapterFolder(root, options)
-  const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry)
+  const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry, options.configOverrides)
   const variables = new Map<string, tf.Variable>()
   const passthrough = new Map<string, LoadedTensor>()
   let st: ReturnType<typeof readSentenceTransformersConfig>

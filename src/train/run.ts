@@ -102,9 +102,12 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     })
   }
   let encoder
+  // train.model {path, isCausal}: the attention switch of decoder encoders, over config.json's.
+  const isCausal = typeof section.model === 'object' && 'path' in section.model ? section.model.isCausal : undefined
+  const configOverrides = isCausal === undefined ? undefined : {is_causal: isCausal}
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
-    encoder = await loadEncoder(options.resume, {registry: options.registry, onWarning: options.onWarning})
+    encoder = await loadEncoder(options.resume, {registry: options.registry, onWarning: options.onWarning, configOverrides})
   } else if (typeof section.model === 'object' && 'init' in section.model) {
     const init = section.model.init
     status(`initialising a random ${init.arch} encoder (${init.layers} layers, hidden ${init.hidden})`)
@@ -114,7 +117,7 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     const path = typeof section.model === 'string' ? section.model : section.model.path
     if (!existsSync(path)) throw new TrainConfigError(`/train/model: model directory not found: ${path}`)
     status(`loading ${path}`)
-    encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning})
+    encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning, configOverrides})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
   if (section.lora && !encoder.lora) {

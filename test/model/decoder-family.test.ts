@@ -1,5 +1,6 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import {loadEncoder} from '../../src/model/encoder.js'
@@ -73,3 +74,29 @@ for (const name of DECODER_FIXTURES) {
     })
   }
 }
+
+test('is_causal: config.json decides, a load may override it (saved with the model); BERT refuses causal attention', async (t) => {
+  const fixture = shared(t, 'fixtures', 'models', 'minicpm-tiny')
+  const bert = shared(t, 'fixtures', 'models', 'bert-tiny')
+  if (!fixture || !bert) return
+  await useTestBackend()
+  const expected = readExpected(fixture)
+  const dir = loadableFixture(fixture, 'right')
+  const texts = expected.sequences.map((ids) => textFor(expected, ids))
+  const bidirectional = await loadEncoder(dir, {registry: BUILTINS, trainable: false})
+  const causal = await loadEncoder(dir, {registry: BUILTINS, trainable: false, configOverrides: {is_causal: true}})
+  try {
+    assert.equal(causal.config.is_causal, true)
+    const [a, b] = [await bidirectional.encode(texts, {pooling: 'weighted-mean'}), await causal.encode(texts, {pooling: 'weighted-mean'})]
+    // The one-token text attends only to itself either way; every longer one changes.
+    const moved = a.map((v, i) => Math.max(...[...v].map((x, k) => Math.abs(x - b[i]![k]!))))
+    assert.ok(moved.filter((m) => m > 1e-3).length === 3 && moved[2]! < 1e-6, `changes per text: ${moved}`)
+    const saved = join(dir, '..', 'causal')
+    await causal.save(saved)
+    assert.equal(JSON.parse(readFileSync(join(saved, 'config.json'), 'utf8')).is_causal, true)
+  } finally {
+    bidirectional.dispose()
+    causal.dispose()
+  }
+  await assert.rejects(loadEncoder(join(bert, 'model'), {registry: BUILTINS, configOverrides: {is_causal: true}}), /is_causal: true is not supported \(BERT-family/)
+})
