@@ -173,3 +173,32 @@ for (const c of CASES) {
     }
   })
 }
+
+test('LoRA under activation checkpointing: the adapters get the same gradients as without it', async (t) => {
+  const fixture = shared(t, 'fixtures', 'models', 'qwen3-tiny')
+  if (!fixture) return
+  await useTestBackend()
+  const encoder = await loadEncoder(loadableFixture(fixture, 'left'), {registry: BUILTINS})
+  try {
+    encoder.addLora({rank: 2, alpha: 4, dropout: 0, targetModules: 'all-linear'}, 3)
+    // Non-zero B, so every adapter factor has a gradient.
+    for (const [name, v] of encoder.variables) if (name.endsWith('lora_B.weight')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 9)))
+    const batch = await encoder.tokenize(['t5 t9 t33', 't7 t8', 't100 t101 t102 t103'])
+    const params = [...encoder.variables.values()]
+    const grads = (checkpointLayers: boolean) =>
+      tf.tidy(() => {
+        const {grads} = tf.variableGrads(() => tf.sum(tf.square(encoder.pool(encoder.forward(batch, {training: true, seed: 1, checkpointLayers}).lastHiddenState, batch, {pooling: 'mean', normalize: false}))) as tf.Scalar, params)
+        return Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, [...(g.dataSync() as Float32Array)]]))
+      })
+    const plain = grads(false)
+    const checkpointed = grads(true)
+    assert.equal(Object.keys(plain).length, params.length)
+    let worst = 0
+    let largest = 0
+    for (const [k, g] of Object.entries(plain)) g.forEach((x, i) => ((worst = Math.max(worst, Math.abs(x - checkpointed[k]![i]!))), (largest = Math.max(largest, Math.abs(x)))))
+    assert.ok(largest > 1e-4, 'the adapters have gradients')
+    assert.ok(worst <= 1e-5 * Math.max(1, largest), `checkpointed gradients differ by ${worst} (largest ${largest})`)
+  } finally {
+    encoder.dispose()
+  }
+})
