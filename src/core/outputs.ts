@@ -38,7 +38,7 @@
  */
 import {closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import {basename, dirname, join, resolve, sep} from 'node:path'
-import {CodiembError, ExecutionError} from './errors.js'
+import {CodiembError, ExecutionError, fileSystemError} from './errors.js'
 import {linkTree, parseTempName, processAlive, removeTemps, swapDirectory, tempSiblingPath, writeDirectoryAtomic, writeFileAtomic} from './fs-atomic.js'
 import {LOCK_SUFFIX, lockOutput} from './output-lock.js'
 import {packageVersion} from './version.js'
@@ -369,12 +369,15 @@ export async function claimOutput(path: string, spec: OutputSpec): Promise<Outpu
   const target = resolveOutputPath(path)
   const parent = dirname(target)
   let firstCreated: string | undefined
-  for (let p = parent; !existsSync(p) && dirname(p) !== p; p = dirname(p)) firstCreated = p
+  let existing = parent
+  for (; !existsSync(existing) && dirname(existing) !== existing; existing = dirname(existing)) firstCreated = existing
   try {
+    // mkdir -p says EEXIST when a part of the path is a file; ENOTDIR names the problem.
+    if (!statSync(existing).isDirectory()) throw Object.assign(new Error(`ENOTDIR: ${target}`), {code: 'ENOTDIR', syscall: 'mkdir', path: target})
     mkdirSync(parent, {recursive: true})
   } catch (error) {
     const failed = (error as NodeJS.ErrnoException).path ?? parent
-    throw describeWriteError(error, [failed], spec.command) ?? refuse(`cannot create ${parent} for ${target}: ${(error as Error).message}`, target, 'parent')
+    throw fileSystemError(error) ?? describeWriteError(error, [failed], spec.command) ?? refuse(`cannot create ${parent} for ${target}: ${(error as Error).message}`, target, 'parent')
   }
   const removeCreatedParents = () => {
     if (!firstCreated) return

@@ -41,16 +41,16 @@ test('an abort in the middle of a run: InterruptedError, the previous output unt
       if (e.type === 'dataset-start' && e.index === 1) controller.abort(new InterruptedError('SIGINT'))
     }
     const temps = new Set(liveTempPaths())
-    const error = await prepare(config(), {registry: BUILTINS, dataRoot: FAQ, out, onEvent, signal: controller.signal}).then(() => undefined, (e: unknown) => e)
+    const error = await prepare(config(), {registry: BUILTINS, dataRoot: FAQ, out, onEvent, signal: controller.signal, overwrite: true}).then(() => undefined, (e: unknown) => e)
     assert.ok(error instanceof InterruptedError, String(error))
     assert.equal(exitCodeOf(error), 130)
     assert.deepEqual(events.map((e) => e.type), ['dataset-start', 'dataset-done', 'dataset-start'])
     assert.deepEqual(snapshot(out), before, 'the output is as it was')
-    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('.')), [], 'no staging folder')
+    assert.deepEqual(readdirSync(out).filter((n) => n.startsWith('.') && n !== '.codiemb-output.json'), [], 'no staging folder (only codiemb\'s output marker)')
     assert.deepEqual(liveTempPaths().filter((p) => !temps.has(p)), [], 'no temporary left to the exit sweep')
 
     // The same configuration, not interrupted, then writes everything.
-    const done = await prepare(config(), {registry: BUILTINS, dataRoot: FAQ, out, signal: new AbortController().signal})
+    const done = await prepare(config(), {registry: BUILTINS, dataRoot: FAQ, out, signal: new AbortController().signal, overwrite: true})
     assert.deepEqual(done.datasets.map((d) => d.name), ['faq-train', 'faq', 'faq-sts'])
   } finally {
     rmSync(dir, {recursive: true, force: true})

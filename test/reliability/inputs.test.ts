@@ -139,7 +139,7 @@ describe('reader fuzz: prepare with every built-in reader on seeded corruptions 
         writeFiles(root, {...sample.files, [target]: bytes})
         for (const skip of [false, true]) {
           const label = `${sample.reader} #${c} ${corruption.name} of ${target}${option ? ` (${option})` : ''}${skip ? ' --skip-invalid' : ''}`
-          const r = await runInProcess('prepare', [...base, ...(option ? ['--option', option] : []), ...(skip ? ['--skip-invalid'] : [])])
+          const r = await runInProcess('prepare', [...base, '--overwrite', ...(option ? ['--option', option] : []), ...(skip ? ['--skip-invalid'] : [])])
           runs++
           assertAnswered(r, label)
           outcomes[`exit ${r.code}`] = (outcomes[`exit ${r.code}`] ?? 0) + 1
@@ -195,7 +195,7 @@ describe('text encodings', () => {
       assert.ok(file, `${sample.reader}: the message names ${m[1]}`)
       assert.equal(Number(m[2]), firstNonAsciiLine(gbk[file]), `${sample.reader}: ${refused.json.message}`)
 
-      const read = await runInProcess('prepare', [...base, '--option', 'encoding=gbk'])
+      const read = await runInProcess('prepare', [...base, '--overwrite', '--option', 'encoding=gbk'])
       assertAnswered(read, `${sample.reader} with encoding=gbk`)
       assert.equal(read.code, 0, read.stdout)
       const texts = new Set<string>()
@@ -205,7 +205,7 @@ describe('text encodings', () => {
       }
       assert.ok([...texts].some((t) => t.includes('你好')) && [...texts].some((t) => t.includes('中文')), `${sample.reader}: ${[...texts].join(' | ')}`)
 
-      const unknown = await runInProcess('prepare', [...base, '--option', 'encoding=klingon'])
+      const unknown = await runInProcess('prepare', [...base, '--overwrite', '--option', 'encoding=klingon'])
       assert.equal(unknown.code, 2)
       assert.match(unknown.json.message, /dataset g: options\.encoding: unknown text encoding "klingon"/)
     }
@@ -228,16 +228,18 @@ describe('evaluation never substitutes data', () => {
     await encoder.save(model)
     encoder.dispose()
     data = join(work, 'evaldata')
-    writeFiles(data, {
-      'raw/pairs.tsv': Buffer.from('a cat sits\ta cat sat\t1\nthe sun\tthe moon\t0\nred car\tblue car\t1\ndogs run\tdogs walk\t1\n'),
-      'raw/b/corpus.jsonl': Buffer.from(['d1', 'd2', 'd3'].map((id, i) => JSON.stringify({_id: id, title: '', text: `document ${['cats', 'cars', 'suns'][i]}`})).join('\n') + '\n'),
-      'raw/b/queries.jsonl': Buffer.from(JSON.stringify({_id: 'q1', text: 'cats'}) + '\n' + JSON.stringify({_id: 'q2', text: 'cars'}) + '\n'),
-      'raw/b/qrels/test.tsv': Buffer.from('query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td2\t2\n'),
-      'raw/b/qrels/dev.tsv': Buffer.from('query-id\tcorpus-id\tscore\nq1\td1\t1\n'),
+    // the raw files sit beside the prepared folder: codiemb never writes into a folder it did not create
+    const raw = join(work, 'evalraw')
+    writeFiles(raw, {
+      'pairs.tsv': Buffer.from('a cat sits\ta cat sat\t1\nthe sun\tthe moon\t0\nred car\tblue car\t1\ndogs run\tdogs walk\t1\n'),
+      'b/corpus.jsonl': Buffer.from(['d1', 'd2', 'd3'].map((id, i) => JSON.stringify({_id: id, title: '', text: `document ${['cats', 'cars', 'suns'][i]}`})).join('\n') + '\n'),
+      'b/queries.jsonl': Buffer.from(JSON.stringify({_id: 'q1', text: 'cats'}) + '\n' + JSON.stringify({_id: 'q2', text: 'cars'}) + '\n'),
+      'b/qrels/test.tsv': Buffer.from('query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq2\td2\t2\n'),
+      'b/qrels/dev.tsv': Buffer.from('query-id\tcorpus-id\tscore\nq1\td1\t1\n'),
     })
-    const pairs = await runInProcess('prepare', ['--reader', 'delimited', '--task', 'sts', '--label-range', '0:1', '--name', 'pairs', '--data-root', join(data, 'raw'), '--out', data, '--split', 'test=pairs.tsv', '--split', 'validation=pairs.tsv', '--json'])
+    const pairs = await runInProcess('prepare', ['--reader', 'delimited', '--task', 'sts', '--label-range', '0:1', '--name', 'pairs', '--data-root', raw, '--out', data, '--split', 'test=pairs.tsv', '--split', 'validation=pairs.tsv', '--json'])
     assert.equal(pairs.code, 0, pairs.stdout)
-    const retr = await runInProcess('prepare', ['--reader', 'beir', '--task', 'eval', '--name', 'retr', '--data-root', join(data, 'raw'), '--path', 'b', '--out', data, '--split', 'test', '--split', 'dev', '--json'])
+    const retr = await runInProcess('prepare', ['--reader', 'beir', '--task', 'eval', '--name', 'retr', '--data-root', raw, '--path', 'b', '--out', data, '--split', 'test', '--split', 'dev', '--json'])
     assert.equal(retr.code, 0, retr.stdout)
     // duplicate qrels with contradicting grades: a warning, not silence
     assert.ok(retr.json.warnings.some((w: string) => /dataset retr, split test: 1 qrels row gives a \(query, document\) pair another grade .*q2.*d2/.test(w)), JSON.stringify(retr.json.warnings))
@@ -395,11 +397,11 @@ describe('exit codes and standard output', () => {
       return {status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr}
     }
     chmodSync(model(), 0o755)
-    for (const args of [prep(ro), ['embed', '--model', model(), '--input', join(root, 't.txt'), '--out', join(ro, 'e.arrow'), '--backend', 'cpu', '--json']]) {
+    for (const args of [prep(join(ro, 'prepared')), ['embed', '--model', model(), '--input', join(root, 't.txt'), '--out', join(ro, 'e.arrow'), '--backend', 'cpu', '--json']]) {
       const r = cli(args)
       assert.equal(r.status, 2, `${args[0]}: ${JSON.stringify(r.json)} ${r.stderr}`)
-      assert.equal(r.json.name, 'FileSystemError')
-      assert.equal(r.json.message, `cannot write into ${ro}: permission denied (EACCES)`)
+      assert.equal(r.json.name, 'OutputError')
+      assert.match(r.json.message, new RegExp(`^codiemb ${args[0]}: cannot write ${ro}/\\S+: permission denied \\(EACCES`))
     }
   })
 

@@ -28,7 +28,8 @@ function dataRoot(files: Record<string, string | Uint8Array>): string {
 
 async function run(root: string, ds: Partial<DatasetConfig>, skipInvalid = false): Promise<PrepareResult> {
   const dataset = {name: 'd', ...ds} as DatasetConfig
-  return prepare({datasets: [dataset]}, {registry: BUILTINS, dataRoot: root, out: join(root, 'out'), skipInvalid})
+  // Each case prepares several variants into one output folder: replacing its own earlier dataset is allowed.
+  return prepare({datasets: [dataset]}, {registry: BUILTINS, dataRoot: root, out: join(root, 'out'), skipInvalid, overwrite: true})
 }
 
 async function fails(root: string, ds: Partial<DatasetConfig>, message: string): Promise<void> {
