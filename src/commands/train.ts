@@ -7,8 +7,14 @@ import {OUTPUTS, overwriteFlag} from '../cli/outputs.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
+import type {MemoryPlan} from '../core/events.js'
+import type {MemoryTarget} from '../train/memory-plan.js'
 
-export type TrainCommandResult = {dryRun: true; plan: TrainPlan} | ({dryRun: false} & TrainRunResult)
+export type TrainCommandResult =
+  | {dryRun: true; plan: TrainPlan}
+  /** --dry-run without the training files: the memory plan alone. */
+  | {dryRun: true; plan: null; memory: MemoryPlan; missingData: string[]}
+  | ({dryRun: false} & TrainRunResult)
 
 export default class Train extends CodiembCommand<typeof Train> {
   static {applyHelp(this, 'train')}
@@ -78,6 +84,9 @@ export default class Train extends CodiembCommand<typeof Train> {
     const target = {backend: f.backend, device: f.device, precision: f.precision as 'fp32' | 'tf32' | 'bf16' | undefined, deviceMemory}
 
     if (f['dry-run']) {
+      const [{existsSync}, {fileSpec}] = await Promise.all([import('node:fs'), import('../train/config.js')])
+      const missing = section.data.map((spec) => fileSpec(spec, section.dataDir).path).filter((p) => !existsSync(p))
+      if (missing.length) return this.planWithoutData(section, missing, f.resume ?? section.model, target, defaultSeed)
       const setup = await setupTraining(section, registry, {defaultSeed, worldSize: dist?.worldSize ?? f['nproc-per-node']}).catch(asUsageError)
       const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
       try {
@@ -186,6 +195,23 @@ export default class Train extends CodiembCommand<typeof Train> {
     }
     this.emit({type: 'done', command: 'train', output: result.output, steps: s.steps, lossFirst: s.lossFirst, lossLast: s.lossLast, probe: s.probe && {first: s.probe.first, last: s.probe.last}})
     return {dryRun: false, ...result}
+  }
+
+  /**
+   * --dry-run when training files are absent (planning for a machine that has them): the memory plan
+   * from the file names, batch sizes, lengths and the model's config.json (src/train/shape-plan.ts),
+   * without epoch or step counts.
+   */
+  private async planWithoutData(section: TrainSection, missing: string[], model: TrainSection['model'], target: MemoryTarget, defaultSeed?: number): Promise<TrainCommandResult> {
+    const [{planMemoryFromShapes}, {memoryPlanLines}] = await Promise.all([import('../train/shape-plan.js'), import('../train/memory-plan.js')])
+    this.addWarning(`${missing.length} training file(s) not found (${missing[0]}${missing.length > 1 ? ', …' : ''}): planning memory from the file names, batch sizes and lengths only; no epoch or step counts`)
+    const memory = await planMemoryFromShapes(section, await this.registry(), model, target, {defaultSeed}).catch((error: unknown) => {
+      const e = error as Error & {exitCode?: number}
+      throw e.exitCode === 2 ? e : new CodiembError(`no memory plan: ${e.message}`, {exitCode: 2})
+    })
+    for (const line of memoryPlanLines(memory)) this.info(line)
+    for (const warning of memory.warnings) this.addWarning(warning)
+    return {dryRun: true, plan: null, memory, missingData: missing}
   }
 
   private printPlan(plan: TrainPlan): void {

@@ -41,7 +41,9 @@ export interface MemoryPlan {
   /** What the estimate lets a step use: a fraction of deviceBytes (the rest for the runtime). */
   usableBytes?: number
   parameters: number
-  /** float32 parameters, their gradients, and AdamW's first and second moments. */
+  /** With LoRA (train.lora): the adapters' parameters, the only ones that train (gradients and moments are theirs). */
+  trainableParameters?: number
+  /** float32 parameters (and adapters), their gradients, and AdamW's first and second moments. */
   parameterBytes: number
   gradientBytes: number
   optimizerBytes: number

@@ -131,6 +131,9 @@ export async function mergeCheckpoints(request: MergeRequest): Promise<MergeRepo
   for (const [label, dir] of [...(baseDir ? [['base', baseDir]] : []), ...ckptDirs.map((d, i) => [`checkpoint ${i + 1}`, d])] as [string, string][]) {
     if (!existsSync(dir)) throw new MergeInputError(`${label} ${dir}: no such directory`)
     if (!statSync(dir).isDirectory()) throw new MergeInputError(`${label} ${dir}: expected a checkpoint directory (with model.safetensors), got a file`)
+    // A LoRA adapter folder (src/model/lora.ts) holds low-rank factors, not weights: averaging factors is not averaging updates.
+    if (existsSync(join(dir, 'adapter_config.json')) && !existsSync(join(dir, 'config.json')))
+      throw new MergeInputError(`${label} ${dir}: a LoRA adapter folder, not a full model; fold it into its base first: codiemb model fold --adapter ${dir} --out DIR`)
     if (dir === out || dir.startsWith(out + sep))
       throw new MergeInputError(`the output ${out} would replace ${label} ${dir}; choose another --out`)
   }

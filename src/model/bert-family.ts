@@ -93,6 +93,7 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
       const pet = config.position_embedding_type ?? 'absolute'
       if (pet !== 'absolute') throw new Error(`position_embedding_type "${pet}" is not supported (only "absolute")`)
       if (config.is_decoder === true) throw new Error('is_decoder: true is not supported (encoders only)')
+      if (config.is_causal === true) throw new Error('is_causal: true is not supported (BERT-family encoders attend bidirectionally)')
       if (options.paddingOffsetPositions && config.max_position_embeddings <= positionOffset(config)) {
         throw new Error(`max_position_embeddings ${config.max_position_embeddings} leaves no positions after padding_idx + 1`)
       }

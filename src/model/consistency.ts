@@ -43,7 +43,12 @@ export async function architectureFor(modelType: string, registry: Registry, con
 /** Reads a model directory's config.json: an object with a model_type string. */
 export function readModelConfig(dir: string): HfConfig {
   const path = join(dir, 'config.json')
-  if (!existsSync(path)) throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
+  if (!existsSync(path)) {
+    if (existsSync(join(dir, 'adapter_config.json'))) {
+      throw new EncoderLoadError(`${dir}: a LoRA adapter folder (adapter_config.json, no config.json), not a full model: fold it into its base with \`codiemb model fold --adapter ${dir} --out DIR\``)
+    }
+    throw new EncoderLoadError(`${dir}: no config.json: expected a Hugging Face model directory`)
+  }
   const config = readJsonFile(path, (reason) => new EncoderLoadError(`${path}: not valid JSON (${reason})`))
   if (!config || typeof config !== 'object' || typeof (config as HfConfig).model_type !== 'string') {
     throw new EncoderLoadError(`${path}: expected an object with a "model_type" string`)
@@ -176,8 +181,8 @@ export interface CheckedModel {
 }
 
 /** Reads a model directory's config, finds its architecture, loads its tokenizer, opens its weights and checks that they agree. */
-export async function openCheckedModel(dir: string, registry: Registry): Promise<CheckedModel> {
-  const config = readModelConfig(dir)
+export async function openCheckedModel(dir: string, registry: Registry, overrides?: Record<string, unknown>): Promise<CheckedModel> {
+  const config = {...readModelConfig(dir), ...overrides}
   const configPath = join(dir, 'config.json')
   const arch = await architectureFor(config.model_type, registry, configPath)
   try {

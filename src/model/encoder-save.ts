@@ -2,13 +2,14 @@
  * Saving an encoder as a checkpoint directory that Hugging Face transformers and
  * sentence-transformers load as is: config.json (keys sorted, `architectures` set to the model's
  * transformers class, dtype float32), model.safetensors (`{"format": "pt"}` metadata), the
- * tokenizer files of the directory the tokenizer came from, the sentence-transformers module files
+ * tokenizer files read when the encoder was loaded (kept in memory: the folder they came from may be
+ * gone by the time a resumed run saves, e.g. a pruned checkpoint), the sentence-transformers module files
  * (modules.json, 1_Pooling/, prompts...), and any extra files the caller adds (e.g. trainer state).
  *
  * The directory is assembled beside the target and swapped into place when complete
  * (writeDirectoryAtomic), so a failed or killed save leaves the previous checkpoint intact.
  */
-import {copyFileSync, existsSync, mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve, sep} from 'node:path'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
 import {writeOutputDirectory} from '../core/outputs.js'
@@ -37,10 +38,25 @@ export interface EncoderCheckpoint {
   baseClass: string
   /** Every weight by its Hugging Face name: trained parameters and passed-through tensors. */
   tensors: TensorToWrite[]
-  /** The directory whose tokenizer files are copied. */
-  tokenizerDir: string
+  /**
+   * A LoRA adapter's adapter_config.json (src/model/lora.ts): then `tensors` are the adapters, written
+   * to adapter_model.safetensors, and no config.json is written (the folder is not a full model).
+   */
+  adapterConfig?: Record<string, unknown>
+  /** The tokenizer files (name -> bytes, see readTokenizerFiles), written as they are. */
+  tokenizerFiles: ReadonlyMap<string, Uint8Array>
   /** The sentence-transformers settings (pooling, normalisation, prompts, maximum length...). */
   sentenceTransformers: Parameters<typeof sentenceTransformersFiles>[0]
+}
+
+/** The tokenizer files of a directory (TOKENIZER_FILES that exist), read into memory for a later save. */
+export function readTokenizerFiles(dir: string): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>()
+  for (const f of TOKENIZER_FILES) {
+    const p = join(dir, f)
+    if (existsSync(p)) files.set(f, readFileSync(p))
+  }
+  return files
 }
 
 /** An object with its keys in sorted order (stable config.json and fingerprints). */
@@ -51,15 +67,17 @@ export function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
 /** Writes `checkpoint` to the directory `dir`, replacing an existing one atomically. */
 export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderCheckpoint, options: SaveOptions = {}): Promise<void> {
   const fill = async (staging: string): Promise<void> => {
-    const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
-    config.dtype = 'float32'
-    delete config.torch_dtype
-    writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
-    await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
-    for (const f of TOKENIZER_FILES) {
-      const src = join(checkpoint.tokenizerDir, f)
-      if (existsSync(src)) copyFileSync(src, join(staging, f))
+    if (checkpoint.adapterConfig) {
+      writeFileSync(join(staging, 'adapter_config.json'), JSON.stringify(checkpoint.adapterConfig, null, 2) + '\n')
+      await writeSafetensors(join(staging, 'adapter_model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+    } else {
+      const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
+      config.dtype = 'float32'
+      delete config.torch_dtype
+      writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
+      await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
     }
+    for (const [f, bytes] of checkpoint.tokenizerFiles) writeFileSync(join(staging, f), bytes)
     const stFiles = sentenceTransformersFiles(checkpoint.sentenceTransformers)
     for (const [rel, content] of Object.entries({...stFiles, ...(options.extraFiles ?? {})})) {
       const p = join(staging, rel)

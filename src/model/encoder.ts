@@ -21,12 +21,13 @@ import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pool
 import type {LoadedTensor} from '../io/safetensors.js'
 import {firstNonFiniteIndex} from '../io/finite-values.js'
 import type {TensorToWrite} from '../io/safetensors-stream.js'
-import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
+import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 import {randomModelConfig} from './shape.js'
+import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -74,6 +75,10 @@ export interface EncoderFields {
   readonly tokenizer: TextTokenizer
   /** The directory the encoder was loaded from (undefined for a random model). */
   readonly sourceDir?: string
+  /** LoRA adapters (src/model/lora.ts): then `variables` holds only the adapters and the base weights are frozen. */
+  readonly lora?: LoraState
+  /** The frozen base weights while adapters are attached. */
+  readonly frozen?: ReadonlyMap<string, tf.Variable>
 }
 
 export interface Encoder extends EncoderFields {
@@ -85,6 +90,10 @@ export interface Encoder extends EncoderFields {
   encode(texts: string[], options?: EncodeOptions): Promise<Float32Array[]>
   save(dir: string, options?: SaveOptions): Promise<void>
   fingerprint(): string
+  /** Freezes the weights and trains new LoRA adapters instead (seeded); `basePath` is recorded in adapter_config.json. */
+  addLora(options: LoraOptions, seed: number, basePath?: string): void
+  /** Folds the adapters into the weights (W + α/r · B A): a plain model again, saved as a full checkpoint. */
+  foldLora(): void
   dispose(): void
 }
 
@@ -98,12 +107,15 @@ export interface LoadEncoderOptions {
    * (kept or ignored, and why). The CLI puts them in the --json envelope's warnings / on stderr.
    */
   onWarning?: (message: string) => void
+  /** config.json keys to override before the model is checked and built (e.g. {is_causal: false}); saved with the model. */
+  configOverrides?: Record<string, unknown>
 }
 
 /** Loads a Hugging Face / sentence-transformers checkpoint directory (checked first: src/model/consistency.ts). */
 export async function loadEncoder(dir: string, options: LoadEncoderOptions): Promise<Encoder> {
   const root = resolve(dir)
-  const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry)
+  if (isAdapterFolder(root)) return loadAdapterFolder(root, options)
+  const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry, options.configOverrides)
   const variables = new Map<string, tf.Variable>()
   const passthrough = new Map<string, LoadedTensor>()
   let st: ReturnType<typeof readSentenceTransformersConfig>
@@ -146,14 +158,35 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
     similarityFnName: st.similarityFnName,
     maxLength,
     sourceDir: root,
+    tokenizerFiles: readTokenizerFiles(root),
     doLowerCase: Boolean(tokConfig.do_lower_case),
   })
+}
+
+/**
+ * A LoRA adapter folder (src/model/lora.ts): its base model (adapter_config.json
+ * base_model_name_or_path) with the adapters attached, and the folder's own sentence-transformers
+ * settings (pooling, prompts...) where it has them.
+ */
+async function loadAdapterFolder(root: string, options: LoadEncoderOptions): Promise<Encoder> {
+  const {options: lora, basePath} = readAdapterConfig(root)
+  const encoder = await loadEncoder(basePath, options)
+  try {
+    await attachAdapterWeights(encoder, root, lora, basePath)
+    const st = readSentenceTransformersConfig(root)
+    if (st.present) Object.assign(encoder, {pooling: st.pooling ?? encoder.pooling, normalize: st.normalize, includePrompt: st.includePrompt ?? encoder.includePrompt, prompts: st.prompts, defaultPromptName: st.defaultPromptName, maxLength: Math.min(st.maxSeqLength ?? encoder.maxLength, encoder.maxLength)})
+    Object.assign(encoder, {lora: {...encoder.lora!, options: lora}, sourceDir: root})
+    return encoder
+  } catch (error) {
+    encoder.dispose()
+    throw error
+  }
 }
 
 export interface RandomEncoderOptions {
   /** model_type, e.g. "bert" or "xlm-roberta". */
   arch: string
-  /** A directory with a tokenizer (tokenizer.json and/or vocab.txt); its files are copied on save. */
+  /** A directory with a tokenizer (tokenizer.json and/or vocab.txt); its files are read now and written on save. */
   tokenizerDir: string
   layers: number
   hidden: number
@@ -191,7 +224,7 @@ export async function initRandomEncoder(options: RandomEncoderOptions): Promise<
     includePrompt: false,
     prompts: {},
     maxLength: arch.maxSequenceLength(config),
-    tokenizerDir: resolve(options.tokenizerDir),
+    tokenizerFiles: readTokenizerFiles(resolve(options.tokenizerDir)),
     doLowerCase: Boolean(tokConfig.do_lower_case),
   })
 }
@@ -205,7 +238,8 @@ interface EncoderParts
   arch: EncoderArchitecture
   passthrough: Map<string, LoadedTensor>
   similarityFnName?: string
-  tokenizerDir?: string
+  /** The tokenizer files, read at load and written on save. */
+  tokenizerFiles: ReadonlyMap<string, Uint8Array>
   doLowerCase: boolean
 }
 
@@ -216,7 +250,7 @@ interface TransformerEncoder extends EncoderFields {}
 class TransformerEncoder implements Encoder {
   private readonly arch: EncoderArchitecture
   private readonly passthrough: Map<string, LoadedTensor>
-  private readonly tokenizerDir: string
+  private readonly tokenizerFiles: ReadonlyMap<string, Uint8Array>
   private readonly similarityFnName?: string
   private readonly doLowerCase: boolean
 
@@ -241,7 +275,7 @@ class TransformerEncoder implements Encoder {
     this.arch = parts.arch
     this.passthrough = parts.passthrough
     this.similarityFnName = parts.similarityFnName
-    this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
+    this.tokenizerFiles = parts.tokenizerFiles
     this.doLowerCase = parts.doLowerCase
   }
 
@@ -257,7 +291,9 @@ class TransformerEncoder implements Encoder {
   }
 
   forward(batch: TokenBatch, options: {training?: boolean; seed?: number; checkpointLayers?: boolean} = {}): ForwardResult {
-    const hiddenStates = this.arch.forward(this.variables, this.config, batch, {...options, training: options.training ?? false})
+    // With adapters the weights are formed per pass from the frozen base (inside the caller's tape or tidy).
+    const params = this.lora ? effectiveParams(this.frozen!, this.variables, this.lora) : this.variables
+    const hiddenStates = this.arch.forward(params, this.config, batch, {...options, training: options.training ?? false})
     return {lastHiddenState: hiddenStates[hiddenStates.length - 1]!, hiddenStates}
   }
 
@@ -312,15 +348,18 @@ class TransformerEncoder implements Encoder {
   }
 
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
-    const tensors: TensorToWrite[] = [...this.variables].map(([name, v]) => ({name, shape: v.shape, data: v.dataSync() as Float32Array}))
-    for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data})
+    // An adapted model saves its adapters only (PEFT's layout); fold them first for a full checkpoint.
+    const prefix = this.lora ? PEFT_PREFIX : ''
+    const tensors: TensorToWrite[] = [...this.variables].map(([name, v]) => ({name: prefix + name, shape: v.shape, data: v.dataSync() as Float32Array}))
+    if (!this.lora) for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data})
     await saveEncoderCheckpoint(
       dir,
       {
         config: this.config,
         baseClass: this.arch.baseClass,
         tensors,
-        tokenizerDir: this.tokenizerDir,
+        tokenizerFiles: this.tokenizerFiles,
+        adapterConfig: this.lora ? adapterConfigJson(this.lora) : undefined,
         sentenceTransformers: {
           hiddenSize: this.hiddenSize,
           pooling: this.pooling,
@@ -344,8 +383,9 @@ class TransformerEncoder implements Encoder {
     for (const k of ['architectures', 'dtype', 'torch_dtype', 'transformers_version', '_name_or_path']) delete config[k]
     h.update(JSON.stringify(sortKeys(config)))
     h.update(JSON.stringify({pooling: this.pooling, normalize: this.normalize, includePrompt: this.includePrompt, prompts: this.prompts, maxLength: this.maxLength}))
-    for (const name of [...this.variables.keys()].sort()) {
-      const v = this.variables.get(name)!
+    const weights = new Map([...(this.frozen ?? []), ...this.variables])
+    for (const name of [...weights.keys()].sort()) {
+      const v = weights.get(name)!
       const data = v.dataSync() as Float32Array
       h.update(`${name}:${v.shape.join('x')};`)
       h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
@@ -353,8 +393,34 @@ class TransformerEncoder implements Encoder {
     return h.digest('hex').slice(0, 16)
   }
 
-  dispose(): void {
+  addLora(options: LoraOptions, seed: number, basePath?: string): void {
+    if (this.lora) throw new LoraError('the encoder already has LoRA adapters')
+    checkLoraOptions(options)
+    const shapes = this.arch.parameterShapes(this.config)
+    const modules = loraModules(shapes, options.targetModules)
+    const adapters = initAdapters(modules, new Map(shapes), options.rank, seed)
+    const frozen = new Map(this.variables)
+    for (const v of frozen.values()) v.trainable = false
+    this.variables.clear()
+    for (const [name, v] of adapters) this.variables.set(name, v)
+    Object.assign(this, {frozen, lora: {options, scaling: options.alpha / options.rank, modules, basePath: basePath ?? this.sourceDir}})
+  }
+
+  foldLora(): void {
+    if (!this.lora) throw new LoraError('the encoder has no LoRA adapters to fold')
+    const {modules, scaling} = this.lora
+    for (const m of modules) tf.tidy(() => this.frozen!.get(`${m}.weight`)!.assign(effectiveParams(this.frozen!, this.variables, {modules: [m], scaling} as LoraState).get(`${m}.weight`)!))
     for (const v of this.variables.values()) v.dispose()
+    this.variables.clear()
+    for (const [name, v] of this.frozen!) {
+      v.trainable = true
+      this.variables.set(name, v)
+    }
+    Object.assign(this, {frozen: undefined, lora: undefined})
+  }
+
+  dispose(): void {
+    for (const v of [...this.variables.values(), ...(this.frozen?.values() ?? [])]) v.dispose()
     this.variables.clear()
   }
 }

@@ -2,9 +2,12 @@
  * Sentence pooling over token hidden states [B, T, H] -> [B, H], as sentence-transformers' Pooling:
  *   cls            h[:, 0]
  *   mean           sum_t m_t h_t / max(sum_t m_t, 1e-9)
- *   last-token     h at the last non-padding position (right padding)
- *   weighted-mean  sum_t w_t h_t / sum_t w_t with w_t = (t + 1) m_t  (SGPT position weights)
- * where m is the batch's pooling mask (attention mask minus any instruction prefix, see tokenizer.ts).
+ *   last-token     h at the last attended position (found from the attention mask, so right or left
+ *                  padding alike, never by searching for the pad id, which decoders also append)
+ *   weighted-mean  sum_t w_t h_t / sum_t w_t with w_t = c_t m_t, c_t = a_1 + … + a_t  (SGPT position
+ *                  weights 1..n over the attended tokens in order, whatever the padding side)
+ * where m is the batch's pooling mask (attention mask minus any instruction prefix, see tokenizer.ts)
+ * and a the attention mask.
  * L2 normalisation divides by max(||x||, 1e-12), as torch.nn.functional.normalize.
  */
 import * as tf from '@tensorflow/tfjs-core'
@@ -19,17 +22,21 @@ export function isPoolingMode(x: unknown): x is PoolingMode {
 
 /** Weights [B, T] (already normalised to sum 1 per row) for the weighted pooling modes. */
 function poolingWeights(mode: Exclude<PoolingMode, 'cls'>, batch: TokenBatch): Float32Array {
-  const {batchSize: B, seqLen: T, poolMask, lengths} = batch
+  const {batchSize: B, seqLen: T, poolMask, attentionMask} = batch
   const w = new Float32Array(B * T)
   for (let b = 0; b < B; b++) {
     const base = b * T
     if (mode === 'last-token') {
-      if (lengths[b]! > 0) w[base + lengths[b]! - 1] = 1
+      let last = T - 1
+      while (last >= 0 && !attentionMask[base + last]) last--
+      if (last >= 0) w[base + last] = 1
       continue
     }
     let sum = 0
+    let position = 0
     for (let t = 0; t < T; t++) {
-      const v = mode === 'mean' ? poolMask[base + t]! : (t + 1) * poolMask[base + t]!
+      if (attentionMask[base + t]) position++
+      const v = mode === 'mean' ? poolMask[base + t]! : position * poolMask[base + t]!
       w[base + t] = v
       sum += v
     }

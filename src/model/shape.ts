@@ -8,16 +8,20 @@ import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {architectureFor, EncoderLoadError, readModelConfig} from './consistency.js'
 import {loadTokenizer} from './tokenizer/tokenizer.js'
+import {isAdapterFolder, readAdapterConfig} from './lora.js'
 import type {TextTokenizer} from './tokenizer/types.js'
 
 /** A model directory (as a path or {path}), or the shape of a random encoder. */
-export type ModelSource = string | {path: string} | {init: {arch: string; tokenizer: string; layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number}}
+export type ModelSource = string | {path: string; isCausal?: boolean} | {init: {arch: string; tokenizer: string; layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number}}
 
 /** The architecture and config of a model directory or random-init spec (reads config.json or the tokenizer, no weights). */
 export async function modelShape(spec: ModelSource, registry: Registry): Promise<{arch: EncoderArchitecture; config: HfConfig}> {
   if (typeof spec === 'string' || 'path' in spec) {
-    const dir = typeof spec === 'string' ? spec : spec.path
+    const given = typeof spec === 'string' ? spec : spec.path
+    // A LoRA adapter folder (a LoRA run's checkpoint) has the shape of its base model.
+    const dir = isAdapterFolder(given) ? readAdapterConfig(given).basePath : given
     const config = readModelConfig(dir)
+    if (typeof spec === 'object' && spec.isCausal !== undefined) config.is_causal = spec.isCausal
     return {arch: await architectureFor(config.model_type, registry, `${dir}/config.json`), config}
   }
   const init = spec.init

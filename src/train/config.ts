@@ -28,7 +28,7 @@ export type ValidationFileSpec = string | {path: string; name?: string; instruct
 /** A model directory to fine-tune, or the shape of a randomly initialised encoder. */
 export type ModelSpec =
   | string
-  | {path: string}
+  | {path: string; isCausal?: boolean}
   | {init: {arch: string; tokenizer: string; layers: number; hidden: number; heads: number; intermediate: number; maxPositions?: number; pooling?: Pooling; seed?: number}}
 
 /** The `train` section as written: keys with a schema default may be left out. */
@@ -63,6 +63,8 @@ export interface TrainSectionInput {
   probeLoss?: {batches: number; seed?: number}
   /** A NaN or infinite loss or gradient: stop the run (default) or skip the batch. */
   onNonFinite?: 'stop' | 'skip-batch'
+  /** Train LoRA adapters instead of the weights (src/model/lora.ts). */
+  lora?: {rank?: number; alpha?: number; dropout?: number; targetModules?: string[] | 'all-linear'}
 }
 
 /**

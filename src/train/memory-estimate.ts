@@ -23,10 +23,17 @@
  * composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
  * its tape-free embedding pass holds less.
  *
+ * With LoRA adapters (train.lora) only the adapters' T parameters train: the step holds the frozen
+ * weights (4P) and the adapters with their moments (12T) throughout, gradients are 4T (and every P in
+ * the gradient, clipping and optimizer terms above becomes T), and each pass under the tape keeps the
+ * effective weights W + (α/r)·B A it formed (4·P_a bytes, P_a the adapted weights' elements; see
+ * src/model/lora.ts).
+ *
  * Precision does not change the estimate: parameters, moments, gradients and activations stay
  * float32 under tf32 and bf16 (bf16 casts matrix-product operands per product).
  */
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, HfConfig} from '../model/architecture.js'
+import {loraModules, type LoraOptions} from '../model/lora.js'
 
 /** Gradients in flight while one layer is back-propagated, as a fraction of the layer's activations. */
 const BACKWARD_WORKING = 1 / 3
@@ -42,10 +49,12 @@ export interface Pass {
 export interface ModelMemory {
   arch: EncoderArchitecture
   config: HfConfig
-  /** Trainable parameters, and the elements of the largest tensor. */
+  /** Parameters, and the elements of the largest tensor. */
   parameters: number
   largestParameter: number
   layers: number
+  /** With LoRA: the adapters' parameters (what trains) and the elements of the adapted weights. */
+  lora?: {trainable: number; adapted: number; largest: number}
 }
 
 export interface StepShape {
@@ -69,26 +78,41 @@ export interface StepEstimate {
 }
 
 /** The shape of a model from its architecture and config (no weights needed). */
-export function modelMemory(arch: EncoderArchitecture, config: HfConfig): ModelMemory {
+export function modelMemory(arch: EncoderArchitecture, config: HfConfig, lora?: Pick<LoraOptions, 'rank' | 'targetModules'>): ModelMemory {
   let parameters = 0
   let largestParameter = 0
-  for (const [, shape] of arch.parameterShapes(config)) {
+  const shapes = arch.parameterShapes(config)
+  for (const [, shape] of shapes) {
     const size = shape.reduce((a, b) => a * b, 1)
     parameters += size
     largestParameter = Math.max(largestParameter, size)
   }
-  return {arch, config, parameters, largestParameter, layers: config.num_hidden_layers}
+  const model: ModelMemory = {arch, config, parameters, largestParameter, layers: config.num_hidden_layers}
+  if (lora) {
+    const byName = new Map(shapes)
+    const adapted = loraModules(shapes, lora.targetModules).map((m) => byName.get(`${m}.weight`)!)
+    model.lora = {
+      trainable: adapted.reduce((n, [out, inp]) => n + lora.rank * (out! + inp!), 0),
+      adapted: adapted.reduce((n, [out, inp]) => n + out! * inp!, 0),
+      largest: Math.max(0, ...adapted.map(([out, inp]) => lora.rank * Math.max(out!, inp!))),
+    }
+  }
+  return model
 }
 
 /** Peak bytes of one step of `step`'s shape (see the module docstring for the formula). */
 export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate {
   const P = model.parameters
   const L = model.layers
-  const fixed = 12 * P
-  const gradients = 4 * P
+  // What trains (all parameters, or LoRA's adapters) and its largest tensor.
+  const T = model.lora?.trainable ?? P
+  const largest = model.lora?.largest ?? model.largestParameter
+  const fixed = 4 * P + 8 * T
+  const gradients = 4 * T
+  const effectiveWeights = model.lora ? 4 * model.lora.adapted : 0
   const perToken = (seqLen: number): ActivationMemory =>
     model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels}) ?? {perLayer: 0, outsideLayers: 0}
-  const layerGradients = (4 * (P - model.largestParameter)) / Math.max(1, L)
+  const layerGradients = (4 * (model.lora ? T : P - model.largestParameter)) / Math.max(1, L)
 
   // What is under the tape together: every pass at once, or one chunk of one pass at a time.
   const groups: Pass[][] = step.chunkSize
@@ -106,12 +130,12 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
       const recompute = step.checkpointing && a.checkpointedPerLayer !== undefined ? 1 : 0
       working = Math.max(working, tokens * a.perLayer * (recompute + BACKWARD_WORKING))
     }
-    activationBytes = Math.max(activationBytes, kept + working + layerGradients)
+    activationBytes = Math.max(activationBytes, kept + working + layerGradients + effectiveWeights)
   }
   const chunks = step.chunkSize ? step.passes.reduce((n, p) => n + Math.ceil(p.rows / step.chunkSize!), 0) : 1
   const accumulated = step.accumulates || chunks > 1 ? gradients : 0
   const activationPhaseBytes = fixed + accumulated + activationBytes
-  const optimizerWork = step.kernels === 'fused' ? 12 * P : 60 * model.largestParameter
-  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * P, optimizerWork)
+  const optimizerWork = step.kernels === 'fused' ? 12 * T : 60 * largest
+  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * T, optimizerWork)
   return {activationBytes, activationPhaseBytes, optimizerPhaseBytes, peakBytes: Math.max(activationPhaseBytes, optimizerPhaseBytes)}
 }

@@ -84,7 +84,7 @@ export const SINGLE_PROCESS: ProcessGroup = {rank: 0, size: 1, broadcast: async 
 type TaskStep = Omit<StepShape, 'checkpointing' | 'chunkSize'> & {task: 'ir' | 'sts'}
 
 /** The steps of the tasks present: the task's batch at maximum length, per embedding pass. */
-function taskSteps(setup: TrainSetup, model: ModelMemory, fusedKernels: boolean): TaskStep[] {
+function taskSteps(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, model: ModelMemory, fusedKernels: boolean): TaskStep[] {
   const {section, sampler, objectives} = setup
   const maxLen = (n: number) => Math.min(n, model.arch.maxSequenceLength(model.config))
   const multiPart = sampler.epochPlan().some((b) => b.parts.length > 1)
@@ -123,9 +123,11 @@ export function largestFittingChunk(model: ModelMemory, step: Omit<StepShape, 'c
 }
 
 /** Plans the run's memory on `device` for a model of this architecture and config. */
-export function planMemory(setup: TrainSetup, shape: {arch: EncoderArchitecture; config: HfConfig}, device: PlanDevice): MemoryPlan {
-  const model = modelMemory(shape.arch, shape.config)
+export function planMemory(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, shape: {arch: EncoderArchitecture; config: HfConfig}, device: PlanDevice): MemoryPlan {
+  const lora = setup.section.lora
+  const model = modelMemory(shape.arch, shape.config, lora && {rank: lora.rank ?? 16, targetModules: lora.targetModules ?? 'all-linear'})
   const P = model.parameters
+  const T = model.lora?.trainable ?? P
   const usableBytes = device.totalBytes === undefined ? undefined : Math.floor(device.totalBytes * USABLE_FRACTION)
   const checkpointing = setup.section.gradientCheckpointing
   const configuredChunk = setup.objectives.ir?.cacheChunkSize
@@ -170,9 +172,10 @@ export function planMemory(setup: TrainSetup, shape: {arch: EncoderArchitecture;
     deviceSource: device.source,
     usableBytes,
     parameters: P,
-    parameterBytes: 4 * P,
-    gradientBytes: 4 * P,
-    optimizerBytes: 8 * P,
+    ...(model.lora ? {trainableParameters: T} : {}),
+    parameterBytes: 4 * P + (model.lora ? 4 * T : 0),
+    gradientBytes: 4 * T,
+    optimizerBytes: 8 * T,
     tasks,
     autoChunkSize,
     warnings,
@@ -188,7 +191,7 @@ export function memoryPlanLines(plan: MemoryPlan): string[] {
   const device = plan.deviceBytes === undefined ? `memory unknown (${plan.deviceSource})` : `${formatBytes(plan.deviceBytes)} (${plan.deviceSource}), ${formatBytes(plan.usableBytes!)} usable`
   const lines = [
     `memory: ${plan.backend} on ${plan.device}, ${plan.precision} (${plan.kernels} kernels; float32 weights and activations at any precision); device ${device}`,
-    `  ${(plan.parameters / 1e6).toFixed(1)}M parameters: ${formatBytes(plan.parameterBytes)} + gradients ${formatBytes(plan.gradientBytes)} + AdamW moments ${formatBytes(plan.optimizerBytes)}`,
+    `  ${(plan.parameters / 1e6).toFixed(1)}M parameters${plan.trainableParameters !== undefined ? ` (LoRA: ${(plan.trainableParameters / 1e6).toFixed(2)}M trainable, the rest frozen)` : ''}: ${formatBytes(plan.parameterBytes)} + gradients ${formatBytes(plan.gradientBytes)} + AdamW moments ${formatBytes(plan.optimizerBytes)}`,
   ]
   for (const t of plan.tasks) {
     const c = t.configured

@@ -116,9 +116,12 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     })
   }
   let encoder
+  // train.model {path, isCausal}: the attention switch of decoder encoders, over config.json's.
+  const isCausal = typeof section.model === 'object' && 'path' in section.model ? section.model.isCausal : undefined
+  const configOverrides = isCausal === undefined ? undefined : {is_causal: isCausal}
   if (options.resume) {
     status(`loading checkpoint ${options.resume}`)
-    encoder = await loadEncoder(options.resume, {registry: options.registry, onWarning: options.onWarning})
+    encoder = await loadEncoder(options.resume, {registry: options.registry, onWarning: options.onWarning, configOverrides})
   } else if (typeof section.model === 'object' && 'init' in section.model) {
     const init = section.model.init
     status(`initialising a random ${init.arch} encoder (${init.layers} layers, hidden ${init.hidden})`)
@@ -128,9 +131,23 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
     const path = typeof section.model === 'string' ? section.model : section.model.path
     if (!existsSync(path)) throw new TrainConfigError(`/train/model: model directory not found: ${path}`)
     status(`loading ${path}`)
-    encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning})
+    encoder = await loadEncoder(path, {registry: options.registry, onWarning: options.onWarning, configOverrides})
   }
   if (section.pooling && !options.resume) encoder.pooling = section.pooling
+  if (section.lora && !encoder.lora) {
+    if (!encoder.sourceDir) {
+      encoder.dispose()
+      throw new TrainConfigError('/train/lora: LoRA adapts a model directory (train.model: a path), not a randomly initialised model')
+    }
+    const {rank = 16, alpha = 32, dropout = 0, targetModules = 'all-linear'} = section.lora
+    try {
+      encoder.addLora({rank, alpha, dropout, targetModules}, setup.seed)
+    } catch (error) {
+      encoder.dispose()
+      throw error
+    }
+    status(`LoRA: ${encoder.lora!.modules.length} adapted layers, rank ${rank}, ${[...encoder.variables.values()].reduce((n, v) => n + v.size, 0).toLocaleString('en')} trainable parameters; base weights frozen`)
+  }
   const validationSets = await loadValidation(section)
   const validation: ValidationResult[] = []
   const validate = async (epoch: number) => {

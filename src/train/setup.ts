@@ -119,6 +119,30 @@ export function resumeSettings(checkpointSettings: string, setup: {settings: str
   return {settings: setup.settings, earlier: false}
 }
 
+/** The section's sampler from the registry (options validated, defaults filled in) over datasets of these sizes. */
+export async function buildSampler(
+  section: TrainSection,
+  registry: Registry,
+  sizes: {name: string; task: 'ir' | 'sts'; size: number}[],
+  seed: number,
+  worldSize = 1,
+): Promise<{sampler: Sampler; samplerName: string; samplerOptions: Record<string, unknown>}> {
+  const samplerName = section.sampler.name
+  if (!registry.has('sampler', samplerName)) {
+    const known = registry.list('sampler').map((e) => e.name)
+    throw new TrainConfigError(`/train/sampler/name: expected a registered sampler (${known.join(', ')}), got ${JSON.stringify(samplerName)}`)
+  }
+  const samplerEntry = registry.entry('sampler', samplerName)
+  const samplerOptions = validateOptions<Record<string, unknown>>(samplerEntry.optionsSchema, section.sampler.options, {
+    pointer: '/train/sampler/options',
+    subject: `options for sampler "${samplerName}"`,
+    error: (message) => new TrainConfigError(message),
+  })
+  const samplerModule = (await samplerEntry.load()) as SamplerModule
+  // Data-parallel runs: the configured batch sizes are per process; the sampler plans global batches.
+  return {sampler: samplerModule.create(sizes, globalBatchOptions(samplerOptions, worldSize), seed), samplerName, samplerOptions}
+}
+
 /** Loads data, losses and the sampler, and computes the plan. Touches no model. */
 export async function setupTraining(section: TrainSection, registry: Registry, options: {defaultSeed?: number; worldSize?: number} = {}): Promise<TrainSetup> {
   const seed = section.seed ?? options.defaultSeed ?? 42
@@ -131,25 +155,8 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
   const tasksPresent = new Set(datasets.map((d) => d.task))
   const objectives: TaskObjective = {ir: tasksPresent.has('ir') ? irObjective : undefined, sts: tasksPresent.has('sts') ? stsObjective : undefined}
 
-  const samplerName = section.sampler.name
-  if (!registry.has('sampler', samplerName)) {
-    const known = registry.list('sampler').map((e) => e.name)
-    throw new TrainConfigError(`/train/sampler/name: expected a registered sampler (${known.join(', ')}), got ${JSON.stringify(samplerName)}`)
-  }
-  const samplerEntry = registry.entry('sampler', samplerName)
-  const samplerOptions = validateOptions(samplerEntry.optionsSchema, section.sampler.options, {
-    pointer: '/train/sampler/options',
-    subject: `options for sampler "${samplerName}"`,
-    error: (message) => new TrainConfigError(message),
-  })
   for (const d of datasets) if (d.rows.length === 0) throw new TrainConfigError(`${d.path}: no usable rows (${d.dropped} dropped: IR rows need at least ${irObjective.negatives} hard negatives)`)
-  const samplerModule = (await samplerEntry.load()) as SamplerModule
-  // Data-parallel runs: the configured batch sizes are per process; the sampler plans global batches.
-  const sampler = samplerModule.create(
-    datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})),
-    globalBatchOptions(samplerOptions, options.worldSize ?? 1),
-    seed,
-  )
+  const {sampler, samplerName, samplerOptions} = await buildSampler(section, registry, datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})), seed, options.worldSize)
   const plan = computePlan(section, datasets, sampler, {name: samplerName, options: samplerOptions}, {ir: ir.resolved, sts: sts.resolved}, irObjective)
   return {section, datasets, sampler, objectives, plan, seed, settings: settingsFingerprint(section, seed), settingsDetail: settingsDetail(section, seed), instructions: section.instructions}
 }

@@ -30,7 +30,7 @@ import {REPO_ROOT, SHARED_DIR} from '../helpers/env.js'
  * The order examples run in: producers before consumers. A codiemb command missing here fails the test,
  * so a new command cannot ship examples nobody runs.
  */
-const PIPELINE = ['list', 'doctor', 'config:print', 'prepare', 'model:init', 'embed', 'mine', 'train', 'merge', 'eval', 'report', 'data:pull', 'quickstart']
+const PIPELINE = ['list', 'doctor', 'config:print', 'prepare', 'model:init', 'embed', 'mine', 'train', 'model:fold', 'merge', 'eval', 'report', 'data:pull', 'quickstart']
 
 /** Outputs of examples that need ../shared: an example naming one of these is skipped with them. */
 const SHARED_OUTPUTS: RegExp[] = [/runs\/tiny-zh\b/, /models\/tiny-zh\b/, /prepared\/(stsb|stsbenchmark|stsb-zh|atec|bq|lcqmc|pawsx|afqmc|qbqtc|scifact|snli-triplets)\b/]

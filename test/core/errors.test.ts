@@ -30,6 +30,7 @@ const DOCUMENTED: Record<string, {exitCode: number; make?: (C: ErrorClass) => Er
   EncoderLoadError: {exitCode: EXIT_USER_ERROR},
   EmbedInputError: {exitCode: EXIT_USER_ERROR},
   TokenizerError: {exitCode: EXIT_USER_ERROR},
+  LoraError: {exitCode: EXIT_USER_ERROR},
   TokenizeTextError: {exitCode: EXIT_FAILURE, make: (C) => new (C as unknown as new (m: string, i: number, t: unknown) => Error)('text 0 is null', 0, null)},
   TaskSelectionError: {exitCode: EXIT_USER_ERROR},
   TaskDataError: {exitCode: EXIT_USER_ERROR},

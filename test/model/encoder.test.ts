@@ -276,7 +276,7 @@ test('bad checkpoints fail naming the file and the tensor', async (t) => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({...config, model_type: 'gpt-neox'}))
     await assert.rejects(loadEncoder(dir, {registry: BUILTINS}), (e: unknown) => {
       assert.ok(e instanceof EncoderLoadError)
-      assert.match(e.message, /config\.json: model_type "gpt-neox" has no registered encoder \(supported: bert, xlm-roberta, roberta\)/)
+      assert.match(e.message, /config\.json: model_type "gpt-neox" has no registered encoder \(supported: bert, llama, minicpm, mistral, qwen2, qwen3, xlm-roberta, roberta\)/)
       return true
     })
     writeFileSync(join(dir, 'config.json'), JSON.stringify({...config, hidden_act: 'mish'}))
@@ -435,5 +435,5 @@ test('initRandomEncoder: seeded, transformers-style init, saves and reloads', as
   a.dispose()
   b.dispose()
   await assert.rejects(initRandomEncoder({...opts, heads: 3}), /hidden_size 16 is not a multiple of num_attention_heads 3/)
-  await assert.rejects(initRandomEncoder({...opts, arch: 'llama'}), /model_type "llama" has no registered encoder/)
+  await assert.rejects(initRandomEncoder({...opts, arch: 'gpt-neox'}), /model_type "gpt-neox" has no registered encoder/)
 })

@@ -3,7 +3,7 @@
  * prefix), shared by every tokenizer and by the WordPiece worker thread.
  */
 import type {WordPieceTokenizer} from './wordpiece.js'
-import {TokenizeTextError, type EncodedRow, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
+import {TokenizeTextError, type EncodedRow, type PaddingSide, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
 
 /** [CLS] tokens… [SEP] per text, truncated to maxLength, padded into a batch (main thread and worker share this). */
 export function encodeWordPieceBatch(wp: WordPieceTokenizer, setup: Omit<WordPieceSetup, 'vocabPath' | 'options'>, texts: string[], options: TokenizeOptions): TokenBatch {
@@ -32,11 +32,11 @@ export function encodeWordPieceBatch(wp: WordPieceTokenizer, setup: Omit<WordPie
     special[n - 1] = 1
     return {ids, typeIds: new Array<number>(n).fill(0), offsets, special}
   })
-  return buildBatch(rows, setup.padId, options.prefixLengths)
+  return buildBatch(rows, setup.padId, options.prefixLengths, setup.paddingSide)
 }
 
-/** Pads rows to the longest and derives masks; exported for tests. */
-export function buildBatch(rows: EncodedRow[], padId: number, prefixLengths?: number[]): TokenBatch {
+/** Pads rows to the longest (on the right, or on the left) and derives masks; exported for tests. */
+export function buildBatch(rows: EncodedRow[], padId: number, prefixLengths?: number[], paddingSide: PaddingSide = 'right'): TokenBatch {
   const batchSize = rows.length
   const seqLen = rows.reduce((m, r) => Math.max(m, r.ids.length), 0)
   const size = batchSize * seqLen
@@ -51,7 +51,8 @@ export function buildBatch(rows: EncodedRow[], padId: number, prefixLengths?: nu
   rows.forEach((row, b) => {
     const n = row.ids.length
     lengths.push(n)
-    const base = b * seqLen
+    // Left padding puts the row's n tokens at the end: position t of the row is base + t.
+    const base = b * seqLen + (paddingSide === 'left' ? seqLen - n : 0)
     for (let t = 0; t < n; t++) {
       inputIds[base + t] = row.ids[t]!
       attentionMask[base + t] = 1

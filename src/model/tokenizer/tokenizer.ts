@@ -7,8 +7,9 @@
  * two may tokenize differently); every JSON tokenizer file present must parse (save copies them for
  * Python to read), and vocab.txt must be UTF-8 text.
  *
- * Batches are truncated to a maximum length (special tokens included), padded on the right to the
- * longest row, and carry attention masks, token type ids and character offsets. Offsets count Unicode
+ * Batches are truncated to a maximum length (special tokens included), padded to the
+ * longest row (on the right, or on the left where tokenizer_config.json says padding_side "left"), and
+ * carry attention masks, token type ids and character offsets. Offsets count Unicode
  * code points, as the Rust tokenizers and Python report them.
  *
  * Pooling mask: when a text starts with an instruction prefix (`prefixLengths[i]` code points), the
@@ -18,11 +19,11 @@
  * (it masks the first prompt-length tokens), located by offsets so it is exact at the boundary.
  */
 import {existsSync, readFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {WordPieceTokenizer} from './wordpiece.js'
 import type {WordPieceWorker} from './wordpiece-thread.js'
 import {buildBatch, encodeWordPieceBatch} from './batch.js'
-import {TokenizerError, type EncodedRow, type TextTokenizer, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
+import {TokenizerError, type EncodedRow, type PaddingSide, type TextTokenizer, type TokenBatch, type TokenizeOptions, type WordPieceSetup} from './types.js'
 import {readJsonFile} from '../../core/json-file.js'
 
 export * from './types.js'
@@ -113,6 +114,18 @@ function highestTokenizerJsonId(vocab: Record<string, number>, json: Record<stri
   return best
 }
 
+/**
+ * The padding side: tokenizer_config.json `padding_side` (as transformers), else tokenizer.json's own
+ * padding direction, else right.
+ */
+function paddingSideOf(tokConfig: Record<string, unknown>, dir: string, json?: Record<string, unknown>): PaddingSide {
+  const side = tokConfig.padding_side
+  if (side === 'left' || side === 'right') return side
+  if (side !== undefined && side !== null) throw new TokenizerError(`${join(dir, 'tokenizer_config.json')}: padding_side must be "left" or "right", got ${JSON.stringify(side)}`)
+  const direction = isObject(json?.padding) ? json!.padding.direction : undefined
+  return direction === 'Left' ? 'left' : 'right'
+}
+
 function specialToken(config: Record<string, unknown>, key: string, fallback: string): string {
   const v = config[key]
   if (typeof v === 'string') return v
@@ -129,6 +142,7 @@ class HfTokenizer implements TextTokenizer {
   private constructor(
     private readonly tk: import('tokenizers').Tokenizer,
     readonly padId: number,
+    readonly paddingSide: PaddingSide,
     readonly vocabSize: number,
     readonly highestId: {id: number; token: string},
   ) {}
@@ -150,7 +164,7 @@ class HfTokenizer implements TextTokenizer {
     const padding = isObject(json.padding) ? json.padding : undefined
     const padName = specialToken(tokConfig, 'pad_token', '')
     const padId = (typeof padding?.pad_id === 'number' ? padding.pad_id : undefined) ?? (padName ? tk.tokenToId(padName) : null) ?? padTokenId ?? 0
-    return new HfTokenizer(tk, padId, tk.getVocabSize(true), highestTokenizerJsonId(tk.getVocab(true), json))
+    return new HfTokenizer(tk, padId, paddingSideOf(tokConfig, dirname(path), json), tk.getVocabSize(true), highestTokenizerJsonId(tk.getVocab(true), json))
   }
 
   tokenToId(token: string): number | undefined {
@@ -170,7 +184,7 @@ class HfTokenizer implements TextTokenizer {
         offsets: e.getOffsets(),
         special: e.getSpecialTokensMask(),
       }))
-      return buildBatch(rows, this.padId, options.prefixLengths)
+      return buildBatch(rows, this.padId, options.prefixLengths, this.paddingSide)
     })
     this.queue = run.catch(() => undefined)
     return run
@@ -191,6 +205,10 @@ class WordPieceTextTokenizer implements TextTokenizer {
 
   get padId(): number {
     return this.setup.padId
+  }
+
+  get paddingSide(): PaddingSide {
+    return this.setup.paddingSide
   }
 
   get vocabSize(): number {
@@ -220,7 +238,14 @@ class WordPieceTextTokenizer implements TextTokenizer {
     })
     let highest = {id: -1, token: ''}
     for (const [token, id] of vocab) if (id > highest.id) highest = {id, token}
-    const setup = {vocabPath: path, options: wp.options, clsId: vocab.get(names.cls)!, sepId: vocab.get(names.sep)!, padId: vocab.get(names.pad) ?? padTokenId ?? 0}
+    const setup: WordPieceSetup = {
+      vocabPath: path,
+      options: wp.options,
+      clsId: vocab.get(names.cls)!,
+      sepId: vocab.get(names.sep)!,
+      padId: vocab.get(names.pad) ?? padTokenId ?? 0,
+      paddingSide: paddingSideOf(tokConfig, dirname(path)),
+    }
     return new WordPieceTextTokenizer(wp, setup, highest)
   }
 

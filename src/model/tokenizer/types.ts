@@ -16,7 +16,10 @@ export interface TokenBatch {
   offsets: Int32Array
   /** 1 for special tokens ([CLS], [SEP], <s>, ...), 0 otherwise (padding counts as 0). */
   specialTokensMask: Uint8Array
-  /** Number of non-padding tokens in each row. */
+  /**
+   * Number of non-padding tokens in each row; they sit at the start of the row (right padding) or at its
+   * end (left padding): find a row's tokens from attentionMask, not from this count alone.
+   */
   lengths: number[]
   /** 1 where a token takes part in pooling (attended and past the instruction prefix), else 0. */
   poolMask: Float32Array
@@ -31,9 +34,13 @@ export interface TokenizeOptions {
   prefixLengths?: number[]
 }
 
+/** Where padding goes in a batch (tokenizer_config.json `padding_side`; decoder embedders such as Qwen3-Embedding pad on the left). */
+export type PaddingSide = 'left' | 'right'
+
 export interface TextTokenizer {
   readonly source: 'tokenizer.json' | 'vocab.txt'
   readonly padId: number
+  readonly paddingSide: PaddingSide
   readonly vocabSize: number
   /**
    * The highest token id the tokenizer can emit (vocabulary, added tokens, the ids its post-processor
@@ -72,6 +79,7 @@ export interface WordPieceSetup {
   clsId: number
   sepId: number
   padId: number
+  paddingSide: PaddingSide
 }
 
 /**
