@@ -53,11 +53,13 @@ export default class Train extends CodiembCommand<typeof Train> {
 
     if (f['dry-run']) {
       const setup = await setupTraining(section, registry, {defaultSeed}).catch(asUsageError)
-      const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
+      const [{planTrainingMemory, memoryPlanLines}, {closeTrainingData}] = await Promise.all([import('../train/memory-plan.js'), import('../train/data.js')])
       try {
         setup.plan.memory = await planTrainingMemory(setup, f.resume ?? section.model, registry, target)
       } catch (error) {
         this.addWarning(`no memory plan: ${(error as Error).message}`)
+      } finally {
+        await closeTrainingData(setup.datasets)
       }
       this.printPlan(setup.plan)
       if (setup.plan.memory) {

@@ -11,6 +11,7 @@ import {TrainConfigError, fileSpec, type TrainSection, type TrainSectionInput} f
 import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
 import {resumeSettings, setupTraining} from './setup.js'
+import {closeTrainingData} from './data.js'
 import {type MemoryTarget, type ProcessGroup, SINGLE_PROCESS, planTrainingMemory} from './memory-plan.js'
 
 /** One STS validation (epoch 0: before training), as codiemb_training.json and the run result record it. */
@@ -74,6 +75,14 @@ export interface TrainRunResult {
 /** Trains end to end and saves the final model to `section.output`. */
 export async function runTraining(section: TrainSection, options: TrainRunOptions): Promise<TrainRunResult> {
   const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed})
+  try {
+    return await trainWith(section, options, setup)
+  } finally {
+    await closeTrainingData(setup.datasets)
+  }
+}
+
+async function trainWith(section: TrainSection, options: TrainRunOptions, setup: Awaited<ReturnType<typeof setupTraining>>): Promise<TrainRunResult> {
   stopIfAborted(options.signal)
   const report = options.onEvent ?? (() => {})
   const status = (message: string) => report({type: 'status', message})
