@@ -64,7 +64,7 @@ export class RecordFile {
   private readonly checked = new Map<number, Promise<void>>()
   private closed = false
   /** Bytes this object read from the file (footer checks and apache-arrow's own reads not counted): what the I/O bench reports. */
-  readonly stats = {bytesRead: 0, reads: 0, batchesVerified: 0}
+  readonly stats = {bytesRead: 0, reads: 0, batchesVerified: 0, verifiedBytes: 0}
 
   private constructor(
     readonly file: string,
@@ -204,6 +204,7 @@ export class RecordFile {
       const {bytesRead} = await this.handle.read(bytes, 0, size, offset + at)
       this.stats.reads++
       this.stats.bytesRead += bytesRead
+      this.stats.verifiedBytes += bytesRead
       if (bytesRead !== size) intact = false
       else hasher.update(bytes)
     }

@@ -80,9 +80,12 @@ const decoder = new TextDecoder('utf-8')
 
 /** Bytes read through a RecordRows (its RecordFile's counters). */
 export interface ReadStats {
+  /** Every byte read, checksum checks included. */
   bytesRead: number
   reads: number
   batchesVerified: number
+  /** Of bytesRead, the bytes read to check record batches against their checksums (each batch once). */
+  verifiedBytes: number
 }
 
 /** Row-level access to an open record file (see the module comment). Closing the RecordFile closes it. */

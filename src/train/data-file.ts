@@ -212,7 +212,7 @@ export async function openTrainingFile(path: string, negatives: number): Promise
     if (recorded !== undefined && recorded !== rows.rows)
       throw new TrainingDataError(`${path}: the footer records ${recorded} rows (codiemb.rows), its record batches hold ${rows.rows}; the file is damaged`)
     const problems = new ProblemList()
-    let kept = new Int32Array(Math.max(16, Math.min(rows.rows, 1 << 16)))
+    const kept = new Int32Array(rows.rows)
     let count = 0
     let dropped = 0
     for (const place of rows.batches) {
@@ -227,11 +227,6 @@ export async function openTrainingFile(path: string, negatives: number): Promise
           dropped++
           continue
         }
-        if (count === kept.length) {
-          const grown = new Int32Array(kept.length * 2)
-          grown.set(kept)
-          kept = grown
-        }
         kept[count++] = place.firstRow + i
       }
     }
@@ -242,7 +237,7 @@ export async function openTrainingFile(path: string, negatives: number): Promise
       }
       throw problemsError(path, file, problems)
     }
-    return {kind, fileRows: kept.slice(0, count), dropped, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings, rows}
+    return {kind, fileRows: count === kept.length ? kept : kept.slice(0, count), dropped, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings, rows}
   } catch (error) {
     await records.close()
     throw error
