@@ -9,7 +9,7 @@ import {mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {ArrowRecordWriter, RecordFile, type IrExampleRecord, type StsPairRecord} from '../../src/io/arrow-records.js'
+import {ArrowRecordWriter, RecordFile, readAllRecords, type IrExampleRecord, type StsPairRecord} from '../../src/io/arrow-records.js'
 import {RecordRows} from '../../src/io/record-rows.js'
 import {closeTrainingData, loadTrainingDataset, readRows, type RowSource, type TrainingDataset} from '../../src/train/data.js'
 import {ensureGradients} from '../../src/train/gradients.js'
@@ -87,6 +87,11 @@ describe('streamed training data', () => {
         return [f.name, v === null ? null : typeof v === 'object' ? Array.from(v as Iterable<unknown>) : v]
       }))
       assert.deepEqual(row, expected)
+      // A text column over a range of rows that spans record batches (what eval and mine would read per encoding chunk).
+      if (file === stsFile) {
+        const all = await readAllRecords(file, 'sts-pair')
+        assert.deepEqual(await rows.texts('text1', 5, 30), all.slice(5, 30).map((r) => r.text1))
+      }
       await records.close()
     }
   })
