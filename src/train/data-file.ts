@@ -220,7 +220,11 @@ export async function openTrainingFile(path: string, negatives: number): Promise
       const before = problems.count
       // Ids need text bytes: the listed problems get theirs below.
       checker.columnProblems(batch, place.firstRow, problems.add, {ids: false})
-      if (problems.count > before) continue
+      if (problems.count > before) {
+        // A damaged record batch shows as a checksum error, not as row problems its damage made up.
+        await records.verifyBatch(place.index)
+        continue
+      }
       const offsets = kind === 'ir-example' ? ((batch.getChild('negatives')!.data[0] as Data).valueOffsets as Int32Array) : undefined
       for (let i = 0; i < place.numRows; i++) {
         if (offsets && offsets[i + 1]! - offsets[i]! < negatives) {
