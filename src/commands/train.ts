@@ -88,11 +88,13 @@ export default class Train extends CodiembCommand<typeof Train> {
       const missing = section.data.map((spec) => fileSpec(spec, section.dataDir).path).filter((p) => !existsSync(p))
       if (missing.length) return this.planWithoutData(section, missing, f.resume ?? section.model, target, defaultSeed)
       const setup = await setupTraining(section, registry, {defaultSeed, worldSize: dist?.worldSize ?? f['nproc-per-node']}).catch(asUsageError)
-      const {planTrainingMemory, memoryPlanLines} = await import('../train/memory-plan.js')
+      const [{planTrainingMemory, memoryPlanLines}, {closeTrainingData}] = await Promise.all([import('../train/memory-plan.js'), import('../train/data.js')])
       try {
         setup.plan.memory = await planTrainingMemory(setup, f.resume ?? section.model, registry, target)
       } catch (error) {
         this.addWarning(`no memory plan: ${(error as Error).message}`)
+      } finally {
+        await closeTrainingData(setup.datasets)
       }
       this.printPlan(setup.plan)
       if (setup.plan.memory) {

@@ -137,10 +137,11 @@ export class RecordChecker {
   /**
    * Numeric, count and length checks of every row of `batch` (whose first row is file row
    * `firstRow`), from its columns and offsets; each problem goes to `sink`. Assumes the batch's
-   * schema passed schemaProblems.
+   * schema passed schemaProblems. `ids: false`: leave problems without the row's id (a batch built
+   * without its text bytes, record-rows.ts columnsOnly; the caller adds ids to the problems it lists).
    */
-  columnProblems(batch: RecordBatch, firstRow: number, sink: (problem: RowProblem) => void): void {
-    const ids = batch.getChild('id') as Vector | null
+  columnProblems(batch: RecordBatch, firstRow: number, sink: (problem: RowProblem) => void, options: {ids?: boolean} = {}): void {
+    const ids = options.ids === false ? null : (batch.getChild('id') as Vector | null)
     const report = (i: number, field: string, expected: string, got: string) => {
       const id = ids?.isValid(i) ? String(ids.get(i)) : undefined
       sink({row: firstRow + i, ...(id === undefined ? {} : {id}), field, expected, got})

@@ -13,7 +13,7 @@
  */
 import {open, type FileHandle} from 'node:fs/promises'
 import {RecordBatchReader, type RecordBatch, type Schema} from 'apache-arrow'
-import {BATCH_CHECKSUMS_KEY, FOOTER_CHECKSUM_KEY, bytesDigest, footerDigest, parseBatchChecksums, type BatchExtent} from './arrow-checksums.js'
+import {BATCH_CHECKSUMS_KEY, BatchHasher, FOOTER_CHECKSUM_KEY, footerDigest, parseBatchChecksums, type BatchExtent} from './arrow-checksums.js'
 import {checkFooterStructure} from './arrow-footer.js'
 import {META, RecordFileError, type RecordKind} from './arrow-layouts.js'
 
@@ -60,9 +60,11 @@ export interface OpenRecordFileOptions {
 
 /** An open record file (see the module comment). Call `close()` when done. */
 export class RecordFile {
-  /** Record batches already checked against their digests. */
-  private readonly checked = new Set<number>()
+  /** Record batches checked, or being checked, against their digests (one check per batch, even when reads overlap). */
+  private readonly checked = new Map<number, Promise<void>>()
   private closed = false
+  /** Bytes this object read from the file (footer checks and apache-arrow's own reads not counted): what the I/O bench reports. */
+  readonly stats = {bytesRead: 0, reads: 0, batchesVerified: 0, verifiedBytes: 0}
 
   private constructor(
     readonly file: string,
@@ -74,6 +76,8 @@ export class RecordFile {
     readonly extents: BatchExtent[] | undefined,
     /** Per record batch, its recorded digest (undefined: the file records none). */
     private readonly digests: string[] | undefined,
+    /** Per record batch, the length of its message's metadata (prefix and padding included): its body follows. */
+    private readonly metaLengths: number[] | undefined,
   ) {}
 
   /** Opens `file`, checks its footer and kind; reads no record batch. */
@@ -82,11 +86,14 @@ export class RecordFile {
     try {
       const metadata = reader.schema.metadata
       let extents: BatchExtent[] | undefined
+      let metaLengths: number[] | undefined
       if (reader.isFile() && reader.footer) {
         const footer = reader.footer
+        metaLengths = []
         extents = Array.from({length: footer.numRecordBatches}, (_, i) => {
           try {
             const block = footer.getRecordBatch(i)!
+            metaLengths!.push(block.metaDataLength)
             return {offset: block.offset, length: block.metaDataLength + block.bodyLength}
           } catch (error) {
             throw new RecordFileError(`${file}: damaged footer: record batch ${i}'s block cannot be read (${(error as Error).message})`)
@@ -107,7 +114,7 @@ export class RecordFile {
         throw new RecordFileError(
           `${file}: expected a codiemb "${options.kind}" record file, but its schema metadata ${META.kind} is ${kind === undefined ? 'missing' : JSON.stringify(kind)}`,
         )
-      return new RecordFile(file, handle, reader, bytes, extents, digests)
+      return new RecordFile(file, handle, reader, bytes, extents, digests, metaLengths)
     } catch (error) {
       await Promise.resolve(reader.cancel()).catch(() => {})
       await handle.close().catch(() => {})
@@ -149,25 +156,71 @@ export class RecordFile {
     return this.reader.schema.metadata.get(FOOTER_CHECKSUM_KEY)
   }
 
-  /** Checks record batch `index` against its digest (once per batch). */
-  private async verify(index: number): Promise<void> {
-    if (!this.digests || this.checked.has(index)) return
-    const {offset, length} = this.extents![index]!
+  /** `length` bytes at `position`; a short read (the file shrank) is an error naming the file. */
+  async readBytes(position: number, length: number): Promise<Uint8Array> {
     const bytes = new Uint8Array(length)
-    const {bytesRead} = await this.handle.read(bytes, 0, length, offset)
-    if (bytesRead !== length || bytesDigest(bytes) !== this.digests[index])
+    let done = 0
+    while (done < length) {
+      const {bytesRead} = await this.handle.read(bytes, done, length - done, position + done)
+      this.stats.reads++
+      if (bytesRead === 0) throw new RecordFileError(`${this.file}: bytes ${position}–${position + length - 1} lie past its end (the file was truncated while open)`)
+      done += bytesRead
+    }
+    this.stats.bytesRead += length
+    return bytes
+  }
+
+  /** Where record batch `index` lies: its message's offset, the offset of its body (after the metadata), and its total length. */
+  batchPlace(index: number): {offset: number; bodyStart: number; length: number} {
+    if (!this.extents || !this.metaLengths) throw new RecordFileError(`${this.file}: an Arrow stream (no footer) cannot be read out of order`)
+    if (!(index >= 0 && index < this.extents.length)) throw new RecordFileError(`${this.file}: no record batch ${index} (the file has ${this.extents.length})`)
+    const {offset, length} = this.extents[index]!
+    return {offset, bodyStart: offset + this.metaLengths[index]!, length}
+  }
+
+  /**
+   * Checks record batch `index` against its digest, once per batch (overlapping calls share one
+   * check). The batch is hashed in 1 MiB reads, so checking holds no more than that in memory.
+   */
+  verifyBatch(index: number): Promise<void> {
+    if (!this.digests) return Promise.resolve()
+    let check = this.checked.get(index)
+    if (!check) {
+      check = this.hashBatch(index)
+      this.checked.set(index, check)
+      check.catch(() => this.checked.delete(index))
+    }
+    return check
+  }
+
+  private async hashBatch(index: number): Promise<void> {
+    const {offset, length} = this.extents![index]!
+    const hasher = new BatchHasher()
+    const chunk = 1 << 20
+    let intact = true
+    for (let at = 0; at < length && intact; at += chunk) {
+      const size = Math.min(chunk, length - at)
+      const bytes = new Uint8Array(size)
+      const {bytesRead} = await this.handle.read(bytes, 0, size, offset + at)
+      this.stats.reads++
+      this.stats.bytesRead += bytesRead
+      this.stats.verifiedBytes += bytesRead
+      if (bytesRead !== size) intact = false
+      else hasher.update(bytes)
+    }
+    if (!intact || hasher.digest() !== this.digests![index])
       throw new RecordFileError(
-        `${this.file}: record batch ${index} of ${this.digests.length} (bytes ${offset}–${offset + length - 1}) is damaged: ` +
+        `${this.file}: record batch ${index} of ${this.digests!.length} (bytes ${offset}–${offset + length - 1}) is damaged: ` +
           `it does not match the checksum \`codiemb prepare\` recorded (${BATCH_CHECKSUMS_KEY}); re-run \`codiemb prepare\` or restore the file`,
       )
-    this.checked.add(index)
+    this.stats.batchesVerified++
   }
 
   /** Record batch `index` (0-based), checked against its digest before it is decoded. */
   async readBatch(index: number): Promise<RecordBatch> {
     if (!this.extents) throw new RecordFileError(`${this.file}: an Arrow stream (no footer) cannot be read out of order`)
     if (!(index >= 0 && index < this.extents.length)) throw new RecordFileError(`${this.file}: no record batch ${index} (the file has ${this.extents.length})`)
-    await this.verify(index)
+    await this.verifyBatch(index)
     let batch: RecordBatch | null
     try {
       batch = await this.reader.readRecordBatch(index)

@@ -62,13 +62,13 @@ export async function prepareBatch<B extends TokenBatchLike>(source: BatchSource
   let examples = 0
   let tokens = 0
   for (const part of item.batch.parts) {
-    const texts = batchTexts(datasets, part, shape, source.instructions, rng)
+    const texts = await batchTexts(datasets, part, shape, source.instructions, rng)
     if (texts.task === 'ir') {
       if (!objectives.ir) throw new Error(`dataset ${datasets[part.dataset].name} is an IR dataset but no ir loss is configured`)
       const perQuery = texts.positives + texts.negatives
       const [queries, passages] = await Promise.all([
-        tokenizeRows(source, texts.queries, {maxLength: maxLength.query, prefixes: texts.queryPrefixes}, part, 'query', (i) => i),
-        tokenizeRows(source, texts.passages, {maxLength: maxLength.passage}, part, 'passage', (i) => Math.floor(i / perQuery)),
+        tokenizeRows(source, texts.queries, {maxLength: maxLength.query, prefixes: texts.queryPrefixes}, part, texts.ids, 'query', (i) => i),
+        tokenizeRows(source, texts.passages, {maxLength: maxLength.passage}, part, texts.ids, 'passage', (i) => Math.floor(i / perQuery)),
       ])
       parts.push({task: 'ir', texts, queries, passages})
       examples += texts.queries.length
@@ -76,8 +76,8 @@ export async function prepareBatch<B extends TokenBatchLike>(source: BatchSource
     } else {
       if (!objectives.sts) throw new Error(`dataset ${datasets[part.dataset].name} is an STS dataset but no sts loss is configured`)
       const [left, right] = await Promise.all([
-        tokenizeRows(source, texts.texts1, {maxLength: maxLength.sts, prefixes: texts.prefixes1}, part, 'text1', (i) => i),
-        tokenizeRows(source, texts.texts2, {maxLength: maxLength.sts, prefixes: texts.prefixes2}, part, 'text2', (i) => i),
+        tokenizeRows(source, texts.texts1, {maxLength: maxLength.sts, prefixes: texts.prefixes1}, part, texts.ids, 'text1', (i) => i),
+        tokenizeRows(source, texts.texts2, {maxLength: maxLength.sts, prefixes: texts.prefixes2}, part, texts.ids, 'text2', (i) => i),
       ])
       parts.push({task: 'sts', texts, left, right})
       examples += texts.texts1.length
@@ -96,6 +96,7 @@ async function tokenizeRows<B extends TokenBatchLike>(
   texts: string[],
   options: {maxLength: number; prefixes?: string[]},
   part: SamplerBatch['parts'][number],
+  ids: string[] | undefined,
   field: string,
   rowOf: (textIndex: number) => number,
 ): Promise<B> {
@@ -106,7 +107,7 @@ async function tokenizeRows<B extends TokenBatchLike>(
     const dataset = source.datasets[part.dataset]
     if (typeof e.index !== 'number') throw new Error(`${dataset.path}: tokenizing a batch of ${dataset.name} failed: ${e.message}`, {cause: error})
     const rowIndex = part.rows[rowOf(e.index)]
-    const id = dataset.rows[rowIndex]?.id
+    const id = ids?.[rowOf(e.index)]
     throw new Error(`${dataset.path}: row ${fileRowOf(dataset, rowIndex)}${id !== undefined ? ` (id ${JSON.stringify(id)})` : ''}, ${field}: cannot tokenize: ${e.message}`, {cause: error})
   }
 }

@@ -23,6 +23,8 @@ import {CodiembError} from '../core/errors.js'
 import {hashFile} from '../data/text-input.js'
 import {MANIFEST, readManifest, type ManifestFile} from '../data/prepare.js'
 import {RecordFile, batchToRows, type IrExampleRecord, type StsPairRecord} from '../io/arrow-records.js'
+import {RecordRows} from '../io/record-rows.js'
+import type {Data} from 'apache-arrow'
 import {RecordChecker, describeLabelRange, formatRowProblem, type LabelRangeLike, type RowProblem} from '../io/record-checks.js'
 
 export class TrainingDataError extends CodiembError {
@@ -82,12 +84,18 @@ class ProblemList {
   }
 }
 
-/**
- * Reads and checks a prepared training file (see the module comment). IR rows with fewer than
- * `negatives` hard negatives are dropped and counted (the loss cannot use them; the layout allows
- * them); every other problem is an error.
- */
-export async function readTrainingFile(path: string, negatives: number): Promise<TrainingFile> {
+/** An open prepared file whose footer, manifest entry and columns passed the checks of the module comment (1–3). */
+interface CheckedFile {
+  records: RecordFile
+  kind: 'ir-example' | 'sts-pair'
+  checker: RecordChecker
+  labels?: {range: LabelRangeLike; source: string}
+  layout: string
+  digest?: string
+  warnings: string[]
+}
+
+async function openChecked(path: string): Promise<CheckedFile> {
   if (!existsSync(path)) throw new TrainingDataError(`${path}: training file not found (run \`codiemb prepare\` first)`)
   const records = await RecordFile.open(path)
   try {
@@ -121,7 +129,37 @@ export async function readTrainingFile(path: string, negatives: number): Promise
       } else
         warnings.push(`${path}: carries no checksums (prepared by an earlier codiemb or another tool) and no manifest.json lists it: damage to it cannot be detected; re-run \`codiemb prepare\` to add them`)
     }
+    return {records, kind, checker, labels, layout, digest, warnings}
+  } catch (error) {
+    await records.close()
+    throw error
+  }
+}
 
+/** The error listing a file's row problems (the first few, and the count). */
+function problemsError(path: string, file: CheckedFile, problems: ProblemList): TrainingDataError {
+  const {kind, labels, layout} = file
+  const against = labels ? ` and the label range ${describeLabelRange(labels.range)} of ${labels.source}` : ''
+  const more = problems.count - problems.first.length
+  return new TrainingDataError(
+    `${path}: ${problems.count} problem${problems.count === 1 ? '' : 's'} against the ${kind} layout (${layout})${against}:\n` +
+      problems.first.map((p) => `  ${formatRowProblem(undefined, p)}`).join('\n') +
+      (more > 0 ? `\n  … and ${more} more` : '') +
+      '\nRows are numbered from 0 in file order. Fix the source and re-run `codiemb prepare`.',
+  )
+}
+
+/**
+ * Reads and checks a prepared training file into memory (see the module comment). IR rows with
+ * fewer than `negatives` hard negatives are dropped and counted (the loss cannot use them; the
+ * layout allows them); every other problem is an error. The trainer streams instead
+ * (openTrainingFile); this reads small files whole: validation sets, and the reference the
+ * streamed trainer is tested against.
+ */
+export async function readTrainingFile(path: string, negatives: number): Promise<TrainingFile> {
+  const file = await openChecked(path)
+  const {records, kind, checker} = file
+  try {
     const problems = new ProblemList()
     const rows: (IrExampleRecord | StsPairRecord)[] = []
     const fileRows: number[] = []
@@ -139,19 +177,73 @@ export async function readTrainingFile(path: string, negatives: number): Promise
         fileRows.push(firstRow + i)
       })
     }
-    if (problems.count > 0) {
-      const against = labels ? ` and the label range ${describeLabelRange(labels.range)} of ${labels.source}` : ''
-      const more = problems.count - problems.first.length
-      throw new TrainingDataError(
-        `${path}: ${problems.count} problem${problems.count === 1 ? '' : 's'} against the ${kind} layout (${layout})${against}:\n` +
-          problems.first.map((p) => `  ${formatRowProblem(undefined, p)}`).join('\n') +
-          (more > 0 ? `\n  … and ${more} more` : '') +
-          '\nRows are numbered from 0 in file order. Fix the source and re-run `codiemb prepare`.',
-      )
-    }
-    const dataset = metadata['codiemb.dataset']
-    return {kind, rows, fileRows, dropped, dataset, digest, warnings} as TrainingFile
+    if (problems.count > 0) throw problemsError(path, file, problems)
+    return {kind, rows, fileRows, dropped, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings} as TrainingFile
   } finally {
     await records.close()
+  }
+}
+
+/** A prepared file open for row-level reads: what planning needs, and the rows read on demand. */
+export interface StreamedTrainingFile {
+  kind: 'ir-example' | 'sts-pair'
+  /** The usable rows' file row numbers (IR rows with too few negatives left out), ascending. */
+  fileRows: Int32Array
+  dropped: number
+  dataset?: string
+  digest?: string
+  warnings: string[]
+  rows: RecordRows
+}
+
+/**
+ * Opens and checks a prepared training file without reading a text (see the module comment):
+ * the footer, each record batch's metadata, then its validity, offset and numeric buffers, from
+ * which the column checks run and each IR row's negatives are counted. Texts are read per row when
+ * a batch is assembled (RecordRows), each record batch checked against its checksum on first read.
+ * The caller closes `rows.file`.
+ */
+export async function openTrainingFile(path: string, negatives: number): Promise<StreamedTrainingFile> {
+  const file = await openChecked(path)
+  const {records, kind, checker} = file
+  try {
+    const rows = await RecordRows.open(records)
+    const recorded = records.recordedRows
+    if (recorded !== undefined && recorded !== rows.rows)
+      throw new TrainingDataError(`${path}: the footer records ${recorded} rows (codiemb.rows), its record batches hold ${rows.rows}; the file is damaged`)
+    const problems = new ProblemList()
+    const kept = new Int32Array(rows.rows)
+    let count = 0
+    let dropped = 0
+    for (const place of rows.batches) {
+      const batch = await rows.columnsOnly(place.index)
+      const before = problems.count
+      // Ids need text bytes: the listed problems get theirs below.
+      checker.columnProblems(batch, place.firstRow, problems.add, {ids: false})
+      if (problems.count > before) {
+        // A damaged record batch shows as a checksum error, not as row problems its damage made up.
+        await records.verifyBatch(place.index)
+        continue
+      }
+      const offsets = kind === 'ir-example' ? ((batch.getChild('negatives')!.data[0] as Data).valueOffsets as Int32Array) : undefined
+      for (let i = 0; i < place.numRows; i++) {
+        if (offsets && offsets[i + 1]! - offsets[i]! < negatives) {
+          dropped++
+          continue
+        }
+        kept[count++] = place.firstRow + i
+      }
+    }
+    if (problems.count > 0) {
+      for (const p of problems.first) {
+        const {id} = await rows.row<{id: unknown}>(p.row)
+        if (id !== null && id !== undefined) p.id = String(id)
+      }
+      throw problemsError(path, file, problems)
+    }
+    return {kind, fileRows: count === kept.length ? kept : kept.slice(0, count), dropped, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings, rows}
+  } catch (error) {
+    await records.close()
+    throw error
   }
 }

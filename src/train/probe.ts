@@ -43,7 +43,7 @@ export async function drawProbeBatches<B extends TokenBatchLike>(
   for (const task of ['ir', 'sts'] as const) {
     const members = source.datasets.map((d, i) => ({d, i})).filter(({d}) => d.task === task)
     if (members.length === 0 || !source.objectives[task]) continue
-    const orders = members.map(({d}) => rng.shuffle(d.rows.map((_, r) => r)))
+    const orders = members.map(({d}) => rng.shuffle(Array.from({length: d.rows.length}, (_, r) => r)))
     const cursors = members.map(() => 0)
     for (let b = 0; b < options.batches; b++) {
       const m = b % members.length

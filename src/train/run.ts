@@ -11,6 +11,7 @@ import {TrainConfigError, fileSpec, type TrainSection, type TrainSectionInput} f
 import type {TrainEvent, TrainSummary, ValidationEvent} from './events.js'
 import type {TrainPlan} from './plan.js'
 import {resumeSettings, setupTraining} from './setup.js'
+import {closeTrainingData} from './data.js'
 import {type MemoryTarget, type ProcessGroup, SINGLE_PROCESS, planTrainingMemory} from './memory-plan.js'
 import type {DataParallel} from './distributed.js'
 
@@ -83,6 +84,15 @@ export async function runTraining(section: TrainSection, options: TrainRunOption
   const dp = options.distributed
   if (dp) options = {...options, processGroup: options.processGroup ?? dp}
   const setup = await setupTraining(section, options.registry, {defaultSeed: options.defaultSeed, worldSize: dp?.size})
+  try {
+    return await trainWith(section, options, setup)
+  } finally {
+    await closeTrainingData(setup.datasets)
+  }
+}
+
+async function trainWith(section: TrainSection, options: TrainRunOptions, setup: Awaited<ReturnType<typeof setupTraining>>): Promise<TrainRunResult> {
+  const dp = options.distributed
   stopIfAborted(options.signal)
   if (dp && section.onNonFinite === 'skip-batch')
     throw new TrainConfigError('/train/onNonFinite: skip-batch is not supported in data-parallel runs (the ranks would skip different batches); use stop')

@@ -7,7 +7,7 @@ import {createHash} from 'node:crypto'
 import {validateOptions, withoutDefaults} from '../config/validate.js'
 import type {Registry} from '../registry/registry.js'
 import {TrainConfigError, fileSpec, trainSectionSchema, type LossSpec, type TrainSection, type TrainSectionInput} from './config.js'
-import {type InstructionOptions, type TrainingDataset, loadTrainingDataset} from './data.js'
+import {type InstructionOptions, type TrainingDataset, closeTrainingData, loadTrainingDataset} from './data.js'
 import {PAPER_STS_WEIGHTS, STS_TERM_LOSSES} from './losses/codiemb-sts.js'
 import type {IrLoss, LossModule, StsLoss, TrainingLoss} from './losses/types.js'
 import {IrObjective, StsObjective, type TaskObjective, type WeightedLoss} from './objective.js'
@@ -151,12 +151,27 @@ export async function setupTraining(section: TrainSection, registry: Registry, o
   const irObjective = new IrObjective(ir.terms as WeightedLoss<IrLoss>[])
   const stsObjective = new StsObjective(sts.terms as WeightedLoss<StsLoss>[])
   const datasets: TrainingDataset[] = []
-  for (const spec of section.data) datasets.push(await loadTrainingDataset(fileSpec(spec, section.dataDir), irObjective.negatives, seed))
+  try {
+    for (const spec of section.data) datasets.push(await loadTrainingDataset(fileSpec(spec, section.dataDir), irObjective.negatives, seed))
+    return await setupOver(section, registry, datasets, {seed, ir, sts, irObjective, stsObjective, worldSize: options.worldSize})
+  } catch (error) {
+    await closeTrainingData(datasets)
+    throw error
+  }
+}
+
+/** setupTraining once the datasets are open (they are closed by the caller when this throws). */
+async function setupOver(
+  section: TrainSection,
+  registry: Registry,
+  datasets: TrainingDataset[],
+  {seed, ir, sts, irObjective, stsObjective, worldSize}: {seed: number; ir: Awaited<ReturnType<typeof buildLosses>>; sts: Awaited<ReturnType<typeof buildLosses>>; irObjective: IrObjective; stsObjective: StsObjective; worldSize?: number},
+): Promise<TrainSetup> {
   const tasksPresent = new Set(datasets.map((d) => d.task))
   const objectives: TaskObjective = {ir: tasksPresent.has('ir') ? irObjective : undefined, sts: tasksPresent.has('sts') ? stsObjective : undefined}
 
   for (const d of datasets) if (d.rows.length === 0) throw new TrainConfigError(`${d.path}: no usable rows (${d.dropped} dropped: IR rows need at least ${irObjective.negatives} hard negatives)`)
-  const {sampler, samplerName, samplerOptions} = await buildSampler(section, registry, datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})), seed, options.worldSize)
+  const {sampler, samplerName, samplerOptions} = await buildSampler(section, registry, datasets.map((d) => ({name: d.name, task: d.task, size: d.rows.length})), seed, worldSize)
   const plan = computePlan(section, datasets, sampler, {name: samplerName, options: samplerOptions}, {ir: ir.resolved, sts: sts.resolved}, irObjective)
   return {section, datasets, sampler, objectives, plan, seed, settings: settingsFingerprint(section, seed), settingsDetail: settingsDetail(section, seed), instructions: section.instructions}
 }

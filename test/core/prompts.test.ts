@@ -110,7 +110,7 @@ const CASES: Case[] = [
 ]
 
 /** The training side: batchTexts over one IR row and one STS row with this case's template. */
-function trainingInputs(c: Case): {query: string; queryPrefix: string; texts: [string, string]; prefixes: [string, string]} {
+async function trainingInputs(c: Case): Promise<{query: string; queryPrefix: string; texts: [string, string]; prefixes: [string, string]}> {
   const ir: IrTrainingDataset = {
     task: 'ir',
     name: 'ir',
@@ -120,8 +120,8 @@ function trainingInputs(c: Case): {query: string; queryPrefix: string; texts: [s
   }
   const sts: StsTrainingDataset = {task: 'sts', name: 'sts', path: '(memory)', dropped: 0, rows: [{id: 's', text1: c.text1, text2: c.text2, score: 0.5, raw_score: 2.5, instruction: c.instruction}]}
   const options = {template: c.template, queries: true, sts: true}
-  const irTexts = batchTexts([ir, sts], {dataset: 0, rows: [0]}, {positives: 1, negatives: 1}, options, new Rng(1))
-  const stsTexts = batchTexts([ir, sts], {dataset: 1, rows: [0]}, {positives: 1, negatives: 1}, options, new Rng(1))
+  const irTexts = await batchTexts([ir, sts], {dataset: 0, rows: [0]}, {positives: 1, negatives: 1}, options, new Rng(1))
+  const stsTexts = await batchTexts([ir, sts], {dataset: 1, rows: [0]}, {positives: 1, negatives: 1}, options, new Rng(1))
   assert.ok(irTexts.task === 'ir' && stsTexts.task === 'sts')
   return {query: irTexts.queries[0]!, queryPrefix: irTexts.queryPrefixes[0]!, texts: [stsTexts.texts1[0]!, stsTexts.texts2[0]!], prefixes: [stsTexts.prefixes1[0]!, stsTexts.prefixes2[0]!]}
 }
@@ -157,7 +157,7 @@ function row(batch: TokenBatch, values: ArrayLike<number>): number[] {
 /** Asserts byte-identical model inputs and prefixes, then identical token ids and pooling masks. */
 async function assertParity(encoder: Encoder, maxLength: number): Promise<void> {
   for (const c of CASES) {
-    const train = trainingInputs(c)
+    const train = await trainingInputs(c)
     const pairs: {type: 'retrieval' | 'sts'; raw: string; input: string; prefix: string}[] = [
       {type: 'retrieval', raw: c.query, input: train.query, prefix: train.queryPrefix},
       {type: 'sts', raw: c.text1, input: train.texts[0], prefix: train.prefixes[0]},

@@ -14,7 +14,7 @@ import {createHash} from 'node:crypto'
 import {Float32, Utf8} from 'apache-arrow'
 import {prepare, readManifest} from '../../src/data/prepare.js'
 import {ArrowRecordWriter, readAllRecords, type StsPairRecord} from '../../src/io/arrow-records.js'
-import {batchTexts, loadTrainingDataset, PAPER_INSTRUCTIONS} from '../../src/train/data.js'
+import {batchTexts, closeTrainingData, loadTrainingDataset, PAPER_INSTRUCTIONS, readRows, type RowSource} from '../../src/train/data.js'
 import {Rng} from '../../src/core/rng.js'
 import {BUILTINS} from '../helpers/env.js'
 import {writeArrowColumns, writeWithoutChecksums} from '../helpers/arrow-files.js'
@@ -44,12 +44,13 @@ describe('loadTrainingDataset', () => {
       const all = await loadTrainingDataset({path: file}, 0)
       assert.equal(all.task, 'sts')
       assert.equal(all.rows.length, 10)
-      assert.deepEqual(all.fileRows, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      assert.deepEqual(Array.from(all.fileRows!), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
       assert.match(all.digest!, /^[0-9a-f]{32}$/)
       assert.deepEqual(all.warnings, [])
       const some = await loadTrainingDataset({path: file, limit: 3, pick: 'random'}, 0, 7)
       assert.equal(some.rows.length, 3)
-      assert.deepEqual((some.rows as StsPairRecord[]).map((r) => r.text1), some.fileRows!.map((i) => `first ${i}`))
+      assert.deepEqual((await readRows(some.rows as RowSource<StsPairRecord>, [0, 1, 2])).map((r) => r.text1), Array.from(some.fileRows!, (i) => `first ${i}`))
+      await closeTrainingData([all, some])
     })
   })
 
@@ -97,7 +98,7 @@ describe('loadTrainingDataset', () => {
       await w.finish()
       const loaded = await loadTrainingDataset({path: file}, 2)
       assert.equal(loaded.dropped, 1)
-      assert.deepEqual(loaded.fileRows, [1])
+      assert.deepEqual(Array.from(loaded.fileRows!), [1])
       const bad = join(dir, 'nopos.arrow')
       const v = new ArrowRecordWriter(bad, 'ir-example')
       v.write({id: 'c', query: 'q', instruction: '', positives: [], negatives: ['n', 'm'], positive_scores: null, negative_scores: null})
@@ -179,8 +180,8 @@ describe('batchTexts', () => {
       await w.finish()
       const dataset = await loadTrainingDataset({path: file}, 0)
       const shape = {positives: 1, negatives: 0}
-      assert.equal(batchTexts([dataset], {dataset: 0, rows: [0, 1, 2]}, shape, PAPER_INSTRUCTIONS, new Rng(1)).task, 'sts')
-      assert.throws(() => batchTexts([dataset], {dataset: 0, rows: [2, 3]}, shape, PAPER_INSTRUCTIONS, new Rng(1)), {
+      assert.equal((await batchTexts([dataset], {dataset: 0, rows: [0, 1, 2]}, shape, PAPER_INSTRUCTIONS, new Rng(1))).task, 'sts')
+      await assert.rejects(batchTexts([dataset], {dataset: 0, rows: [2, 3]}, shape, PAPER_INSTRUCTIONS, new Rng(1)), {
         name: 'TrainingDataError',
         message: `${file}: row 3 (id "s3"): text2: expected a text with a non-space character, got "   " (dataset ws; rows are numbered from 0). Fix the source and re-run \`codiemb prepare\``,
       })

@@ -4,6 +4,7 @@ import {create as createIrInfoNce} from '../../src/train/losses/ir-infonce.js'
 import {create as createCodiembSts} from '../../src/train/losses/codiemb-sts.js'
 import {create as createDynamic} from '../../src/train/samplers/dynamic.js'
 import type {IrTrainingDataset, StsTrainingDataset, TrainingDataset} from '../../src/train/data.js'
+import type {IrExampleRecord, StsPairRecord} from '../../src/io/arrow-records.js'
 import {PAPER_INSTRUCTIONS} from '../../src/train/data.js'
 import {IrObjective, StsObjective} from '../../src/train/objective.js'
 import {Trainer, type TrainerOptions} from '../../src/train/trainer.js'
@@ -13,7 +14,7 @@ import {ToyEncoder, type ToyBatch} from '../helpers/toy-encoder.js'
 const COLOURS = ['red', 'green', 'blue', 'amber', 'violet', 'grey', 'teal', 'pink']
 const THINGS = ['apple', 'river', 'engine', 'violin', 'garden', 'comet', 'ladder', 'pepper', 'harbor', 'candle']
 
-export function irDataset(size = 24): IrTrainingDataset {
+export function irDataset(size = 24): IrTrainingDataset & {rows: IrExampleRecord[]} {
   const rows = Array.from({length: size}, (_, i) => {
     const thing = THINGS[i % THINGS.length]
     const colour = COLOURS[i % COLOURS.length]
@@ -30,7 +31,7 @@ export function irDataset(size = 24): IrTrainingDataset {
   return {task: 'ir', name: 'toy-ir', path: '(memory)', rows, dropped: 0}
 }
 
-export function stsDataset(size = 20): StsTrainingDataset {
+export function stsDataset(size = 20): StsTrainingDataset & {rows: StsPairRecord[]} {
   const rows = Array.from({length: size}, (_, i) => {
     const a = THINGS[i % THINGS.length]
     const same = i % 3 === 0

@@ -82,7 +82,8 @@ for (const c of CASES) {
     encoder.normalize = true
     const vocab = c.name === 'qwen3-tiny' ? Array.from({length: 300}, (_, i) => `t${i + 3}`) : 'apple river engine violin garden comet ladder pepper harbor candle red green blue amber teal pink'.split(' ')
     const data = dataset(vocab)
-    const texts = data.rows.slice(0, 5).flatMap((r) => [r.query, r.positives[0]!])
+    // the rows built in memory above (a TrainingDataset's rows may also be a streamed row source)
+    const texts = (data.rows as {query: string; positives: string[]}[]).slice(0, 5).flatMap((r) => [r.query, r.positives[0]!])
     try {
       const before = await encoder.encode(texts)
       encoder.addLora({rank: 4, alpha: 8, dropout: 0, targetModules: [...c.targets]}, 1)

@@ -84,7 +84,7 @@ test('training files: IR rows without enough negatives are dropped and counted; 
     assert.equal(irSet.dropped, 2)
     const stsSet = await loadTrainingDataset({path: join(dir, 'sts.arrow')}, 2)
     const datasets = [irSet, stsSet]
-    const irTexts = batchTexts(datasets, {dataset: 0, rows: [0]}, {positives: 2, negatives: 2}, PAPER_INSTRUCTIONS, new Rng(1))
+    const irTexts = await batchTexts(datasets, {dataset: 0, rows: [0]}, {positives: 2, negatives: 2}, PAPER_INSTRUCTIONS, new Rng(1))
     assert.equal(irTexts.task, 'ir')
     if (irTexts.task === 'ir') {
       assert.deepEqual(irTexts.queries, ['Instruction: find it Query: q1'])
@@ -92,7 +92,7 @@ test('training files: IR rows without enough negatives are dropped and counted; 
       assert.deepEqual(irTexts.passages.slice(0, 2), ['p1', 'p1'])
       assert.deepEqual([...irTexts.passages.slice(2)].sort(), ['n1', 'n2'])
     }
-    const stsTexts = batchTexts(datasets, {dataset: 1, rows: [0]}, {positives: 2, negatives: 2}, PAPER_INSTRUCTIONS, new Rng(1))
+    const stsTexts = await batchTexts(datasets, {dataset: 1, rows: [0]}, {positives: 2, negatives: 2}, PAPER_INSTRUCTIONS, new Rng(1))
     if (stsTexts.task === 'sts') {
       assert.deepEqual([stsTexts.texts1[0], stsTexts.texts2[0]], ['Instruction: rate Query: x', 'Instruction: rate Query: y'])
       assert.ok(Math.abs(stsTexts.labels[0] - 0.8) < 1e-6)

@@ -6,6 +6,7 @@ import {threadId} from 'node:worker_threads'
 import * as tf from '@tensorflow/tfjs-core'
 import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
 import {irDataset} from './fixtures.js'
+import type {StsPairRecord} from '../../src/io/arrow-records.js'
 import {ensureGradients} from '../../src/train/gradients.js'
 import {loadTokenizer, type TokenizeTextError} from '../../src/model/tokenizer/tokenizer.js'
 import {initRandomEncoder} from '../../src/model/encoder.js'
@@ -18,7 +19,7 @@ import {Trainer} from '../../src/train/trainer.js'
 import type {IrLoss, StsLoss} from '../../src/train/losses/types.js'
 
 /** Real STS-B-zh pairs from ../shared (raw tab-separated file: text1, text2, score 0–5). */
-function stsbRows(dataDir: string, limit: number): StsTrainingDataset {
+function stsbRows(dataDir: string, limit: number): StsTrainingDataset & {rows: StsPairRecord[]} {
   const lines = readFileSync(join(dataDir, 'stsb-zh', 'STS-B.train.data'), 'utf8').split('\n').filter(Boolean).slice(0, limit)
   const rows = lines.map((line, i) => {
     const [text1, text2, score] = line.split('\t')
