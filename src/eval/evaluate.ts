@@ -26,7 +26,7 @@ export interface EvalEncoder {
    */
   encode(
     texts: string[],
-    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; onEvent?: (event: EncodeProgressEvent) => void},
+    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; maxTokensPerBatch?: number; onEvent?: (event: EncodeProgressEvent) => void},
   ): Promise<Float32Array[]>
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
@@ -57,6 +57,8 @@ export interface EvaluateOptions {
   batchSize?: number
   /** Max tokens per text (default: the encoder's). */
   maxLength?: number
+  /** Token budget per encoder batch, padding included (see the encoder's EncodeOptions.maxTokensPerBatch). */
+  maxTokensPerBatch?: number
   /** Documents retrieved per query (default 1000, the largest cutoff). */
   topK?: number
   /** Use the tasks' instructions (default true). */
@@ -102,21 +104,15 @@ export async function encodeTexts(
   encoder: EvalEncoder,
   texts: readonly string[],
   key: {task: string; split: string; role: string; prompt: Prompt},
-  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
+  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength' | 'maxTokensPerBatch'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
 ): Promise<EmbeddingMatrix> {
   const maxLength = options.maxLength ?? encoder.maxLength ?? 512
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt.prefix, ...(key.prompt.suffix ? {promptSuffix: key.prompt.suffix} : {}), maxLength},
     texts,
-    async (slice) => {
-      // encode in length order so batches hold similar lengths (less padding), then restore the order
-      const order = slice.map((_, i) => i).sort((a, b) => slice[b].length - slice[a].length)
-      // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
-      const vectors = await encoder.encode(order.map((i) => slice[i]), {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength})
-      const out: Float32Array[] = new Array(slice.length)
-      order.forEach((i, j) => (out[i] = vectors[j]))
-      return out
-    },
+    // the encoder sorts each window of the slice by token count (less padding) and returns input order;
+    // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
+    async (slice) => encoder.encode([...slice], {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength, ...(options.maxTokensPerBatch ? {maxTokensPerBatch: options.maxTokensPerBatch} : {})}),
     {onEvent: options.onEvent},
   )
 }
