@@ -1,23 +1,28 @@
 /**
  * Evaluation throughput, on each available tensor backend:
- * - corpus texts encoded per second (the bert-tiny fixture from ../shared; skipped without it), on real
- *   C-MTEB sentences;
+ * - corpus texts encoded per second and the padding ratio (the bert-tiny fixture from ../shared;
+ *   skipped without it) on real C-MTEB sentences: in input order, sorted by token count within a
+ *   window, and sorted within a token budget per batch;
  * - queries searched per second by exact search against a 100k-document synthetic corpus (top-1000
  *   and top-10, chunks of 16,384 documents), beside PyTorch's matrix product + topk over the same
  *   chunks in the same run (bench/search_reference.py, Debian's python3-torch) and the ratio; with
  *   BENCH_FROM_CACHE=1 also streamed from the on-disk embedding cache as `codiemb eval` does.
- * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (256),
- * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search), BENCH_ROUNDS (3, alternating codiemb and PyTorch), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
+ * - scale: `codiemb eval` end to end on a synthetic 100k-document retrieval task (bert-tiny fixture),
+ *   with the child process's peak RSS.
+ * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (4096),
+ * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000), BENCH_SCALE_QUERIES (1000), BENCH_ROUNDS (3, alternating codiemb and PyTorch), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../src/eval/embedding-cache.js'
 import {chunkMatrix, exactSearch} from '../src/eval/search.js'
-import {loadEncoder} from '../src/model/encoder.js'
+import {loadEncoder, SORT_WINDOW_BATCHES, type EncodeOptions} from '../src/model/encoder.js'
+import {ArrowRecordWriter} from '../src/io/arrow-records.js'
+import type {EncodeProgressEvent} from '../src/core/events.js'
 import {builtinRegistry} from '../src/builtins.js'
 const BUILTINS = await builtinRegistry()
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
@@ -36,15 +41,21 @@ const sample = () => {
 const timer = setInterval(sample, 20)
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`
 
-function sentences(n: number): string[] {
-  const file = join(sharedDir, 'data', 'atec', 'ATEC.test.data')
-  if (existsSync(file)) {
-    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => l.split('\t').slice(0, 2))
-    return lines.slice(0, n)
+/**
+ * Real C-MTEB sentences of mixed lengths: the first texts of each STS set in ../shared, interleaved
+ * (ATEC/BQ/LCQMC questions are short, PAWSX and STS-B sentences longer), or synthetic ones without it.
+ */
+function sentences(n: number): {texts: string[]; source: string} {
+  const files = ['atec/ATEC.test.data', 'bq/BQ.test.data', 'lcqmc/LCQMC.test.data', 'pawsx/PAWSX.test.data', 'stsb-zh/STS-B.test.data'].map((f) => join(sharedDir, 'data', f))
+  if (files.every(existsSync)) {
+    const per = files.map((f) => [...new Set(readFileSync(f, 'utf8').split('\n').filter(Boolean).flatMap((l) => l.split('\t').slice(0, 2)))])
+    const texts: string[] = []
+    for (let i = 0; texts.length < n; i++) for (const list of per) if (texts.length < n && list[i]) texts.push(list[i])
+    return {texts, source: 'C-MTEB ATEC, BQ, LCQMC, PAWSX and STSB test sentences from ../shared, interleaved'}
   }
   const words = ['model', 'embedding', 'retrieval', 'query', 'passage', 'similar', 'sentence', 'score', 'vector', 'search']
   const random = new Rng(7)
-  return Array.from({length: n}, () => Array.from({length: 8 + random.int(16)}, () => words[random.int(words.length)]).join(' '))
+  return {texts: Array.from({length: n}, () => Array.from({length: 2 + random.int(40)}, () => words[random.int(words.length)]).join(' ')), source: 'synthetic (../shared absent)'}
 }
 
 async function benchEncode(backend: string): Promise<void> {
@@ -54,14 +65,77 @@ async function benchEncode(backend: string): Promise<void> {
     return
   }
   const encoder = await loadEncoder(fixture, {registry: BUILTINS})
-  const label = 'bert-tiny fixture'
-  const texts = sentences(Number(process.env.BENCH_ENCODE_TEXTS ?? 256))
-  await encoder.encode(texts.slice(0, 8), {batchSize: 8}) // warm-up
-  const t0 = performance.now()
-  await encoder.encode(texts, {batchSize: 32, maxLength: 128})
-  const s = (performance.now() - t0) / 1000
-  console.log(`[${backend}] encode: ${(texts.length / s).toFixed(1)} texts/s (${texts.length} texts, ${label}, batch 32, max length 128)`)
+  const {texts, source} = sentences(Number(process.env.BENCH_ENCODE_TEXTS ?? 4096))
+  const batchSize = 32
+  await encoder.encode(texts.slice(0, 64), {batchSize}) // warm-up
+  const variants: [string, EncodeOptions][] = [
+    ['input order (no sorting)', {batchSize, sortWindow: batchSize}],
+    [`sorted by token count (window ${SORT_WINDOW_BATCHES * batchSize})`, {batchSize}],
+    ['sorted, maxTokensPerBatch 2048', {maxTokensPerBatch: 2048}],
+  ]
+  for (const [label, options] of variants) {
+    let last: EncodeProgressEvent | undefined
+    const t0 = performance.now()
+    await encoder.encode(texts, {...options, maxLength: 128, onEvent: (e) => (last = e)})
+    const s = (performance.now() - t0) / 1000
+    const padding = last?.tokens && last.padded ? 1 - last.tokens / last.padded : NaN
+    console.log(`[${backend}] encode, ${label}: ${(texts.length / s).toFixed(1)} texts/s, padding ratio ${padding.toFixed(3)} (${texts.length} texts: ${source}; bert-tiny fixture, max length 128; ${load()})`)
+  }
   encoder.dispose()
+}
+
+/**
+ * Scale: a synthetic 100k-document retrieval task end to end through `codiemb eval` (prepared Arrow
+ * files, encoding through the embedding cache, exact search, metrics, result file) with the bert-tiny
+ * fixture, in a child process whose peak RSS /usr/bin/time reports.
+ */
+async function benchScale(backend: string): Promise<void> {
+  const fixture = join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!existsSync(fixture)) return console.log(`[${backend}] scale: skipped (${fixture} is absent; set CODIEMB_SHARED)`)
+  const nDocs = Number(process.env.BENCH_SCALE_DOCS ?? 100000)
+  const nQueries = Number(process.env.BENCH_SCALE_QUERIES ?? 1000)
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-scale-'))
+  try {
+    const random = new Rng(11)
+    const vocab = readFileSync(join(fixture, 'vocab.txt'), 'utf8').split('\n').filter((w) => /^[a-z]{3,}$/.test(w))
+    const data = join(dir, 'data', 'synthetic-100k')
+    mkdirSync(data, {recursive: true})
+    const docWords: string[][] = []
+    const corpus = new ArrowRecordWriter(join(data, 'corpus.arrow'), 'corpus')
+    for (let i = 0; i < nDocs; i++) {
+      const words = Array.from({length: 8 + random.int(56)}, () => vocab[random.int(vocab.length)])
+      if (i < nQueries) docWords.push(words)
+      corpus.write({id: `d${i}`, title: '', text: words.join(' ')})
+    }
+    await corpus.finish()
+    const queries = new ArrowRecordWriter(join(data, 'queries.arrow'), 'queries')
+    const qrels = new ArrowRecordWriter(join(data, 'qrels.arrow'), 'qrels')
+    for (let i = 0; i < nQueries; i++) {
+      // a query is a few words of its document: there is something to find
+      queries.write({id: `q${i}`, text: docWords[i].slice(0, 6).join(' '), instruction: ''})
+      qrels.write({query_id: `q${i}`, corpus_id: `d${i}`, score: 1})
+    }
+    await queries.finish()
+    await qrels.finish()
+    const config = join(dir, 'eval.json')
+    writeFileSync(config, JSON.stringify({eval: {tasks: [{name: 'Synthetic100k', type: 'retrieval', split: 'test', dir: 'synthetic-100k'}], batchSize: 128, maxLength: 64}}))
+    const out = join(dir, 'results')
+    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', fixture, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
+    const timed = existsSync('/usr/bin/time')
+    const t0 = performance.now()
+    const r = timed ? spawnSync('/usr/bin/time', ['-f', 'peak-rss-kib %M', process.execPath, ...args], {encoding: 'utf8', maxBuffer: 1 << 26}) : spawnSync(process.execPath, args, {encoding: 'utf8', maxBuffer: 1 << 26})
+    const s = (performance.now() - t0) / 1000
+    if (r.status !== 0) return console.log(`[${backend}] scale: codiemb eval failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`)
+    const result = JSON.parse(r.stdout).result
+    const file = JSON.parse(readFileSync(join(result.dir, 'Synthetic100k.json'), 'utf8'))
+    const peak = /peak-rss-kib (\d+)/.exec(r.stderr)?.[1]
+    console.log(
+      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, bert-tiny fixture, batch 128, max length 64): ${s.toFixed(1)} s end to end, ` +
+        `nDCG@10 ${file.scores.test[0].ndcg_at_10.toFixed(4)}, recall@1000 ${file.scores.test[0].recall_at_1000.toFixed(4)}, peak RSS ${peak ? mib(Number(peak) * 1024) : 'not measured (no /usr/bin/time)'} (${load()})`,
+    )
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 }
 
 /** A python with torch for the PyTorch reference (CODIEMB_PYTHON, Debian's /usr/bin/python3, python3), or why there is none. */
@@ -160,12 +234,13 @@ const available = (await probeBackends(registry)).filter((p) => p.available && (
 const docs = Number(process.env.BENCH_DOCS ?? 100000)
 const dims = (process.env.BENCH_DIMS ?? '768').split(',').map(Number)
 const nQueries = Number(process.env.BENCH_QUERIES ?? 1024)
-const parts = (process.env.BENCH_PARTS ?? 'encode,search').split(',')
+const parts = (process.env.BENCH_PARTS ?? 'encode,search,scale').split(',')
 for (const backend of available) {
   await selectBackend(registry, backend)
   backendReady = true
   if (parts.includes('encode')) await benchEncode(backend)
   if (parts.includes('search')) for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)
+  if (parts.includes('scale')) await benchScale(backend)
 }
 clearInterval(timer)
 console.log(`backends measured: ${available.join(', ')}; process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)}`)

@@ -112,7 +112,13 @@ export async function encodeTexts(
     texts,
     // the encoder sorts each window of the slice by token count (less padding) and returns input order;
     // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
-    async (slice) => encoder.encode([...slice], {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength, ...(options.maxTokensPerBatch ? {maxTokensPerBatch: options.maxTokensPerBatch} : {})}),
+    // with a token budget and no batch size given, the budget alone sets the rows per batch
+    async (slice) =>
+      encoder.encode([...slice], {
+        instruction: key.prompt,
+        maxLength,
+        ...(options.maxTokensPerBatch ? {maxTokensPerBatch: options.maxTokensPerBatch, ...(options.batchSize ? {batchSize: options.batchSize} : {})} : {batchSize: options.batchSize ?? 32}),
+      }),
     {onEvent: options.onEvent},
   )
 }
