@@ -1,20 +1,28 @@
 /**
  * Evaluation throughput, on each available tensor backend:
- * - corpus texts encoded per second (the bert-tiny fixture from ../shared; skipped without it), on real
- *   C-MTEB sentences;
- * - queries searched per second by exact search against a 100k-document synthetic corpus streamed
- *   from the on-disk embedding cache (top-1000 and top-10), with peak RSS and peak tensor bytes.
- * Knobs: BENCH_DOCS (100000), BENCH_DIMS (64,384), BENCH_QUERIES (256), BENCH_ENCODE_TEXTS (256),
- * BENCH_BACKENDS (all available).
+ * - corpus texts encoded per second and the padding ratio (the bert-tiny fixture from ../shared;
+ *   skipped without it) on real C-MTEB sentences: in input order, sorted by token count within a
+ *   window, and sorted within a token budget per batch;
+ * - queries searched per second by exact search against a 100k-document synthetic corpus (top-1000
+ *   and top-10, chunks of 16,384 documents), beside PyTorch's matrix product + topk over the same
+ *   chunks in the same run (bench/search_reference.py, Debian's python3-torch) and the ratio; with
+ *   BENCH_FROM_CACHE=1 also streamed from the on-disk embedding cache as `codiemb eval` does.
+ * - scale: `codiemb eval` end to end on a synthetic 100k-document retrieval task (bert-tiny fixture),
+ *   with the child process's peak RSS.
+ * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (4096),
+ * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000), BENCH_SCALE_QUERIES (1000), BENCH_ROUNDS (3, alternating codiemb and PyTorch), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
  */
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {EmbeddingStore} from '../src/eval/embedding-cache.js'
-import {exactSearch} from '../src/eval/search.js'
-import {loadEncoder} from '../src/model/encoder.js'
+import {chunkMatrix, exactSearch} from '../src/eval/search.js'
+import {loadEncoder, SORT_WINDOW_BATCHES, type EncodeOptions} from '../src/model/encoder.js'
+import {ArrowRecordWriter} from '../src/io/arrow-records.js'
+import type {EncodeProgressEvent} from '../src/core/events.js'
 import {builtinRegistry} from '../src/builtins.js'
 const BUILTINS = await builtinRegistry()
 import {probeBackends, selectBackend} from '../src/tensor/backend.js'
@@ -33,15 +41,21 @@ const sample = () => {
 const timer = setInterval(sample, 20)
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`
 
-function sentences(n: number): string[] {
-  const file = join(sharedDir, 'data', 'atec', 'ATEC.test.data')
-  if (existsSync(file)) {
-    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).flatMap((l) => l.split('\t').slice(0, 2))
-    return lines.slice(0, n)
+/**
+ * Real C-MTEB sentences of mixed lengths: the first texts of each STS set in ../shared, interleaved
+ * (ATEC/BQ/LCQMC questions are short, PAWSX and STS-B sentences longer), or synthetic ones without it.
+ */
+function sentences(n: number): {texts: string[]; source: string} {
+  const files = ['atec/ATEC.test.data', 'bq/BQ.test.data', 'lcqmc/LCQMC.test.data', 'pawsx/PAWSX.test.data', 'stsb-zh/STS-B.test.data'].map((f) => join(sharedDir, 'data', f))
+  if (files.every(existsSync)) {
+    const per = files.map((f) => [...new Set(readFileSync(f, 'utf8').split('\n').filter(Boolean).flatMap((l) => l.split('\t').slice(0, 2)))])
+    const texts: string[] = []
+    for (let i = 0; texts.length < n; i++) for (const list of per) if (texts.length < n && list[i]) texts.push(list[i])
+    return {texts, source: 'C-MTEB ATEC, BQ, LCQMC, PAWSX and STSB test sentences from ../shared, interleaved'}
   }
   const words = ['model', 'embedding', 'retrieval', 'query', 'passage', 'similar', 'sentence', 'score', 'vector', 'search']
   const random = new Rng(7)
-  return Array.from({length: n}, () => Array.from({length: 8 + random.int(16)}, () => words[random.int(words.length)]).join(' '))
+  return {texts: Array.from({length: n}, () => Array.from({length: 2 + random.int(40)}, () => words[random.int(words.length)]).join(' ')), source: 'synthetic (../shared absent)'}
 }
 
 async function benchEncode(backend: string): Promise<void> {
@@ -51,43 +65,163 @@ async function benchEncode(backend: string): Promise<void> {
     return
   }
   const encoder = await loadEncoder(fixture, {registry: BUILTINS})
-  const label = 'bert-tiny fixture'
-  const texts = sentences(Number(process.env.BENCH_ENCODE_TEXTS ?? 256))
-  await encoder.encode(texts.slice(0, 8), {batchSize: 8}) // warm-up
-  const t0 = performance.now()
-  await encoder.encode(texts, {batchSize: 32, maxLength: 128})
-  const s = (performance.now() - t0) / 1000
-  console.log(`[${backend}] encode: ${(texts.length / s).toFixed(1)} texts/s (${texts.length} texts, ${label}, batch 32, max length 128)`)
+  const {texts, source} = sentences(Number(process.env.BENCH_ENCODE_TEXTS ?? 4096))
+  const batchSize = 32
+  await encoder.encode(texts.slice(0, 64), {batchSize}) // warm-up
+  const variants: [string, EncodeOptions][] = [
+    ['input order (no sorting)', {batchSize, sortWindow: batchSize}],
+    [`sorted by token count (window ${SORT_WINDOW_BATCHES * batchSize})`, {batchSize}],
+    ['sorted, maxTokensPerBatch 2048', {maxTokensPerBatch: 2048}],
+  ]
+  for (const [label, options] of variants) {
+    let last: EncodeProgressEvent | undefined
+    const t0 = performance.now()
+    await encoder.encode(texts, {...options, maxLength: 128, onEvent: (e) => (last = e)})
+    const s = (performance.now() - t0) / 1000
+    const padding = last?.tokens && last.padded ? 1 - last.tokens / last.padded : NaN
+    console.log(`[${backend}] encode, ${label}: ${(texts.length / s).toFixed(1)} texts/s, padding ratio ${padding.toFixed(3)} (${texts.length} texts: ${source}; bert-tiny fixture, max length 128; ${load()})`)
+  }
   encoder.dispose()
 }
 
-async function benchSearch(backend: string, docs: number, dim: number, nQueries: number): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'codiemb-bench-'))
+/**
+ * Scale: a synthetic 100k-document retrieval task end to end through `codiemb eval` (prepared Arrow
+ * files, encoding through the embedding cache, exact search, metrics, result file) with the bert-tiny
+ * fixture, in a child process whose peak RSS /usr/bin/time reports.
+ */
+async function benchScale(backend: string): Promise<void> {
+  const fixture = join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model')
+  if (!existsSync(fixture)) return console.log(`[${backend}] scale: skipped (${fixture} is absent; set CODIEMB_SHARED)`)
+  const nDocs = Number(process.env.BENCH_SCALE_DOCS ?? 100000)
+  const nQueries = Number(process.env.BENCH_SCALE_QUERIES ?? 1000)
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-scale-'))
   try {
-    const random = new Rng(dim)
-    const store = new EmbeddingStore(dir)
-    const ids = Array.from({length: docs}, (_, i) => `d${i}`)
-    // a synthetic corpus written to the cache the way eval writes one (no text is held)
-    const fakeTexts = ids
-    const corpus = await store.embed({model: 'synthetic', task: 'bench', split: 'corpus', role: 'corpus', prompt: '', maxLength: 0}, fakeTexts, async (slice) =>
-      slice.map(() => Float32Array.from({length: dim}, () => random.next() * 2 - 1)),
-      {sliceSize: 8192},
+    const random = new Rng(11)
+    const vocab = readFileSync(join(fixture, 'vocab.txt'), 'utf8').split('\n').filter((w) => /^([\u4e00-\u9fff]|[a-z]{2,})$/.test(w))
+    const data = join(dir, 'data', 'synthetic-100k')
+    mkdirSync(data, {recursive: true})
+    const docWords: string[][] = []
+    const corpus = new ArrowRecordWriter(join(data, 'corpus.arrow'), 'corpus')
+    for (let i = 0; i < nDocs; i++) {
+      const words = Array.from({length: 8 + random.int(56)}, () => vocab[random.int(vocab.length)])
+      if (i < nQueries) docWords.push(words)
+      corpus.write({id: `d${i}`, title: '', text: words.join(' ')})
+    }
+    await corpus.finish()
+    const queries = new ArrowRecordWriter(join(data, 'queries.arrow'), 'queries')
+    const qrels = new ArrowRecordWriter(join(data, 'qrels.arrow'), 'qrels')
+    for (let i = 0; i < nQueries; i++) {
+      // a query is its document's text: the answer is known (nDCG@10 near 1 unless the search is wrong)
+      queries.write({id: `q${i}`, text: docWords[i].join(' '), instruction: ''})
+      qrels.write({query_id: `q${i}`, corpus_id: `d${i}`, score: 1})
+    }
+    await queries.finish()
+    await qrels.finish()
+    const config = join(dir, 'eval.json')
+    writeFileSync(config, JSON.stringify({eval: {tasks: [{name: 'Synthetic100k', type: 'retrieval', split: 'test', dir: 'synthetic-100k'}], batchSize: 128, maxLength: 64}}))
+    const out = join(dir, 'results')
+    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', fixture, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
+    const timed = existsSync('/usr/bin/time')
+    const t0 = performance.now()
+    const r = timed ? spawnSync('/usr/bin/time', ['-f', 'peak-rss-kib %M', process.execPath, ...args], {encoding: 'utf8', maxBuffer: 1 << 26}) : spawnSync(process.execPath, args, {encoding: 'utf8', maxBuffer: 1 << 26})
+    const s = (performance.now() - t0) / 1000
+    if (r.status !== 0) return console.log(`[${backend}] scale: codiemb eval failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`)
+    const result = JSON.parse(r.stdout).result
+    const file = JSON.parse(readFileSync(join(result.dir, 'Synthetic100k.json'), 'utf8'))
+    const peak = /peak-rss-kib (\d+)/.exec(r.stderr)?.[1]
+    console.log(
+      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, bert-tiny fixture, batch 128, max length 64): ${s.toFixed(1)} s end to end, ` +
+        `nDCG@10 ${file.scores.test[0].ndcg_at_10.toFixed(4)}, recall@1000 ${file.scores.test[0].recall_at_1000.toFixed(4)} (${JSON.stringify(file.codiemb.counts)}), peak RSS ${peak ? mib(Number(peak) * 1024) : 'not measured (no /usr/bin/time)'} (${load()})`,
     )
-    const queries = Float32Array.from({length: nQueries * dim}, () => random.next() * 2 - 1)
-    const qids = Array.from({length: nQueries}, (_, i) => `q${i}`)
-    for (const k of [1000, 10]) {
-      peakRss = 0
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+}
+
+/** A python with torch for the PyTorch reference (CODIEMB_PYTHON, Debian's /usr/bin/python3, python3), or why there is none. */
+function pythonWithTorch(): string | {missing: string} {
+  for (const py of [process.env.CODIEMB_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p)) {
+    if (spawnSync(py, ['-c', 'import torch'], {encoding: 'utf8'}).status === 0) return py
+  }
+  return {missing: 'no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)'}
+}
+
+/** PyTorch's matrix product + topk over the same chunks (bench/search_reference.py): queries/s per k. */
+function pytorchSearch(docs: number, dim: number, nQueries: number, ks: number[]): Map<number, number> | string {
+  const py = pythonWithTorch()
+  if (typeof py !== 'string') return py.missing
+  const args = ['--docs', docs, '--dim', dim, '--queries', nQueries, '--k', ks.join(','), '--chunk', CHUNK, '--query-batch', QUERY_BATCH, '--threads', threads, '--device', process.env.CODIEMB_DEVICE ?? 'cpu']
+  const r = spawnSync(py, [join(root, 'bench', 'search_reference.py'), ...args.map(String)], {encoding: 'utf8'})
+  if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
+  return new Map(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as {k: number; queries_per_s: number}).map((x) => [x.k, x.queries_per_s]))
+}
+
+const CHUNK = 16384
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const QUERY_BATCH = 256
+const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism()
+const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`
+
+async function benchSearch(backend: string, docs: number, dim: number, nQueries: number): Promise<void> {
+  const random = new Rng(dim)
+  const ids = Array.from({length: docs}, (_, i) => `d${i}`)
+  const corpus = Float32Array.from({length: docs * dim}, () => random.next() * 2 - 1)
+  const queries = Float32Array.from({length: nQueries * dim}, () => random.next() * 2 - 1)
+  const qids = Array.from({length: nQueries}, (_, i) => `q${i}`)
+  const ks = [1000, 10]
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+  // rounds alternate codiemb and PyTorch, so a change in the machine's load hits both sides alike
+  const ours = new Map<number, number[]>(ks.map((k) => [k, []]))
+  const theirs = new Map<number, number[]>(ks.map((k) => [k, []]))
+  let missing: string | undefined
+  await exactSearch(queries.subarray(0, 8 * dim), qids.slice(0, 8), dim, chunkMatrix(ids.slice(0, CHUNK), corpus, dim, CHUNK), {k: 10}) // warm-up
+  for (let round = 0; round < rounds; round++) {
+    for (const k of ks) {
       peakTensorBytes = 0
       const t0 = performance.now()
-      const hits = await exactSearch(queries, qids, dim, corpus.chunks(ids, 16384), {k, queryBatchSize: 256, onEvent: sample})
+      const hits = await exactSearch(queries, qids, dim, chunkMatrix(ids, corpus, dim, CHUNK), {k, queryBatchSize: QUERY_BATCH, onEvent: sample})
       const s = (performance.now() - t0) / 1000
       sample()
       if (hits[0].ids.length !== k) throw new Error(`expected ${k} hits, got ${hits[0].ids.length}`)
-      // one corpus chunk and one [queryBatch × chunk] score block live on the backend at a time
-      const blockBytes = (16384 * dim + 256 * 16384) * 4
-      console.log(
-        `[${backend}] search: ${(nQueries / s).toFixed(1)} queries/s against ${docs} docs × dim ${dim}, top-${k} (${nQueries} queries in ${s.toFixed(2)} s; process peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)}, tensor memory between chunks ${mib(peakTensorBytes)}, chunk + score block ${mib(blockBytes)})`,
-      )
+      ours.get(k)!.push(nQueries / s)
+      console.log(`[${backend}] round ${round + 1}: codiemb ${(nQueries / s).toFixed(1)} queries/s, top-${k} (${load()})`)
+    }
+    // the same work in PyTorch: matrix product + topk over the same chunks
+    const ref = pytorchSearch(docs, dim, nQueries, ks)
+    if (typeof ref === 'string') missing = ref
+    else
+      for (const k of ks) {
+        theirs.get(k)!.push(ref.get(k)!)
+        console.log(`[${backend}] round ${round + 1}: PyTorch ${ref.get(k)!.toFixed(1)} queries/s, top-${k} (${load()})`)
+      }
+  }
+  for (const k of ks) {
+    const q = median(ours.get(k)!)
+    const line = `[${backend}] search: ${q.toFixed(1)} queries/s against ${docs} docs × dim ${dim}, top-${k} (median of ${rounds}; ${nQueries} queries, chunks of ${CHUNK}, query batches of ${QUERY_BATCH}, ${threads} threads)`
+    if (missing) console.log(`${line}; PyTorch reference skipped: ${missing}`)
+    else {
+      const ratios = ours.get(k)!.map((x, i) => x / theirs.get(k)![i])
+      console.log(`${line}; PyTorch ${median(theirs.get(k)!).toFixed(1)} queries/s; codiemb/PyTorch ${median(ratios).toFixed(2)}× (median of per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ${load()})`)
+    }
+  }
+  if (process.env.BENCH_FROM_CACHE === '1') await benchSearchFromCache(backend, ids, corpus, dim, queries, qids)
+}
+
+/** The eval path: the corpus streamed from the on-disk embedding cache. */
+async function benchSearchFromCache(backend: string, ids: string[], corpus: Float32Array, dim: number, queries: Float32Array, qids: string[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'codiemb-bench-'))
+  try {
+    const store = new EmbeddingStore(dir)
+    let at = 0
+    const cached = await store.embed({model: 'synthetic', task: 'bench', split: 'corpus', role: 'corpus', prompt: '', maxLength: 0}, ids, async (slice) =>
+      slice.map(() => corpus.slice(at * dim, ++at * dim)),
+      {sliceSize: 8192},
+    )
+    for (const k of [1000, 10]) {
+      const t0 = performance.now()
+      await exactSearch(queries, qids, dim, cached.chunks(ids, CHUNK), {k, queryBatchSize: QUERY_BATCH})
+      const s = (performance.now() - t0) / 1000
+      console.log(`[${backend}] search from the embedding cache: ${(qids.length / s).toFixed(1)} queries/s, top-${k} (${load()})`)
     }
   } finally {
     rmSync(dir, {recursive: true, force: true})
@@ -98,13 +232,15 @@ const registry = await builtinRegistry()
 const wanted = process.env.BENCH_BACKENDS?.split(',')
 const available = (await probeBackends(registry)).filter((p) => p.available && (!wanted || wanted.includes(p.name))).map((p) => p.name)
 const docs = Number(process.env.BENCH_DOCS ?? 100000)
-const dims = (process.env.BENCH_DIMS ?? '64,384').split(',').map(Number)
-const nQueries = Number(process.env.BENCH_QUERIES ?? 256)
+const dims = (process.env.BENCH_DIMS ?? '768').split(',').map(Number)
+const nQueries = Number(process.env.BENCH_QUERIES ?? 1024)
+const parts = (process.env.BENCH_PARTS ?? 'encode,search,scale').split(',')
 for (const backend of available) {
   await selectBackend(registry, backend)
   backendReady = true
-  await benchEncode(backend)
-  for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)
+  if (parts.includes('encode')) await benchEncode(backend)
+  if (parts.includes('search')) for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)
+  if (parts.includes('scale')) await benchScale(backend)
 }
 clearInterval(timer)
 console.log(`backends measured: ${available.join(', ')}; process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)}`)

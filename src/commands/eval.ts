@@ -11,7 +11,7 @@ export interface EvalCommandResult {
   dir: string
   files: string[]
   summary: unknown
-  /** Per task, its first split's result. */
+  /** Per task, its scored split's result (the benchmark's split; summary.json's). */
   tasks: Record<string, {split: string; main_score: number; evaluation_time: number; cache: {hits: number; misses: number}}>
   /** Every split scored, when a task has several. */
   splits?: {task: string; split: string; main_score: number; evaluation_time: number; cache: {hits: number; misses: number}}[]
@@ -34,6 +34,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     'cache-dir': Flags.string({summary: 'Embedding cache directory (default: {out}/.embedding-cache).', helpValue: 'DIR'}),
     'no-cache': Flags.boolean({summary: 'Keep embeddings in memory only.'}),
     'batch-size': Flags.integer({summary: 'Texts per encoder batch.', min: 1}),
+    'max-tokens-per-batch': Flags.integer({summary: 'Token budget per encoder batch, padding included (rows × longest row); texts are sorted by token count either way.', min: 1}),
     'max-length': Flags.integer({summary: 'Max tokens per text (default: the model’s).', min: 1}),
     'top-k': Flags.integer({summary: 'Documents retrieved per query (default 1000).', min: 1, max: 10000}),
     limit: Flags.integer({summary: 'Only the first N STS pairs / judged queries per task (quick checks).', min: 1}),
@@ -41,6 +42,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     geometry: Flags.boolean({summary: 'Also measure isotropy (mean cosine of random pairs) and token-state geometry (mean token cosine, effective rank, SVD entropy, condition number).'}),
     'model-name': Flags.string({summary: 'Model name in the results path (default: the model directory name).'}),
     revision: Flags.string({summary: 'Revision label in the results path (default: the first 12 hex digits of the weight fingerprint).'}),
+    'record-paths': Flags.boolean({summary: 'Write local paths (data files, model directory) into the result files as they are; by default data files are named relative to --data-dir and the model directory is left out.'}),
   }
 
   protected async exec(): Promise<EvalCommandResult> {
@@ -61,12 +63,12 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     const dataDir = f['data-dir'] ?? (evalConfig.dataDir as string | undefined) ?? 'data'
     const cacheDir = f['no-cache'] || evalConfig.cacheDir === false ? undefined : (f['cache-dir'] ?? (evalConfig.cacheDir as string | undefined) ?? `${out}/.embedding-cache`)
 
-    const {splitsOf, taskSplits} = await import('../eval/tasks.js')
+    const {splitsOf, taskSplits, scoredSplit} = await import('../eval/tasks.js')
     const splits = splitList(f.split)
-    // (task, split) pairs: every split on its own data; --split replaces each task's own splits
+    // (task, split) pairs: every split on its own data; --split replaces each task's own splits (all then required)
     const runs = tasks.flatMap((task) => {
-      const own = splits?.length ? {...task, splits: undefined, ...splitsOf(splits)} : task
-      return taskSplits(own).map((split) => ({...own, split}))
+      const own = splits?.length ? {...task, splits: undefined, scoredSplit: undefined, ...splitsOf(splits)} : task
+      return taskSplits(own).map((split) => ({...own, split, required: !!splits?.length || split === scoredSplit(own)}))
     })
     if (!runs.length) throw new CodiembError('no tasks to evaluate: give --benchmark or --tasks (or eval.benchmark / eval.tasks in the config)', {exitCode: 2, name: 'UsageError'})
 
@@ -86,6 +88,8 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     const {EmbeddingStore} = await import('../eval/embedding-cache.js')
     const store = new EmbeddingStore(cacheDir)
     const {TaskDataError} = await import('../eval/task-data.js')
+    const {isMissingSplit} = await import('../eval/evaluate.js')
+    const optional = new Set<UnscoredSplit>()
     const evaluations: Awaited<ReturnType<typeof evaluateTask>>[] = []
     const unscored: UnscoredSplit[] = []
     const reporter = this.reporter()
@@ -102,6 +106,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
                 store,
                 batchSize: f['batch-size'] ?? (evalConfig.batchSize as number | undefined),
                 maxLength: f['max-length'] ?? (evalConfig.maxLength as number | undefined),
+                maxTokensPerBatch: f['max-tokens-per-batch'] ?? (evalConfig.maxTokensPerBatch as number | undefined),
                 topK: f['top-k'] ?? (evalConfig.topK as number | undefined),
                 limit: f.limit ?? (evalConfig.limit as number | undefined),
                 instructions: f['no-instructions'] ? false : ((evalConfig.instructions as boolean | undefined) ?? true),
@@ -112,7 +117,10 @@ export default class Eval extends CodiembCommand<typeof Eval> {
             } catch (error) {
               // Data that is missing or unreadable: this split is reported, the others go on; nothing stands in for it.
               if (!(error instanceof TaskDataError)) throw error
-              unscored.push({task: task.name, split: task.split, reason: error.message})
+              const entry = {task: task.name, split: task.split, reason: error.message}
+              unscored.push(entry)
+              // a further metadata split (not the benchmark's scored one, not asked for by --split) that is simply absent is a warning
+              if (!task.required && isMissingSplit(error)) optional.add(entry)
               t.title = `${task.name} (${task.split}): not scored — ${error.message.split('\n')[0]}`
               return
             }
@@ -126,7 +134,8 @@ export default class Eval extends CodiembCommand<typeof Eval> {
       model.dispose()
     }
     const {writeResults, summaryRows} = await import('../eval/results.js')
-    const written = evaluations.length ? writeResults(out, model.info, evaluations, unscored) : undefined
+    const paths = {recordPaths: f['record-paths'], dataDir}
+    const written = evaluations.length ? writeResults(out, model.info, evaluations, unscored, paths) : undefined
     if (written) {
       this.emit({type: 'eval-summary', dir: written.dir, averages: written.summary.averages})
       if (!this.jsonEnabled()) {
@@ -136,10 +145,12 @@ export default class Eval extends CodiembCommand<typeof Eval> {
         this.info(`\nresults: ${written.dir}`)
       }
     }
-    if (unscored.length) {
-      const list = unscored.map((u) => `- ${u.task} (${u.split}): ${u.reason.replace(/\n/g, '\n    ')}`).join('\n')
+    for (const u of optional) this.addWarning(`${u.task}: split ${u.split} not scored (its data is not there); the other splits were; summary.json lists it under "unscored"`)
+    const failed = unscored.filter((u) => !optional.has(u))
+    if (failed.length) {
+      const list = failed.map((u) => `- ${u.task} (${u.split}): ${u.reason.replace(/\n/g, '\n    ')}`).join('\n')
       throw new CodiembError(
-        `${unscored.length} of ${runs.length} task split${runs.length === 1 ? '' : 's'} could not be scored; no other data was scored in ${unscored.length === 1 ? 'its' : 'their'} place:\n${list}` +
+        `${failed.length} of ${runs.length} task split${runs.length === 1 ? '' : 's'} could not be scored; no other data was scored in ${failed.length === 1 ? 'its' : 'their'} place:\n${list}` +
           (written ? `\nThe splits that were scored are written to ${written.dir} (summary.json lists the unscored ones).` : ''),
         {exitCode: 2, name: 'TaskDataError', data: {unscored, ...(written ? {dir: written.dir, files: written.files} : {})}},
       )
@@ -151,7 +162,7 @@ export default class Eval extends CodiembCommand<typeof Eval> {
       dir: w.dir,
       files: w.files,
       summary: w.summary,
-      tasks: Object.fromEntries(evaluations.filter((e) => e.split === runs.find((r) => r.name === e.task.name)!.split).map((e) => [e.task.name, result(e)])),
+      tasks: Object.fromEntries(evaluations.filter((e) => e.split === scoredSplit(e.task)).map((e) => [e.task.name, result(e)])),
       ...(evaluations.length > new Set(evaluations.map((e) => e.task.name)).size
         ? {splits: evaluations.map((e) => ({task: e.task.name, ...result(e)}))}
         : {}),

@@ -252,7 +252,10 @@ export interface EncodeProgressEvent {
   type: 'encode-progress'
   done: number
   total: number
+  /** Non-padding tokens encoded so far. */
   tokens?: number
+  /** Tokens computed so far, padding included (rows x longest row, per batch): 1 - tokens/padded is the padding ratio. */
+  padded?: number
 }
 
 /** Corpus documents searched so far by one exact search (the corpus is a stream: its size is the caller's to know). */

@@ -12,7 +12,8 @@ import {hasTokenStates, measureGeometry, type Geometry} from './geometry.js'
 import {exactSearchTable} from './search.js'
 import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
-import {taskSplits, type ConfigTask, type TaskDefinition} from './tasks.js'
+import {scoredSplit, taskSplits, type ConfigTask, type TaskDefinition} from './tasks.js'
+import {TaskDataError} from './task-files.js'
 import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
 import type {EncodeProgressEvent, EvalEvent, EvalProgressEvent} from '../core/events.js'
 
@@ -25,7 +26,7 @@ export interface EvalEncoder {
    */
   encode(
     texts: string[],
-    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; onEvent?: (event: EncodeProgressEvent) => void},
+    options?: {instruction?: string | Prompt; batchSize?: number; maxLength?: number; maxTokensPerBatch?: number; onEvent?: (event: EncodeProgressEvent) => void},
   ): Promise<Float32Array[]>
   /** Identifies the weights (changes whenever any weight changes). */
   fingerprint(): string
@@ -56,6 +57,8 @@ export interface EvaluateOptions {
   batchSize?: number
   /** Max tokens per text (default: the encoder's). */
   maxLength?: number
+  /** Token budget per encoder batch, padding included (see the encoder's EncodeOptions.maxTokensPerBatch). */
+  maxTokensPerBatch?: number
   /** Documents retrieved per query (default 1000, the largest cutoff). */
   topK?: number
   /** Use the tasks' instructions (default true). */
@@ -101,21 +104,21 @@ export async function encodeTexts(
   encoder: EvalEncoder,
   texts: readonly string[],
   key: {task: string; split: string; role: string; prompt: Prompt},
-  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
+  options: Pick<EvaluateOptions, 'batchSize' | 'maxLength' | 'maxTokensPerBatch'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
 ): Promise<EmbeddingMatrix> {
   const maxLength = options.maxLength ?? encoder.maxLength ?? 512
   return options.store.embed(
     {model: encoder.fingerprint(), task: key.task, split: key.split, role: key.role, prompt: key.prompt.prefix, ...(key.prompt.suffix ? {promptSuffix: key.prompt.suffix} : {}), maxLength},
     texts,
-    async (slice) => {
-      // encode in length order so batches hold similar lengths (less padding), then restore the order
-      const order = slice.map((_, i) => i).sort((a, b) => slice[b].length - slice[a].length)
-      // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
-      const vectors = await encoder.encode(order.map((i) => slice[i]), {instruction: key.prompt, batchSize: options.batchSize ?? 32, maxLength})
-      const out: Float32Array[] = new Array(slice.length)
-      order.forEach((i, j) => (out[i] = vectors[j]))
-      return out
-    },
+    // the encoder sorts each window of the slice by token count (less padding) and returns input order;
+    // the prompt is always passed (NO_PROMPT included) so a checkpoint's default prompt never applies unseen by the cache key
+    // with a token budget and no batch size given, the budget alone sets the rows per batch
+    async (slice) =>
+      encoder.encode([...slice], {
+        instruction: key.prompt,
+        maxLength,
+        ...(options.maxTokensPerBatch ? {maxTokensPerBatch: options.maxTokensPerBatch, ...(options.batchSize ? {batchSize: options.batchSize} : {})} : {batchSize: options.batchSize ?? 32}),
+      }),
     {onEvent: options.onEvent},
   )
 }
@@ -155,15 +158,27 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.gold = data.gold.slice(0, options.limit)
     }
     prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'sts')
-    const total = data.text1.length * 2
-    const progress = (offset: number) => (e: EncodeProgressEvent) => report({stage: 'encode', done: offset + e.done, total})
-    const left = await encodeTexts(encoder, data.text1, {task: task.name, split: task.split, role: 'text1', prompt}, {...options, store, onEvent: progress(0)})
-    const right = await encodeTexts(encoder, data.text2, {task: task.name, split: task.split, role: 'text2', prompt}, {...options, store, onEvent: progress(data.text1.length)})
+    // Each distinct text is encoded once, so a pair of identical texts gets one vector twice and
+    // scores exactly 1.0 on every backend (two encodings in different batches, padded differently,
+    // could differ in the last bits and break the tie MTEB sees).
+    const position = new Map<string, number>()
+    for (const text of [...data.text1, ...data.text2]) if (!position.has(text)) position.set(text, position.size)
+    const texts = [...position.keys()]
+    const embedded = await encodeTexts(encoder, texts, {task: task.name, split: task.split, role: 'texts', prompt}, {
+      ...options,
+      store,
+      onEvent: (e) => report({stage: 'encode', done: e.done, total: texts.length}),
+    })
     report({stage: 'score'})
-    const s = stsScores(rowsOf(await left.readAll(), left.count, left.dim), rowsOf(await right.readAll(), right.count, right.dim), data.gold)
+    const rows = rowsOf(await embedded.readAll(), embedded.count, embedded.dim)
+    const s = stsScores(
+      data.text1.map((t) => rows[position.get(t)!]),
+      data.text2.map((t) => rows[position.get(t)!]),
+      data.gold,
+    )
     scores = {...s, main_score: s[task.mainScore as keyof typeof s] ?? s.cosine_spearman}
-    geometry = await geometryOf(left, data.text1, data.text1.map((_, i) => String(i)))
-    counts = {pairs: data.text1.length}
+    geometry = await geometryOf(embedded, texts, texts.map((_, i) => String(i)))
+    counts = {pairs: data.text1.length, texts: texts.length}
     sources = data.sources
   } else {
     const data = await loadRetrievalData(task, options.dataDir)
@@ -235,20 +250,41 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
 
 /**
  * Evaluates each task in turn (one shared embedding store), each of its splits (`taskSplits`) on its
- * own data: one TaskEvaluation per task and split, in order. A split without data throws its
- * TaskDataError; no other split is scored in its place.
+ * own data: one TaskEvaluation per task and split, in order. The scored split (`scoredSplit`)
+ * without data throws its TaskDataError; a further split whose data is missing is skipped and
+ * reported (`unscored`, and an eval-progress "done" event saying so); no other split is ever scored
+ * in a split's place. Data that is there but unreadable always throws.
  */
-export async function runTasks(encoder: EvalEncoder, tasks: readonly TaskDefinition[], options: EvaluateOptions): Promise<TaskEvaluation[]> {
+export async function runTasks(
+  encoder: EvalEncoder,
+  tasks: readonly TaskDefinition[],
+  options: EvaluateOptions & {unscored?: {task: string; split: string; reason: string}[]},
+): Promise<TaskEvaluation[]> {
   const store = options.store ?? new EmbeddingStore(options.cacheDir)
   const out: TaskEvaluation[] = []
-  for (const task of tasks) for (const split of taskSplits(task)) out.push(await evaluateTask(encoder, {...task, split}, {...options, store}))
+  for (const task of tasks) {
+    for (const split of taskSplits(task)) {
+      try {
+        out.push(await evaluateTask(encoder, {...task, split}, {...options, store}))
+      } catch (error) {
+        if (!isMissingSplit(error) || split === scoredSplit(task)) throw error
+        options.unscored?.push({task: task.name, split, reason: (error as Error).message})
+        options.onEvent?.({type: 'eval-progress', task: task.name, stage: 'done', detail: `split ${split} not scored: no data`})
+      }
+    }
+  }
   return out
+}
+
+/** Whether an error says a split's data is missing (not unreadable: that is never skipped). */
+export function isMissingSplit(error: unknown): boolean {
+  return error instanceof TaskDataError && (error.data as {missing?: boolean} | undefined)?.missing === true
 }
 
 /**
  * In-training evaluation entry point: task definitions or task names in (names resolve through the
  * registry's benchmarks and `configTasks`, like `codiemb eval --tasks`), `{taskName: scores}` out (scores carry
- * `main_score` and every metric; a task's further splits as `taskName/split`). Give the trainer's current model as `encoder`; its fingerprint
+ * `main_score` and every metric; the scored split under the task's name, further splits as `taskName/split`). Give the trainer's current model as `encoder`; its fingerprint
  * changes with the weights, so the cache never serves stale vectors.
  */
 export async function evaluateTasks(
@@ -265,6 +301,6 @@ export async function evaluateTasks(
     definitions = [...definitions, ...(await resolveTasks(registry, {tasks: names, configTasks: options.configTasks}))]
   }
   const results = await runTasks(encoder, definitions, options)
-  // a task's first split under its name, any further split as "name/split"
-  return Object.fromEntries(results.map((r) => [r.split === taskSplits(r.task)[0] ? r.task.name : `${r.task.name}/${r.split}`, r.scores]))
+  // a task's scored split under its name, any further split as "name/split"
+  return Object.fromEntries(results.map((r) => [r.split === scoredSplit(r.task) ? r.task.name : `${r.task.name}/${r.split}`, r.scores]))
 }

@@ -139,7 +139,10 @@ export function retrievalMetrics(
   return acc.result()
 }
 
-/** Pearson's correlation coefficient (float64). NaN when either input is constant. */
+/**
+ * Pearson's correlation coefficient (float64), as scipy.stats.pearsonr computes it: the dot product
+ * of the centred vectors each divided by its norm, clipped to [-1, 1]. NaN when either input is constant.
+ */
 export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = x.length
   if (n !== y.length) throw new Error(`pearson: lengths differ (${n} vs ${y.length})`)
@@ -152,17 +155,18 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   }
   mx /= n
   my /= n
-  let sxy = 0
   let sxx = 0
   let syy = 0
   for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx
-    const dy = y[i] - my
-    sxy += dx * dy
-    sxx += dx * dx
-    syy += dy * dy
+    sxx += (x[i] - mx) ** 2
+    syy += (y[i] - my) ** 2
   }
-  return sxy / Math.sqrt(sxx * syy)
+  const nx = Math.sqrt(sxx)
+  const ny = Math.sqrt(syy)
+  if (!(nx > 0) || !(ny > 0)) return Number.NaN
+  let r = 0
+  for (let i = 0; i < n; i++) r += ((x[i] - mx) / nx) * ((y[i] - my) / ny)
+  return Math.max(-1, Math.min(1, r))
 }
 
 /** 1-based ranks with ties given the average of the ranks they occupy. */
@@ -198,36 +202,63 @@ export interface StsScores {
 }
 
 /**
- * STS scores of embedding pairs against gold scores, MTEB style: cosine similarity, and negated
- * Euclidean and Manhattan distances (so that larger means more similar); `pearson`/`spearman`
- * repeat the cosine values (the similarity the encoders use).
+ * The cosine of each pair as MTEB 1.39.7 scores it: 1 - scikit-learn's paired_cosine_distances, i.e.
+ * both rows L2-normalised (a zero row stays zero, as sklearn.preprocessing.normalize leaves it), then
+ * 1 - 0.5 * ||x/||x|| - y/||y||||^2. Identical vectors therefore score exactly 1.0 (their difference
+ * is exactly zero), which a dot product over the norms does not guarantee (1 +- 1 ulp), and ties
+ * between such pairs stay ties for Spearman. Computed in float64 from the float32 embeddings, on
+ * the CPU in JavaScript whatever the tensor backend, so the same embeddings score the same
+ * everywhere (scikit-learn would stay in float32 for two float32 arrays; float64 is the
+ * deterministic choice and matches a float64 numpy computation to ~1e-16).
+ */
+export function pairedCosine(a: readonly Float32Array[], b: readonly Float32Array[]): Float64Array {
+  const n = a.length
+  const out = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    const u = a[i]
+    const v = b[i]
+    let nu = 0
+    let nv = 0
+    for (let d = 0; d < u.length; d++) {
+      nu += u[d] * u[d]
+      nv += v[d] * v[d]
+    }
+    const su = nu > 0 ? Math.sqrt(nu) : 1
+    const sv = nv > 0 ? Math.sqrt(nv) : 1
+    let sq = 0
+    for (let d = 0; d < u.length; d++) {
+      const diff = u[d] / su - v[d] / sv
+      sq += diff * diff
+    }
+    out[i] = 1 - 0.5 * sq
+  }
+  return out
+}
+
+/**
+ * STS scores of embedding pairs against gold scores, as MTEB 1.39.7's STSEvaluator computes them:
+ * cosine as `pairedCosine`, and negated Euclidean and Manhattan distances of the raw embeddings (so
+ * that larger means more similar); Pearson as scipy.stats.pearsonr, Spearman as scipy.stats.spearmanr
+ * (Pearson of average ranks). `pearson`/`spearman` repeat the cosine values (the similarity the
+ * encoders use). The gold scores need no normalisation: MTEB's (x - min) / (max - min) is affine and
+ * increasing, so it changes neither correlation.
  */
 export function stsScores(a: readonly Float32Array[], b: readonly Float32Array[], gold: ArrayLike<number>): StsScores {
   const n = a.length
   if (b.length !== n || gold.length !== n) throw new Error(`stsScores: ${n} left, ${b.length} right, ${gold.length} gold scores`)
-  const cos = new Float64Array(n)
+  const cos = pairedCosine(a, b)
   const euc = new Float64Array(n)
   const man = new Float64Array(n)
   for (let i = 0; i < n; i++) {
     const u = a[i]
     const v = b[i]
-    let dot = 0
-    let nu = 0
-    let nv = 0
     let sq = 0
     let abs = 0
     for (let d = 0; d < u.length; d++) {
-      const x = u[d]
-      const y = v[d]
-      dot += x * y
-      nu += x * x
-      nv += y * y
-      const diff = x - y
+      const diff = u[d] - v[d]
       sq += diff * diff
       abs += Math.abs(diff)
     }
-    const denom = Math.sqrt(nu) * Math.sqrt(nv)
-    cos[i] = denom > 0 ? dot / denom : 0
     euc[i] = -Math.sqrt(sq)
     man[i] = -abs
   }

@@ -47,8 +47,9 @@ export interface Series {
 /** A line chart as an inline SVG (class "chart line-chart"). */
 export function lineChart(title: string, series: Series[], options: {xLabel?: string; yLabel?: string; width?: number; height?: number} = {}): string {
   const W = options.width ?? 720
-  const H = options.height ?? 320
   const m = {l: 64, r: 160, t: 32, b: 44}
+  // the legend is one line per series on the right: the chart grows so that every line fits
+  const H = Math.max(options.height ?? 320, m.t + series.length * LEGEND_LINE + 8)
   const pts = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
   if (!pts.length) return ''
   let [x0, x1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))]
@@ -74,16 +75,33 @@ export function lineChart(title: string, series: Series[], options: {xLabel?: st
     const d = sorted.map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('')
     parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6" class="series" data-series="${escapeHtml(s.name)}"><title>${escapeHtml(s.name)}</title></path>`)
     if (sorted.length <= 40) for (const [x, y] of sorted) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeHtml(s.name)} @ ${fmt(x)}: ${fmt(y)}</title></circle>`)
-    parts.push(`<rect x="${W - m.r + 12}" y="${m.t + i * 18}" width="12" height="3" fill="${color}"/><text x="${W - m.r + 30}" y="${m.t + i * 18 + 5}">${escapeHtml(s.name.length > 20 ? s.name.slice(0, 19) + '…' : s.name)}</text>`)
+    parts.push(legendItem(W - m.r + 12, m.t + i * LEGEND_LINE, color, s.name, m.r - 20))
   })
   return `<svg class="chart line-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">${parts.join('')}</svg>`
 }
 
-/** A horizontal bar chart (class "chart bar-chart"); several value columns become grouped bars. */
+/** Height of one legend line; legends list one entry per line, so entries never overlap. */
+const LEGEND_LINE = 18
+/** Characters of a legend name that fit in `width` pixels at the 11px font (the full name is in its tooltip). */
+const fitName = (name: string, width: number) => {
+  const chars = Math.max(4, Math.floor(width / 7.5))
+  return name.length > chars ? name.slice(0, chars - 1) + '…' : name
+}
+
+/** One legend entry (class "legend-item": the report's browser check reads these boxes): a swatch and the name. */
+function legendItem(x: number, y: number, color: string, name: string, width: number): string {
+  return `<g class="legend-item"><title>${escapeHtml(name)}</title><rect x="${x}" y="${y}" width="12" height="10" fill="${color}"/><text x="${x + 18}" y="${y + 9}">${escapeHtml(fitName(name, width - 18))}</text></g>`
+}
+
+/**
+ * A horizontal bar chart (class "chart bar-chart"); several value columns become grouped bars, with a
+ * legend above the bars, one line per column (long model names never run into each other).
+ */
 export function barChart(title: string, labels: string[], columns: {name: string; values: (number | null)[]}[], options: {width?: number; percent?: boolean} = {}): string {
   const W = options.width ?? 720
   const rowH = 16 * Math.max(1, columns.length) + 8
-  const m = {l: 170, r: 70, t: 30 + (columns.length > 1 ? 18 : 0), b: 12}
+  const legend = columns.length > 1 ? columns.length * LEGEND_LINE + 6 : 0
+  const m = {l: 170, r: 70, t: 30 + legend, b: 12}
   const H = m.t + m.b + rowH * labels.length
   const values = columns.flatMap((c) => c.values).filter((v): v is number => v !== null && Number.isFinite(v))
   if (!values.length) return ''
@@ -91,7 +109,7 @@ export function barChart(title: string, labels: string[], columns: {name: string
   const hi = Math.max(0, ...values) || 1
   const sx = (v: number) => m.l + ((v - lo) / (hi - lo)) * (W - m.l - m.r)
   const parts: string[] = [`<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(title)}</text>`]
-  if (columns.length > 1) columns.forEach((c, j) => parts.push(`<rect x="${m.l + j * 150}" y="26" width="10" height="10" fill="${PALETTE[j % PALETTE.length]}"/><text x="${m.l + j * 150 + 14}" y="35">${escapeHtml(c.name)}</text>`))
+  if (columns.length > 1) columns.forEach((c, j) => parts.push(legendItem(m.l, 28 + j * LEGEND_LINE, PALETTE[j % PALETTE.length], c.name, W - m.l - 10)))
   labels.forEach((label, i) => {
     const y = m.t + i * rowH
     parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 4}" text-anchor="end">${escapeHtml(label)}</text>`)
@@ -170,6 +188,34 @@ export interface ReportResult {
   sections: {training: number; evaluation: number; merge: number}
 }
 
+/** The metrics each per-model table shows, by task type (MTEB key names as column headers). */
+const TABLE_METRICS: Record<string, string[]> = {
+  sts: ['cosine_spearman', 'cosine_pearson', 'euclidean_spearman', 'manhattan_spearman'],
+  retrieval: ['ndcg_at_10', 'map_at_10', 'recall_at_10', 'recall_at_100', 'mrr_at_10', 'precision_at_1'],
+}
+
+/**
+ * One model's metric tables (×100), one per task type so every column has one metric: task, the
+ * split scored (the benchmark's, as in summary.json), each metric under its own name, and the
+ * evaluation time in seconds.
+ */
+function metricTables(file: string, s: any): string[] {
+  const out: string[] = []
+  for (const [type, keys] of Object.entries(TABLE_METRICS)) {
+    const rows: (string | number)[][] = []
+    for (const t of Object.keys(s.tasks).filter((name) => s.tasks[name].type === type)) {
+      const r = readJson(join(dirname(file), `${t}.json`))
+      const entry = r?.scores?.[s.tasks[t].split]?.[0]
+      if (!entry) continue
+      rows.push([t, s.tasks[t].split, ...keys.map((k) => (typeof entry[k] === 'number' ? (entry[k] * 100).toFixed(2) : '–')), typeof r.evaluation_time === 'number' ? fmt(r.evaluation_time) : '–'])
+    }
+    if (!rows.length) continue
+    const what = type === 'sts' ? 'STS' : 'retrieval'
+    out.push(`<h3>${escapeHtml(`${s.model}@${s.revision}`)} — ${what} metrics (×100)</h3>`, table(['task', 'split', ...keys, 'evaluation time (s)'], rows))
+  }
+  return out
+}
+
 export function buildReport(root: string, options: {title?: string} = {}): ReportResult {
   const files = filesBelow(root, 5, ['node_modules'])
   const sections: string[] = []
@@ -219,17 +265,7 @@ export function buildReport(root: string, options: {title?: string} = {}): Repor
     body.push(counted(barChart('Main score per task (×100)', taskNames, summaries.map((x, i) => ({name: models[i], values: taskNames.map((t) => x.s.tasks[t]?.main_score ?? null)})), {percent: true})))
     const avgLabels = ['IR average', 'STS average', 'Overall average']
     body.push(counted(barChart('Averages (×100)', avgLabels, summaries.map((x, i) => ({name: models[i], values: [x.s.averages.ir, x.s.averages.sts, x.s.averages.overall]})), {percent: true})))
-    for (const {file, s} of summaries) {
-      const rows: (string | number)[][] = []
-      for (const t of Object.keys(s.tasks)) {
-        const r = readJson(join(dirname(file), `${t}.json`))
-        const entry = r?.scores?.[s.tasks[t].split]?.[0]
-        if (!entry) continue
-        const keys = s.tasks[t].type === 'sts' ? ['cosine_spearman', 'cosine_pearson', 'euclidean_spearman', 'manhattan_spearman'] : ['ndcg_at_10', 'map_at_10', 'recall_at_10', 'recall_at_100', 'mrr_at_10', 'precision_at_1']
-        rows.push([t, ...keys.map((k) => `${k}: ${typeof entry[k] === 'number' ? (entry[k] * 100).toFixed(2) : '–'}`), `${fmt(r.evaluation_time ?? NaN)} s`])
-      }
-      if (rows.length) body.push(`<h3>${escapeHtml(`${s.model}@${s.revision}`)} — metrics (×100)</h3>`, table(['task', 'metric 1', 'metric 2', 'metric 3', 'metric 4', 'metric 5', 'metric 6', 'time'].slice(0, rows[0].length), rows))
-    }
+    for (const {file, s} of summaries) body.push(...metricTables(file, s))
     sections.push(`<section class="evaluation">${body.join('\n')}</section>`)
   }
 
@@ -292,6 +328,18 @@ document.querySelectorAll('table').forEach(function (t) {
     })
   })
 })
+// Legend entries must not overlap: count intersecting pairs of legend boxes within each chart.
+var overlaps = 0, legends = 0
+document.querySelectorAll('svg.chart').forEach(function (svg) {
+  var boxes = Array.prototype.map.call(svg.querySelectorAll('.legend-item'), function (g) { return g.getBoundingClientRect() })
+  legends += boxes.length
+  for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+    var a = boxes[i], b = boxes[j]
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlaps++
+  }
+})
+document.body.setAttribute('data-legend-items', String(legends))
+document.body.setAttribute('data-legend-overlaps', String(overlaps))
 document.body.setAttribute('data-charts-rendered', String(Array.prototype.filter.call(document.querySelectorAll('svg.chart'), function (s) { return s.getBBox().width > 0 }).length))
 </script>
 </body></html>

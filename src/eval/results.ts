@@ -11,13 +11,47 @@
  * Every file is written atomically (temporary name + rename).
  */
 import {mkdirSync} from 'node:fs'
-import {join} from 'node:path'
+import {basename, isAbsolute, join, relative, resolve, sep} from 'node:path'
 import {writeFileAtomic} from '../core/fs-atomic.js'
 import type {TaskEvaluation} from './evaluate.js'
-import {taskSplits} from './tasks.js'
+import {scoredSplit} from './tasks.js'
 
-/** The MTEB TaskResult schema version these files follow. */
-export const MTEB_RESULT_VERSION = '1.12.0'
+/**
+ * The MTEB release codiemb's task table, scoring and result files follow (the pinned version of
+ * ../shared/fixtures/mteb-tasks.json; test/eval/benchmarks/mteb-table.test.ts checks every task
+ * against it). Written as `mteb_version` in every TaskResult.
+ */
+export const MTEB_VERSION = '1.39.7'
+
+/**
+ * How result files name local files. By default no absolute path is written (results are shared and
+ * published): data files are given relative to the data directory, and the model directory is left
+ * out; `recordPaths` (`codiemb eval --record-paths`) keeps them as they are.
+ */
+export interface PathOptions {
+  recordPaths?: boolean
+  /** The --data-dir the sources were found under. */
+  dataDir?: string
+}
+
+/** A function that rewrites local paths inside a string as PathOptions asks. */
+export function pathScrubber(options: PathOptions = {}): (text: string) => string {
+  if (options.recordPaths) return (text) => text
+  const roots = [...new Set([options.dataDir && resolve(options.dataDir), process.cwd()].filter((r): r is string => !!r && r.length > 1))].sort((a, b) => b.length - a.length)
+  return (text) => {
+    let out = text
+    for (const root of roots) out = out.split(root + sep).join('').split(root).join('.')
+    return out
+  }
+}
+
+/** A data file as a result file names it: relative to the data directory unless paths are recorded. */
+function sourceName(file: string, options: PathOptions): string {
+  if (options.recordPaths) return file
+  const base = options.dataDir ? resolve(options.dataDir) : process.cwd()
+  const rel = relative(base, resolve(file))
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : basename(file)
+}
 
 export interface ModelInfo {
   /** Directory-safe model name (MTEB replaces "/" with "__"). */
@@ -32,7 +66,7 @@ export interface ModelInfo {
 
 export interface SummaryTask {
   type: string
-  /** The task's first split: the one its main_score and the averages are of. */
+  /** The task's scored split (the benchmark's): the one its main_score and the averages are of. */
   split: string
   main_score_name: string
   main_score: number
@@ -75,25 +109,33 @@ export interface UnscoredSplit {
  * One task's TaskResult: `scores.<split>` for every split scored (never a split in another's
  * place); `codiemb.unscored_splits` names the splits asked for that could not be scored, and why.
  */
-export function taskResultJson(evaluations: TaskEvaluation | readonly TaskEvaluation[], unscored: readonly UnscoredSplit[] = []): Record<string, unknown> {
+export function taskResultJson(
+  evaluations: TaskEvaluation | readonly TaskEvaluation[],
+  unscored: readonly UnscoredSplit[] = [],
+  paths: PathOptions = {},
+): Record<string, unknown> {
   const evs = Array.isArray(evaluations) ? evaluations : [evaluations as TaskEvaluation]
-  const ev = evs[0]
-  const warnings = evs.flatMap((e) => e.warnings ?? [])
+  // the scored split's facts head the codiemb block (it is the one summaries and reports use)
+  const ev = evs.find((e) => e.split === scoredSplit(e.task)) ?? evs[0]
+  const scrub = pathScrubber(paths)
+  const sources = (e: TaskEvaluation) => e.sources.map((f) => sourceName(f, paths))
+  const warnings = evs.flatMap((e) => e.warnings ?? []).map(scrub)
   return {
     dataset_revision: ev.task.hf?.revision ?? null,
     task_name: ev.task.name,
-    mteb_version: MTEB_RESULT_VERSION,
+    mteb_version: MTEB_VERSION,
     scores: Object.fromEntries(evs.map((e) => [e.split, [{...e.scores, main_score: e.scores.main_score, hf_subset: 'default', languages: e.task.languages}]])),
     evaluation_time: evs.reduce((t, e) => t + e.evaluationTime, 0),
     kg_co2_emissions: null,
     codiemb: {
       prompt: ev.prompt,
       counts: ev.counts,
-      sources: ev.sources,
+      sources: sources(ev),
       benchmark: ev.task.benchmark ?? null,
+      scored_split: scoredSplit(ev.task),
       ...(ev.geometry ? {geometry: ev.geometry} : {}),
-      ...(evs.length > 1 ? {splits: Object.fromEntries(evs.map((e) => [e.split, {counts: e.counts, sources: e.sources, evaluation_time: e.evaluationTime}]))} : {}),
-      ...(unscored.length ? {unscored_splits: Object.fromEntries(unscored.map((u) => [u.split, u.reason]))} : {}),
+      ...(evs.length > 1 ? {splits: Object.fromEntries(evs.map((e) => [e.split, {counts: e.counts, sources: sources(e), evaluation_time: e.evaluationTime}]))} : {}),
+      ...(unscored.length ? {unscored_splits: Object.fromEntries(unscored.map((u) => [u.split, scrub(u.reason)]))} : {}),
       ...(warnings.length ? {warnings} : {}),
     },
   }
@@ -101,18 +143,15 @@ export function taskResultJson(evaluations: TaskEvaluation | readonly TaskEvalua
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null)
 
-/** The split a task reports in summary.json: its first (`taskSplits`). */
-const primarySplit = (task: TaskEvaluation['task']) => taskSplits(task)[0]
-
 /**
- * summary.json: per task the score of its first split (other scored splits under `splits`), the IR /
- * STS / overall averages over those, and `unscored` listing every split that could not be scored. A
- * task whose first split was not scored is left out of the tasks and averages, never represented by
- * another split.
+ * summary.json: per task the score of its scored split (`scoredSplit`: the benchmark's; other scored
+ * splits under `splits`), the IR / STS / overall averages over those, and `unscored` listing every
+ * split that could not be scored. A task whose scored split was not scored is left out of the tasks
+ * and averages, never represented by another split.
  */
-export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation[], unscored: readonly UnscoredSplit[] = []): EvalSummary {
+export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation[], unscored: readonly UnscoredSplit[] = [], paths: PathOptions = {}): EvalSummary {
   const tasks: Record<string, SummaryTask> = {}
-  const primary = evaluations.filter((ev) => ev.split === primarySplit(ev.task))
+  const primary = evaluations.filter((ev) => ev.split === scoredSplit(ev.task))
   for (const ev of primary) {
     const others = evaluations.filter((e) => e.task.name === ev.task.name && e !== ev)
     tasks[ev.task.name] = {
@@ -133,7 +172,7 @@ export function summarize(model: ModelInfo, evaluations: readonly TaskEvaluation
     tasks,
     averages: {ir: mean(ir), sts: mean(sts), overall: mean([...ir, ...sts])},
     counts: {ir: ir.length, sts: sts.length},
-    ...(unscored.length ? {unscored: [...unscored]} : {}),
+    ...(unscored.length ? {unscored: unscored.map((u) => ({...u, reason: pathScrubber(paths)(u.reason)}))} : {}),
   }
 }
 
@@ -146,6 +185,7 @@ export function writeResults(
   model: ModelInfo,
   evaluations: readonly TaskEvaluation[],
   unscored: readonly UnscoredSplit[] = [],
+  paths: PathOptions = {},
 ): {dir: string; summary: EvalSummary; files: string[]} {
   const dir = resultDir(outDir, model)
   mkdirSync(dir, {recursive: true})
@@ -154,7 +194,7 @@ export function writeResults(
   for (const ev of evaluations) byTask.set(ev.task.name, [...(byTask.get(ev.task.name) ?? []), ev])
   for (const [name, evs] of byTask) {
     const file = join(dir, `${name}.json`)
-    writeJsonAtomic(file, taskResultJson(evs, unscored.filter((u) => u.task === name)))
+    writeJsonAtomic(file, taskResultJson(evs, unscored.filter((u) => u.task === name), paths))
     files.push(file)
   }
   const meta = {
@@ -167,11 +207,12 @@ export function writeResults(
     embed_dim: model.embedDim ?? null,
     max_tokens: model.maxTokens ?? null,
     similarity_fn_name: 'cosine',
-    reference: model.source ?? null,
+    // the model directory is a local path: recorded only when asked
+    reference: paths.recordPaths ? (model.source ?? null) : null,
   }
   writeJsonAtomic(join(dir, 'model_meta.json'), meta)
   files.push(join(dir, 'model_meta.json'))
-  const summary = summarize(model, evaluations, unscored)
+  const summary = summarize(model, evaluations, unscored, paths)
   writeJsonAtomic(join(dir, 'summary.json'), summary)
   files.push(join(dir, 'summary.json'))
   return {dir, summary, files}

@@ -1,12 +1,13 @@
 /**
  * Exact dense retrieval: every query is scored against every corpus vector with batched
- * query×corpus matrix products on the active tfjs backend, and a running top-k per query keeps
- * the best k documents seen so far.
+ * query×corpus matrix products on the active tfjs backend, and a running top-k per query, kept on
+ * the backend's device and merged there chunk by chunk, holds the best k documents seen so far.
  *
  * Memory is bounded by the chunking: the corpus arrives as chunks (e.g. read from the on-disk
  * embedding cache), one chunk and one score block of queryBatch × chunkSize floats live on the
- * backend at a time, and the host keeps only k (score, id) pairs per query. For 1M documents of
- * dimension 768 with 16k-document chunks, that is one 48 MiB chunk plus a 16 MiB score block.
+ * backend at a time, plus k (score, index) pairs per query (the running top-k, on the backend). For
+ * 1M documents of dimension 768 with 16k-document chunks, that is one 48 MiB chunk plus a 16 MiB
+ * score block.
  *
  * Similarity: `cosine` L2-normalises queries and documents first (so the product is the cosine),
  * `dot` uses raw inner products.
@@ -122,8 +123,13 @@ export class TopKTable {
   }
 }
 
+/**
+ * Rows scaled to unit length (a zero row stays zero). Written as square, row sum, rsqrt and one
+ * product rather than tf.norm, which computes |x|^2 through abs and pow: on the torch backend that
+ * made normalising a corpus chunk cost twice the chunk's matrix product.
+ */
 function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D)
+  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), 1, true), 1e-24))) as tf.Tensor2D)
 }
 
 /**
@@ -131,6 +137,13 @@ function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
  * are rows of `queries` ([nq × dim]). Returns the hits as a TopKTable of global document indices
  * (position in the corpus stream) and calls `onChunk` with each chunk's ids and start index so the
  * caller can keep only the ids it needs.
+ *
+ * The running top-k stays on the backend's device (on CUDA: on the GPU, with the corpus chunk): per
+ * chunk and query batch, the chunk's top-k of the score block is concatenated with the batch's
+ * running top-k (scores and global document indices) and the top-k of that is kept, a gather picking
+ * the matching indices. No JavaScript loop touches a candidate until the end, when the final table is
+ * read back once. Exclusions (ignoreIdenticalIds, `exclude`) are applied then: the device keeps
+ * k + (the most documents any query may exclude) candidates, which always hold the k best allowed ones.
  */
 export async function exactSearchTable(
   queries: Float32Array,
@@ -147,13 +160,19 @@ export async function exactSearchTable(
   const similarity = options.similarity ?? 'cosine'
   const queryBatch = Math.max(1, options.queryBatchSize ?? 256)
   const table = new TopKTable(nq, options.k)
-  // per query, how many extra candidates a chunk must yield to survive exclusions
-  const maxExtra = queryIds.reduce((m, _, i) => Math.max(m, (options.ignoreIdenticalIds ? 1 : 0) + (options.exclude?.[i]?.size ?? 0)), 0)
+  // per query, how many candidates exclusions may remove: the device keeps that many more
+  const extraOf = (i: number) => (options.ignoreIdenticalIds ? 1 : 0) + (options.exclude?.[i]?.size ?? 0)
+  const maxExtra = queryIds.reduce((m, _, i) => Math.max(m, extraOf(i)), 0)
+  const keep = options.k + maxExtra
+  // the chunk ids, to resolve excluded documents at the end (only when there are exclusions)
+  const chunkIds: {start: number; ids: readonly string[]}[] = []
 
   const queryTensor = tf.tidy(() => {
     const q = tf.tensor2d(queries, [nq, dim])
     return similarity === 'cosine' ? l2Normalize(q) : q
   })
+  // per query batch: its running top scores [b × kept] and global document indices (int32)
+  const running: {scores: tf.Tensor2D; docs: tf.Tensor2D}[] = []
   let searched = 0
   try {
     for await (const chunk of corpus as AsyncIterable<CorpusChunk>) {
@@ -163,35 +182,29 @@ export async function exactSearchTable(
         throw new Error(`exactSearch: corpus chunk has ${chunk.vectors.length} floats for ${n} documents of dimension ${dim}`)
       }
       options.onChunk?.(chunk.ids, searched)
+      if (maxExtra) chunkIds.push({start: searched, ids: chunk.ids})
       const docs = tf.tidy(() => {
         const d = tf.tensor2d(chunk.vectors, [n, dim])
         return similarity === 'cosine' ? l2Normalize(d) : d
       })
-      const take = Math.min(n, options.k + maxExtra)
+      const take = Math.min(n, keep)
+      const offset = searched
       try {
-        for (let start = 0; start < nq; start += queryBatch) {
+        for (let b = 0, start = 0; start < nq; b++, start += queryBatch) {
           const end = Math.min(nq, start + queryBatch)
-          const {values, indices} = tf.tidy(() => {
+          const next = tf.tidy(() => {
             const qb = tf.slice(queryTensor, [start, 0], [end - start, dim])
-            const scores = tf.matMul(qb, docs, false, true)
-            return tf.topk(scores, take, true)
+            const top = tf.topk(tf.matMul(qb, docs, false, true), take, true)
+            const ids = tf.add(top.indices, tf.scalar(offset, 'int32')) as tf.Tensor2D
+            const prev = running[b]
+            if (!prev) return {scores: top.values as tf.Tensor2D, docs: ids}
+            const scores = tf.concat([prev.scores, top.values as tf.Tensor2D], 1)
+            const merged = tf.topk(scores, Math.min(keep, scores.shape[1]), true)
+            return {scores: merged.values as tf.Tensor2D, docs: tf.gather(tf.concat([prev.docs, ids], 1), merged.indices, 1, 1) as tf.Tensor2D}
           })
-          const [vals, idx] = await Promise.all([values.data() as Promise<Float32Array>, indices.data() as Promise<Int32Array>])
-          values.dispose()
-          indices.dispose()
-          for (let qi = start; qi < end; qi++) {
-            const qid = queryIds[qi]
-            const excluded = options.exclude?.[qi]
-            const row = (qi - start) * take
-            for (let j = 0; j < take; j++) {
-              const score = vals[row + j]
-              if (!(score > table.threshold(qi))) break // descending: nothing further can enter
-              const local = idx[row + j]
-              if (options.ignoreIdenticalIds && chunk.ids[local] === qid) continue
-              if (excluded?.has(chunk.ids[local])) continue
-              table.offer(qi, score, searched + local)
-            }
-          }
+          running[b]?.scores.dispose()
+          running[b]?.docs.dispose()
+          running[b] = next
         }
       } finally {
         docs.dispose()
@@ -199,10 +212,56 @@ export async function exactSearchTable(
       searched += n
       options.onEvent?.({type: 'search-progress', done: searched})
     }
+    // read the final top-k back once, batch by batch
+    const idOf = maxExtra ? chunkLookup(chunkIds) : undefined
+    for (let b = 0; b < running.length; b++) {
+      const {scores, docs} = running[b]
+      const kept = scores.shape[1]
+      const [vals, idx] = [(await scores.data()) as Float32Array, (await docs.data()) as Int32Array]
+      for (let row = 0; row < scores.shape[0]; row++) {
+        const q = b * queryBatch + row
+        const from = row * kept
+        if (!idOf || extraOf(q) === 0) {
+          const n = Math.min(options.k, kept)
+          table.scores.set(vals.subarray(from, from + n), q * options.k)
+          table.docs.set(idx.subarray(from, from + n), q * options.k)
+          table.count[q] = n
+          continue
+        }
+        const excluded = options.exclude?.[q]
+        let n = 0
+        for (let j = 0; j < kept && n < options.k; j++) {
+          const id = idOf(idx[from + j])
+          if ((options.ignoreIdenticalIds && id === queryIds[q]) || excluded?.has(id)) continue
+          table.scores[q * options.k + n] = vals[from + j]
+          table.docs[q * options.k + n] = idx[from + j]
+          n++
+        }
+        table.count[q] = n
+      }
+    }
   } finally {
     queryTensor.dispose()
+    for (const r of running) {
+      r.scores.dispose()
+      r.docs.dispose()
+    }
   }
   return table
+}
+
+/** Document id by global index, from the chunks' start positions and ids. */
+function chunkLookup(chunks: readonly {start: number; ids: readonly string[]}[]): (doc: number) => string {
+  return (doc) => {
+    let lo = 0
+    let hi = chunks.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (chunks[mid].start <= doc) lo = mid
+      else hi = mid - 1
+    }
+    return chunks[lo].ids[doc - chunks[lo].start]
+  }
 }
 
 /** exactSearch with document ids: the k best documents of each query, best first. */
@@ -215,16 +274,7 @@ export async function exactSearch(
 ): Promise<Hits[]> {
   const chunks: {start: number; ids: readonly string[]}[] = []
   const table = await exactSearchTable(queries, queryIds, dim, corpus, {...options, onChunk: (ids, start) => chunks.push({start, ids})})
-  const idOf = (doc: number) => {
-    let lo = 0
-    let hi = chunks.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (chunks[mid].start <= doc) lo = mid
-      else hi = mid - 1
-    }
-    return chunks[lo].ids[doc - chunks[lo].start]
-  }
+  const idOf = chunkLookup(chunks)
   return queryIds.map((_, q) => {
     const n = table.count[q]
     const base = q * table.k

@@ -125,6 +125,20 @@ const splitLabel = (infos: readonly ArrowInfo[]) => {
 }
 
 /** The STS pairs of `task.split`; never another split's. */
+/**
+ * A gold label read back from a float32 Arrow column (codiemb's sts-pair layout) as its source wrote
+ * it: the shortest decimal that rounds to the same float32 (3.5999999046325684 -> 3.6). MTEB reads
+ * the labels as float64, and float32 noise in the gold moves Pearson by ~1e-9.
+ */
+export function float32Label(value: number): number {
+  if (Math.fround(value) !== value || !Number.isFinite(value)) return value
+  for (let digits = 1; digits <= 9; digits++) {
+    const decimal = Number(value.toPrecision(digits))
+    if (Math.fround(decimal) === value) return decimal
+  }
+  return value
+}
+
 export async function loadStsData(task: TaskDefinition, dataDir: string): Promise<StsData> {
   const split = task.split
   let files: string[] = []
@@ -159,7 +173,8 @@ export async function loadStsData(task: TaskDefinition, dataDir: string): Promis
     rows.forEach((r, i) => {
       text1.push(str(pick(r, ['text1', 'sentence1', 's1', 'query'], file, i, 'first text')))
       text2.push(str(pick(r, ['text2', 'sentence2', 's2', 'title'], file, i, 'second text')))
-      gold.push(num(pick(r, ['raw_score', 'score', 'label'], file, i, 'gold score'), file, i, 'score'))
+      const value = num(pick(r, ['raw_score', 'score', 'label'], file, i, 'gold score'), file, i, 'score')
+      gold.push(isArrow(file) ? float32Label(value) : value)
     })
   }
   if (!text1.length) throw new TaskDataError(`task ${task.name}, split "${split}": ${files.join(', ')} hold${files.length === 1 ? 's' : ''} no pairs`)

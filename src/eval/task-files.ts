@@ -145,5 +145,6 @@ export function missing(task: TaskDefinition, split: string, looked: string[], w
       `Expected files prepared by \`codiemb prepare\` (Arrow: ${task.type === 'sts' ? 'sts-pair' : 'corpus, queries, qrels'}) or a Hugging Face dataset directory` +
       (pull ? ` — fetch it with: ${pull}` : '') +
       (task.files ? '' : ` (or point a user-defined task at its files with eval.tasks[].files)`),
+    {data: {missing: true, task: task.name, split}},
   )
 }

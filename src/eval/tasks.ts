@@ -19,13 +19,18 @@ export interface HfDatasetRef {
 export interface TaskDefinition {
   name: string
   type: TaskType
-  /** The split evaluated (MTEB's eval split); with `splits`, the first of them (the one summary.json reports). */
+  /** The split evaluated; in a definition with `splits`, the scored one (`scoredSplit`, else the first). */
   split: string
   /**
    * Several splits to score (MTEB's eval_splits), each on its own data and written under its own
    * `scores.<split>`; a split without data is reported, never replaced by another. Absent: `split` only.
    */
   splits?: string[]
+  /**
+   * The split summaries and reports use: the one the benchmark scores (MTEB(cmn, v1) scores ATEC, BQ
+   * and STSB on test although their metadata lists validation too). Absent: the first of `splits`.
+   */
+  scoredSplit?: string
   /** MTEB metric key reported as main_score: `ndcg_at_10` for retrieval, `cosine_spearman` for STS. */
   mainScore: string
   /** ISO 639-3 + script codes as MTEB writes them, e.g. `cmn-Hans`. */
@@ -96,4 +101,9 @@ export function splitsOf(split: string | readonly string[] | undefined): Pick<Ta
 /** Every split a task scores, in order. */
 export function taskSplits(task: TaskDefinition): string[] {
   return task.splits?.length ? [...task.splits] : [task.split]
+}
+
+/** The split a task's summary and report entries are of: `scoredSplit`, else its first split. */
+export function scoredSplit(task: TaskDefinition): string {
+  return task.scoredSplit ?? taskSplits(task)[0]
 }

@@ -24,6 +24,7 @@ import type {TensorToWrite} from '../io/safetensors-stream.js'
 import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
+import {selectRows} from './tokenizer/select-rows.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 import {randomModelConfig} from './shape.js'
@@ -54,9 +55,25 @@ export interface EncodeOptions {
   normalize?: boolean
   /** Override the checkpoint's pooling for this call. */
   pooling?: PoolingMode
-  /** Progress after each batch: texts encoded so far, of all, and their non-padding tokens. */
+  /**
+   * Texts tokenized and sorted by token count together (default 64 batches' worth): each window is
+   * encoded longest first in batches of similar length, so little padding is computed, and the
+   * vectors come back in input order. Bounded so a corpus streamed in chunks is never held whole;
+   * `sortWindow` <= batchSize encodes in input order.
+   */
+  sortWindow?: number
+  /**
+   * Token budget of a batch: rows x its longest row (padding included) stays within it (a single
+   * longer text still forms a batch of one). Batches of short texts then hold more rows; batchSize,
+   * when given, still caps the rows.
+   */
+  maxTokensPerBatch?: number
+  /** Progress after each batch: texts encoded so far, of all, their non-padding tokens and the tokens computed (padding included). */
   onEvent?: (event: EncodeProgressEvent) => void
 }
+
+/** Default sort window, in batches. */
+export const SORT_WINDOW_BATCHES = 64
 
 /** What an encoder is and how it turns texts into vectors: the fields of `Encoder`, which the implementation declares once (see TransformerEncoder). */
 export interface EncoderFields {
@@ -320,29 +337,43 @@ class TransformerEncoder implements Encoder {
     const pooling = options.pooling ?? this.pooling
     if (!isPoolingMode(pooling)) throw new ModelConfigError(`pooling "${String(pooling)}" is not one of ${POOLING_MODES.join(', ')}`)
     const normalize = options.normalize ?? this.normalize
-    // Longest first (as sentence-transformers) so each batch pads little; results go back in input order.
-    const order = texts.map((_, i) => i).sort((a, b) => texts[b]!.length - texts[a]!.length || a - b)
+    const rowCap = options.batchSize ?? (options.maxTokensPerBatch ? Infinity : batchSize)
+    const window = Math.max(1, options.sortWindow ?? SORT_WINDOW_BATCHES * batchSize)
     const out = new Array<Float32Array>(texts.length)
     let done = 0
     let tokens = 0
-    for (let start = 0; start < order.length; start += batchSize) {
-      const idx = order.slice(start, start + batchSize)
-      const inputs = idx.map((i) => applyPrompt(prompt, texts[i]!))
-      const batch = await this.tokenize(
+    let padded = 0
+    for (let w0 = 0; w0 < texts.length; w0 += window) {
+      // One window: tokenized at once, then run longest first (as sentence-transformers sorts) in
+      // batches of similar token counts; vectors go back to their input positions.
+      const inputs = texts.slice(w0, w0 + window).map((t) => applyPrompt(prompt, t))
+      const all = await this.tokenize(
         inputs.map((x) => x.input),
         {maxLength: options.maxLength, prefixes: prompt.prefix ? inputs.map((x) => x.prefix) : undefined},
       )
-      const pooled = tf.tidy(() => this.pool(this.forward(batch).lastHiddenState, batch, {normalize, pooling}))
-      const flat = (await pooled.data()) as Float32Array
-      pooled.dispose()
-      const H = this.hiddenSize
-      idx.forEach((i, r) => (out[i] = flat.slice(r * H, (r + 1) * H)))
-      done += idx.length
-      tokens += batch.lengths.reduce((a, b) => a + b, 0)
-      options.onEvent?.({type: 'encode-progress', done, total: texts.length, tokens})
-      // One event-loop turn per batch: the awaits above can all resolve as microtasks, and a long
-      // encode must not starve signal handlers (Ctrl-C), timers and output streams.
-      await new Promise((resolve) => setImmediate(resolve))
+      const order = inputs.map((_, i) => i)
+      if (window > batchSize || options.maxTokensPerBatch) order.sort((a, b) => all.lengths[b]! - all.lengths[a]! || a - b)
+      for (let start = 0; start < order.length; ) {
+        // rows while the batch (rows x its longest, the first in order) stays within the budgets
+        const longest = all.lengths[order[start]!]!
+        let end = start + 1
+        while (end < order.length && end - start < rowCap && (!options.maxTokensPerBatch || (end - start + 1) * longest <= options.maxTokensPerBatch)) end++
+        const rows = order.slice(start, end)
+        const batch = selectRows(all, rows)
+        const pooled = tf.tidy(() => this.pool(this.forward(batch).lastHiddenState, batch, {normalize, pooling}))
+        const flat = (await pooled.data()) as Float32Array
+        pooled.dispose()
+        const H = this.hiddenSize
+        rows.forEach((r, j) => (out[w0 + r] = flat.slice(j * H, (j + 1) * H)))
+        done += rows.length
+        tokens += batch.lengths.reduce((a, b) => a + b, 0)
+        padded += batch.batchSize * batch.seqLen
+        options.onEvent?.({type: 'encode-progress', done, total: texts.length, tokens, padded})
+        start = end
+        // One event-loop turn per batch: the awaits above can all resolve as microtasks, and a long
+        // encode must not starve signal handlers (Ctrl-C), timers and output streams.
+        await new Promise((resolve) => setImmediate(resolve))
+      }
     }
     return out
   }

@@ -8,7 +8,7 @@ import {runTasks} from '../../src/eval/evaluate.js'
 import {BEIR_TASKS} from '../../src/eval/benchmarks/beir.js'
 import {CMTEB_TASKS} from '../../src/eval/benchmarks/cmteb.js'
 import {shared, useTestBackend} from '../helpers/env.js'
-import {HashingEncoder, SHARED_CMTEB_STS, writeSharedSts} from '../eval/fixtures.js'
+import {HashingEncoder, SHARED_CMTEB_STS, SHARED_MORE_STS, writeSharedSts} from '../eval/fixtures.js'
 import {runCommand} from '../eval/run-command.js'
 
 let work: string
@@ -45,6 +45,8 @@ describe('codiemb eval (fixture bert-tiny model)', () => {
     if (!data || !model) return
     const dataDir = join(work, 'data')
     for (const spec of SHARED_CMTEB_STS) await writeSharedSts(data, dataDir, spec, 16)
+    // ATEC's validation split too (its MTEB metadata lists validation and test); BQ's and STSB's are left absent
+    await writeSharedSts(data, dataDir, SHARED_MORE_STS.find((s) => s.task === 'ATEC')!, 16)
     await writeScifactSlice(join(data, 'scifact'), join(dataDir, 'scifact-slice'), 8, 60)
     const config = join(work, 'eval.json')
     writeFileSync(
@@ -68,7 +70,24 @@ describe('codiemb eval (fixture bert-tiny model)', () => {
     assert.equal(result.model, 'model')
     assert.match(result.revision, /^[0-9a-f]{12}$/)
     assert.equal(Object.keys(result.tasks).length, 8)
+    // a further metadata split that is absent is reported, never replaced, and fails nothing
+    for (const task of ['BQ', 'STSB']) assert.ok(r.json.warnings.some((w: string) => w.startsWith(`${task}: split validation not scored`)), JSON.stringify(r.json.warnings))
     const summary = JSON.parse(readFileSync(join(result.dir, 'summary.json'), 'utf8'))
+    assert.deepEqual(summary.unscored.map((u: {task: string; split: string}) => `${u.task}/${u.split}`), ['BQ/validation', 'STSB/validation'])
+    // ATEC: both splits in one result file, as MTEB writes them; summary and --json use the benchmark's (test)
+    const atec = JSON.parse(readFileSync(join(result.dir, 'ATEC.json'), 'utf8'))
+    assert.deepEqual(Object.keys(atec.scores).sort(), ['test', 'validation'])
+    assert.equal(atec.mteb_version, '1.39.7')
+    assert.equal(summary.tasks.ATEC.split, 'test')
+    assert.equal(summary.tasks.ATEC.main_score, atec.scores.test[0].main_score)
+    assert.equal(summary.tasks.ATEC.splits.validation, atec.scores.validation[0].main_score)
+    assert.equal(result.tasks.ATEC.split, 'test')
+    // no local path in any result file unless --record-paths
+    for (const file of result.files as string[]) {
+      const text = readFileSync(file, 'utf8')
+      assert.ok(!text.includes(work) && !text.includes(model) && !text.includes(process.cwd()), `${file} names a local path`)
+    }
+    assert.deepEqual(atec.codiemb.sources, ['ATEC/test.arrow'])
     assert.equal(summary.counts.sts, 7)
     assert.equal(summary.counts.ir, 1)
     assert.ok(Math.abs(summary.averages.overall - (summary.averages.sts * 7 + summary.averages.ir) / 8) < 1e-12)
@@ -91,15 +110,19 @@ describe('codiemb eval (fixture bert-tiny model)', () => {
     assert.equal(meta.embed_dim, 64)
     assert.ok(meta.n_parameters > 0)
     const ev = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-    assert.equal(ev.filter((e) => e.type === 'eval-task').length, 8)
+    assert.equal(ev.filter((e) => e.type === 'eval-task').length, 9)
     assert.ok(ev.some((e) => e.type === 'eval-summary'))
 
     // second run: every embedding comes from the cache
-    const again = runCommand('eval', ['--model', model, '--config', config, '--tasks', 'STSB,SciFactSlice', '--out', out, '--backend', 'cpu', '--json'])
+    const again = runCommand('eval', ['--model', model, '--config', config, '--tasks', 'STSB,SciFactSlice', '--out', out, '--backend', 'cpu', '--json', '--record-paths'])
     assert.equal(again.status, 0, again.stderr)
+    // --record-paths: the data files and the model directory as they are
+    assert.deepEqual(JSON.parse(readFileSync(join(result.dir, 'STSB.json'), 'utf8')).codiemb.sources, [join(dataDir, 'STSB', 'test.arrow')])
+    assert.equal(JSON.parse(readFileSync(join(result.dir, 'model_meta.json'), 'utf8')).reference, model)
     for (const task of Object.values(again.json.result.tasks) as {cache: {misses: number; hits: number}}[]) {
       assert.equal(task.cache.misses, 0)
-      assert.ok(task.cache.hits >= 2)
+      // STS: the distinct texts of both sides in one entry; retrieval: queries and corpus
+      assert.ok(task.cache.hits >= 1)
     }
     assert.equal(again.json.result.tasks.STSB.main_score, result.tasks.STSB.main_score)
   })
@@ -134,9 +157,13 @@ describe('Hugging Face dataset directories (parquet)', () => {
     write(join(dataDir, 'C-MTEB', 'VideoRetrieval-qrels', 'data', 'dev-00000-of-00001.parquet'), {qid: ['q1', 'q2'], pid: ['d1', 'd3'], score: [1, 1]})
     const tasks = CMTEB_TASKS.filter((x) => x.name === 'BQ' || x.name === 'VideoRetrieval')
     const evaluations = await runTasks(new HashingEncoder(), tasks, {dataDir, instructions: false})
-    const bq = evaluations.find((e) => e.task.name === 'BQ')!
+    const bq = evaluations.find((e) => e.task.name === 'BQ' && e.split === 'test')!
     const video = evaluations.find((e) => e.task.name === 'VideoRetrieval')!
     assert.equal(bq.counts.pairs, 3)
+    // BQ's metadata lists validation too: scored on its own file, as its own split
+    const bqValidation = evaluations.find((e) => e.task.name === 'BQ' && e.split === 'validation')!
+    assert.equal(bqValidation.counts.pairs, 1)
+    assert.ok(bqValidation.sources[0].endsWith('validation-00000-of-00001.parquet'))
     assert.ok(bq.sources[0].endsWith('test-00000-of-00001.parquet'))
     assert.ok(bq.scores.cosine_spearman > 0)
     assert.equal(video.counts.queries, 2)

@@ -117,12 +117,14 @@ describe('evaluation on data prepared by codiemb prepare', () => {
     await prepare({datasets} as never, {registry: BUILTINS, dataRoot: data, out})
     const tasks = [...CMTEB_TASKS.filter((x) => x.type === 'sts'), BEIR_TASKS.find((x) => x.name === 'SciFact')!]
     const evaluations = await runTasks(new HashingEncoder(64), tasks, {dataDir: out, limit: 40, topK: 100})
-    assert.equal(evaluations.length, 8)
+    // ATEC, BQ and STSB are scored on validation too (their MTEB eval splits; the recipes prepare both)
+    assert.equal(evaluations.length, 11)
+    assert.deepEqual(evaluations.filter((e) => e.split === 'validation').map((e) => e.task.name), ['AFQMC', 'ATEC', 'BQ', 'STSB'])
     for (const ev of evaluations) {
       assert.ok(ev.sources.every((s) => s.startsWith(out) && s.endsWith('.arrow')), `${ev.task.name}: ${ev.sources}`)
       if (ev.task.type === 'sts') {
         assert.equal(ev.counts.pairs, 40)
-        assert.ok(ev.sources[0].includes(ev.task.split === 'validation' ? 'validation' : 'test'), ev.sources[0])
+        assert.ok(ev.sources[0].includes(ev.task.split === 'validation' ? 'valid' : 'test'), ev.sources[0])
       }
     }
     const scifact = evaluations.find((e) => e.task.name === 'SciFact')!

@@ -59,6 +59,9 @@ async function makeRunDir(t: import('node:test').TestContext): Promise<string | 
   for (const spec of SHARED_CMTEB_STS.filter((s) => s.task === 'ATEC' || s.task === 'LCQMC')) await writeSharedSts(data, prepared, spec, 100)
   const evs = await runTasks(new HashingEncoder(), CMTEB_TASKS.filter((x) => x.name === 'ATEC' || x.name === 'LCQMC'), {dataDir: prepared})
   writeResults(join(run, 'results'), {name: 'hashing', revision: 'r1'}, evs)
+  // a second model with a long hub-style name: grouped bars and a legend whose entries must not overlap
+  const evs2 = await runTasks(new HashingEncoder(128, 'v2'), CMTEB_TASKS.filter((x) => x.name === 'ATEC' || x.name === 'LCQMC'), {dataDir: prepared})
+  writeResults(join(run, 'results'), {name: 'BAAI/bge-large-zh-v1.5-codiemb-merged-ir-sts-temperature-0.5', revision: 'abcdef123456'}, evs2)
   return run
 }
 
@@ -81,7 +84,7 @@ describe('report', () => {
     if (!run) return
     const report = buildReport(run)
     assert.equal(report.sections.training, 1)
-    assert.equal(report.sections.evaluation, 1)
+    assert.equal(report.sections.evaluation, 2) // two models' summary.json
     assert.equal(report.sections.merge, 1)
     assert.ok(report.charts >= 5, `charts: ${report.charts}`)
     // self-contained: nothing fetched from elsewhere
@@ -95,6 +98,9 @@ describe('report', () => {
     const html = readFileSync(out, 'utf8')
     assert.match(html, /Training loss per task/)
     assert.match(html, /LCQMC/)
+    // per-model tables name their columns: the metric keys, the split, the evaluation time
+    assert.doesNotMatch(html, /metric \d/)
+    assert.match(html, /<th>task<\/th><th>split<\/th><th>cosine_spearman<\/th><th>cosine_pearson<\/th><th>euclidean_spearman<\/th><th>manhattan_spearman<\/th><th>evaluation time \(s\)<\/th>/)
 
     const chromium = findChromium()
     if (!chromium) {
@@ -111,6 +117,10 @@ describe('report', () => {
     assert.equal((dom.match(/<svg class="chart/g) ?? []).length, report.charts)
     assert.ok((dom.match(/<path [^>]*class="series"/g) ?? []).length >= 4) // 2 losses + 2 eval curves (+ merge curves)
     assert.ok((dom.match(/<rect class="bar"/g) ?? []).length >= 4)
+    // legends: every entry laid out, no two entries' boxes intersect (long model names included)
+    const legendItems = Number(/data-legend-items="(\d+)"/.exec(dom)?.[1])
+    assert.ok(legendItems >= 8, `legend items: ${legendItems}`) // 2 models x 2 bar charts + 2 losses + 2 eval curves (+ merge)
+    assert.equal(/data-legend-overlaps="(\d+)"/.exec(dom)?.[1], '0')
   })
 
   it('fails with exit code 2 on a missing directory', () => {

@@ -64,3 +64,40 @@ describe('several splits per task', () => {
     }
   })
 })
+
+describe('the benchmark\'s scored split and local paths', () => {
+  it('summary.json reports a task by its scoredSplit (MTEB(cmn, v1) scores ATEC on test, not validation)', () => {
+    const atec: TaskDefinition = {...task('ATEC', ['validation', 'test']), split: 'test', scoredSplit: 'test'}
+    const evs = [evaluation(atec, 'validation', 0.5), evaluation(atec, 'test', 0.7)]
+    const s = summarize({name: 'm', revision: 'r'}, evs)
+    assert.equal(s.tasks.ATEC.split, 'test')
+    assert.equal(s.tasks.ATEC.main_score, 0.7)
+    assert.deepEqual(s.tasks.ATEC.splits, {validation: 0.5})
+    const json = taskResultJson(evs) as any
+    assert.equal(json.mteb_version, '1.39.7')
+    assert.equal(json.codiemb.scored_split, 'test')
+    // the scored split missing: the task is left out, validation never stands in
+    assert.deepEqual(summarize({name: 'm', revision: 'r'}, [evs[0]], [{task: 'ATEC', split: 'test', reason: 'no data'}]).tasks, {})
+  })
+
+  it('writes no absolute path unless asked: sources relative to the data dir, no model directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'codiemb-paths-'))
+    try {
+      const data = join(dir, 'data')
+      const a = task('A', ['test'])
+      const ev = {...evaluation(a, 'test', 0.5), sources: [join(data, 'A', 'test.arrow')]}
+      const unscored = [{task: 'A', split: 'dev', reason: `task A: no STS pairs found for split "dev". Looked in:\n  ${join(data, 'A')}`}]
+      const model = {name: 'm', revision: 'r', source: join(dir, 'model')}
+      const out = writeResults(join(dir, 'out'), model, [ev], unscored, {dataDir: data})
+      for (const file of out.files) assert.ok(!readFileSync(file, 'utf8').includes(dir), `${file} names ${dir}`)
+      const tr = JSON.parse(readFileSync(out.files[0], 'utf8'))
+      assert.deepEqual(tr.codiemb.sources, [join('A', 'test.arrow')])
+      assert.match(tr.codiemb.unscored_splits.dev, /Looked in:\n {2}A$/)
+      const recorded = writeResults(join(dir, 'out2'), model, [ev], unscored, {dataDir: data, recordPaths: true})
+      assert.deepEqual(JSON.parse(readFileSync(recorded.files[0], 'utf8')).codiemb.sources, ev.sources)
+      assert.equal(JSON.parse(readFileSync(join(recorded.dir, 'model_meta.json'), 'utf8')).reference, model.source)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+})

@@ -1,7 +1,8 @@
 /**
  * `cmteb` — the 15 C-MTEB tasks the CoDiEmb paper reports: 8 retrieval tasks (main score nDCG@10)
- * and 7 STS tasks (main score Spearman of cosine similarity). Dataset ids, revisions, splits and
- * ignore-identical-ids flags are those of MTEB's task definitions; C-MTEB retrieval qrels live in
+ * and 7 STS tasks (main score Spearman of cosine similarity). Dataset ids, revisions, eval splits, score
+ * ranges and ignore-identical-ids flags are those of MTEB 1.39.7's task metadata (ATEC, BQ and STSB list
+ * validation and test; MTEB(cmn, v1) scores their test split, which summaries use); C-MTEB retrieval qrels live in
  * the separate `<id>-qrels` datasets.
  *
  * Instructions: the paper evaluates with Chinese per-task instructions in the template
@@ -21,8 +22,13 @@ function retrieval(name: string, revision: string, qrelsRevision: string, instru
   return benchmarkTask('cmteb', ZH, {name, type: 'retrieval', split: 'dev', hf, instruction, ignoreIdenticalIds})
 }
 
-function sts(name: string, revision: string, split: string, scoreRange: [number, number], instruction: string, localNames: string[]): TaskDefinition {
-  return benchmarkTask('cmteb', ZH, {name, type: 'sts', split, hf: {path: `C-MTEB/${name}`, revision}, instruction, scoreRange, localNames})
+/**
+ * An STS task: `evalSplits` are its MTEB metadata's eval_splits (each scored and written to its
+ * result file when its data is there), `scored` the one MTEB(cmn, v1) scores (summaries, reports).
+ */
+function sts(name: string, revision: string, evalSplits: string[], scored: string, scoreRange: [number, number], instruction: string, localNames: string[]): TaskDefinition {
+  const splits = evalSplits.length > 1 ? {splits: evalSplits, scoredSplit: scored} : {}
+  return benchmarkTask('cmteb', ZH, {name, type: 'sts', split: scored, ...splits, hf: {path: `C-MTEB/${name}`, revision}, instruction, scoreRange, localNames})
 }
 
 export const CMTEB_TASKS: TaskDefinition[] = [
@@ -34,13 +40,13 @@ export const CMTEB_TASKS: TaskDefinition[] = [
   retrieval('MMarcoRetrieval', '539bbde593d947e2a124ba72651aafc09eb33fc2', 'bae08bb7bddbedb96c7e7db52018a55167b67f89', '为这个网页搜索查询，检索能回答它的相关段落', true),
   retrieval('T2Retrieval', '8731a845f1bf500a4f111cf1070785c793d10e64', '1c83b8d1544e529875e3f6930f3a1fcf749a8e97', '为这个中文搜索查询，检索能解答它的网页段落', true),
   retrieval('VideoRetrieval', '58c2597a5943a2ba48f4668c3b90d796283c5639', 'faa71382b6a29cf1778d1f436b963e75cb5b927c', '为这个视频搜索查询，检索相关视频的标题', true),
-  sts('AFQMC', 'b44c3b011063adb25877c13823db83bb193913c4', 'validation', [0, 1], '检索与这个金融支付客服问句意思相同的问句', ['afqmc']),
-  sts('ATEC', '0f319b1142f28d00e055a6770f3f726ae9b7d865', 'test', [0, 1], '检索与这个金融客服问句意思相同的问句', ['atec']),
-  sts('BQ', 'e3dda5e115e487b39ec7e618c0c6a29137052a55', 'test', [0, 1], '检索与这个银行客服问句意思相同的问句', ['bq']),
-  sts('LCQMC', '17f9b096f80380fce5ed12a9be8be7784b337daf', 'test', [0, 1], '检索与这个问题意思相同的问题', ['lcqmc']),
-  sts('PAWSX', '9c6a90e430ac22b5779fb019a23e820b11a8b5e1', 'test', [0, 1], '检索与这个句子意思相同的改写句', ['pawsx']),
-  sts('QBQTC', '790b0510dc52b1553e8c49f3d2afb48c0e5c48b7', 'test', [0, 2], '检索与这个搜索查询相关的网页标题', ['qbqtc']),
-  sts('STSB', '0cde68302b3541bb8b3c340dc0644b0b745b3dc0', 'test', [0, 5], '检索与这个句子语义相似的句子', ['stsb-zh']),
+  sts('AFQMC', 'b44c3b011063adb25877c13823db83bb193913c4', ['validation'], 'validation', [0, 1], '检索与这个金融支付客服问句意思相同的问句', ['afqmc']),
+  sts('ATEC', '0f319b1142f28d00e055a6770f3f726ae9b7d865', ['validation', 'test'], 'test', [0, 1], '检索与这个金融客服问句意思相同的问句', ['atec']),
+  sts('BQ', 'e3dda5e115e487b39ec7e618c0c6a29137052a55', ['validation', 'test'], 'test', [0, 1], '检索与这个银行客服问句意思相同的问句', ['bq']),
+  sts('LCQMC', '17f9b096f80380fce5ed12a9be8be7784b337daf', ['test'], 'test', [0, 1], '检索与这个问题意思相同的问题', ['lcqmc']),
+  sts('PAWSX', '9c6a90e430ac22b5779fb019a23e820b11a8b5e1', ['test'], 'test', [0, 1], '检索与这个句子意思相同的改写句', ['pawsx']),
+  sts('QBQTC', '790b0510dc52b1553e8c49f3d2afb48c0e5c48b7', ['test'], 'test', [0, 2], '检索与这个搜索查询相关的网页标题', ['qbqtc']),
+  sts('STSB', '0cde68302b3541bb8b3c340dc0644b0b745b3dc0', ['validation', 'test'], 'test', [0, 5], '检索与这个句子语义相似的句子', ['stsb-zh']),
 ]
 
 const benchmark: BenchmarkImpl = {

@@ -17,8 +17,8 @@ export const MTEB_EN_STS_TASKS: TaskDefinition[] = [
   sts('STS15', 'mteb/sts15-sts', 'ae752c7c21bf194d8b67fd573edf7ae58183cbe3', [0, 5], ['sts15']),
   sts('STS16', 'mteb/sts16-sts', '4d8694f8f0e0100860b497b999b3dbed754a0513', [0, 5], ['sts16']),
   sts('STSBenchmark', 'mteb/stsbenchmark-sts', 'b0fddb56ed78048fa8b90373c8a3cfc37b684831', [0, 5], ['stsb', 'stsbenchmark']),
-  sts('SICK-R', 'mteb/sickr-sts', '20a6d6f312dd54037fe07a32d58e5e168867909d', [1, 5], ['sickr', 'sick-r']),
-  sts('BIOSSES', 'mteb/biosses-sts', 'd3fb88f8f02e40887cd149695127462bbcf29b4a', [0, 4], ['biosses']),
+  sts('SICK-R', 'mteb/sickr-sts', '20a6d6f312dd54037fe07a32d58e5e168867909d', [0, 5], ['sickr', 'sick-r']),
+  sts('BIOSSES', 'mteb/biosses-sts', 'd3fb88f8f02e40887cd149695127462bbcf29b4a', [0, 5], ['biosses']),
 ]
 
 const benchmark: BenchmarkImpl = {
