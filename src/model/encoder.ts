@@ -20,8 +20,10 @@ import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import type {LoadedTensor} from '../io/safetensors.js'
 import {firstNonFiniteIndex} from '../io/finite-values.js'
-import type {TensorToWrite} from '../io/safetensors-stream.js'
-import {saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
+import {defaultDtype} from '../io/safetensors-stream.js'
+import type {SafetensorsDtype} from '../io/safetensors-dtypes.js'
+import {bf16Tensor, keepsBf16Weights} from '../tensor/storage.js'
+import {saveEncoderCheckpoint, sortKeys, type SaveOptions, type TensorSource} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
 import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
@@ -106,6 +108,9 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
   const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry)
   const variables = new Map<string, tf.Variable>()
   const passthrough = new Map<string, LoadedTensor>()
+  // Under --precision bf16 (torch) BF16 weights stay bfloat16 in memory and every tensor is saved in
+  // its checkpoint's dtype (src/tensor/storage.ts); otherwise weights are float32 and saved as F32.
+  const storedDtypes = keepsBf16Weights() ? new Map<string, SafetensorsDtype>() : undefined
   let st: ReturnType<typeof readSentenceTransformersConfig>
   try {
     st = readSentenceTransformersConfig(root)
@@ -115,7 +120,8 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
       const bad = firstNonFiniteIndex(t.data)
       if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${file}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
-      const initial = tf.tensor(t.data, shape, 'float32')
+      const initial = storedDtypes && t.dtype === 'BF16' ? bf16Tensor(t.data, shape) : tf.tensor(t.data, shape, 'float32')
+      storedDtypes?.set(name, t.dtype)
       variables.set(name, tf.variable(initial, options.trainable ?? true))
       initial.dispose()
     }
@@ -138,6 +144,7 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
     tokenizer,
     variables,
     passthrough,
+    storedDtypes,
     pooling: st.pooling ?? 'mean',
     normalize: st.normalize,
     includePrompt: st.includePrompt ?? false,
@@ -204,6 +211,8 @@ interface EncoderParts
   extends Pick<Encoder, 'config' | 'tokenizer' | 'variables' | 'pooling' | 'normalize' | 'includePrompt' | 'prompts' | 'defaultPromptName' | 'maxLength' | 'sourceDir'> {
   arch: EncoderArchitecture
   passthrough: Map<string, LoadedTensor>
+  /** Each weight's checkpoint dtype, to save it in (set when loaded keeping bf16 weights). */
+  storedDtypes?: Map<string, SafetensorsDtype>
   similarityFnName?: string
   tokenizerDir?: string
   doLowerCase: boolean
@@ -216,6 +225,7 @@ interface TransformerEncoder extends EncoderFields {}
 class TransformerEncoder implements Encoder {
   private readonly arch: EncoderArchitecture
   private readonly passthrough: Map<string, LoadedTensor>
+  private readonly storedDtypes?: Map<string, SafetensorsDtype>
   private readonly tokenizerDir: string
   private readonly similarityFnName?: string
   private readonly doLowerCase: boolean
@@ -240,6 +250,7 @@ class TransformerEncoder implements Encoder {
     Object.assign(this, fields)
     this.arch = parts.arch
     this.passthrough = parts.passthrough
+    this.storedDtypes = parts.storedDtypes
     this.similarityFnName = parts.similarityFnName
     this.tokenizerDir = parts.tokenizerDir ?? parts.sourceDir!
     this.doLowerCase = parts.doLowerCase
@@ -312,8 +323,13 @@ class TransformerEncoder implements Encoder {
   }
 
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
-    const tensors: TensorToWrite[] = [...this.variables].map(([name, v]) => ({name, shape: v.shape, data: v.dataSync() as Float32Array}))
-    for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data})
+    // Read lazily: the writer streams one tensor at a time. A weight loaded keeping its dtype is
+    // saved in it (a bf16 checkpoint stays bf16, trained float32 masters rounded to nearest even).
+    const tensors: TensorSource[] = [...this.variables].map(([name, v]) => ({name, shape: v.shape, dtype: this.storedDtypes?.get(name), read: () => v.dataSync() as Float32Array}))
+    for (const [name, t] of this.passthrough) {
+      const dtype = this.storedDtypes ? t.dtype : t.data instanceof Float32Array ? undefined : defaultDtype(t.data, 'F32')
+      tensors.push({name, shape: t.shape, dtype, read: () => t.data})
+    }
     await saveEncoderCheckpoint(
       dir,
       {
