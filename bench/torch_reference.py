@@ -70,6 +70,25 @@ class Encoder(torch.nn.Module):
         return F.normalize(h[:, 0], dim=-1)
 
 
+def reset_peak_rss():
+    """Resets the resident-memory high-water mark (Linux), as the bench does for codiemb."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss():
+    """VmHWM in bytes: the peak resident memory since the last reset."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536), ("queries", 16),
@@ -111,6 +130,7 @@ def main():
         sync()
 
     step()  # warm-up
+    peak_reset = reset_peak_rss()
     times = []
     for _ in range(a.steps):
         t0 = time.perf_counter()
@@ -118,6 +138,7 @@ def main():
         times.append(time.perf_counter() - t0)
     times.sort()
     train_s = times[len(times) // 2]
+    train_peak = peak_rss() if peak_reset else None
 
     model.eval()
     enc_ids = torch.randint(1000, a.vocab, (a.encode_batch, a.passage_len), device=dev)
@@ -132,6 +153,7 @@ def main():
         "train_step_s": train_s,
         "train_tokens_per_s": (nq * a.query_len + npass * a.passage_len) / train_s,
         "encode_tokens_per_s": a.encode_batch * a.passage_len * a.encode_batches / enc_s,
+        "train_peak_rss_bytes": train_peak,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }))
