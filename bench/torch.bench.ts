@@ -100,6 +100,10 @@ interface ModelSize {
   /** Query and passage length (default 64 and 128); encoding batches are at the passage length. */
   queryLen?: number
   passageLen?: number
+  /** Passages per query (default 5: one positive, four negatives). */
+  perQuery?: number
+  /** Activation checkpointing per encoder layer, on both sides (the paper's large batches need it). */
+  checkpoint?: boolean
 }
 const SIZES: Record<string, ModelSize> = {
   tiny: {name: 'tiny 2x64 (smoke run)', layers: 2, hidden: 64, heads: 4, intermediate: 256, queries: 4},
@@ -107,8 +111,14 @@ const SIZES: Record<string, ModelSize> = {
   minilm: {name: 'MiniLM-sized 6x384', layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 16},
   'bert-base': {name: 'bert-base-sized 12x768', layers: 12, hidden: 768, heads: 12, intermediate: 3072, queries: 4},
   'minilm-512': {name: 'MiniLM-sized 6x384 at T = 512', layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 4, queryLen: 512, passageLen: 512},
+  // The paper's per-device batch for bge-large-zh-v1.5: 64 queries + 64 x 6 passages, all at 512 tokens,
+  // with activation checkpointing (a GPU case: scripts/torch-device-check.sh). The tiny one runs the
+  // same code paths on a CPU (the script's dry run).
+  'bge-large-512': {name: 'bge-large-sized 24x1024 at T = 512, paper batch, checkpointed', layers: 24, hidden: 1024, heads: 16, intermediate: 4096, queries: 64,
+    queryLen: 512, passageLen: 512, perQuery: 6, checkpoint: true},
+  'tiny-large-512': {name: 'tiny 2x64 at T = 512, 2 queries x 6 passages, checkpointed (smoke run of bge-large-512)', layers: 2, hidden: 64, heads: 4, intermediate: 256,
+    queries: 2, queryLen: 512, passageLen: 512, perQuery: 6, checkpoint: true},
 }
-const PER_QUERY = 5
 
 /** Resets this process's resident-memory high-water mark (Linux; false elsewhere). */
 function resetPeakRss(): boolean {
@@ -189,6 +199,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const enc = await initRandomEncoder({registry: await builtinRegistry(), arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
   const nq = Number(process.env.CODIEMB_BENCH_QUERIES) || size.queries
+  const PER_QUERY = size.perQuery ?? 5
   const np = nq * PER_QUERY
   const QUERY_LEN = size.queryLen ?? 64
   const PASSAGE_LEN = size.passageLen ?? 128
@@ -206,8 +217,8 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const trainStep = () => {
     step++
     const {value, grads} = variableGrads(() => {
-      const q = cls(enc.forward(qb, {training: true}).lastHiddenState)
-      const p = cls(enc.forward(pb, {training: true}).lastHiddenState)
+      const q = cls(enc.forward(qb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
+      const p = cls(enc.forward(pb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
       const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
       return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
     }, vars)
@@ -240,13 +251,15 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
   if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
   const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2})
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0})
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
+  console.log(`process ids (for per-process device memory): codiemb ${process.pid}, PyTorch ${typeof ref === 'string' ? 'n/a' : ref.pid}`)
   console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s, peak RSS ${gb(trainPeak)}`)
   console.log(`encoding, ${size.name}, ${encRows} x ${PASSAGE_LEN} tokens: codiemb torch ${encodeTps.toFixed(0)} tokens/s`)
   if (typeof ref === 'string') console.log(`  PyTorch: ${ref}`)
   else {
-    console.log(`  PyTorch ${ref.torch} (${ref.threads} threads): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s, peak RSS ${gb(ref.train_peak_rss_bytes)}; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
+    const cuda = ref.cuda_peak_allocated_bytes ? ` (CUDA allocator peak: allocated ${gb(ref.cuda_peak_allocated_bytes)}, reserved ${gb(ref.cuda_peak_reserved_bytes)})` : ''
+    console.log(`  PyTorch ${ref.torch} (${ref.threads} threads, ${ref.attention} attention${ref.checkpoint ? ', checkpointed layers' : ''}): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s, peak RSS ${gb(ref.train_peak_rss_bytes)}${cuda}; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
     const memRatio = trainPeak !== undefined && ref.train_peak_rss_bytes ? `, peak memory ${(trainPeak / ref.train_peak_rss_bytes).toFixed(2)}x (target <= 1.1)` : ''
     console.log(`  ratio codiemb/PyTorch: training ${(ref.train_step_s! / trainS).toFixed(2)}x, encoding ${(encodeTps / ref.encode_tokens_per_s!).toFixed(2)}x (targets >= 1.0)${memRatio}`)
   }
