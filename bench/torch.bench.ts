@@ -4,14 +4,18 @@
  *  2. per-call overhead: one ATen call through the addon, and one tfjs kernel on the torch backend;
  *  3. an IR training step (BERT-style encoder, queries x 64 tokens + 5 passages each x 128 tokens,
  *     InfoNCE over CLS embeddings, AdamW) and encoding throughput, codiemb `torch` vs PyTorch
- *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio. Needs the encoder
- *     (src/model/encoder.ts) and ../shared (a tokenizer to build the model); skipped with the reason otherwise.
- * Environment: CODIEMB_BENCH_MODELS (default minilm,bert-base), CODIEMB_BENCH_STEPS (default 2),
+ *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio and each side's
+ *     peak resident memory over the training steps (VmHWM after a reset, Linux). `minilm-512` is
+ *     the paper's length: 4 queries x 512 + 20 passages x 512 tokens, encoding 32 x 512. Needs the
+ *     encoder (src/model/encoder.ts) and ../shared (a tokenizer to build the model); skipped with the
+ *     reason otherwise. CODIEMB_BENCH_PROFILE=1 adds the per-kernel profile of one step and of one
+ *     encoding batch (tf.profile with the backend's per-kernel timer).
+ * Environment: CODIEMB_BENCH_MODELS (default minilm,bert-base,minilm-512), CODIEMB_BENCH_STEPS (default 2),
  * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS.
  * Run: npm run build && node dist/bench/torch.bench.js
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
@@ -93,15 +97,50 @@ interface ModelSize {
   heads: number
   intermediate: number
   queries: number
+  /** Query and passage length (default 64 and 128); encoding batches are at the passage length. */
+  queryLen?: number
+  passageLen?: number
+  /** Passages per query (default 5: one positive, four negatives). */
+  perQuery?: number
+  /** Activation checkpointing per encoder layer, on both sides (the paper's large batches need it). */
+  checkpoint?: boolean
 }
 const SIZES: Record<string, ModelSize> = {
   tiny: {name: 'tiny 2x64 (smoke run)', layers: 2, hidden: 64, heads: 4, intermediate: 256, queries: 4},
+  'tiny-512': {name: 'tiny 2x64 at T = 512 (smoke run)', layers: 2, hidden: 64, heads: 4, intermediate: 256, queries: 1, queryLen: 512, passageLen: 512},
   minilm: {name: 'MiniLM-sized 6x384', layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 16},
   'bert-base': {name: 'bert-base-sized 12x768', layers: 12, hidden: 768, heads: 12, intermediate: 3072, queries: 4},
+  'minilm-512': {name: 'MiniLM-sized 6x384 at T = 512', layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 4, queryLen: 512, passageLen: 512},
+  // The paper's per-device batch for bge-large-zh-v1.5: 64 queries + 64 x 6 passages, all at 512 tokens,
+  // with activation checkpointing (a GPU case: scripts/torch-device-check.sh). The tiny one runs the
+  // same code paths on a CPU (the script's dry run).
+  'bge-large-512': {name: 'bge-large-sized 24x1024 at T = 512, paper batch, checkpointed', layers: 24, hidden: 1024, heads: 16, intermediate: 4096, queries: 64,
+    queryLen: 512, passageLen: 512, perQuery: 6, checkpoint: true},
+  'tiny-large-512': {name: 'tiny 2x64 at T = 512, 2 queries x 6 passages, checkpointed (smoke run of bge-large-512)', layers: 2, hidden: 64, heads: 4, intermediate: 256,
+    queries: 2, queryLen: 512, passageLen: 512, perQuery: 6, checkpoint: true},
 }
-const QUERY_LEN = 64
-const PASSAGE_LEN = 128
-const PER_QUERY = 5
+
+/** Resets this process's resident-memory high-water mark (Linux; false elsewhere). */
+function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** VmHWM in bytes: the peak resident memory since the last reset. */
+function peakRss(): number | undefined {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))
+    return m ? Number(m[1]) * 1024 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const gb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / 1e9).toFixed(2)} GB`)
 
 /** A full-length batch of random token ids (every row attended), the shape the tokenizer produces. */
 function batchOf(rows: number, len: number, vocab: number, seed: number): Record<string, unknown> {
@@ -119,8 +158,8 @@ function batchOf(rows: number, len: number, vocab: number, seed: number): Record
   }
 }
 
-/** Where one training step's time goes, by tfjs kernel (tf.profile with the backend's per-kernel timer). */
-async function profileStep(trainStep: () => void): Promise<void> {
+/** Where one step's time goes, by tfjs kernel (tf.profile with the backend's per-kernel timer). */
+async function profileStep(what: string, trainStep: () => void): Promise<void> {
   const t0 = performance.now()
   const info = await tf.profile(() => {
     trainStep()
@@ -134,9 +173,9 @@ async function profileStep(trainStep: () => void): Promise<void> {
     byKernel.set(k.name, e)
   }
   const total = [...byKernel.values()].reduce((a, e) => a + e.ms, 0)
-  console.log(`  profile of one step: ${info.kernels.length} kernel calls, ${total.toFixed(0)} ms in kernels of ${wall.toFixed(0)} ms wall (profiling adds overhead)`)
-  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
-    console.log(`    ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.calls).padStart(5)} calls`)
+  console.log(`  profile of ${what}: ${info.kernels.length} kernel calls, ${total.toFixed(0)} ms in kernels of ${wall.toFixed(0)} ms wall (profiling adds overhead)`)
+  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14)) {
+    console.log(`    ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`)
   }
 }
 
@@ -156,10 +195,14 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   await import('../src/tensor/gradients.js') // tfjs kernel gradients (tfjs-core ships none)
   const ops = await import('../src/tensor/ops.js')
   const {variableGrads} = await import('../src/tensor/backprop.js')
-  const enc = await initRandomEncoder({arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
+  const {builtinRegistry} = await import('../src/builtins.js')
+  const enc = await initRandomEncoder({registry: await builtinRegistry(), arch: 'bert', tokenizerDir, layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, seed: 1})
   const vocab = enc.config.vocab_size as number
   const nq = Number(process.env.CODIEMB_BENCH_QUERIES) || size.queries
+  const PER_QUERY = size.perQuery ?? 5
   const np = nq * PER_QUERY
+  const QUERY_LEN = size.queryLen ?? 64
+  const PASSAGE_LEN = size.passageLen ?? 128
   const qb = batchOf(nq, QUERY_LEN, vocab, 1)
   const pb = batchOf(np, PASSAGE_LEN, vocab, 2)
   const labels = tf.oneHot(tf.tensor1d(Array.from({length: nq}, (_, i) => i * PER_QUERY), 'int32'), np)
@@ -174,8 +217,8 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const trainStep = () => {
     step++
     const {value, grads} = variableGrads(() => {
-      const q = cls(enc.forward(qb, {training: true}).lastHiddenState)
-      const p = cls(enc.forward(pb, {training: true}).lastHiddenState)
+      const q = cls(enc.forward(qb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
+      const p = cls(enc.forward(pb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
       const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
       return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
     }, vars)
@@ -184,6 +227,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     syncDevice()
   }
   trainStep()
+  const peakReset = resetPeakRss()
   const times: number[] = []
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now()
@@ -191,7 +235,8 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     times.push((performance.now() - t0) / 1000)
   }
   const trainS = median(times)
-  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(trainStep)
+  const trainPeak = peakReset ? peakRss() : undefined
+  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep('one training step', trainStep)
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
   const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
   const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)
@@ -204,15 +249,19 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const t0 = performance.now()
   for (let i = 0; i < 2; i++) encodeOnce()
   const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
+  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
   const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2})
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0})
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
-  console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s`)
+  console.log(`process ids (for per-process device memory): codiemb ${process.pid}, PyTorch ${typeof ref === 'string' ? 'n/a' : ref.pid}`)
+  console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s, peak RSS ${gb(trainPeak)}`)
   console.log(`encoding, ${size.name}, ${encRows} x ${PASSAGE_LEN} tokens: codiemb torch ${encodeTps.toFixed(0)} tokens/s`)
   if (typeof ref === 'string') console.log(`  PyTorch: ${ref}`)
   else {
-    console.log(`  PyTorch ${ref.torch} (${ref.threads} threads): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
-    console.log(`  ratio codiemb/PyTorch: training ${(ref.train_step_s! / trainS).toFixed(2)}x (target >= 0.7), encoding ${(encodeTps / ref.encode_tokens_per_s!).toFixed(2)}x (target >= 0.8)`)
+    const cuda = ref.cuda_peak_allocated_bytes ? ` (CUDA allocator peak: allocated ${gb(ref.cuda_peak_allocated_bytes)}, reserved ${gb(ref.cuda_peak_reserved_bytes)})` : ''
+    console.log(`  PyTorch ${ref.torch} (${ref.threads} threads, ${ref.attention} attention${ref.checkpoint ? ', checkpointed layers' : ''}): train ${ref.train_step_s!.toFixed(2)} s/step = ${ref.train_tokens_per_s!.toFixed(0)} tokens/s, peak RSS ${gb(ref.train_peak_rss_bytes)}${cuda}; encode ${ref.encode_tokens_per_s!.toFixed(0)} tokens/s`)
+    const memRatio = trainPeak !== undefined && ref.train_peak_rss_bytes ? `, peak memory ${(trainPeak / ref.train_peak_rss_bytes).toFixed(2)}x (target <= 1.1)` : ''
+    console.log(`  ratio codiemb/PyTorch: training ${(ref.train_step_s! / trainS).toFixed(2)}x, encoding ${(encodeTps / ref.encode_tokens_per_s!).toFixed(2)}x (targets >= 1.0)${memRatio}`)
   }
   tf.dispose([labels, ...m, ...v2])
   enc.dispose()
@@ -232,7 +281,7 @@ async function main(): Promise<void> {
   const info = (await import('../src/tensor/torch/addon.js')).loadTorchAddon().info()
   console.log(`# torch backend bench: libtorch ${info.version}, device ${process.env.CODIEMB_DEVICE ?? 'cpu'} ${info.cudaDeviceNames.join(', ')}, precision ${process.env.CODIEMB_PRECISION ?? 'fp32'}, ${threads} threads`)
   await micro(py)
-  for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm,bert-base').split(',')) {
+  for (const key of (process.env.CODIEMB_BENCH_MODELS ?? 'minilm,bert-base,minilm-512').split(',')) {
     const size = SIZES[key.trim()]
     if (!size) throw new Error(`unknown CODIEMB_BENCH_MODELS entry "${key}" (known: ${Object.keys(SIZES).join(', ')})`)
     await irStep(size, py)

@@ -7,40 +7,86 @@
 # js_native_api,js_native_api_types}.h, nm/ (node_modules subset: @tensorflow/tfjs-core and
 # tfjs-backend-cpu node bundles, seedrandom, long, node-addon-api), dist/ (a build with the encoder),
 # shared/fixtures/models/bert-tiny/model/{vocab.txt,config.json,tokenizer_config.json}.
+#
+# Then the paper-scale case: a bge-large-sized (24 x 1024) IR step with the paper's per-device batch
+# (64 queries + 64 x 6 passages, all 512 tokens, activation checkpointing per layer on both sides) in
+# fp32, tf32 and bf16, beside PyTorch (F.scaled_dot_product_attention with the padding mask where
+# torch >= 2.0, torch.utils.checkpoint per layer), with each side's peak device memory: nvidia-smi's
+# per-process figure, sampled every 200 ms (the caching allocator's reserve plus the CUDA context, the
+# same measure for both), and PyTorch's own allocator peaks beside it.
+#
+# CHECK_DEVICE=cpu is the dry run on a machine without a GPU: no pack, the addon and dist/ already
+# built here (npm run build:torch && npm run build), tiny sizes through the same code paths
+# (tiny-large-512 for bge-large-512, tiny for MiniLM/bert-base), peak RSS for memory.
 set -u
 T0=$(date +%s); el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
-mkdir -p /tmp/p && tar -xJf "${PACK:-devpack/pack.tar.xz}" -C /tmp/p && el extracted
-export PATH=/tmp/p/bin:$PATH
-rm -rf dist && cp -r /tmp/p/dist dist && mkdir -p node_modules && cp -r /tmp/p/nm/* node_modules/
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
-PY=python3
-TD=$($PY -c "import torch,os;print(os.path.dirname(torch.__file__))"); ABI=$($PY -c "import torch;print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
-$PY -c "import torch;print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"
-node scripts/build-torch.mjs --print
-which g++ || { echo NO_GPP; exit 3; }
-mkdir -p native/build/Release
-STD=c++17; grep -q "C++20 or later" $TD/include/ATen/ATen.h && STD=c++20
-g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
-  -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
-  -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
-  -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
-el built; ls -la native/build/Release/ || exit 4
+DEV=${CHECK_DEVICE:-cuda}
+PY=${CODIEMB_PYTHON:-python3}
+if [ "$DEV" = cuda ]; then
+  mkdir -p /tmp/p && tar -xJf "${PACK:-devpack/pack.tar.xz}" -C /tmp/p && el extracted
+  export PATH=/tmp/p/bin:$PATH
+  rm -rf dist && cp -r /tmp/p/dist dist && mkdir -p node_modules && cp -r /tmp/p/nm/* node_modules/
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; nproc
+  TD=$($PY -c "import torch,os;print(os.path.dirname(torch.__file__))"); ABI=$($PY -c "import torch;print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
+  $PY -c "import torch;print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))"
+  node scripts/build-torch.mjs --print
+  which g++ || { echo NO_GPP; exit 3; }
+  mkdir -p native/build/Release
+  STD=c++17; grep -q "C++20 or later" $TD/include/ATen/ATen.h && STD=c++20
+  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
+    -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
+    -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
+    -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
+  el built; ls -la native/build/Release/ || exit 4
+  export CODIEMB_SHARED=/tmp/p/shared
+  SMALL=minilm,bert-base; BIG=bge-large-512; CPU_THREADS=16; ATT_TIMEOUT=150; BIG_TIMEOUT=420
+else
+  # The dry run: what is built here, tiny sizes, a generous timeout for a loaded machine.
+  [ -f native/build/Release/codiemb_torch.node ] && [ -f dist/bench/torch.bench.js ] || { echo "build first: npm run build:torch && npm run build"; exit 4; }
+  for py in "$PY" /usr/bin/python3; do $py -c "import torch" 2>/dev/null && { PY=$py; break; }; done
+  SMALL=tiny; BIG=tiny-large-512; CPU_THREADS=${CODIEMB_TORCH_THREADS:-2}; ATT_TIMEOUT=600; BIG_TIMEOUT=900
+fi
+export CODIEMB_PYTHON=$PY
 node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}))"
 # Attention: every kernel this libtorch has (chunked, flash-cpu, flash, efficient, cudnn) against the plain
 # formulation (values and gradients), dropout statistics and seeding, bytes kept for backward at T and
 # 2T, and a bge-large-sized layer (fwd+bwd time, kept bytes); exits 1 on a parity or memory failure.
-for prec in fp32 bf16; do
-  el "attention GPU $prec"
-  CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec timeout 150 node dist/bench/attention.check.js 2>&1 | tail -40
-done
+if [ "$DEV" = cuda ]; then
+  for prec in fp32 bf16; do
+    el "attention GPU $prec"
+    CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec timeout $ATT_TIMEOUT node dist/bench/attention.check.js 2>&1 | tail -40
+  done
+fi
 el "attention CPU"
-CODIEMB_TORCH_THREADS=16 timeout 90 node dist/bench/attention.check.js 2>&1 | tail -30
-export CODIEMB_SHARED=/tmp/p/shared CODIEMB_BENCH_STEPS=3 CODIEMB_PYTHON=$PY
+CODIEMB_TORCH_THREADS=$CPU_THREADS timeout $ATT_TIMEOUT node dist/bench/attention.check.js 2>&1 | tail -30
+# Peak of one process's device memory in the nvidia-smi samples (MiB).
+peak_of() { awk -F', *' -v pid="$1" '$1 == pid && $2 + 0 > m { m = $2 + 0 } END { print (m ? m " MiB" : "n/a") }' "$2"; }
 for prec in fp32 tf32 bf16; do
-  el "GPU $prec"
-  CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=minilm,bert-base timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -12
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  el "$DEV $prec: $SMALL"
+  if [ "$DEV" = cuda ]; then
+    CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec CODIEMB_BENCH_STEPS=3 CODIEMB_BENCH_QUERIES=64 CODIEMB_BENCH_ENCODE_BATCH=256 CODIEMB_BENCH_MODELS=$SMALL timeout 120 node dist/bench/torch.bench.js 2>&1 | tail -12
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  else
+    CODIEMB_TORCH_THREADS=$CPU_THREADS CODIEMB_PRECISION=$prec CODIEMB_BENCH_STEPS=1 CODIEMB_BENCH_MODELS=$SMALL timeout 300 node dist/bench/torch.bench.js 2>&1 | tail -6
+  fi
+  el "$DEV $prec: $BIG (paper batch, checkpointed layers)"
+  LOG=/tmp/device-check-big.$prec.log; MEM=/tmp/device-check-mem.$prec.csv
+  SAMPLER=
+  if [ "$DEV" = cuda ]; then
+    nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 200 > $MEM 2>/dev/null &
+    SAMPLER=$!
+  fi
+  CODIEMB_DEVICE=$DEV CODIEMB_TORCH_THREADS=$CPU_THREADS CODIEMB_PRECISION=$prec CODIEMB_BENCH_STEPS=${BIG_STEPS:-2} CODIEMB_BENCH_ENCODE_BATCH=${BIG_ENCODE_BATCH:-64} \
+    CODIEMB_BENCH_MODELS=$BIG timeout $BIG_TIMEOUT node dist/bench/torch.bench.js > $LOG 2>&1
+  echo "  exit status $?"; tail -7 $LOG
+  if [ -n "$SAMPLER" ]; then
+    kill $SAMPLER 2>/dev/null
+    read -r CPID PPID_REF < <(sed -n 's/^process ids.*codiemb \([0-9]*\), PyTorch \([0-9a-z\/]*\).*/\1 \2/p' $LOG | tail -1)
+    echo "  peak device memory (nvidia-smi, per process): codiemb $(peak_of "${CPID:-x}" $MEM), PyTorch $(peak_of "${PPID_REF:-x}" $MEM)"
+  fi
 done
-el "CPU"
-CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 90 node dist/bench/torch.bench.js 2>&1 | tail -9
+if [ "$DEV" = cuda ]; then
+  el "CPU"
+  CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 90 node dist/bench/torch.bench.js 2>&1 | tail -9
+fi
 el done

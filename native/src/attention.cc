@@ -95,8 +95,9 @@ at::Tensor ReduceTo(const at::Tensor &g, at::IntArrayRef shape) {
 
 int64_t Rows(const AttentionConfig &cfg, int64_t tq) { return std::max<int64_t>(1, std::min(cfg.blockRows, tq)); }
 
-at::Tensor ChunkedForward(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
-                          const AttentionConfig &cfg, at::Tensor *lseOut) {
+// The chunked path in separate ATen ops, each product through MatMul: the bf16 (autocast) form.
+at::Tensor ChunkedForwardComposite(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
+                                   const AttentionConfig &cfg, at::Tensor *lseOut) {
   const int64_t tq = q.size(-2);
   const int64_t rows = Rows(cfg, tq);
   const at::Tensor kT = k.transpose(-1, -2);
@@ -116,9 +117,9 @@ at::Tensor ChunkedForward(const at::Tensor &q, const at::Tensor &k, const at::Te
   return outs.size() == 1 ? outs[0] : at::cat(outs, -2);
 }
 
-std::vector<at::Tensor> ChunkedBackward(const at::Tensor &dy, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
-                                        const at::Tensor &bias, const at::Tensor &out, const at::Tensor &lse,
-                                        const AttentionConfig &cfg, bool wantQkv, bool wantBias) {
+std::vector<at::Tensor> ChunkedBackwardComposite(const at::Tensor &dy, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                                                 const at::Tensor &bias, const at::Tensor &out, const at::Tensor &lse,
+                                                 const AttentionConfig &cfg, bool wantQkv, bool wantBias) {
   const int64_t tq = q.size(-2);
   const int64_t rows = Rows(cfg, tq);
   const at::Tensor kT = k.transpose(-1, -2);
@@ -163,6 +164,144 @@ std::vector<at::Tensor> ChunkedBackward(const at::Tensor &dy, const at::Tensor &
   if (wantQkv) grads = {dqs.size() == 1 ? dqs[0] : at::cat(dqs, -2), dk, dv};
   if (wantBias) grads.push_back(dbias);
   return grads;
+}
+
+// The chunked path in float32 with fewer passes over each [.., rows, Tk] block (the long-sequence
+// cost: at T = 512 the block's elementwise passes, not the products, dominated):
+//  - scores: the bias rows (minus lse in backward) are written once into the block and (q·scale) k^T
+//    is accumulated onto them by one baddbmm (was: product, scale, add, subtract);
+//  - forward softmax: ATen's fused row-wise kernel; lse = m - log p[argmax] from the row max m
+//    (p[argmax] = exp(m - lse) >= 1/Tk, so the log is well conditioned);
+//  - backward: ds = p ∘ (dp - rowsum(dp ∘ p)) by ATen's fused softmax backward (rowsum(dp ∘ p) is D,
+//    see the file comment), the scale folded into dq's and dk's products, dk and dv accumulated in
+//    place by baddbmm. Same function as the composite form; tests hold both to the plain formulation.
+// Leading dims are flattened to one batch axis L for the batched products.
+struct Flat {
+  std::vector<int64_t> lead;
+  int64_t L = 1;
+  std::vector<int64_t> block(int64_t n, int64_t tk) const {
+    std::vector<int64_t> s(lead);
+    s.push_back(n);
+    s.push_back(tk);
+    return s;
+  }
+};
+
+Flat Flatten(const at::Tensor &q) {
+  Flat f;
+  f.lead.assign(q.sizes().begin(), q.sizes().end() - 2);
+  for (auto d : f.lead) f.L *= d;
+  return f;
+}
+
+// s = bias_b - sub_b + q_b k^T * scale for query rows [r0, r0 + n), as a fresh [L, n, Tk] tensor;
+// `qs3` is q already multiplied by the scale (once per call, [L, Tq, d]: far smaller than a block).
+at::Tensor FlatScores(const Flat &f, const at::Tensor &qs3, const at::Tensor &kT3, const at::Tensor &bias, const at::Tensor &subRows,
+                      int64_t r0, int64_t n) {
+  const int64_t tk = kT3.size(-1);
+  const at::Tensor qb = qs3.narrow(1, r0, n);
+  // No addend: a plain product (baddbmm with beta 0 still reads its input on some paths, NaN included).
+  if (!bias.defined() && !subRows.defined()) return at::bmm(qb, kT3);
+  at::Tensor s = at::empty({f.L, n, tk}, qs3.options());
+  at::Tensor view = s.view(f.block(n, tk));
+  if (bias.defined() && subRows.defined()) at::sub_out(view, BiasRows(bias, r0, n), subRows.unsqueeze(-1));
+  else if (bias.defined()) view.copy_(BiasRows(bias, r0, n));
+  else view.copy_(subRows.neg().unsqueeze(-1).expand(f.block(n, tk)));
+  return s.baddbmm_(qb, kT3);
+}
+
+at::Tensor ChunkedForwardFast(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
+                              const AttentionConfig &cfg, at::Tensor *lseOut) {
+  const Flat f = Flatten(q);
+  const int64_t tq = q.size(-2), tk = k.size(-2), dv = v.size(-1);
+  // kᵀ materialised once: ATen's CPU bmm is ~10x slower with a transposed view as its second operand.
+  const at::Tensor qs3 = q.reshape({f.L, tq, q.size(-1)}) * cfg.scale, kT3 = k.reshape({f.L, tk, k.size(-1)}).transpose(1, 2).contiguous();
+  const at::Tensor v3 = v.reshape({f.L, tk, dv});
+  const int64_t rows = Rows(cfg, tq);
+  std::vector<at::Tensor> outs, lses;
+  for (int64_t r0 = 0, b = 0; r0 < tq; r0 += rows, ++b) {
+    const int64_t n = std::min(rows, tq - r0);
+    at::Tensor s = FlatScores(f, qs3, kT3, bias, at::Tensor(), r0, n);
+    at::Tensor m, arg;
+    if (lseOut) std::tie(m, arg) = s.max(-1, true);
+    at::Tensor p = at::_softmax(s, -1, false);
+    s.reset();
+    if (lseOut) lses.push_back(m.sub_(p.gather(-1, arg).log_()).squeeze(-1));
+    // The mask is drawn in the shape the composite form draws it: the same elements in the same order.
+    if (cfg.dropout > 0) p.mul_(KeepMask(p.view(f.block(n, tk)), cfg.dropout, cfg.seed, b).view({f.L, n, tk})).mul_(1.0 / (1.0 - cfg.dropout));
+    outs.push_back(at::bmm(p, v3));
+  }
+  std::vector<int64_t> outShape(f.lead);
+  outShape.push_back(tq);
+  if (lseOut) *lseOut = (lses.size() == 1 ? lses[0] : at::cat(lses, 1)).reshape(outShape);
+  outShape.push_back(dv);
+  return (outs.size() == 1 ? outs[0] : at::cat(outs, 1)).reshape(outShape);
+}
+
+std::vector<at::Tensor> ChunkedBackwardFast(const at::Tensor &dy, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                                            const at::Tensor &bias, const at::Tensor &lse, const AttentionConfig &cfg,
+                                            bool wantQkv, bool wantBias) {
+  const Flat f = Flatten(q);
+  const int64_t tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dvSize = v.size(-1);
+  // kᵀ and vᵀ materialised once (second operands of bmm; see ChunkedForwardFast); the transposed
+  // blocks below are first operands, which bmm takes as views at full speed.
+  const at::Tensor q3 = q.reshape({f.L, tq, d}), qs3 = q3 * cfg.scale, k3 = k.reshape({f.L, tk, d}), kT3 = k3.transpose(1, 2).contiguous();
+  const at::Tensor vT3 = v.reshape({f.L, tk, dvSize}).transpose(1, 2).contiguous(), dy3 = dy.reshape({f.L, tq, dvSize});
+  const double keepScale = 1.0 / (1.0 - cfg.dropout);
+  at::Tensor dk, dv, dbias, kScaled;
+  std::vector<at::Tensor> dqs;
+  if (wantQkv) {
+    dk = at::zeros({f.L, tk, d}, k.options());
+    dv = at::zeros({f.L, tk, dvSize}, v.options());
+    kScaled = k3 * cfg.scale;
+  }
+  const bool biasRows = bias.defined() && bias.dim() >= 2 && bias.size(-2) > 1;
+  if (wantBias) dbias = at::zeros(bias.sizes(), bias.options());
+  const int64_t rows = Rows(cfg, tq);
+  for (int64_t r0 = 0, b = 0; r0 < tq; r0 += rows, ++b) {
+    const int64_t n = std::min(rows, tq - r0);
+    const at::Tensor dyb = dy3.narrow(1, r0, n);
+    at::Tensor p = FlatScores(f, qs3, kT3, bias, lse.narrow(-1, r0, n), r0, n).exp_();
+    at::Tensor keep;
+    if (cfg.dropout > 0) keep = KeepMask(p.view(f.block(n, tk)), cfg.dropout, cfg.seed, b).mul_(keepScale).view({f.L, n, tk});
+    at::Tensor dp = at::bmm(dyb, vT3);
+    if (wantQkv) dv.baddbmm_((keep.defined() ? p * keep : p).transpose(1, 2), dyb);
+    if (keep.defined()) dp.mul_(keep);
+    at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat);
+    if (wantBias) {
+      const at::Tensor ds4 = ds.view(f.block(n, tk));
+      if (biasRows) {
+        std::vector<int64_t> shape(bias.sizes().begin(), bias.sizes().end());
+        shape[shape.size() - 2] = n;
+        dbias.narrow(-2, r0, n).copy_(ReduceTo(ds4, shape));
+      } else {
+        dbias.add_(ReduceTo(ds4, bias.sizes()));
+      }
+    }
+    if (wantQkv) {
+      dqs.push_back(at::bmm(ds, kScaled));
+      dk.baddbmm_(ds.transpose(1, 2), qs3.narrow(1, r0, n));
+    }
+  }
+  std::vector<at::Tensor> grads;
+  if (wantQkv) grads = {(dqs.size() == 1 ? dqs[0] : at::cat(dqs, 1)).reshape(q.sizes()), dk.reshape(k.sizes()), dv.reshape(v.sizes())};
+  if (wantBias) grads.push_back(dbias);
+  return grads;
+}
+
+// The chunked path: the fused-pass form in float32; the composite one for bf16 products, and when
+// asked for by name ("chunked-composite": the equivalence tests and the bench compare the two).
+at::Tensor ChunkedForward(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
+                          const AttentionConfig &cfg, at::Tensor *lseOut) {
+  if (cfg.bf16 || cfg.kernel == "chunked-composite" || q.scalar_type() != at::kFloat) return ChunkedForwardComposite(q, k, v, bias, cfg, lseOut);
+  return ChunkedForwardFast(q, k, v, bias, cfg, lseOut);
+}
+
+std::vector<at::Tensor> ChunkedBackward(const at::Tensor &dy, const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                                        const at::Tensor &bias, const at::Tensor &out, const at::Tensor &lse,
+                                        const AttentionConfig &cfg, bool wantQkv, bool wantBias) {
+  if (cfg.bf16 || cfg.kernel == "chunked-composite" || q.scalar_type() != at::kFloat) return ChunkedBackwardComposite(dy, q, k, v, bias, out, lse, cfg, wantQkv, wantBias);
+  return ChunkedBackwardFast(dy, q, k, v, bias, lse, cfg, wantQkv, wantBias);
 }
 
 at::Tensor Header(Path path, int64_t maxQ = 0, int64_t maxK = 0) {
@@ -343,7 +482,7 @@ std::vector<at::Tensor> FusedBackward(Path path, const at::Tensor &dy0, const at
 
 at::Tensor AttentionForward(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
                             const AttentionConfig &cfg, AttentionSaved *saved) {
-  if (cfg.kernel != "chunked") {
+  if (cfg.kernel != "chunked" && cfg.kernel != "chunked-composite") {
 #if CODIEMB_SDPA
     std::string why;
     const Path path = FusedPath(q, k, v, bias, cfg, &why);

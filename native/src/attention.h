@@ -19,7 +19,8 @@ struct AttentionConfig {
   int64_t blockRows = 64;
   // Matrix products in bfloat16 with float32 results (the backend's --precision bf16).
   bool bf16 = false;
-  // "auto", or one path to force: "chunked", "flash", "efficient", "cudnn".
+  // "auto", or one path to force: "chunked", "chunked-composite" (the chunked path in separate ATen
+  // ops, as bf16 runs it), "flash-cpu", "flash", "efficient", "cudnn".
   std::string kernel = "auto";
 };
 

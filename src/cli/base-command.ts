@@ -45,7 +45,7 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     }),
     device: Flags.string({summary: 'Device for backends that have several, e.g. cpu, cuda, cuda:1.', helpGroup: 'TENSOR'}),
     precision: Flags.string({
-      summary: 'Matmul precision (torch backend): fp32; tf32 (CUDA TF32 tensor cores); bf16 (bfloat16 products, float32 weights and loss).',
+      summary: 'Matmul precision (torch backend): fp32; tf32 (CUDA TF32 tensor cores); bf16 (bfloat16 products, float32 loss and trained weights; a bf16 checkpoint stays bf16 in memory and on save).',
       options: ['fp32', 'tf32', 'bf16'],
       default: 'fp32',
       helpGroup: 'TENSOR',

@@ -120,7 +120,8 @@ export class SafetensorsStreamWriter {
   }
 }
 
-function defaultDtype(data: WritableTensorData, floatDtype: SafetensorsDtype): SafetensorsDtype {
+/** The dtype `data` is written as when none is given: `floatDtype` for float data, else the array's own integer type. */
+export function defaultDtype(data: WritableTensorData, floatDtype: SafetensorsDtype): SafetensorsDtype {
   if (data instanceof Float32Array || data instanceof Float64Array) return floatDtype
   if (data instanceof BigInt64Array) return 'I64'
   if (data instanceof Int32Array) return 'I32'

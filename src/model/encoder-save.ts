@@ -1,7 +1,7 @@
 /**
  * Saving an encoder as a checkpoint directory that Hugging Face transformers and
  * sentence-transformers load as is: config.json (keys sorted, `architectures` set to the model's
- * transformers class, dtype float32), model.safetensors (`{"format": "pt"}` metadata), the
+ * transformers class, dtype the floating tensors' stored precision), model.safetensors (`{"format": "pt"}` metadata), the
  * tokenizer files read when the encoder was loaded (kept in memory: the folder they came from may be
  * gone by the time a resumed run saves, e.g. a pruned checkpoint), the sentence-transformers module files
  * (modules.json, 1_Pooling/, prompts...), and any extra files the caller adds (e.g. trainer state).
@@ -13,7 +13,8 @@ import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve, sep} from 'node:path'
 import {writeDirectoryAtomic} from '../core/fs-atomic.js'
 import {writeOutputDirectory} from '../core/outputs.js'
-import {writeSafetensors, type TensorToWrite} from '../io/safetensors-stream.js'
+import {SafetensorsStreamWriter, type PlannedTensor} from '../io/safetensors-stream.js'
+import type {SafetensorsDtype, WritableTensorData} from '../io/safetensors-dtypes.js'
 import type {HfConfig} from './architecture.js'
 import {sentenceTransformersFiles} from './st-layout.js'
 import {TOKENIZER_FILES} from './tokenizer/tokenizer.js'
@@ -21,7 +22,7 @@ import {TOKENIZER_FILES} from './tokenizer/tokenizer.js'
 export interface SaveOptions {
   /** Extra files to write into the checkpoint (relative path -> content). */
   extraFiles?: Record<string, string | Uint8Array>
-  /** Precision of the saved weights (default F32). */
+  /** Precision of every floating tensor that has no dtype of its own (default F32). */
   dtype?: 'F32' | 'F16' | 'BF16'
   /**
    * The command saving the model as its output: the directory then gets codiemb's output marker
@@ -31,13 +32,47 @@ export interface SaveOptions {
   outputOf?: string
 }
 
+/** One tensor to save: its values are read when written. */
+export interface TensorSource {
+  name: string
+  shape: readonly number[]
+  dtype?: SafetensorsDtype
+  read(): WritableTensorData
+}
+
+/** config.json's dtype: the precision the floating tensors are stored in, when they share one. */
+function configDtype(plan: readonly PlannedTensor[]): string {
+  const names: Partial<Record<SafetensorsDtype, string>> = {F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64'}
+  const used = new Set(plan.map((t) => names[t.dtype]).filter((x) => x !== undefined))
+  return used.size === 1 ? [...used][0]! : 'float32'
+}
+
+/**
+ * Streams `tensors` into a safetensors file tensor by tensor (src/io/safetensors-stream.ts), so a
+ * large model is never copied whole into JS memory; a failure leaves no file behind.
+ */
+async function writeTensors(path: string, tensors: readonly TensorSource[], plan: readonly PlannedTensor[]): Promise<void> {
+  const writer = await SafetensorsStreamWriter.create(path, plan, {format: 'pt'})
+  try {
+    for (const t of tensors) await writer.write(t.name, t.read())
+    await writer.finish()
+  } catch (error) {
+    await writer.abort()
+    throw error
+  }
+}
+
 /** What a checkpoint directory is written from. */
 export interface EncoderCheckpoint {
   config: HfConfig
   /** The transformers class of the architecture (config.json `architectures`). */
   baseClass: string
-  /** Every weight by its Hugging Face name: trained parameters and passed-through tensors. */
-  tensors: TensorToWrite[]
+  /**
+   * Every weight by its Hugging Face name: trained parameters and passed-through tensors, each read
+   * only when its turn to be written comes (one tensor's values in memory at a time). `dtype` is the
+   * stored precision (e.g. the checkpoint's own BF16); floating tensors without one take SaveOptions.dtype.
+   */
+  tensors: TensorSource[]
   /**
    * A LoRA adapter's adapter_config.json (src/model/lora.ts): then `tensors` are the adapters, written
    * to adapter_model.safetensors, and no config.json is written (the folder is not a full model).
@@ -67,15 +102,16 @@ export function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
 /** Writes `checkpoint` to the directory `dir`, replacing an existing one atomically. */
 export async function saveEncoderCheckpoint(dir: string, checkpoint: EncoderCheckpoint, options: SaveOptions = {}): Promise<void> {
   const fill = async (staging: string): Promise<void> => {
+    const plan: PlannedTensor[] = checkpoint.tensors.map((t) => ({name: t.name, shape: t.shape, dtype: t.dtype ?? options.dtype ?? 'F32'}))
     if (checkpoint.adapterConfig) {
       writeFileSync(join(staging, 'adapter_config.json'), JSON.stringify(checkpoint.adapterConfig, null, 2) + '\n')
-      await writeSafetensors(join(staging, 'adapter_model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+      await writeTensors(join(staging, 'adapter_model.safetensors'), checkpoint.tensors, plan)
     } else {
       const config: Record<string, unknown> = {...checkpoint.config, architectures: [checkpoint.baseClass]}
-      config.dtype = 'float32'
+      config.dtype = configDtype(plan)
       delete config.torch_dtype
       writeFileSync(join(staging, 'config.json'), JSON.stringify(sortKeys(config), null, 2) + '\n')
-      await writeSafetensors(join(staging, 'model.safetensors'), checkpoint.tensors, {format: 'pt'}, {floatDtype: options.dtype ?? 'F32'})
+      await writeTensors(join(staging, 'model.safetensors'), checkpoint.tensors, plan)
     }
     for (const [f, bytes] of checkpoint.tokenizerFiles) writeFileSync(join(staging, f), bytes)
     const stFiles = sentenceTransformersFiles(checkpoint.sentenceTransformers)

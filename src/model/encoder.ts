@@ -15,17 +15,18 @@ import {createHash} from 'node:crypto'
 import {resolve} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import type {Registry} from '../registry/registry.js'
-import type {EncodeProgressEvent} from '../core/events.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import type {LoadedTensor} from '../io/safetensors.js'
 import {firstNonFiniteIndex} from '../io/finite-values.js'
-import type {TensorToWrite} from '../io/safetensors-stream.js'
-import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions} from './encoder-save.js'
+import {defaultDtype} from '../io/safetensors-stream.js'
+import type {SafetensorsDtype} from '../io/safetensors-dtypes.js'
+import {bf16Tensor, keepsBf16Weights} from '../tensor/storage.js'
+import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions, type TensorSource} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
-import {selectRows} from './tokenizer/select-rows.js'
-import {applyPrompt, literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
+import {literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
+import {encodeInWindows, type EncodeOptions} from './encode-windows.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 import {randomModelConfig} from './shape.js'
 import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
@@ -33,6 +34,7 @@ import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, effectivePara
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
 export type {SaveOptions} from './encoder-save.js'
+export {SORT_WINDOW_BATCHES, type EncodeOptions} from './encode-windows.js'
 export {ModelConfigError} from './st-layout.js'
 export {architectureFor, EncoderLoadError} from './consistency.js'
 
@@ -41,39 +43,6 @@ export interface ForwardResult {
   /** [0] is the embedding output, [l] the output of layer l (numLayers + 1 tensors). */
   hiddenStates: tf.Tensor3D[]
 }
-
-export interface EncodeOptions {
-  /** Name of a prompt from the checkpoint's prompts (e.g. "query"). */
-  prompt?: string
-  /**
-   * What goes around every text (overrides `prompt`): a literal instruction prefix, or a template
-   * already filled with its instruction (src/core/prompts.ts fillTemplate).
-   */
-  instruction?: string | Prompt
-  batchSize?: number
-  maxLength?: number
-  normalize?: boolean
-  /** Override the checkpoint's pooling for this call. */
-  pooling?: PoolingMode
-  /**
-   * Texts tokenized and sorted by token count together (default 64 batches' worth): each window is
-   * encoded longest first in batches of similar length, so little padding is computed, and the
-   * vectors come back in input order. Bounded so a corpus streamed in chunks is never held whole;
-   * `sortWindow` <= batchSize encodes in input order.
-   */
-  sortWindow?: number
-  /**
-   * Token budget of a batch: rows x its longest row (padding included) stays within it (a single
-   * longer text still forms a batch of one). Batches of short texts then hold more rows; batchSize,
-   * when given, still caps the rows.
-   */
-  maxTokensPerBatch?: number
-  /** Progress after each batch: texts encoded so far, of all, their non-padding tokens and the tokens computed (padding included). */
-  onEvent?: (event: EncodeProgressEvent) => void
-}
-
-/** Default sort window, in batches. */
-export const SORT_WINDOW_BATCHES = 64
 
 /** What an encoder is and how it turns texts into vectors: the fields of `Encoder`, which the implementation declares once (see TransformerEncoder). */
 export interface EncoderFields {
@@ -135,6 +104,9 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
   const {config, arch, tokenizer, weights, selection, warning} = await openCheckedModel(root, options.registry, options.configOverrides)
   const variables = new Map<string, tf.Variable>()
   const passthrough = new Map<string, LoadedTensor>()
+  // Under --precision bf16 (torch) BF16 weights stay bfloat16 in memory and every tensor is saved in
+  // its checkpoint's dtype (src/tensor/storage.ts); otherwise weights are float32 and saved as F32.
+  const storedDtypes = keepsBf16Weights() ? new Map<string, SafetensorsDtype>() : undefined
   let st: ReturnType<typeof readSentenceTransformersConfig>
   try {
     st = readSentenceTransformersConfig(root)
@@ -144,7 +116,8 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
       const bad = firstNonFiniteIndex(t.data)
       if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${file}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
-      const initial = tf.tensor(t.data, shape, 'float32')
+      const initial = storedDtypes && t.dtype === 'BF16' ? bf16Tensor(t.data, shape) : tf.tensor(t.data, shape, 'float32')
+      storedDtypes?.set(name, t.dtype)
       variables.set(name, tf.variable(initial, options.trainable ?? true))
       initial.dispose()
     }
@@ -167,6 +140,7 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
     tokenizer,
     variables,
     passthrough,
+    storedDtypes,
     pooling: st.pooling ?? 'mean',
     normalize: st.normalize,
     includePrompt: st.includePrompt ?? false,
@@ -254,6 +228,8 @@ interface EncoderParts
   extends Pick<Encoder, 'config' | 'tokenizer' | 'variables' | 'pooling' | 'normalize' | 'includePrompt' | 'prompts' | 'defaultPromptName' | 'maxLength' | 'sourceDir'> {
   arch: EncoderArchitecture
   passthrough: Map<string, LoadedTensor>
+  /** Each weight's checkpoint dtype, to save it in (set when loaded keeping bf16 weights). */
+  storedDtypes?: Map<string, SafetensorsDtype>
   similarityFnName?: string
   /** The tokenizer files, read at load and written on save. */
   tokenizerFiles: ReadonlyMap<string, Uint8Array>
@@ -268,6 +244,7 @@ class TransformerEncoder implements Encoder {
   private readonly arch: EncoderArchitecture
   private readonly passthrough: Map<string, LoadedTensor>
   private readonly tokenizerFiles: ReadonlyMap<string, Uint8Array>
+  private readonly storedDtypes?: Map<string, SafetensorsDtype>
   private readonly similarityFnName?: string
   private readonly doLowerCase: boolean
 
@@ -291,6 +268,7 @@ class TransformerEncoder implements Encoder {
     Object.assign(this, fields)
     this.arch = parts.arch
     this.passthrough = parts.passthrough
+    this.storedDtypes = parts.storedDtypes
     this.similarityFnName = parts.similarityFnName
     this.tokenizerFiles = parts.tokenizerFiles
     this.doLowerCase = parts.doLowerCase
@@ -332,57 +310,22 @@ class TransformerEncoder implements Encoder {
   }
 
   async encode(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
-    const prompt = this.promptFor(options)
-    const batchSize = Math.max(1, options.batchSize ?? 32)
     const pooling = options.pooling ?? this.pooling
     if (!isPoolingMode(pooling)) throw new ModelConfigError(`pooling "${String(pooling)}" is not one of ${POOLING_MODES.join(', ')}`)
-    const normalize = options.normalize ?? this.normalize
-    const rowCap = options.batchSize ?? (options.maxTokensPerBatch ? Infinity : batchSize)
-    const window = Math.max(1, options.sortWindow ?? SORT_WINDOW_BATCHES * batchSize)
-    const out = new Array<Float32Array>(texts.length)
-    let done = 0
-    let tokens = 0
-    let padded = 0
-    for (let w0 = 0; w0 < texts.length; w0 += window) {
-      // One window: tokenized at once, then run longest first (as sentence-transformers sorts) in
-      // batches of similar token counts; vectors go back to their input positions.
-      const inputs = texts.slice(w0, w0 + window).map((t) => applyPrompt(prompt, t))
-      const all = await this.tokenize(
-        inputs.map((x) => x.input),
-        {maxLength: options.maxLength, prefixes: prompt.prefix ? inputs.map((x) => x.prefix) : undefined},
-      )
-      const order = inputs.map((_, i) => i)
-      if (window > batchSize || options.maxTokensPerBatch) order.sort((a, b) => all.lengths[b]! - all.lengths[a]! || a - b)
-      for (let start = 0; start < order.length; ) {
-        // rows while the batch (rows x its longest, the first in order) stays within the budgets
-        const longest = all.lengths[order[start]!]!
-        let end = start + 1
-        while (end < order.length && end - start < rowCap && (!options.maxTokensPerBatch || (end - start + 1) * longest <= options.maxTokensPerBatch)) end++
-        const rows = order.slice(start, end)
-        const batch = selectRows(all, rows)
-        const pooled = tf.tidy(() => this.pool(this.forward(batch).lastHiddenState, batch, {normalize, pooling}))
-        const flat = (await pooled.data()) as Float32Array
-        pooled.dispose()
-        const H = this.hiddenSize
-        rows.forEach((r, j) => (out[w0 + r] = flat.slice(j * H, (j + 1) * H)))
-        done += rows.length
-        tokens += batch.lengths.reduce((a, b) => a + b, 0)
-        padded += batch.batchSize * batch.seqLen
-        options.onEvent?.({type: 'encode-progress', done, total: texts.length, tokens, padded})
-        start = end
-        // One event-loop turn per batch: the awaits above can all resolve as microtasks, and a long
-        // encode must not starve signal handlers (Ctrl-C), timers and output streams.
-        await new Promise((resolve) => setImmediate(resolve))
-      }
-    }
-    return out
+    return encodeInWindows(this, texts, this.promptFor(options), {...options, pooling, normalize: options.normalize ?? this.normalize})
   }
 
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     // An adapted model saves its adapters only (PEFT's layout); fold them first for a full checkpoint.
+    // Read lazily: the writer streams one tensor at a time. A weight loaded keeping its dtype is
+    // saved in it (a bf16 checkpoint stays bf16, trained float32 masters rounded to nearest even).
     const prefix = this.lora ? PEFT_PREFIX : ''
-    const tensors: TensorToWrite[] = [...this.variables].map(([name, v]) => ({name: prefix + name, shape: v.shape, data: v.dataSync() as Float32Array}))
-    if (!this.lora) for (const [name, t] of this.passthrough) tensors.push({name, shape: t.shape, data: t.data})
+    const tensors: TensorSource[] = [...this.variables].map(([name, v]) => ({name: prefix + name, shape: v.shape, dtype: this.storedDtypes?.get(name), read: () => v.dataSync() as Float32Array}))
+    if (!this.lora)
+      for (const [name, t] of this.passthrough) {
+        const dtype = this.storedDtypes ? t.dtype : t.data instanceof Float32Array ? undefined : defaultDtype(t.data, 'F32')
+        tensors.push({name, shape: t.shape, dtype, read: () => t.data})
+      }
     await saveEncoderCheckpoint(
       dir,
       {

@@ -210,6 +210,34 @@ describe(`attention (${TEST_BACKEND})`, () => {
     tf.dispose(chunked.out)
   })
 
+  test('attention (torch): the chunked path in fused passes equals its composite form (values and gradients, dropout and mask, ≤ 1e-5 relative)', {skip: TEST_BACKEND !== 'torch' && 'torch pass only (CODIEMB_BACKEND=torch)'}, async () => {
+    await useTestBackend()
+    const backend = tf.backend() as unknown as TorchBackend
+    const run = (kernel: TorchBackend['attentionKernel'], dropoutRate: number) => {
+      backend.attentionKernel = kernel
+      try {
+        return tf.tidy(() => {
+          const [q, k, v, w] = [5, 6, 7, 8].map((s) => rand([2, 3, 40, 16], s))
+          const mask = tf.tensor4d(Array.from({length: 80}, (_, i) => (i % 40 >= 33 ? -1e9 : 0)), [2, 1, 1, 40])
+          const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, m: tf.Tensor) => ops.attention(a, b, c, {maskBias: m, blockRows: 16, dropoutRate, seed: 11})
+          const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, m: tf.Tensor) => tf.sum(tf.mul(f(a, b, c, m), w!)) as tf.Scalar)([q!, k!, v!, mask])
+          return [f(q!, k!, v!, mask), ...grads].map((x) => tf.keep(x))
+        })
+      } finally {
+        backend.attentionKernel = 'auto'
+      }
+    }
+    for (const rate of [0, 0.1]) {
+      const fast = run('chunked', rate)
+      const composite = run('chunked-composite', rate)
+      fast.forEach((x, i) => {
+        const e = relativeError(x, composite[i]!)
+        assert.ok(e <= 1e-5, `dropout ${rate}: ${['out', 'dq', 'dk', 'dv', 'dmask'][i]} differs by ${e.toExponential(2)} relative`)
+      })
+      tf.dispose([...fast, ...composite])
+    }
+  })
+
   test('attention: rejects shapes it cannot attend over', async () => {
     await useTestBackend()
     tf.tidy(() => {

@@ -27,7 +27,7 @@ export interface TorchInfo {
 }
 
 /** The attention kernels the addon can be asked for; `auto` picks per call (native/src/attention.cc). */
-export type AttentionKernel = 'auto' | 'chunked' | 'flash-cpu' | 'flash' | 'efficient' | 'cudnn'
+export type AttentionKernel = 'auto' | 'chunked' | 'chunked-composite' | 'flash-cpu' | 'flash' | 'efficient' | 'cudnn'
 
 export interface AttentionNativeOptions {
   scale: number

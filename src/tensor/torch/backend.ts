@@ -17,6 +17,11 @@ interface TensorRecord {
   refCount: number
   /** Tensors a fused kernel keeps for its gradient (softmax probabilities, layer-norm statistics). */
   extras?: TorchHandle[]
+  /**
+   * The handle holds bfloat16 storage behind a float32 tfjs tensor (a bf16 checkpoint's weights
+   * under --precision bf16, see storeBf16): kernels get a float32 copy, made per use.
+   */
+  bf16?: boolean
 }
 
 /** tfjs dtypes as the addon names them. */
@@ -134,9 +139,36 @@ export class TorchBackend extends tf.KernelBackend {
       this.owned.add(rec.handle)
       rec.values = undefined
     }
+    // bf16 storage: every kernel and the optimizer compute on float32 (the cast is exact), so no
+    // kernel needs a bf16 case and AdamW's update of a trainable weight comes out float32 (its master copy).
+    const handle = rec.bf16 ? this.op('aten::to', 'dtype')(rec.handle, 'float32') : rec.handle
     // tfjs may hand a data id to a kernel under another shape of the same size; give ATen that view.
-    if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(rec.handle, info.shape)
-    return rec.handle
+    if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(handle, info.shape)
+    return handle
+  }
+
+  /**
+   * A float32 tfjs tensor whose storage stays bfloat16 (`bits`: the raw bf16 values, 2 bytes each),
+   * halving its memory; kernels see float32 values (handleOf). Used for a bf16 checkpoint's weights
+   * under --precision bf16.
+   */
+  storeBf16(bits: Uint16Array, shape: number[]): tf.Tensor {
+    const handle = this.addon.fromArray(bits, shape, 'bfloat16', this.isCuda ? this.device : undefined)
+    this.owned.add(handle)
+    const dataId = {}
+    this.data.set(dataId, {handle, dtype: 'float32', shape: [...shape], refCount: 1, bf16: true})
+    return tf.engine().makeTensorFromTensorInfo({dataId, shape, dtype: 'float32'}, this)
+  }
+
+  /** The dtype a tensor is stored in (bfloat16 for storeBf16 tensors, else its tfjs dtype) and its bytes. */
+  storage(t: tf.TensorInfo): {dtype: string; bytes: number} {
+    const rec = this.data.get(t.dataId)
+    if (!rec) throw new Error('torch backend: tensor data not found (disposed, or from another backend)')
+    const count = rec.shape.reduce((a, b) => a * b, 1)
+    // Ask ATen for the dtype of a materialised tensor rather than trusting the bookkeeping.
+    const dtype = rec.handle ? this.addon.dtype(rec.handle) : rec.dtype
+    const size: Record<string, number> = {bfloat16: 2, float16: 2, bool: 1, uint8: 1, float64: 8, int64: 8}
+    return {dtype, bytes: count * (size[dtype] ?? 4)}
   }
 
   /** Registers an ATen result as a tfjs tensor of `dtype` (casting when ATen widened, e.g. int64 sums). */
@@ -191,10 +223,16 @@ export class TorchBackend extends tf.KernelBackend {
     params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[],
     hp: {learningRate: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; step: number},
   ): [tf.Tensor[], tf.Tensor[], tf.Tensor[]] {
-    const hs = (ts: tf.Tensor[]) => ts.map((t) => this.handleOf(t))
-    const [p2, m2, v2] = this.addon.adamw(hs(params), hs(grads), hs(m), hs(v), hp.learningRate, hp.beta1, hp.beta2, hp.epsilon, hp.weightDecay, hp.step)
-    const wrap = (hs2: TorchHandle[]) => hs2.map((x) => this.makeTensor(x, 'float32'))
-    return [wrap(p2), wrap(m2), wrap(v2)]
+    // Outside any kernel: release the float32 copies handleOf makes of bf16-stored parameters here.
+    const mark = this.tempMark()
+    try {
+      const hs = (ts: tf.Tensor[]) => ts.map((t) => this.handleOf(t))
+      const [p2, m2, v2] = this.addon.adamw(hs(params), hs(grads), hs(m), hs(v), hp.learningRate, hp.beta1, hp.beta2, hp.epsilon, hp.weightDecay, hp.step)
+      const wrap = (hs2: TorchHandle[]) => hs2.map((x) => this.makeTensor(x, 'float32'))
+      return [wrap(p2), wrap(m2), wrap(v2)]
+    } finally {
+      this.releaseTemps(mark)
+    }
   }
 
   // --- the KernelBackend contract ------------------------------------------------------------

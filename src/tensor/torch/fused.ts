@@ -68,7 +68,7 @@ reg(FUSED.dropoutGrad, (b, {dy, y}, {rate}) => {
 // Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
 // its output, the per-row log-sum-exp (and a fused kernel's RNG state), never the probabilities;
 // the backward recomputes them block by block or through ATen's fused backward.
-const ATTENTION_KERNELS: readonly AttentionKernel[] = ['auto', 'chunked', 'flash-cpu', 'flash', 'efficient', 'cudnn']
+const ATTENTION_KERNELS: readonly AttentionKernel[] = ['auto', 'chunked', 'chunked-composite', 'flash-cpu', 'flash', 'efficient', 'cudnn']
 
 function attentionOptions(b: TorchBackend, {scale, dropoutRate, seed, blockRows}: Attrs): AttentionNativeOptions {
   if (!ATTENTION_KERNELS.includes(b.attentionKernel)) {

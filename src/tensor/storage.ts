@@ -1,0 +1,57 @@
+/**
+ * Storage precision of weights, separate from the precision kernels compute in.
+ *
+ * Under `--precision bf16` the torch backend keeps a bf16 checkpoint's weights in bfloat16 (2 bytes
+ * a value instead of 4) while every kernel still sees float32 tensors: the backend hands a kernel a
+ * float32 copy per use (exact, bf16 ⊂ float32), and matrix products cast to bfloat16 again
+ * (autocast). Trainable weights become float32 at their first AdamW update — the float32 master
+ * copy the optimizer needs, alongside float32 moments — while frozen and inference-only weights
+ * (embed, eval, merge inputs) stay bfloat16 for the whole run. Other backends and precisions keep
+ * every weight in float32.
+ *
+ * Relations: src/tensor/torch/backend.ts (storeBf16, storage, handleOf) implements it;
+ * src/model/encoder.ts loads weights through bf16Tensor and saves each tensor in its checkpoint dtype.
+ */
+import * as tf from '@tensorflow/tfjs-core'
+
+/** What a backend with bf16 storage offers (the torch backend). */
+interface Bf16StorageBackend {
+  bf16Matmul: boolean
+  storeBf16(bits: Uint16Array, shape: number[]): tf.Tensor
+  storage(t: tf.TensorInfo): {dtype: string; bytes: number}
+}
+
+function storageBackend(): Bf16StorageBackend | undefined {
+  const b = tf.backend() as unknown as Partial<Bf16StorageBackend>
+  return typeof b.storeBf16 === 'function' && typeof b.storage === 'function' ? (b as Bf16StorageBackend) : undefined
+}
+
+/** Whether the active backend keeps bf16 weights in bfloat16 (the torch backend under --precision bf16). */
+export function keepsBf16Weights(): boolean {
+  return storageBackend()?.bf16Matmul === true
+}
+
+/**
+ * A float32 tensor of `values` — which must be bfloat16 values, e.g. read from a BF16 tensor of a
+ * checkpoint — stored in bfloat16 where the backend keeps bf16 weights, else in float32. A value
+ * that is not a bfloat16 is refused rather than silently rounded.
+ */
+export function bf16Tensor(values: Float32Array, shape: number[]): tf.Tensor {
+  const backend = keepsBf16Weights() ? storageBackend() : undefined
+  if (!backend) return tf.tensor(values, shape, 'float32')
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length)
+  const bits = new Uint16Array(values.length)
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!
+    if ((w & 0xffff) !== 0) throw new Error(`bf16Tensor: value ${values[i]} at index ${i} is not a bfloat16`)
+    bits[i] = w >>> 16
+  }
+  return backend.storeBf16(bits, shape)
+}
+
+/** The dtype a tensor is stored in (`bfloat16` for bf16-stored weights, else its tfjs dtype) and its bytes. */
+export function tensorStorage(t: tf.Tensor): {dtype: string; bytes: number} {
+  const backend = storageBackend()
+  if (backend) return backend.storage(t)
+  return {dtype: t.dtype, bytes: t.size * (t.dtype === 'bool' ? 1 : 4)}
+}
