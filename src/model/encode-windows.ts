@@ -9,6 +9,7 @@ import type {EncodeProgressEvent} from '../core/events.js'
 import {applyPrompt, type Prompt} from '../core/prompts.js'
 import type {PoolingMode} from './pooling.js'
 import type {TokenBatch} from './tokenizer/tokenizer.js'
+import type {PaddingSide} from './tokenizer/types.js'
 import {selectRows} from './tokenizer/select-rows.js'
 
 export interface EncodeOptions {
@@ -47,6 +48,7 @@ export const SORT_WINDOW_BATCHES = 64
 /** The parts of an encoder the loop runs. */
 export interface WindowEncoder {
   readonly hiddenSize: number
+  readonly tokenizer: {readonly paddingSide: PaddingSide}
   tokenize(texts: string[], options: {maxLength?: number; prefixes?: string[]}): Promise<TokenBatch>
   forward(batch: TokenBatch): {lastHiddenState: tf.Tensor3D}
   pool(hidden: tf.Tensor3D, batch: TokenBatch, options: {normalize?: boolean; pooling?: PoolingMode}): tf.Tensor2D
@@ -76,7 +78,7 @@ export async function encodeInWindows(encoder: WindowEncoder, texts: string[], p
       let end = start + 1
       while (end < order.length && end - start < rowCap && (!options.maxTokensPerBatch || (end - start + 1) * longest <= options.maxTokensPerBatch)) end++
       const rows = order.slice(start, end)
-      const batch = selectRows(all, rows)
+      const batch = selectRows(all, rows, encoder.tokenizer.paddingSide)
       const pooled = tf.tidy(() => encoder.pool(encoder.forward(batch).lastHiddenState, batch, {normalize, pooling}))
       const flat = (await pooled.data()) as Float32Array
       pooled.dispose()

@@ -79,3 +79,24 @@ test('selectRows keeps each row and pads only to the longest selected', () => {
   assert.deepEqual([...sub.offsets], [8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5])
   assert.deepEqual(sub.lengths, [2, 3])
 })
+
+test('selectRows with left padding keeps each row\'s last positions (decoder tokenizers pad on the left)', () => {
+  const batch = {
+    batchSize: 3,
+    seqLen: 4,
+    inputIds: Int32Array.of(0, 1, 5, 2, 0, 0, 1, 2, 1, 6, 7, 2),
+    attentionMask: Int32Array.of(0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1),
+    tokenTypeIds: new Int32Array(12),
+    offsets: new Int32Array(24).map((_, i) => i),
+    specialTokensMask: Uint8Array.of(0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1),
+    lengths: [3, 2, 4],
+    poolMask: Float32Array.of(0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1),
+    prefixLengths: [0, 0, 0],
+  }
+  const sub = selectRows(batch, [1, 0], 'left')
+  assert.equal(sub.seqLen, 3)
+  assert.deepEqual([...sub.inputIds], [0, 1, 2, 1, 5, 2])
+  assert.deepEqual([...sub.attentionMask], [0, 1, 1, 1, 1, 1])
+  assert.deepEqual([...sub.offsets], [10, 11, 12, 13, 14, 15, 2, 3, 4, 5, 6, 7])
+  assert.deepEqual(sub.lengths, [2, 3])
+})

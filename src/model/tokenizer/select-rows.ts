@@ -1,13 +1,14 @@
 /**
  * Picking rows out of a tokenized batch: `encode` tokenizes a whole window of texts at once, sorts
  * the rows by token count and runs the model on consecutive runs of that order, each cut to its
- * own longest row (right padding: a row's tokens are its first `lengths[r]` positions).
+ * own longest row (right padding: a row's tokens are its first `lengths[r]` positions; left
+ * padding, as decoder LLMs' tokenizers pad: its last).
  * Relations: src/model/encoder.ts (encode), src/model/tokenizer/types.ts (TokenBatch).
  */
-import type {TokenBatch} from './types.js'
+import type {PaddingSide, TokenBatch} from './types.js'
 
 /** A batch of the given rows of `batch`, in that order, padded only to the longest of them. */
-export function selectRows(batch: TokenBatch, rows: readonly number[]): TokenBatch {
+export function selectRows(batch: TokenBatch, rows: readonly number[], paddingSide: PaddingSide = 'right'): TokenBatch {
   const seqLen = Math.max(1, ...rows.map((r) => batch.lengths[r]!))
   const n = rows.length
   const from = batch.seqLen
@@ -24,7 +25,7 @@ export function selectRows(batch: TokenBatch, rows: readonly number[]): TokenBat
     prefixLengths: rows.map((r) => batch.prefixLengths[r] ?? 0),
   }
   rows.forEach((r, i) => {
-    const a = r * from
+    const a = r * from + (paddingSide === 'left' ? from - seqLen : 0)
     const b = a + seqLen
     const at = i * seqLen
     out.inputIds.set(batch.inputIds.subarray(a, b), at)
