@@ -343,7 +343,12 @@ describe('evaluation never substitutes data', () => {
     assert.match(reasons.ATEC, /test-00000-of-00001\.parquet: cannot read parquet/)
     assert.doesNotMatch(reasons.ATEC, /not found|fetch it with/)
     assert.match(reasons.Jl, /jl\/test\.jsonl:2: not valid utf-8 text/)
-    assert.ok(!existsSync(join(work, 'res-hf')), 'no validation split scored in place of test')
+    // ATEC's MTEB metadata lists validation too: it is scored as validation, never in place of test,
+    // and ATEC stays out of the summary (its benchmark scores test); Jl has nothing else to score
+    const dir = r.json.data.dir as string
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(dir, 'ATEC.json'), 'utf8')).scores), ['validation'])
+    assert.ok(!existsSync(join(dir, 'Jl.json')))
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')).tasks, {}, 'no validation split scored in place of test')
   })
 })
 
