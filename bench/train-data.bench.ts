@@ -23,11 +23,11 @@
  *   npm run bench -- train-data          CODIEMB_BENCH_TRAIN_DATA_GB=5 npm run bench -- train-data
  */
 import {spawnSync} from 'node:child_process'
-import {closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {Rng} from '../src/core/rng.js'
+import {writeFlagEmbeddingFile} from './flag-jsonl.js'
 
 const GB = 1e9
 const MB = 1024 * 1024
@@ -43,44 +43,6 @@ if (!existsSync(vocabDir)) {
 const here = dirname(fileURLToPath(import.meta.url))
 const src = join(here, '..', 'src')
 const backend = process.env.CODIEMB_BENCH_BACKEND ?? 'cpu'
-
-/** Deterministic pseudo-random text (English words and CJK, so UTF-8 paths are exercised). */
-function makeText(seed: number): (words: number) => string {
-  const random = new Rng(seed)
-  const vocab = 'the of and to in is for on that with as by this are from at be an or was it which retrieval embedding model query passage document score semantic similar text data train 飞机 起飞 城市 银行 问题 答案 检索 句子 语义 相似'.split(' ')
-  return (words) => Array.from({length: words}, () => vocab[random.int(vocab.length)]).join(' ')
-}
-
-/** Writes FlagEmbedding lines until the file reaches the target size; returns the mean UTF-8 text bytes of a row (query + positive + negatives). */
-function generate(file: string): {bytes: number; lines: number; rowTextBytes: number} {
-  const text = makeText(42)
-  const tails: string[] = []
-  let textBytes = 0
-  for (let i = 0; i < 4000; i++) {
-    const query = text(10)
-    const pos = [text(35)]
-    const neg = Array.from({length: 7}, () => text(30))
-    textBytes += [query, ...pos, ...neg].reduce((s, t) => s + Buffer.byteLength(t), 0)
-    tails.push(JSON.stringify({query, pos, neg}).slice('{"query":"'.length))
-  }
-  const fd = openSync(file, 'w')
-  let bytes = 0
-  let lines = 0
-  try {
-    while (bytes < targetBytes) {
-      const chunk: string[] = []
-      for (let i = 0; i < 4000; i++) chunk.push(`{"query":"${lines + i} ${tails[i]}\n`)
-      const buf = Buffer.from(chunk.join(''), 'utf8')
-      writeSync(fd, buf)
-      bytes += buf.byteLength
-      lines += chunk.length
-    }
-  } finally {
-    closeSync(fd)
-  }
-  // + the running number and its space in each query
-  return {bytes, lines, rowTextBytes: textBytes / 4000 + String(lines).length}
-}
 
 function child(script: string, what: string): Record<string, number> {
   const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {encoding: 'utf8', maxBuffer: 1 << 24})
@@ -108,7 +70,7 @@ try {
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (${process.env.CODIEMB_BENCH_NOTE ?? 'other jobs may share this machine'})`)
   const input = join(dir, 'train.jsonl')
   let t0 = Date.now()
-  const {bytes, lines, rowTextBytes} = generate(input)
+  const {bytes, lines, rowTextBytes} = writeFlagEmbeddingFile(input, targetBytes)
   console.log(`generated ${(bytes / GB).toFixed(2)} GB of FlagEmbedding JSON lines, ${lines.toLocaleString('en')} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 
   t0 = Date.now()
