@@ -1,7 +1,9 @@
 /**
  * One process of bench/distributed.bench.ts: IR training steps of a randomly initialised BERT on
  * stsb-zh-hardneg, as one rank of a data-parallel job (torchrun's variables set) or alone. Prints one
- * JSON line: per-step wall times (after the warm-up step), examples, and bytes all-reduced per step.
+ * JSON line: per-step wall times (after the warm-up step), examples, losses, bytes all-reduced per
+ * step, and the process group's backend and device. CODIEMB_DEVICE picks the device (default cpu;
+ * scripts/torch-device-check.sh runs it on cuda:0 with CODIEMB_DIST_BACKEND=nccl).
  */
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -27,13 +29,14 @@ const rows = lines.map((line, i) => {
 })
 const datasets: IrTrainingDataset[] = [{task: 'ir', name: 'stsb-zh-hardneg', path: 'bge_finetune_data.jsonl', rows, dropped: 0}]
 const registry = await builtinRegistry()
-await selectBackend(registry, 'torch')
+await selectBackend(registry, 'torch', process.env.CODIEMB_DEVICE ? {device: process.env.CODIEMB_DEVICE} : {})
 const env = distributedEnv()
 const dp = env ? new DataParallel(await joinProcessGroup(env, 'torch')) : undefined
 const encoder = await initRandomEncoder({arch: 'bert', tokenizerDir: join(SHARED, 'data', 'bert-vocab-zh'), layers, hidden, heads: Math.max(1, hidden / 64), intermediate: 4 * hidden, maxPositions: 64, seed: 1, registry})
 const global = createDynamic([{name: 'ir', task: 'ir', size: rows.length}], {batchSizes: {ir: globalBatch}}, 1)
 const at: number[] = []
 const examples: number[] = []
+const losses: Record<string, number>[] = []
 const trainer = new Trainer({
   encoder, datasets,
   sampler: dp ? new ShardedSampler(global, dp.rank, dp.size) : global,
@@ -46,6 +49,7 @@ const trainer = new Trainer({
     if (e.type !== 'step') return
     at.push(performance.now())
     examples.push(e.examples)
+    losses.push(e.loss)
   },
 })
 const before = dp?.group.stats().bytesReduced ?? 0
@@ -53,5 +57,11 @@ await trainer.run()
 // Every step reduces the same: the gradients (one bucketed all-reduce) and the step's totals.
 const bytes = (dp?.group.stats().bytesReduced ?? 0) - before
 const stepSeconds = at.slice(1).map((t, i) => (t - at[i]!) / 1000)
-console.log(JSON.stringify({rank: dp?.rank ?? 0, world: dp?.size ?? 1, stepSeconds, examples: examples.slice(1), bytesReducedPerStep: bytes / (steps + 1), parameters: [...encoder.variables.values()].reduce((a, v) => a + v.size, 0)}))
+const group = dp ? (await import('../src/tensor/torch/distributed.js')).torchDistributedInfo() : undefined
+console.log(
+  JSON.stringify({
+    rank: dp?.rank ?? 0, world: dp?.size ?? 1, backend: group?.backend, device: group?.device, stepSeconds, examples: examples.slice(1), losses,
+    bytesReducedPerStep: bytes / (steps + 1), parameters: [...encoder.variables.values()].reduce((a, v) => a + v.size, 0),
+  }),
+)
 dp?.close()

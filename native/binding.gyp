@@ -8,7 +8,9 @@
     "cxx_std%": "c++17",
     "with_cuda%": "0",
     "with_c10d%": "0",
-    "gloo_lib%": ""
+    "gloo_lib%": "",
+    "with_nccl%": "0",
+    "cuda_includes%": ""
   },
   "targets": [
     {
@@ -29,6 +31,13 @@
         }],
         ["'<(with_c10d)'=='1' and '<(gloo_lib)'!=''", {
           "libraries": ["-L<(gloo_lib)", "-Wl,-rpath,<(gloo_lib)", "-lgloo"]
+        }],
+        # NCCL process groups (CUDA tensors): ProcessGroupNCCL lives in libtorch_cuda; its headers need
+        # USE_C10D_NCCL and the CUDA and NCCL headers (cuda_includes: space-separated folders, e.g. the
+        # toolkit's include/ and the nvidia-*-cu12 wheels' include/ folders; found by build-torch.mjs).
+        ["'<(with_c10d)'=='1' and '<(with_cuda)'=='1' and '<(with_nccl)'=='1'", {
+          "defines": ["CODIEMB_WITH_NCCL=1", "USE_C10D_NCCL=1"],
+          "include_dirs": ["<@(cuda_includes)"]
         }],
         ["'<(with_cuda)'=='1'", {
           "defines": ["CODIEMB_WITH_CUDA=1"],

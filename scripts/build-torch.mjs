@@ -5,10 +5,11 @@
 //   2. a Python PyTorch install (`python3 -c "import torch"`; PYTHON overrides the interpreter)
 //   3. the system (Debian/Ubuntu `libtorch-dev`: /usr/include + /usr/lib/<multiarch>)
 // The C++ ABI (_GLIBCXX_USE_CXX11_ABI) is read from the library itself; CUDA is enabled when
-// libtorch_cuda.so sits beside libtorch_cpu.so (CODIEMB_TORCH_CUDA=0 forces a CPU-only build).
+// libtorch_cuda.so sits beside libtorch_cpu.so (CODIEMB_TORCH_CUDA=0 forces a CPU-only build); NCCL
+// process groups when, besides, the CUDA and NCCL headers are found (CODIEMB_TORCH_NCCL=0: without).
 // Usage: node scripts/build-torch.mjs [--print] (--print: only report what was found)
 import {spawnSync} from 'node:child_process'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 
@@ -28,7 +29,10 @@ function fromPython() {
   if (r.status !== 0) return undefined
   const [dir, abi, version] = r.stdout.trim().split('\n')
   const found = fromDir(dir, `python (${python}: torch ${version} at ${dir})`)
-  if (found) found.abi = abi
+  if (found) {
+    found.abi = abi
+    found.sitePackages = dirname(dir)
+  }
   return found
 }
 
@@ -69,6 +73,32 @@ function detectC10d({include, lib}) {
   return {on: true, glooLib}
 }
 
+/**
+ * NCCL process groups (ProcessGroupNCCL, in libtorch_cuda) need, besides a CUDA libtorch with c10d, the
+ * headers its own headers include: the CUDA runtime, cuBLAS, cuSPARSE (ATen/cuda/CUDAContext.h) and
+ * nccl.h. They come from a CUDA toolkit (CUDA_HOME, /usr/local/cuda) or, for PyTorch's pip wheels,
+ * from the nvidia-*-cu12 wheels installed beside torch (site-packages/nvidia/<part>/include: nccl.h
+ * from nvidia-nccl-cu12). Every such folder found is passed on; the build needs each header in one.
+ */
+function detectNccl({include, sitePackages}, cuda, c10d) {
+  if (process.env.CODIEMB_TORCH_NCCL === '0') return {on: false, why: 'CODIEMB_TORCH_NCCL=0'}
+  if (cuda !== '1') return {on: false, why: 'a CPU-only libtorch (no libtorch_cuda)'}
+  if (!c10d.on) return {on: false, why: 'no c10d'}
+  if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'))) return {on: false, why: `no torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp under ${include}`}
+  const dirs = []
+  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda']) if (home) dirs.push(join(home, 'include'))
+  if (sitePackages && existsSync(join(sitePackages, 'nvidia'))) {
+    for (const part of readdirSync(join(sitePackages, 'nvidia')).sort()) dirs.push(join(sitePackages, 'nvidia', part, 'include'))
+  }
+  dirs.push('/usr/include')
+  const existing = [...new Set(dirs)].filter((dir) => existsSync(dir))
+  const missing = ['cuda_runtime_api.h', 'cublas_v2.h', 'cusparse.h', 'nccl.h'].filter((h) => !existing.some((dir) => existsSync(join(dir, h))))
+  if (missing.length > 0)
+    return {on: false, why: `${missing.join(', ')} not found in ${existing.join(', ') || '(no CUDA include folder)'} (set CUDA_HOME to a CUDA toolkit; nccl.h: pip install nvidia-nccl-cu12)`}
+  // /usr/include is searched anyway; passing it with -I would reorder it before libtorch's own folders.
+  return {on: true, includes: existing.filter((dir) => dir !== '/usr/include')}
+}
+
 let found
 if (process.env.LIBTORCH) {
   found = fromDir(process.env.LIBTORCH, `LIBTORCH=${process.env.LIBTORCH}`)
@@ -92,8 +122,10 @@ found.abi ??= detectAbi(found.lib)
 const std = readFileSync(join(found.include, 'ATen', 'ATen.h'), 'utf8').includes('C++20 or later') ? 'c++20' : 'c++17'
 const cuda = process.env.CODIEMB_TORCH_CUDA !== '0' && existsSync(join(found.lib, 'libtorch_cuda.so')) ? '1' : '0'
 const c10d = detectC10d(found)
+const nccl = detectNccl(found, cuda, c10d)
 console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  -std=${std}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
 console.log(`  distributed (c10d + Gloo): ${c10d.on ? `yes${c10d.glooLib ? ` (Gloo library in ${c10d.glooLib})` : ' (Gloo inside libtorch)'}` : `no: ${c10d.why}`}`)
+console.log(`  NCCL process groups: ${nccl.on ? `yes (CUDA/NCCL headers from ${nccl.includes.join(', ') || '/usr/include'})` : `no: ${nccl.why}`}`)
 if (printOnly) process.exit(0)
 
 // node-gyp downloads Node's headers unless it is pointed at a local copy (offline machines).
@@ -101,7 +133,7 @@ const nodeDir = dirname(dirname(process.execPath))
 const gypArgs = ['rebuild', '--directory', join(root, 'native'), `--jobs=${process.env.JOBS || 'max'}`]
 if (process.env.npm_config_nodedir) gypArgs.push(`--nodedir=${process.env.npm_config_nodedir}`)
 else if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${nodeDir}`)
-gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`, `-Dwith_c10d=${c10d.on ? 1 : 0}`, `-Dgloo_lib=${c10d.glooLib ?? ''}`)
+gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`, `-Dwith_c10d=${c10d.on ? 1 : 0}`, `-Dgloo_lib=${c10d.glooLib ?? ''}`, `-Dwith_nccl=${nccl.on ? 1 : 0}`, `-Dcuda_includes=${(nccl.includes ?? []).map((dir) => `'${dir}'`).join(' ')}`)
 
 const require = createRequire(import.meta.url)
 const gyp = require.resolve('node-gyp/bin/node-gyp.js')

@@ -1,25 +1,32 @@
 // Multi-process collectives for data-parallel training, over PyTorch's own c10d library (the engine
 // torch.distributed and torchrun use), not a home-made one: a TCPStore for the rendezvous (rank 0
-// serves it at MASTER_ADDR:MASTER_PORT, as torchrun's contract says) and a ProcessGroupGloo for the
-// collectives (CPU tensors).
+// serves it at MASTER_ADDR:MASTER_PORT, as torchrun's contract says) and a process group for the
+// collectives: ProcessGroupGloo (CPU tensors; CUDA tensors staged through the host) or, in builds
+// with NCCL (CODIEMB_WITH_NCCL: a CUDA libtorch and nccl.h), ProcessGroupNCCL for CUDA tensors.
 //
 // One process group per process (a training run has one); every call names the collective and this
 // rank when it fails, and a failed group stays failed (a later collective repeats the first reason
 // instead of hanging on a half-finished exchange).
 //
-// Version notes. libtorch 1.13 (Debian's libtorch-dev) derives ProcessGroupGloo from ProcessGroup;
-// libtorch 2.x derives it from c10d::Backend. The members used here (the constructor from a store,
-// Options::create(timeout), devices, broadcast, allreduce, the list form of allgather, barrier,
-// Work::wait) have the same signatures in both, so one code path serves both; where 2.x differs
-// (device factories grew a defaulted lazyInit argument) the call does not pass it. Gloo in 1.13 has no
-// reduce_scatter and no _allgather_base: all-reduce and the list form of all-gather are used.
+// Version notes. libtorch 1.13 (Debian 12's libtorch-dev) derives ProcessGroupGloo and
+// ProcessGroupNCCL from c10d::ProcessGroup; libtorch 2.x derives them from c10d::Backend (ProcessGroup
+// became a dispatcher over Backends). The group is held through that base (CollectiveBackend below,
+// chosen by TORCH_VERSION_MAJOR); the members used (the constructors from a store,
+// Options::create, Options::timeout, devices, broadcast, allreduce, the list form of allgather,
+// barrier, Work::wait) have the same signatures in both, which scripts/check-libtorch2.sh checks by
+// compiling this file against Debian 13's libtorch 2.6 headers (1.13 is what `npm run build:torch`
+// builds here). Where 2.x differs (device factories grew a defaulted lazyInit argument) the call does
+// not pass it. Gloo in 1.13 has no reduce_scatter and no _allgather_base: all-reduce and the list form
+// of all-gather are used.
 // Built only where scripts/build-torch.mjs found the c10d and Gloo headers (CODIEMB_WITH_C10D); other
 // builds export the same functions, which throw saying why.
 #include "distributed.h"
 
+#include <c10/core/DeviceGuard.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -28,6 +35,11 @@
 #ifdef CODIEMB_WITH_C10D
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef CODIEMB_WITH_NCCL
+// Needs USE_C10D_NCCL (ProcessGroupNCCL.hpp is empty without it), the CUDA runtime headers and nccl.h.
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #endif
 
 namespace codiemb {
@@ -78,13 +90,30 @@ Napi::Value Guard(Napi::Env env, const std::string &context, F &&body) {
 
 #ifdef CODIEMB_WITH_C10D
 
+// The common base of ProcessGroupGloo and ProcessGroupNCCL, where the collectives are declared: in
+// libtorch 2.x the process groups proper became c10d::Backend objects (c10d::ProcessGroup now
+// dispatches to them); in 1.x they derived from c10d::ProcessGroup itself.
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveBackend = c10d::Backend;
+#else
+using CollectiveBackend = c10d::ProcessGroup;
+#endif
+
+#ifdef CODIEMB_WITH_NCCL
+constexpr bool kHasNccl = true;
+#else
+constexpr bool kHasNccl = false;
+#endif
+
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<CollectiveBackend> pg;
   int rank = 0;
   int size = 1;
   std::chrono::milliseconds timeout{300000};
   std::string backend = "gloo";
+  // Where this rank's tensors live (NCCL: the CUDA device set before the group was created).
+  c10::Device device{c10::kCPU};
   // The first failure; later collectives repeat it (the peers' state is unknown after one).
   std::string broken;
   uint64_t collectives = 0;
@@ -104,6 +133,15 @@ std::shared_ptr<Group> Current(const std::string &what) {
 std::string Where(const Group &g, const std::string &what) {
   return what + " on rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + " (" + g.backend + ")";
 }
+
+// Makes the group's CUDA device current on the calling thread for the scope (collectives may run on
+// a libuv worker thread, whose current CUDA device is its own); nothing on CPU.
+struct DeviceScope {
+  explicit DeviceScope(const Group &g) {
+    if (g.device.is_cuda()) guard.reset_device(g.device);
+  }
+  c10::OptionalDeviceGuard guard;
+};
 
 // Waits for every work item; the first failure marks the group broken and is rethrown with context.
 template <typename WorkPtr>
@@ -224,7 +262,71 @@ bool IsLoopback(const std::string &addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
-// distInit({rank, worldSize, masterAddr, masterPort, timeoutMs, interface?, hostname?, threads?})
+const char *kNoNccl =
+    "this torch addon was built without NCCL (it needs a CUDA libtorch, its c10d headers and nccl.h, e.g. from the "
+    "nvidia-nccl-cu12 wheel; npm run build:torch prints why not); use backend gloo";
+
+void CreateGloo(Group &g, const Napi::Object &o, const std::string &addr) {
+  auto opts = c10d::ProcessGroupGloo::Options::create(g.timeout);
+  std::string iface = StringOption(o, "interface", "");
+  std::string host = StringOption(o, "hostname", "");
+  if (!iface.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+  else if (!host.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+  else if (IsLoopback(addr)) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  opts->threads = static_cast<int>(IntOption(o, "threads", 2));
+  g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, g.rank, g.size, opts);
+}
+
+#ifdef CODIEMB_WITH_NCCL
+// An NCCL communicator belongs to one GPU, so this rank's device is made current before the group
+// exists (what torch.distributed asks of its users: torch.cuda.set_device(LOCAL_RANK) first); NCCL's
+// communicator and streams are then created on it rather than on a device guessed from the rank.
+// Blocking wait (TORCH_NCCL_BLOCKING_WAIT in 2.x, NCCL_BLOCKING_WAIT in 1.x; both are set unless the
+// user set either) makes Work::wait block the calling worker thread until the collective finished and
+// throw once it exceeds the timeout: the contract Gloo has (a failure is a JS exception naming the
+// collective and the rank) instead of NCCL's watchdog tearing the process down.
+void CreateNccl(Group &g) {
+  int count = static_cast<int>(c10::cuda::device_count());
+  if (g.device.index() >= count)
+    throw std::invalid_argument("device " + g.device.str() + ": this machine has " + std::to_string(count) + " CUDA device(s) (LOCAL_RANK picks cuda:LOCAL_RANK)");
+  if (!std::getenv("TORCH_NCCL_BLOCKING_WAIT") && !std::getenv("NCCL_BLOCKING_WAIT")) {
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+    setenv("NCCL_BLOCKING_WAIT", "1", 0);
+  }
+  c10::cuda::set_device(g.device.index());
+  auto opts = c10d::ProcessGroupNCCL::Options::create();
+  opts->timeout = g.timeout;
+  g.pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g.store, g.rank, g.size, opts);
+}
+#endif
+
+// The device of this rank's tensors ("cpu", "cuda", "cuda:N"; a bare "cuda" means cuda:localRank).
+c10::Device RankDevice(const Napi::Object &o) {
+  std::string name = StringOption(o, "device", "cpu");
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const c10::Error &) {
+    throw std::invalid_argument("device \"" + name + "\" (expected cpu, cuda or cuda:N)");
+  }
+  if (!device.is_cpu() && !device.is_cuda()) throw std::invalid_argument("device \"" + name + "\" (expected cpu, cuda or cuda:N)");
+  if (device.is_cuda() && !device.has_index()) device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(IntOption(o, "localRank", 0)));
+  return device;
+}
+
+// backend: "nccl" | "gloo"; by default NCCL for CUDA tensors when this build has it, else Gloo.
+std::string ChooseBackend(const Napi::Object &o, const c10::Device &device) {
+  std::string backend = StringOption(o, "backend", "");
+  if (backend.empty()) return device.is_cuda() && kHasNccl ? "nccl" : "gloo";
+  if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("backend \"" + backend + "\" (expected nccl or gloo)");
+  if (backend == "nccl" && !kHasNccl) throw std::invalid_argument(std::string("backend nccl: ") + kNoNccl);
+  if (backend == "nccl" && !device.is_cuda()) throw std::invalid_argument("backend nccl needs CUDA tensors (device is " + device.str() + "); use gloo on the CPU");
+  return backend;
+}
+
+// distInit({rank, worldSize, masterAddr, masterPort, timeoutMs, backend?, device?, localRank?,
+//           interface?, hostname?, threads?})
 Napi::Value Init(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, "distInit", [&]() -> Napi::Value {
@@ -241,6 +343,8 @@ Napi::Value Init(const Napi::CallbackInfo &info) {
     group->rank = rank;
     group->size = size;
     group->timeout = std::chrono::milliseconds(IntOption(o, "timeoutMs", 300000));
+    group->device = RankDevice(o);
+    group->backend = ChooseBackend(o, group->device);
     std::string stage = "rendezvous at " + addr + ":" + std::to_string(port);
     try {
       c10d::TCPStoreOptions so;
@@ -250,16 +354,13 @@ Napi::Value Init(const Napi::CallbackInfo &info) {
       so.waitWorkers = true;
       so.timeout = group->timeout;
       group->store = c10::make_intrusive<c10d::TCPStore>(addr, so);
-      stage = "connecting to the other ranks (gloo process group)";
-      auto opts = c10d::ProcessGroupGloo::Options::create(group->timeout);
-      std::string iface = StringOption(o, "interface", "");
-      std::string host = StringOption(o, "hostname", "");
-      if (!iface.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
-      else if (!host.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
-      else if (IsLoopback(addr)) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-      else opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      opts->threads = static_cast<int>(IntOption(o, "threads", 2));
-      group->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group->store, rank, size, opts);
+      stage = "connecting to the other ranks (" + group->backend + " process group on " + group->device.str() + ")";
+#ifdef CODIEMB_WITH_NCCL
+      if (group->backend == "nccl") CreateNccl(*group);
+      else CreateGloo(*group, o, addr);
+#else
+      CreateGloo(*group, o, addr);
+#endif
     } catch (const c10::Error &e) {
       throw std::runtime_error("rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + stage + " failed: " + e.what_without_backtrace());
     } catch (const std::exception &e) {
@@ -281,6 +382,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo &info) {
     int64_t cap = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : (25 << 20);
     bool async = info[3].ToBoolean().Value();
     return Dispatch(env, async, [g, ts, op, cap]() {
+      DeviceScope scope(*g);
       auto buckets = MakeBuckets(ts, cap);
       uint64_t bytes = BucketBytes(buckets);
       std::string what = "all_reduce(" + op + ", " + std::to_string(ts.size()) + " tensors, " + Bytes(bytes) + ")";
@@ -294,7 +396,8 @@ Napi::Value AllReduce(const Napi::CallbackInfo &info) {
         works.push_back(g->pg->allreduce(one, ao));
       }
       WaitAll(*g, works, what);
-      // Gloo has no AVG reduction: sum, then divide (exact for a power-of-two world size).
+      // Gloo has no AVG reduction (NCCL's needs NCCL >= 2.10): sum, then divide, on both backends
+      // (exact for a power-of-two world size).
       if (op == "avg")
         for (auto &b : buckets) b.flat.div_(static_cast<double>(g->size));
       g->collectives += works.size();
@@ -315,6 +418,7 @@ Napi::Value Broadcast(const Napi::CallbackInfo &info) {
     int64_t cap = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : (25 << 20);
     bool async = info[3].ToBoolean().Value();
     return Dispatch(env, async, [g, ts, root, cap]() {
+      DeviceScope scope(*g);
       auto buckets = MakeBuckets(ts, cap);
       uint64_t bytes = BucketBytes(buckets);
       std::string what = "broadcast(from rank " + std::to_string(root) + ", " + std::to_string(ts.size()) + " tensors, " + Bytes(bytes) + ")";
@@ -344,6 +448,7 @@ Napi::Value AllGather(const Napi::CallbackInfo &info) {
     at::Tensor x = g_access.tensor(info[0], "all_gather");
     bool async = info[1].ToBoolean().Value();
     return Dispatch(env, async, [g, x]() {
+      DeviceScope scope(*g);
       at::Tensor local = x.dim() == 0 ? x.reshape({1}) : x.contiguous();
       std::string what = "all_gather(" + std::to_string(local.numel() * local.element_size()) + " B per rank)";
       auto gatherList = [&](const at::Tensor &t) {
@@ -389,10 +494,23 @@ Napi::Value Barrier(const Napi::CallbackInfo &info) {
     auto g = Current("barrier");
     bool async = info[0].ToBoolean().Value();
     auto run = [g]() {
-      c10d::BarrierOptions bo;
-      bo.timeout = g->timeout;
-      std::vector<c10::intrusive_ptr<c10d::Work>> works{g->pg->barrier(bo)};
-      WaitAll(*g, works, "barrier");
+      DeviceScope scope(*g);
+      std::vector<c10::intrusive_ptr<c10d::Work>> works;
+      if (g->backend == "nccl") {
+        // NCCL has no barrier of its own: c10d's all-reduces one element on a device it guesses from
+        // the rank; this one all-reduces on this rank's device, then waits for the GPU to finish it.
+        std::vector<at::Tensor> one{at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(g->device))};
+        c10d::AllreduceOptions ao;
+        ao.timeout = g->timeout;
+        works.push_back(g->pg->allreduce(one, ao));
+        WaitAll(*g, works, "barrier");
+        one[0].cpu();
+      } else {
+        c10d::BarrierOptions bo;
+        bo.timeout = g->timeout;
+        works.push_back(g->pg->barrier(bo));
+        WaitAll(*g, works, "barrier");
+      }
       g->collectives += 1;
       return std::vector<at::Tensor>{};
     };
@@ -402,7 +520,21 @@ Napi::Value Barrier(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value Destroy(const Napi::CallbackInfo &info) {
-  // Dropping the references closes Gloo's connections and, on rank 0, the store's server.
+#if defined(CODIEMB_WITH_NCCL) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6))
+  // libtorch 2.6's ProcessGroupNCCL wants an explicit shutdown (its destructor warns and does it
+  // itself otherwise); a failed group's communicators are aborted instead (a shutdown would wait on
+  // them). Earlier versions: the destructor alone (2.0-2.5 unchecked here).
+  if (g_group && g_group->backend == "nccl") {
+    auto *nccl = static_cast<c10d::ProcessGroupNCCL *>(g_group->pg.get());
+    try {
+      if (g_group->broken.empty()) nccl->shutdown();
+      else nccl->abort();
+    } catch (const std::exception &) {
+      // Leaving anyway: the process is done with the group.
+    }
+  }
+#endif
+  // Dropping the references closes the connections and, on rank 0, the store's server.
   g_group.reset();
   return info.Env().Undefined();
 }
@@ -411,14 +543,17 @@ Napi::Value Info(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto out = Napi::Object::New(env);
   out.Set("available", true);
-  auto backends = Napi::Array::New(env, 1);
+  auto backends = Napi::Array::New(env);
   backends.Set(0u, "gloo");
+  if (kHasNccl) backends.Set(1u, "nccl");
   out.Set("backends", backends);
+  if (!kHasNccl) out.Set("ncclReason", kNoNccl);
   out.Set("initialized", static_cast<bool>(g_group));
   if (g_group) {
     out.Set("rank", g_group->rank);
     out.Set("worldSize", g_group->size);
     out.Set("backend", g_group->backend);
+    out.Set("device", g_group->device.str());
     out.Set("timeoutMs", static_cast<double>(g_group->timeout.count()));
     out.Set("collectives", static_cast<double>(g_group->collectives));
     out.Set("bytesReduced", static_cast<double>(g_group->bytesReduced));

@@ -6,7 +6,9 @@
  *   LOCAL_WORLD_SIZE (ranks on this machine: shares the CPU threads), MASTER_ADDR, MASTER_PORT
  *   (where rank 0 serves the rendezvous store).
  * codiemb adds CODIEMB_DIST_TIMEOUT (seconds a rendezvous or a collective may wait for the other
- * ranks before this rank fails naming it; default 300) and honours GLOO_SOCKET_IFNAME like PyTorch.
+ * ranks before this rank fails naming it; default 300) and CODIEMB_DIST_BACKEND (nccl | gloo, what
+ * init_process_group's backend argument is in PyTorch; default: nccl for CUDA tensors where the addon
+ * has it, else gloo), and honours GLOO_SOCKET_IFNAME like PyTorch.
  */
 import {CodiembError} from './errors.js'
 
@@ -21,6 +23,8 @@ export interface DistributedEnv {
   timeoutMs: number
   /** GLOO_SOCKET_IFNAME: the network interface Gloo binds to (multi-node). */
   interface?: string
+  /** CODIEMB_DIST_BACKEND: the c10d process group; unset: nccl on CUDA devices (where built), gloo otherwise. */
+  backend?: 'nccl' | 'gloo'
 }
 
 export const DEFAULT_DIST_TIMEOUT_SECONDS = 300
@@ -55,5 +59,17 @@ export function distributedEnv(env: NodeJS.ProcessEnv = process.env): Distribute
   const timeoutSeconds = Number(env.CODIEMB_DIST_TIMEOUT ?? DEFAULT_DIST_TIMEOUT_SECONDS)
   if (!(timeoutSeconds > 0)) throw new CodiembError(`environment variable CODIEMB_DIST_TIMEOUT=${JSON.stringify(env.CODIEMB_DIST_TIMEOUT)}: expected seconds > 0`)
   const iface = env.GLOO_SOCKET_IFNAME?.trim()
-  return {rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, timeoutMs: Math.round(timeoutSeconds * 1000), ...(iface ? {interface: iface} : {})}
+  const backend = env.CODIEMB_DIST_BACKEND?.trim().toLowerCase()
+  if (backend && backend !== 'nccl' && backend !== 'gloo') throw new CodiembError(`environment variable CODIEMB_DIST_BACKEND=${JSON.stringify(env.CODIEMB_DIST_BACKEND)}: expected nccl or gloo`)
+  return {
+    rank,
+    worldSize,
+    localRank,
+    localWorldSize,
+    masterAddr,
+    masterPort,
+    timeoutMs: Math.round(timeoutSeconds * 1000),
+    ...(iface ? {interface: iface} : {}),
+    ...(backend ? {backend: backend as 'nccl' | 'gloo'} : {}),
+  }
 }

@@ -8,13 +8,15 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {distributedEnv} from '../../src/core/distributed-env.js'
 import {joinProcessGroup} from '../../src/tensor/process-group.js'
+import {torchDistributedInfo} from '../../src/tensor/torch/distributed.js'
 import {useTestBackend} from './env.js'
 
 const mode = process.argv[2] ?? 'basic'
 const backend = await useTestBackend()
 const group = await joinProcessGroup(distributedEnv()!, backend)
 const r = group.rank
-const out: Record<string, unknown> = {rank: r, worldSize: group.worldSize}
+const info = torchDistributedInfo()
+const out: Record<string, unknown> = {rank: r, worldSize: group.worldSize, backend: info.backend, device: info.device}
 try {
   const a = tf.tensor2d([[r + 1, 2 * (r + 1)], [3, 4]])
   const b = tf.tensor1d([r * 10])

@@ -9,6 +9,9 @@ test('two ranks all-reduce (sum, avg), broadcast, all-gather rows of unequal cou
   const ranks = await runRanks('collectives-child.js', 2, {args: ['basic']})
   assert.ok(ranks.every((r) => r.code === 0), describeRanks(ranks))
   for (const {result} of ranks) {
+    // CPU tensors: Gloo, whether or not the addon has NCCL (the default picks NCCL for CUDA tensors only).
+    assert.equal(result.backend, 'gloo')
+    assert.equal(result.device, 'cpu')
     assert.deepEqual(result.sum, [[3, 6, 6, 8], [10]])
     assert.deepEqual(result.sumShape, [2, 2])
     assert.deepEqual(result.avg, [1.5, 3, 3, 4])
@@ -48,4 +51,20 @@ test('torchrun variables are read, defaulted and checked', () => {
   assert.throws(() => distributedEnv({WORLD_SIZE: '2', RANK: '0', MASTER_PORT: '1'}), /MASTER_ADDR is not set/)
   assert.throws(() => distributedEnv({WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: 'x', MASTER_PORT: 'abc'}), /MASTER_PORT="abc": expected an integer/)
   assert.throws(() => distributedEnv({WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: 'x', MASTER_PORT: '1', CODIEMB_DIST_TIMEOUT: '0'}), /CODIEMB_DIST_TIMEOUT/)
+  assert.equal(distributedEnv({WORLD_SIZE: '1', RANK: '0', CODIEMB_DIST_BACKEND: 'NCCL'})!.backend, 'nccl')
+  assert.equal(distributedEnv({WORLD_SIZE: '1', RANK: '0'})!.backend, undefined)
+  assert.throws(() => distributedEnv({WORLD_SIZE: '1', RANK: '0', CODIEMB_DIST_BACKEND: 'mpi'}), (e: Error) => e instanceof CodiembError && /CODIEMB_DIST_BACKEND="mpi": expected nccl or gloo/.test(e.message))
+})
+
+test('CODIEMB_DIST_BACKEND=nccl is refused, saying why, where NCCL cannot run (no NCCL in this build, or CPU tensors)', async (t) => {
+  if (!(await distributedAvailable(t))) return
+  const {torchDistributedInfo} = await import('../../src/tensor/torch/distributed.js')
+  const info = torchDistributedInfo()
+  assert.equal(info.backends[0], 'gloo')
+  // The test ranks compute on the CPU: NCCL is refused either way, before any rendezvous.
+  const ranks = await runRanks('collectives-child.js', 1, {args: ['basic'], env: () => ({CODIEMB_DIST_BACKEND: 'nccl'}), limitMs: 60_000})
+  // The child lets the CodiembError escape (an uncaught error: exit 1); the CLI maps it to exit 2.
+  assert.equal(ranks[0]!.code, 1, describeRanks(ranks))
+  if (info.backends.includes('nccl')) assert.match(ranks[0]!.stderr + ranks[0]!.stdout, /CODIEMB_DIST_BACKEND=nccl needs CUDA tensors/)
+  else assert.match(ranks[0]!.stderr + ranks[0]!.stdout, /CODIEMB_DIST_BACKEND=nccl: this torch addon was built without NCCL/)
 })

@@ -104,6 +104,11 @@ export interface DistInitOptions {
   timeoutMs: number
   /** Network interface for Gloo (GLOO_SOCKET_IFNAME); default: loopback when masterAddr is, else this host's address. */
   interface?: string
+  /** The process group: nccl (CUDA tensors, builds with NCCL) or gloo; default nccl on a CUDA device where built, else gloo. */
+  backend?: 'nccl' | 'gloo'
+  /** Where this rank's tensors live: cpu, cuda:N, or cuda (= cuda:localRank); made current before an NCCL group is created. */
+  device?: string
+  localRank?: number
   hostname?: string
 }
 
@@ -116,6 +121,10 @@ export interface DistInfo {
   rank?: number
   worldSize?: number
   backend?: string
+  /** The device the group's collectives run on (cpu, cuda:N). */
+  device?: string
+  /** Why this build has no NCCL process groups (absent when it has them). */
+  ncclReason?: string
   timeoutMs?: number
   collectives?: number
   bytesReduced?: number

@@ -38,6 +38,12 @@ export class TorchProcessGroup implements Collectives {
     const addon = loadTorchAddon()
     const info = torchDistributedInfo(addon)
     if (!info.available) throw new CodiembError(`distributed training (WORLD_SIZE=${env.worldSize}): ${info.reason}`)
+    // The active torch backend's device decides the default process group (NCCL for CUDA tensors).
+    const device = tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).device : 'cpu'
+    if (env.backend === 'nccl' && !info.backends.includes('nccl'))
+      throw new CodiembError(`CODIEMB_DIST_BACKEND=nccl: ${info.ncclReason ?? 'this torch addon has no NCCL process groups'}`)
+    if (env.backend === 'nccl' && !device.startsWith('cuda'))
+      throw new CodiembError(`CODIEMB_DIST_BACKEND=nccl needs CUDA tensors (--device cuda); this rank's device is ${device}: use gloo on the CPU`)
     try {
       addon.distInit({
         rank: env.rank,
@@ -45,7 +51,10 @@ export class TorchProcessGroup implements Collectives {
         masterAddr: env.masterAddr,
         masterPort: env.masterPort,
         timeoutMs: env.timeoutMs,
+        device,
+        localRank: env.localRank,
         ...(env.interface ? {interface: env.interface} : {}),
+        ...(env.backend ? {backend: env.backend} : {}),
       })
     } catch (error) {
       throw new ExecutionError(
