@@ -2,7 +2,8 @@
 # Builds devpack/pack.tar.xz, what scripts/torch-device-check.sh needs on a GPU machine that has PyTorch
 # but no Node and no network: this Node binary, the four Node-API headers, the node_modules subset the
 # torch bench loads (tfjs-core and tfjs-backend-cpu node bundles and their runtime deps, node-addon-api),
-# the compiled dist/ (without tests) and the bert-tiny tokenizer files the bench builds its models from.
+# the compiled dist/ (without tests), the bert-tiny tokenizer files the bench builds its models from, and
+# the first 200 rows of stsb-zh-hardneg with bert-vocab-zh (distributed.worker's 1-rank NCCL run).
 # Usage (after npm run build): bash scripts/make-device-pack.sh   then run the check with carry ["devpack"].
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,10 @@ for m in seedrandom long node-fetch whatwg-url tr46 webidl-conversions node-addo
 done
 cp -r dist "$stage/dist" && rm -rf "$stage/dist/test"
 cp "$tiny"/{vocab.txt,config.json,tokenizer_config.json} "$stage/shared/fixtures/models/bert-tiny/model/"
+# distributed.worker's data (the 1-rank NCCL/Gloo run): the first rows of stsb-zh-hardneg, the Chinese vocabulary.
+mkdir -p "$stage/shared/data/stsb-zh-hardneg"
+head -n 200 "$shared/data/stsb-zh-hardneg/bge_finetune_data.jsonl" > "$stage/shared/data/stsb-zh-hardneg/bge_finetune_data.jsonl"
+cp -r "$shared/data/bert-vocab-zh" "$stage/shared/data/"
 mkdir -p devpack
 tar -C "$stage" -cJf devpack/pack.tar.xz.tmp . && mv devpack/pack.tar.xz.tmp devpack/pack.tar.xz
 ls -la devpack/pack.tar.xz

@@ -15,6 +15,13 @@
 # per-process figure, sampled every 200 ms (the caching allocator's reserve plus the CUDA context, the
 # same measure for both), and PyTorch's own allocator peaks beside it.
 #
+# Then multi-process training's collectives: distributed.cc is built with c10d + Gloo and, where the
+# CUDA and NCCL headers are found (the nvidia-*-cu12 wheels beside torch, or CUDA_HOME), with NCCL
+# (ProcessGroupNCCL); a 1-rank data-parallel IR training run (bench/distributed.worker.ts, cross-device
+# negatives on) then goes through NCCL on cuda:0 (one GPU: NCCL allows one rank per GPU), and through
+# Gloo on the same GPU for comparison. The pack carries the first rows of stsb-zh-hardneg and
+# bert-vocab-zh for it.
+#
 # CHECK_DEVICE=cpu is the dry run on a machine without a GPU: no pack, the addon and dist/ already
 # built here (npm run build:torch && npm run build), tiny sizes through the same code paths
 # (tiny-large-512 for bge-large-512, tiny for MiniLM/bert-base), peak RSS for memory.
@@ -33,7 +40,19 @@ if [ "$DEV" = cuda ]; then
   which g++ || { echo NO_GPP; exit 3; }
   mkdir -p native/build/Release
   STD=c++17; grep -q "C++20 or later" $TD/include/ATen/ATen.h && STD=c++20
-  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
+  # distributed.cc: c10d + Gloo (linked into the wheel's libtorch_cpu), and NCCL when its headers compile.
+  FLAGS="-O2 -std=$STD -fPIC -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations"
+  CUINC=""; for d in ${CUDA_HOME:-/usr/local/cuda}/include $(dirname $TD)/nvidia/*/include; do [ -d "$d" ] && CUINC="$CUINC -I$d"; done
+  echo "CUDA/NCCL include folders:$CUINC"; ls $(dirname $TD)/nvidia/nccl/include 2>/dev/null
+  DISTFLAGS="-DCODIEMB_WITH_C10D=1 -DUSE_C10D_GLOO=1"
+  if g++ $FLAGS $DISTFLAGS -DCODIEMB_WITH_NCCL=1 -DUSE_C10D_NCCL=1 $CUINC -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-nccl.err; then
+    el "distributed.cc built with NCCL"
+  else
+    echo "NCCL_BUILD_FAILED:"; grep -E "error" /tmp/distributed-nccl.err | head -8
+    g++ $FLAGS $DISTFLAGS -c native/src/distributed.cc -o /tmp/distributed.o 2>&1 | grep -E "error" | head -8
+    el "distributed.cc built with Gloo only"
+  fi
+  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc /tmp/distributed.o -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
     -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
     -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
     -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
@@ -47,7 +66,22 @@ else
   SMALL=tiny; BIG=tiny-large-512; CPU_THREADS=${CODIEMB_TORCH_THREADS:-2}; ATT_TIMEOUT=600; BIG_TIMEOUT=900
 fi
 export CODIEMB_PYTHON=$PY
-node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}))"
+node -e "const a=require('./native/build/Release/codiemb_torch.node');console.log(JSON.stringify({...a.info(),parallelInfo:undefined}));console.log(JSON.stringify(a.distInfo()))"
+# Data-parallel training through c10d: one rank (WORLD_SIZE=1) of distributed.worker (IR steps of a
+# random BERT 4 x 256, global batch 16, cross-device negatives: all-reduce, broadcast and all-gather
+# all run), on the GPU through NCCL and through Gloo, on the CPU through Gloo. Prints the group's
+# backend and device, per-step times and losses.
+dist_run() {
+  el "data parallel, 1 rank: $1 on $2"
+  CODIEMB_DEVICE=$2 CODIEMB_DIST_BACKEND=$1 RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$3 \
+    CODIEMB_TORCH_THREADS=$CPU_THREADS CODIEMB_DIST_TIMEOUT=120 timeout $ATT_TIMEOUT node dist/bench/distributed.worker.js 16 3 4 256 1 2>&1 | tail -4
+  echo "  exit status ${PIPESTATUS[0]}"
+}
+if [ "$DEV" = cuda ]; then
+  dist_run nccl cuda:0 29731
+  dist_run gloo cuda:0 29732
+fi
+dist_run gloo cpu 29733
 # Attention: every kernel this libtorch has (chunked, flash-cpu, flash, efficient, cudnn) against the plain
 # formulation (values and gradients), dropout statistics and seeding, bytes kept for backward at T and
 # 2T, and a bge-large-sized layer (fwd+bwd time, kept bytes); exits 1 on a parity or memory failure.
