@@ -15,6 +15,11 @@
 # or run here. Every header read must come from the 2.6 tree (checked from g++'s dependency list: a
 # header missing there would otherwise be taken silently from the system's 1.13).
 #
+# CHECK_SYMBOLS=1 goes one step further without linking: it compiles the sources to objects and checks
+# that every libtorch/c10/Gloo symbol they reference is exported by trixie's libtorch 2.6 and libgloo
+# shared objects (libtorch2.6: a 58 MB download), i.e. that the declarations the headers promise
+# exist in the 2.6 libraries with the same mangled names. Not in CI (size, ~4 min of compiling).
+#
 # CHECK_NCCL=1 also compiles distributed.cc's NCCL process group (CODIEMB_WITH_NCCL) against 2.6 and
 # against the system's 1.13, with the CUDA 12.4, NCCL 2.22 and libcu++ headers of trixie's
 # nvidia-cuda-dev (non-free, a 934 MB download: only its include/ is kept), libnccl-dev (contrib,
@@ -60,14 +65,19 @@ fetch() {
   echo "$deb"
 }
 
-# Unpacks a .deb's /usr/include into $2 (once per .deb).
+# Unpacks a .deb's /usr/include (or, with a third argument "all", everything) into $2 (once per .deb).
 unpack() {
   local stamp
   stamp="$2/.$(basename "$1").unpacked"
   [ -f "$stamp" ] && return
   mkdir -p "$2"
-  dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './usr/include/*'
+  if [ "${3:-}" = all ]; then dpkg-deb -x "$1" "$2"; else dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards './usr/include/*'; fi
   touch "$stamp"
+}
+
+# The first package that package $2 of component $1 depends on whose name starts with $3.
+depends_on() {
+  awk -v p="$2" '$0 == "Package: " p {on = 1} on && /^$/ {exit} on && /^Depends:/' "$(index "$1")" | sed 's/^Depends://' | tr ',' '\n' | sed -n "s/^ *\($3[^ ]*\).*/\1/p" | head -1
 }
 
 t26="$cache/trixie-libtorch"
@@ -82,7 +92,7 @@ for d in "$(dirname "$(dirname "$(command -v node)")")/include/node" /usr/includ
 done
 [ -n "$nodeinc" ] || { echo "Node-API headers (node_api.h) not found" >&2; exit 2; }
 addonapi=$(node -p "require('node-addon-api').include_dir" 2>/dev/null | tr -d '"') || addonapi=node_modules/node-addon-api
-common=(-std=c++17 -fsyntax-only -Wall -Wno-unused-parameter -Wno-deprecated-declarations -Werror=return-type
+common=(-std=c++17 -Wall -Wno-unused-parameter -Wno-deprecated-declarations -Werror=return-type
   "-I$nodeinc" "-I$addonapi" -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=1)
 failed=0
 
@@ -93,7 +103,7 @@ compile() {
   shift 3
   deps=$(mktemp)
   start=$(date +%s)
-  if g++ "${common[@]}" "-I$inc" "-I$inc/torch/csrc/api/include" "$@" -MD -MF "$deps" "$file" -o /dev/null; then
+  if g++ -fsyntax-only "${common[@]}" "-I$inc" "-I$inc/torch/csrc/api/include" "$@" -MD -MF "$deps" "$file" -o /dev/null; then
     if [ "$inc" != /usr/include ] && tr ' \\' '\n\n' < "$deps" | grep -E '^/usr/(local/)?include/(torch|ATen|c10|caffe2|gloo)/' | head -3 | grep .; then
       echo "FAIL $label $file: the headers above came from the system, not $inc" >&2
       failed=1
@@ -111,6 +121,31 @@ c10d=(-DCODIEMB_WITH_C10D=1 -DUSE_C10D_GLOO=1)
 for f in native/src/*.cc; do compile "libtorch 2.6 (c10d + Gloo)" "$inc26" "$f" "${c10d[@]}"; done
 # Without c10d (builds without Gloo): distributed.cc's fallback exports.
 compile "libtorch 2.6 (no c10d)" "$inc26" native/src/distributed.cc
+
+if [ "${CHECK_SYMBOLS:-0}" = 1 ] && [ "$failed" = 0 ]; then
+  lib="$cache/trixie-libtorch-lib"
+  unpack "$(fetch main "$(depends_on main libtorch-dev libtorch)")" "$lib" all
+  unpack "$(fetch main "$(depends_on main libgloo-dev libgloo)")" "$lib" all
+  work=$(mktemp -d)
+  for f in native/src/*.cc; do
+    g++ -c -O0 -fPIC "${common[@]}" "-I$inc26" "-I$inc26/torch/csrc/api/include" "${c10d[@]}" "$f" -o "$work/$(basename "$f" .cc).o" || { echo "FAIL compiling $f to an object" >&2; exit 1; }
+  done
+  nm -u --format=just-symbols "$work"/*.o | sort -u > "$work/undefined"
+  nm --defined-only --format=just-symbols "$work"/*.o | sort -u > "$work/defined"
+  # What the C/C++ runtime (this system's; older than trixie's, so a subset) and Node provide.
+  for so in /lib/x86_64-linux-gnu/{libstdc++.so.6,libc.so.6,libm.so.6,libgcc_s.so.1}; do nm -D --defined-only --format=just-symbols "$so"; done | sed 's/@.*//' | sort -u > "$work/runtime"
+  find "$lib" -name '*.so.*' -type f -exec nm -D --defined-only --format=just-symbols {} + | sed 's/@.*//' | sort -u > "$work/libtorch"
+  comm -23 "$work/undefined" "$work/defined" | comm -23 - "$work/runtime" | grep -Ev '^(napi_|node_api_|_GLOBAL_OFFSET_TABLE_$|__dso_handle$|__tls_get_addr$|_ZTH)' > "$work/needed" || true
+  comm -23 "$work/needed" "$work/libtorch" > "$work/missing" || true
+  if [ -s "$work/missing" ]; then
+    echo "FAIL symbols the objects need that trixie's libtorch 2.6 / libgloo do not export:" >&2
+    c++filt < "$work/missing" | head -30 >&2
+    failed=1
+  else
+    el "ok   all $(wc -l < "$work/needed") libtorch/c10/Gloo symbols the objects reference are exported by libtorch 2.6 ($(grep -c c10d "$work/needed") of them c10d's)"
+  fi
+  rm -rf "$work"
+fi
 
 if [ "${CHECK_NCCL:-0}" = 1 ]; then
   cu="$cache/trixie-cuda"
