@@ -49,8 +49,14 @@ if [ "$DEV" = cuda ]; then
     el "distributed.cc built with NCCL"
   else
     echo "NCCL_BUILD_FAILED:"; grep -E "error" /tmp/distributed-nccl.err | head -8
-    g++ $FLAGS $DISTFLAGS -c native/src/distributed.cc -o /tmp/distributed.o 2>&1 | grep -E "error" | head -8
-    el "distributed.cc built with Gloo only"
+    if g++ $FLAGS $DISTFLAGS -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-gloo.err; then
+      el "distributed.cc built with Gloo only"
+    else
+      # No c10d headers usable (e.g. no gloo/ headers in this wheel): the exports that say so.
+      echo "GLOO_BUILD_FAILED:"; grep -E "error" /tmp/distributed-gloo.err | head -8
+      g++ $FLAGS -c native/src/distributed.cc -o /tmp/distributed.o
+      el "distributed.cc built without c10d"
+    fi
   fi
   g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc /tmp/distributed.o -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
     -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
