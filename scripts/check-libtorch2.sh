@@ -11,8 +11,8 @@
 # Downloads: the index (~10 MB) and ~2.5 MB of packages, once.
 #
 # Compile only (g++ -fsyntax-only, C++17): linking needs trixie's libtorch2.6 shared objects, which
-# need glibc >= 2.38 and libstdc++ from GCC 14 (Debian 12 has glibc 2.36, GCC 12), so nothing is linked
-# or run here. Every header read must come from the 2.6 tree (checked from g++'s dependency list: a
+# need GLIBC_2.38 and GLIBCXX_3.4.32 (Debian 12 has glibc 2.36 and GLIBCXX_3.4.30), so nothing is
+# linked or run here. Every header read must come from the 2.6 tree (checked from g++'s dependency list: a
 # header missing there would otherwise be taken silently from the system's 1.13).
 #
 # CHECK_SYMBOLS=1 goes one step further without linking: it compiles the sources to objects and checks
