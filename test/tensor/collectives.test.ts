@@ -56,6 +56,17 @@ test('torchrun variables are read, defaulted and checked', () => {
   assert.throws(() => distributedEnv({WORLD_SIZE: '1', RANK: '0', CODIEMB_DIST_BACKEND: 'mpi'}), (e: Error) => e instanceof CodiembError && /CODIEMB_DIST_BACKEND="mpi": expected nccl or gloo/.test(e.message))
 })
 
+test('distInit checks its backend and device before any rendezvous', async (t) => {
+  if (!(await distributedAvailable(t))) return
+  const {loadTorchAddon} = await import('../../src/tensor/torch/addon.js')
+  const addon = loadTorchAddon()
+  const base = {rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: 1, timeoutMs: 1000}
+  assert.throws(() => addon.distInit({...base, backend: 'mpi' as 'gloo'}), /distInit: backend "mpi" \(expected nccl or gloo\)/)
+  assert.throws(() => addon.distInit({...base, device: 'tpu:0'}), /distInit: device "tpu:0" \(expected cpu, cuda or cuda:N\)/)
+  assert.throws(() => addon.distInit({...base, backend: 'nccl', device: 'cpu'}), /distInit: backend nccl: this torch addon was built without NCCL|backend nccl needs CUDA tensors/)
+  assert.equal(addon.distInfo().initialized, false)
+})
+
 test('CODIEMB_DIST_BACKEND=nccl is refused, saying why, where NCCL cannot run (no NCCL in this build, or CPU tensors)', async (t) => {
   if (!(await distributedAvailable(t))) return
   const {torchDistributedInfo} = await import('../../src/tensor/torch/distributed.js')
