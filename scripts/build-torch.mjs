@@ -85,12 +85,14 @@ function detectNccl({include, sitePackages}, cuda, c10d) {
   if (cuda !== '1') return {on: false, why: 'a CPU-only libtorch (no libtorch_cuda)'}
   if (!c10d.on) return {on: false, why: 'no c10d'}
   if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'))) return {on: false, why: `no torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp under ${include}`}
+  // An explicit toolkit first, then the wheels beside torch (their CUDA is the one torch was built
+  // with), then the default toolkit location.
   const dirs = []
-  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda']) if (home) dirs.push(join(home, 'include'))
+  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH]) if (home) dirs.push(join(home, 'include'))
   if (sitePackages && existsSync(join(sitePackages, 'nvidia'))) {
     for (const part of readdirSync(join(sitePackages, 'nvidia')).sort()) dirs.push(join(sitePackages, 'nvidia', part, 'include'))
   }
-  dirs.push('/usr/include')
+  dirs.push('/usr/local/cuda/include', '/usr/include')
   const existing = [...new Set(dirs)].filter((dir) => existsSync(dir))
   const missing = ['cuda_runtime_api.h', 'cublas_v2.h', 'cusparse.h', 'nccl.h'].filter((h) => !existing.some((dir) => existsSync(join(dir, h))))
   if (missing.length > 0)
