@@ -42,7 +42,8 @@ if [ "$DEV" = cuda ]; then
   STD=c++17; grep -q "C++20 or later" $TD/include/ATen/ATen.h && STD=c++20
   # distributed.cc: c10d + Gloo (linked into the wheel's libtorch_cpu), and NCCL when its headers compile.
   FLAGS="-O2 -std=$STD -fPIC -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations"
-  CUINC=""; for d in ${CUDA_HOME:-/usr/local/cuda}/include $(dirname $TD)/nvidia/*/include; do [ -d "$d" ] && CUINC="$CUINC -I$d"; done
+  # CUDA_HOME, then the nvidia-*-cu12 wheels beside torch (torch's own CUDA), then /usr/local/cuda.
+  CUINC=""; for d in ${CUDA_HOME:+$CUDA_HOME/include} $(dirname $TD)/nvidia/*/include /usr/local/cuda/include; do [ -d "$d" ] && CUINC="$CUINC -I$d"; done
   echo "CUDA/NCCL include folders:$CUINC"; ls $(dirname $TD)/nvidia/nccl/include 2>/dev/null
   DISTFLAGS="-DCODIEMB_WITH_C10D=1 -DUSE_C10D_GLOO=1"
   if g++ $FLAGS $DISTFLAGS -DCODIEMB_WITH_NCCL=1 -DUSE_C10D_NCCL=1 $CUINC -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-nccl.err; then
