@@ -81,10 +81,17 @@ describe('embed, eval and mine with --nproc-per-node 2 (torch, Gloo)', () => {
     if (!existsSync(join(work, 'texts.txt'))) await writeData(work)
     // batch 4 → chunks of 256 texts: 3 chunks, rank 1 has none in the second round
     const args = (out: string) => ['embed', '-m', model, '-i', join(work, 'texts.txt'), '-o', join(work, out), '--batch-size', '4', '--json']
-    const [one, two] = await Promise.all([runCliAsync(args('one.arrow'), {cwd: REPO_ROOT, env: ENV}), runCliAsync([...args('two.arrow'), '--nproc-per-node', '2'], {cwd: REPO_ROOT, env: ENV})])
+    const events = join(work, 'embed-events.ndjson')
+    const [one, two] = await Promise.all([
+      runCliAsync(args('one.arrow'), {cwd: REPO_ROOT, env: ENV}),
+      runCliAsync([...args('two.arrow'), '--nproc-per-node', '2', '--events', events], {cwd: REPO_ROOT, env: ENV}),
+    ])
     assert.equal(one.status, 0, one.stderr + one.stdout)
     assert.equal(two.status, 0, two.stderr + two.stdout)
     assert.equal(two.json.result.worldSize, 2)
+    // one event stream: rank 0's (the ranks share the command line, --events included)
+    const types = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l).type)
+    assert.deepEqual([types.filter((t) => t === 'backend').length, types.filter((t) => t === 'done').length], [1, 1], types.join(','))
     assert.equal(two.json.result.rows, 700)
     assert.equal(two.json.result.tokens, one.json.result.tokens, 'rank 0 counts the tokens of both ranks')
     assert.ok(readFileSync(join(work, 'two.arrow')).equals(readFileSync(join(work, 'one.arrow'))), 'the 2-rank embeddings file differs from the 1-process one')
