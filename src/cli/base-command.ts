@@ -97,7 +97,9 @@ export abstract class CodiembCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
-    const events = (this.flags as {events?: string}).events
+    // In a job (torchrun's variables) the ranks share one command line: rank 0 alone writes --events.
+    const otherRank = !!process.env.WORLD_SIZE && Number(process.env.RANK) > 0
+    const events = otherRank ? undefined : (this.flags as {events?: string}).events
     if (events === '-' && this.jsonEnabled())
       throw new CodiembError('--events - and --json both write to standard output, which --json keeps for its one JSON document: give --events FILE (a path, or /dev/stderr)', {
         exitCode: 2,

@@ -10,13 +10,14 @@
  * Failure: when a rank ends with an error, the others fail on their next collective (a dead peer is
  * noticed at once, a hung one after CODIEMB_DIST_TIMEOUT); every rank still running `grace` after
  * the first failure is killed, so the job never hangs. The launcher then exits non-zero naming the
- * first rank that failed and why. Ctrl-C / SIGTERM on the launcher is passed to every rank (each
+ * first rank that failed and why (exit 2 when that rank exited 2: bad input, which the others'
+ * failures follow from; else 1). Ctrl-C / SIGTERM on the launcher is passed to every rank (each
  * finishes its step, rank 0 writes a checkpoint); ranks left running when the launcher exits are killed.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {createServer} from 'node:net'
 import {availableParallelism} from 'node:os'
-import {ExecutionError, InterruptedError, type StopSignal} from '../core/errors.js'
+import {CodiembError, EXIT_USER_ERROR, ExecutionError, InterruptedError, type StopSignal} from '../core/errors.js'
 
 export interface LaunchOptions {
   nproc: number
@@ -134,11 +135,13 @@ export async function launchLocalRanks(o: LaunchOptions): Promise<LaunchResult> 
     const first = failed[0]!
     const how = (e: (typeof ended)[number]) => (e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`)
     const why = first.rank === 0 && o.json ? (envelope?.message ?? tail(stderrOf[0]!)) : tail(stderrOf[first.rank]!)
-    throw new ExecutionError(
+    const message =
       `rank ${first.rank} of ${o.nproc} failed first (${how(first)})${why ? `: ${why}` : ''}` +
-        (failed.length > 1 ? `; then ${failed.slice(1).map((e) => `rank ${e.rank} (${how(e)})`).join(', ')}` : ''),
-      {data: {ranks: ended.map(({rank, code, signal}) => ({rank, code, signal}))}},
-    )
+      (failed.length > 1 ? `; then ${failed.slice(1).map((e) => `rank ${e.rank} (${how(e)})`).join(', ')}` : '')
+    const data = {ranks: ended.map(({rank, code, signal}) => ({rank, code, signal}))}
+    // Bad input found by the first rank to fail (exit 2) stays exit 2: the others' failures follow from it.
+    if (first.code === EXIT_USER_ERROR) throw new CodiembError(message, {exitCode: EXIT_USER_ERROR, data})
+    throw new ExecutionError(message, {data})
   } finally {
     o.signal?.removeEventListener('abort', forward)
     process.removeListener('exit', onExit)

@@ -3,6 +3,7 @@ import {CodiembCommand} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
 import {OUTPUTS, overwriteFileFlag} from '../cli/outputs.js'
 import {CodiembError} from '../core/errors.js'
+import {distributedFlags, startRanks} from '../cli/distributed.js'
 
 export default class Embed extends CodiembCommand<typeof Embed> {
   static {applyHelp(this, 'embed')}
@@ -19,6 +20,7 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     'text-field': Flags.string({summary: 'JSON/Arrow field holding the text.', default: 'text'}),
     'id-field': Flags.string({summary: 'JSON/Arrow field holding the id (default: id, else the line number).', default: 'id'}),
     encoding: Flags.string({summary: 'Text encoding of a .txt/.jsonl input: a TextDecoder label (utf-8, gbk, gb18030, big5, shift_jis, utf-16le, …).', default: 'utf-8', helpValue: 'LABEL'}),
+    ...distributedFlags('Encode in parallel'),
     ...overwriteFileFlag,
   }
 
@@ -26,11 +28,18 @@ export default class Embed extends CodiembCommand<typeof Embed> {
     const f = this.flags
     const {existsSync} = await import('node:fs')
     if (!existsSync(f.input)) throw new CodiembError(`input file not found: ${f.input}`, {exitCode: 2, name: 'UsageError'})
-    await this.outputs.claim(f.out, OUTPUTS.embeddings, {flag: '--out', overwrite: f.overwrite})
+    // --nproc-per-node N: N ranks each encode every N-th chunk; rank 0 gathers and writes (the ranks end together).
+    const start = await startRanks('embed', this.argv, f, {json: this.jsonEnabled(), graceSeconds: 10, signal: () => this.stopSignal('stopping every rank')})
+    if (start.launched) return start.result
+    const dist = start.env
+    if (!dist || dist.rank === 0) await this.outputs.claim(f.out, OUTPUTS.embeddings, {flag: '--out', overwrite: f.overwrite})
     const {textEncoding} = await import('../data/text-decoder.js')
     const encoding = textEncoding(f.encoding, '--encoding')
     const registry = await this.registry()
+    const {joinShardGroup, rankSettings} = await import('../cli/distributed.js')
+    if (dist) Object.assign(this.flags, rankSettings(dist, f))
     const backend = await this.activateBackend()
+    const group = dist ? await joinShardGroup(dist, backend.name) : undefined
     const {loadEncoder} = await import('../model/encoder.js')
     const {embedFile} = await import('../model/embed.js')
     const encoder = await loadEncoder(f.model, {registry, trainable: false, onWarning: (w) => this.addWarning(w)})
@@ -54,6 +63,7 @@ export default class Embed extends CodiembCommand<typeof Embed> {
               encoding,
               modelLabel: f.model,
               onEvent: reporter.into(task),
+              group,
             })
             task.title = `Embedded ${result.rows} texts into ${f.out}`
           },
@@ -61,10 +71,11 @@ export default class Embed extends CodiembCommand<typeof Embed> {
       ])
     } finally {
       encoder.dispose()
+      group?.close()
     }
     const r = result!
     this.emit({type: 'done', command: 'embed', stage: 'embed', rows: r.rows, tokens: r.tokens, seconds: r.seconds})
     this.info(`${r.rows} vectors of dim ${r.dim} -> ${f.out} (${r.textsPerSecond.toFixed(1)} texts/s, ${r.tokensPerSecond.toFixed(0)} tokens/s)`)
-    return {...r, model: f.model, backend: backend.name}
+    return {...r, model: f.model, backend: backend.name, ...(dist ? {worldSize: dist.worldSize} : {})}
   }
 }

@@ -4,6 +4,7 @@ import {applyHelp} from '../cli/messages.js'
 import type {TaskEvaluation} from '../eval/evaluate.js'
 import type {UnscoredSplit} from '../eval/results.js'
 import {OUTPUTS} from '../cli/outputs.js'
+import {distributedFlags, startRanks} from '../cli/distributed.js'
 
 export interface EvalCommandResult {
   model: string
@@ -43,10 +44,17 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     'model-name': Flags.string({summary: 'Model name in the results path (default: the model directory name).'}),
     revision: Flags.string({summary: 'Revision label in the results path (default: the first 12 hex digits of the weight fingerprint).'}),
     'record-paths': Flags.boolean({summary: 'Write local paths (data files, model directory) into the result files as they are; by default data files are named relative to --data-dir and the model directory is left out.'}),
+    ...distributedFlags('Encode in parallel'),
   }
 
   protected async exec(): Promise<EvalCommandResult> {
     const f = this.flags
+    // --nproc-per-node N: every rank evaluates the same tasks, encoding every N-th slice of each text
+    // set (all ranks get all vectors: EmbeddingStore); rank 0 alone owns the cache and writes results.
+    const start = await startRanks('eval', this.argv, f, {json: this.jsonEnabled(), graceSeconds: 10, signal: () => this.stopSignal('stopping every rank')})
+    if (start.launched) return start.result as EvalCommandResult
+    const dist = start.env
+    const writes = !dist || dist.rank === 0
     const {loadConfig} = await import('../config/load.js')
     const evalConfig = ((await loadConfig(f.config)).config.eval ?? {}) as Record<string, unknown>
     const registry = await this.registry()
@@ -73,20 +81,23 @@ export default class Eval extends CodiembCommand<typeof Eval> {
     if (!runs.length) throw new CodiembError('no tasks to evaluate: give --benchmark or --tasks (or eval.benchmark / eval.tasks in the config)', {exitCode: 2, name: 'UsageError'})
 
     // Runs evaluating other models may add to the same results folder: only this model's results are locked.
-    await this.outputs.claim(out, OUTPUTS.results, {flag: '--out', lock: false})
-    await this.activateBackend()
+    if (writes) await this.outputs.claim(out, OUTPUTS.results, {flag: '--out', lock: false})
+    const {joinShardGroup, rankSettings} = await import('../cli/distributed.js')
+    if (dist) Object.assign(this.flags, rankSettings(dist, f))
+    const backend = await this.activateBackend()
+    const group = dist ? await joinShardGroup(dist, backend.name) : undefined
     const {loadModelForEval} = await import('../eval/model.js')
     const model = await loadModelForEval(f.model, {registry, name: f['model-name'], revision: f.revision, onWarning: (w) => this.addWarning(w)})
     const {resultDir} = await import('../eval/results.js')
     try {
-      this.outputs.lock(resultDir(out, model.info))
+      if (writes) this.outputs.lock(resultDir(out, model.info))
     } catch (error) {
       model.dispose()
       throw error
     }
     const {evaluateTask} = await import('../eval/evaluate.js')
     const {EmbeddingStore} = await import('../eval/embedding-cache.js')
-    const store = new EmbeddingStore(cacheDir)
+    const store = new EmbeddingStore(cacheDir, {group})
     const {TaskDataError} = await import('../eval/task-data.js')
     const {isMissingSplit} = await import('../eval/evaluate.js')
     const optional = new Set<UnscoredSplit>()
@@ -132,10 +143,12 @@ export default class Eval extends CodiembCommand<typeof Eval> {
       )
     } finally {
       model.dispose()
+      group?.close()
     }
     const {writeResults, summaryRows} = await import('../eval/results.js')
     const paths = {recordPaths: f['record-paths'], dataDir}
-    const written = evaluations.length ? writeResults(out, model.info, evaluations, unscored, paths) : undefined
+    // ranks other than 0 computed the same scores and write nothing
+    const written = evaluations.length && writes ? writeResults(out, model.info, evaluations, unscored, paths) : undefined
     if (written) {
       this.emit({type: 'eval-summary', dir: written.dir, averages: written.summary.averages})
       if (!this.jsonEnabled()) {
@@ -155,7 +168,8 @@ export default class Eval extends CodiembCommand<typeof Eval> {
         {exitCode: 2, name: 'TaskDataError', data: {unscored, ...(written ? {dir: written.dir, files: written.files} : {})}},
       )
     }
-    const w = written!
+    // a rank other than 0 reports where rank 0 wrote (its files: none)
+    const w = writes ? written! : {dir: resultDir(out, model.info), files: [], summary: null}
     return {
       model: model.info.name,
       revision: model.info.revision,

@@ -3,6 +3,7 @@ import {CodiembCommand, CodiembError} from '../cli/base-command.js'
 import {applyHelp} from '../cli/messages.js'
 import {OUTPUTS, overwriteFileFlag} from '../cli/outputs.js'
 import type {MineResult} from '../eval/mine.js'
+import {distributedFlags, startRanks} from '../cli/distributed.js'
 
 export default class Mine extends CodiembCommand<typeof Mine> {
   static {applyHelp(this, 'mine')}
@@ -18,6 +19,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     'max-length': Flags.integer({summary: 'Max tokens per text (default: the model’s).', min: 1}),
     'cache-dir': Flags.string({summary: 'Embedding cache directory (default: in memory).', helpValue: 'DIR'}),
     'no-instructions': Flags.boolean({summary: 'Do not prefix queries with their instruction.'}),
+    ...distributedFlags('Encode in parallel'),
     ...overwriteFileFlag,
   }
 
@@ -32,10 +34,17 @@ export default class Mine extends CodiembCommand<typeof Mine> {
     for (const [flag, p] of [['--input', f.input], ['--corpus', f.corpus], ['--model', f.model]] as const) {
       if (!existsSync(p)) throw new CodiembError(`${flag}: ${p} does not exist`, {exitCode: 2})
     }
-    await this.outputs.claim(f.out, OUTPUTS.irExamples, {flag: '--out', overwrite: f.overwrite})
+    // --nproc-per-node N: every rank encodes every N-th slice of each text set and searches; rank 0 alone writes.
+    const start = await startRanks('mine', this.argv, f, {json: this.jsonEnabled(), graceSeconds: 10, signal: () => this.stopSignal('stopping every rank')})
+    if (start.launched) return start.result as MineResult & {seconds: number}
+    const dist = start.env
+    if (!dist || dist.rank === 0) await this.outputs.claim(f.out, OUTPUTS.irExamples, {flag: '--out', overwrite: f.overwrite})
     const started = performance.now()
-    await this.activateBackend()
     const registry = await this.registry()
+    const {joinShardGroup, rankSettings} = await import('../cli/distributed.js')
+    if (dist) Object.assign(this.flags, rankSettings(dist, f))
+    const backend = await this.activateBackend()
+    const group = dist ? await joinShardGroup(dist, backend.name) : undefined
     const {loadModelForEval} = await import('../eval/model.js')
     const model = await loadModelForEval(f.model, {registry, onWarning: (w) => this.addWarning(w)})
     const {mineHardNegatives} = await import('../eval/mine.js')
@@ -58,6 +67,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
               cacheDir: f['cache-dir'],
               instructions: !f['no-instructions'],
               onEvent: reporter.into(t),
+              group,
             })
           },
         },
@@ -68,6 +78,7 @@ export default class Mine extends CodiembCommand<typeof Mine> {
       throw error
     } finally {
       model.dispose()
+      group?.close()
     }
     const seconds = (performance.now() - started) / 1000
     this.info(`${result!.minedNegatives} negatives added to ${result!.examples} examples from ${result!.corpus} documents → ${result!.out} (${seconds.toFixed(1)} s)`)

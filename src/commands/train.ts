@@ -4,6 +4,7 @@ import {formatDuration} from '../cli/progress.js'
 import type {TrainEvent} from '../core/events.js'
 import {applyHelp} from '../cli/messages.js'
 import {OUTPUTS, overwriteFlag} from '../cli/outputs.js'
+import {distributedFlags, startRanks} from '../cli/distributed.js'
 import type {TrainSection, TrainSectionInput} from '../train/config.js'
 import type {TrainPlan} from '../train/plan.js'
 import type {TrainRunResult} from '../train/run.js'
@@ -29,37 +30,19 @@ export default class Train extends CodiembCommand<typeof Train> {
       helpValue: 'SIZE',
       helpGroup: 'TENSOR',
     }),
-    'nproc-per-node': Flags.integer({
-      summary: 'Train data-parallel with this many local processes (ranks; like torchrun --nproc-per-node).',
-      helpValue: 'N',
-      min: 1,
-      helpGroup: 'DISTRIBUTED',
-    }),
-    'dist-timeout': Flags.integer({
-      summary: 'Seconds a rank waits for the others before failing, naming the collective (default 300).',
-      helpValue: 'SECONDS',
-      min: 1,
-      helpGroup: 'DISTRIBUTED',
-    }),
+    ...distributedFlags('Train data-parallel'),
     ...overwriteFlag,
   }
 
   protected async exec(): Promise<TrainCommandResult> {
     const f = this.flags
-    const {distributedEnv} = await import('../core/distributed-env.js')
-    if (f['dist-timeout'] !== undefined) process.env.CODIEMB_DIST_TIMEOUT = String(f['dist-timeout'])
-    const dist = distributedEnv()
-    if (f['nproc-per-node'] !== undefined && f['nproc-per-node'] > 1 && !dist && !f['dry-run']) {
-      const {launchLocalRanks} = await import('../cli/launch.js')
-      const {DEFAULT_DIST_TIMEOUT_SECONDS} = await import('../core/distributed-env.js')
-      const argv = stripFlag(this.argv, '--nproc-per-node')
-      const launched = await launchLocalRanks({
-        nproc: f['nproc-per-node'], argv: ['train', ...argv], json: this.jsonEnabled(),
-        timeoutSeconds: f['dist-timeout'] ?? (Number(process.env.CODIEMB_DIST_TIMEOUT) || DEFAULT_DIST_TIMEOUT_SECONDS),
-        signal: this.stopSignal('stopping every rank (each finishes its step; rank 0 writes a checkpoint)'),
-      })
-      return (launched.envelope?.result ?? {dryRun: false}) as TrainCommandResult
-    }
+    const start = await startRanks('train', this.argv, f, {
+      json: this.jsonEnabled(),
+      noLaunch: f['dry-run'],
+      signal: () => this.stopSignal('stopping every rank (each finishes its step; rank 0 writes a checkpoint)'),
+    })
+    if (start.launched) return (start.result ?? {dryRun: false}) as TrainCommandResult
+    const dist = start.env
     const {loadConfig} = await import('../config/load.js')
     const loaded = await loadConfig(f.config)
     // The loader filled in the schema's defaults: the section is normalised.
@@ -231,14 +214,4 @@ export default class Train extends CodiembCommand<typeof Train> {
     for (const [task, losses] of Object.entries(plan.losses))
       this.info(`${task} loss: ${losses.map((l) => `${l.weight}·${l.name}${Object.keys(l.options).length ? JSON.stringify(l.options) : ''}`).join(' + ')}`)
   }
-}
-
-/** argv without `flag` and its value (`--flag N` or `--flag=N`). */
-function stripFlag(argv: string[], flag: string): string[] {
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === flag) i++
-    else if (!argv[i]!.startsWith(`${flag}=`)) out.push(argv[i]!)
-  }
-  return out
 }

@@ -16,6 +16,7 @@ import {join} from 'node:path'
 import type {EncodeProgressEvent} from '../core/events.js'
 import {AtomicFile, processAlive, removeTemps, writeFileAtomic} from '../core/fs-atomic.js'
 import type {CorpusChunk} from './search.js'
+import type {ShardGroup} from '../tensor/shards.js'
 
 export interface EmbeddingKey {
   model: string
@@ -119,19 +120,33 @@ export interface EmbedOptions {
 /**
  * Encodes texts through `encode`, using `cacheDir` when given. Without a cache directory the
  * vectors stay in memory.
+ *
+ * With a `group` of W > 1 ranks (a job running the same command on every rank), the slices are
+ * encoded in parallel (slice i by rank i mod W, tensor/shards.ts) and every rank gets the whole
+ * matrix, identical to the single-process one. Rank 0 alone owns the cache: it decides hit or miss
+ * and tells the others (so every rank takes the same path, whatever files they see); on a hit it
+ * sends them the cached vectors, on a miss it writes the entry. Other ranks write nothing.
  */
 export class EmbeddingStore {
   hits = 0
   misses = 0
-  constructor(readonly cacheDir?: string) {
-    if (!cacheDir) return
-    mkdirSync(cacheDir, {recursive: true})
+  readonly group?: ShardGroup
+  constructor(
+    readonly cacheDir?: string,
+    options: {group?: ShardGroup} = {},
+  ) {
+    if (options.group && options.group.worldSize > 1) this.group = options.group
+    // Ranks other than 0 never touch the cache directory (it may lie in rank 0's output, not yet claimed).
+    if (this.group && this.group.rank !== 0) this.cacheDir = undefined
+    if (!this.cacheDir) return
+    mkdirSync(this.cacheDir, {recursive: true})
     // temporary files of runs that died mid-write (their process is gone) are garbage
-    removeTemps(cacheDir, (temp) => !processAlive(temp.pid))
+    removeTemps(this.cacheDir, (temp) => !processAlive(temp.pid))
   }
 
   async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
     const slice = Math.max(1, options.sliceSize ?? 2048)
+    if (this.group) return this.embedSharded(this.group, key, texts, encode, slice, options)
     if (!this.cacheDir) {
       this.misses++
       const parts: Float32Array[] = []
@@ -185,5 +200,86 @@ export class EmbeddingStore {
     file.commit()
     writeFileAtomic(metaPath, JSON.stringify({count: written, dim, key, createdAt: new Date().toISOString()}, null, 2))
     return new FileMatrix(dataPath, written, dim, false)
+  }
+
+  /** The cached entry of `id` holding `count` vectors, when there is a readable one. */
+  private async lookup(id: string, count: number): Promise<FileMatrix | undefined> {
+    const dataPath = join(this.cacheDir!, `${id}.f32`)
+    const metaPath = join(this.cacheDir!, `${id}.json`)
+    if (!existsSync(dataPath) || !existsSync(metaPath)) return undefined
+    try {
+      const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {count: number; dim: number}
+      if (meta.count === count && meta.dim > 0) return new FileMatrix(dataPath, meta.count, meta.dim, true)
+    } catch {
+      // unreadable entry: recompute and overwrite it
+    }
+    return undefined
+  }
+
+  /** embed() across the ranks of `group` (see the class comment). Every rank must call it with the same texts. */
+  private async embedSharded(group: ShardGroup, key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, slice: number, options: EmbedOptions): Promise<EmbeddingMatrix> {
+    const {rank, worldSize} = group
+    const id = this.cacheDir ? cacheKey(key, hashTexts(texts)) : undefined
+    const hit = id ? await this.lookup(id, texts.length) : undefined
+    const [isHit, count, dim] = await group.broadcastIntegers(hit ? [1, hit.count, hit.dim] : [0, 0, 0])
+    if (isHit) {
+      this.hits++
+      options.onEvent?.({type: 'encode-progress', done: texts.length, total: texts.length})
+      if (hit) {
+        // rank 0 sends the cached vectors, a slice at a time (bounded memory on its side)
+        for await (const chunk of hit.chunks(Array.from({length: hit.count}, () => ''), slice)) await group.broadcastFloats(chunk.vectors, chunk.vectors.length)
+        return hit
+      }
+      const data = new Float32Array(count! * dim!)
+      for (let s = 0; s < count!; s += slice) data.set(await group.broadcastFloats(undefined, (Math.min(count!, s + slice) - s) * dim!), s * dim!)
+      const received = new MemoryMatrix(data, count!, dim!)
+      received.fromCache = true
+      return received
+    }
+    this.misses++
+    const file = id ? AtomicFile.create(join(this.cacheDir!, `${id}.f32`)) : undefined
+    const parts: Float32Array[] = []
+    let width = 0
+    let written = 0
+    try {
+      for (let round = 0; round * worldSize * slice < texts.length; round++) {
+        // this rank's slice of the round: [s, e) of the single-process run's slices
+        const s = (round * worldSize + rank) * slice
+        const e = Math.min(texts.length, s + slice)
+        let mine: {rows: number; dim: number; vectors: Float32Array} | undefined
+        if (s < texts.length) {
+          const vecs = await encode(texts.slice(s, e))
+          if (vecs.length !== e - s) throw new Error(`encoder returned ${vecs.length} vectors for ${e - s} texts`)
+          const d = vecs[0]?.length ?? 0
+          const vectors = new Float32Array(vecs.length * d)
+          vecs.forEach((v, i) => vectors.set(v, i * d))
+          mine = {rows: vecs.length, dim: d, vectors}
+        }
+        for (const block of await group.gather(mine)) {
+          if (!block) continue
+          width ||= block.dim
+          if (file) file.write(new Uint8Array(block.vectors.buffer, block.vectors.byteOffset, block.vectors.byteLength))
+          else parts.push(block.vectors)
+          written += block.rows
+        }
+        options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
+      }
+    } catch (error) {
+      file?.abort()
+      throw error
+    }
+    if (written !== texts.length) throw new Error(`parallel encoding gathered ${written} vectors for ${texts.length} texts`)
+    if (file) {
+      file.commit()
+      writeFileAtomic(join(this.cacheDir!, `${id}.json`), JSON.stringify({count: written, dim: width, key, createdAt: new Date().toISOString()}, null, 2))
+      return new FileMatrix(join(this.cacheDir!, `${id}.f32`), written, width, false)
+    }
+    const data = new Float32Array(written * width)
+    let at = 0
+    for (const p of parts) {
+      data.set(p, at)
+      at += p.length
+    }
+    return new MemoryMatrix(data, written, width)
   }
 }

@@ -15,6 +15,7 @@ import type {EncodeProgressEvent, MineProgressEvent} from '../core/events.js'
 import {EmbeddingStore} from './embedding-cache.js'
 import {encodeTexts, passagePrompt, queryPrompt, type EvalEncoder} from './evaluate.js'
 import {exactSearch} from './search.js'
+import type {ShardGroup} from '../tensor/shards.js'
 
 export interface MineOptions {
   input: string
@@ -32,6 +33,11 @@ export interface MineOptions {
   instructionTemplate?: string
   /** Progress: encoding the corpus, the queries and the known positives, then the search. */
   onEvent?: (event: MineProgressEvent) => void
+  /**
+   * The ranks of a job (tensor/shards.ts): the texts are encoded in parallel (EmbeddingStore), every
+   * rank searches the same vectors; rank 0 alone uses the cache directory and writes `out`.
+   */
+  group?: ShardGroup
 }
 
 export interface MineResult {
@@ -62,7 +68,8 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   if (!Number.isInteger(skipTop) || skipTop < 0) throw new Error(`--skip-top must be an integer >= 0, got ${skipTop}`)
   const emit = options.onEvent ?? (() => {})
   const encoding = (stage: MineProgressEvent['stage']) => (e: EncodeProgressEvent) => emit({type: 'mine-progress', stage, done: e.done, total: e.total})
-  const store = new EmbeddingStore(options.cacheDir)
+  const store = new EmbeddingStore(options.cacheDir, {group: options.group})
+  const writes = !options.group || options.group.rank === 0
   const examples = await readAllRecords(options.input, 'ir-example')
   const corpusRows = await readAllRecords(options.corpus, 'corpus')
   if (!corpusRows.length) throw new Error(`${options.corpus}: the corpus is empty`)
@@ -122,7 +129,7 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
     onEvent: (e) => emit({type: 'mine-progress', stage: 'search', done: e.done, total: corpus.count}),
   })
 
-  const writer = new ArrowRecordWriter(options.out, 'ir-example', {
+  const writer = !writes ? undefined : new ArrowRecordWriter(options.out, 'ir-example', {
     metadata: {
       ...Object.fromEntries(Object.entries(inputMeta.metadata).filter(([k]) => k !== 'codiemb.kind' && k !== 'codiemb.version')),
       'codiemb.mined': JSON.stringify({model: encoder.fingerprint(), corpus: options.corpus, topK: options.topK, skipTop, maxScoreRatio: options.maxScoreRatio ?? null}),
@@ -156,11 +163,11 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
       }
       if (added < options.topK) shortExamples++
       minedNegatives += added
-      writer.write({...e, negatives, negative_scores: negativeScores, positive_scores: positiveScores})
+      writer?.write({...e, negatives, negative_scores: negativeScores, positive_scores: positiveScores})
     })
-    await writer.finish()
+    await writer?.finish()
   } catch (error) {
-    writer.abort()
+    writer?.abort()
     throw error
   }
   return {out: options.out, examples: examples.length, corpus: corpus.count, minedNegatives, shortExamples, droppedByRatio}

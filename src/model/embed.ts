@@ -17,6 +17,7 @@ import type {PoolingMode} from './pooling.js'
 import {describePrompt, literalPrompt} from '../core/prompts.js'
 import {CodiembError} from '../core/errors.js'
 import type {EmbedProgressEvent} from '../core/events.js'
+import type {ShardGroup, VectorBlock} from '../tensor/shards.js'
 
 export interface TextItem {
   id: string
@@ -108,6 +109,12 @@ export interface EmbedFileOptions extends TextSourceOptions {
   modelLabel?: string
   /** Progress after each encoder batch: texts embedded so far, their tokens, seconds since the start. */
   onEvent?: (event: EmbedProgressEvent) => void
+  /**
+   * The ranks of a job encoding in parallel (tensor/shards.ts): every rank reads the whole input,
+   * chunk i is encoded by rank i mod W, every chunk's vectors are gathered, rank 0 alone writes
+   * `out` (the other ranks open nothing) and reports progress.
+   */
+  group?: ShardGroup
 }
 
 export interface EmbedFileResult {
@@ -137,7 +144,8 @@ export async function embedFile(encoder: Encoder, input: string, out: string, op
   // Without --prompt/--instruction the model's default prompt applies, as in sentence-transformers.
   const promptName = options.prompt ?? encoder.defaultPromptName
   const prompt = literalPrompt(options.instruction ?? (promptName !== undefined ? encoder.prompts[promptName]! : ''))
-  const writer = new ArrowRecordWriter(out, 'embeddings', {
+  const group = options.group && options.group.worldSize > 1 ? options.group : undefined
+  const writer = group && group.rank !== 0 ? undefined : new ArrowRecordWriter(out, 'embeddings', {
     dim: encoder.hiddenSize,
     metadata: {
       'codiemb.dataset': basename(input),
@@ -159,26 +167,58 @@ export async function embedFile(encoder: Encoder, input: string, out: string, op
     batchSize,
     maxLength: options.maxLength,
   }
+  // One round: a chunk, or in a job one chunk per rank (chunk i of the round encoded by rank i), gathered.
+  const encodeRound = async (round: TextItem[][]) => {
+    const rowsBefore = rows
+    const tokensBefore = tokens
+    const progress = (done: number, chunkTokens: number) =>
+      (!group || group.rank === 0) && options.onEvent?.({type: 'embed-progress', done: rowsBefore + done, tokens: tokensBefore + chunkTokens, seconds: (performance.now() - started) / 1000})
+    if (!group) {
+      const chunk = round[0]!
+      tokens += await encodeAndWrite(encoder, chunk, encodeOptions, progress, (v) => writeChunk(writer!, chunk, v))
+      rows += chunk.length
+      return
+    }
+    const own = round[group.rank]
+    let block: VectorBlock | undefined
+    if (own) {
+      let vectors: Float32Array[] = []
+      const ownTokens = await encodeAndWrite(encoder, own, encodeOptions, progress, (v) => (vectors = v))
+      const dim = vectors[0]?.length ?? 0
+      const flat = new Float32Array(vectors.length * dim)
+      vectors.forEach((v, i) => flat.set(v, i * dim))
+      block = {rows: vectors.length, dim, vectors: flat, extra: ownTokens}
+    }
+    const blocks = await group.gather(block)
+    round.forEach((chunk, i) => {
+      const b = blocks[i]
+      if (!b || b.rows !== chunk.length) throw new Error(`rank ${i} sent ${b?.rows ?? 0} vectors for the ${chunk.length} texts of its chunk`)
+      if (writer) writeChunk(writer, chunk, Array.from({length: b.rows}, (_, r) => b.vectors.subarray(r * b.dim, (r + 1) * b.dim)))
+      rows += b.rows
+      tokens += b.extra ?? 0
+    })
+    if (group.rank === 0) options.onEvent?.({type: 'embed-progress', done: rows, tokens, seconds: (performance.now() - started) / 1000})
+  }
+  const perRound = group?.worldSize ?? 1
   try {
     let chunk: TextItem[] = []
-    const encodeChunk = async () => {
-      const rowsBefore = rows
-      const tokensBefore = tokens
-      const progress = (done: number, chunkTokens: number) =>
-        options.onEvent?.({type: 'embed-progress', done: rowsBefore + done, tokens: tokensBefore + chunkTokens, seconds: (performance.now() - started) / 1000})
-      tokens += await encodeAndWrite(encoder, chunk, encodeOptions, progress, (v) => writeChunk(writer, chunk, v))
-      rows += chunk.length
-      chunk = []
-    }
+    let round: TextItem[][] = []
     for await (const item of readTextItems(input, options)) {
       chunk.push(item)
-      if (chunk.length >= chunkSize) await encodeChunk()
+      if (chunk.length < chunkSize) continue
+      round.push(chunk)
+      chunk = []
+      if (round.length === perRound) {
+        await encodeRound(round)
+        round = []
+      }
     }
-    if (chunk.length) await encodeChunk()
+    if (chunk.length) round.push(chunk)
+    if (round.length) await encodeRound(round)
     if (rows === 0) throw new EmbedInputError(`${input}: no texts to embed`)
-    await writer.finish()
+    await writer?.finish()
   } catch (error) {
-    writer.abort()
+    writer?.abort()
     throw error
   }
   const seconds = (performance.now() - started) / 1000

@@ -11,7 +11,7 @@ import type {Collectives} from './collectives.js'
 export async function joinProcessGroup(env: DistributedEnv, backendName: string): Promise<Collectives> {
   if (backendName !== 'torch')
     throw new CodiembError(
-      `distributed training (WORLD_SIZE=${env.worldSize}) needs the torch backend (--backend torch), whose addon runs PyTorch's c10d collectives; the ${backendName} backend has none`,
+      `a distributed run (WORLD_SIZE=${env.worldSize}) needs the torch backend (--backend torch), whose addon runs PyTorch's c10d collectives; the ${backendName} backend has none`,
     )
   const {TorchProcessGroup} = await import('./torch/distributed.js')
   return TorchProcessGroup.join(env)

@@ -5,7 +5,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {test} from 'node:test'
 import {launchLocalRanks} from '../../src/cli/launch.js'
-import {ExecutionError, InterruptedError} from '../../src/core/errors.js'
+import {CodiembError, ExecutionError, InterruptedError} from '../../src/core/errors.js'
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'launch-child.js')
 
@@ -26,6 +26,14 @@ test('a rank that fails makes the launcher exit non-zero naming it, and kills th
     (e: Error) => e instanceof ExecutionError && /^rank 1 of 2 failed first \(exit code 3\): Error: rank 1 broke on purpose; then rank 0 \(killed by SIGKILL\)/.test(e.message),
   )
   assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`)
+})
+
+test('bad input found by the first rank to fail (exit 2) makes the launcher exit 2, naming the rank', async () => {
+  await assert.rejects(
+    launchLocalRanks({nproc: 2, argv: ['usage'], json: false, timeoutSeconds: 30, graceSeconds: 5, bin, notify: () => {}}),
+    (e: Error) =>
+      e instanceof CodiembError && !(e instanceof ExecutionError) && e.exitCode === 2 && /^rank 1 of 2 failed first \(exit code 2\): Error: data\.arrow: no "text" column; then rank 0 \(exit code 1\)/.test(e.message),
+  )
 })
 
 test('Ctrl-C on the launcher is passed to every rank', async () => {

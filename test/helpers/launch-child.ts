@@ -2,6 +2,7 @@
  * A stand-in for the CLI in test/cli/launch.test.ts: what one rank does, by argv[2].
  *   ok:     rank 0 prints a --json-like envelope with its torchrun variables and thread share
  *   fail:   rank 1 says why on stderr and exits 3; rank 0 waits (a rank blocked on a dead peer)
+ *   usage:  rank 1 reports bad input and exits 2; rank 0 then fails on the dead peer (exit 1)
  *   signal: every rank waits; on SIGINT it writes <dir>/got-<rank> and exits 130
  */
 import {writeFileSync} from 'node:fs'
@@ -18,6 +19,12 @@ if (mode === 'ok') {
     process.exit(3)
   }
   setTimeout(() => {}, 60_000)
+} else if (mode === 'usage') {
+  if (rank === 1) {
+    process.stderr.write('Error: data.arrow: no "text" column\n')
+    process.exit(2)
+  }
+  setTimeout(() => process.exit(1), 1500)
 } else if (mode === 'signal') {
   process.on('SIGINT', () => {
     writeFileSync(join(process.argv[3]!, `got-${rank}`), 'SIGINT')

@@ -37,7 +37,7 @@ export class TorchProcessGroup implements Collectives {
   static join(env: DistributedEnv): TorchProcessGroup {
     const addon = loadTorchAddon()
     const info = torchDistributedInfo(addon)
-    if (!info.available) throw new CodiembError(`distributed training (WORLD_SIZE=${env.worldSize}): ${info.reason}`)
+    if (!info.available) throw new CodiembError(`a distributed run (WORLD_SIZE=${env.worldSize}): ${info.reason}`)
     // The active torch backend's device decides the default process group (NCCL for CUDA tensors).
     const device = tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).device : 'cpu'
     if (env.backend === 'nccl' && !info.backends.includes('nccl'))
