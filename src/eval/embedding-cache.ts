@@ -16,6 +16,7 @@ import {join} from 'node:path'
 import type {EncodeProgressEvent} from '../core/events.js'
 import {AtomicFile, processAlive, removeTemps, writeFileAtomic} from '../core/fs-atomic.js'
 import type {CorpusChunk} from './search.js'
+import {TextHasher, textSource, type TextSource} from './text-source.js'
 
 export interface EmbeddingKey {
   model: string
@@ -44,14 +45,9 @@ export interface EmbeddingMatrix {
   chunks(ids: readonly string[], rows?: number): AsyncGenerator<CorpusChunk>
 }
 
+/** The texts' digest in cache keys (a TextSource's `hash()` streams the same). */
 export function hashTexts(texts: readonly string[]): string {
-  const h = createHash('sha256')
-  for (const t of texts) {
-    h.update(String(t.length))
-    h.update(':')
-    h.update(t)
-  }
-  return h.digest('hex')
+  return new TextHasher().update(texts).digest()
 }
 
 export function cacheKey(key: EmbeddingKey, textsHash: string): string {
@@ -110,7 +106,7 @@ class FileMatrix implements EmbeddingMatrix {
 }
 
 export interface EmbedOptions {
-  /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
+  /** Texts read from the source and handed to the encoder per call (default 2048); bounds host memory while encoding. */
   sliceSize?: number
   /** Progress: texts encoded (or found in the cache) so far, of all. */
   onEvent?: (event: EncodeProgressEvent) => void
@@ -118,7 +114,9 @@ export interface EmbedOptions {
 
 /**
  * Encodes texts through `encode`, using `cacheDir` when given. Without a cache directory the
- * vectors stay in memory.
+ * vectors stay in memory. Texts are read from their source one slice at a time (`slice(s, s +
+ * sliceSize)`), so only one slice of texts is in memory; with a cache directory the vectors go to
+ * the entry's file as they come, so a corpus of any size is encoded in bounded memory.
  */
 export class EmbeddingStore {
   hits = 0
@@ -130,33 +128,35 @@ export class EmbeddingStore {
     removeTemps(cacheDir, (temp) => !processAlive(temp.pid))
   }
 
-  async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
+  async embed(key: EmbeddingKey, input: TextSource | readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
+    const texts = textSource(input)
+    const count = texts.count
     const slice = Math.max(1, options.sliceSize ?? 2048)
     if (!this.cacheDir) {
       this.misses++
       const parts: Float32Array[] = []
       let dim = 0
-      for (let s = 0; s < texts.length; s += slice) {
-        const vecs = await encode(texts.slice(s, s + slice))
+      for (let s = 0; s < count; s += slice) {
+        const vecs = await encode(await texts.slice(s, s + slice))
         for (const v of vecs) {
           dim ||= v.length
           parts.push(v)
         }
-        options.onEvent?.({type: 'encode-progress', done: Math.min(texts.length, s + slice), total: texts.length})
+        options.onEvent?.({type: 'encode-progress', done: Math.min(count, s + slice), total: count})
       }
       const data = new Float32Array(parts.length * dim)
       parts.forEach((v, i) => data.set(v, i * dim))
-      return new MemoryMatrix(data, texts.length, dim)
+      return new MemoryMatrix(data, count, dim)
     }
-    const id = cacheKey(key, hashTexts(texts))
+    const id = cacheKey(key, await texts.hash())
     const dataPath = join(this.cacheDir, `${id}.f32`)
     const metaPath = join(this.cacheDir, `${id}.json`)
     if (existsSync(dataPath) && existsSync(metaPath)) {
       try {
         const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {count: number; dim: number}
-        if (meta.count === texts.length && meta.dim > 0) {
+        if (meta.count === count && meta.dim > 0) {
           this.hits++
-          options.onEvent?.({type: 'encode-progress', done: texts.length, total: texts.length})
+          options.onEvent?.({type: 'encode-progress', done: count, total: count})
           return new FileMatrix(dataPath, meta.count, meta.dim, true)
         }
       } catch {
@@ -168,15 +168,15 @@ export class EmbeddingStore {
     let dim = 0
     let written = 0
     try {
-      for (let s = 0; s < texts.length; s += slice) {
-        const vecs = await encode(texts.slice(s, s + slice))
-        if (vecs.length !== Math.min(slice, texts.length - s)) throw new Error(`encoder returned ${vecs.length} vectors for ${Math.min(slice, texts.length - s)} texts`)
+      for (let s = 0; s < count; s += slice) {
+        const vecs = await encode(await texts.slice(s, s + slice))
+        if (vecs.length !== Math.min(slice, count - s)) throw new Error(`encoder returned ${vecs.length} vectors for ${Math.min(slice, count - s)} texts`)
         dim ||= vecs[0]?.length ?? 0
         const block = new Float32Array(vecs.length * dim)
         vecs.forEach((v, i) => block.set(v, i * dim))
         file.write(new Uint8Array(block.buffer))
         written += vecs.length
-        options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
+        options.onEvent?.({type: 'encode-progress', done: written, total: count})
       }
     } catch (error) {
       file.abort()

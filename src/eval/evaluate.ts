@@ -14,6 +14,7 @@ import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
 import {scoredSplit, taskSplits, type ConfigTask, type TaskDefinition} from './tasks.js'
 import {TaskDataError} from './task-files.js'
+import {textSource, type TextSource} from './text-source.js'
 import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
 import type {EncodeProgressEvent, EvalEvent, EvalProgressEvent} from '../core/events.js'
 
@@ -99,10 +100,13 @@ export interface TaskEvaluation {
   warnings: string[]
 }
 
-/** Embeds texts through the store, with progress reported per slice. */
+/**
+ * Embeds texts through the store, with progress reported per slice. `texts` is read a slice at a
+ * time (a streamed corpus: text-source.ts); an array is taken as it is.
+ */
 export async function encodeTexts(
   encoder: EvalEncoder,
-  texts: readonly string[],
+  texts: TextSource | readonly string[],
   key: {task: string; split: string; role: string; prompt: Prompt},
   options: Pick<EvaluateOptions, 'batchSize' | 'maxLength' | 'maxTokensPerBatch'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
 ): Promise<EmbeddingMatrix> {
@@ -142,11 +146,11 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let prompt: Prompt
   let geometry: Geometry | undefined
   let warnings: string[] = []
-  const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
+  const geometryOf = async (m: EmbeddingMatrix, texts: TextSource | readonly string[], ids: readonly string[]) => {
     if (!options.geometry) return undefined
     report({stage: 'score', detail: 'geometry'})
     const first = (await m.chunks(ids, 4096).next()).value!
-    const sample = texts.slice(0, 64)
+    const sample = await textSource(texts).slice(0, 64)
     const maxLength = Math.min(options.maxLength ?? encoder.maxLength ?? 128, 128)
     return measureGeometry({rows: first.vectors, count: first.ids.length, dim: m.dim}, hasTokenStates(encoder) ? {encoder, texts: [...sample], maxLength} : undefined)
   }
@@ -182,54 +186,58 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources = data.sources
   } else {
     const data = await loadRetrievalData(task, options.dataDir)
-    warnings = data.warnings
-    if (options.limit !== undefined && data.queryIds.length > options.limit) {
-      const kept = new Set(data.queryIds.slice(0, options.limit))
-      data.queryIds = data.queryIds.slice(0, options.limit)
-      data.queryTexts = data.queryTexts.slice(0, options.limit)
-      data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
-    }
-    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
-    const total = data.queryTexts.length + data.corpusTexts.length
-    const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
-      ...options,
-      store,
-      onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
-    })
-    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
-      ...options,
-      store,
-      onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
-    })
-    const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
-    // hits as global corpus positions (the chunks stream the corpus in order)
-    const table = await exactSearchTable(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
-      k,
-      ignoreIdenticalIds: task.ignoreIdenticalIds,
-      queryBatchSize: options.queryBatchSize,
-      onEvent: (e) => report({stage: 'search', done: e.done, total: corpus.count}),
-    })
-    report({stage: 'score'})
-    const acc = new RetrievalMetricsAccumulator()
-    data.queryIds.forEach((qid, q) => {
-      const n = table.count[q]
-      const base = q * table.k
-      const order = Array.from({length: n}, (_, j) => j)
-      // trec_eval order: score descending, then document id descending
-      order.sort((a, b) => {
-        const d = table.scores[base + b] - table.scores[base + a]
-        if (d !== 0) return d
-        const ia = data.corpusIds[table.docs[base + a]]
-        const ib = data.corpusIds[table.docs[base + b]]
-        return ia < ib ? 1 : ia > ib ? -1 : 0
+    try {
+      warnings = data.warnings
+      if (options.limit !== undefined && data.queryIds.length > options.limit) {
+        const kept = new Set(data.queryIds.slice(0, options.limit))
+        data.queryIds = data.queryIds.slice(0, options.limit)
+        data.queryTexts = data.queryTexts.slice(0, options.limit)
+        data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
+      }
+      prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
+      const total = data.queryTexts.length + data.corpus.count
+      const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
+        ...options,
+        store,
+        onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
       })
-      acc.add(qid, order.map((j) => data.corpusIds[table.docs[base + j]]), data.qrels[qid])
-    })
-    const m = acc.result()
-    scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
-    counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
-    geometry = await geometryOf(corpus, data.corpusTexts, data.corpusIds)
-    sources = data.sources
+      const corpus = await encodeTexts(encoder, data.corpus, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
+        ...options,
+        store,
+        onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
+      })
+      const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
+      // hits as global corpus positions (the chunks stream the corpus in order)
+      const table = await exactSearchTable(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
+        k,
+        ignoreIdenticalIds: task.ignoreIdenticalIds,
+        queryBatchSize: options.queryBatchSize,
+        onEvent: (e) => report({stage: 'search', done: e.done, total: corpus.count}),
+      })
+      report({stage: 'score'})
+      const acc = new RetrievalMetricsAccumulator()
+      data.queryIds.forEach((qid, q) => {
+        const n = table.count[q]
+        const base = q * table.k
+        const order = Array.from({length: n}, (_, j) => j)
+        // trec_eval order: score descending, then document id descending
+        order.sort((a, b) => {
+          const d = table.scores[base + b] - table.scores[base + a]
+          if (d !== 0) return d
+          const ia = data.corpusIds[table.docs[base + a]]
+          const ib = data.corpusIds[table.docs[base + b]]
+          return ia < ib ? 1 : ia > ib ? -1 : 0
+        })
+        acc.add(qid, order.map((j) => data.corpusIds[table.docs[base + j]]), data.qrels[qid])
+      })
+      const m = acc.result()
+      scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
+      counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
+      geometry = await geometryOf(corpus, data.corpus, data.corpusIds)
+      sources = data.sources
+    } finally {
+      await data.corpus.close()
+    }
   }
   const evaluationTime = (performance.now() - started) / 1000
   report({stage: 'done', detail: `${task.mainScore} ${scores.main_score.toFixed(4)}`})
