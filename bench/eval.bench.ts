@@ -14,7 +14,9 @@
  * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (4096),
  * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000; a
  * comma list, e.g. 100000,1000000), BENCH_SCALE_QUERIES (1000), BENCH_SCALE_WORDS (words per passage,
- * min,max: 8,64), BENCH_SCALE_MAX_LENGTH (64), BENCH_ROUNDS (3, alternating codiemb and PyTorch),
+ * min,max: 8,64), BENCH_SCALE_MAX_LENGTH (64), BENCH_SCALE_MODEL (`bert-tiny`, the fixture; or `random-mini`: a
+ * random 1-layer BERT of hidden size 16 with bert-tiny's vocabulary, made by `codiemb model init`, so
+ * that encoding 1M passages takes minutes and the run measures the data path), BENCH_ROUNDS (3, alternating codiemb and PyTorch),
  * CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
  */
 import {spawnSync} from 'node:child_process'
@@ -133,7 +135,15 @@ async function benchScale(backend: string, nDocs: number): Promise<number | unde
     const config = join(dir, 'eval.json')
     writeFileSync(config, JSON.stringify({eval: {tasks: [{name: 'Synthetic', type: 'retrieval', split: 'test', dir: 'synthetic'}], batchSize: 128, maxLength}}))
     const out = join(dir, 'results')
-    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', fixture, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
+    const modelName = process.env.BENCH_SCALE_MODEL ?? 'bert-tiny'
+    let model = fixture
+    if (modelName === 'random-mini') {
+      model = join(dir, 'random-mini')
+      const init = ['model', 'init', '--arch', 'bert', '--tokenizer', fixture, '--layers', '1', '--hidden', '16', '--heads', '1', '--intermediate', '32', '--max-length', String(Math.max(maxLength, 64)), '--seed', '3', '--out', model]
+      const made = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...init], {encoding: 'utf8'})
+      if (made.status !== 0) throw new Error(`codiemb model init failed: ${made.stderr || made.stdout}`)
+    } else if (modelName !== 'bert-tiny') throw new Error(`BENCH_SCALE_MODEL: expected bert-tiny or random-mini, got ${modelName}`)
+    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', model, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
     const timed = existsSync('/usr/bin/time')
     const t1 = performance.now()
     const r = timed ? spawnSync('/usr/bin/time', ['-f', 'peak-rss-kib %M', process.execPath, ...args], {encoding: 'utf8', maxBuffer: 1 << 26}) : spawnSync(process.execPath, args, {encoding: 'utf8', maxBuffer: 1 << 26})
@@ -146,7 +156,7 @@ async function benchScale(backend: string, nDocs: number): Promise<number | unde
     const file = JSON.parse(readFileSync(join(result.dir, 'Synthetic.json'), 'utf8'))
     const peak = /peak-rss-kib (\d+)/.exec(r.stderr)?.[1]
     console.log(
-      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, ${minWords}–${maxWords} words per passage, corpus file ${mib(corpusBytes)}; bert-tiny fixture, batch 128, max length ${maxLength}; embedding cache on): ${s.toFixed(1)} s end to end, ` +
+      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, ${minWords}–${maxWords} words per passage, corpus file ${mib(corpusBytes)}; model ${modelName}, batch 128, max length ${maxLength}; embedding cache on): ${s.toFixed(1)} s end to end, ` +
         `nDCG@10 ${file.scores.test[0].ndcg_at_10.toFixed(4)}, recall@1000 ${file.scores.test[0].recall_at_1000.toFixed(4)} (${JSON.stringify(file.codiemb.counts)}), peak RSS ${peak ? mib(Number(peak) * 1024) : 'not measured (no /usr/bin/time)'} (${load()})`,
     )
     return peak ? Number(peak) * 1024 : undefined
