@@ -132,6 +132,16 @@ function rowsOf(matrix: Float32Array, count: number, dim: number): Float32Array[
 }
 
 export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, options: EvaluateOptions): Promise<TaskEvaluation> {
+  // what the task's data holds open (a streamed corpus file) is closed however the task ends
+  const opened: TextSource[] = []
+  try {
+    return await evaluateOpened(encoder, task, options, opened)
+  } finally {
+    for (const source of opened) await source.close()
+  }
+}
+
+async function evaluateOpened(encoder: EvalEncoder, task: TaskDefinition, options: EvaluateOptions, opened: TextSource[]): Promise<TaskEvaluation> {
   const started = performance.now()
   const store = options.store ?? new EmbeddingStore(options.cacheDir)
   const before = {hits: store.hits, misses: store.misses}
@@ -186,58 +196,55 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources = data.sources
   } else {
     const data = await loadRetrievalData(task, options.dataDir)
-    try {
-      warnings = data.warnings
-      if (options.limit !== undefined && data.queryIds.length > options.limit) {
-        const kept = new Set(data.queryIds.slice(0, options.limit))
-        data.queryIds = data.queryIds.slice(0, options.limit)
-        data.queryTexts = data.queryTexts.slice(0, options.limit)
-        data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
-      }
-      prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
-      const total = data.queryTexts.length + data.corpus.count
-      const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
-        ...options,
-        store,
-        onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
-      })
-      const corpus = await encodeTexts(encoder, data.corpus, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
-        ...options,
-        store,
-        onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
-      })
-      const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
-      // hits as global corpus positions (the chunks stream the corpus in order)
-      const table = await exactSearchTable(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
-        k,
-        ignoreIdenticalIds: task.ignoreIdenticalIds,
-        queryBatchSize: options.queryBatchSize,
-        onEvent: (e) => report({stage: 'search', done: e.done, total: corpus.count}),
-      })
-      report({stage: 'score'})
-      const acc = new RetrievalMetricsAccumulator()
-      data.queryIds.forEach((qid, q) => {
-        const n = table.count[q]
-        const base = q * table.k
-        const order = Array.from({length: n}, (_, j) => j)
-        // trec_eval order: score descending, then document id descending
-        order.sort((a, b) => {
-          const d = table.scores[base + b] - table.scores[base + a]
-          if (d !== 0) return d
-          const ia = data.corpusIds[table.docs[base + a]]
-          const ib = data.corpusIds[table.docs[base + b]]
-          return ia < ib ? 1 : ia > ib ? -1 : 0
-        })
-        acc.add(qid, order.map((j) => data.corpusIds[table.docs[base + j]]), data.qrels[qid])
-      })
-      const m = acc.result()
-      scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
-      counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
-      geometry = await geometryOf(corpus, data.corpus, data.corpusIds)
-      sources = data.sources
-    } finally {
-      await data.corpus.close()
+    opened.push(data.corpus)
+    warnings = data.warnings
+    if (options.limit !== undefined && data.queryIds.length > options.limit) {
+      const kept = new Set(data.queryIds.slice(0, options.limit))
+      data.queryIds = data.queryIds.slice(0, options.limit)
+      data.queryTexts = data.queryTexts.slice(0, options.limit)
+      data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
     }
+    prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
+    const total = data.queryTexts.length + data.corpus.count
+    const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
+      ...options,
+      store,
+      onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
+    })
+    const corpus = await encodeTexts(encoder, data.corpus, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
+      ...options,
+      store,
+      onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
+    })
+    const k = Math.min(options.topK ?? Math.max(...DEFAULT_CUTOFFS), corpus.count)
+    // hits as global corpus positions (the chunks stream the corpus in order)
+    const table = await exactSearchTable(await queries.readAll(), data.queryIds, queries.dim, corpus.chunks(data.corpusIds, options.corpusChunkSize ?? 16384), {
+      k,
+      ignoreIdenticalIds: task.ignoreIdenticalIds,
+      queryBatchSize: options.queryBatchSize,
+      onEvent: (e) => report({stage: 'search', done: e.done, total: corpus.count}),
+    })
+    report({stage: 'score'})
+    const acc = new RetrievalMetricsAccumulator()
+    data.queryIds.forEach((qid, q) => {
+      const n = table.count[q]
+      const base = q * table.k
+      const order = Array.from({length: n}, (_, j) => j)
+      // trec_eval order: score descending, then document id descending
+      order.sort((a, b) => {
+        const d = table.scores[base + b] - table.scores[base + a]
+        if (d !== 0) return d
+        const ia = data.corpusIds[table.docs[base + a]]
+        const ib = data.corpusIds[table.docs[base + b]]
+        return ia < ib ? 1 : ia > ib ? -1 : 0
+      })
+      acc.add(qid, order.map((j) => data.corpusIds[table.docs[base + j]]), data.qrels[qid])
+    })
+    const m = acc.result()
+    scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
+    counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
+    geometry = await geometryOf(corpus, data.corpus, data.corpusIds)
+    sources = data.sources
   }
   const evaluationTime = (performance.now() - started) / 1000
   report({stage: 'done', detail: `${task.mainScore} ${scores.main_score.toFixed(4)}`})
