@@ -7,13 +7,20 @@
  *   and top-10, chunks of 16,384 documents), beside PyTorch's matrix product + topk over the same
  *   chunks in the same run (bench/search_reference.py, Debian's python3-torch) and the ratio; with
  *   BENCH_FROM_CACHE=1 also streamed from the on-disk embedding cache as `codiemb eval` does.
- * - scale: `codiemb eval` end to end on a synthetic 100k-document retrieval task (bert-tiny fixture),
- *   with the child process's peak RSS.
+ * - scale: `codiemb eval` end to end on a synthetic retrieval task (bert-tiny fixture) of each size in
+ *   BENCH_SCALE_DOCS, with the child process's peak RSS: the corpus is streamed from its Arrow file
+ *   and its vectors from the embedding cache, so 1M documents should take about the memory of 100k
+ *   (the ids, one slice of texts, one search chunk) — the last line compares them.
  * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (4096),
- * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000), BENCH_SCALE_QUERIES (1000), BENCH_ROUNDS (3, alternating codiemb and PyTorch), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
+ * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000; a
+ * comma list, e.g. 100000,1000000), BENCH_SCALE_QUERIES (1000), BENCH_SCALE_WORDS (words per passage,
+ * min,max: 8,64), BENCH_SCALE_MAX_LENGTH (64), BENCH_SCALE_MODEL (`bert-tiny`, the fixture; or `random-mini`: a
+ * random 1-layer BERT of hidden size 16 with bert-tiny's vocabulary, made by `codiemb model init`, so
+ * that encoding 1M passages takes minutes and the run measures the data path), BENCH_ROUNDS (3, alternating codiemb and PyTorch),
+ * CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {availableParallelism, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -85,29 +92,35 @@ async function benchEncode(backend: string): Promise<void> {
 }
 
 /**
- * Scale: a synthetic 100k-document retrieval task end to end through `codiemb eval` (prepared Arrow
- * files, encoding through the embedding cache, exact search, metrics, result file) with the bert-tiny
- * fixture, in a child process whose peak RSS /usr/bin/time reports.
+ * Scale: a synthetic retrieval task of `nDocs` documents end to end through `codiemb eval` (prepared
+ * Arrow files, the corpus streamed slice by slice, encoding through the embedding cache, exact search,
+ * metrics, result file) with the bert-tiny fixture, in a child process whose peak RSS /usr/bin/time
+ * reports. Returns the peak RSS in bytes (undefined when not measured).
  */
-async function benchScale(backend: string): Promise<void> {
+async function benchScale(backend: string, nDocs: number): Promise<number | undefined> {
   const fixture = join(sharedDir, 'fixtures', 'models', 'bert-tiny', 'model')
-  if (!existsSync(fixture)) return console.log(`[${backend}] scale: skipped (${fixture} is absent; set CODIEMB_SHARED)`)
-  const nDocs = Number(process.env.BENCH_SCALE_DOCS ?? 100000)
+  if (!existsSync(fixture)) {
+    console.log(`[${backend}] scale: skipped (${fixture} is absent; set CODIEMB_SHARED)`)
+    return undefined
+  }
   const nQueries = Number(process.env.BENCH_SCALE_QUERIES ?? 1000)
+  const [minWords, maxWords] = (process.env.BENCH_SCALE_WORDS ?? '8,64').split(',').map(Number) as [number, number]
+  const maxLength = Number(process.env.BENCH_SCALE_MAX_LENGTH ?? 64)
   const dir = mkdtempSync(join(tmpdir(), 'codiemb-scale-'))
   try {
     const random = new Rng(11)
     const vocab = readFileSync(join(fixture, 'vocab.txt'), 'utf8').split('\n').filter((w) => /^([\u4e00-\u9fff]|[a-z]{2,})$/.test(w))
-    const data = join(dir, 'data', 'synthetic-100k')
+    const data = join(dir, 'data', 'synthetic')
     mkdirSync(data, {recursive: true})
     const docWords: string[][] = []
+    const t0 = performance.now()
     const corpus = new ArrowRecordWriter(join(data, 'corpus.arrow'), 'corpus')
     for (let i = 0; i < nDocs; i++) {
-      const words = Array.from({length: 8 + random.int(56)}, () => vocab[random.int(vocab.length)])
+      const words = Array.from({length: minWords + random.int(maxWords - minWords + 1)}, () => vocab[random.int(vocab.length)])
       if (i < nQueries) docWords.push(words)
       corpus.write({id: `d${i}`, title: '', text: words.join(' ')})
     }
-    await corpus.finish()
+    const written = await corpus.finish()
     const queries = new ArrowRecordWriter(join(data, 'queries.arrow'), 'queries')
     const qrels = new ArrowRecordWriter(join(data, 'qrels.arrow'), 'qrels')
     for (let i = 0; i < nQueries; i++) {
@@ -117,22 +130,36 @@ async function benchScale(backend: string): Promise<void> {
     }
     await queries.finish()
     await qrels.finish()
+    const corpusBytes = statSync(join(data, 'corpus.arrow')).size
+    console.log(`[${backend}] scale: wrote a ${nDocs}-document corpus (${mib(corpusBytes)}, ${written.rows} rows) in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
     const config = join(dir, 'eval.json')
-    writeFileSync(config, JSON.stringify({eval: {tasks: [{name: 'Synthetic100k', type: 'retrieval', split: 'test', dir: 'synthetic-100k'}], batchSize: 128, maxLength: 64}}))
+    writeFileSync(config, JSON.stringify({eval: {tasks: [{name: 'Synthetic', type: 'retrieval', split: 'test', dir: 'synthetic'}], batchSize: 128, maxLength}}))
     const out = join(dir, 'results')
-    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', fixture, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
+    const modelName = process.env.BENCH_SCALE_MODEL ?? 'bert-tiny'
+    let model = fixture
+    if (modelName === 'random-mini') {
+      model = join(dir, 'random-mini')
+      const init = ['model', 'init', '--arch', 'bert', '--tokenizer', fixture, '--layers', '1', '--hidden', '16', '--heads', '1', '--intermediate', '32', '--max-length', String(Math.max(maxLength, 64)), '--seed', '3', '--out', model]
+      const made = spawnSync(process.execPath, [join(root, 'bin', 'run.js'), ...init], {encoding: 'utf8'})
+      if (made.status !== 0) throw new Error(`codiemb model init failed: ${made.stderr || made.stdout}`)
+    } else if (modelName !== 'bert-tiny') throw new Error(`BENCH_SCALE_MODEL: expected bert-tiny or random-mini, got ${modelName}`)
+    const args = [join(root, 'bin', 'run.js'), 'eval', '--model', model, '--config', config, '--data-dir', join(dir, 'data'), '--out', out, '--backend', backend, '--json']
     const timed = existsSync('/usr/bin/time')
-    const t0 = performance.now()
+    const t1 = performance.now()
     const r = timed ? spawnSync('/usr/bin/time', ['-f', 'peak-rss-kib %M', process.execPath, ...args], {encoding: 'utf8', maxBuffer: 1 << 26}) : spawnSync(process.execPath, args, {encoding: 'utf8', maxBuffer: 1 << 26})
-    const s = (performance.now() - t0) / 1000
-    if (r.status !== 0) return console.log(`[${backend}] scale: codiemb eval failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`)
+    const s = (performance.now() - t1) / 1000
+    if (r.status !== 0) {
+      console.log(`[${backend}] scale: codiemb eval failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`)
+      return undefined
+    }
     const result = JSON.parse(r.stdout).result
-    const file = JSON.parse(readFileSync(join(result.dir, 'Synthetic100k.json'), 'utf8'))
+    const file = JSON.parse(readFileSync(join(result.dir, 'Synthetic.json'), 'utf8'))
     const peak = /peak-rss-kib (\d+)/.exec(r.stderr)?.[1]
     console.log(
-      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, bert-tiny fixture, batch 128, max length 64): ${s.toFixed(1)} s end to end, ` +
+      `[${backend}] scale: codiemb eval on a synthetic ${nDocs}-document retrieval task (${nQueries} queries, ${minWords}–${maxWords} words per passage, corpus file ${mib(corpusBytes)}; model ${modelName}, batch 128, max length ${maxLength}; embedding cache on): ${s.toFixed(1)} s end to end, ` +
         `nDCG@10 ${file.scores.test[0].ndcg_at_10.toFixed(4)}, recall@1000 ${file.scores.test[0].recall_at_1000.toFixed(4)} (${JSON.stringify(file.codiemb.counts)}), peak RSS ${peak ? mib(Number(peak) * 1024) : 'not measured (no /usr/bin/time)'} (${load()})`,
     )
+    return peak ? Number(peak) * 1024 : undefined
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
@@ -240,7 +267,14 @@ for (const backend of available) {
   backendReady = true
   if (parts.includes('encode')) await benchEncode(backend)
   if (parts.includes('search')) for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)
-  if (parts.includes('scale')) await benchScale(backend)
+  if (parts.includes('scale')) {
+    const sizes = (process.env.BENCH_SCALE_DOCS ?? '100000').split(',').map(Number)
+    const peaks = new Map<number, number | undefined>()
+    for (const n of sizes) peaks.set(n, await benchScale(backend, n))
+    const [small, large] = [Math.min(...sizes), Math.max(...sizes)]
+    const [a, b] = [peaks.get(small), peaks.get(large)]
+    if (sizes.length > 1 && a && b) console.log(`[${backend}] scale: peak RSS ${mib(b)} for ${large} documents vs ${mib(a)} for ${small}: ${(b / a).toFixed(2)}× for ${(large / small).toFixed(0)}× the documents`)
+  }
 }
 clearInterval(timer)
 console.log(`backends measured: ${available.join(', ')}; process peak RSS ${mib(process.resourceUsage().maxRSS * 1024)}`)

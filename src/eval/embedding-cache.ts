@@ -17,6 +17,7 @@ import type {EncodeProgressEvent} from '../core/events.js'
 import {AtomicFile, processAlive, removeTemps, writeFileAtomic} from '../core/fs-atomic.js'
 import type {CorpusChunk} from './search.js'
 import type {ShardGroup} from '../tensor/shards.js'
+import {TextHasher, textSource, type TextSource} from './text-source.js'
 
 export interface EmbeddingKey {
   model: string
@@ -45,14 +46,9 @@ export interface EmbeddingMatrix {
   chunks(ids: readonly string[], rows?: number): AsyncGenerator<CorpusChunk>
 }
 
+/** The texts' digest in cache keys (a TextSource's `hash()` streams the same). */
 export function hashTexts(texts: readonly string[]): string {
-  const h = createHash('sha256')
-  for (const t of texts) {
-    h.update(String(t.length))
-    h.update(':')
-    h.update(t)
-  }
-  return h.digest('hex')
+  return new TextHasher().update(texts).digest()
 }
 
 export function cacheKey(key: EmbeddingKey, textsHash: string): string {
@@ -111,7 +107,7 @@ class FileMatrix implements EmbeddingMatrix {
 }
 
 export interface EmbedOptions {
-  /** Texts handed to the encoder per call (default 2048); bounds host memory while encoding. */
+  /** Texts read from the source and handed to the encoder per call (default 2048); bounds host memory while encoding. */
   sliceSize?: number
   /** Progress: texts encoded (or found in the cache) so far, of all. */
   onEvent?: (event: EncodeProgressEvent) => void
@@ -119,7 +115,9 @@ export interface EmbedOptions {
 
 /**
  * Encodes texts through `encode`, using `cacheDir` when given. Without a cache directory the
- * vectors stay in memory.
+ * vectors stay in memory. Texts are read from their source one slice at a time (`slice(s, s +
+ * sliceSize)`), so only one slice of texts is in memory; with a cache directory the vectors go to
+ * the entry's file as they come, so a corpus of any size is encoded in bounded memory.
  *
  * With a `group` of W > 1 ranks (a job running the same command on every rank), the slices are
  * encoded in parallel (slice i by rank i mod W, tensor/shards.ts) and every rank gets the whole
@@ -144,34 +142,36 @@ export class EmbeddingStore {
     removeTemps(this.cacheDir, (temp) => !processAlive(temp.pid))
   }
 
-  async embed(key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
+  async embed(key: EmbeddingKey, input: TextSource | readonly string[], encode: EncodeSlice, options: EmbedOptions = {}): Promise<EmbeddingMatrix> {
+    const texts = textSource(input)
+    const count = texts.count
     const slice = Math.max(1, options.sliceSize ?? 2048)
     if (this.group) return this.embedSharded(this.group, key, texts, encode, slice, options)
     if (!this.cacheDir) {
       this.misses++
       const parts: Float32Array[] = []
       let dim = 0
-      for (let s = 0; s < texts.length; s += slice) {
-        const vecs = await encode(texts.slice(s, s + slice))
+      for (let s = 0; s < count; s += slice) {
+        const vecs = await encode(await texts.slice(s, s + slice))
         for (const v of vecs) {
           dim ||= v.length
           parts.push(v)
         }
-        options.onEvent?.({type: 'encode-progress', done: Math.min(texts.length, s + slice), total: texts.length})
+        options.onEvent?.({type: 'encode-progress', done: Math.min(count, s + slice), total: count})
       }
       const data = new Float32Array(parts.length * dim)
       parts.forEach((v, i) => data.set(v, i * dim))
-      return new MemoryMatrix(data, texts.length, dim)
+      return new MemoryMatrix(data, count, dim)
     }
-    const id = cacheKey(key, hashTexts(texts))
+    const id = cacheKey(key, await texts.hash())
     const dataPath = join(this.cacheDir, `${id}.f32`)
     const metaPath = join(this.cacheDir, `${id}.json`)
     if (existsSync(dataPath) && existsSync(metaPath)) {
       try {
         const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {count: number; dim: number}
-        if (meta.count === texts.length && meta.dim > 0) {
+        if (meta.count === count && meta.dim > 0) {
           this.hits++
-          options.onEvent?.({type: 'encode-progress', done: texts.length, total: texts.length})
+          options.onEvent?.({type: 'encode-progress', done: count, total: count})
           return new FileMatrix(dataPath, meta.count, meta.dim, true)
         }
       } catch {
@@ -183,15 +183,15 @@ export class EmbeddingStore {
     let dim = 0
     let written = 0
     try {
-      for (let s = 0; s < texts.length; s += slice) {
-        const vecs = await encode(texts.slice(s, s + slice))
-        if (vecs.length !== Math.min(slice, texts.length - s)) throw new Error(`encoder returned ${vecs.length} vectors for ${Math.min(slice, texts.length - s)} texts`)
+      for (let s = 0; s < count; s += slice) {
+        const vecs = await encode(await texts.slice(s, s + slice))
+        if (vecs.length !== Math.min(slice, count - s)) throw new Error(`encoder returned ${vecs.length} vectors for ${Math.min(slice, count - s)} texts`)
         dim ||= vecs[0]?.length ?? 0
         const block = new Float32Array(vecs.length * dim)
         vecs.forEach((v, i) => block.set(v, i * dim))
         file.write(new Uint8Array(block.buffer))
         written += vecs.length
-        options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
+        options.onEvent?.({type: 'encode-progress', done: written, total: count})
       }
     } catch (error) {
       file.abort()
@@ -217,14 +217,14 @@ export class EmbeddingStore {
   }
 
   /** embed() across the ranks of `group` (see the class comment). Every rank must call it with the same texts. */
-  private async embedSharded(group: ShardGroup, key: EmbeddingKey, texts: readonly string[], encode: EncodeSlice, slice: number, options: EmbedOptions): Promise<EmbeddingMatrix> {
+  private async embedSharded(group: ShardGroup, key: EmbeddingKey, texts: TextSource, encode: EncodeSlice, slice: number, options: EmbedOptions): Promise<EmbeddingMatrix> {
     const {rank, worldSize} = group
-    const id = this.cacheDir ? cacheKey(key, hashTexts(texts)) : undefined
-    const hit = id ? await this.lookup(id, texts.length) : undefined
+    const id = this.cacheDir ? cacheKey(key, await texts.hash()) : undefined
+    const hit = id ? await this.lookup(id, texts.count) : undefined
     const [isHit, count, dim] = await group.broadcastIntegers(hit ? [1, hit.count, hit.dim] : [0, 0, 0])
     if (isHit) {
       this.hits++
-      options.onEvent?.({type: 'encode-progress', done: texts.length, total: texts.length})
+      options.onEvent?.({type: 'encode-progress', done: texts.count, total: texts.count})
       if (hit) {
         // rank 0 sends the cached vectors, a slice at a time (bounded memory on its side)
         for await (const chunk of hit.chunks(Array.from({length: hit.count}, () => ''), slice)) await group.broadcastFloats(chunk.vectors, chunk.vectors.length)
@@ -242,13 +242,13 @@ export class EmbeddingStore {
     let width = 0
     let written = 0
     try {
-      for (let round = 0; round * worldSize * slice < texts.length; round++) {
+      for (let round = 0; round * worldSize * slice < texts.count; round++) {
         // this rank's slice of the round: [s, e) of the single-process run's slices
         const s = (round * worldSize + rank) * slice
-        const e = Math.min(texts.length, s + slice)
+        const e = Math.min(texts.count, s + slice)
         let mine: {rows: number; dim: number; vectors: Float32Array} | undefined
-        if (s < texts.length) {
-          const vecs = await encode(texts.slice(s, e))
+        if (s < texts.count) {
+          const vecs = await encode(await texts.slice(s, e))
           if (vecs.length !== e - s) throw new Error(`encoder returned ${vecs.length} vectors for ${e - s} texts`)
           const d = vecs[0]?.length ?? 0
           const vectors = new Float32Array(vecs.length * d)
@@ -262,13 +262,13 @@ export class EmbeddingStore {
           else parts.push(block.vectors)
           written += block.rows
         }
-        options.onEvent?.({type: 'encode-progress', done: written, total: texts.length})
+        options.onEvent?.({type: 'encode-progress', done: written, total: texts.count})
       }
     } catch (error) {
       file?.abort()
       throw error
     }
-    if (written !== texts.length) throw new Error(`parallel encoding gathered ${written} vectors for ${texts.length} texts`)
+    if (written !== texts.count) throw new Error(`parallel encoding gathered ${written} vectors for ${texts.count} texts`)
     if (file) {
       file.commit()
       writeFileAtomic(join(this.cacheDir!, `${id}.json`), JSON.stringify({count: written, dim: width, key, createdAt: new Date().toISOString()}, null, 2))

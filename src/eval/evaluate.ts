@@ -14,6 +14,7 @@ import {loadRetrievalData, loadStsData} from './task-data.js'
 import type {Registry} from '../registry/registry.js'
 import {scoredSplit, taskSplits, type ConfigTask, type TaskDefinition} from './tasks.js'
 import {TaskDataError} from './task-files.js'
+import {textSource, type TextSource} from './text-source.js'
 import {describePrompt, fillTemplate, INSTRUCTION_TEMPLATE, literalPrompt, type Prompt} from '../core/prompts.js'
 import type {EncodeProgressEvent, EvalEvent, EvalProgressEvent} from '../core/events.js'
 
@@ -99,10 +100,13 @@ export interface TaskEvaluation {
   warnings: string[]
 }
 
-/** Embeds texts through the store, with progress reported per slice. */
+/**
+ * Embeds texts through the store, with progress reported per slice. `texts` is read a slice at a
+ * time (a streamed corpus: text-source.ts); an array is taken as it is.
+ */
 export async function encodeTexts(
   encoder: EvalEncoder,
-  texts: readonly string[],
+  texts: TextSource | readonly string[],
   key: {task: string; split: string; role: string; prompt: Prompt},
   options: Pick<EvaluateOptions, 'batchSize' | 'maxLength' | 'maxTokensPerBatch'> & {store: EmbeddingStore; onEvent?: (event: EncodeProgressEvent) => void},
 ): Promise<EmbeddingMatrix> {
@@ -128,6 +132,16 @@ function rowsOf(matrix: Float32Array, count: number, dim: number): Float32Array[
 }
 
 export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, options: EvaluateOptions): Promise<TaskEvaluation> {
+  // what the task's data holds open (a streamed corpus file) is closed however the task ends
+  const opened: TextSource[] = []
+  try {
+    return await evaluateOpened(encoder, task, options, opened)
+  } finally {
+    for (const source of opened) await source.close()
+  }
+}
+
+async function evaluateOpened(encoder: EvalEncoder, task: TaskDefinition, options: EvaluateOptions, opened: TextSource[]): Promise<TaskEvaluation> {
   const started = performance.now()
   const store = options.store ?? new EmbeddingStore(options.cacheDir)
   const before = {hits: store.hits, misses: store.misses}
@@ -142,11 +156,11 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
   let prompt: Prompt
   let geometry: Geometry | undefined
   let warnings: string[] = []
-  const geometryOf = async (m: EmbeddingMatrix, texts: readonly string[], ids: readonly string[]) => {
+  const geometryOf = async (m: EmbeddingMatrix, texts: TextSource | readonly string[], ids: readonly string[]) => {
     if (!options.geometry) return undefined
     report({stage: 'score', detail: 'geometry'})
     const first = (await m.chunks(ids, 4096).next()).value!
-    const sample = texts.slice(0, 64)
+    const sample = await textSource(texts).slice(0, 64)
     const maxLength = Math.min(options.maxLength ?? encoder.maxLength ?? 128, 128)
     return measureGeometry({rows: first.vectors, count: first.ids.length, dim: m.dim}, hasTokenStates(encoder) ? {encoder, texts: [...sample], maxLength} : undefined)
   }
@@ -182,6 +196,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     sources = data.sources
   } else {
     const data = await loadRetrievalData(task, options.dataDir)
+    opened.push(data.corpus)
     warnings = data.warnings
     if (options.limit !== undefined && data.queryIds.length > options.limit) {
       const kept = new Set(data.queryIds.slice(0, options.limit))
@@ -190,13 +205,13 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
       data.qrels = Object.fromEntries(Object.entries(data.qrels).filter(([q]) => kept.has(q)))
     }
     prompt = queryPrompt(encoder, task.instruction ?? data.instruction, {instructions: useInstructions, instructionTemplate: template}, 'retrieval')
-    const total = data.queryTexts.length + data.corpusTexts.length
+    const total = data.queryTexts.length + data.corpus.count
     const queries = await encodeTexts(encoder, data.queryTexts, {task: task.name, split: task.split, role: 'queries', prompt}, {
       ...options,
       store,
       onEvent: (e) => report({stage: 'encode', detail: 'queries', done: e.done, total}),
     })
-    const corpus = await encodeTexts(encoder, data.corpusTexts, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
+    const corpus = await encodeTexts(encoder, data.corpus, {task: task.name, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
       ...options,
       store,
       onEvent: (e) => report({stage: 'encode', detail: 'corpus', done: data.queryTexts.length + e.done, total}),
@@ -228,7 +243,7 @@ export async function evaluateTask(encoder: EvalEncoder, task: TaskDefinition, o
     const m = acc.result()
     scores = {...m.scores, main_score: m.scores[task.mainScore] ?? m.scores.ndcg_at_10}
     counts = {queries: data.queryIds.length, evaluatedQueries: m.evaluatedQueries, documents: data.corpusIds.length}
-    geometry = await geometryOf(corpus, data.corpusTexts, data.corpusIds)
+    geometry = await geometryOf(corpus, data.corpus, data.corpusIds)
     sources = data.sources
   }
   const evaluationTime = (performance.now() - started) / 1000

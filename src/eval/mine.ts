@@ -9,13 +9,20 @@
  * skipped) and `negative_scores` / `positive_scores` filled with cosine similarities under the
  * mining model. Written atomically with ArrowRecordWriter; schema metadata carries the input's
  * metadata plus `codiemb.mined` (model fingerprint and parameters).
+ *
+ * Memory: the corpus is streamed from its Arrow file (corpus-source.ts): its ids are held, its
+ * passages are read a slice at a time to encode them and once more to find the documents whose text
+ * is a known positive or negative (only those texts are kept), and the mined negatives' texts are
+ * read by row at the end. The input examples, their queries and positives are held in memory.
  */
 import {readAllRecords, readArrowMeta, ArrowRecordWriter, type IrExampleRecord} from '../io/arrow-records.js'
 import type {EncodeProgressEvent, MineProgressEvent} from '../core/events.js'
 import {EmbeddingStore} from './embedding-cache.js'
 import {encodeTexts, passagePrompt, queryPrompt, type EvalEncoder} from './evaluate.js'
-import {exactSearch} from './search.js'
+import {exactSearchTable} from './search.js'
 import type {ShardGroup} from '../tensor/shards.js'
+import {ArrowCorpus, MemoryCorpus, minePassage, type Corpus} from './corpus-source.js'
+import {SCAN_SLICE} from './text-source.js'
 
 export interface MineOptions {
   input: string
@@ -31,6 +38,8 @@ export interface MineOptions {
   instructions?: boolean
   /** Instruction template, syntax in src/core/prompts.ts (default the paper's). */
   instructionTemplate?: string
+  /** Read the corpus whole into memory rather than streaming it (the equivalence test's reference path). */
+  inMemory?: boolean
   /** Progress: encoding the corpus, the queries and the known positives, then the search. */
   onEvent?: (event: MineProgressEvent) => void
   /**
@@ -69,25 +78,54 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const emit = options.onEvent ?? (() => {})
   const encoding = (stage: MineProgressEvent['stage']) => (e: EncodeProgressEvent) => emit({type: 'mine-progress', stage, done: e.done, total: e.total})
   const store = new EmbeddingStore(options.cacheDir, {group: options.group})
-  const writes = !options.group || options.group.rank === 0
   const examples = await readAllRecords(options.input, 'ir-example')
-  const corpusRows = await readAllRecords(options.corpus, 'corpus')
-  if (!corpusRows.length) throw new Error(`${options.corpus}: the corpus is empty`)
   const inputMeta = await readArrowMeta(options.input)
-  const corpusIds = corpusRows.map((r) => r.id)
-  const rowById = new Map(corpusIds.map((id, i) => [id, i]))
-  const corpusTexts = corpusRows.map((r) => (r.title?.trim() ? `${r.title.trim()} ${r.text}`.trim() : r.text))
-  // a positive given as text excludes every corpus document with that text (with or without title)
+  const corpus = await openCorpus(options.corpus, options.inMemory ?? false)
+  try {
+    return await mineWith(encoder, options, {examples, inputMeta, corpus, store, skipTop, emit, encoding})
+  } finally {
+    await corpus.close()
+  }
+}
+
+/** The corpus streamed from its Arrow file, or read whole when asked or when it does not stream (an Arrow stream without a footer). */
+async function openCorpus(file: string, inMemory: boolean): Promise<Corpus> {
+  const streamed = inMemory ? undefined : await ArrowCorpus.open(file, minePassage)
+  return streamed ?? new MemoryCorpus(await readAllRecords(file, 'corpus'), minePassage)
+}
+
+interface MineInputs {
+  examples: IrExampleRecord[]
+  inputMeta: Awaited<ReturnType<typeof readArrowMeta>>
+  corpus: Corpus
+  store: EmbeddingStore
+  skipTop: number
+  emit: (event: MineProgressEvent) => void
+  encoding: (stage: MineProgressEvent['stage']) => (e: EncodeProgressEvent) => void
+}
+
+async function mineWith(encoder: EvalEncoder, options: MineOptions, {examples, inputMeta, corpus: corpusSource, store, skipTop, emit, encoding}: MineInputs): Promise<MineResult> {
+  // in a job (options.group) every rank encodes and searches; rank 0 alone writes `out`
+  const writes = !options.group || options.group.rank === 0
+  if (!corpusSource.count) throw new Error(`${options.corpus}: the corpus is empty`)
+  const corpusIds = await corpusSource.ids()
+  // a positive given as text excludes every corpus document with that text (with or without title):
+  // one pass over the corpus keeps the ids of the documents whose text is one of the examples' texts
+  const given = new Set(examples.flatMap((e) => [...e.positives, ...e.negatives]))
   const idsByText = new Map<string, string[]>()
-  corpusRows.forEach((r, i) => {
-    for (const t of new Set([r.text, corpusTexts[i]])) {
-      const list = idsByText.get(t)
-      if (list) list.push(r.id)
-      else idsByText.set(t, [r.id])
-    }
-  })
+  for (let s = 0; s < corpusSource.count; s += SCAN_SLICE) {
+    const {texts, passages} = await corpusSource.columns(s, s + SCAN_SLICE)
+    texts.forEach((text, k) => {
+      for (const t of new Set([text, passages[k]!])) {
+        if (!given.has(t)) continue
+        const list = idsByText.get(t)
+        if (list) list.push(corpusIds[s + k]!)
+        else idsByText.set(t, [corpusIds[s + k]!])
+      }
+    })
+  }
   const encodeOpts = {batchSize: options.batchSize, maxLength: options.maxLength, store}
-  const corpus = await encodeTexts(encoder, corpusTexts, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
+  const corpus = await encodeTexts(encoder, corpusSource, {task: `mine:${options.corpus}`, split: 'corpus', role: 'corpus', prompt: passagePrompt(encoder)}, {
     ...encodeOpts,
     onEvent: encoding('encode corpus'),
   })
@@ -123,11 +161,27 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   const queries = new Float32Array(examples.length * dim)
   queryVectors.forEach((v, i) => queries.set(v, i * dim))
   const exclude = examples.map((e) => new Set([...e.positives, ...e.negatives].flatMap((t) => idsByText.get(t) ?? [])))
-  const hits = await exactSearch(queries, examples.map((e) => e.id), dim, corpus.chunks(corpusIds), {
+  // hits as corpus rows (the chunks stream the corpus in order)
+  const hits = await exactSearchTable(queries, examples.map((e) => e.id), dim, corpus.chunks(corpusIds), {
     k: Math.min(corpus.count, skipTop + options.topK),
     exclude,
     onEvent: (e) => emit({type: 'mine-progress', stage: 'search', done: e.done, total: corpus.count}),
   })
+  const hitsOf = (i: number) => ({from: i * hits.k, to: i * hits.k + hits.count[i]!})
+  // the texts of the candidates the ratio filter keeps (at most skipTop + topK per example), read by row
+  const ratioDrops = (score: number, minPositive: number) => options.maxScoreRatio !== undefined && Number.isFinite(minPositive) && score > options.maxScoreRatio * minPositive
+  const minPositives = examples.map((e, i) => {
+    const scores = e.positive_scores ?? e.positives.map((p) => cosine(queryVectors[i]!, sideVec(p)))
+    return {scores, min: scores.length ? Math.min(...scores) : Infinity}
+  })
+  const wanted = new Set<number>()
+  examples.forEach((_, i) => {
+    const {from, to} = hitsOf(i)
+    for (let j = from + skipTop; j < to; j++) if (!ratioDrops(hits.scores[j]!, minPositives[i]!.min)) wanted.add(hits.docs[j]!)
+  })
+  const rows = [...wanted]
+  const candidateTexts = await corpusSource.at(rows)
+  const textOf = new Map(rows.map((r, k) => [r, candidateTexts[k]!]))
 
   const writer = !writes ? undefined : new ArrowRecordWriter(options.out, 'ir-example', {
     metadata: {
@@ -141,20 +195,19 @@ export async function mineHardNegatives(encoder: EvalEncoder, options: MineOptio
   try {
     examples.forEach((e, i) => {
       const q = queryVectors[i]
-      const positiveScores = e.positive_scores ?? e.positives.map((p) => cosine(q, sideVec(p)))
-      const minPositive = positiveScores.length ? Math.min(...positiveScores) : Infinity
+      const {scores: positiveScores, min: minPositive} = minPositives[i]!
       const negatives = [...e.negatives]
       const negativeScores = e.negative_scores ? [...e.negative_scores] : e.negatives.map((n) => cosine(q, sideVec(n)))
       const seen = new Set(negatives)
       let added = 0
-      const h = hits[i]
-      for (let j = skipTop; j < h.ids.length && added < options.topK; j++) {
-        const score = h.scores[j]
-        if (options.maxScoreRatio !== undefined && Number.isFinite(minPositive) && score > options.maxScoreRatio * minPositive) {
+      const {from, to} = hitsOf(i)
+      for (let j = from + skipTop; j < to && added < options.topK; j++) {
+        const score = hits.scores[j]!
+        if (ratioDrops(score, minPositive)) {
           droppedByRatio++
           continue
         }
-        const text = corpusTexts[rowById.get(h.ids[j])!]
+        const text = textOf.get(hits.docs[j]!)!
         if (seen.has(text)) continue
         seen.add(text)
         negatives.push(text)

@@ -19,6 +19,8 @@ import {gunzipSync} from 'node:zlib'
 import {readArrowMeta, readRecords} from '../io/arrow-records.js'
 import {decodeText} from '../data/text-decoder.js'
 import type {Qrels} from './metrics.js'
+import {ArrowCorpus, evalPassage} from './corpus-source.js'
+import {ArrayTextSource, type TextSource} from './text-source.js'
 import type {TaskDefinition} from './tasks.js'
 import {arrowInfos, candidateDirs, filesForSplit, isArrow, isJsonl, isParquet, listFiles, missing, splitsOf, TaskDataError, unreadable, unreadableFor, type ArrowInfo} from './task-files.js'
 
@@ -35,7 +37,11 @@ export interface StsData {
 
 export interface RetrievalData {
   corpusIds: string[]
-  corpusTexts: string[]
+  /**
+   * The passages (title and body joined), in corpusIds' order: streamed from a prepared Arrow corpus
+   * (corpus-source.ts), read whole into memory from any other layout. Close it when done.
+   */
+  corpus: TextSource
   queryIds: string[]
   queryTexts: string[]
   qrels: Qrels
@@ -229,7 +235,7 @@ async function locateRetrieval(task: TaskDefinition, dataDir: string, looked: st
   return undefined
 }
 
-/** The retrieval data of `task.split`: its qrels, the judged queries, the whole corpus. */
+/** The retrieval data of `task.split`: its qrels, the judged queries, the whole corpus (streamed when it can be: see loadCorpus). */
 export async function loadRetrievalData(task: TaskDefinition, dataDir: string): Promise<RetrievalData> {
   const looked: string[] = []
   const others: string[] = []
@@ -264,18 +270,43 @@ export async function loadRetrievalData(task: TaskDefinition, dataDir: string): 
       queryTexts.push(str(pick(r, ['text', 'query'], file, i, 'query text')))
     })
   }
+  const {corpusIds, corpus} = await loadCorpus(files.corpus)
+  const problem = !queryIds.length
+    ? `task ${task.name}, split "${task.split}": no query in ${files.queries.join(', ')} has a judgement in ${files.qrels.join(', ')}`
+    : !corpusIds.length
+      ? `task ${task.name}: the corpus ${files.corpus.join(', ')} is empty`
+      : undefined
+  if (problem) {
+    await corpus.close()
+    throw new TaskDataError(problem)
+  }
+  return {corpusIds, corpus, queryIds, queryTexts, qrels, instruction, sources: [...files.corpus, ...files.queries, ...files.qrels], warnings}
+}
+
+/**
+ * The corpus: one prepared Arrow corpus file is streamed (only its ids are read now); any other
+ * layout (parquet, JSON lines, several files) is read whole, its passages joined the same way.
+ */
+async function loadCorpus(files: readonly string[]): Promise<{corpusIds: string[]; corpus: TextSource}> {
+  if (files.length === 1 && isArrow(files[0]!)) {
+    const streamed = await ArrowCorpus.open(files[0]!, evalPassage)
+    if (streamed) {
+      try {
+        return {corpusIds: await streamed.ids(), corpus: streamed}
+      } catch (error) {
+        await streamed.close()
+        throw error
+      }
+    }
+  }
   const corpusIds: string[] = []
   const corpusTexts: string[] = []
-  for (const file of files.corpus) {
+  for (const file of files) {
     ;(await readRows(file)).forEach((r, i) => {
       corpusIds.push(str(pick(r, ['id', '_id', 'corpus_id', 'pid'], file, i, 'document id')))
-      const title = r.title === undefined || r.title === null ? '' : str(r.title).trim()
-      const text = str(pick(r, ['text', 'passage', 'content'], file, i, 'document text'))
-      // sentence-transformers / MTEB: title and body joined by a space
-      corpusTexts.push(title ? `${title} ${text}`.trim() : text.trim())
+      const title = r.title === undefined || r.title === null ? null : str(r.title)
+      corpusTexts.push(evalPassage(title, str(pick(r, ['text', 'passage', 'content'], file, i, 'document text'))))
     })
   }
-  if (!queryIds.length) throw new TaskDataError(`task ${task.name}, split "${task.split}": no query in ${files.queries.join(', ')} has a judgement in ${files.qrels.join(', ')}`)
-  if (!corpusIds.length) throw new TaskDataError(`task ${task.name}: the corpus ${files.corpus.join(', ')} is empty`)
-  return {corpusIds, corpusTexts, queryIds, queryTexts, qrels, instruction, sources: [...files.corpus, ...files.queries, ...files.qrels], warnings}
+  return {corpusIds, corpus: new ArrayTextSource(corpusTexts)}
 }
