@@ -18,10 +18,10 @@ import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import type {LoadedTensor} from '../io/safetensors.js'
-import {firstNonFiniteIndex} from '../io/finite-values.js'
 import {defaultDtype} from '../io/safetensors-stream.js'
 import type {SafetensorsDtype} from '../io/safetensors-dtypes.js'
-import {bf16Tensor, keepsBf16Weights} from '../tensor/storage.js'
+import {keepsBf16Weights} from '../tensor/storage.js'
+import {loadWeight} from './load-weights.js'
 import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions, type TensorSource} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
@@ -110,14 +110,11 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
   let st: ReturnType<typeof readSentenceTransformersConfig>
   try {
     st = readSentenceTransformersConfig(root)
+    // One tensor at a time, each read from its byte range and dropped once in backend memory (src/model/load-weights.ts).
     for (const {file, name, shape} of selection.parameters) {
-      const t = await weights.read(file)
-      if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${file}" has dtype ${t.dtype}, expected a floating type`)
-      const bad = firstNonFiniteIndex(t.data)
-      if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${file}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
+      const {tensor: initial, dtype} = await loadWeight(weights, file, shape, storedDtypes !== undefined)
+      storedDtypes?.set(name, dtype)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
-      const initial = storedDtypes && t.dtype === 'BF16' ? bf16Tensor(t.data, shape) : tf.tensor(t.data, shape, 'float32')
-      storedDtypes?.set(name, t.dtype)
       variables.set(name, tf.variable(initial, options.trainable ?? true))
       initial.dispose()
     }
