@@ -29,7 +29,7 @@ import {literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {encodeInWindows, type EncodeOptions} from './encode-windows.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 import {randomModelConfig} from './shape.js'
-import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
+import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, checkUnmergedSupport, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -283,9 +283,12 @@ class TransformerEncoder implements Encoder {
   }
 
   forward(batch: TokenBatch, options: {training?: boolean; seed?: number; checkpointLayers?: boolean} = {}): ForwardResult {
-    // With adapters the weights are formed per pass from the frozen base (inside the caller's tape or tidy).
-    const params = this.lora ? effectiveParams(this.frozen!, this.variables, this.lora) : this.variables
-    const hiddenStates = this.arch.forward(params, this.config, batch, {...options, training: options.training ?? false})
+    const training = options.training ?? false
+    // With adapters the weights are formed per pass from the frozen base (inside the caller's tape or
+    // tidy); training with LoRA dropout applies the adapters beside the frozen weights instead.
+    const unmerged = this.lora && training && this.lora.options.dropout > 0 ? {scaling: this.lora.scaling, dropout: this.lora.options.dropout} : undefined
+    const params = !this.lora ? this.variables : unmerged ? new Map([...this.frozen!, ...this.variables]) : effectiveParams(this.frozen!, this.variables, this.lora)
+    const hiddenStates = this.arch.forward(params, this.config, batch, {...options, training, ...(unmerged ? {lora: unmerged} : {})})
     return {lastHiddenState: hiddenStates[hiddenStates.length - 1]!, hiddenStates}
   }
 
@@ -369,6 +372,7 @@ class TransformerEncoder implements Encoder {
     checkLoraOptions(options)
     const shapes = this.arch.parameterShapes(this.config)
     const modules = loraModules(shapes, options.targetModules)
+    checkUnmergedSupport(modules, this.arch.unmergedLoraModules, this.modelType, options.dropout)
     const adapters = initAdapters(modules, new Map(shapes), options.rank, seed)
     const frozen = new Map(this.variables)
     for (const v of frozen.values()) v.trainable = false

@@ -29,6 +29,14 @@ function storageBackend(): Bf16StorageBackend | undefined {
   return typeof b.storeBf16 === 'function' && typeof b.storage === 'function' ? (b as Bf16StorageBackend) : undefined
 }
 
+/**
+ * Whether the active backend runs matrix products in bfloat16 (the torch backend under --precision
+ * bf16): code that must stay float32, such as a norm's statistics, then avoids matmuls.
+ */
+export function matmulsInBf16(): boolean {
+  return storageBackend()?.bf16Matmul === true
+}
+
 /** Whether the active backend keeps bf16 weights in bfloat16 (the torch backend under --precision bf16). */
 export function keepsBf16Weights(): boolean {
   return storageBackend()?.bf16Matmul === true
