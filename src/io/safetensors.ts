@@ -48,6 +48,13 @@ export interface LoadedTensor {
   data: TensorData
 }
 
+/** A tensor's stored bytes, undecoded (little-endian, in an 8-byte aligned buffer of their own). */
+export interface RawTensor {
+  dtype: SafetensorsDtype
+  shape: number[]
+  bytes: Uint8Array
+}
+
 export interface SafetensorsFile {
   /** The file (single checkpoint) or index file (sharded checkpoint) that was opened. */
   readonly path: string
@@ -57,6 +64,8 @@ export interface SafetensorsFile {
   has(name: string): boolean
   info(name: string): TensorInfo
   read(name: string): Promise<LoadedTensor>
+  /** The tensor's bytes as stored (one positioned read of its byte range), for callers that convert them themselves. */
+  readRaw(name: string): Promise<RawTensor>
   close(): Promise<void>
 }
 
@@ -216,9 +225,13 @@ class SingleFile implements SafetensorsFile {
   }
 
   async read(name: string): Promise<LoadedTensor> {
+    const {dtype, shape, bytes} = await this.readRaw(name)
+    return {dtype, shape, data: decodeTensorBytes(dtype, bytes, shape.reduce((a, b) => a * b, 1))}
+  }
+
+  async readRaw(name: string): Promise<RawTensor> {
     const e = this.entry(name)
     if (!this.handle) throw new SafetensorsError(this.path, 'file was closed', name)
-    const count = e.shape.reduce((a, b) => a * b, 1)
     // An ArrayBuffer of its own keeps F32/I32/I64 views aligned and lets F32 data be used without a copy.
     const bytes = new Uint8Array(new ArrayBuffer(e.byteLength))
     let done = 0
@@ -228,7 +241,7 @@ class SingleFile implements SafetensorsFile {
       if (bytesRead === 0) throw new SafetensorsError(this.path, `unexpected end of file after ${done} of ${e.byteLength} bytes`, name)
       done += bytesRead
     }
-    return {dtype: e.dtype, shape: [...e.shape], data: decodeTensorBytes(e.dtype, bytes, count)}
+    return {dtype: e.dtype, shape: [...e.shape], bytes}
   }
 
   async close(): Promise<void> {
@@ -270,7 +283,10 @@ class ShardedFile implements SafetensorsFile {
     try {
       for (const file of new Set(map.values())) {
         const p = join(dir, file)
-        if (!existsSync(p)) throw new SafetensorsError(indexPath, `shard ${file} listed in weight_map does not exist`)
+        if (!existsSync(p)) {
+          const names = [...map].filter(([, f]) => f === file).map(([n]) => n)
+          throw new SafetensorsError(indexPath, `is in shard ${file} by weight_map, and that file does not exist (${p}; it should hold ${names.length} tensor${names.length > 1 ? 's' : ''})`, names[0])
+        }
         opened.set(file, await SingleFile.open(p))
       }
       for (const [name, file] of map) {
@@ -303,8 +319,13 @@ class ShardedFile implements SafetensorsFile {
   async read(name: string): Promise<LoadedTensor> {
     const file = this.weightMap.get(name)
     if (!file) throw new SafetensorsError(this.path, 'not in this checkpoint', name)
-    const shard = await this.shards.get(file)!
-    return shard.read(name)
+    return (await this.shards.get(file)!).read(name)
+  }
+
+  async readRaw(name: string): Promise<RawTensor> {
+    const file = this.weightMap.get(name)
+    if (!file) throw new SafetensorsError(this.path, 'not in this checkpoint', name)
+    return (await this.shards.get(file)!).readRaw(name)
   }
 
   async close(): Promise<void> {

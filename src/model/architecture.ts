@@ -50,6 +50,20 @@ export interface ForwardOptions {
    * (and says so by leaving `checkpointedPerLayer` out of its activationMemory).
    */
   checkpointLayers?: boolean
+  /**
+   * LoRA adapters applied beside their frozen weights, as PEFT computes them (src/model/lora.ts
+   * withAdapter): `params` then also hold `<module>.lora_A.weight` / `lora_B.weight`, and each adapted
+   * linear layer adds scaling · lora_B(lora_A(dropout(x))). Given only when training with LoRA dropout
+   * (otherwise the adapters arrive folded into the weights); only for an architecture that lists the
+   * module in `unmergedLoraModules`.
+   */
+  lora?: UnmergedLora
+}
+
+/** LoRA applied unmerged: α / r and the dropout rate on the adapters' input. */
+export interface UnmergedLora {
+  scaling: number
+  dropout: number
 }
 
 export interface RandomInitOptions {
@@ -114,6 +128,12 @@ export interface EncoderArchitecture {
   maxSequenceLength(config: HfConfig): number
   /** Hidden states: [0] the embedding output, then one per layer; each [batch, seqLen, hidden]. */
   forward(params: ReadonlyMap<string, tf.Tensor>, config: HfConfig, inputs: ForwardInputs, options: ForwardOptions): tf.Tensor3D[]
+  /**
+   * The linear modules (names inside a layer, e.g. `self_attn.q_proj`) whose LoRA adapters `forward`
+   * applies unmerged (ForwardOptions.lora), which LoRA dropout needs. Optional: without it LoRA
+   * dropout is refused for this architecture.
+   */
+  unmergedLoraModules?: readonly string[]
   /**
    * Activation bytes per token of a training forward pass of this config, for memory planning.
    * Optional: without it the plan reports parameters, gradients and optimizer state only. The

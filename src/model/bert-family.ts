@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
 import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
+import {layerAdapterNames, withAdapter} from './lora.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]
@@ -25,6 +26,9 @@ export interface BertFamilyOptions {
   /** Extra config.json fields written by randomConfig. */
   configDefaults: Partial<HfConfig>
 }
+
+/** A layer's linear modules, which LoRA adapters may target (applied unmerged with LoRA dropout). */
+const BERT_LINEAR_MODULES = ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense', 'intermediate.dense', 'output.dense'] as const
 
 /** The weights of encoder layer l (after `encoder.layer.<l>.`), in the order the layer function takes them. */
 const LAYER_WEIGHTS = [
@@ -148,6 +152,8 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
 
     activationMemory: (config, shape) => bertActivationMemory(config, shape),
 
+    unmergedLoraModules: BERT_LINEAR_MODULES,
+
     forward(params, config, inputs, opts: ForwardOptions) {
       const P = (name: string): tf.Tensor => {
         const t = params.get(name)
@@ -192,29 +198,36 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
 
       // One encoder layer as a function of its input, weights (LAYER_WEIGHTS order), mask bias and
       // dropout seeds: pure, so a checkpointed layer recomputed in backward draws the same masks.
-      const layer = (x: tf.Tensor2D, w: tf.Tensor[], bias: tf.Tensor, seeds: number[]): tf.Tensor2D => {
+      // `w` may go on with the layer's LoRA adapters (`adapters`, layer-relative names) when they apply unmerged.
+      const layer = (x: tf.Tensor2D, w: tf.Tensor[], bias: tf.Tensor, seeds: number[], adapters: string[] = []): tf.Tensor2D => {
         const [wq, bq, wk, bk, wv, bv, wo, bo, ln1Gamma, ln1Beta, wi, bi, wf, bf, ln2Gamma, ln2Beta] = w
-        const [q, k, v] = qkvProjection(x, wq!, bq!, wk!, bk!, wv!, bv!).map(toHeads)
+        const W: Record<string, tf.Tensor> = Object.fromEntries(adapters.map((n, i) => [n, w[LAYER_WEIGHTS.length + i]!]))
+        const adapt = (out: tf.Tensor2D, input: tf.Tensor2D, module: string) => withAdapter(out, input, W, module, opts.lora, seeds[3] ?? 0)
+        const [q, k, v] = qkvProjection(x, wq!, bq!, wk!, bk!, wv!, bv!)
+          .map((p, i) => adapt(p, x, `attention.self.${['query', 'key', 'value'][i]}`))
+          .map(toHeads)
         const attended = attention(q, k, v, {maskBias: bias, scale, dropoutRate: attnDrop, seed: seeds[0]}) as tf.Tensor4D
         const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
-        const attnOut = dropout(linear(context, wo!, bo), hiddenDrop, seeds[1])
+        const attnOut = dropout(adapt(linear(context, wo!, bo), context, 'attention.output.dense'), hiddenDrop, seeds[1])
         const a = layerNorm(tf.add(attnOut, x) as tf.Tensor2D, ln1Gamma!, ln1Beta!, eps) as tf.Tensor2D
-        const inter = act(linear(a, wi!, bi)) as tf.Tensor2D
-        const ffn = dropout(linear(inter, wf!, bf), hiddenDrop, seeds[2])
+        const inter = act(adapt(linear(a, wi!, bi), a, 'intermediate.dense')) as tf.Tensor2D
+        const ffn = dropout(adapt(linear(inter, wf!, bf), inter, 'output.dense'), hiddenDrop, seeds[2])
         return layerNorm(tf.add(ffn, a) as tf.Tensor2D, ln2Gamma!, ln2Beta!, eps) as tf.Tensor2D
       }
 
       for (let l = 0; l < config.num_hidden_layers; l++) {
-        const weights = LAYER_WEIGHTS.map((n) => P(`encoder.layer.${l}.${n}`))
-        // Drawn before the layer runs, in the order the layer uses them (attention, attention output, FFN).
-        const seeds = [nextSeed(), nextSeed(), nextSeed()]
+        const adapters = opts.lora ? layerAdapterNames(params, `encoder.layer.${l}.`, BERT_LINEAR_MODULES) : []
+        const weights = [...LAYER_WEIGHTS, ...adapters].map((n) => P(`encoder.layer.${l}.${n}`))
+        // Drawn before the layer runs, in the order the layer uses them (attention, attention output,
+        // FFN; then LoRA's, only with unmerged adapters so that runs without keep their masks).
+        const seeds = opts.lora ? [nextSeed(), nextSeed(), nextSeed(), nextSeed()] : [nextSeed(), nextSeed(), nextSeed()]
         // Checkpointed, only the layer's input is kept and the layer is recomputed in backward.
         // Otherwise one scope per layer frees the layer's intermediates that no gradient keeps (the
         // tape holds its own copies of what backprop needs) instead of holding every layer's until the pass ends.
         const [next, state] = tf.tidy(() => {
           const out = opts.checkpointLayers
-            ? (checkpoint(([x, ...w], [bias]) => layer(x as tf.Tensor2D, w, bias!, seeds), [h, ...weights], [maskBias]) as tf.Tensor2D)
-            : layer(h, weights, maskBias, seeds)
+            ? (checkpoint(([x, ...w], [bias]) => layer(x as tf.Tensor2D, w, bias!, seeds, adapters), [h, ...weights], [maskBias]) as tf.Tensor2D)
+            : layer(h, weights, maskBias, seeds, adapters)
           return [out, tf.reshape(out, [B, T, H]) as tf.Tensor3D] as [tf.Tensor2D, tf.Tensor3D]
         })
         h = next

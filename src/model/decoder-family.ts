@@ -27,6 +27,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
 import {ACTIVATIONS, attention, linear} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
+import {matmulsInBf16} from '../tensor/storage.js'
+import {layerAdapterNames, withAdapter} from './lora.js'
 
 export interface DecoderFamilyOptions {
   modelTypes: string[]
@@ -48,6 +50,9 @@ export interface DecoderFamilyOptions {
 
 /** Mask bias for masked keys (as the BERT family): exp(−1e9 − max) is exactly 0 in float32. */
 const MASK_BIAS = -1e9
+
+/** A layer's linear modules, which LoRA adapters may target (applied unmerged with LoRA dropout). */
+const DECODER_LINEAR_MODULES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'] as const
 
 /** The numbers the forward pass reads from a config, with the family's defaults applied. */
 export interface DecoderDims {
@@ -87,9 +92,13 @@ export function decoderDims(config: HfConfig, options: Pick<DecoderFamilyOptions
 /**
  * RMSNorm over the last axis of x [rows, n]: w ∘ x / √(mean(x²) + eps). The row statistic and its
  * broadcast are matmuls (mean = x² · (1/n), scale = rsqrt(·) wᵀ as an outer product), so only
- * same-shape element-wise ops run (tfjs-cpu is slow on broadcasting ones; see cpuFastPaths in ops.ts).
+ * same-shape element-wise ops run (tfjs-cpu is slow on broadcasting ones; see cpuFastPaths in ops.ts);
+ * in float32 always, also under --precision bf16 (see below).
  */
 export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor, eps: number): tf.Tensor2D {
+  // Under --precision bf16 the matmuls would round the statistic and the scale to bfloat16;
+  // transformers computes RMSNorm in float32, so do we: element-wise ops, which stay float32.
+  if (matmulsInBf16()) return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))), weight) as tf.Tensor2D
   const n = x.shape[1]
   const meanSquare = tf.matMul(tf.square(x), tf.fill([n, 1], 1 / n) as tf.Tensor2D)
   const scale = tf.matMul(tf.rsqrt(tf.add(meanSquare, eps)), tf.reshape(weight, [1, n]) as tf.Tensor2D)
@@ -234,6 +243,8 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
 
     activationMemory: (config, shape) => decoderActivationMemory(dimsOf(config), shape),
 
+    unmergedLoraModules: DECODER_LINEAR_MODULES,
+
     forward(params, config, inputs, opts: ForwardOptions) {
       const P = (name: string): tf.Tensor => {
         const t = params.get(name)
@@ -267,13 +278,17 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
 
       // One layer as a pure function of its input, weights and constants (mask, cos, sin), so a
       // checkpointed layer recomputed in backward computes the same thing.
-      const layer = (x: tf.Tensor2D, w: tf.Tensor[], consts: tf.Tensor[], attnSeed: number): tf.Tensor2D => {
-        const W = Object.fromEntries(names.map((n, i) => [n, w[i]!]))
+      // `w` holds the layer's weights (`names`), then its LoRA adapters (`adapters`) when they apply unmerged.
+      const layer = (x: tf.Tensor2D, w: tf.Tensor[], consts: tf.Tensor[], adapters: string[], seeds: [number, number]): tf.Tensor2D => {
+        const W: Record<string, tf.Tensor> = Object.fromEntries([...names, ...adapters].map((n, i) => [n, w[i]!]))
         const [mask, c, s] = consts as [tf.Tensor, tf.Tensor, tf.Tensor]
+        const [attnSeed, loraSeed] = seeds
+        const lin = (input: tf.Tensor2D, module: string) =>
+          withAdapter(linear(input, W[`${module}.weight`]!, W[`${module}.bias`]), input, W, module, opts.lora, loraSeed)
         const a = rmsNorm(x, W['input_layernorm.weight']!, d.eps)
-        let q = linear(a, W['self_attn.q_proj.weight']!, W['self_attn.q_proj.bias'])
-        let k = linear(a, W['self_attn.k_proj.weight']!, W['self_attn.k_proj.bias'])
-        const v = linear(a, W['self_attn.v_proj.weight']!, W['self_attn.v_proj.bias'])
+        let q = lin(a, 'self_attn.q_proj')
+        let k = lin(a, 'self_attn.k_proj')
+        const v = lin(a, 'self_attn.v_proj')
         if (options.qkNorm) {
           q = headNorm(q, W['self_attn.q_norm.weight']!, d.heads)
           k = headNorm(k, W['self_attn.k_norm.weight']!, d.kvHeads)
@@ -283,25 +298,27 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
         const vh = repeatKv(toHeads(v, d.kvHeads))
         const attended = attention(qh, kh, vh, {maskBias: mask, scale, dropoutRate: attnDrop, seed: attnSeed}) as tf.Tensor4D
         const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, d.heads * d.headDim]) as tf.Tensor2D
-        let attnOut = linear(context, W['self_attn.o_proj.weight']!)
+        let attnOut = lin(context, 'self_attn.o_proj')
         if (d.residualScale !== 1) attnOut = tf.mul(attnOut, d.residualScale)
         const h1 = tf.add(x, attnOut) as tf.Tensor2D
         const m = rmsNorm(h1, W['post_attention_layernorm.weight']!, d.eps)
-        const gate = linear(m, W['mlp.gate_proj.weight']!)
-        const gated = tf.mul(ACTIVATIONS.silu!(gate), linear(m, W['mlp.up_proj.weight']!)) as tf.Tensor2D
-        let mlpOut = linear(gated, W['mlp.down_proj.weight']!)
+        const gate = lin(m, 'mlp.gate_proj')
+        const gated = tf.mul(ACTIVATIONS.silu!(gate), lin(m, 'mlp.up_proj')) as tf.Tensor2D
+        let mlpOut = lin(gated, 'mlp.down_proj')
         if (d.residualScale !== 1) mlpOut = tf.mul(mlpOut, d.residualScale)
         return tf.add(h1, mlpOut) as tf.Tensor2D
       }
 
       const L = config.num_hidden_layers
       for (let l = 0; l < L; l++) {
-        const weights = names.map((n) => P(`layers.${l}.${n}`))
-        const attnSeed = nextSeed()
+        const adapters = opts.lora ? layerAdapterNames(params, `layers.${l}.`, DECODER_LINEAR_MODULES) : []
+        const weights = [...names, ...adapters].map((n) => P(`layers.${l}.${n}`))
+        // Seeds drawn before the layer runs (the LoRA one only with unmerged adapters, so runs without keep their masks).
+        const seeds: [number, number] = [nextSeed(), opts.lora ? nextSeed() : 0]
         const [next, state] = tf.tidy(() => {
           const out = opts.checkpointLayers
-            ? (checkpoint(([x, ...w], consts) => layer(x as tf.Tensor2D, w, consts, attnSeed), [h, ...weights], [bias, cos, sin]) as tf.Tensor2D)
-            : layer(h, weights, [bias, cos, sin], attnSeed)
+            ? (checkpoint(([x, ...w], consts) => layer(x as tf.Tensor2D, w, consts, adapters, seeds), [h, ...weights], [bias, cos, sin]) as tf.Tensor2D)
+            : layer(h, weights, [bias, cos, sin], adapters, seeds)
           // The last entry is the final norm's output (transformers' hidden_states convention).
           const listed = l === L - 1 ? rmsNorm(out, P('norm.weight'), d.eps) : out
           return [out, tf.reshape(listed, [B, T, d.H]) as tf.Tensor3D] as [tf.Tensor2D, tf.Tensor3D]

@@ -18,10 +18,10 @@ import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from './architecture.js'
 import {isPoolingMode, poolHidden, POOLING_MODES, type PoolingMode} from './pooling.js'
 import type {LoadedTensor} from '../io/safetensors.js'
-import {firstNonFiniteIndex} from '../io/finite-values.js'
 import {defaultDtype} from '../io/safetensors-stream.js'
 import type {SafetensorsDtype} from '../io/safetensors-dtypes.js'
-import {bf16Tensor, keepsBf16Weights} from '../tensor/storage.js'
+import {keepsBf16Weights} from '../tensor/storage.js'
+import {loadWeight} from './load-weights.js'
 import {readTokenizerFiles, saveEncoderCheckpoint, sortKeys, type SaveOptions, type TensorSource} from './encoder-save.js'
 import {ModelConfigError, readSentenceTransformersConfig} from './st-layout.js'
 import {codePointLength, loadTokenizer, readTokenizerConfig, type TextTokenizer, type TokenBatch} from './tokenizer/tokenizer.js'
@@ -29,7 +29,7 @@ import {literalPrompt, NO_PROMPT, type Prompt} from '../core/prompts.js'
 import {encodeInWindows, type EncodeOptions} from './encode-windows.js'
 import {architectureFor, EncoderLoadError, openCheckedModel} from './consistency.js'
 import {randomModelConfig} from './shape.js'
-import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
+import {adapterConfigJson, attachAdapterWeights, checkLoraOptions, checkUnmergedSupport, effectiveParams, initAdapters, isAdapterFolder, LoraError, loraModules, PEFT_PREFIX, readAdapterConfig, type LoraOptions, type LoraState} from './lora.js'
 
 export type {TokenBatch} from './tokenizer/tokenizer.js'
 export type {PoolingMode} from './pooling.js'
@@ -110,14 +110,11 @@ export async function loadEncoder(dir: string, options: LoadEncoderOptions): Pro
   let st: ReturnType<typeof readSentenceTransformersConfig>
   try {
     st = readSentenceTransformersConfig(root)
+    // One tensor at a time, each read from its byte range and dropped once in backend memory (src/model/load-weights.ts).
     for (const {file, name, shape} of selection.parameters) {
-      const t = await weights.read(file)
-      if (!(t.data instanceof Float32Array)) throw new EncoderLoadError(`${weights.path}: tensor "${file}" has dtype ${t.dtype}, expected a floating type`)
-      const bad = firstNonFiniteIndex(t.data)
-      if (bad >= 0) throw new EncoderLoadError(`${weights.path}: tensor "${file}" holds ${t.data[bad]} at index ${bad}; refusing weights that are not finite (a damaged or diverged checkpoint)`)
+      const {tensor: initial, dtype} = await loadWeight(weights, file, shape, storedDtypes !== undefined)
+      storedDtypes?.set(name, dtype)
       // The variable shares the tensor's data; disposing the temporary keeps the tensor count exact.
-      const initial = storedDtypes && t.dtype === 'BF16' ? bf16Tensor(t.data, shape) : tf.tensor(t.data, shape, 'float32')
-      storedDtypes?.set(name, t.dtype)
       variables.set(name, tf.variable(initial, options.trainable ?? true))
       initial.dispose()
     }
@@ -286,9 +283,12 @@ class TransformerEncoder implements Encoder {
   }
 
   forward(batch: TokenBatch, options: {training?: boolean; seed?: number; checkpointLayers?: boolean} = {}): ForwardResult {
-    // With adapters the weights are formed per pass from the frozen base (inside the caller's tape or tidy).
-    const params = this.lora ? effectiveParams(this.frozen!, this.variables, this.lora) : this.variables
-    const hiddenStates = this.arch.forward(params, this.config, batch, {...options, training: options.training ?? false})
+    const training = options.training ?? false
+    // With adapters the weights are formed per pass from the frozen base (inside the caller's tape or
+    // tidy); training with LoRA dropout applies the adapters beside the frozen weights instead.
+    const unmerged = this.lora && training && this.lora.options.dropout > 0 ? {scaling: this.lora.scaling, dropout: this.lora.options.dropout} : undefined
+    const params = !this.lora ? this.variables : unmerged ? new Map([...this.frozen!, ...this.variables]) : effectiveParams(this.frozen!, this.variables, this.lora)
+    const hiddenStates = this.arch.forward(params, this.config, batch, {...options, training, ...(unmerged ? {lora: unmerged} : {})})
     return {lastHiddenState: hiddenStates[hiddenStates.length - 1]!, hiddenStates}
   }
 
@@ -372,6 +372,7 @@ class TransformerEncoder implements Encoder {
     checkLoraOptions(options)
     const shapes = this.arch.parameterShapes(this.config)
     const modules = loraModules(shapes, options.targetModules)
+    checkUnmergedSupport(modules, this.arch.unmergedLoraModules, this.modelType, options.dropout)
     const adapters = initAdapters(modules, new Map(shapes), options.rank, seed)
     const frozen = new Map(this.variables)
     for (const v of frozen.values()) v.trainable = false

@@ -9,8 +9,15 @@
  * encoder's `variables`, so neither the optimizer nor the gradients ever see them). The effective
  * weights are formed at each forward pass from the frozen base and the adapters, so any encoder
  * architecture takes adapters unchanged; the price is one extra copy of each adapted weight per
- * pass (kept for backward while training). LoRA dropout (on the adapter's input) cannot be applied to
- * a merged weight and is refused for values above 0.
+ * pass (kept for backward while training).
+ *
+ * LoRA dropout (lora_dropout p > 0) acts on the adapter's input, which a merged weight has not: a
+ * training pass with dropout then applies the adapters beside their frozen weights, as PEFT's LoRA
+ * Linear does: y = x Wᵀ (+ b) + (α / r) · lora_B(lora_A(dropout_p(x))) (withAdapter), inside the
+ * architecture's layers (EncoderArchitecture.unmergedLoraModules), with each module's mask seeded
+ * from its layer's seed and its name, so a checkpointed layer recomputes the same masks and a resumed
+ * run draws the same ones. Inference (embed, eval, probes) and training without dropout use the
+ * merged weights, which compute the same function when nothing is dropped.
  *
  * Targets are matched as PEFT's `target_modules` list: a module (a parameter name without `.weight`)
  * is adapted when it equals a target or ends with `.` + target; `all-linear` adapts every 2-d weight
@@ -27,6 +34,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import {CodiembError} from '../core/errors.js'
 import {readJsonFile} from '../core/json-file.js'
 import {openSafetensors} from '../io/safetensors.js'
+import {dropout, linear} from '../tensor/ops.js'
+import type {UnmergedLora} from './architecture.js'
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json'
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors'
@@ -73,9 +82,45 @@ export function loraModules(shapes: [string, number[]][], targets: LoraOptions['
 /** Checks options that the implementation cannot honour. */
 export function checkLoraOptions(options: LoraOptions): void {
   if (!(Number.isInteger(options.rank) && options.rank >= 1)) throw new LoraError(`/train/lora/rank: expected a positive integer, got ${options.rank}`)
-  if (options.dropout > 0) {
-    throw new LoraError(`/train/lora/dropout: ${options.dropout} is not supported (adapters are folded into each weight per pass, which leaves no adapter input to drop out); use 0`)
+  if (!(options.dropout >= 0 && options.dropout < 1)) throw new LoraError(`/train/lora/dropout: expected a rate in [0, 1), got ${options.dropout}`)
+}
+
+/**
+ * Checks that an architecture applies every adapted module unmerged (needed for LoRA dropout):
+ * each module must be `<layer prefix>.<N>.<one of unmergedLoraModules>`.
+ */
+export function checkUnmergedSupport(modules: readonly string[], supported: readonly string[] | undefined, modelType: string, dropout: number): void {
+  if (!(dropout > 0)) return
+  const missing = modules.filter((m) => !(supported ?? []).some((s) => new RegExp(`(^|\\.)\\d+\\.${s.replace(/\./g, '\\.')}$`).test(m)))
+  if (missing.length) {
+    throw new LoraError(`/train/lora/dropout: ${dropout} needs the adapters applied beside their weights, which the "${modelType}" encoder does not do for ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}; use dropout 0 or other targetModules`)
   }
+}
+
+/** The adapter tensors (layer-relative names, A then B per module) that `params` holds for a layer's `modules`. */
+export function layerAdapterNames(params: ReadonlyMap<string, tf.Tensor>, layerPrefix: string, modules: readonly string[]): string[] {
+  return modules.filter((m) => params.has(layerPrefix + loraA(m))).flatMap((m) => [loraA(m), loraB(m)])
+}
+
+/** A 31-bit hash of a module name (FNV-1a), mixed into its dropout seed. */
+function nameHash(name: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
+  return (h >>> 0) % 2147483648
+}
+
+/**
+ * PEFT's LoRA Linear on top of the frozen product `out` = x Wᵀ (+ b): out + scaling ·
+ * lora_B(lora_A(dropout(x))), where `W` holds `<module>.lora_A.weight` / `lora_B.weight`; `out`
+ * itself when the module has no adapter or `lora` is undefined. The mask is seeded by `layerSeed` and
+ * the module's name: a pure function of them, so recomputing a checkpointed layer redraws it.
+ */
+export function withAdapter(out: tf.Tensor2D, x: tf.Tensor2D, W: Readonly<Record<string, tf.Tensor | undefined>>, module: string, lora: UnmergedLora | undefined, layerSeed: number): tf.Tensor2D {
+  const a = W[loraA(module)]
+  if (!lora || !a) return out
+  const dropped = dropout(x, lora.dropout, (layerSeed + nameHash(module)) % 2147483648) as tf.Tensor2D
+  const low = linear(linear(dropped, a), W[loraB(module)]!)
+  return tf.add(out, lora.scaling === 1 ? low : tf.mul(low, lora.scaling)) as tf.Tensor2D
 }
 
 /** New adapters for `modules` (seeded): A ~ U(−1/√in, 1/√in), B = 0. */

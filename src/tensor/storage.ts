@@ -10,7 +10,8 @@
  * every weight in float32.
  *
  * Relations: src/tensor/torch/backend.ts (storeBf16, storage, handleOf) implements it;
- * src/model/encoder.ts loads weights through bf16Tensor and saves each tensor in its checkpoint dtype.
+ * src/model/load-weights.ts loads weights through weightTensor / bf16BitsTensor, one tensor at a time,
+and src/model/encoder.ts saves each tensor in its checkpoint dtype.
  */
 import * as tf from '@tensorflow/tfjs-core'
 
@@ -19,11 +20,21 @@ interface Bf16StorageBackend {
   bf16Matmul: boolean
   storeBf16(bits: Uint16Array, shape: number[]): tf.Tensor
   storage(t: tf.TensorInfo): {dtype: string; bytes: number}
+  /** Moves a tensor's JS values into backend memory now (the torch backend's ATen tensors). */
+  materialize?(t: tf.TensorInfo): void
 }
 
 function storageBackend(): Bf16StorageBackend | undefined {
   const b = tf.backend() as unknown as Partial<Bf16StorageBackend>
   return typeof b.storeBf16 === 'function' && typeof b.storage === 'function' ? (b as Bf16StorageBackend) : undefined
+}
+
+/**
+ * Whether the active backend runs matrix products in bfloat16 (the torch backend under --precision
+ * bf16): code that must stay float32, such as a norm's statistics, then avoids matmuls.
+ */
+export function matmulsInBf16(): boolean {
+  return storageBackend()?.bf16Matmul === true
 }
 
 /** Whether the active backend keeps bf16 weights in bfloat16 (the torch backend under --precision bf16). */
@@ -46,6 +57,27 @@ export function bf16Tensor(values: Float32Array, shape: number[]): tf.Tensor {
     if ((w & 0xffff) !== 0) throw new Error(`bf16Tensor: value ${values[i]} at index ${i} is not a bfloat16`)
     bits[i] = w >>> 16
   }
+  return backend.storeBf16(bits, shape)
+}
+
+/**
+ * A float32 weight tensor of `values`, in backend memory at once: the torch backend copies the values
+ * into an ATen tensor now (they would otherwise stay in JS until the first kernel reads them), so a
+ * caller that drops `values` holds the weight once. The cpu backend keeps `values` itself (no copy).
+ */
+export function weightTensor(values: Float32Array, shape: number[]): tf.Tensor {
+  const t = tf.tensor(values, shape, 'float32')
+  storageBackend()?.materialize?.(t)
+  return t
+}
+
+/**
+ * A weight stored in bfloat16 from its raw bits (2 bytes a value, as a BF16 checkpoint holds them),
+ * without a float32 copy on the way; only where the backend keeps bf16 weights (keepsBf16Weights).
+ */
+export function bf16BitsTensor(bits: Uint16Array, shape: number[]): tf.Tensor {
+  const backend = keepsBf16Weights() ? storageBackend() : undefined
+  if (!backend) throw new Error('bf16BitsTensor: the active backend does not keep bf16 weights (torch with --precision bf16 does)')
   return backend.storeBf16(bits, shape)
 }
 

@@ -27,7 +27,10 @@
  * weights (4P) and the adapters with their moments (12T) throughout, gradients are 4T (and every P in
  * the gradient, clipping and optimizer terms above becomes T), and each pass under the tape keeps the
  * effective weights W + (α/r)·B A it formed (4·P_a bytes, P_a the adapted weights' elements; see
- * src/model/lora.ts).
+ * src/model/lora.ts). With LoRA dropout in a training pass (dropout on) the adapters apply unmerged
+ * instead: no effective weights, but each adapted module [out, in] keeps per token its dropped input
+ * and mask (4·in + in), its rank-r product (4r) and its output (4·out) — added to the layer's bytes per
+ * token (a checkpointed layer keeps them only while it is recomputed).
  *
  * Precision does not change the estimate: parameters, moments, gradients and activations stay
  * float32 under tf32 and bf16 (bf16 casts matrix-product operands per product).
@@ -54,7 +57,7 @@ export interface ModelMemory {
   largestParameter: number
   layers: number
   /** With LoRA: the adapters' parameters (what trains) and the elements of the adapted weights. */
-  lora?: {trainable: number; adapted: number; largest: number}
+  lora?: {trainable: number; adapted: number; largest: number; unmergedPerLayer?: number}
 }
 
 export interface StepShape {
@@ -78,7 +81,7 @@ export interface StepEstimate {
 }
 
 /** The shape of a model from its architecture and config (no weights needed). */
-export function modelMemory(arch: EncoderArchitecture, config: HfConfig, lora?: Pick<LoraOptions, 'rank' | 'targetModules'>): ModelMemory {
+export function modelMemory(arch: EncoderArchitecture, config: HfConfig, lora?: Pick<LoraOptions, 'rank' | 'targetModules'> & {dropout?: number}): ModelMemory {
   let parameters = 0
   let largestParameter = 0
   const shapes = arch.parameterShapes(config)
@@ -95,6 +98,9 @@ export function modelMemory(arch: EncoderArchitecture, config: HfConfig, lora?: 
       trainable: adapted.reduce((n, [out, inp]) => n + lora.rank * (out! + inp!), 0),
       adapted: adapted.reduce((n, [out, inp]) => n + out! * inp!, 0),
       largest: Math.max(0, ...adapted.map(([out, inp]) => lora.rank * Math.max(out!, inp!))),
+      ...((lora.dropout ?? 0) > 0
+        ? {unmergedPerLayer: adapted.reduce((n, [out, inp]) => n + 5 * inp! + 4 * lora.rank + 4 * out!, 0) / Math.max(1, config.num_hidden_layers)}
+        : {}),
     }
   }
   return model
@@ -109,9 +115,13 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
   const largest = model.lora?.largest ?? model.largestParameter
   const fixed = 4 * P + 8 * T
   const gradients = 4 * T
-  const effectiveWeights = model.lora ? 4 * model.lora.adapted : 0
-  const perToken = (seqLen: number): ActivationMemory =>
-    model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels}) ?? {perLayer: 0, outsideLayers: 0}
+  // LoRA dropout acts only in passes with dropout on; then the adapters run unmerged (module docstring).
+  const unmerged = step.dropout ? model.lora?.unmergedPerLayer : undefined
+  const effectiveWeights = model.lora && unmerged === undefined ? 4 * model.lora.adapted : 0
+  const perToken = (seqLen: number): ActivationMemory => {
+    const a = model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels}) ?? {perLayer: 0, outsideLayers: 0}
+    return unmerged === undefined ? a : {...a, perLayer: a.perLayer + unmerged}
+  }
   const layerGradients = (4 * (model.lora ? T : P - model.largestParameter)) / Math.max(1, L)
 
   // What is under the tape together: every pass at once, or one chunk of one pass at a time.

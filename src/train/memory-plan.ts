@@ -125,7 +125,7 @@ export function largestFittingChunk(model: ModelMemory, step: Omit<StepShape, 'c
 /** Plans the run's memory on `device` for a model of this architecture and config. */
 export function planMemory(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, shape: {arch: EncoderArchitecture; config: HfConfig}, device: PlanDevice): MemoryPlan {
   const lora = setup.section.lora
-  const model = modelMemory(shape.arch, shape.config, lora && {rank: lora.rank ?? 16, targetModules: lora.targetModules ?? 'all-linear'})
+  const model = modelMemory(shape.arch, shape.config, lora && {rank: lora.rank ?? 16, targetModules: lora.targetModules ?? 'all-linear', dropout: lora.dropout ?? 0})
   const P = model.parameters
   const T = model.lora?.trainable ?? P
   const usableBytes = device.totalBytes === undefined ? undefined : Math.floor(device.totalBytes * USABLE_FRACTION)

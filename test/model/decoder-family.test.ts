@@ -5,8 +5,16 @@ import {join} from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import {loadEncoder} from '../../src/model/encoder.js'
 import {buildBatch, type TokenBatch} from '../../src/model/tokenizer/tokenizer.js'
-import {shared, useTestBackend, BUILTINS} from '../helpers/env.js'
+import {spawnSync} from 'node:child_process'
+import {shared, useTestBackend, BUILTINS, REPO_ROOT, TEST_BACKEND} from '../helpers/env.js'
 import {DECODER_FIXTURES, loadableFixture, readExpected, textFor} from '../helpers/decoder-fixtures.js'
+
+/**
+ * Largest difference allowed between normalised embeddings computed with bf16 matrix products (and,
+ * for a BF16 checkpoint, bf16 storage) and the float32 fixture: bfloat16 keeps 8 significant bits
+ * (relative rounding 2^-9 ≈ 2e-3 per product); measured 1.6e-3 (qwen3-tiny) and 1.5e-3 (minicpm-tiny).
+ */
+const BF16_EMBEDDING_TOLERANCE = 5e-3
 
 /** A batch with exactly the fixture's ids and mask (both padding sides), built without a tokenizer. */
 function fixtureBatch(ids: number[][], mask: number[][]): TokenBatch {
@@ -99,4 +107,26 @@ test('is_causal: config.json decides, a load may override it (saved with the mod
     causal.dispose()
   }
   await assert.rejects(loadEncoder(join(bert, 'model'), {registry: BUILTINS, configOverrides: {is_causal: true}}), /is_causal: true is not supported \(BERT-family/)
+})
+
+test('torch --precision bf16: decoder embeddings within bf16 tolerance of the float32 fixture, RMSNorm in float32, LoRA trains', async (t) => {
+  if (TEST_BACKEND !== 'torch') return t.skip('torch backend only (run with --backend torch)')
+  const fixtures = Object.fromEntries(DECODER_FIXTURES.map((name) => [name, shared(t, 'fixtures', 'models', name)]))
+  if (Object.values(fixtures).some((f) => !f)) return
+  const child = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'test', 'helpers', 'bf16-decoder-child.js'), JSON.stringify({fixtures})], {encoding: 'utf8'})
+  assert.equal(child.status, 0, child.stderr)
+  const out = JSON.parse(child.stdout.trim().split('\n').pop()!)
+  // qwen3-tiny is an F32 checkpoint (float32 storage, bf16 products); minicpm-tiny is BF16 (kept bfloat16).
+  assert.deepEqual(out['qwen3-tiny'].storage, ['float32'])
+  assert.deepEqual(out['minicpm-tiny'].storage, ['bfloat16'])
+  for (const name of DECODER_FIXTURES) {
+    assert.ok(out[name].embeddingDiff <= BF16_EMBEDDING_TOLERANCE, `${name}: bf16 embeddings differ from the float32 fixture by ${out[name].embeddingDiff}`)
+    assert.ok(out[name].embeddingDiff > 0, `${name}: bf16 products should round something`)
+  }
+  assert.ok(out.rmsNormRelErr <= 1e-6, `RMSNorm is not float32 under bf16: relative error ${out.rmsNormRelErr}`)
+  assert.deepEqual(out.lora.baseStorage, ['bfloat16'])
+  assert.deepEqual(out.lora.adapterStorage, ['float32'])
+  assert.equal(out.lora.baseUnchanged, true)
+  assert.ok(out.lora.losses.every(Number.isFinite) && out.lora.losses.at(-1) < out.lora.losses[0], `LoRA loss in bf16: ${out.lora.losses.join(', ')}`)
+  t.diagnostic(`bf16 vs float32 fixture embeddings: qwen3 ${out['qwen3-tiny'].embeddingDiff.toExponential(2)}, minicpm ${out['minicpm-tiny'].embeddingDiff.toExponential(2)}; RMSNorm relative error ${out.rmsNormRelErr.toExponential(2)}; LoRA loss ${out.lora.losses[0].toFixed(4)} -> ${out.lora.losses.at(-1).toFixed(4)}`)
 })

@@ -39,7 +39,7 @@ function dataset(vocab: string[]): IrTrainingDataset {
   return {task: 'ir', name: 'lora-ir', path: '(memory)', rows, dropped: 0}
 }
 
-function trainer(encoder: Encoder, data: IrTrainingDataset, checkpointDir: string): Trainer<TokenBatch> {
+function trainer(encoder: Encoder, data: IrTrainingDataset, checkpointDir: string, dropout = false): Trainer<TokenBatch> {
   const sampler = createDynamic([{name: data.name, task: 'ir', size: data.rows.length}], {batchSizes: {ir: 4, sts: 4}}, 3)
   return new Trainer<TokenBatch>({
     encoder,
@@ -53,7 +53,7 @@ function trainer(encoder: Encoder, data: IrTrainingDataset, checkpointDir: strin
     seed: 5,
     maxLength: {query: 16, passage: 16, sts: 16},
     instructions: {template: 'Instruction: {instruction} Query: ', queries: true, sts: true},
-    dropout: false,
+    dropout,
     prefetch: 1,
     tokenizeInWorker: false,
     checkpoint: {dir: checkpointDir, everyEpoch: true, everySteps: 0, keepLast: 0},
@@ -66,12 +66,14 @@ function trainer(encoder: Encoder, data: IrTrainingDataset, checkpointDir: strin
 const maxDiff = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.flatMap((row, i) => [...row].map((x, k) => Math.abs(x - b[i]![k]!))))
 
 const CASES = [
-  {name: 'qwen3-tiny', targets: ['q_proj', 'v_proj', 'down_proj'], prefix: 'layers.0.self_attn.q_proj'},
-  {name: 'bert-tiny', targets: ['query', 'value'], prefix: 'encoder.layer.0.attention.self.query'},
+  {name: 'qwen3-tiny', targets: ['q_proj', 'v_proj', 'down_proj'], prefix: 'layers.0.self_attn.q_proj', dropout: 0},
+  {name: 'bert-tiny', targets: ['query', 'value'], prefix: 'encoder.layer.0.attention.self.query', dropout: 0},
+  // LoRA dropout: trained with dropout on (the adapters applied unmerged), resumed from the first epoch's checkpoint to the same adapters.
+  {name: 'qwen3-tiny', targets: ['q_proj', 'v_proj', 'down_proj'], prefix: 'layers.0.self_attn.q_proj', dropout: 0.2},
 ] as const
 
 for (const c of CASES) {
-  test(`LoRA on ${c.name}: the loss falls, base weights stay byte-identical, the adapter reloads, resumes and folds`, async (t) => {
+  test(`LoRA on ${c.name}${c.dropout ? ` with dropout ${c.dropout}` : ''}: the loss falls, base weights stay byte-identical, the adapter reloads, resumes and folds`, async (t) => {
     const fixture = shared(t, 'fixtures', 'models', c.name)
     if (!fixture) return
     await useTestBackend()
@@ -86,12 +88,12 @@ for (const c of CASES) {
     const texts = (data.rows as {query: string; positives: string[]}[]).slice(0, 5).flatMap((r) => [r.query, r.positives[0]!])
     try {
       const before = await encoder.encode(texts)
-      encoder.addLora({rank: 4, alpha: 8, dropout: 0, targetModules: [...c.targets]}, 1)
+      encoder.addLora({rank: 4, alpha: 8, dropout: c.dropout, targetModules: [...c.targets]}, 1)
       assert.ok([...encoder.variables.keys()].every((n) => /\.lora_[AB]\.weight$/.test(n)), 'only adapters are trainable')
       assert.ok(encoder.variables.has(`${c.prefix}.lora_A.weight`))
       assert.ok(maxDiff(await encoder.encode(texts), before) < 1e-6, 'B = 0: adapters start as the identity')
 
-      const run = trainer(encoder, data, join(work, 'ckpt'))
+      const run = trainer(encoder, data, join(work, 'ckpt'), c.dropout > 0)
       const tensorsBefore = tf.memory().numTensors
       const summary = await run.run()
       run.dispose()
@@ -121,7 +123,7 @@ for (const c of CASES) {
       assert.equal(config.task_type, 'FEATURE_EXTRACTION')
       assert.equal(config.r, 4)
       assert.equal(config.lora_alpha, 8)
-      assert.equal(config.lora_dropout, 0)
+      assert.equal(config.lora_dropout, c.dropout)
       assert.deepEqual(config.target_modules, [...c.targets])
       assert.equal(config.base_model_name_or_path, base)
       const weights = await openSafetensors(join(adapter, 'adapter_model.safetensors'))
@@ -152,13 +154,28 @@ for (const c of CASES) {
         reloaded.dispose()
       }
 
-      // A checkpoint resumes: its adapters and the optimizer's moments of them load.
-      const ckpt = listCheckpoints(join(work, 'ckpt')).at(-1)!.path
+      // A checkpoint resumes: its adapters and the optimizer's moments of them load. With dropout, from
+      // the first epoch's checkpoint to the end: the same masks are drawn, so the same adapters result.
+      const ckpts = listCheckpoints(join(work, 'ckpt'))
+      const ckpt = (c.dropout > 0 ? ckpts[0] : ckpts.at(-1))!.path
       const resumed = await loadEncoder(ckpt, {registry: BUILTINS})
       try {
-        const again = trainer(resumed, data, join(work, 'ckpt2'))
+        assert.equal(resumed.lora!.options.dropout, c.dropout)
+        const again = trainer(resumed, data, join(work, 'ckpt2'), c.dropout > 0)
         const state = await again.resumeFrom(ckpt)
         assert.ok(state.step > 0)
+        if (c.dropout > 0) {
+          assert.ok(state.step < summary.steps, `resumed at step ${state.step} of ${summary.steps}`)
+          await again.run()
+          let worst = 0
+          for (const [name, v] of encoder.variables) {
+            const a = v.dataSync() as Float32Array
+            const b = resumed.variables.get(name)!.dataSync() as Float32Array
+            a.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - b[i]!))))
+          }
+          assert.ok(worst <= 1e-6, `resumed adapters differ from the uninterrupted run's by ${worst}`)
+          t.diagnostic(`resumed at step ${state.step} of ${summary.steps}: adapters differ by ${worst.toExponential(2)}`)
+        }
         again.dispose()
       } finally {
         resumed.dispose()
@@ -201,5 +218,54 @@ test('LoRA under activation checkpointing: the adapters get the same gradients a
     assert.ok(worst <= 1e-5 * Math.max(1, largest), `checkpointed gradients differ by ${worst} (largest ${largest})`)
   } finally {
     encoder.dispose()
+  }
+})
+
+test('LoRA dropout: masks seeded per pass, the same under activation checkpointing, none at inference; unmerged adapters compute the folded ones', async (t) => {
+  const qwen = shared(t, 'fixtures', 'models', 'qwen3-tiny')
+  const bert = shared(t, 'fixtures', 'models', 'bert-tiny')
+  if (!qwen || !bert) return
+  await useTestBackend()
+  const models = [
+    {dir: loadableFixture(qwen, 'left'), texts: ['t5 t9 t33', 't7 t8', 't100 t101 t102 t103']},
+    // bert-tiny's own dropout off, so that only the adapters' acts.
+    {dir: join(bert, 'model'), texts: ['A man is playing a guitar.', 'Hi', 'a river in the garden'], overrides: {hidden_dropout_prob: 0, attention_probs_dropout_prob: 0}},
+  ]
+  for (const m of models) {
+    const encoder = await loadEncoder(m.dir, {registry: BUILTINS, configOverrides: m.overrides})
+    try {
+      encoder.addLora({rank: 2, alpha: 4, dropout: 0.3, targetModules: 'all-linear'}, 3)
+      for (const [name, v] of encoder.variables) if (name.endsWith('lora_B.weight')) tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.05, 'float32', 9)))
+      const batch = await encoder.tokenize(m.texts)
+      const params = [...encoder.variables.values()]
+      const run = (seed: number, checkpointLayers: boolean) =>
+        tf.tidy(() => {
+          const {value, grads} = tf.variableGrads(() => tf.sum(tf.square(encoder.pool(encoder.forward(batch, {training: true, seed, checkpointLayers}).lastHiddenState, batch, {pooling: 'mean', normalize: false}))) as tf.Scalar, params)
+          return {loss: value.dataSync()[0]!, grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, [...(g.dataSync() as Float32Array)]]))}
+        })
+      const worstOf = (a: Record<string, number[]>, b: Record<string, number[]>) => Math.max(...Object.entries(a).flatMap(([k, g]) => g.map((x, i) => Math.abs(x - b[k]![i]!))))
+      const plain = run(1, false)
+      const checkpointed = run(1, true)
+      const largest = Math.max(...Object.values(plain.grads).flat().map(Math.abs))
+      assert.ok(largest > 1e-4, 'the adapters have gradients')
+      const diff = worstOf(plain.grads, checkpointed.grads)
+      assert.ok(diff <= 1e-5 * Math.max(1, largest), `checkpointed gradients differ by ${diff} (largest ${largest}): masks not redrawn the same`)
+      assert.equal(run(1, false).loss, plain.loss, 'the same seed draws the same masks')
+      assert.notEqual(run(2, false).loss, plain.loss, 'another seed draws other masks')
+      // Inference: no dropout, the folded weights (the same as a dropout-0 adapter).
+      const before = tf.memory().numTensors
+      const eval1 = tf.tidy(() => encoder.pool(encoder.forward(batch).lastHiddenState, batch, {pooling: 'mean'}).arraySync())
+      assert.equal(tf.memory().numTensors, before, 'no tensor leaked')
+      const pooled = (training: boolean) => tf.tidy(() => encoder.pool(encoder.forward(batch, {training, seed: 4}).lastHiddenState, batch, {pooling: 'mean'}).arraySync())
+      assert.deepEqual(pooled(false), eval1)
+      // Unmerged with (almost) nothing dropped = folded: the two code paths compute the same function.
+      encoder.lora!.options.dropout = 1e-9
+      const unmerged = pooled(true)
+      const gap = Math.max(...unmerged.flatMap((row, b) => row.map((x, i) => Math.abs(x - eval1[b]![i]!))))
+      assert.ok(gap <= 1e-5, `unmerged adapters differ from the folded weights by ${gap}`)
+      t.diagnostic(`${encoder.modelType}: checkpointed vs plain gradients ${diff.toExponential(2)}; unmerged vs folded ${gap.toExponential(2)}`)
+    } finally {
+      encoder.dispose()
+    }
   }
 })

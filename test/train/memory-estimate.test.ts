@@ -88,3 +88,23 @@ test('cpu: estimated activation and step peaks are within ±25 % of the live ten
   within25(t, step.peakBytes + 4 * parameters, e.peakBytes, 'one optimizer step, parameters included')
   encoder.dispose()
 })
+
+test('LoRA dropout: passes with dropout count the unmerged adapters per token instead of the effective weights', async () => {
+  const arch = await architectureFor('qwen3', BUILTINS)
+  const config = {model_type: 'qwen3', hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, num_hidden_layers: 2, vocab_size: 384, max_position_embeddings: 512}
+  const lora = {rank: 4, targetModules: ['q_proj', 'down_proj']}
+  const merged = modelMemory(arch, config, lora)
+  const unmerged = modelMemory(arch, config, {...lora, dropout: 0.1})
+  assert.equal(merged.lora!.unmergedPerLayer, undefined)
+  // Per layer: q_proj [128, 64] and down_proj [64, 128]: 5·in + 4r + 4·out bytes per token each.
+  assert.equal(unmerged.lora!.unmergedPerLayer, 5 * 64 + 16 + 4 * 128 + (5 * 128 + 16 + 4 * 64))
+  const step = {passes: [{name: 'q', rows: 4, seqLen: 16}], accumulates: false, checkpointing: false, kernels: 'composite' as const}
+  const a = estimateStep(merged, {...step, dropout: true}).activationBytes
+  const b = estimateStep(unmerged, {...step, dropout: true}).activationBytes
+  const perLayer = unmerged.lora!.unmergedPerLayer!
+  // kept: tokens × L × perLayer; working: tokens × perLayer × 1/3; minus the effective weights (4·P_a).
+  const expected = 64 * 2 * perLayer + (64 * perLayer) / 3 - 4 * merged.lora!.adapted
+  assert.ok(Math.abs(b - a - expected) < 1e-6, `difference ${b - a}, expected ${expected}`)
+  // Without dropout in the pass (probes, train.dropout false) the adapters are folded as before.
+  assert.equal(estimateStep(unmerged, {...step, dropout: false}).activationBytes, estimateStep(merged, {...step, dropout: false}).activationBytes)
+})

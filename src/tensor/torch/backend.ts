@@ -135,9 +135,7 @@ export class TorchBackend extends tf.KernelBackend {
     if (!rec) throw new Error('torch backend: tensor data not found (disposed, or from another backend)')
     if (!rec.handle) {
       if (rec.dtype === 'string') throw new Error('the torch backend cannot compute on string tensors')
-      rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
-      this.owned.add(rec.handle)
-      rec.values = undefined
+      this.materialize(info)
     }
     // bf16 storage: every kernel and the optimizer compute on float32 (the cast is exact), so no
     // kernel needs a bf16 case and AdamW's update of a trainable weight comes out float32 (its master copy).
@@ -145,6 +143,18 @@ export class TorchBackend extends tf.KernelBackend {
     // tfjs may hand a data id to a kernel under another shape of the same size; give ATen that view.
     if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(handle, info.shape)
     return handle
+  }
+
+  /**
+   * Copies a tensor's JS values into an ATen tensor on the device now rather than at its first use,
+   * and drops the JS values: loading a checkpoint so holds each weight once (src/tensor/storage.ts).
+   */
+  materialize(info: tf.TensorInfo): void {
+    const rec = this.data.get(info.dataId)
+    if (!rec || rec.handle || rec.dtype === 'string') return
+    rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
+    this.owned.add(rec.handle)
+    rec.values = undefined
   }
 
   /**
