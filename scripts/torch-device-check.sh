@@ -33,7 +33,7 @@ if [ "$DEV" = cuda ]; then
   which g++ || { echo NO_GPP; exit 3; }
   mkdir -p native/build/Release
   STD=c++17; grep -q "C++20 or later" $TD/include/ATen/ATen.h && STD=c++20
-  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
+  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc native/src/search.cc -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
     -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
     -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
     -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20

@@ -1,0 +1,137 @@
+// Exact dense search, one corpus chunk per call (src/tensor/chunk-topk.ts drives it): the chunk's
+// matrix product with every query batch, its top-k and the merge with each batch's running top-k, in
+// ATen calls without a trip through JavaScript between them.
+//
+// Why native: the same ops as tfjs kernels cost one JS→ATen crossing, one tfjs tensor record and one
+// external per op; the chunk had to be copied into an ATen tensor (tfjs owns its values) and
+// normalised as square/sum/rsqrt/mul (two chunk-sized temporaries). Here the chunk is read in place
+// from the caller's Float32Array (on CPU; one host→device copy on CUDA), normalised as
+// torch.nn.functional.normalize does (one norm pass, one divided copy), each batch's score block is
+// written into one buffer reused across the chunk's query batches, and only k (score, index) pairs
+// per query are kept between calls (on the queries' device).
+#include "search.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace codiemb {
+namespace {
+
+SearchTensorAccess g_access;
+
+// Rows scaled to unit length like F.normalize(x, dim=1): x / max(||x||, 1e-12) (a zero row stays zero).
+at::Tensor Normalize(const at::Tensor &x, bool inPlace) {
+  at::Tensor norm = at::linalg_vector_norm(x, 2, at::IntArrayRef{1}, true).clamp_min_(1e-12);
+  return inPlace ? x.div_(norm) : x.div(norm);
+}
+
+// A Float32Array's floats as a CPU tensor [rows × dim] over its memory (no copy): valid during the call only.
+at::Tensor Borrow(const Napi::Value &v, int64_t rows, int64_t dim, const char *what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw std::invalid_argument(std::string(what) + ": expected a Float32Array");
+  }
+  auto ta = v.As<Napi::TypedArray>();
+  if (ta.ElementLength() != static_cast<size_t>(rows * dim)) {
+    throw std::invalid_argument(std::string(what) + ": has " + std::to_string(ta.ElementLength()) + " floats, expected " + std::to_string(rows) +
+                                " × " + std::to_string(dim));
+  }
+  auto *data = static_cast<uint8_t *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  return at::from_blob(data, {rows, dim}, at::TensorOptions().dtype(at::kFloat));
+}
+
+// searchQueries(values: Float32Array, nq, dim, cosine, device?) -> [nq × dim] float32 handle on the device
+Napi::Value SearchQueries(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int64_t nq = info[1].As<Napi::Number>().Int64Value();
+  int64_t dim = info[2].As<Napi::Number>().Int64Value();
+  bool cosine = info[3].ToBoolean().Value();
+  at::Tensor q = Borrow(info[0], nq, dim, "searchQueries: queries");
+  at::Device device = info.Length() > 4 && info[4].IsString() ? at::Device(info[4].As<Napi::String>().Utf8Value()) : at::Device(at::kCPU);
+  // an owned copy (the JS array may go away), on the device
+  q = device.is_cpu() ? q.clone() : q.to(device);
+  return g_access.wrap(env, cosine ? Normalize(q, true) : q);
+}
+
+// searchChunk(queries, chunk: Float32Array, n, dim, offset, keep, queryBatch, cosine, running: handle[])
+//   -> handle[]: per query batch its running top scores [b × kept] (float32, descending) and their global
+//      document indices [b × kept] (int32), interleaved; `running` is the previous call's result or [].
+Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const at::Tensor &queries = g_access.tensor(info[0], "searchChunk: queries");
+  int64_t n = info[2].As<Napi::Number>().Int64Value();
+  int64_t dim = info[3].As<Napi::Number>().Int64Value();
+  int64_t offset = info[4].As<Napi::Number>().Int64Value();
+  int64_t keep = info[5].As<Napi::Number>().Int64Value();
+  int64_t queryBatch = info[6].As<Napi::Number>().Int64Value();
+  bool cosine = info[7].ToBoolean().Value();
+  auto runningJs = info[8].As<Napi::Array>();
+  if (queries.dim() != 2 || queries.size(1) != dim) throw std::invalid_argument("searchChunk: queries must be [nq × dim]");
+  if (n < 1 || keep < 1 || queryBatch < 1) throw std::invalid_argument("searchChunk: n, keep and queryBatch must be >= 1");
+  if (offset + n > INT32_MAX) throw std::invalid_argument("searchChunk: document indices beyond int32");
+  const int64_t nq = queries.size(0);
+  const int64_t batches = (nq + queryBatch - 1) / queryBatch;
+  if (runningJs.Length() != 0 && runningJs.Length() != static_cast<uint32_t>(2 * batches)) {
+    throw std::invalid_argument("searchChunk: running must be empty or hold 2 handles per query batch");
+  }
+  std::vector<at::Tensor> running;
+  for (uint32_t i = 0; i < runningJs.Length(); ++i) running.push_back(g_access.tensor(runningJs.Get(i), "searchChunk: running"));
+
+  at::NoGradGuard noGrad;
+  at::Tensor docs = Borrow(info[1], n, dim, "searchChunk: chunk");
+  if (!queries.device().is_cpu()) {
+    docs = docs.to(queries.device());
+    if (cosine) docs = Normalize(docs, true);
+  } else if (cosine) {
+    docs = Normalize(docs, false);  // never write into the caller's array
+  }
+  // (with `dot` on CPU, docs is the caller's memory: only used within this call)
+  const at::Tensor docsT = docs.t();
+  const int64_t take = std::min(n, keep);
+  at::Tensor block = at::empty({std::min(queryBatch, nq), n}, queries.options());
+  auto out = Napi::Array::New(env, 2 * batches);
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t start = b * queryBatch;
+    const int64_t rows = std::min(queryBatch, nq - start);
+    at::Tensor scores = block.narrow(0, 0, rows);
+    at::mm_out(scores, queries.narrow(0, start, rows), docsT);
+    auto top = scores.topk(take, 1, true, true);
+    at::Tensor values = std::get<0>(top);
+    at::Tensor ids = std::get<1>(top).to(at::kInt).add_(offset);
+    if (!running.empty()) {
+      at::Tensor allValues = at::cat({running[2 * b], values}, 1);
+      at::Tensor allIds = at::cat({running[2 * b + 1], ids}, 1);
+      auto merged = allValues.topk(std::min(keep, allValues.size(1)), 1, true, true);
+      values = std::get<0>(merged);
+      ids = allIds.gather(1, std::get<1>(merged));
+    }
+    out.Set(static_cast<uint32_t>(2 * b), g_access.wrap(env, values));
+    out.Set(static_cast<uint32_t>(2 * b + 1), g_access.wrap(env, ids));
+  }
+  return out;
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo &)>
+Napi::Value Guarded(const Napi::CallbackInfo &info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error &e) {
+    throw;
+  } catch (const c10::Error &e) {
+    throw Napi::Error::New(info.Env(), std::string("search: ") + e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    throw Napi::Error::New(info.Env(), std::string("search: ") + e.what());
+  }
+}
+
+}  // namespace
+
+void RegisterSearch(Napi::Env env, Napi::Object exports, SearchTensorAccess access) {
+  g_access = access;
+  exports.Set("searchQueries", Napi::Function::New(env, Guarded<SearchQueries>, "searchQueries"));
+  exports.Set("searchChunk", Napi::Function::New(env, Guarded<SearchChunk>, "searchChunk"));
+}
+
+}  // namespace codiemb

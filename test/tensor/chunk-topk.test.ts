@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+import * as tf from '@tensorflow/tfjs-core'
+import {chunkTopK, type ChunkTopKOptions, type TopKBatch} from '../../src/tensor/chunk-topk.js'
+import type {TorchAddon} from '../../src/tensor/torch/addon.js'
+import {Rng} from '../../src/core/rng.js'
+import {useTestBackend} from '../helpers/env.js'
+
+function randomMatrix(n: number, dim: number, seed: number): Float32Array {
+  const random = new Rng(seed)
+  return Float32Array.from({length: n * dim}, () => random.next() * 2 - 1)
+}
+
+/** Per query, the documents sorted by score (float64), best first: [doc, score][]. */
+function bruteForce(q: Float32Array, nq: number, d: Float32Array, nd: number, dim: number, cosine: boolean): [number, number][][] {
+  const norm = (m: Float32Array, i: number) => (cosine ? Math.sqrt(Array.from({length: dim}, (_, j) => m[i * dim + j]! ** 2).reduce((a, b) => a + b)) || 1 : 1)
+  return Array.from({length: nq}, (_, i) => {
+    const scores = Array.from({length: nd}, (_, j): [number, number] => {
+      let s = 0
+      for (let t = 0; t < dim; t++) s += q[i * dim + t]! * d[j * dim + t]!
+      return [j, s / (norm(q, i) * norm(d, j))]
+    })
+    return scores.sort((a, b) => b[1] - a[1])
+  })
+}
+
+/** Runs the running top-k over `d` in chunks of `chunk` rows; returns each query's (doc, score) list. */
+async function search(options: ChunkTopKOptions, d: Float32Array, nd: number, chunk: number): Promise<{kind: string; rows: [number, number][][]}> {
+  const running = chunkTopK(options)
+  try {
+    for (let start = 0; start < nd; start += chunk) {
+      const n = Math.min(chunk, nd - start)
+      running.add(d.subarray(start * options.dim, (start + n) * options.dim), n, start)
+    }
+    const batches: TopKBatch[] = await running.read()
+    const rows: [number, number][][] = []
+    for (const b of batches) {
+      for (let r = 0; r < b.rows; r++) rows.push(Array.from({length: b.kept}, (_, j) => [b.docs[r * b.kept + j]!, b.scores[r * b.kept + j]!]))
+    }
+    return {kind: running.kind, rows}
+  } finally {
+    running.dispose()
+  }
+}
+
+function assertMatches(got: [number, number][][], want: [number, number][][], keep: number, label: string): void {
+  assert.equal(got.length, want.length, `${label}: one row per query`)
+  got.forEach((row, q) => {
+    assert.equal(row.length, Math.min(keep, want[q]!.length), `${label}: query ${q} keeps ${keep}`)
+    assert.deepEqual(row.map(([doc]) => doc), want[q]!.slice(0, row.length).map(([doc]) => doc), `${label}: query ${q} documents`)
+    row.forEach(([, s], j) => assert.ok(Math.abs(s - want[q]![j]![1]) < 1e-5, `${label}: query ${q} score ${j}: ${s} vs ${want[q]![j]![1]}`))
+  })
+}
+
+const torchAddon = (): TorchAddon | undefined => (tf.getBackend() === 'torch' ? (tf.backend() as unknown as {addon: TorchAddon}).addon : undefined)
+
+describe('chunked running top-k', () => {
+  it('equals brute force across chunks and query batches (cosine and dot; keep beyond a chunk)', async () => {
+    await useTestBackend()
+    const dim = 12
+    const nq = 7
+    const nd = 203
+    const q = randomMatrix(nq, dim, 5)
+    const d = randomMatrix(nd, dim, 6)
+    d.fill(0, 17 * dim, 18 * dim) // a zero document scores 0 under cosine, never NaN
+    const before = tf.memory().numTensors
+    for (const cosine of [true, false]) {
+      const want = bruteForce(q, nq, d, nd, dim, cosine)
+      for (const [keep, chunk, queryBatch] of [[10, 64, 3], [40, 32, 7], [5, 203, 2], [1, 50, 4]] as const) {
+        const {rows} = await search({queries: q, nq, dim, keep, queryBatch, cosine}, d, nd, chunk)
+        assertMatches(rows, want, keep, `cosine ${cosine}, keep ${keep}, chunk ${chunk}, batch ${queryBatch}`)
+      }
+    }
+    assert.equal(tf.memory().numTensors, before)
+  })
+
+  it('reads the chunk in place without changing it, and handles no queries', async () => {
+    await useTestBackend()
+    const dim = 8
+    const d = randomMatrix(40, dim, 7)
+    const copy = Float32Array.from(d)
+    await search({queries: randomMatrix(3, dim, 8), nq: 3, dim, keep: 5, queryBatch: 2, cosine: true}, d, 40, 16)
+    assert.deepEqual(d, copy)
+    const empty = await search({queries: new Float32Array(0), nq: 0, dim, keep: 5, queryBatch: 2, cosine: true}, d, 40, 16)
+    assert.deepEqual(empty.rows, [])
+  })
+
+  it('on torch: the native call, equal to the tfjs ops, frees every handle', async (t) => {
+    await useTestBackend()
+    const addon = torchAddon()
+    if (!addon) return t.skip('the torch backend is not active (CODIEMB_BACKEND=torch)')
+    const dim = 32
+    const nq = 20
+    const nd = 1000
+    const q = randomMatrix(nq, dim, 9)
+    const d = randomMatrix(nd, dim, 10)
+    const live = addon.liveTensors()
+    for (const cosine of [true, false]) {
+      const options = {queries: q, nq, dim, keep: 25, queryBatch: 8, cosine}
+      const native = await search(options, d, nd, 300)
+      const ops = await search({...options, native: false}, d, nd, 300)
+      assert.equal(native.kind, 'native')
+      assert.equal(ops.kind, 'tfjs')
+      assertMatches(native.rows, bruteForce(q, nq, d, nd, dim, cosine), 25, `native, cosine ${cosine}`)
+      assert.deepEqual(native.rows.map((r) => r.map(([doc]) => doc)), ops.rows.map((r) => r.map(([doc]) => doc)))
+    }
+    assert.equal(addon.liveTensors(), live)
+  })
+})
