@@ -12,8 +12,11 @@
 #include "search.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <limits>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,62 @@ at::Tensor Borrow(const Napi::Value &v, int64_t rows, int64_t dim, const char *w
   }
   auto *data = static_cast<uint8_t *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
   return at::from_blob(data, {rows, dim}, at::TensorOptions().dtype(at::kFloat));
+}
+
+// The running top-k of `rows` queries merged with a score block [rows × n] on the CPU: each row keeps
+// only the scores above its current k-th best (after the first chunks, a handful of a chunk's 16,384),
+// sorts those and merges them with its sorted running list. Same result as topk(cat(running,
+// topk(block))) up to the order of equal scores, without selecting from every row of every chunk
+// (ATen's CPU topk copies each row into (value, index) pairs and runs nth_element over all of them).
+std::pair<at::Tensor, at::Tensor> MergeAboveThreshold(const at::Tensor &block, const at::Tensor &runValues, const at::Tensor &runIds, int64_t keep,
+                                                      int64_t offset) {
+  const int64_t rows = block.size(0);
+  const int64_t n = block.size(1);
+  const int64_t kept = runValues.size(1);
+  const int64_t outKept = std::min(keep, kept + n);
+  at::Tensor values = at::empty({rows, outKept}, runValues.options());
+  at::Tensor ids = at::empty({rows, outKept}, runIds.options());
+  const at::Tensor rv = runValues.contiguous();
+  const at::Tensor ri = runIds.contiguous();
+  const float *scores = block.data_ptr<float>();
+  const int64_t stride = block.stride(0);
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    std::vector<std::pair<float, int32_t>> cand;
+    for (int64_t r = begin; r < end; ++r) {
+      const float *row = scores + r * stride;
+      const float *runV = rv.data_ptr<float>() + r * kept;
+      const int32_t *runI = ri.data_ptr<int32_t>() + r * kept;
+      // a document enters only above the k-th best so far (while fewer than keep are kept: any)
+      const float threshold = kept >= keep ? runV[kept - 1] : -std::numeric_limits<float>::infinity();
+      cand.clear();
+      for (int64_t j = 0; j < n; ++j) {
+        if (row[j] > threshold) cand.emplace_back(row[j], static_cast<int32_t>(offset + j));
+      }
+      auto better = [](const std::pair<float, int32_t> &a, const std::pair<float, int32_t> &b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+      };
+      if (static_cast<int64_t>(cand.size()) > outKept) {
+        std::nth_element(cand.begin(), cand.begin() + outKept, cand.end(), better);
+        cand.resize(outKept);
+      }
+      std::sort(cand.begin(), cand.end(), better);
+      float *outV = values.data_ptr<float>() + r * outKept;
+      int32_t *outI = ids.data_ptr<int32_t>() + r * outKept;
+      // merge two descending lists; the running one first on equal scores (it came earlier)
+      int64_t a = 0, c = 0;
+      const int64_t nc = static_cast<int64_t>(cand.size());
+      for (int64_t o = 0; o < outKept; ++o) {
+        if (a < kept && (c >= nc || runV[a] >= cand[c].first)) {
+          outV[o] = runV[a];
+          outI[o] = runI[a++];
+        } else {
+          outV[o] = cand[c].first;
+          outI[o] = cand[c++].second;
+        }
+      }
+    }
+  });
+  return {values, ids};
 }
 
 // searchQueries(values: Float32Array, nq, dim, cosine, device?) -> [nq × dim] float32 handle on the device
@@ -97,6 +156,12 @@ Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
     const int64_t rows = std::min(queryBatch, nq - start);
     at::Tensor scores = block.narrow(0, 0, rows);
     at::mm_out(scores, queries.narrow(0, start, rows), docsT);
+    if (!running.empty() && queries.device().is_cpu()) {
+      auto merged = MergeAboveThreshold(scores, running[2 * b], running[2 * b + 1], keep, offset);
+      out.Set(static_cast<uint32_t>(2 * b), g_access.wrap(env, merged.first));
+      out.Set(static_cast<uint32_t>(2 * b + 1), g_access.wrap(env, merged.second));
+      continue;
+    }
     auto top = scores.topk(take, 1, true, true);
     at::Tensor values = std::get<0>(top);
     at::Tensor ids = std::get<1>(top).to(at::kInt).add_(offset);

@@ -74,6 +74,28 @@ describe('chunked running top-k', () => {
     assert.equal(tf.memory().numTensors, before)
   })
 
+  it('with tied scores (repeated documents): the brute-force scores, each hit scored as brute force scores it', async () => {
+    await useTestBackend()
+    const dim = 6
+    const base = randomMatrix(30, dim, 11)
+    const nd = 120 // every document four times, the copies in different chunks
+    const d = new Float32Array(nd * dim)
+    for (let i = 0; i < nd; i++) d.set(base.subarray((i % 30) * dim, (i % 30 + 1) * dim), i * dim)
+    const q = randomMatrix(5, dim, 12)
+    const want = bruteForce(q, 5, d, nd, dim, true)
+    for (const native of [true, false]) {
+      const {rows} = await search({queries: q, nq: 5, dim, keep: 9, queryBatch: 2, cosine: true, native}, d, nd, 25)
+      rows.forEach((row, i) => {
+        const exact = new Map(want[i]!)
+        assert.equal(new Set(row.map(([doc]) => doc)).size, 9, `query ${i}: no document twice`)
+        row.forEach(([doc, s], j) => {
+          assert.ok(Math.abs(s - want[i]![j]![1]) < 1e-5, `query ${i} rank ${j}: score ${s} vs ${want[i]![j]![1]}`)
+          assert.ok(Math.abs(exact.get(doc)! - s) < 1e-5, `query ${i}: document ${doc} scored ${s}, brute force ${exact.get(doc)}`)
+        })
+      })
+    }
+  })
+
   it('reads the chunk in place without changing it, and handles no queries', async () => {
     await useTestBackend()
     const dim = 8
