@@ -114,9 +114,10 @@ Napi::Value SearchQueries(const Napi::CallbackInfo &info) {
   return g_access.wrap(env, cosine ? Normalize(q, true) : q);
 }
 
-// searchChunk(queries, chunk: Float32Array, n, dim, offset, keep, queryBatch, cosine, running: handle[])
+// searchChunk(queries, chunk: Float32Array, n, dim, offset, keep, queryBatch, cosine, running: handle[], workspace?)
 //   -> handle[]: per query batch its running top scores [b × kept] (float32, descending) and their global
 //      document indices [b × kept] (int32), interleaved; `running` is the previous call's result or [].
+//      `workspace`: an optional float32 [rows >= n × dim] tensor on the queries' device for the chunk's copy.
 Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   const at::Tensor &queries = g_access.tensor(info[0], "searchChunk: queries");
@@ -140,11 +141,22 @@ Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
 
   at::NoGradGuard noGrad;
   at::Tensor docs = Borrow(info[1], n, dim, "searchChunk: chunk");
+  // The chunk's device copy (normalised, or copied to the GPU) goes into the caller's workspace when
+  // it is large enough: a fresh 48 MiB tensor per chunk cost 2.5× the normalisation itself in page faults.
+  at::Tensor ws;
+  if (info.Length() > 9 && !info[9].IsNull() && !info[9].IsUndefined()) {
+    const at::Tensor &w = g_access.tensor(info[9], "searchChunk: workspace");
+    if (w.dim() == 2 && w.size(0) >= n && w.size(1) == dim && w.scalar_type() == at::kFloat && w.device() == queries.device() && w.is_contiguous()) {
+      ws = w.narrow(0, 0, n);
+    }
+  }
   if (!queries.device().is_cpu()) {
-    docs = docs.to(queries.device());
+    docs = ws.defined() ? ws.copy_(docs) : docs.to(queries.device());
     if (cosine) docs = Normalize(docs, true);
   } else if (cosine) {
-    docs = Normalize(docs, false);  // never write into the caller's array
+    // never written: the caller's array
+    at::Tensor norm = at::linalg_vector_norm(docs, 2, at::IntArrayRef{1}, true).clamp_min_(1e-12);
+    docs = ws.defined() ? at::div_out(ws, docs, norm) : docs.div(norm);
   }
   // (with `dot` on CPU, docs is the caller's memory: only used within this call)
   const at::Tensor docsT = docs.t();

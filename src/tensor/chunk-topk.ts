@@ -6,8 +6,8 @@
  *
  * Two implementations of the same computation (same normalisation, products, topk and merge order):
  * - `torch` backend: one native call per chunk (native/src/search.cc). The chunk is read in place
- *   from its Float32Array (copied once to the GPU on CUDA), normalised as F.normalize does, each
- *   batch's scores go into one reused buffer, and topk + concat + topk + gather run without a
+ *   from its Float32Array (copied once to the GPU on CUDA), normalised as F.normalize does into one
+ *   buffer reused across chunks, each batch's scores go into one reused buffer, and topk + concat + topk + gather run without a
  *   JavaScript hop between ATen calls. The tfjs-op form below cost 1.3–1.5× PyTorch's time for the
  *   same work (upload copy, square/sum/rsqrt/mul normalisation with two chunk-sized temporaries, one
  *   tfjs record and int32↔int64 cast per op).
@@ -73,17 +73,27 @@ class NativeChunkTopK implements ChunkTopK {
   readonly kind = 'native'
   private readonly queries: TorchHandle
   private running: TorchHandle[] = []
+  private workspace: TorchHandle | undefined
+  private workspaceRows = 0
 
   constructor(
     private readonly addon: TorchAddon,
-    device: string | undefined,
+    private readonly device: string | undefined,
     private readonly o: ChunkTopKOptions,
   ) {
     this.queries = addon.searchQueries(o.queries, o.nq, o.dim, o.cosine, device)
   }
 
   add(vectors: Float32Array, n: number, offset: number): void {
-    const next = this.addon.searchChunk(this.queries, vectors, n, this.o.dim, offset, this.o.keep, this.o.queryBatch, this.o.cosine, this.running)
+    // one buffer for every chunk's normalised (or device) copy, sized by the largest chunk so far
+    if (this.workspaceRows < n && (this.o.cosine || this.device)) {
+      if (this.workspace) this.addon.release(this.workspace)
+      this.workspace = this.addon.op('aten::empty', 'memory_format')([n, this.o.dim], 'float32', null, this.device ?? 'cpu') as TorchHandle
+      this.workspaceRows = n
+    }
+    const next = this.addon.searchChunk(
+      this.queries, vectors, n, this.o.dim, offset, this.o.keep, this.o.queryBatch, this.o.cosine, this.running, this.workspace,
+    )
     for (const h of this.running) this.addon.release(h)
     this.running = next
   }
@@ -98,8 +108,9 @@ class NativeChunkTopK implements ChunkTopK {
   }
 
   dispose(): void {
-    for (const h of [this.queries, ...this.running]) this.addon.release(h)
+    for (const h of [this.queries, ...this.running, ...(this.workspace ? [this.workspace] : [])]) this.addon.release(h)
     this.running = []
+    this.workspace = undefined
   }
 }
 

@@ -103,6 +103,23 @@ describe('chunked running top-k', () => {
     const copy = Float32Array.from(d)
     await search({queries: randomMatrix(3, dim, 8), nq: 3, dim, keep: 5, queryBatch: 2, cosine: true}, d, 40, 16)
     assert.deepEqual(d, copy)
+    // chunks of changing sizes (a growing one replaces the native path's reused buffer)
+    const q = randomMatrix(3, dim, 13)
+    for (const cosine of [true, false]) {
+      const running = chunkTopK({queries: q, nq: 3, dim, keep: 6, queryBatch: 2, cosine})
+      try {
+        let start = 0
+        for (const n of [4, 12, 7, 17]) {
+          running.add(d.subarray(start * dim, (start + n) * dim), n, start)
+          start += n
+        }
+        const rows = (await running.read()).flatMap((b) => Array.from({length: b.rows}, (_, r) => Array.from({length: b.kept}, (_, j): [number, number] => [b.docs[r * b.kept + j]!, b.scores[r * b.kept + j]!])))
+        assertMatches(rows, bruteForce(q, 3, d, 40, dim, cosine), 6, `changing chunk sizes, cosine ${cosine}`)
+      } finally {
+        running.dispose()
+      }
+    }
+    assert.deepEqual(d, copy)
     const empty = await search({queries: new Float32Array(0), nq: 0, dim, keep: 5, queryBatch: 2, cosine: true}, d, 40, 16)
     assert.deepEqual(empty.rows, [])
   })

@@ -75,10 +75,11 @@ export interface TorchAddon {
    * One corpus chunk ([n × dim], read in place) scored against every query batch and merged into
    * `running` (the previous call's result, or []): per batch its top `keep` scores (float32) and
    * global document indices (int32), interleaved. The caller releases the previous handles.
+   * `workspace`: a float32 [rows >= n, dim] tensor on the device for the chunk's normalised copy.
    */
   searchChunk(
     queries: TorchHandle, chunk: Float32Array, n: number, dim: number, offset: number, keep: number, queryBatch: number, cosine: boolean,
-    running: TorchHandle[],
+    running: TorchHandle[], workspace?: TorchHandle,
   ): TorchHandle[]
   info(): TorchInfo
   setNumThreads(n: number): void
