@@ -10,7 +10,7 @@
  * - scale: `codiemb eval` end to end on a synthetic 100k-document retrieval task (bert-tiny fixture),
  *   with the child process's peak RSS.
  * Knobs: BENCH_DOCS (100000), BENCH_DIMS (768), BENCH_QUERIES (1024), BENCH_ENCODE_TEXTS (4096),
- * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000), BENCH_SCALE_QUERIES (1000), BENCH_ROUNDS (3, alternating codiemb and PyTorch), BENCH_SEARCH_TFJS (1: also codiemb's tfjs-op search path), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
+ * BENCH_BACKENDS (all available), BENCH_PARTS (encode,search,scale), BENCH_SCALE_DOCS (100000), BENCH_SCALE_QUERIES (1000), BENCH_ROUNDS (3, alternating codiemb and PyTorch), BENCH_SEARCH_TFJS (1: also codiemb's tfjs-op search path), CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_DEVICE (cpu; cuda: both sides on the GPU), CODIEMB_PYTHON.
  */
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -264,7 +264,8 @@ const dims = (process.env.BENCH_DIMS ?? '768').split(',').map(Number)
 const nQueries = Number(process.env.BENCH_QUERIES ?? 1024)
 const parts = (process.env.BENCH_PARTS ?? 'encode,search,scale').split(',')
 for (const backend of available) {
-  await selectBackend(registry, backend)
+  // CODIEMB_DEVICE (cuda) puts codiemb's torch backend on the same device as the PyTorch reference
+  await selectBackend(registry, backend, backend === 'torch' && process.env.CODIEMB_DEVICE ? {device: process.env.CODIEMB_DEVICE} : {})
   backendReady = true
   if (parts.includes('encode')) await benchEncode(backend)
   if (parts.includes('search')) for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)

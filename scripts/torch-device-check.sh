@@ -89,4 +89,11 @@ if [ "$DEV" = cuda ]; then
   el "CPU"
   CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 90 node dist/bench/torch.bench.js 2>&1 | tail -9
 fi
+# Exact search (native/src/search.cc): the running top-k tests (one calls the native search on cuda
+# when CUDA is available), then one round of the 100k x 768 search bench with both sides on $DEV.
+if [ -f dist/test/tensor/chunk-topk.test.js ] && [ -f dist/bench/eval.bench.js ]; then
+  el "$DEV search"
+  CODIEMB_BACKEND=torch timeout 120 node --test dist/test/tensor/chunk-topk.test.js dist/test/eval/search.test.js 2>&1 | grep -E "^# (pass|fail|skipped)|^not ok"
+  CODIEMB_DEVICE=$DEV CODIEMB_TORCH_THREADS=$CPU_THREADS BENCH_ROUNDS=1 BENCH_PARTS=search BENCH_BACKENDS=torch timeout 300 node dist/bench/eval.bench.js 2>&1 | grep -E "search \(|failed"
+fi
 el done

@@ -145,4 +145,39 @@ describe('chunked running top-k', () => {
     }
     assert.equal(addon.liveTensors(), live)
   })
+
+  it('on torch with CUDA: the native calls keep the queries and the running top-k on the GPU', async (t) => {
+    await useTestBackend()
+    const addon = torchAddon()
+    if (!addon) return t.skip('the torch backend is not active (CODIEMB_BACKEND=torch)')
+    if (!addon.info().cudaAvailable) return t.skip('no CUDA device (this addon or machine)')
+    const dim = 32
+    const nq = 20
+    const nd = 1000
+    const q = randomMatrix(nq, dim, 14)
+    const d = randomMatrix(nd, dim, 15)
+    const live = addon.liveTensors()
+    for (const cosine of [true, false]) {
+      const queries = addon.searchQueries(q, nq, dim, cosine, 'cuda')
+      const workspace = addon.op('aten::empty', 'memory_format')([300, dim], 'float32', null, 'cuda')
+      let running: ReturnType<TorchAddon['searchChunk']> = []
+      for (let start = 0; start < nd; start += 300) {
+        const n = Math.min(300, nd - start)
+        const next = addon.searchChunk(queries, d.subarray(start * dim, (start + n) * dim), n, dim, start, 25, 8, cosine, running, workspace)
+        for (const h of running) addon.release(h)
+        running = next
+      }
+      assert.ok([queries, ...running].every((h) => addon.device(h).startsWith('cuda')), 'queries and running top-k on the GPU')
+      const rows: [number, number][][] = []
+      for (let b = 0; b < running.length; b += 2) {
+        const [r, kept] = addon.shape(running[b]!) as [number, number]
+        const scores = addon.toArray(running[b]!) as Float32Array
+        const docs = addon.toArray(running[b + 1]!) as Int32Array
+        for (let i = 0; i < r; i++) rows.push(Array.from({length: kept}, (_, j) => [docs[i * kept + j]!, scores[i * kept + j]!]))
+      }
+      assertMatches(rows, bruteForce(q, nq, d, nd, dim, cosine), 25, `cuda, cosine ${cosine}`)
+      for (const h of [queries, workspace, ...running]) addon.release(h)
+    }
+    assert.equal(addon.liveTensors(), live)
+  })
 })
