@@ -54,7 +54,11 @@ std::pair<at::Tensor, at::Tensor> MergeAboveThreshold(const at::Tensor &block, c
                                                       int64_t offset) {
   const int64_t rows = block.size(0);
   const int64_t n = block.size(1);
+  TORCH_CHECK(runValues.dim() == 2 && runValues.size(0) == rows && runValues.scalar_type() == at::kFloat && runValues.device().is_cpu(),
+              "searchChunk: running scores must be float32 [", rows, " × kept] on the CPU");
   const int64_t kept = runValues.size(1);
+  TORCH_CHECK(runIds.dim() == 2 && runIds.size(0) == rows && runIds.size(1) == kept && runIds.scalar_type() == at::kInt && runIds.device().is_cpu(),
+              "searchChunk: running indices must be int32 [", rows, " × ", kept, "] on the CPU");
   const int64_t outKept = std::min(keep, kept + n);
   at::Tensor values = at::empty({rows, outKept}, runValues.options());
   at::Tensor ids = at::empty({rows, outKept}, runIds.options());
@@ -142,7 +146,7 @@ Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
   at::NoGradGuard noGrad;
   at::Tensor docs = Borrow(info[1], n, dim, "searchChunk: chunk");
   // The chunk's device copy (normalised, or copied to the GPU) goes into the caller's workspace when
-  // it is large enough: a fresh 48 MiB tensor per chunk cost 2.5× the normalisation itself in page faults.
+  // it is large enough: normalising into a fresh 48 MiB tensor per chunk took 2.5× as long (page faults).
   at::Tensor ws;
   if (info.Length() > 9 && !info[9].IsNull() && !info[9].IsUndefined()) {
     const at::Tensor &w = g_access.tensor(info[9], "searchChunk: workspace");
