@@ -17,7 +17,8 @@
  * min,max: 8,64), BENCH_SCALE_MAX_LENGTH (64), BENCH_SCALE_MODEL (`bert-tiny`, the fixture; or `random-mini`: a
  * random 1-layer BERT of hidden size 16 with bert-tiny's vocabulary, made by `codiemb model init`, so
  * that encoding 1M passages takes minutes and the run measures the data path), BENCH_ROUNDS (3, alternating codiemb and PyTorch),
- * CODIEMB_TORCH_THREADS (all cores, both sides), CODIEMB_PYTHON.
+ * BENCH_SEARCH_TFJS (1: also codiemb's tfjs-op search path), CODIEMB_TORCH_THREADS (all cores, both sides),
+ * CODIEMB_DEVICE (cpu; cuda: both sides on the GPU), CODIEMB_PYTHON.
  */
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
@@ -173,14 +174,22 @@ function pythonWithTorch(): string | {missing: string} {
   return {missing: 'no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)'}
 }
 
-/** PyTorch's matrix product + topk over the same chunks (bench/search_reference.py): queries/s per k. */
-function pytorchSearch(docs: number, dim: number, nQueries: number, ks: number[]): Map<number, number> | string {
+/** One side's timing of one search: queries per second (wall) and the process's CPU seconds. */
+interface Timing {
+  qps: number
+  cpu: number
+}
+
+/** PyTorch's matrix product + topk over the same chunks (bench/search_reference.py): timing per k. */
+function pytorchSearch(docs: number, dim: number, nQueries: number, ks: number[]): Map<number, Timing> | string {
   const py = pythonWithTorch()
   if (typeof py !== 'string') return py.missing
   const args = ['--docs', docs, '--dim', dim, '--queries', nQueries, '--k', ks.join(','), '--chunk', CHUNK, '--query-batch', QUERY_BATCH, '--threads', threads, '--device', process.env.CODIEMB_DEVICE ?? 'cpu']
   const r = spawnSync(py, [join(root, 'bench', 'search_reference.py'), ...args.map(String)], {encoding: 'utf8'})
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
-  return new Map(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as {k: number; queries_per_s: number}).map((x) => [x.k, x.queries_per_s]))
+  return new Map(
+    r.stdout.trim().split('\n').map((l) => JSON.parse(l) as {k: number; queries_per_s: number; cpu_seconds: number}).map((x) => [x.k, {qps: x.queries_per_s, cpu: x.cpu_seconds}]),
+  )
 }
 
 const CHUNK = 16384
@@ -189,6 +198,12 @@ const QUERY_BATCH = 256
 const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism()
 const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`
 
+/**
+ * codiemb's exactSearch and PyTorch's reference over the same synthetic corpus, in alternating rounds
+ * (a change in the machine's load hits both sides alike). Per side: queries/s (wall) and CPU seconds
+ * of the whole process (all threads), the second far less sensitive to other load on a shared
+ * machine. BENCH_SEARCH_TFJS=1 also times codiemb's tfjs-op path (`native: false`) in each round.
+ */
 async function benchSearch(backend: string, docs: number, dim: number, nQueries: number): Promise<void> {
   const random = new Rng(dim)
   const ids = Array.from({length: docs}, (_, i) => `d${i}`)
@@ -197,38 +212,52 @@ async function benchSearch(backend: string, docs: number, dim: number, nQueries:
   const qids = Array.from({length: nQueries}, (_, i) => `q${i}`)
   const ks = [1000, 10]
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
-  // rounds alternate codiemb and PyTorch, so a change in the machine's load hits both sides alike
-  const ours = new Map<number, number[]>(ks.map((k) => [k, []]))
-  const theirs = new Map<number, number[]>(ks.map((k) => [k, []]))
+  const sides = process.env.BENCH_SEARCH_TFJS === '1' ? ['codiemb', 'codiemb (tfjs ops)'] : ['codiemb']
+  const times = new Map<string, Timing[]>()
+  const record = (side: string, k: number, t: Timing) => times.set(`${side}/${k}`, [...(times.get(`${side}/${k}`) ?? []), t])
   let missing: string | undefined
   await exactSearch(queries.subarray(0, 8 * dim), qids.slice(0, 8), dim, chunkMatrix(ids.slice(0, CHUNK), corpus, dim, CHUNK), {k: 10}) // warm-up
   for (let round = 0; round < rounds; round++) {
-    for (const k of ks) {
-      peakTensorBytes = 0
-      const t0 = performance.now()
-      const hits = await exactSearch(queries, qids, dim, chunkMatrix(ids, corpus, dim, CHUNK), {k, queryBatchSize: QUERY_BATCH, onEvent: sample})
-      const s = (performance.now() - t0) / 1000
-      sample()
-      if (hits[0].ids.length !== k) throw new Error(`expected ${k} hits, got ${hits[0].ids.length}`)
-      ours.get(k)!.push(nQueries / s)
-      console.log(`[${backend}] round ${round + 1}: codiemb ${(nQueries / s).toFixed(1)} queries/s, top-${k} (${load()})`)
+    for (const side of sides) {
+      for (const k of ks) {
+        peakTensorBytes = 0
+        const c0 = process.cpuUsage()
+        const t0 = performance.now()
+        const hits = await exactSearch(queries, qids, dim, chunkMatrix(ids, corpus, dim, CHUNK), {k, queryBatchSize: QUERY_BATCH, onEvent: sample, native: side === 'codiemb'})
+        const s = (performance.now() - t0) / 1000
+        const c = process.cpuUsage(c0)
+        sample()
+        if (hits[0].ids.length !== k) throw new Error(`expected ${k} hits, got ${hits[0].ids.length}`)
+        record(side, k, {qps: nQueries / s, cpu: (c.user + c.system) / 1e6})
+        console.log(`[${backend}] round ${round + 1}: ${side} ${(nQueries / s).toFixed(1)} queries/s, ${((c.user + c.system) / 1e6).toFixed(2)} CPU s, top-${k} (${load()})`)
+      }
     }
     // the same work in PyTorch: matrix product + topk over the same chunks
     const ref = pytorchSearch(docs, dim, nQueries, ks)
     if (typeof ref === 'string') missing = ref
     else
       for (const k of ks) {
-        theirs.get(k)!.push(ref.get(k)!)
-        console.log(`[${backend}] round ${round + 1}: PyTorch ${ref.get(k)!.toFixed(1)} queries/s, top-${k} (${load()})`)
+        record('PyTorch', k, ref.get(k)!)
+        console.log(`[${backend}] round ${round + 1}: PyTorch ${ref.get(k)!.qps.toFixed(1)} queries/s, ${ref.get(k)!.cpu.toFixed(2)} CPU s, top-${k} (${load()})`)
       }
   }
+  const fmt = (xs: number[]) => xs.map((r) => r.toFixed(2)).join(', ')
   for (const k of ks) {
-    const q = median(ours.get(k)!)
-    const line = `[${backend}] search: ${q.toFixed(1)} queries/s against ${docs} docs × dim ${dim}, top-${k} (median of ${rounds}; ${nQueries} queries, chunks of ${CHUNK}, query batches of ${QUERY_BATCH}, ${threads} threads)`
-    if (missing) console.log(`${line}; PyTorch reference skipped: ${missing}`)
-    else {
-      const ratios = ours.get(k)!.map((x, i) => x / theirs.get(k)![i])
-      console.log(`${line}; PyTorch ${median(theirs.get(k)!).toFixed(1)} queries/s; codiemb/PyTorch ${median(ratios).toFixed(2)}× (median of per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ${load()})`)
+    for (const side of sides) {
+      const ours = times.get(`${side}/${k}`)!
+      const line = `[${backend}] search (${side}): ${median(ours.map((t) => t.qps)).toFixed(1)} queries/s against ${docs} docs × dim ${dim}, top-${k} (median of ${rounds}; ${nQueries} queries, chunks of ${CHUNK}, query batches of ${QUERY_BATCH}, ${threads} threads)`
+      if (missing) {
+        console.log(`${line}; PyTorch reference skipped: ${missing}`)
+        continue
+      }
+      const theirs = times.get(`PyTorch/${k}`)!
+      const ratios = ours.map((x, i) => x.qps / theirs[i]!.qps)
+      // CPU seconds: PyTorch's over ours, so that above 1 means codiemb did the work in less CPU time
+      const cpuRatios = ours.map((x, i) => theirs[i]!.cpu / x.cpu)
+      console.log(
+        `${line}; PyTorch ${median(theirs.map((t) => t.qps)).toFixed(1)} queries/s; codiemb/PyTorch ${median(ratios).toFixed(2)}× (median of per-round ratios ${fmt(ratios)}); ` +
+          `CPU seconds ${median(ours.map((t) => t.cpu)).toFixed(2)} vs PyTorch ${median(theirs.map((t) => t.cpu)).toFixed(2)}, PyTorch/codiemb ${median(cpuRatios).toFixed(2)}× (rounds ${fmt(cpuRatios)}; ${load()})`,
+      )
     }
   }
   if (process.env.BENCH_FROM_CACHE === '1') await benchSearchFromCache(backend, ids, corpus, dim, queries, qids)
@@ -263,7 +292,8 @@ const dims = (process.env.BENCH_DIMS ?? '768').split(',').map(Number)
 const nQueries = Number(process.env.BENCH_QUERIES ?? 1024)
 const parts = (process.env.BENCH_PARTS ?? 'encode,search,scale').split(',')
 for (const backend of available) {
-  await selectBackend(registry, backend)
+  // CODIEMB_DEVICE (cuda) puts codiemb's torch backend on the same device as the PyTorch reference
+  await selectBackend(registry, backend, backend === 'torch' && process.env.CODIEMB_DEVICE ? {device: process.env.CODIEMB_DEVICE} : {})
   backendReady = true
   if (parts.includes('encode')) await benchEncode(backend)
   if (parts.includes('search')) for (const dim of dims) await benchSearch(backend, docs, dim, nQueries)

@@ -59,7 +59,7 @@ if [ "$DEV" = cuda ]; then
       el "distributed.cc built without c10d"
     fi
   fi
-  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc /tmp/distributed.o -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
+  g++ -O2 -std=$STD -fPIC -shared native/src/addon.cc native/src/attention.cc native/src/search.cc /tmp/distributed.o -I/tmp/p/include/node -Inode_modules/node-addon-api -I$TD/include -I$TD/include/torch/csrc/api/include \
     -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -D_GLIBCXX_USE_CXX11_ABI=$ABI -DCODIEMB_WITH_CUDA=1 -Wno-deprecated-declarations \
     -L$TD/lib -Wl,-rpath,$TD/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed -lc10 -ltorch_cpu -ltorch -ldl \
     -o native/build/Release/codiemb_torch.node 2>&1 | grep -E "error" | head -20
@@ -129,5 +129,12 @@ done
 if [ "$DEV" = cuda ]; then
   el "CPU"
   CODIEMB_TORCH_THREADS=16 CODIEMB_BENCH_MODELS=minilm timeout 90 node dist/bench/torch.bench.js 2>&1 | tail -9
+fi
+# Exact search (native/src/search.cc): the running top-k tests (one calls the native search on cuda
+# when CUDA is available), then one round of the 100k x 768 search bench with both sides on $DEV.
+if [ -f dist/test/tensor/chunk-topk.test.js ] && [ -f dist/bench/eval.bench.js ]; then
+  el "$DEV search"
+  CODIEMB_BACKEND=torch timeout 120 node --test dist/test/tensor/chunk-topk.test.js dist/test/eval/search.test.js 2>&1 | grep -E "^# (pass|fail|skipped)|^not ok"
+  CODIEMB_DEVICE=$DEV CODIEMB_TORCH_THREADS=$CPU_THREADS BENCH_ROUNDS=1 BENCH_PARTS=search BENCH_BACKENDS=torch timeout 300 node dist/bench/eval.bench.js 2>&1 | grep -E "search \(|failed"
 fi
 el done

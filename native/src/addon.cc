@@ -19,6 +19,7 @@
 
 #include "attention.h"
 #include "distributed.h"
+#include "search.h"
 
 #include <cstring>
 #include <memory>
@@ -724,6 +725,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setAllowTF32", Napi::Function::New(env, SetAllowTF32, "setAllowTF32"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   codiemb::RegisterDistributed(env, exports, {&Wrap, &Tensor});
+  codiemb::RegisterSearch(env, exports, {&Wrap, &Tensor});
   return exports;
 }
 

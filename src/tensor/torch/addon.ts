@@ -69,6 +69,18 @@ export interface TorchAddon {
     dy: TorchHandle, q: TorchHandle, k: TorchHandle, v: TorchHandle, bias: TorchHandle | null, out: TorchHandle,
     saved: TorchHandle[], options: AttentionNativeOptions, wantQkv: boolean, wantBias: boolean,
   ): TorchHandle[]
+  /** Query vectors [nq × dim] (a copy, L2-normalised when `cosine`) on `device` for searchChunk (native/src/search.cc). */
+  searchQueries(values: Float32Array, nq: number, dim: number, cosine: boolean, device?: string): TorchHandle
+  /**
+   * One corpus chunk ([n × dim], read in place) scored against every query batch and merged into
+   * `running` (the previous call's result, or []): per batch its top `keep` scores (float32) and
+   * global document indices (int32), interleaved. The caller releases the previous handles.
+   * `workspace`: a float32 [rows >= n, dim] tensor on the device for the chunk's normalised copy.
+   */
+  searchChunk(
+    queries: TorchHandle, chunk: Float32Array, n: number, dim: number, offset: number, keep: number, queryBatch: number, cosine: boolean,
+    running: TorchHandle[], workspace?: TorchHandle,
+  ): TorchHandle[]
   info(): TorchInfo
   setNumThreads(n: number): void
   manualSeed(seed: number): void
