@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <limits>
@@ -143,7 +144,7 @@ Napi::Value SearchChunk(const Napi::CallbackInfo &info) {
   std::vector<at::Tensor> running;
   for (uint32_t i = 0; i < runningJs.Length(); ++i) running.push_back(g_access.tensor(runningJs.Get(i), "searchChunk: running"));
 
-  at::NoGradGuard noGrad;
+  c10::NoGradGuard noGrad;
   at::Tensor docs = Borrow(info[1], n, dim, "searchChunk: chunk");
   // The chunk's device copy (normalised, or copied to the GPU) goes into the caller's workspace when
   // it is large enough: normalising into a fresh 48 MiB tensor per chunk took 2.5× as long (page faults).
