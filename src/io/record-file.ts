@@ -163,8 +163,13 @@ export class RecordFile {
   }
 
   /** `length` bytes at `position`; a short read (the file shrank) is an error naming the file. */
-  async readBytes(position: number, length: number): Promise<Uint8Array> {
-    const bytes = new Uint8Array(length)
+  readBytes(position: number, length: number): Promise<Uint8Array> {
+    return this.readInto(position, new Uint8Array(length))
+  }
+
+  /** Fills `bytes` from `position` (as readBytes, into a buffer the caller holds); returns it. */
+  async readInto(position: number, bytes: Uint8Array): Promise<Uint8Array> {
+    const length = bytes.length
     let done = 0
     while (done < length) {
       const {bytesRead} = await this.handle.read(bytes, done, length - done, position + done)
