@@ -16,14 +16,16 @@
  *   whole once, the first time one of its rows is used) and the rows' own byte-range reads.
  *
  * Then deletes everything it wrote (CODIEMB_BENCH_DIR chooses where: default the temp directory;
- * the run needs about 2.2× the size in free space). Not in CI. Backend: cpu (the data path is what
+ * the run needs about 2.2× the size in free space). CODIEMB_BENCH_KEEP=1 keeps the prepared file
+ * (the JSON lines are deleted) and prints its directory; CODIEMB_BENCH_REUSE=<that directory> then
+ * skips generating and preparing (to repeat the training measurement only). Not in CI. Backend: cpu (the data path is what
  * is measured; CODIEMB_BENCH_BACKEND=torch with a built addon). The page cache is not dropped first (that
  * needs root); the start-up figure after `prepare` therefore reads from memory.
  *
  *   npm run bench -- train-data          CODIEMB_BENCH_TRAIN_DATA_GB=5 npm run bench -- train-data
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -60,30 +62,50 @@ const probes = `
   const timer = setInterval(sample, 50)
 `
 
-const dir = mkdtempSync(join(process.env.CODIEMB_BENCH_DIR ?? tmpdir(), 'codiemb-train-data-bench-'))
+const reuse = process.env.CODIEMB_BENCH_REUSE
+const keep = reuse !== undefined || process.env.CODIEMB_BENCH_KEEP === '1'
+const dir = reuse ?? mkdtempSync(join(process.env.CODIEMB_BENCH_DIR ?? tmpdir(), 'codiemb-train-data-bench-'))
+const cleanUp = (): void => {
+  if (keep) rmSync(join(dir, 'model'), {recursive: true, force: true})
+  else rmSync(dir, {recursive: true, force: true})
+}
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.on(signal, () => {
-    rmSync(dir, {recursive: true, force: true})
+    cleanUp()
     process.exit(130)
   })
 try {
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (${process.env.CODIEMB_BENCH_NOTE ?? 'other jobs may share this machine'})`)
-  const input = join(dir, 'train.jsonl')
-  let t0 = Date.now()
-  const {bytes, lines, rowTextBytes} = writeFlagEmbeddingFile(input, targetBytes)
-  console.log(`generated ${(bytes / GB).toFixed(2)} GB of FlagEmbedding JSON lines, ${lines.toLocaleString('en')} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
-
-  t0 = Date.now()
-  const prepared = child(
-    `const {prepare} = await import(${JSON.stringify(join(src, 'data', 'prepare.js'))})
-     const {builtinRegistry} = await import(${JSON.stringify(join(src, 'builtins.js'))})
-     const r = await prepare({datasets: [{name: 'bench', reader: 'flagembedding-jsonl', task: 'ir', splits: {train: 'train.jsonl'}}]}, {registry: await builtinRegistry(), dataRoot: ${JSON.stringify(dir)}, out: ${JSON.stringify(join(dir, 'out'))}})
-     console.log(JSON.stringify({rows: r.rows, maxRss: process.resourceUsage().maxRSS * 1024}))`,
-    'prepare',
-  )
   const file = join(dir, 'out', 'bench', 'train.ir-example.arrow')
+  const made = join(dir, 'bench.json')
+  let source: {rows: number; rowTextBytes: number}
+  if (reuse) {
+    source = JSON.parse(readFileSync(made, 'utf8')) as typeof source
+    console.log(`reusing ${file} (${(statSync(file).size / GB).toFixed(2)} GB, ${source.rows.toLocaleString('en')} rows)`)
+  } else {
+    const input = join(dir, 'train.jsonl')
+    let t0 = Date.now()
+    const {bytes, lines, rowTextBytes} = writeFlagEmbeddingFile(input, targetBytes)
+    console.log(`generated ${(bytes / GB).toFixed(2)} GB of FlagEmbedding JSON lines, ${lines.toLocaleString('en')} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+
+    t0 = Date.now()
+    const prepared = child(
+      `const {prepare} = await import(${JSON.stringify(join(src, 'data', 'prepare.js'))})
+       const {builtinRegistry} = await import(${JSON.stringify(join(src, 'builtins.js'))})
+       const r = await prepare({datasets: [{name: 'bench', reader: 'flagembedding-jsonl', task: 'ir', splits: {train: 'train.jsonl'}}]}, {registry: await builtinRegistry(), dataRoot: ${JSON.stringify(dir)}, out: ${JSON.stringify(join(dir, 'out'))}})
+       console.log(JSON.stringify({rows: r.rows, maxRss: process.resourceUsage().maxRSS * 1024}))`,
+      'prepare',
+    )
+    console.log(`prepared ${file}: ${(statSync(file).size / GB).toFixed(2)} GB, ${prepared.rows.toLocaleString('en')} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s (peak RSS ${(prepared.maxRss / MB).toFixed(0)} MB)`)
+    source = {rows: prepared.rows, rowTextBytes}
+    if (keep) {
+      rmSync(input)
+      writeFileSync(made, JSON.stringify(source))
+      console.log(`kept in ${dir} (CODIEMB_BENCH_REUSE=${dir} to train on it again)`)
+    }
+  }
   const fileBytes = statSync(file).size
-  console.log(`prepared ${file}: ${(fileBytes / GB).toFixed(2)} GB, ${prepared.rows.toLocaleString('en')} rows in ${((Date.now() - t0) / 1000).toFixed(0)} s (peak RSS ${(prepared.maxRss / MB).toFixed(0)} MB)`)
+  const {rowTextBytes} = source
 
   const config = {
     model: {init: {arch: 'bert', tokenizer: vocabDir, layers: 2, hidden: 32, heads: 2, intermediate: 64, maxPositions: 64, seed: 1}},
@@ -156,8 +178,8 @@ try {
   console.log(`  opening:        ${(reads.openBytes / MB).toFixed(1)} MB read (footer, record-batch metadata, offsets, numbers; file ${(fileBytes / MB).toFixed(0)} MB)`)
   console.log(`  per batch:      rows ${(reads.rowsPerStep / 1024).toFixed(0)} KB for ${(reads.textPerStep / 1024).toFixed(0)} KB of their text (factor ${(reads.rowsPerStep / reads.textPerStep).toFixed(2)}); first-read checksum checks ${(reads.verifyPerStep / MB).toFixed(1)} MB`)
   console.log(`  steady state:   ${(reads.steadyPerStep / 1024).toFixed(0)} KB per batch once its record batches are checked (factor ${(reads.steadyPerStep / reads.textPerStep).toFixed(2)})`)
-  console.log(`  checksum checks read each record batch once: over an epoch of ${Math.floor(prepared.rows / BATCH).toLocaleString('en')} steps that is ${((fileBytes / Math.floor(prepared.rows / BATCH)) / 1024).toFixed(0)} KB per step`)
+  console.log(`  checksum checks read each record batch once: over an epoch of ${Math.floor(source.rows / BATCH).toLocaleString('en')} steps that is ${((fileBytes / Math.floor(source.rows / BATCH)) / 1024).toFixed(0)} KB per step`)
   console.log(`load average at end: ${loadavg().map((x) => x.toFixed(2)).join(', ')}`)
 } finally {
-  rmSync(dir, {recursive: true, force: true})
+  cleanUp()
 }

@@ -79,7 +79,7 @@ export type {ProOptions} from './train/losses/pro.js'
 export type {RankKlOptions} from './train/losses/rank-kl.js'
 
 // sampler
-export type {BatchPart, Sampler, SamplerBatch, SamplerDataset, SamplerModule, SamplerState} from './train/samplers/types.js'
+export type {BatchPart, EpochBatches, PartSize, Sampler, SamplerBatch, SamplerDataset, SamplerModule, SamplerState} from './train/samplers/types.js'
 export type {BalancingPolicy, DynamicSamplerOptions} from './train/samplers/dynamic.js'
 export type {FixedSizeSamplerOptions} from './train/samplers/base.js'
 

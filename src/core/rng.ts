@@ -38,8 +38,12 @@ export class Rng {
     return Math.floor(this.next() * 4294967296) >>> 0
   }
 
-  /** Fisher–Yates shuffle in place; returns the array. */
-  shuffle<T>(items: T[]): T[] {
+  /**
+   * Fisher–Yates shuffle in place; returns the array. Typed arrays shuffle with the same draws as
+   * plain arrays of the same length (the draws depend on the length only), so a plan held in an
+   * Int32Array is the permutation a number[] would have got.
+   */
+  shuffle<A extends {length: number; [index: number]: unknown}>(items: A): A {
     for (let i = items.length - 1; i > 0; i--) {
       const j = this.int(i + 1)
       const swap = items[i]

@@ -53,6 +53,9 @@ async function openArrow(file: string): Promise<{handle: FileHandle; reader: Rec
   }
 }
 
+/** Record-batch checks hashing at once per file (each holds a 1 MiB buffer). */
+const CONCURRENT_CHECKS = 4
+
 export interface OpenRecordFileOptions {
   /** Refuse a file of another kind (before any row is read). */
   kind?: RecordKind
@@ -62,6 +65,9 @@ export interface OpenRecordFileOptions {
 export class RecordFile {
   /** Record batches checked, or being checked, against their digests (one check per batch, even when reads overlap). */
   private readonly checked = new Map<number, Promise<void>>()
+  /** Checks hashing now, and the checks waiting for one of the CONCURRENT_CHECKS slots. */
+  private checking = 0
+  private readonly waitingChecks: (() => void)[] = []
   private closed = false
   /** Bytes this object read from the file (footer checks and apache-arrow's own reads not counted): what the I/O bench reports. */
   readonly stats = {bytesRead: 0, reads: 0, batchesVerified: 0, verifiedBytes: 0}
@@ -157,8 +163,13 @@ export class RecordFile {
   }
 
   /** `length` bytes at `position`; a short read (the file shrank) is an error naming the file. */
-  async readBytes(position: number, length: number): Promise<Uint8Array> {
-    const bytes = new Uint8Array(length)
+  readBytes(position: number, length: number): Promise<Uint8Array> {
+    return this.readInto(position, new Uint8Array(length))
+  }
+
+  /** Fills `bytes` from `position` (as readBytes, into a buffer the caller holds); returns it. */
+  async readInto(position: number, bytes: Uint8Array): Promise<Uint8Array> {
+    const length = bytes.length
     let done = 0
     while (done < length) {
       const {bytesRead} = await this.handle.read(bytes, done, length - done, position + done)
@@ -193,20 +204,47 @@ export class RecordFile {
     return check
   }
 
+  /**
+   * Hashes record batch `index` through one 1 MiB buffer. At most CONCURRENT_CHECKS run at once per
+   * file (the others wait their turn), so checks in flight hold a fixed amount of memory however
+   * many record batches the prefetched batches touch first (on a large file, nearly every row).
+   */
   private async hashBatch(index: number): Promise<void> {
+    await this.checkSlot()
+    try {
+      await this.hashBatchNow(index)
+    } finally {
+      this.releaseCheckSlot()
+    }
+  }
+
+  private checkSlot(): Promise<void> {
+    if (this.checking < CONCURRENT_CHECKS) {
+      this.checking++
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.waitingChecks.push(resolve))
+  }
+
+  private releaseCheckSlot(): void {
+    const next = this.waitingChecks.shift()
+    if (next) next() // the slot passes to the next check
+    else this.checking--
+  }
+
+  private async hashBatchNow(index: number): Promise<void> {
     const {offset, length} = this.extents![index]!
     const hasher = new BatchHasher()
-    const chunk = 1 << 20
+    const bytes = new Uint8Array(Math.min(1 << 20, length))
     let intact = true
-    for (let at = 0; at < length && intact; at += chunk) {
-      const size = Math.min(chunk, length - at)
-      const bytes = new Uint8Array(size)
+    for (let at = 0; at < length && intact; at += bytes.length) {
+      const size = Math.min(bytes.length, length - at)
       const {bytesRead} = await this.handle.read(bytes, 0, size, offset + at)
       this.stats.reads++
       this.stats.bytesRead += bytesRead
       this.stats.verifiedBytes += bytesRead
       if (bytesRead !== size) intact = false
-      else hasher.update(bytes)
+      else hasher.update(bytes.subarray(0, size)) // hashed before the buffer is read into again
     }
     if (!intact || hasher.digest() !== this.digests![index])
       throw new RecordFileError(

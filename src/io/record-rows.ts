@@ -92,6 +92,9 @@ export interface ReadStats {
 export class RecordRows {
   /** Zeros standing in for text bytes in `columnsOnly` batches; grown to the largest text buffer seen. */
   private zeros = new Uint8Array(0)
+  /** Where `columnsOnly` reads its buffers (reused from call to call), and the part of it in use. */
+  private scratch = new Uint8Array(0)
+  private scratchUsed = 0
 
   private constructor(
     readonly file: RecordFile,
@@ -167,24 +170,48 @@ export class RecordRows {
     return new Int32Array(bytes.buffer, bytes.byteOffset, to - from)
   }
 
+  /** Region `region` of `batch` read into the next 8-byte aligned part of the scratch buffer (grown, never shrunk). */
+  private readScratch(batch: BatchPlace, region: Region): Promise<Uint8Array> {
+    const length = region.length
+    if (length === 0) return Promise.resolve(new Uint8Array(0))
+    const at = this.scratchUsed
+    if (at + length > this.scratch.length) {
+      // Views already handed out keep the old buffer alive until their batch is dropped.
+      this.scratch = new Uint8Array(Math.max(2 * this.scratch.length, 8 * length, 1 << 16))
+      this.scratchUsed = 0
+      return this.readScratch(batch, region)
+    }
+    this.scratchUsed = at + Math.ceil(length / 8) * 8
+    return this.file.readInto(batch.bodyStart + region.offset, this.scratch.subarray(at, at + length))
+  }
+
   /**
    * Record batch `index` built from its validity, offset and numeric buffers only; every text is
    * zeros of its length (for column checks and counts; see the module comment). Not checksummed.
+   * Its buffers are read into a scratch buffer that the next call reuses: use the batch before
+   * calling again. (A pass over a multi-GB file so allocates nothing per record batch; fresh
+   * buffers for each left tens of MB of freed memory that the process kept.)
    */
   async columnsOnly(index: number): Promise<RecordBatch> {
     const batch = this.batches[index]!
+    this.scratchUsed = 0
+    const int32s = async (region: Region, count: number): Promise<Int32Array> => {
+      if (4 * count > region.length) throw new RecordFileError(`${this.file.file}: record batch ${batch.index}: offsets point outside their buffer (damaged file?)`)
+      const bytes = await this.readScratch(batch, region)
+      return new Int32Array(bytes.buffer, bytes.byteOffset, count)
+    }
     const build = async (c: ColumnPlace): Promise<Data> => {
       const type = c.field.type as DataType
-      const nullBitmap = c.nullCount > 0 ? await this.read(batch, c.validity) : undefined
+      const nullBitmap = c.nullCount > 0 ? await this.readScratch(batch, c.validity) : undefined
       const base = {type, length: c.length, nullCount: c.nullCount, nullBitmap}
       if (DataType.isUtf8(type)) {
-        const valueOffsets = await this.int32s(batch, c.offsets!, 0, c.length + 1)
+        const valueOffsets = await int32s(c.offsets!, c.length + 1)
         if (this.zeros.length < c.values!.length) this.zeros = new Uint8Array(c.values!.length)
         return makeData({...base, type, valueOffsets, data: this.zeros.subarray(0, c.values!.length)})
       }
-      if (DataType.isList(type)) return makeData({...base, type, valueOffsets: await this.int32s(batch, c.offsets!, 0, c.length + 1), child: await build(c.child!)})
+      if (DataType.isList(type)) return makeData({...base, type, valueOffsets: await int32s(c.offsets!, c.length + 1), child: await build(c.child!)})
       if (DataType.isFixedSizeList(type)) return makeData({...base, type, child: await build(c.child!)})
-      const bytes = await this.read(batch, c.values!)
+      const bytes = await this.readScratch(batch, c.values!)
       const Values = (type as DataType & {ArrayType: {new (b: ArrayBufferLike, o: number, n: number): ArrayLike<number>; BYTES_PER_ELEMENT: number}}).ArrayType
       const data = new Values(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / Values.BYTES_PER_ELEMENT))
       return makeData({...base, type, data} as Parameters<typeof makeData>[0])

@@ -24,6 +24,7 @@ import {hashFile} from '../data/text-input.js'
 import {MANIFEST, readManifest, type ManifestFile} from '../data/prepare.js'
 import {RecordFile, batchToRows, type IrExampleRecord, type StsPairRecord} from '../io/arrow-records.js'
 import {RecordRows} from '../io/record-rows.js'
+import {RowNumbers} from './row-numbers.js'
 import type {Data} from 'apache-arrow'
 import {RecordChecker, describeLabelRange, formatRowProblem, type LabelRangeLike, type RowProblem} from '../io/record-checks.js'
 
@@ -188,7 +189,7 @@ export async function readTrainingFile(path: string, negatives: number): Promise
 export interface StreamedTrainingFile {
   kind: 'ir-example' | 'sts-pair'
   /** The usable rows' file row numbers (IR rows with too few negatives left out), ascending. */
-  fileRows: Int32Array
+  fileRows: RowNumbers
   dropped: number
   dataset?: string
   digest?: string
@@ -212,9 +213,8 @@ export async function openTrainingFile(path: string, negatives: number): Promise
     if (recorded !== undefined && recorded !== rows.rows)
       throw new TrainingDataError(`${path}: the footer records ${recorded} rows (codiemb.rows), its record batches hold ${rows.rows}; the file is damaged`)
     const problems = new ProblemList()
-    const kept = new Int32Array(rows.rows)
-    let count = 0
-    let dropped = 0
+    // Only the rows left out are listed (usually none): RowNumbers maps usable rows to file rows.
+    const leftOut: number[] = []
     for (const place of rows.batches) {
       const batch = await rows.columnsOnly(place.index)
       const before = problems.count
@@ -227,11 +227,7 @@ export async function openTrainingFile(path: string, negatives: number): Promise
       }
       const offsets = kind === 'ir-example' ? ((batch.getChild('negatives')!.data[0] as Data).valueOffsets as Int32Array) : undefined
       for (let i = 0; i < place.numRows; i++) {
-        if (offsets && offsets[i + 1]! - offsets[i]! < negatives) {
-          dropped++
-          continue
-        }
-        kept[count++] = place.firstRow + i
+        if (offsets && offsets[i + 1]! - offsets[i]! < negatives) leftOut.push(place.firstRow + i)
       }
     }
     if (problems.count > 0) {
@@ -241,7 +237,7 @@ export async function openTrainingFile(path: string, negatives: number): Promise
       }
       throw problemsError(path, file, problems)
     }
-    return {kind, fileRows: count === kept.length ? kept : kept.slice(0, count), dropped, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings, rows}
+    return {kind, fileRows: RowNumbers.without(rows.rows, leftOut), dropped: leftOut.length, dataset: records.metadata['codiemb.dataset'], digest: file.digest, warnings: file.warnings, rows}
   } catch (error) {
     await records.close()
     throw error

@@ -1,8 +1,9 @@
 /**
  * Training data: the Arrow record files written by `codiemb prepare`, checked (data-file.ts) and
  * opened for row-level reads — the trainer never holds a dataset in memory: at start-up it reads
- * footers, offsets and numeric columns (no text), keeps per usable row its file row number (4
- * bytes), and a batch's rows are read when the batch is assembled, ahead of the step on the
+ * footers, offsets and numeric columns (no text), keeps the file row numbers of the rows it leaves
+ * out (row-numbers.ts: at most 4 bytes a row, nothing when all are usable), and a batch's rows are
+ * read when the batch is assembled, ahead of the step on the
  * prefetch path (io/record-rows.ts). Plus the per-batch assembly of texts — choosing each query's
  * P positives and N hard negatives, checking each row's texts, and building the model inputs with
  * the instruction template (src/core/prompts.ts, shared with evaluation and embedding).
@@ -13,11 +14,13 @@
  */
 import type {BatchPart} from './samplers/types.js'
 import {Rng} from '../core/rng.js'
+import {indices} from './samplers/compact.js'
 import {applyPrompt, fillTemplate, type InstructionOptions} from '../core/prompts.js'
 import type {IrExampleRecord, StsPairRecord} from '../io/arrow-records.js'
 import {RecordChecker, formatRowProblem} from '../io/record-checks.js'
 import type {ReadStats} from '../io/record-rows.js'
 import {TrainingDataError, openTrainingFile, readTrainingFile} from './data-file.js'
+import {RowNumbers} from './row-numbers.js'
 
 export type {TaskKind} from '../core/task-kind.js'
 export {PAPER_INSTRUCTIONS, type InstructionOptions} from '../core/prompts.js'
@@ -38,9 +41,9 @@ export interface TrainingDatasetSpec {
 /** The positions `limit` keeps among `count` usable rows: the first N, or (pick "random") a seeded sample in file order (undefined: all). */
 function limitIndices(count: number, spec: TrainingDatasetSpec, seed: number): number[] | undefined {
   if (!spec.limit || spec.limit >= count) return undefined
-  const all = Array.from({length: count}, (_, i) => i)
-  if (spec.pick !== 'random') return all.slice(0, spec.limit)
-  return new Rng(seed).shuffle(all).slice(0, spec.limit).sort((a, b) => a - b)
+  if (spec.pick !== 'random') return Array.from({length: spec.limit}, (_, i) => i)
+  // An Int32Array shuffles with the draws of a number[] (core/rng.ts) at 4 bytes a row.
+  return Array.from(new Rng(seed).shuffle(indices(count)).subarray(0, spec.limit).sort())
 }
 
 /** What every training dataset carries besides its rows. */
@@ -51,7 +54,7 @@ interface DatasetCommon {
   dropped: number
   instructionOverride?: string
   /** Each row's row number in the file (0-based), for messages; absent: rows are the file's, in order. */
-  fileRows?: ArrayLike<number>
+  fileRows?: ArrayLike<number> | RowNumbers
   /** An identity of the file's content (its footer checksum, or the manifest's sha256), recorded in checkpoints. */
   digest?: string
   /** What the loader could not check (a file without checksums), for the run to report. */
@@ -105,14 +108,16 @@ export async function loadTrainingDataset(spec: TrainingDatasetSpec, negatives: 
   if (Array.isArray(file.rows)) {
     const all: object[] = file.rows
     const rows = keep ? keep.map((i) => all[i]!) : all
-    const fileRows = keep ? keep.map((i) => file.fileRows[i]!) : file.fileRows
+    const listed = file.fileRows as number[]
+    const fileRows = keep ? keep.map((i) => listed[i]!) : listed
     return {task: file.kind === 'ir-example' ? 'ir' : 'sts', ...common, fileRows, rows} as TrainingDataset
   }
-  const fileRows = keep ? Int32Array.from(keep, (i) => file.fileRows[i]!) : (file.fileRows as Int32Array)
+  const numbers = file.fileRows as RowNumbers
+  const fileRows = keep ? RowNumbers.listed(Int32Array.from(keep, (i) => numbers.at(i))) : numbers
   const records = file.rows
   const source: RowSource<IrExampleRecord & StsPairRecord> = {
     length: fileRows.length,
-    read: (indices) => records.readRows(indices.map((i) => fileRows[i]!)),
+    read: (indices) => records.readRows(indices.map((i) => fileRows.at(i))),
     get stats() {
       return records.stats
     },
@@ -138,7 +143,9 @@ export async function readRows<T>(rows: T[] | RowSource<T>, indices: readonly nu
 
 /** The row number in the file of row `index` of a dataset. */
 export function fileRowOf(dataset: TrainingDataset, index: number): number {
-  return dataset.fileRows?.[index] ?? index
+  const rows = dataset.fileRows
+  if (!rows) return index
+  return rows instanceof RowNumbers ? rows.at(index) : (rows[index] ?? index)
 }
 
 const textCheckers: Partial<Record<'ir' | 'sts', RecordChecker>> = {}

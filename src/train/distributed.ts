@@ -25,7 +25,8 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {Collectives} from '../tensor/collectives.js'
 import {CheckpointError} from './checkpoint.js'
 import type {ProcessGroup} from './memory-plan.js'
-import type {Sampler, SamplerBatch, SamplerState, TaskKind} from './samplers/types.js'
+import type {EpochBatches, Sampler, SamplerBatch, SamplerState, TaskKind} from './samplers/types.js'
+import {batchesPerEpoch, epochBatchesOf} from './samplers/outline.js'
 
 export class DataParallel implements ProcessGroup {
   constructor(readonly group: Collectives) {}
@@ -139,10 +140,13 @@ export function checkWorldSize(recorded: number | undefined, size: number, dir: 
 /**
  * Rank `rank`'s share of each batch of `inner`'s plan: per part, rows[⌊r·n/W⌋, ⌊(r+1)·n/W⌋). The
  * state (epoch, position, RNG) is the wrapped sampler's, so checkpoints record the global plan's
- * position. A part with fewer rows than ranks would leave a rank without rows: refused, naming it.
+ * position. A part with fewer rows than ranks would leave a rank without rows: refused, naming it,
+ * for the whole epoch before its first batch is handed out (checked from the parts' sizes, no plan
+ * of rows built). Batches are sharded one at a time as they are handed out.
  */
 export class ShardedSampler implements Sampler {
-  private planOf?: {state: string; plan: SamplerBatch[]}
+  /** The epoch (`epoch:epochRng`) whose batches all have a row for every rank. */
+  private checked?: string
 
   constructor(
     readonly inner: Sampler,
@@ -155,32 +159,65 @@ export class ShardedSampler implements Sampler {
     return this.inner.name
   }
 
+  private tooFew(index: number, rows: number, dataset: number): Error {
+    return new Error(
+      `batch ${index} of epoch ${this.inner.getState().epoch} has ${rows} row(s) of ${this.datasetName(dataset)} for ${this.worldSize} processes: ` +
+        'every process needs at least one; set the sampler\'s dropLast: true (or use larger batches)',
+    )
+  }
+
+  /** This rank's share [from, to) of a part of n rows. */
+  private range(n: number): [number, number] {
+    return [Math.floor((this.rank * n) / this.worldSize), Math.floor(((this.rank + 1) * n) / this.worldSize)]
+  }
+
   shard(batch: SamplerBatch, index: number): SamplerBatch {
     return {
       parts: batch.parts.map((part) => {
         const n = part.rows.length
-        if (n < this.worldSize)
-          throw new Error(
-            `batch ${index} of epoch ${this.inner.getState().epoch} has ${n} row(s) of ${this.datasetName(part.dataset)} for ${this.worldSize} processes: ` +
-              'every process needs at least one; set the sampler\'s dropLast: true (or use larger batches)',
-          )
-        return {dataset: part.dataset, rows: part.rows.slice(Math.floor((this.rank * n) / this.worldSize), Math.floor(((this.rank + 1) * n) / this.worldSize))}
+        if (n < this.worldSize) throw this.tooFew(index, n, part.dataset)
+        return {dataset: part.dataset, rows: part.rows.slice(...this.range(n))}
       }),
     }
   }
 
-  epochPlan(): SamplerBatch[] {
+  /** Refuses the current epoch if a part of one of its batches has fewer rows than ranks (once per epoch). */
+  private checkEpoch(): void {
     const state = this.inner.getState()
     const key = `${state.epoch}:${state.epochRng}`
-    if (this.planOf?.state !== key) this.planOf = {state: key, plan: this.inner.epochPlan().map((b, i) => this.shard(b, i))}
-    return this.planOf.plan
+    if (this.checked === key) return
+    const plan = epochBatchesOf(this.inner)
+    for (let i = 0; i < plan.length; i++) for (const part of plan.parts(i)) if (part.size < this.worldSize) throw this.tooFew(i, part.size, part.dataset)
+    this.checked = key
+  }
+
+  epochPlan(): SamplerBatch[] {
+    return this.inner.epochPlan().map((b, i) => this.shard(b, i))
+  }
+
+  epochBatches(): EpochBatches {
+    this.checkEpoch()
+    const inner = epochBatchesOf(this.inner)
+    return {
+      length: inner.length,
+      batch: (i) => this.shard(inner.batch(i), i),
+      parts: (i) => inner.parts(i).map(({dataset, size}) => {
+        const [from, to] = this.range(size)
+        return {dataset, size: to - from}
+      }),
+    }
+  }
+
+  batchCount(): number {
+    this.checkEpoch()
+    return batchesPerEpoch(this.inner)
   }
 
   next(): SamplerBatch | undefined {
-    const plan = this.epochPlan()
+    this.checkEpoch()
     const {position} = this.inner.getState()
     const batch = this.inner.next()
-    return batch ? plan[position] : undefined
+    return batch ? this.shard(batch, position) : undefined
   }
 
   nextEpoch(): void {

@@ -19,6 +19,7 @@ import type {EncoderArchitecture, HfConfig} from '../model/architecture.js'
 import {modelShape, type ModelSource} from '../model/shape.js'
 import {estimateStep, modelMemory, type ModelMemory, type Pass, type StepShape} from './memory-estimate.js'
 import type {TrainSetup} from './setup.js'
+import {epochBatchesOf, hasMultiPartBatch} from './samplers/outline.js'
 
 /** The share of the device's memory a step may use. */
 export const USABLE_FRACTION = 0.9
@@ -87,7 +88,7 @@ type TaskStep = Omit<StepShape, 'checkpointing' | 'chunkSize'> & {task: 'ir' | '
 function taskSteps(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, model: ModelMemory, fusedKernels: boolean): TaskStep[] {
   const {section, sampler, objectives} = setup
   const maxLen = (n: number) => Math.min(n, model.arch.maxSequenceLength(model.config))
-  const multiPart = sampler.epochPlan().some((b) => b.parts.length > 1)
+  const multiPart = hasMultiPartBatch(epochBatchesOf(sampler))
   const base = {accumulates: section.gradientAccumulation > 1 || multiPart, dropout: section.dropout, kernels: fusedKernels ? ('fused' as const) : ('composite' as const)}
   const steps: TaskStep[] = []
   if (objectives.ir) {

@@ -7,10 +7,18 @@ import type {TrainSection} from './config.js'
 import type {TrainingDataset} from './data.js'
 import type {IrObjective} from './objective.js'
 import type {Sampler} from './samplers/types.js'
+import {epochBatchesOf} from './samplers/outline.js'
 
 import type {ResolvedLoss, TrainPlan} from '../core/events.js'
 
 export type {PlannedDataset, ResolvedLoss, TrainPlan} from '../core/events.js'
+
+/** Counts `step` once for a dataset or task (steps come in order). */
+function countStep(counter: {steps: number; last: number}, step: number): void {
+  if (counter.last === step) return
+  counter.steps++
+  counter.last = step
+}
 
 /** Plans one run from the sampler's epoch plan, the losses and the section's schedule. */
 export function computePlan(
@@ -23,19 +31,23 @@ export function computePlan(
 ): TrainPlan {
   const ga = section.gradientAccumulation
   const epochs = section.epochs
-  const batches = sampler.epochPlan()
+  // The epoch's plan held compactly (the sampler keeps it for the trainer's first epoch); only the
+  // parts' datasets and sizes are looked at, never a batch's rows.
+  const batches = epochBatchesOf(sampler)
   const stepsPerEpoch = Math.ceil(batches.length / ga)
   const totalSteps = stepsPerEpoch * epochs
-  const perDataset = datasets.map(() => ({batches: 0, steps: new Set<number>()}))
-  const stepsByTask: Record<string, Set<number>> = {}
-  batches.forEach((b, i) => {
-    for (const part of b.parts) {
+  // Steps are counted as batches go by in order: a step is new for a dataset (task) if it is not
+  // the last one counted for it.
+  const perDataset = datasets.map(() => ({batches: 0, steps: 0, last: -1}))
+  const byTask: Record<string, {steps: number; last: number}> = {}
+  for (let i = 0; i < batches.length; i++) {
+    const step = Math.floor(i / ga)
+    for (const part of batches.parts(i)) {
       perDataset[part.dataset].batches++
-      perDataset[part.dataset].steps.add(Math.floor(i / ga))
-      const task = datasets[part.dataset].task
-      ;(stepsByTask[task] ??= new Set()).add(Math.floor(i / ga))
+      countStep(perDataset[part.dataset], step)
+      countStep((byTask[datasets[part.dataset].task] ??= {steps: 0, last: -1}), step)
     }
-  })
+  }
   const examplesPerBatch: Record<string, number> = {}
   const examplesPerStep: Record<string, number> = {}
   for (const task of new Set(datasets.map((d) => d.task))) {
@@ -60,11 +72,11 @@ export function computePlan(
       droppedRows: d.dropped,
       batchSize: sampler.batchSize(d.task),
       batchesPerEpoch: perDataset[i].batches,
-      stepsPerEpoch: perDataset[i].steps.size,
+      stepsPerEpoch: perDataset[i].steps,
     })),
     batchesPerEpoch: batches.length,
     stepsPerEpoch,
-    stepsPerEpochByTask: Object.fromEntries(Object.entries(stepsByTask).map(([k, v]) => [k, v.size])),
+    stepsPerEpochByTask: Object.fromEntries(Object.entries(byTask).map(([k, v]) => [k, v.steps])),
     epochs,
     totalSteps,
     warmupSteps,

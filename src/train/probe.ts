@@ -12,6 +12,7 @@ import type {PartLoss} from './part-loss.js'
 import type {Sampler} from './samplers/types.js'
 import {LossTally, readScalar} from './tally.js'
 import {Rng} from '../core/rng.js'
+import {indices} from './samplers/compact.js'
 import type {TokenBatchLike} from './types.js'
 
 export interface ProbeOptions {
@@ -43,7 +44,7 @@ export async function drawProbeBatches<B extends TokenBatchLike>(
   for (const task of ['ir', 'sts'] as const) {
     const members = source.datasets.map((d, i) => ({d, i})).filter(({d}) => d.task === task)
     if (members.length === 0 || !source.objectives[task]) continue
-    const orders = members.map(({d}) => rng.shuffle(Array.from({length: d.rows.length}, (_, r) => r)))
+    const orders = members.map(({d}) => rng.shuffle(indices(d.rows.length)))
     const cursors = members.map(() => 0)
     for (let b = 0; b < options.batches; b++) {
       const m = b % members.length

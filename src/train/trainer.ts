@@ -13,13 +13,13 @@
  * (seed, epoch, batch index), and the sampler's plan from its own saved RNG state, so a run resumed
  * from a checkpoint replays exactly the batches and masks of the uninterrupted run.
  *
- * The jobs around the loop live beside it: batch.ts prepares batches, prefetch.ts runs that ahead
- * of the step, part-loss.ts computes a part's objective and gradients (gradcache.ts for GradCache),
- * probe.ts measures the probe loss, tally.ts averages losses per task.
+ * Around the loop: batch.ts prepares batches, prefetch.ts runs that ahead of the step, part-loss.ts
+ * a part's objective and gradients (gradcache.ts: GradCache), probe.ts the probe loss, tally.ts means.
  */
 import * as tf from '@tensorflow/tfjs-core'
 import {interruptionOf} from '../core/errors.js'
 import type {Sampler, SamplerBatch, SamplerState} from './samplers/types.js'
+import {batchesPerEpoch} from './samplers/outline.js'
 import {type BatchItem, type PreparedBatch, partSeed, prepareBatch} from './batch.js'
 import {CheckpointError, type TrainerState, readOptimizerState, readTrainerState, removePartialCheckpoints, writeCheckpoint} from './checkpoint.js'
 import {checkOptimizerState, checkResumeState, dataIdentity} from './resume.js'
@@ -134,7 +134,7 @@ export class Trainer<B extends TokenBatchLike = TokenBatchLike> {
       chunkSize: o.gradCacheChunkSize, collectives: o.distributed?.group,
     })
     this.optimizer = new AdamW(o.encoder.variables, o.optimizer)
-    this.batchesPerEpoch = o.sampler.epochPlan().length
+    this.batchesPerEpoch = batchesPerEpoch(o.sampler) // no plan built (closed form for the built-in samplers)
     this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / o.gradientAccumulation)
     this.totalSteps = this.stepsPerEpoch * o.epochs
     this.warmupSteps = o.warmupSteps ?? Math.round(o.warmupRatio * this.totalSteps)

@@ -14,7 +14,8 @@ import {Trainer} from '../../src/train/trainer.js'
 import {type DataParallel, ShardedSampler} from '../../src/train/distributed.js'
 import {globalBatchOptions} from '../../src/train/global-batch.js'
 import type {IrLoss, StsLoss} from '../../src/train/losses/types.js'
-import type {Sampler, SamplerBatch} from '../../src/train/samplers/types.js'
+import type {EpochBatches, Sampler, SamplerBatch} from '../../src/train/samplers/types.js'
+import {arrayEpoch} from '../../src/train/samplers/outline.js'
 import {PartLoss} from '../../src/train/part-loss.js'
 import {prepareBatch} from '../../src/train/batch.js'
 import {ToyEncoder, type ToyBatch} from './toy-encoder.js'
@@ -54,6 +55,13 @@ export class SubBatchSampler extends ShardedSampler {
   }
   override epochPlan(): SamplerBatch[] {
     return this.inner.epochPlan().flatMap((b) => Array.from({length: this.parts}, (_, r) => new ShardedSampler(this.inner, r, this.parts).shard(b, 0)))
+  }
+  // Its epoch is `parts` sub-batches per global batch: counted and listed from its own epochPlan().
+  override batchCount(): number {
+    return this.epochPlan().length
+  }
+  override epochBatches(): EpochBatches {
+    return arrayEpoch(this.epochPlan())
   }
   override next(): SamplerBatch | undefined {
     if (this.queue.length === 0) {

@@ -1,14 +1,17 @@
 /**
  * Shared machinery: epoch bookkeeping and resumable state. Each concrete sampler only says how
- * one epoch's batches are built from an RNG.
+ * one epoch's batches are built from an RNG (held compactly, compact.ts) and how many an epoch has.
+ * The current epoch's plan is held once (the trainer, the plan and the memory plan share it) and a
+ * batch's rows are built as plain arrays when it is handed out.
  */
 import {Rng} from '../../core/rng.js'
-import type {Sampler, SamplerBatch, SamplerDataset, SamplerState, TaskKind} from './types.js'
+import type {EpochBatches, Sampler, SamplerBatch, SamplerDataset, SamplerState, TaskKind} from './types.js'
 
 export abstract class EpochSampler implements Sampler {
   abstract readonly name: string
   private state: SamplerState
-  private plan: SamplerBatch[] | undefined
+  /** The plan of the epoch whose RNG state is `rng` (a plan is a function of that state alone). */
+  private plan: {rng: number; batches: EpochBatches} | undefined
 
   constructor(protected readonly datasets: SamplerDataset[], seed: number) {
     if (datasets.length === 0) throw new Error('sampler: no datasets to sample from')
@@ -17,18 +20,29 @@ export abstract class EpochSampler implements Sampler {
   }
 
   /** Builds one epoch's batches, drawing all randomness from `rng`. */
-  protected abstract buildEpoch(rng: Rng): SamplerBatch[]
+  protected abstract buildEpoch(rng: Rng): EpochBatches
+  /** The number of batches every epoch has (it does not depend on the draws): closed form, no plan built. */
+  abstract batchCount(): number
   abstract batchSize(task: TaskKind): number
 
+  epochBatches(): EpochBatches {
+    const rng = this.state.epochRng
+    if (this.plan?.rng !== rng) {
+      this.plan = undefined // the previous epoch's plan can go before the next one is built
+      this.plan = {rng, batches: this.buildEpoch(Rng.fromState(rng))}
+    }
+    return this.plan.batches
+  }
+
   epochPlan(): SamplerBatch[] {
-    this.plan ??= this.buildEpoch(Rng.fromState(this.state.epochRng))
-    return this.plan
+    const batches = this.epochBatches()
+    return Array.from({length: batches.length}, (_, i) => batches.batch(i))
   }
 
   next(): SamplerBatch | undefined {
-    const plan = this.epochPlan()
+    const plan = this.epochBatches()
     if (this.state.position >= plan.length) return undefined
-    return plan[this.state.position++]
+    return plan.batch(this.state.position++)
   }
 
   nextEpoch(): void {
@@ -44,17 +58,9 @@ export abstract class EpochSampler implements Sampler {
   }
 
   setState(state: SamplerState): void {
+    // The plan held stays valid while the epoch's RNG state is the same (epochBatches checks it).
     this.state = {...state}
-    this.plan = undefined
   }
-}
-
-/** Cuts a shuffled copy of 0..size−1 into consecutive batches of `batchSize` (the last may be short). */
-export function shuffledBatches(size: number, batchSize: number, rng: Rng): number[][] {
-  const order = rng.shuffle(Array.from({length: size}, (_, i) => i))
-  const out: number[][] = []
-  for (let start = 0; start < size; start += batchSize) out.push(order.slice(start, start + batchSize))
-  return out
 }
 
 /** Options of the samplers that use one batch size for every task (`single`, `mixed`). */

@@ -21,8 +21,9 @@
  * Options: batchSizes {ir, sts}, policy, alpha (temperature exponent, default 0.5), dropLast.
  */
 import {Rng} from '../../core/rng.js'
-import {EpochSampler, shuffledBatches} from './base.js'
-import type {SamplerBatch, SamplerDataset, TaskKind} from './types.js'
+import {EpochSampler} from './base.js'
+import {DatasetBatches, SinglePartEpoch, datasetBatchCount, indices} from './compact.js'
+import type {EpochBatches, SamplerDataset, TaskKind} from './types.js'
 
 export type BalancingPolicy = 'proportional' | 'round-robin' | 'temperature'
 
@@ -54,59 +55,66 @@ export class DynamicSampler extends EpochSampler {
     return this.sizes[task]
   }
 
-  protected buildEpoch(rng: Rng): SamplerBatch[] {
-    // Per-dataset batches first (one RNG draw sequence per dataset, in dataset order).
-    const perDataset = this.datasets.map((d, index) => {
-      const size = this.sizes[d.task]
-      let batches = shuffledBatches(d.size, size, rng)
-      if (this.dropLast) batches = batches.filter((b) => b.length === size)
-      return batches.map((rows): SamplerBatch => ({parts: [{dataset: index, rows}]}))
-    })
+  batchCount(): number {
+    return this.datasets.reduce((a, d) => a + datasetBatchCount(d.size, this.sizes[d.task], this.dropLast), 0)
+  }
+
+  protected buildEpoch(rng: Rng): EpochBatches {
+    // Per-dataset batches first (one RNG draw sequence per dataset, in dataset order); batch ids
+    // number them over the datasets in order (compact.ts).
+    const batches = new DatasetBatches(this.datasets.map((d) => d.size), this.datasets.map((d) => this.sizes[d.task]), this.dropLast, rng)
     switch (this.policy) {
       case 'proportional':
-        return rng.shuffle(perDataset.flat())
+        return new SinglePartEpoch(batches, rng.shuffle(indices(batches.count, 'batches')))
       case 'round-robin':
-        return this.roundRobin(perDataset, rng)
+        return new SinglePartEpoch(batches, this.roundRobin(batches, rng))
       case 'temperature':
-        return this.temperature(perDataset, rng)
+        return new SinglePartEpoch(batches, this.temperature(batches, rng))
     }
   }
 
-  private roundRobin(perDataset: SamplerBatch[][], rng: Rng): SamplerBatch[] {
-    const queues = new Map<TaskKind, SamplerBatch[]>()
-    perDataset.forEach((batches, index) => {
-      const task = this.datasets[index].task
-      queues.set(task, [...(queues.get(task) ?? []), ...batches])
+  /** Each task's batches (its datasets' in dataset order) shuffled, tasks in sorted order; then one batch per task per round. */
+  private roundRobin(batches: DatasetBatches, rng: Rng): Int32Array {
+    const queues = new Map<TaskKind, Int32Array>()
+    this.datasets.forEach((d, index) => {
+      const before = queues.get(d.task) ?? new Int32Array(0)
+      const ids = batches.idsOf(index)
+      const joined = new Int32Array(before.length + ids.length)
+      joined.set(before)
+      joined.set(ids, before.length)
+      queues.set(d.task, joined)
     })
     const tasks = [...queues.keys()].sort()
     for (const task of tasks) rng.shuffle(queues.get(task)!)
-    const out: SamplerBatch[] = []
-    for (let round = 0; out.length < perDataset.reduce((a, b) => a + b.length, 0); round++) {
+    const out = new Int32Array(batches.count)
+    let n = 0
+    for (let round = 0; n < out.length; round++) {
       for (const task of tasks) {
         const queue = queues.get(task)!
-        if (round < queue.length) out.push(queue[round])
+        if (round < queue.length) out[n++] = queue[round]!
       }
     }
     return out
   }
 
-  private temperature(perDataset: SamplerBatch[][], rng: Rng): SamplerBatch[] {
+  /** Repeatedly a dataset with batches left, with probability ∝ size^alpha; its next batch. */
+  private temperature(batches: DatasetBatches, rng: Rng): Int32Array {
     const weights = this.datasets.map((d) => (d.size > 0 ? Math.pow(d.size, this.alpha) : 0))
-    const cursors = perDataset.map(() => 0)
-    const out: SamplerBatch[] = []
-    const total = perDataset.reduce((a, b) => a + b.length, 0)
-    while (out.length < total) {
+    const ids = this.datasets.map((_, d) => batches.idsOf(d))
+    const cursors = ids.map(() => 0)
+    const out = new Int32Array(batches.count)
+    for (let n = 0; n < out.length; n++) {
       let mass = 0
-      for (let d = 0; d < perDataset.length; d++) if (cursors[d] < perDataset[d].length) mass += weights[d]
+      for (let d = 0; d < ids.length; d++) if (cursors[d]! < ids[d]!.length) mass += weights[d]!
       let pick = rng.next() * mass
       let chosen = -1
-      for (let d = 0; d < perDataset.length; d++) {
-        if (cursors[d] >= perDataset[d].length) continue
+      for (let d = 0; d < ids.length; d++) {
+        if (cursors[d]! >= ids[d]!.length) continue
         chosen = d
-        pick -= weights[d]
+        pick -= weights[d]!
         if (pick < 0) break
       }
-      out.push(perDataset[chosen][cursors[chosen]++])
+      out[n] = ids[chosen]![cursors[chosen]!++]!
     }
     return out
   }

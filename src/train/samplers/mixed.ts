@@ -7,31 +7,20 @@
  */
 import type {Rng} from '../../core/rng.js'
 import {FixedSizeSampler, type FixedSizeSamplerOptions} from './base.js'
-import type {BatchPart, SamplerBatch, SamplerDataset} from './types.js'
+import {MixedEpoch, datasetBatchCount} from './compact.js'
+import type {EpochBatches, SamplerDataset} from './types.js'
 
 export type MixedSamplerOptions = FixedSizeSamplerOptions
 
 export class MixedSampler extends FixedSizeSampler {
   readonly name = 'mixed'
 
-  protected buildEpoch(rng: Rng): SamplerBatch[] {
-    const all: Array<[number, number]> = []
-    this.datasets.forEach((d, dataset) => {
-      for (let row = 0; row < d.size; row++) all.push([dataset, row])
-    })
-    rng.shuffle(all)
-    const out: SamplerBatch[] = []
-    for (let start = 0; start < all.length; start += this.size) {
-      const slice = all.slice(start, start + this.size)
-      if (this.dropLast && slice.length < this.size) break
-      const parts = new Map<number, BatchPart>()
-      for (const [dataset, row] of slice) {
-        if (!parts.has(dataset)) parts.set(dataset, {dataset, rows: []})
-        parts.get(dataset)!.rows.push(row)
-      }
-      out.push({parts: [...parts.values()].sort((a, b) => a.dataset - b.dataset)})
-    }
-    return out
+  protected buildEpoch(rng: Rng): EpochBatches {
+    return new MixedEpoch(this.datasets.map((d) => d.size), this.size, this.dropLast, rng)
+  }
+
+  batchCount(): number {
+    return datasetBatchCount(this.datasets.reduce((a, d) => a + d.size, 0), this.size, this.dropLast)
   }
 }
 
