@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
 import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
-import {layerAdapterNames, withAdapter} from './lora.js'
+import {layerAdapterNames, withAdapter} from './lora-forward.js'
 
 export interface BertFamilyOptions {
   modelTypes: string[]

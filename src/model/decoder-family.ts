@@ -28,7 +28,7 @@ import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInpu
 import {ACTIVATIONS, attention, linear} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
 import {matmulsInBf16} from '../tensor/storage.js'
-import {layerAdapterNames, withAdapter} from './lora.js'
+import {layerAdapterNames, withAdapter} from './lora-forward.js'
 
 export interface DecoderFamilyOptions {
   modelTypes: string[]

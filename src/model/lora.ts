@@ -34,8 +34,6 @@ import * as tf from '@tensorflow/tfjs-core'
 import {CodiembError} from '../core/errors.js'
 import {readJsonFile} from '../core/json-file.js'
 import {openSafetensors} from '../io/safetensors.js'
-import {dropout, linear} from '../tensor/ops.js'
-import type {UnmergedLora} from './architecture.js'
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json'
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors'
@@ -95,32 +93,6 @@ export function checkUnmergedSupport(modules: readonly string[], supported: read
   if (missing.length) {
     throw new LoraError(`/train/lora/dropout: ${dropout} needs the adapters applied beside their weights, which the "${modelType}" encoder does not do for ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}; use dropout 0 or other targetModules`)
   }
-}
-
-/** The adapter tensors (layer-relative names, A then B per module) that `params` holds for a layer's `modules`. */
-export function layerAdapterNames(params: ReadonlyMap<string, tf.Tensor>, layerPrefix: string, modules: readonly string[]): string[] {
-  return modules.filter((m) => params.has(layerPrefix + loraA(m))).flatMap((m) => [loraA(m), loraB(m)])
-}
-
-/** A 31-bit hash of a module name (FNV-1a), mixed into its dropout seed. */
-function nameHash(name: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
-  return (h >>> 0) % 2147483648
-}
-
-/**
- * PEFT's LoRA Linear on top of the frozen product `out` = x Wᵀ (+ b): out + scaling ·
- * lora_B(lora_A(dropout(x))), where `W` holds `<module>.lora_A.weight` / `lora_B.weight`; `out`
- * itself when the module has no adapter or `lora` is undefined. The mask is seeded by `layerSeed` and
- * the module's name: a pure function of them, so recomputing a checkpointed layer redraws it.
- */
-export function withAdapter(out: tf.Tensor2D, x: tf.Tensor2D, W: Readonly<Record<string, tf.Tensor | undefined>>, module: string, lora: UnmergedLora | undefined, layerSeed: number): tf.Tensor2D {
-  const a = W[loraA(module)]
-  if (!lora || !a) return out
-  const dropped = dropout(x, lora.dropout, (layerSeed + nameHash(module)) % 2147483648) as tf.Tensor2D
-  const low = linear(linear(dropped, a), W[loraB(module)]!)
-  return tf.add(out, lora.scaling === 1 ? low : tf.mul(low, lora.scaling)) as tf.Tensor2D
 }
 
 /** New adapters for `modules` (seeded): A ~ U(−1/√in, 1/√in), B = 0. */
