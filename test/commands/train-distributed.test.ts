@@ -4,28 +4,13 @@ import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import {REPO_ROOT, shared} from '../helpers/env.js'
 import {runCliAsync} from '../helpers/cli.js'
 import {distributedAvailable} from '../helpers/dist.js'
+import {writeToyTrainingData} from '../helpers/toy-training-data.js'
 
-const WORDS = ['猫', '狗', '鸟', '鱼', '马', '牛', '羊', '猪', '鸡', '鸭', '虎', '龙']
-
-async function writeData(dir: string): Promise<void> {
-  const ir = new ArrowRecordWriter(join(dir, 'ir.arrow'), 'ir-example', {metadata: {'codiemb.dataset': 'toy-ir', 'codiemb.task': 'ir'}})
-  for (let i = 0; i < 32; i++) {
-    const w = WORDS[i % WORDS.length]
-    ir.write({id: `q${i}`, query: `哪只${w}在跑`, instruction: '检索', positives: [`一只${w}在跑步`], negatives: [`一只${WORDS[(i + 1) % WORDS.length]}在睡觉`], positive_scores: null, negative_scores: null})
-  }
-  await ir.finish()
-  const sts = new ArrowRecordWriter(join(dir, 'sts.arrow'), 'sts-pair', {metadata: {'codiemb.dataset': 'toy-sts', 'codiemb.task': 'sts'}})
-  for (let i = 0; i < 24; i++) {
-    const a = WORDS[i % WORDS.length]
-    const b = WORDS[(i * 5) % WORDS.length]
-    sts.write({id: `s${i}`, text1: `${a}在吃东西`, text2: `${b}在吃东西`, score: a === b ? 1 : (i % 4) / 4, raw_score: 0, instruction: '判断相似度'})
-  }
-  await sts.finish()
-}
+/** 32 IR rows (1 positive, 1 negative) and 24 STS pairs. */
+const writeData = (dir: string) => writeToyTrainingData(dir, {irRows: 32, negativeOffsets: () => [1]})
 
 test('codiemb train --nproc-per-node 2 trains with cross-device negatives, rank 0 checkpoints and saves; a resume with another world size is refused, one with the same gives the uninterrupted model', async (t) => {
   if (!(await distributedAvailable(t))) return

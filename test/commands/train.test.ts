@@ -6,8 +6,8 @@ import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'node:test'
-import {ArrowRecordWriter} from '../../src/io/arrow-records.js'
 import {REPO_ROOT, shared} from '../helpers/env.js'
+import {writeToyTrainingData} from '../helpers/toy-training-data.js'
 
 function trainCli(args: string[]): {code: number | null; stdout: string; stderr: string; json?: any} {
   const script = `const m = await import(${JSON.stringify(join(REPO_ROOT, 'dist/src/commands/train.js'))}); await m.default.run(process.argv.slice(1), ${JSON.stringify(REPO_ROOT)})`
@@ -25,32 +25,8 @@ function trainCli(args: string[]): {code: number | null; stdout: string; stderr:
   return {code: r.status, stdout: r.stdout, stderr: r.stderr, json}
 }
 
-const WORDS = ['猫', '狗', '鸟', '鱼', '马', '牛', '羊', '猪', '鸡', '鸭', '虎', '龙']
-
 /** 30 IR rows (1 positive, 3 negatives; two rows with too few negatives) and 24 STS pairs. */
-async function writeData(dir: string): Promise<void> {
-  const ir = new ArrowRecordWriter(join(dir, 'ir.arrow'), 'ir-example', {metadata: {'codiemb.dataset': 'toy-ir', 'codiemb.task': 'ir'}})
-  for (let i = 0; i < 30; i++) {
-    const w = WORDS[i % WORDS.length]
-    ir.write({
-      id: `q${i}`,
-      query: `哪只${w}在跑`,
-      instruction: '检索相似句子',
-      positives: [`一只${w}在跑步`],
-      negatives: (i < 2 ? [1] : [1, 2, 3]).map((k) => `一只${WORDS[(i + k) % WORDS.length]}在睡觉`),
-      positive_scores: null,
-      negative_scores: null,
-    })
-  }
-  await ir.finish()
-  const sts = new ArrowRecordWriter(join(dir, 'sts.arrow'), 'sts-pair', {metadata: {'codiemb.dataset': 'toy-sts', 'codiemb.task': 'sts'}})
-  for (let i = 0; i < 24; i++) {
-    const a = WORDS[i % WORDS.length]
-    const b = WORDS[(i * 5) % WORDS.length]
-    sts.write({id: `s${i}`, text1: `${a}在吃东西`, text2: `${b}在吃东西`, score: a === b ? 1 : (i % 4) / 4, raw_score: 0, instruction: '判断相似度'})
-  }
-  await sts.finish()
-}
+const writeData = (dir: string) => writeToyTrainingData(dir, {irRows: 30, negativeOffsets: (i) => (i < 2 ? [1] : [1, 2, 3])})
 
 function config(dir: string, extra: Record<string, unknown> = {}): string {
   const vocab = join(REPO_ROOT, '..', 'shared', 'data', 'bert-vocab-zh')

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {test} from 'node:test'
+import {test, type TestContext} from 'node:test'
 import {describeRanks, distributedAvailable, runRanks} from '../helpers/dist.js'
 import {useTestBackend} from '../helpers/env.js'
 import {ensureGradients} from '../../src/train/gradients.js'
@@ -64,31 +64,23 @@ test('(a) 2 ranks × batch B end with the parameters of 1 rank × B with gradien
   encoder.dispose()
 })
 
-test('(b) with cross-device negatives, 2 ranks × B give the loss and gradients of 1 rank × 2B with in-batch negatives over all 2B', async (t) => {
+/** Runs the 2-rank child in `mode` and compares each rank's loss (1e-5) and gradients (`gradTol`) with 1 rank × 2B. */
+async function crossDeviceMatchesSingle(t: TestContext, mode: string, gradTol: number): Promise<void> {
   if (!(await distributedAvailable(t))) return
-  const ranks = await runRanks('data-parallel-child.js', 2, {args: ['grads']})
+  const ranks = await runRanks('data-parallel-child.js', 2, {args: [mode]})
   assert.ok(ranks.every((r) => r.code === 0), describeRanks(ranks))
   await useTestBackend()
   await ensureGradients()
   const single = await crossDeviceGradients()
   for (const {result} of ranks) {
     assert.ok(Math.abs(result.loss - single.loss) <= 1e-5 * Math.abs(single.loss), `loss ${result.loss} vs ${single.loss}`)
-    assertClose(single.grads, result.grads, 1e-5, 'gradient')
+    assertClose(single.grads, result.grads, gradTol, 'gradient')
   }
-})
+}
 
-test('(b) cross-device negatives through GradCache give the same loss and gradients', async (t) => {
-  if (!(await distributedAvailable(t))) return
-  const ranks = await runRanks('data-parallel-child.js', 2, {args: ['grads-cache']})
-  assert.ok(ranks.every((r) => r.code === 0), describeRanks(ranks))
-  await useTestBackend()
-  await ensureGradients()
-  const single = await crossDeviceGradients()
-  for (const {result} of ranks) {
-    assert.ok(Math.abs(result.loss - single.loss) <= 1e-5 * Math.abs(single.loss), `loss ${result.loss} vs ${single.loss}`)
-    assertClose(single.grads, result.grads, 1e-4, 'gradient')
-  }
-})
+test('(b) with cross-device negatives, 2 ranks × B give the loss and gradients of 1 rank × 2B with in-batch negatives over all 2B', (t) => crossDeviceMatchesSingle(t, 'grads', 1e-5))
+
+test('(b) cross-device negatives through GradCache give the same loss and gradients', (t) => crossDeviceMatchesSingle(t, 'grads-cache', 1e-4))
 
 test('per-process batch sizes become global ones (× world size) for the samplers that have them', async () => {
   const {globalBatchOptions} = await import('../../src/train/global-batch.js')
