@@ -8,11 +8,8 @@ import {EmbeddingStore} from '../../src/eval/embedding-cache.js'
 import {chunkMatrix, exactSearch, RunningTopK, TopKTable} from '../../src/eval/search.js'
 import {Rng} from '../../src/core/rng.js'
 import {useTestBackend} from '../helpers/env.js'
+import {randomMatrix} from '../helpers/random-matrix.js'
 
-function randomMatrix(n: number, dim: number, seed: number): Float32Array {
-  const random = new Rng(seed)
-  return Float32Array.from({length: n * dim}, () => random.next() * 2 - 1)
-}
 
 function bruteForce(q: Float32Array, nq: number, d: Float32Array, nd: number, dim: number, k: number): number[][] {
   const norm = (m: Float32Array, i: number) => Math.sqrt(Array.from({length: dim}, (_, j) => m[i * dim + j] ** 2).reduce((a, b) => a + b))

@@ -3,13 +3,9 @@ import {describe, it} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {chunkTopK, type ChunkTopKOptions, type TopKBatch} from '../../src/tensor/chunk-topk.js'
 import type {TorchAddon} from '../../src/tensor/torch/addon.js'
-import {Rng} from '../../src/core/rng.js'
 import {useTestBackend} from '../helpers/env.js'
+import {randomMatrix} from '../helpers/random-matrix.js'
 
-function randomMatrix(n: number, dim: number, seed: number): Float32Array {
-  const random = new Rng(seed)
-  return Float32Array.from({length: n * dim}, () => random.next() * 2 - 1)
-}
 
 /** Per query, the documents sorted by score (float64), best first: [doc, score][]. */
 function bruteForce(q: Float32Array, nq: number, d: Float32Array, nd: number, dim: number, cosine: boolean): [number, number][][] {
