@@ -15,7 +15,7 @@
   "targets": [
     {
       "target_name": "codiemb_torch",
-      "sources": ["src/addon.cc", "src/attention.cc", "src/distributed.cc", "src/search.cc"],
+      "sources": ["src/addon.cc", "src/attention.cc", "src/device-memory.cc", "src/distributed.cc", "src/search.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "include_dirs": ["<(torch_include)", "<(torch_include)/torch/csrc/api/include"],
       "defines": ["_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)", "NAPI_VERSION=8"],

@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 
 #include "attention.h"
+#include "device-memory.h"
 #include "distributed.h"
 #include "search.h"
 
@@ -726,6 +727,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   codiemb::RegisterDistributed(env, exports, {&Wrap, &Tensor});
   codiemb::RegisterSearch(env, exports, {&Wrap, &Tensor});
+  codiemb::RegisterDeviceMemory(env, exports);
   return exports;
 }
 

@@ -86,6 +86,13 @@ export interface TorchAddon {
   manualSeed(seed: number): void
   setAllowTF32(on: boolean): void
   synchronize(deviceIndex?: number): void
+  /** The CUDA caching allocator's bytes on one GPU, now and at their peak since the last reset (what
+   *  torch.cuda.max_memory_allocated / max_memory_reserved report); null in a build without CUDA. */
+  cudaMemoryStats(deviceIndex?: number): {allocated: number; reserved: number; peakAllocated: number; peakReserved: number} | null
+  /** Resets those peaks; false in a build without CUDA. */
+  cudaResetPeakMemoryStats(deviceIndex?: number): boolean
+  /** Returns the allocator's unused cached blocks to the driver (torch.cuda.empty_cache); false without CUDA. */
+  cudaEmptyCache(): boolean
   /** Tensor handles not yet released or finalized (leak checks). */
   liveTensors(): number
   /** Whether the addon was built with c10d (and why not), and the process group's state and traffic counters. */
