@@ -83,7 +83,7 @@ if [ "$DEV" = cuda ]; then
   fi
   el built; ls -la native/build/Release/codiemb_torch.node || exit 4
   export CODIEMB_SHARED=/tmp/p/shared
-  SMALL=minilm,bert-base; BIG=bge-large-512; CPU_THREADS=16; ATT_TIMEOUT=150; BIG_TIMEOUT=420
+  SMALL=minilm,bert-base; BIG=bge-large-512; CPU_THREADS=16; ATT_TIMEOUT=${ATT_TIMEOUT:-150}; BIG_TIMEOUT=${BIG_TIMEOUT:-420}
 else
   # The dry run: what is built here, tiny sizes, a generous timeout for a loaded machine.
   [ -f native/build/Release/codiemb_torch.node ] && [ -f dist/bench/torch.bench.js ] || { echo "build first: npm run build:torch && npm run build"; exit 4; }
