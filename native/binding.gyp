@@ -8,6 +8,8 @@
     "cxx_std%": "c++17",
     "with_cuda%": "0",
     "with_c10d%": "0",
+    "with_gloo%": "0",
+    "cuda_headers%": "0",
     "gloo_lib%": "",
     "with_nccl%": "0",
     "cuda_includes%": ""
@@ -27,9 +29,12 @@
         # Gloo group in libtorch's headers. gloo_lib: Debian ships Gloo as its own library (-lgloo);
         # PyTorch's wheels link it into libtorch_cpu (empty).
         ["'<(with_c10d)'=='1'", {
-          "defines": ["CODIEMB_WITH_C10D=1", "USE_C10D_GLOO=1"]
+          "defines": ["CODIEMB_WITH_C10D=1"]
         }],
-        ["'<(with_c10d)'=='1' and '<(gloo_lib)'!=''", {
+        ["'<(with_c10d)'=='1' and '<(with_gloo)'=='1'", {
+          "defines": ["USE_C10D_GLOO=1"]
+        }],
+        ["'<(with_c10d)'=='1' and '<(with_gloo)'=='1' and '<(gloo_lib)'!=''", {
           "libraries": ["-L<(gloo_lib)", "-Wl,-rpath,<(gloo_lib)", "-lgloo"]
         }],
         # NCCL process groups (CUDA tensors): ProcessGroupNCCL lives in libtorch_cuda; its headers need
@@ -38,6 +43,13 @@
         ["'<(with_c10d)'=='1' and '<(with_cuda)'=='1' and '<(with_nccl)'=='1'", {
           "defines": ["CODIEMB_WITH_NCCL=1", "USE_C10D_NCCL=1"],
           "include_dirs": ["<@(cuda_includes)"]
+        }],
+        # The CUDA caching allocator's statistics (src/device-memory.cc) need the CUDA runtime's headers.
+        ["'<(with_cuda)'=='1' and '<(cuda_headers)'=='1'", {
+          "include_dirs": ["<@(cuda_includes)"]
+        }],
+        ["'<(with_cuda)'=='1' and '<(cuda_headers)'!='1'", {
+          "defines": ["CODIEMB_NO_CUDA_MEMORY_STATS=1"]
         }],
         ["'<(with_cuda)'=='1'", {
           "defines": ["CODIEMB_WITH_CUDA=1"],

@@ -56,13 +56,23 @@ function detectAbi(lib) {
 }
 
 /**
- * Multi-process training (native/src/distributed.cc) needs libtorch's c10d headers and Gloo's: Debian's
- * libtorch-dev has the former, libgloo-dev the latter (and Gloo's library, linked as -lgloo); PyTorch's
- * wheels and the libtorch zips carry both and link Gloo into libtorch_cpu. Without them the addon is
- * built without c10d and its distributed functions say so (CODIEMB_TORCH_C10D=0 forces that).
+ * Multi-process training (native/src/distributed.cc) needs libtorch's c10d headers and a process group:
+ * Gloo (CPU tensors, and CUDA ones through the host) or NCCL (CUDA tensors; detectNccl). Gloo needs its
+ * own headers too: Debian's libtorch-dev has c10d's, libgloo-dev Gloo's (and Gloo's library, linked as
+ * -lgloo). PyTorch's wheels link Gloo into libtorch_cpu but ship none of its headers (seen in torch
+ * 2.11's), so a wheel build has NCCL alone. Without either the addon is built without c10d and its
+ * distributed functions say so (CODIEMB_TORCH_C10D=0 forces that).
  */
 function detectC10d({include, lib}) {
-  if (process.env.CODIEMB_TORCH_C10D === '0') return {on: false, why: 'CODIEMB_TORCH_C10D=0'}
+  if (process.env.CODIEMB_TORCH_C10D === '0') return {on: false, why: 'CODIEMB_TORCH_C10D=0', gloo: {on: false, why: 'CODIEMB_TORCH_C10D=0'}}
+  if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'TCPStore.hpp'))) {
+    const why = `no c10d headers (torch/csrc/distributed/c10d/TCPStore.hpp) under ${include}`
+    return {on: false, why, gloo: {on: false, why}}
+  }
+  return {on: true, gloo: detectGloo({include, lib})}
+}
+
+function detectGloo({include, lib}) {
   if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp'))) return {on: false, why: `no torch/csrc/distributed/c10d/ProcessGroupGloo.hpp under ${include}`}
   const glooHeaders = [include, '/usr/include', '/usr/local/include'].find((dir) => existsSync(join(dir, 'gloo', 'config.h')))
   if (!glooHeaders) return {on: false, why: 'Gloo headers (gloo/config.h) not found: apt-get install libgloo-dev'}
@@ -71,6 +81,21 @@ function detectC10d({include, lib}) {
   const glooLib = [lib, `/usr/lib/${arch}`, '/usr/lib', '/usr/local/lib'].find((dir) => existsSync(join(dir, 'libgloo.so')))
   if (!glooLib && lib.startsWith('/usr/')) return {on: false, why: 'libgloo.so not found beside a system libtorch: apt-get install libgloo-dev'}
   return {on: true, glooLib}
+}
+
+/**
+ * The folders holding the CUDA runtime's headers and the libraries' beside it: a CUDA toolkit
+ * (CUDA_HOME, CUDA_PATH), the nvidia-* wheels installed beside torch (site-packages/nvidia/<part>/include,
+ * or nvidia/cu13/include in CUDA 13's), then /usr/local/cuda. Their CUDA is the one torch was built with.
+ */
+function cudaIncludeDirs({sitePackages}) {
+  const dirs = []
+  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH]) if (home) dirs.push(join(home, 'include'))
+  if (sitePackages && existsSync(join(sitePackages, 'nvidia'))) {
+    for (const part of readdirSync(join(sitePackages, 'nvidia')).sort()) dirs.push(join(sitePackages, 'nvidia', part, 'include'))
+  }
+  dirs.push('/usr/local/cuda/include', '/usr/include')
+  return [...new Set(dirs)].filter((dir) => existsSync(dir))
 }
 
 /**
@@ -85,15 +110,7 @@ function detectNccl({include, sitePackages}, cuda, c10d) {
   if (cuda !== '1') return {on: false, why: 'a CPU-only libtorch (no libtorch_cuda)'}
   if (!c10d.on) return {on: false, why: 'no c10d'}
   if (!existsSync(join(include, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupNCCL.hpp'))) return {on: false, why: `no torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp under ${include}`}
-  // An explicit toolkit first, then the wheels beside torch (their CUDA is the one torch was built
-  // with), then the default toolkit location.
-  const dirs = []
-  for (const home of [process.env.CUDA_HOME, process.env.CUDA_PATH]) if (home) dirs.push(join(home, 'include'))
-  if (sitePackages && existsSync(join(sitePackages, 'nvidia'))) {
-    for (const part of readdirSync(join(sitePackages, 'nvidia')).sort()) dirs.push(join(sitePackages, 'nvidia', part, 'include'))
-  }
-  dirs.push('/usr/local/cuda/include', '/usr/include')
-  const existing = [...new Set(dirs)].filter((dir) => existsSync(dir))
+  const existing = cudaIncludeDirs({sitePackages})
   const missing = ['cuda_runtime_api.h', 'cublas_v2.h', 'cusparse.h', 'nccl.h'].filter((h) => !existing.some((dir) => existsSync(join(dir, h))))
   if (missing.length > 0)
     return {on: false, why: `${missing.join(', ')} not found in ${existing.join(', ') || '(no CUDA include folder)'} (set CUDA_HOME to a CUDA toolkit; nccl.h: pip install nvidia-nccl-cu12)`}
@@ -125,9 +142,15 @@ const std = readFileSync(join(found.include, 'ATen', 'ATen.h'), 'utf8').includes
 const cuda = process.env.CODIEMB_TORCH_CUDA !== '0' && existsSync(join(found.lib, 'libtorch_cuda.so')) ? '1' : '0'
 const c10d = detectC10d(found)
 const nccl = detectNccl(found, cuda, c10d)
+const withC10d = c10d.on && (c10d.gloo.on || nccl.on)
+// The CUDA caching allocator's statistics (native/src/device-memory.cc) include the CUDA runtime's headers.
+const cudaIncludes = cuda === '1' ? cudaIncludeDirs(found).filter((dir) => dir !== '/usr/include') : []
+const cudaHeaders = cuda === '1' && [...cudaIncludes, '/usr/include'].some((dir) => existsSync(join(dir, 'cuda_runtime_api.h')))
 console.log(`libtorch: ${found.source}\n  include ${found.include}\n  lib     ${found.lib}\n  _GLIBCXX_USE_CXX11_ABI=${found.abi}  -std=${std}  cuda=${cuda === '1' ? 'yes' : 'no'}`)
-console.log(`  distributed (c10d + Gloo): ${c10d.on ? `yes${c10d.glooLib ? ` (Gloo library in ${c10d.glooLib})` : ' (Gloo inside libtorch)'}` : `no: ${c10d.why}`}`)
+console.log(`  distributed (c10d): ${withC10d ? 'yes' : `no: ${c10d.on ? 'neither Gloo nor NCCL process groups (below)' : c10d.why}`}`)
+console.log(`  Gloo process groups: ${c10d.gloo.on ? `yes${c10d.gloo.glooLib ? ` (Gloo library in ${c10d.gloo.glooLib})` : ' (Gloo inside libtorch)'}` : `no: ${c10d.gloo.why}`}`)
 console.log(`  NCCL process groups: ${nccl.on ? `yes (CUDA/NCCL headers from ${nccl.includes.join(', ') || '/usr/include'})` : `no: ${nccl.why}`}`)
+if (cuda === '1') console.log(`  CUDA allocator statistics: ${cudaHeaders ? 'yes' : 'no: cuda_runtime_api.h not found (set CUDA_HOME)'}`)
 if (printOnly) process.exit(0)
 
 // node-gyp downloads Node's headers unless it is pointed at a local copy (offline machines).
@@ -135,7 +158,7 @@ const nodeDir = dirname(dirname(process.execPath))
 const gypArgs = ['rebuild', '--directory', join(root, 'native'), `--jobs=${process.env.JOBS || 'max'}`]
 if (process.env.npm_config_nodedir) gypArgs.push(`--nodedir=${process.env.npm_config_nodedir}`)
 else if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${nodeDir}`)
-gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`, `-Dwith_c10d=${c10d.on ? 1 : 0}`, `-Dgloo_lib=${c10d.glooLib ?? ''}`, `-Dwith_nccl=${nccl.on ? 1 : 0}`, `-Dcuda_includes=${(nccl.includes ?? []).map((dir) => `'${dir}'`).join(' ')}`)
+gypArgs.push('--', `-Dtorch_include=${found.include}`, `-Dtorch_lib=${found.lib}`, `-Dcxx11_abi=${found.abi}`, `-Dcxx_std=${std}`, `-Dwith_cuda=${cuda}`, `-Dwith_c10d=${withC10d ? 1 : 0}`, `-Dwith_gloo=${c10d.gloo.on ? 1 : 0}`, `-Dgloo_lib=${c10d.gloo.glooLib ?? ''}`, `-Dwith_nccl=${nccl.on ? 1 : 0}`, `-Dcuda_headers=${cudaHeaders ? 1 : 0}`, `-Dcuda_includes=${(nccl.on ? nccl.includes : cudaIncludes).map((dir) => `'${dir}'`).join(' ')}`)
 
 const require = createRequire(import.meta.url)
 const gyp = require.resolve('node-gyp/bin/node-gyp.js')

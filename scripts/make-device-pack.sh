@@ -28,9 +28,19 @@ for p in tfjs-core:tf-core.node.js tfjs-backend-cpu:tf-backend-cpu.node.js; do
   cp "node_modules/@tensorflow/$pkg/package.json" "$stage/nm/@tensorflow/$pkg/"
   cp "node_modules/@tensorflow/$pkg/dist/$file" "$stage/nm/@tensorflow/$pkg/dist/"
 done
-# Runtime requires of the tfjs node bundles, and the addon's C++ wrapper headers.
-for m in seedrandom long node-fetch whatwg-url tr46 webidl-conversions node-addon-api; do
-  [ -d "node_modules/$m" ] && cp -r "node_modules/$m" "$stage/nm/"
+# Runtime requires of the tfjs node bundles, the addon's C++ wrapper headers, and what the training
+# code that distributed.worker loads imports (Arrow, Ajv, YAML), each with its dependencies.
+closure=$(node -e '
+const fs = require("fs"), seen = new Set()
+const visit = (name) => {
+  if (seen.has(name) || !fs.existsSync(`node_modules/${name}/package.json`)) return
+  seen.add(name)
+  for (const dep of Object.keys(require(`./node_modules/${name}/package.json`).dependencies ?? {})) visit(dep)
+}
+process.argv.slice(1).forEach(visit)
+console.log([...seen].join(" "))' seedrandom long node-fetch whatwg-url tr46 webidl-conversions node-addon-api apache-arrow ajv yaml)
+for m in $closure; do
+  mkdir -p "$stage/nm/$(dirname "$m")" && cp -r "node_modules/$m" "$stage/nm/$m"
 done
 cp -r dist "$stage/dist" && rm -rf "$stage/dist/test"
 cp "$tiny"/{vocab.txt,config.json,tokenizer_config.json} "$stage/shared/fixtures/models/bert-tiny/model/"

@@ -54,7 +54,7 @@ if [ "$DEV" = cuda ]; then
   for f in addon attention search; do
     ( g++ $FLAGS -c native/src/$f.cc -o /tmp/$f.o 2> /tmp/$f.err || { echo "BUILD_FAILED $f.cc:"; grep -E "error" /tmp/$f.err | head -12; } ) &
   done
-  # distributed.cc: c10d + Gloo (linked into the wheel's libtorch_cpu), and NCCL when its headers compile.
+  # The CUDA (and NCCL) headers for device-memory.cc and distributed.cc:
   # CUDA_HOME, then the nvidia-* wheels beside torch (torch's own CUDA), then /usr/local/cuda.
   CUINC=""; for d in ${CUDA_HOME:+$CUDA_HOME/include} $(dirname $TD)/nvidia/*/include $(dirname $TD)/nvidia/*/*/include /usr/local/cuda/include; do [ -d "$d" ] && CUINC="$CUINC -I$d"; done
   echo "CUDA/NCCL include folders:$CUINC"; ls $(dirname $TD)/nvidia/nccl/include $(dirname $TD)/nvidia/cu13/include/nccl.h 2>/dev/null
@@ -62,19 +62,21 @@ if [ "$DEV" = cuda ]; then
   # runtime's headers); where that header does not compile, the build answers null for them.
   ( g++ $FLAGS $CUINC -c native/src/device-memory.cc -o /tmp/device-memory.o 2> /tmp/device-memory.err \
     || { echo "CUDA_MEMORY_STATS_BUILD_FAILED:"; grep -E "error" /tmp/device-memory.err | head -6; g++ $FLAGS -DCODIEMB_NO_CUDA_MEMORY_STATS -c native/src/device-memory.cc -o /tmp/device-memory.o; } ) &
-  DISTFLAGS="-DCODIEMB_WITH_C10D=1 -DUSE_C10D_GLOO=1"
-  if g++ $FLAGS $DISTFLAGS -DCODIEMB_WITH_NCCL=1 -DUSE_C10D_NCCL=1 $CUINC -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-nccl.err; then
-    el "distributed.cc built with NCCL"
+  # NCCL with Gloo, then NCCL alone (PyTorch's wheels ship no Gloo headers), then Gloo alone, then none.
+  NCCLFLAGS="-DCODIEMB_WITH_C10D=1 -DCODIEMB_WITH_NCCL=1 -DUSE_C10D_NCCL=1 $CUINC"
+  if g++ $FLAGS $NCCLFLAGS -DUSE_C10D_GLOO=1 -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-nccl-gloo.err; then
+    el "distributed.cc built with NCCL and Gloo"
+  elif g++ $FLAGS $NCCLFLAGS -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-nccl.err; then
+    echo "NCCL+GLOO build failed:"; grep -E "error" /tmp/distributed-nccl-gloo.err | head -3
+    el "distributed.cc built with NCCL (no Gloo)"
+  elif g++ $FLAGS -DCODIEMB_WITH_C10D=1 -DUSE_C10D_GLOO=1 -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-gloo.err; then
+    echo "NCCL_BUILD_FAILED:"; grep -E "error" /tmp/distributed-nccl.err | head -8
+    el "distributed.cc built with Gloo only"
   else
     echo "NCCL_BUILD_FAILED:"; grep -E "error" /tmp/distributed-nccl.err | head -8
-    if g++ $FLAGS $DISTFLAGS -c native/src/distributed.cc -o /tmp/distributed.o 2> /tmp/distributed-gloo.err; then
-      el "distributed.cc built with Gloo only"
-    else
-      # No c10d headers usable (e.g. no gloo/ headers in this wheel): the exports that say so.
-      echo "GLOO_BUILD_FAILED:"; grep -E "error" /tmp/distributed-gloo.err | head -8
-      g++ $FLAGS -c native/src/distributed.cc -o /tmp/distributed.o
-      el "distributed.cc built without c10d"
-    fi
+    echo "GLOO_BUILD_FAILED:"; grep -E "error" /tmp/distributed-gloo.err | head -4
+    g++ $FLAGS -c native/src/distributed.cc -o /tmp/distributed.o
+    el "distributed.cc built without c10d"
   fi
   wait
   g++ -shared /tmp/addon.o /tmp/attention.o /tmp/device-memory.o /tmp/search.o /tmp/distributed.o \

@@ -50,8 +50,20 @@ void Unreport(Napi::Env env, TensorBox *b) {
   }
 }
 
+// The bytes to report to V8 for a new handle: host memory only, and only once per storage. A CUDA
+// tensor's bytes are the device's: V8 starts a garbage collection each time external memory grows
+// about 64 MB past its last mark-compact, and counting activations on the GPU (tens of GB per
+// training step) ran hundreds of collections per step for memory no collection frees (a training
+// step's temporaries are released as their kernel returns; a finalizer only backs up a handle that
+// JS dropped). A view (reshape, slice, transpose) shares its base's storage, already counted.
+int64_t ReportedBytes(const at::Tensor &t) {
+  if (!t.defined() || !t.has_storage() || !t.device().is_cpu()) return 0;
+  const c10::Storage &storage = t.storage();
+  return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
+}
+
 Napi::Value Wrap(Napi::Env env, at::Tensor t) {
-  int64_t bytes = t.defined() && t.has_storage() ? static_cast<int64_t>(t.storage().nbytes()) : 0;
+  const int64_t bytes = ReportedBytes(t);
   auto *box = new TensorBox{std::move(t), bytes};
   if (box->t.defined()) ++g_liveTensors;
   if (bytes) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
@@ -154,15 +166,19 @@ Napi::Value FromArray(const Napi::CallbackInfo &info) {
       m << "typed array has " << ta.ByteLength() << " bytes but shape needs " << numel * elem;
       throw std::invalid_argument(m.str());
     }
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(st));
+    at::Device dev(at::kCPU);
+    if (info.Length() > 3 && info[3].IsString()) dev = at::Device(info[3].As<Napi::String>().Utf8Value());
+    // For a GPU the values go through page-locked host memory and an asynchronous copy: a copy from
+    // pageable memory waits for every kernel queued before it, so each upload during a training
+    // step (a scalar, a batch's token ids) drained the GPU's queue. The caching host allocator keeps
+    // the page-locked block from reuse until the copy has run.
+    const bool toDevice = !dev.is_cpu();
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(st).pinned_memory(toDevice));
     if (numel > 0) {
       auto *src = static_cast<uint8_t *>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
       std::memcpy(t.data_ptr(), src, ta.ByteLength());
     }
-    if (info.Length() > 3 && info[3].IsString()) {
-      at::Device dev(info[3].As<Napi::String>().Utf8Value());
-      if (!dev.is_cpu()) t = t.to(dev);
-    }
+    if (toDevice) t = t.to(at::TensorOptions().device(dev), /*non_blocking=*/true);
     return Wrap(env, std::move(t));
   }, [] { return std::string("fromArray"); });
 }

@@ -315,6 +315,29 @@ int64_t HeaderAt(const AttentionSaved &saved, int64_t i) {
 
 #if CODIEMB_SDPA
 
+// A fused kernel may leave part of its RNG state undefined (without dropout, libtorch 2.11's CUDA
+// kernels do), and a handle cannot carry an undefined tensor to JS and back: the saved state holds
+// this marker in its place, and the backward pass turns it back into an undefined tensor.
+const at::Tensor &UndefinedMarker() {
+  static const at::Tensor marker = at::empty({0});
+  return marker;
+}
+
+std::vector<at::Tensor> MarkUndefined(std::vector<at::Tensor> state) {
+  for (at::Tensor &t : state) {
+    if (!t.defined()) t = UndefinedMarker();
+  }
+  return state;
+}
+
+std::vector<at::Tensor> UnmarkUndefined(const std::vector<at::Tensor> &state) {
+  std::vector<at::Tensor> out;
+  out.reserve(state.size());
+  for (const at::Tensor &t : state) out.push_back(t.is_same(UndefinedMarker()) ? at::Tensor() : t);
+  return out;
+}
+
+
 bool HalfLike(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
 
 // Last-dim-contiguous in the compute dtype (the fused kernels index rows by stride).
@@ -433,7 +456,7 @@ at::Tensor FusedForward(Path path, const at::Tensor &q0, const at::Tensor &k0, c
     default:
       throw std::logic_error("FusedForward: not a fused path");
   }
-  if (saved) saved->state = std::move(state);
+  if (saved) saved->state = MarkUndefined(std::move(state));
   return out.to(at::kFloat);
 }
 
@@ -443,7 +466,7 @@ std::vector<at::Tensor> FusedBackward(Path path, const at::Tensor &dy0, const at
   const at::Tensor q = Prepared(q0, dtype), k = Prepared(k0, dtype), v = Prepared(v0, dtype);
   // The forward's output came back as float32; in bfloat16 the round trip is exact.
   const at::Tensor dy = Prepared(dy0, dtype), out = Prepared(out0, dtype);
-  const std::vector<at::Tensor> &s = saved.state;
+  const std::vector<at::Tensor> s = UnmarkUndefined(saved.state);
   const double p = cfg.dropout;
   at::Tensor dq, dk, dv;
   switch (path) {

@@ -14,10 +14,12 @@
 namespace codiemb {
 namespace {
 
+#ifdef CODIEMB_CUDA_MEMORY_STATS
 int DeviceArg(const Napi::CallbackInfo &info) {
   if (info.Length() > 0 && info[0].IsNumber()) return info[0].As<Napi::Number>().Int32Value();
   return 0;
 }
+#endif
 
 Napi::Value MemoryStats(const Napi::CallbackInfo &info) {
 #ifdef CODIEMB_CUDA_MEMORY_STATS

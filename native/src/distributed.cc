@@ -33,7 +33,11 @@
 #include <vector>
 
 #ifdef CODIEMB_WITH_C10D
+// Gloo where its headers are (Debian's libgloo-dev; PyTorch's wheels link Gloo in but ship none of
+// its headers, so a wheel build has NCCL alone: USE_C10D_GLOO unset).
+#ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef CODIEMB_WITH_NCCL
 // Needs USE_C10D_NCCL (ProcessGroupNCCL.hpp is empty without it), the CUDA runtime headers and nccl.h.
@@ -103,6 +107,11 @@ using CollectiveBackend = c10d::ProcessGroup;
 constexpr bool kHasNccl = true;
 #else
 constexpr bool kHasNccl = false;
+#endif
+#ifdef USE_C10D_GLOO
+constexpr bool kHasGloo = true;
+#else
+constexpr bool kHasGloo = false;
 #endif
 
 struct Group {
@@ -266,6 +275,15 @@ const char *kNoNccl =
     "this torch addon was built without NCCL (it needs a CUDA libtorch, its c10d headers and nccl.h, e.g. from the "
     "nvidia-nccl-cu12 wheel; npm run build:torch prints why not); use backend gloo";
 
+const char *kNoGloo =
+    "this torch addon was built without Gloo (PyTorch's wheels ship no Gloo headers: install libgloo-dev and "
+    "rebuild with npm run build:torch to train on CPU tensors); use backend nccl on CUDA devices";
+
+#ifndef USE_C10D_GLOO
+void CreateGloo(Group &, const Napi::Object &, const std::string &) {
+  throw std::invalid_argument(std::string("backend gloo: ") + kNoGloo);
+}
+#else
 void CreateGloo(Group &g, const Napi::Object &o, const std::string &addr) {
   auto opts = c10d::ProcessGroupGloo::Options::create(g.timeout);
   std::string iface = StringOption(o, "interface", "");
@@ -277,6 +295,7 @@ void CreateGloo(Group &g, const Napi::Object &o, const std::string &addr) {
   opts->threads = static_cast<int>(IntOption(o, "threads", 2));
   g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, g.rank, g.size, opts);
 }
+#endif
 
 #ifdef CODIEMB_WITH_NCCL
 // An NCCL communicator belongs to one GPU, so this rank's device is made current before the group
@@ -318,9 +337,10 @@ c10::Device RankDevice(const Napi::Object &o) {
 // backend: "nccl" | "gloo"; by default NCCL for CUDA tensors when this build has it, else Gloo.
 std::string ChooseBackend(const Napi::Object &o, const c10::Device &device) {
   std::string backend = StringOption(o, "backend", "");
-  if (backend.empty()) return device.is_cuda() && kHasNccl ? "nccl" : "gloo";
+  if (backend.empty()) backend = device.is_cuda() && kHasNccl ? "nccl" : "gloo";
   if (backend != "gloo" && backend != "nccl") throw std::invalid_argument("backend \"" + backend + "\" (expected nccl or gloo)");
   if (backend == "nccl" && !kHasNccl) throw std::invalid_argument(std::string("backend nccl: ") + kNoNccl);
+  if (backend == "gloo" && !kHasGloo) throw std::invalid_argument(std::string("backend gloo: ") + kNoGloo);
   if (backend == "nccl" && !device.is_cuda()) throw std::invalid_argument("backend nccl needs CUDA tensors (device is " + device.str() + "); use gloo on the CPU");
   return backend;
 }
@@ -544,10 +564,11 @@ Napi::Value Info(const Napi::CallbackInfo &info) {
   auto out = Napi::Object::New(env);
   out.Set("available", true);
   auto backends = Napi::Array::New(env);
-  backends.Set(0u, "gloo");
-  if (kHasNccl) backends.Set(1u, "nccl");
+  if (kHasGloo) backends.Set(backends.Length(), "gloo");
+  if (kHasNccl) backends.Set(backends.Length(), "nccl");
   out.Set("backends", backends);
   if (!kHasNccl) out.Set("ncclReason", kNoNccl);
+  if (!kHasGloo) out.Set("glooReason", kNoGloo);
   out.Set("initialized", static_cast<bool>(g_group));
   if (g_group) {
     out.Set("rank", g_group->rank);

@@ -144,6 +144,8 @@ export interface DistInfo {
   device?: string
   /** Why this build has no NCCL process groups (absent when it has them). */
   ncclReason?: string
+  /** Why this build has no Gloo process groups (PyTorch's wheels ship no Gloo headers; absent when it has them). */
+  glooReason?: string
   timeoutMs?: number
   collectives?: number
   bytesReduced?: number

@@ -42,6 +42,8 @@ export class TorchProcessGroup implements Collectives {
     const device = tf.getBackend() === 'torch' ? (tf.backend() as TorchBackend).device : 'cpu'
     if (env.backend === 'nccl' && !info.backends.includes('nccl'))
       throw new CodiembError(`CODIEMB_DIST_BACKEND=nccl: ${info.ncclReason ?? 'this torch addon has no NCCL process groups'}`)
+    if (env.backend === 'gloo' && !info.backends.includes('gloo'))
+      throw new CodiembError(`CODIEMB_DIST_BACKEND=gloo: ${info.glooReason ?? 'this torch addon has no Gloo process groups'}`)
     if (env.backend === 'nccl' && !device.startsWith('cuda'))
       throw new CodiembError(`CODIEMB_DIST_BACKEND=nccl needs CUDA tensors (--device cuda); this rank's device is ${device}: use gloo on the CPU`)
     try {
