@@ -156,6 +156,10 @@ if [ "${CHECK_NCCL:-0}" = 1 ]; then
   # (only Windows export macros); C10_CUDA_NO_CMAKE_CONFIGURE_FILE is c10's switch to do without it.
   nccl=("${c10d[@]}" -DUSE_C10D_NCCL=1 -DCODIEMB_WITH_NCCL=1 -DCODIEMB_WITH_CUDA=1 -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE "-I$cu/usr/include")
   compile "libtorch 2.6 + CUDA 12.4 + NCCL (c10d + Gloo + NCCL)" "$inc26" native/src/distributed.cc "${nccl[@]}"
+  # A build against PyTorch's wheels: NCCL without Gloo (the wheels ship no Gloo headers).
+  compile "libtorch 2.6 + CUDA 12.4 + NCCL (c10d + NCCL, no Gloo)" "$inc26" native/src/distributed.cc -DCODIEMB_WITH_C10D=1 -DUSE_C10D_NCCL=1 -DCODIEMB_WITH_NCCL=1 -DCODIEMB_WITH_CUDA=1 -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE "-I$cu/usr/include"
+  # The CUDA caching allocator's statistics.
+  compile "libtorch 2.6 + CUDA 12.4 (allocator statistics)" "$inc26" native/src/device-memory.cc -DCODIEMB_WITH_CUDA=1 -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE "-I$cu/usr/include"
   if [ -f /usr/include/torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp ]; then
     compile "system libtorch + CUDA 12.4 + NCCL (c10d + Gloo + NCCL)" /usr/include native/src/distributed.cc "${nccl[@]}"
   fi

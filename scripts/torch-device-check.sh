@@ -116,13 +116,15 @@ fi
 # 2T, and a bge-large-sized layer (fwd+bwd time, kept bytes); exits 1 on a parity or memory failure.
 if has attention; then
   if [ "$DEV" = cuda ]; then
-    for prec in fp32 bf16; do
+    for prec in ${ATT_PRECISIONS:-fp32 bf16}; do
       el "attention GPU $prec"
       CODIEMB_DEVICE=cuda CODIEMB_PRECISION=$prec timeout $ATT_TIMEOUT node dist/bench/attention.check.js 2>&1 | out 40
     done
   fi
-  el "attention CPU"
-  CODIEMB_TORCH_THREADS=$CPU_THREADS timeout $ATT_TIMEOUT node dist/bench/attention.check.js 2>&1 | out 30
+  if [ "${ATT_CPU:-1}" = 1 ]; then
+    el "attention CPU"
+    CODIEMB_TORCH_THREADS=$CPU_THREADS timeout $ATT_TIMEOUT node dist/bench/attention.check.js 2>&1 | out 30
+  fi
 fi
 # Peak of one process's device memory in the nvidia-smi samples (MiB).
 peak_of() { awk -F', *' -v pid="$1" '$1 == pid && $2 + 0 > m { m = $2 + 0 } END { print (m ? m " MiB" : "n/a") }' "$2"; }
