@@ -42,9 +42,12 @@ struct TensorBox {
 
 // Handles whose tensor is still held (not released, not finalized): a leak check for tests.
 int64_t g_liveTensors = 0;
+// The bytes the live handles reported to V8 (process.memoryUsage() does not show them).
+int64_t g_reportedBytes = 0;
 
 void Unreport(Napi::Env env, TensorBox *b) {
   if (b->reported) {
+    g_reportedBytes -= b->reported;
     Napi::MemoryManagement::AdjustExternalMemory(env, -b->reported);
     b->reported = 0;
   }
@@ -56,17 +59,20 @@ void Unreport(Napi::Env env, TensorBox *b) {
 // training step) ran hundreds of collections per step for memory no collection frees (a training
 // step's temporaries are released as their kernel returns; a finalizer only backs up a handle that
 // JS dropped). A view (reshape, slice, transpose) shares its base's storage, already counted.
-int64_t ReportedBytes(const at::Tensor &t) {
+int64_t BytesToReport(const at::Tensor &t) {
   if (!t.defined() || !t.has_storage() || !t.device().is_cpu()) return 0;
   const c10::Storage &storage = t.storage();
   return storage.use_count() == 1 ? static_cast<int64_t>(storage.nbytes()) : 0;
 }
 
 Napi::Value Wrap(Napi::Env env, at::Tensor t) {
-  const int64_t bytes = ReportedBytes(t);
+  const int64_t bytes = BytesToReport(t);
   auto *box = new TensorBox{std::move(t), bytes};
   if (box->t.defined()) ++g_liveTensors;
-  if (bytes) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  if (bytes) {
+    g_reportedBytes += bytes;
+    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  }
   auto ext = Napi::External<TensorBox>::New(env, box, [](Napi::Env e, TensorBox *b) {
     if (b->t.defined()) --g_liveTensors;
     Unreport(e, b);
@@ -721,8 +727,13 @@ Napi::Value LiveTensors(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), static_cast<double>(g_liveTensors));
 }
 
+Napi::Value ReportedBytes(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(g_reportedBytes));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors, "liveTensors"));
+  exports.Set("reportedBytes", Napi::Function::New(env, ReportedBytes, "reportedBytes"));
   exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
   exports.Set("toArray", Napi::Function::New(env, ToArray, "toArray"));
   exports.Set("scalar", Napi::Function::New(env, ScalarTensor, "scalar"));

@@ -278,6 +278,37 @@ describe('torch backend', {skip}, () => {
     tf.dispose([a, b])
   })
 
+  test('torch: a handle reports its host storage to V8 once (a view adds nothing); no CUDA statistics without CUDA', async () => {
+    await useTestBackend()
+    const {loadTorchAddon} = await import('../../src/tensor/torch/addon.js')
+    const addon = loadTorchAddon()
+    // V8 starts a collection each time external memory grows ~64 MB past its last mark-compact, so
+    // every byte reported twice (a view of a storage already counted) costs collections for nothing.
+    const bytes = 64 * 2 ** 20
+    const external = () => addon.reportedBytes()
+    const row = addon.fromArray(new Float32Array(1024), [1024], 'float32')
+    const before = external()
+    const base = addon.op('aten::repeat')(row, [bytes / 4 / 1024])
+    const afterBase = external()
+    const view = addon.op('aten::reshape')(base, [1024, bytes / 4 / 1024])
+    const afterView = external()
+    assert.ok(afterBase - before === bytes, `a fresh 64 MiB tensor reports its bytes (external grew ${afterBase - before})`)
+    assert.ok(afterView === afterBase, `a view of it reports nothing more (external grew ${afterView - afterBase})`)
+    addon.release(view)
+    addon.release(base)
+    assert.ok(afterBase - external() === bytes, `releasing the tensor gives its bytes back (${afterBase - external()})`)
+    addon.release(row)
+    const info = addon.info()
+    if (!info.builtWithCuda) {
+      assert.equal(addon.cudaMemoryStats(), null)
+      assert.equal(addon.cudaResetPeakMemoryStats(), false)
+      assert.equal(addon.cudaEmptyCache(), false)
+    } else if (info.cudaAvailable) {
+      const stats = addon.cudaMemoryStats()!
+      assert.ok(stats.peakReserved >= stats.reserved && stats.peakAllocated >= stats.allocated, JSON.stringify(stats))
+    }
+  })
+
   test('torch: probe reports the libtorch version and devices; a CUDA request on a CPU build explains itself', async () => {
     const probe = await torchPlugin.probe()
     assert.equal(probe.available, true, probe.reason)

@@ -95,6 +95,8 @@ export interface TorchAddon {
   cudaEmptyCache(): boolean
   /** Tensor handles not yet released or finalized (leak checks). */
   liveTensors(): number
+  /** Bytes the live handles reported to V8 as external memory (host storage, once per storage). */
+  reportedBytes(): number
   /** Whether the addon was built with c10d (and why not), and the process group's state and traffic counters. */
   distInfo(): DistInfo
   /** Joins the process group (rank 0 serves the TCPStore at masterAddr:masterPort); blocks until every rank joined or timeoutMs. */
