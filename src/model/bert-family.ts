@@ -281,11 +281,12 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
  * I = intermediate_size, n = heads, T = the padded length (attention keeps n·T probabilities per
  * token), hd / ad = 1 when hidden / attention dropout is active, per layer (in elements per token):
  *
- *   fused (torch: one kernel per op, ATen views share storage)
+ *   fused (torch: one kernel per op, ATen views share storage; a dense layer keeps its input, not
+ *   its output, and dropout its boolean mask, not its output: ops.linear, ops.dropout)
  *     3H (q, k, v) + H (attention output) + nT (probabilities) + ad·nT/4 (mask) + H (heads merged)
- *     + 2 × [H (dense output) + hd·(H + H/4) (dropout output, mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
+ *     + 2 × [hd·H/4 (dropout mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
  *     + 2I (intermediate dense output, GELU output)
- *     = 11H + 2I + nT + 4 + hd·2.5H + ad·nT/4
+ *     = 9H + 2I + nT + 4 + hd·H/2 + ad·nT/4
  *   composite (cpu: tfjs ops; tf.fused.matMul keeps its output, Add keeps both inputs, row statistics
  *   are matmuls against ones)
  *     3H (q, k, v) + 3H (q, k, v per head) + H (q·scale) + 7nT (scores, masked scores, broadcast max,
@@ -309,7 +310,7 @@ function bertActivationMemory(config: HfConfig, shape: ActivationShape): Activat
   const F = 4
   if (shape.kernels === 'fused') {
     return {
-      perLayer: F * (11 * H + 2 * I + nT + 4 + hd * 2.5 * H + (ad * nT) / 4),
+      perLayer: F * (9 * H + 2 * I + nT + 4 + hd * 0.5 * H + (ad * nT) / 4),
       checkpointedPerLayer: F * H,
       outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
     }

@@ -43,9 +43,38 @@ const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<stri
 // ---------------------------------------------------------------------------------------------
 // Dense layers and activations
 
-/** y = x W^T + b with a PyTorch-layout weight [out, in]; x is [rows, in]. */
+/**
+ * y = x W^T + b with a PyTorch-layout weight [out, in]; x is [rows, in]. Gradients: dx = dy W,
+ * dW = dyᵀ x, db = Σ_rows dy. For them it keeps x and W alone, as torch.nn.Linear does:
+ * tf.fused.matMul's own gradient also keeps its output y, an activation-sized tensor that only
+ * activation functions need. Where nothing else keeps y (the attention output projection and the
+ * second feed-forward layer, each followed by dropout) that was two hidden-sized tensors per token
+ * and layer beyond PyTorch's: about a fifth of a BERT step's activation memory.
+ */
 export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
-  return tf.fused.matMul({a: x, b: weight as tf.Tensor2D, transposeB: true, bias}) as tf.Tensor2D
+  const w = weight as tf.Tensor2D
+  const backward = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+    const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
+    return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)]
+  }
+  if (!bias) {
+    return withGradient(([a, b], save) => {
+      save([a!, b!])
+      return {value: tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true}), gradFunc: backward}
+    })(x, w) as tf.Tensor2D
+  }
+  return withGradient(([a, b, c], save) => {
+    save([a!, b!])
+    const value = tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
+    return {value, gradFunc: (dy, saved) => [...backward(dy, saved), tf.reshape(tf.sum(dy, 0), c!.shape)]}
+  })(x, w, bias) as tf.Tensor2D
+}
+
+/** tf.customGrad with its inputs as an array and the save function apart (tfjs types them as one rest list). */
+function withGradient(
+  f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[]},
+): (...inputs: tf.Tensor[]) => tf.Tensor {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => f(args.slice(0, -1) as tf.Tensor[], args[args.length - 1] as tf.GradSaveFunc))
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
@@ -148,7 +177,16 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsil
 export function dropout(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
   if (!(rate > 0)) return x
   if (rate >= 1) throw new Error(`dropout rate must be in [0, 1), got ${rate}`)
-  if (hasKernel(FUSED.dropout)) return run(FUSED.dropout, {x}, {rate, seed})
+  if (hasKernel(FUSED.dropout)) {
+    // The fused kernel returns the output and its boolean mask; the gradient keeps the mask alone
+    // (a byte per element), not the output: nothing downstream keeps a dropout's output (a residual
+    // add follows), so keeping it to find the mask cost a hidden-sized tensor per dropout.
+    return withGradient(([input], save) => {
+      const [y, mask] = run(FUSED.dropout, {x: input!}, {rate, seed}) as [tf.Tensor, tf.Tensor]
+      save([mask])
+      return {value: y, gradFunc: (dy, saved) => run(FUSED.dropoutGrad, {dy, mask: saved[0]!}, {rate})}
+    })(x)
+  }
   return tf.dropout(x, rate, undefined, seed)
 }
 
@@ -324,11 +362,7 @@ tf.registerGradient({
     return {x: g(0), gamma: g(1), beta: g(2)}
   },
 })
-tf.registerGradient({
-  kernelName: FUSED.dropout,
-  outputsToSave: [true],
-  gradFunc: (dy, saved, attrs) => ({x: () => run(FUSED.dropoutGrad, {dy: dy as tf.Tensor, y: saved[0]!}, attrs as any)}),
-})
+// FUSED.dropout has no registered gradient: dropout() records it through tf.customGrad, keeping the mask.
 for (const [kernelName, masked] of [[FUSED.attention, false], [FUSED.attentionMasked, true]] as const) {
   tf.registerGradient({
     kernelName,

@@ -50,20 +50,14 @@ reg(FUSED.layerNormGrad, (b, {dy, x, gamma, beta, y}, {epsilon}) => {
   return [b.output(dx!, 'float32'), b.output(dgamma!, 'float32'), b.output(dbeta!, 'float32')]
 })
 
-// Dropout: aten::native_dropout keeps a boolean mask; backward scales dy by it.
+// Dropout: aten::native_dropout's output and its boolean mask, both as outputs (ops.dropout's
+// gradient keeps the mask alone); backward scales dy by the mask.
 reg(FUSED.dropout, (b, {x}, {rate, seed}) => {
   if (seed != null) b.addon.manualSeed(seed)
   const [y, mask] = b.op('aten::native_dropout')(h(b, x!), rate, true) as TorchHandle[]
-  const out = b.output(y!, 'float32')
-  if (tapeOn()) b.stash(out, [mask!])
-  else b.addon.release(mask!)
-  return out
+  return [b.output(y!, 'float32'), b.output(mask!, 'bool')]
 })
-reg(FUSED.dropoutGrad, (b, {dy, y}, {rate}) => {
-  const kept = b.stashed(y!)
-  if (!kept) throw new Error(`${FUSED.dropoutGrad}: the forward pass kept no dropout mask (was the tape off?)`)
-  return b.output(b.op('aten::native_dropout_backward')(h(b, dy!), kept[0], 1 / (1 - rate)), 'float32')
-})
+reg(FUSED.dropoutGrad, (b, {dy, mask}, {rate}) => b.output(b.op('aten::native_dropout_backward')(h(b, dy!), h(b, mask!), 1 / (1 - rate)), 'float32'))
 
 // Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
 // its output, the per-row log-sum-exp (and a fused kernel's RNG state), never the probabilities;
