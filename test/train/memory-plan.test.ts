@@ -25,9 +25,9 @@ const irStep: Omit<StepShape, 'checkpointing' | 'chunkSize'> = {
 }
 
 describe('bert-family activation memory', () => {
-  it('follows its documented formula: fused 11H + 2I + nT + 4 + 2.5H + nT/4 floats per token and layer with dropout, a checkpointed layer its input', () => {
+  it('follows its documented formula: fused 9H + 2I + nT + 4 + H/2 + nT/4 floats per token and layer with dropout, a checkpointed layer its input', () => {
     const a = bert.activationMemory!(config, {seqLen: 32, dropout: true, kernels: 'fused'})
-    assert.equal(a.perLayer, 4 * (11 * 384 + 2 * 1536 + 12 * 32 + 4 + 2.5 * 384 + (12 * 32) / 4))
+    assert.equal(a.perLayer, 4 * (9 * 384 + 2 * 1536 + 12 * 32 + 4 + 0.5 * 384 + (12 * 32) / 4))
     assert.equal(a.checkpointedPerLayer, 4 * 384)
     const composite = bert.activationMemory!(config, {seqLen: 32, dropout: true, kernels: 'composite'})
     assert.equal(composite.perLayer, 4 * (24 * 384 + 2 * 1536 + 7 * 12 * 32 + 3 * 12 + 8 + 10 * 384 + 5 * 12 * 32))
