@@ -26,7 +26,11 @@ const torch: TensorBackendPlugin = {
     }
     try {
       const {loadTorchAddon} = await import('../torch/addon.js')
-      const info = loadTorchAddon().info()
+      const addon = loadTorchAddon()
+      const info = addon.info()
+      // Multi-process runs: which process groups this build has (Gloo, NCCL), or why none.
+      const dist = addon.distInfo()
+      const distributed = dist.available ? `distributed: ${dist.backends.join(', ')}` : 'no distributed training (see codiemb doctor --json)'
       const cuda = info.cudaAvailable
         ? `CUDA: ${info.cudaDeviceCount} device(s) (${info.cudaDeviceNames.join(', ')})`
         : info.builtWithCuda
@@ -35,7 +39,7 @@ const torch: TensorBackendPlugin = {
       return {
         name: 'torch',
         available: true,
-        reason: `libtorch ${info.version} (${cuda})`,
+        reason: `libtorch ${info.version} (${cuda}; ${distributed})`,
         detail: {
           addon: addonPath,
           libtorchVersion: info.version,
@@ -45,6 +49,10 @@ const torch: TensorBackendPlugin = {
           cxx11Abi: info.cxx11Abi,
           // ATen's fused attention kernels (libtorch >= 2.6); an addon built before them reports none.
           attentionKernels: info.attentionKernels ?? [],
+          distributedBackends: dist.backends,
+          ...(dist.available ? {} : {distributedReason: dist.reason}),
+          ...(dist.ncclReason ? {ncclReason: dist.ncclReason} : {}),
+          ...(dist.glooReason ? {glooReason: dist.glooReason} : {}),
         },
       }
     } catch (error) {
