@@ -11,13 +11,17 @@
  *     reason otherwise. CODIEMB_BENCH_PROFILE=1 adds the per-kernel profile of one step and of one
  *     encoding batch (tf.profile with the backend's per-kernel timer).
  * Environment: CODIEMB_BENCH_MODELS (default minilm,bert-base,minilm-512), CODIEMB_BENCH_STEPS (default 2),
- * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS.
+ * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS,
+ * CODIEMB_BENCH_INTERLEAVE=1 (alternate codiemb's and PyTorch's rounds, one step or encoding batch
+ * each, with both processes alive: same-run ratios that hold up under a shared machine's load; the
+ * default runs PyTorch after codiemb, one model in memory at a time).
  * Run: npm run build && node dist/bench/torch.bench.js
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
+import {createInterface} from 'node:readline'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {torchAddonPath} from '../src/tensor/backends/torch.js'
@@ -53,6 +57,48 @@ function pytorch(py: string | undefined, args: Record<string, number>): Record<s
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
   if (args.profile) console.log(`  PyTorch's autograd profile of one training step:\n${r.stderr.trimEnd()}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}
+
+/**
+ * The PyTorch reference as a long-lived process (torch_reference.py --interleave 1) that runs one
+ * round per request, so the bench alternates codiemb's rounds with PyTorch's: a change of load on a
+ * shared machine then hits both sides alike (CODIEMB_BENCH_INTERLEAVE=1; both models are in memory
+ * at once).
+ */
+class InterleavedReference {
+  private readonly child: ChildProcessWithoutNullStreams
+  private readonly replies: string[] = []
+  private waiting: ((line: string | undefined) => void) | undefined
+  private stderr = ''
+  private closed = false
+
+  constructor(py: string, argv: string[]) {
+    this.child = spawn(py, argv, {stdio: ['pipe', 'pipe', 'pipe']})
+    createInterface({input: this.child.stdout}).on('line', (line) => {
+      if (this.waiting) {
+        const w = this.waiting
+        this.waiting = undefined
+        w(line)
+      } else this.replies.push(line)
+    })
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()))
+    this.child.on('close', () => {
+      this.closed = true
+      this.waiting?.(undefined)
+    })
+  }
+
+  /** The next reply line as JSON (the first one is the reference's "ready"). */
+  async next(): Promise<Record<string, any>> {
+    const line = this.replies.shift() ?? (this.closed ? undefined : await new Promise<string | undefined>((resolve) => (this.waiting = resolve)))
+    if (line === undefined) throw new Error(`PyTorch reference exited: ${this.stderr.trim().split('\n').pop()}`)
+    return JSON.parse(line)
+  }
+
+  async request(command: string): Promise<Record<string, any>> {
+    this.child.stdin.write(`${command}\n`)
+    return this.next()
+  }
 }
 
 function timeIt(n: number, fn: () => void): number {
@@ -230,19 +276,35 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     tf.dispose([value, ...Object.values(grads)])
     syncDevice()
   }
+  const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
+  const profile = process.env.CODIEMB_BENCH_PROFILE === '1'
+  const refArgs = {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0,
+    profile: profile ? 1 : 0}
+  // Alternating rounds: the reference starts now (building its model and warming up beside ours).
+  const interleaved = py && process.env.CODIEMB_BENCH_INTERLEAVE === '1'
+    ? new InterleavedReference(py, [join(root, 'bench', 'torch_reference.py'), ...Object.entries({...refArgs, interleave: 1}).flatMap(([k, v]) => [`--${k}`, String(v)]),
+      '--threads', String(threads), '--device', process.env.CODIEMB_DEVICE ?? 'cpu', '--precision', process.env.CODIEMB_PRECISION ?? 'fp32'])
+    : undefined
   trainStep()
+  if (interleaved) await interleaved.next() // ready: its warm-up step is done
   const peakReset = resetPeakRss()
   const times: number[] = []
+  const rounds: string[] = []
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now()
     trainStep()
     times.push((performance.now() - t0) / 1000)
+    if (interleaved) {
+      const r = (await interleaved.request('train')).train_s as number
+      rounds.push(`${times[i]!.toFixed(2)} vs ${r.toFixed(2)} s (${(r / times[i]!).toFixed(2)}x)`)
+    }
   }
   const trainS = median(times)
   const trainPeak = peakReset ? peakRss() : undefined
-  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep('one training step', trainStep)
+  if (profile) await profileStep('one training step', trainStep)
+  if (profile && interleaved) console.log(`  PyTorch's autograd profile of one training step:\n${(await interleaved.request('profile')).profile}`)
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
-  const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
   const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)
   const encodeOnce = () => {
     const e = tf.tidy(() => cls(enc.forward(eb).lastHiddenState))
@@ -250,13 +312,21 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     e.dispose()
   }
   encodeOnce()
-  const t0 = performance.now()
-  for (let i = 0; i < 2; i++) encodeOnce()
-  const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
-  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
-  const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0,
-    profile: process.env.CODIEMB_BENCH_PROFILE === '1' ? 1 : 0})
+  let encodeS = 0
+  for (let i = 0; i < 2; i++) {
+    const t0 = performance.now()
+    encodeOnce()
+    const ours = (performance.now() - t0) / 1000
+    encodeS += ours
+    if (interleaved) {
+      const r = (await interleaved.request('encode')).encode_s as number
+      rounds.push(`encode ${ours.toFixed(2)} vs ${r.toFixed(2)} s (${(r / ours).toFixed(2)}x)`)
+    }
+  }
+  const encodeTps = (2 * encRows * PASSAGE_LEN) / encodeS
+  if (profile) await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
+  const ref = interleaved ? ((await interleaved.request('done')) as Record<string, number>) : pytorch(py, refArgs)
+  if (interleaved) console.log(`  alternating rounds, codiemb vs PyTorch: ${rounds.join('; ')}`)
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
   console.log(`process ids (for per-process device memory): codiemb ${process.pid}, PyTorch ${typeof ref === 'string' ? 'n/a' : ref.pid}`)
   console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s, peak RSS ${gb(trainPeak)}`)
