@@ -285,12 +285,28 @@ at::Tensor FlatScores(const Flat &f, const at::Tensor &qs3, const at::Tensor &kT
   return s.baddbmm_(qb, kT3);
 }
 
+// t · scale as a fresh contiguous [L, rows, cols] tensor, in one pass (t is usually a transposed
+// view of the heads, which reshaping copies anyway).
+at::Tensor FlatScaled(const at::Tensor &t, const Flat &f, double scale) {
+  at::Tensor out = at::empty({f.L, t.size(-2), t.size(-1)}, t.options());
+  at::Tensor view = out.view(t.sizes());
+  at::mul_out(view, t, at::scalar_tensor(scale, t.options()));
+  return out;
+}
+
+// t with its last two dims swapped, as a fresh contiguous [L, cols, rows] tensor, in one pass.
+at::Tensor FlatTransposed(const at::Tensor &t, const Flat &f) {
+  at::Tensor out = at::empty({f.L, t.size(-1), t.size(-2)}, t.options());
+  out.transpose(1, 2).view(t.sizes()).copy_(t);
+  return out;
+}
+
 at::Tensor ChunkedForwardFast(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
                               const AttentionConfig &cfg, at::Tensor *lseOut) {
   const Flat f = Flatten(q);
   const int64_t tq = q.size(-2), tk = k.size(-2), dv = v.size(-1);
   // kᵀ materialised once: ATen's CPU bmm is ~10x slower with a transposed view as its second operand.
-  const at::Tensor qs3 = q.reshape({f.L, tq, q.size(-1)}) * cfg.scale, kT3 = k.reshape({f.L, tk, k.size(-1)}).transpose(1, 2).contiguous();
+  const at::Tensor qs3 = FlatScaled(q, f, cfg.scale), kT3 = FlatTransposed(k, f);
   const at::Tensor v3 = v.reshape({f.L, tk, dv});
   const int64_t rows = Rows(cfg, tq);
   std::vector<at::Tensor> outs, lses;
@@ -320,14 +336,14 @@ std::vector<at::Tensor> ChunkedBackwardFast(const at::Tensor &dy, const at::Tens
   const int64_t tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dvSize = v.size(-1);
   // kᵀ and vᵀ materialised once (second operands of bmm; see ChunkedForwardFast); the transposed
   // blocks below are first operands, which bmm takes as views at full speed.
-  const at::Tensor q3 = q.reshape({f.L, tq, d}), qs3 = q3 * cfg.scale, k3 = k.reshape({f.L, tk, d}), kT3 = k3.transpose(1, 2).contiguous();
-  const at::Tensor vT3 = v.reshape({f.L, tk, dvSize}).transpose(1, 2).contiguous(), dy3 = dy.reshape({f.L, tq, dvSize});
+  const at::Tensor qs3 = FlatScaled(q, f, cfg.scale), kT3 = FlatTransposed(k, f);
+  const at::Tensor vT3 = FlatTransposed(v, f), dy3 = dy.reshape({f.L, tq, dvSize});
   at::Tensor dk, dv, dbias, kScaled;
   std::vector<at::Tensor> dqs;
   if (wantQkv) {
     dk = at::zeros({f.L, tk, d}, k.options());
     dv = at::zeros({f.L, tk, dvSize}, v.options());
-    kScaled = k3 * cfg.scale;
+    kScaled = FlatScaled(k, f, cfg.scale);
   }
   const bool biasRows = bias.defined() && bias.dim() >= 2 && bias.size(-2) > 1;
   if (wantBias) dbias = at::zeros(bias.sizes(), bias.options());
