@@ -264,6 +264,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     return tf.div(c, tf.norm(c, 'euclidean', -1, true))
   }
   let step = 0
+  let optimizerS = 0 // the last step's AdamW update
   const trainStep = () => {
     step++
     const {value, grads} = variableGrads(() => {
@@ -272,7 +273,11 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
       const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
       return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
     }, vars)
+    syncDevice()
+    const t0 = performance.now()
     ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
+    syncDevice()
+    optimizerS = (performance.now() - t0) / 1000
     tf.dispose([value, ...Object.values(grads)])
     syncDevice()
   }
@@ -296,8 +301,9 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     trainStep()
     times.push((performance.now() - t0) / 1000)
     if (interleaved) {
-      const r = (await interleaved.request('train')).train_s as number
-      rounds.push(`${times[i]!.toFixed(2)} vs ${r.toFixed(2)} s (${(r / times[i]!).toFixed(2)}x)`)
+      const reply = await interleaved.request('train')
+      const r = reply.train_s as number
+      rounds.push(`${times[i]!.toFixed(2)} vs ${r.toFixed(2)} s (${(r / times[i]!).toFixed(2)}x; AdamW ${optimizerS.toFixed(2)} vs ${(reply.optimizer_s as number).toFixed(2)} s)`)
     }
   }
   const trainS = median(times)

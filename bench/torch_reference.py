@@ -21,6 +21,8 @@ import torch.utils.checkpoint
 # Set from the command line: fused scaled-dot-product attention (torch >= 2.0) and per-layer checkpointing.
 SDPA = False
 CHECKPOINT = False
+# Seconds of each AdamW step (opt.step()), for the bench's breakdown.
+OPTIMIZER_S = []
 
 
 class Layer(torch.nn.Module):
@@ -150,8 +152,11 @@ def main():
             p = model(p_ids, p_mask)
         loss = F.cross_entropy(q.float() @ p.float().T / 0.05, labels)
         loss.backward()
+        sync()
+        t0 = time.perf_counter()
         opt.step()
         sync()
+        OPTIMIZER_S.append(time.perf_counter() - t0)
 
     step()  # warm-up
     if a.interleave:
@@ -225,7 +230,7 @@ def interleaved(a, step, model, nq, npass, dev, autocast):
             t0 = time.perf_counter()
             step()
             train.append(time.perf_counter() - t0)
-            reply({"train_s": train[-1]})
+            reply({"train_s": train[-1], "optimizer_s": OPTIMIZER_S[-1]})
         elif cmd == "profile":
             train_peak = peak_rss() if peak_reset else None
             with torch.autograd.profiler.profile() as prof:
