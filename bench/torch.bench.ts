@@ -2,6 +2,8 @@
  * The torch backend's figures, side by side with PyTorch where there is a like-for-like reference:
  *  1. CPU matmul GFLOP/s (1024^2 float32) through tfjs on the torch backend, and PyTorch's;
  *  2. per-call overhead: one ATen call through the addon, and one tfjs kernel on the torch backend;
+ *     the attention kernel and the hidden-state dropout alone at the MiniLM case's shape, beside
+ *     PyTorch's eager attention and F.dropout;
  *  3. an IR training step (BERT-style encoder, queries x 64 tokens + 5 passages each x 128 tokens,
  *     InfoNCE over CLS embeddings, AdamW) and encoding throughput, codiemb `torch` vs PyTorch
  *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio and each side's
@@ -25,6 +27,7 @@ import {createInterface} from 'node:readline'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {torchAddonPath} from '../src/tensor/backends/torch.js'
+import type {TorchAddon, TorchHandle} from '../src/tensor/torch/addon.js'
 
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -135,6 +138,59 @@ async function micro(py: string | undefined): Promise<void> {
   const kernelUs = timeIt(20000, () => tf.tidy(() => tf.add(s, s))) * 1000
   console.log(`per-call overhead, one tfjs kernel on the torch backend (scalar add in a tidy): ${kernelUs.toFixed(2)} us`)
   tf.dispose([a, b, s])
+  attentionMicro(addon, py)
+}
+
+/**
+ * The attention kernel alone at the MiniLM case's passage shape ([80, 12, 128, 32], q/k/v as the
+ * heads' transposed views, padding bias, dropout 0.1) and the hidden-state dropout of [10240, 384],
+ * against PyTorch's eager attention (matmul, softmax, dropout, matmul; forward, then backward) and
+ * F.dropout at the same shapes: best of 4 each.
+ */
+function attentionMicro(addon: TorchAddon, py: string | undefined): void {
+  const [B, H, T, D] = [80, 12, 128, 32]
+  const best = (f: () => void, n = 4) => {
+    f()
+    let ms = Infinity
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      f()
+      ms = Math.min(ms, performance.now() - t0)
+    }
+    return ms
+  }
+  const values = (n: number) => Float32Array.from({length: n}, (_, i) => Math.sin(i * 0.37))
+  const held: unknown[] = []
+  const keep = <X>(x: X): X => (held.push(x), x)
+  const heads = () => keep(addon.op('aten::permute')(keep(addon.fromArray(values(B * T * H * D), [B, T, H, D], 'float32')), [0, 2, 1, 3]))
+  const [q, k, v, dy] = [heads(), heads(), heads(), heads()]
+  const bias = keep(addon.fromArray(new Float32Array(B * T), [B, 1, 1, T], 'float32'))
+  const options = {scale: 1 / Math.sqrt(D), dropout: 0.1, seed: 5, blockRows: Math.max(16, Math.floor(2 ** 24 / (B * H * T))), bf16: false, kernel: 'chunked' as const}
+  const forward = best(() => {
+    const [out, state] = addon.attention(q, k, v, bias, options, true)
+    for (const t of [out, ...state]) addon.release(t)
+  })
+  const [out, state] = addon.attention(q, k, v, bias, options, true)
+  const backward = best(() => addon.attentionBackward(dy, q, k, v, bias, out, state, options, true, false).forEach((g) => addon.release(g)))
+  const x = keep(addon.fromArray(values(10240 * 384), [10240, 384], 'float32'))
+  const dropout = best(() => (addon.dropout ? addon.dropout(x, 0.1, 3) : (addon.op('aten::native_dropout')(x, 0.1, true) as TorchHandle[])).forEach((t) => addon.release(t)))
+  for (const t of [out, ...state, ...held]) addon.release(t as TorchHandle)
+  console.log(`attention [${B}, ${H}, ${T}, ${D}], padding bias, dropout 0.1 (chunked kernel): forward ${forward.toFixed(0)} ms, backward ${backward.toFixed(0)} ms; dropout of [10240, 384]: ${dropout.toFixed(1)} ms`)
+  if (!py) return
+  const script = [
+    'import torch, time, math', 'import torch.nn.functional as F', `torch.set_num_threads(${threads})`,
+    `B, H, T, D = ${B}, ${H}, ${T}, ${D}`,
+    'heads = lambda: torch.randn(B, T, H, D).transpose(1, 2).requires_grad_()', 'q, k, v = heads(), heads(), heads()',
+    'mask = torch.zeros(B, 1, 1, T); dy = torch.randn(B, H, T, D); x = torch.randn(10240, 384)',
+    'def fwd(): return torch.matmul(F.dropout((torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D) + mask).softmax(-1), 0.1, True), v)',
+    'def best(f, n=4):', '    f(); r = []', '    for _ in range(n):', '        t = time.perf_counter(); f(); r.append(time.perf_counter() - t)', '    return min(r) * 1000',
+    'f = best(fwd); fb = best(lambda: fwd().backward(dy)); d = best(lambda: F.dropout(x, 0.1, True))',
+    'print(f"{f:.0f} {fb - f:.0f} {d:.1f}")',
+  ].join('\n')
+  const r = spawnSync(py, ['-c', script], {encoding: 'utf8'})
+  if (r.status !== 0) return console.log(`  PyTorch attention micro failed: ${r.stderr.trim().split('\n').pop()}`)
+  const [f, b, d] = r.stdout.trim().split(' ')
+  console.log(`  PyTorch eager attention, same shape: forward ${f} ms, backward ${b} ms (forward+backward less forward); F.dropout of [10240, 384]: ${d} ms`)
 }
 
 interface ModelSize {
