@@ -152,11 +152,11 @@ def main():
             p = model(p_ids, p_mask)
         loss = F.cross_entropy(q.float() @ p.float().T / 0.05, labels)
         loss.backward()
-        sync()
+        # The optimizer's share, on the CPU only (timing it on a GPU would need syncs inside the step).
         t0 = time.perf_counter()
         opt.step()
         sync()
-        OPTIMIZER_S.append(time.perf_counter() - t0)
+        OPTIMIZER_S.append(time.perf_counter() - t0 if dev.type == "cpu" else float("nan"))
 
     step()  # warm-up
     if a.interleave:
@@ -230,7 +230,7 @@ def interleaved(a, step, model, nq, npass, dev, autocast):
             t0 = time.perf_counter()
             step()
             train.append(time.perf_counter() - t0)
-            reply({"train_s": train[-1], "optimizer_s": OPTIMIZER_S[-1]})
+            reply({"train_s": train[-1], "optimizer_s": OPTIMIZER_S[-1] if OPTIMIZER_S[-1] == OPTIMIZER_S[-1] else None})
         elif cmd == "profile":
             train_peak = peak_rss() if peak_reset else None
             with torch.autograd.profiler.profile() as prof:
