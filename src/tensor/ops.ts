@@ -1,8 +1,9 @@
 /**
  * The tensor ops of the encoders and the optimizer, backend-agnostic: on a backend that registers
- * codiemb's fused kernels (the `torch` backend: ATen's gelu and native_layer_norm, the addon's dropout
- * (native_dropout off the CPU), memory-efficient attention) each op is one kernel with an analytic gradient; on every other backend (cpu,
- * tensorflow) it is a composite of tfjs ops, written for speed on the cpu backend where that matters
+ * codiemb's fused kernels (the `torch` backend: ATen's gelu and native_layer_norm, the addon's
+ * dropout (native_dropout off the CPU), memory-efficient attention) each op is one kernel with an
+ * analytic gradient; on every other backend (cpu, tensorflow) it is a composite of tfjs ops, written
+ * for speed on the cpu backend where that matters
  * (see cpuFastPaths). Both paths compute the same function; tests check values and gradients agree.
  *
  * Gradients of the fused kernels are registered here, at import, in tfjs's process-global gradient
