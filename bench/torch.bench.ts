@@ -2,6 +2,8 @@
  * The torch backend's figures, side by side with PyTorch where there is a like-for-like reference:
  *  1. CPU matmul GFLOP/s (1024^2 float32) through tfjs on the torch backend, and PyTorch's;
  *  2. per-call overhead: one ATen call through the addon, and one tfjs kernel on the torch backend;
+ *     the attention kernel and the hidden-state dropout alone at the MiniLM case's shape, beside
+ *     PyTorch's eager attention and F.dropout;
  *  3. an IR training step (BERT-style encoder, queries x 64 tokens + 5 passages each x 128 tokens,
  *     InfoNCE over CLS embeddings, AdamW) and encoding throughput, codiemb `torch` vs PyTorch
  *     (bench/torch_reference.py) on the same model, batch and loss, with the ratio and each side's
@@ -11,16 +13,21 @@
  *     reason otherwise. CODIEMB_BENCH_PROFILE=1 adds the per-kernel profile of one step and of one
  *     encoding batch (tf.profile with the backend's per-kernel timer).
  * Environment: CODIEMB_BENCH_MODELS (default minilm,bert-base,minilm-512), CODIEMB_BENCH_STEPS (default 2),
- * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS.
+ * CODIEMB_PYTHON (a python with torch; default: /usr/bin/python3, then python3), CODIEMB_TORCH_THREADS,
+ * CODIEMB_BENCH_INTERLEAVE=1 (alternate codiemb's and PyTorch's rounds, one step or encoding batch
+ * each, with both processes alive: same-run ratios that hold up under a shared machine's load; the
+ * default runs PyTorch after codiemb, one model in memory at a time).
  * Run: npm run build && node dist/bench/torch.bench.js
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
+import {createInterface} from 'node:readline'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {torchAddonPath} from '../src/tensor/backends/torch.js'
+import type {TorchAddon, TorchHandle} from '../src/tensor/torch/addon.js'
 
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -53,6 +60,48 @@ function pytorch(py: string | undefined, args: Record<string, number>): Record<s
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
   if (args.profile) console.log(`  PyTorch's autograd profile of one training step:\n${r.stderr.trimEnd()}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}
+
+/**
+ * The PyTorch reference as a long-lived process (torch_reference.py --interleave 1) that runs one
+ * round per request, so the bench alternates codiemb's rounds with PyTorch's: a change of load on a
+ * shared machine then hits both sides alike (CODIEMB_BENCH_INTERLEAVE=1; both models are in memory
+ * at once).
+ */
+class InterleavedReference {
+  private readonly child: ChildProcessWithoutNullStreams
+  private readonly replies: string[] = []
+  private waiting: ((line: string | undefined) => void) | undefined
+  private stderr = ''
+  private closed = false
+
+  constructor(py: string, argv: string[]) {
+    this.child = spawn(py, argv, {stdio: ['pipe', 'pipe', 'pipe']})
+    createInterface({input: this.child.stdout}).on('line', (line) => {
+      if (this.waiting) {
+        const w = this.waiting
+        this.waiting = undefined
+        w(line)
+      } else this.replies.push(line)
+    })
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()))
+    this.child.on('close', () => {
+      this.closed = true
+      this.waiting?.(undefined)
+    })
+  }
+
+  /** The next reply line as JSON (the first one is the reference's "ready"). */
+  async next(): Promise<Record<string, any>> {
+    const line = this.replies.shift() ?? (this.closed ? undefined : await new Promise<string | undefined>((resolve) => (this.waiting = resolve)))
+    if (line === undefined) throw new Error(`PyTorch reference exited: ${this.stderr.trim().split('\n').pop()}`)
+    return JSON.parse(line)
+  }
+
+  async request(command: string): Promise<Record<string, any>> {
+    this.child.stdin.write(`${command}\n`)
+    return this.next()
+  }
 }
 
 function timeIt(n: number, fn: () => void): number {
@@ -89,6 +138,59 @@ async function micro(py: string | undefined): Promise<void> {
   const kernelUs = timeIt(20000, () => tf.tidy(() => tf.add(s, s))) * 1000
   console.log(`per-call overhead, one tfjs kernel on the torch backend (scalar add in a tidy): ${kernelUs.toFixed(2)} us`)
   tf.dispose([a, b, s])
+  attentionMicro(addon, py)
+}
+
+/**
+ * The attention kernel alone at the MiniLM case's passage shape ([80, 12, 128, 32], q/k/v as the
+ * heads' transposed views, padding bias, dropout 0.1) and the hidden-state dropout of [10240, 384],
+ * against PyTorch's eager attention (matmul, softmax, dropout, matmul; forward, then backward) and
+ * F.dropout at the same shapes: best of 4 each.
+ */
+function attentionMicro(addon: TorchAddon, py: string | undefined): void {
+  const [B, H, T, D] = [80, 12, 128, 32]
+  const best = (f: () => void, n = 4) => {
+    f()
+    let ms = Infinity
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      f()
+      ms = Math.min(ms, performance.now() - t0)
+    }
+    return ms
+  }
+  const values = (n: number) => Float32Array.from({length: n}, (_, i) => Math.sin(i * 0.37))
+  const held: unknown[] = []
+  const keep = <X>(x: X): X => (held.push(x), x)
+  const heads = () => keep(addon.op('aten::permute')(keep(addon.fromArray(values(B * T * H * D), [B, T, H, D], 'float32')), [0, 2, 1, 3]))
+  const [q, k, v, dy] = [heads(), heads(), heads(), heads()]
+  const bias = keep(addon.fromArray(new Float32Array(B * T), [B, 1, 1, T], 'float32'))
+  const options = {scale: 1 / Math.sqrt(D), dropout: 0.1, seed: 5, blockRows: Math.max(16, Math.floor(2 ** 24 / (B * H * T))), bf16: false, kernel: 'chunked' as const}
+  const forward = best(() => {
+    const [out, state] = addon.attention(q, k, v, bias, options, true)
+    for (const t of [out, ...state]) addon.release(t)
+  })
+  const [out, state] = addon.attention(q, k, v, bias, options, true)
+  const backward = best(() => addon.attentionBackward(dy, q, k, v, bias, out, state, options, true, false).forEach((g) => addon.release(g)))
+  const x = keep(addon.fromArray(values(10240 * 384), [10240, 384], 'float32'))
+  const dropout = best(() => (addon.dropout ? addon.dropout(x, 0.1, 3) : (addon.op('aten::native_dropout')(x, 0.1, true) as TorchHandle[])).forEach((t) => addon.release(t)))
+  for (const t of [out, ...state, ...held]) addon.release(t as TorchHandle)
+  console.log(`attention [${B}, ${H}, ${T}, ${D}], padding bias, dropout 0.1 (chunked kernel): forward ${forward.toFixed(0)} ms, backward ${backward.toFixed(0)} ms; dropout of [10240, 384]: ${dropout.toFixed(1)} ms`)
+  if (!py) return
+  const script = [
+    'import torch, time, math', 'import torch.nn.functional as F', `torch.set_num_threads(${threads})`,
+    `B, H, T, D = ${B}, ${H}, ${T}, ${D}`,
+    'heads = lambda: torch.randn(B, T, H, D).transpose(1, 2).requires_grad_()', 'q, k, v = heads(), heads(), heads()',
+    'mask = torch.zeros(B, 1, 1, T); dy = torch.randn(B, H, T, D); x = torch.randn(10240, 384)',
+    'def fwd(): return torch.matmul(F.dropout((torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D) + mask).softmax(-1), 0.1, True), v)',
+    'def best(f, n=4):', '    f(); r = []', '    for _ in range(n):', '        t = time.perf_counter(); f(); r.append(time.perf_counter() - t)', '    return min(r) * 1000',
+    'f = best(fwd); fb = best(lambda: fwd().backward(dy)); d = best(lambda: F.dropout(x, 0.1, True))',
+    'print(f"{f:.0f} {fb - f:.0f} {d:.1f}")',
+  ].join('\n')
+  const r = spawnSync(py, ['-c', script], {encoding: 'utf8'})
+  if (r.status !== 0) return console.log(`  PyTorch attention micro failed: ${r.stderr.trim().split('\n').pop()}`)
+  const [f, b, d] = r.stdout.trim().split(' ')
+  console.log(`  PyTorch eager attention, same shape: forward ${f} ms, backward ${b} ms (forward+backward less forward); F.dropout of [10240, 384]: ${d} ms`)
 }
 
 interface ModelSize {
@@ -226,6 +328,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     return tf.div(c, tf.norm(c, 'euclidean', -1, true))
   }
   let step = 0
+  let optimizerS = 0 // the last step's AdamW update
   const trainStep = () => {
     step++
     const {value, grads} = variableGrads(() => {
@@ -234,25 +337,46 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
       const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
       return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
     }, vars)
+    // The optimizer's share (on a GPU this is only the launch time: no sync is added inside the step).
+    const t0 = performance.now()
     ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
+    optimizerS = (performance.now() - t0) / 1000
     tf.dispose([value, ...Object.values(grads)])
     syncDevice()
   }
+  const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
+  const profile = process.env.CODIEMB_BENCH_PROFILE === '1'
+  const refArgs = {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0,
+    profile: profile ? 1 : 0}
+  // Alternating rounds: the reference starts now (building its model and warming up beside ours).
+  const interleaved = py && process.env.CODIEMB_BENCH_INTERLEAVE === '1'
+    ? new InterleavedReference(py, [join(root, 'bench', 'torch_reference.py'), ...Object.entries({...refArgs, interleave: 1}).flatMap(([k, v]) => [`--${k}`, String(v)]),
+      '--threads', String(threads), '--device', process.env.CODIEMB_DEVICE ?? 'cpu', '--precision', process.env.CODIEMB_PRECISION ?? 'fp32'])
+    : undefined
   trainStep()
+  if (interleaved) await interleaved.next() // ready: its warm-up step is done
   const peakReset = resetPeakRss()
   if ((process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) benchAddon()?.cudaResetPeakMemoryStats()
   const times: number[] = []
+  const rounds: string[] = []
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now()
     trainStep()
     times.push((performance.now() - t0) / 1000)
+    if (interleaved) {
+      const reply = await interleaved.request('train')
+      const r = reply.train_s as number
+      const adamw = typeof reply.optimizer_s === 'number' ? `; AdamW ${optimizerS.toFixed(2)} vs ${reply.optimizer_s.toFixed(2)} s` : ''
+      rounds.push(`${times[i]!.toFixed(2)} vs ${r.toFixed(2)} s (${(r / times[i]!).toFixed(2)}x${adamw})`)
+    }
   }
   const trainS = median(times)
   const trainPeak = peakReset ? peakRss() : undefined
   const trainCuda = cudaPeaks()
-  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep('one training step', trainStep)
+  if (profile) await profileStep('one training step', trainStep)
+  if (profile && interleaved) console.log(`  PyTorch's autograd profile of one training step:\n${(await interleaved.request('profile')).profile}`)
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
-  const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
   const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)
   const encodeOnce = () => {
     const e = tf.tidy(() => cls(enc.forward(eb).lastHiddenState))
@@ -260,15 +384,23 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
     e.dispose()
   }
   encodeOnce()
-  const t0 = performance.now()
-  for (let i = 0; i < 2; i++) encodeOnce()
-  const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
-  if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
+  let encodeS = 0
+  for (let i = 0; i < 2; i++) {
+    const t0 = performance.now()
+    encodeOnce()
+    const ours = (performance.now() - t0) / 1000
+    encodeS += ours
+    if (interleaved) {
+      const r = (await interleaved.request('encode')).encode_s as number
+      rounds.push(`encode ${ours.toFixed(2)} vs ${r.toFixed(2)} s (${(r / ours).toFixed(2)}x)`)
+    }
+  }
+  const encodeTps = (2 * encRows * PASSAGE_LEN) / encodeS
+  if (profile) await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
   // The reference runs next on the same GPU: hand back what this process's allocator caches.
-  if ((process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) benchAddon()?.cudaEmptyCache()
-  const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0,
-    profile: process.env.CODIEMB_BENCH_PROFILE === '1' ? 1 : 0})
+  if (!interleaved && (process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) benchAddon()?.cudaEmptyCache()
+  const ref = interleaved ? ((await interleaved.request('done')) as Record<string, number>) : pytorch(py, refArgs)
+  if (interleaved) console.log(`  alternating rounds, codiemb vs PyTorch: ${rounds.join('; ')}`)
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
   console.log(`process ids (for per-process device memory): codiemb ${process.pid}, PyTorch ${typeof ref === 'string' ? 'n/a' : ref.pid}`)
   console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s, peak RSS ${gb(trainPeak)}`)

@@ -21,6 +21,8 @@ import torch.utils.checkpoint
 # Set from the command line: fused scaled-dot-product attention (torch >= 2.0) and per-layer checkpointing.
 SDPA = False
 CHECKPOINT = False
+# Seconds of each AdamW step (opt.step()), for the bench's breakdown.
+OPTIMIZER_S = []
 
 
 class Layer(torch.nn.Module):
@@ -109,7 +111,7 @@ def main():
     for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536), ("queries", 16),
                           ("query-len", 64), ("passages-per-query", 5), ("passage-len", 128), ("steps", 3),
                           ("threads", 0), ("vocab", 30522), ("encode-batch", 32), ("encode-batches", 2), ("checkpoint", 0),
-                          ("profile", 0)]:
+                          ("profile", 0), ("interleave", 0)]:
         ap.add_argument("--" + name, type=int, default=default)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
@@ -150,10 +152,15 @@ def main():
             p = model(p_ids, p_mask)
         loss = F.cross_entropy(q.float() @ p.float().T / 0.05, labels)
         loss.backward()
+        # The optimizer's share, on the CPU only (timing it on a GPU would need syncs inside the step).
+        t0 = time.perf_counter()
         opt.step()
         sync()
+        OPTIMIZER_S.append(time.perf_counter() - t0 if dev.type == "cpu" else float("nan"))
 
     step()  # warm-up
+    if a.interleave:
+        return interleaved(a, step, model, nq, npass, dev, autocast)
     peak_reset = reset_peak_rss()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -195,6 +202,71 @@ def main():
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }))
+
+
+def interleaved(a, step, model, nq, npass, dev, autocast):
+    """--interleave 1: after the warm-up step, one JSON line per command read from stdin, so the bench
+    can alternate rounds with codiemb's (a load change then hits both sides alike):
+      train    -> {"train_s": seconds of one training step}
+      profile  -> {"profile": the autograd profile table of one step}
+      encode   -> {"encode_s": seconds of one encoding batch (the first call warms up first)}
+      done     -> the summary line of the sequential mode (medians of the rounds run)."""
+    def reply(obj):
+        print(json.dumps(obj), flush=True)
+    enc_ids = torch.randint(1000, a.vocab, (a.encode_batch, a.passage_len), device=dev)
+    enc_mask = torch.ones_like(enc_ids)
+
+    def encode_once():
+        model.eval()
+        with torch.no_grad(), autocast():
+            model(enc_ids, enc_mask).cpu()
+        model.train()
+    peak_reset = reset_peak_rss()
+    train, encode, train_peak, warm = [], [], None, False
+    reply({"ready": True, "pid": os.getpid()})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "train":
+            t0 = time.perf_counter()
+            step()
+            train.append(time.perf_counter() - t0)
+            reply({"train_s": train[-1], "optimizer_s": OPTIMIZER_S[-1] if OPTIMIZER_S[-1] == OPTIMIZER_S[-1] else None})
+        elif cmd == "profile":
+            train_peak = peak_rss() if peak_reset else None
+            with torch.autograd.profiler.profile() as prof:
+                step()
+            reply({"profile": prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18)})
+        elif cmd == "encode":
+            if train_peak is None and peak_reset:
+                train_peak = peak_rss()
+            if not warm:
+                encode_once()
+                warm = True
+            t0 = time.perf_counter()
+            encode_once()
+            encode.append(time.perf_counter() - t0)
+            reply({"encode_s": encode[-1]})
+        elif cmd == "done":
+            break
+        else:
+            reply({"error": f"unknown command {cmd!r}"})
+    med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
+    if train_peak is None and peak_reset:
+        train_peak = peak_rss()
+    train_s, enc_s = med(train), med(encode)
+    reply({
+        "train_step_s": train_s,
+        "train_tokens_per_s": (nq * a.query_len + npass * a.passage_len) / train_s if train_s else None,
+        "encode_tokens_per_s": a.encode_batch * a.passage_len / enc_s if enc_s else None,
+        "train_peak_rss_bytes": train_peak,
+        "train_rounds_s": train,
+        "encode_rounds_s": encode,
+        "attention": "sdpa" if SDPA else "eager",
+        "checkpoint": CHECKPOINT,
+        "pid": os.getpid(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    })
 
 
 if __name__ == "__main__":

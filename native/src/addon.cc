@@ -607,6 +607,20 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo &info) {
   }, [&] { return std::string("attentionBackward"); });
 }
 
+// dropout(x, rate, seed | null) -> [y, mask]: inverted dropout of a float32 CPU tensor with a
+// counter-based mask (attention.cc); without a seed, one is drawn from the default CPU generator.
+Napi::Value Dropout(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    at::NoGradGuard noGrad;
+    const double rate = info[1].As<Napi::Number>().DoubleValue();
+    uint64_t seed;
+    if (info[2].IsNumber()) seed = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+    else seed = static_cast<uint64_t>(at::empty({}, at::kLong).random_().item<int64_t>());
+    return HandleArray(env, codiemb::Dropout(Tensor(info[0], "x"), rate, seed));
+  }, [&] { return std::string("dropout"); });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtime facts and settings
 
@@ -747,6 +761,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
+  exports.Set("dropout", Napi::Function::New(env, Dropout, "dropout"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));

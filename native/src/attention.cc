@@ -10,8 +10,9 @@
 //      dq = ds k · scale,  dk += ds^T q · scale,  dbias = ds summed over its broadcast axes,
 //    where p_d = p ∘ keep / (1 - rate) (and dp = dp_d ∘ keep / (1 - rate)) under dropout. D equals
 //    rowsum(p ∘ dp) because out = p_d v, so no row of p needs keeping. The dropout mask of block b
-//    is drawn from a private generator seeded with mix(seed, b), so the backward redraws exactly
-//    the forward's mask and the process's generators are untouched.
+//    is drawn from mix(seed, b) (on the CPU by a counter-based generator, in parallel; elsewhere by
+//    a private copy of the device's generator), so the backward redraws exactly the forward's mask
+//    and the process's generators are untouched.
 //  - fused (libtorch >= 2.6, where ATen's scaled-dot-product kernels and their backward ops have the
 //    signatures used below): CPU: the flash kernel (with the mask as attn_mask; dropout 0 only,
 //    since its dropout is not drawn from our seed); CUDA: flash (no bias, half/bfloat16 inputs),
@@ -21,11 +22,13 @@
 #include "attention.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/Generator.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <stdexcept>
 
@@ -54,14 +57,86 @@ uint64_t SplitMix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Dropout masks from a counter-based generator (CPU): elements 2j and 2j + 1 of the stream `key`
+// are kept when the low and the high 32 bits of SplitMix(key + j·golden) fall below (1 - rate)·2^32.
+// Any element can be drawn on its own, so masks are drawn in parallel and redrawn in the backward
+// pass for a small fraction of what bernoulli_ costs (serial in libtorch 1.13 without MKL: about
+// 130 ms per 16 M elements on 2 cores, more than the block's two products; PyTorch's eager attention
+// draws its mask once, the chunked backward redraws it). Other devices draw from their own
+// generator, seeded per block.
+uint64_t StreamKey(uint64_t seed, int64_t block) { return SplitMix(seed ^ SplitMix(static_cast<uint64_t>(block) + 1)); }
+
+constexpr int64_t kMaskGrain = 1 << 14;  // pairs of elements per parallel task
+
+// Calls f(i, keep) for every element i < n of the stream `key`, in parallel.
+template <typename F>
+void ForEachKeep(int64_t n, double rate, uint64_t key, const F &f) {
+  const double t = std::ldexp(1.0 - rate, 32);
+  const uint32_t threshold = t >= 4294967295.0 ? 0xffffffffu : static_cast<uint32_t>(t);
+  at::parallel_for(0, (n + 1) / 2, kMaskGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const uint64_t bits = SplitMix(key + static_cast<uint64_t>(j) * 0x9e3779b97f4a7c15ULL);
+      f(2 * j, static_cast<uint32_t>(bits) < threshold);
+      if (2 * j + 1 < n) f(2 * j + 1, static_cast<uint32_t>(bits >> 32) < threshold);
+    }
+  });
+}
+
+// Multiplying by keep · scale as one float factor (scale or 0) gives x · keep · scale bit for bit.
+float KeepScale(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
+
+bool CounterMasks(const at::Tensor &like) { return like.device().is_cpu(); }
+
 // 1 where block `block`'s dropout keeps an element, else 0 (float, shaped like `like`).
 at::Tensor KeepMask(const at::Tensor &like, double rate, uint64_t seed, int64_t block) {
+  if (CounterMasks(like)) {
+    at::Tensor mask = at::empty(like.sizes(), like.options().dtype(at::kFloat));
+    float *m = mask.data_ptr<float>();
+    ForEachKeep(mask.numel(), rate, StreamKey(seed, block), [m](int64_t i, bool keep) { m[i] = keep ? 1.0f : 0.0f; });
+    return mask.to(like.scalar_type());
+  }
   at::Generator gen = at::globalContext().defaultGenerator(like.device()).clone();
   {
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_current_seed(SplitMix(seed ^ SplitMix(static_cast<uint64_t>(block) + 1)));
+    gen.set_current_seed(StreamKey(seed, block));
   }
   return at::empty_like(like).bernoulli_(1.0 - rate, gen);
+}
+
+bool CounterFloat(const at::Tensor &x) { return CounterMasks(x) && x.scalar_type() == at::kFloat && x.is_contiguous(); }
+
+// x ∘ keep / (1 - rate) for block `block`'s mask (`shape`: the composite form's shape of the block,
+// in which the device generators draw), in place when `inPlace` (x contiguous float32).
+at::Tensor Dropped(const at::Tensor &x, bool inPlace, double rate, uint64_t seed, int64_t block, at::IntArrayRef shape) {
+  if (CounterFloat(x)) {
+    at::Tensor out = inPlace ? x : at::empty_like(x);
+    const float *in = x.data_ptr<float>();
+    float *o = out.data_ptr<float>();
+    const float scale = KeepScale(rate);
+    ForEachKeep(x.numel(), rate, StreamKey(seed, block), [in, o, scale](int64_t i, bool keep) { o[i] = in[i] * (keep ? scale : 0.0f); });
+    return out;
+  }
+  const at::Tensor keep = KeepMask(x.view(shape), rate, seed, block).mul_(1.0 / (1.0 - rate)).view(x.sizes());
+  return inPlace ? x.mul_(keep) : x * keep;
+}
+
+// The backward pass's two uses of block `block`'s mask in one pass: returns p ∘ keep / (1 - rate)
+// and scales dp the same way in place (p and dp alike in shape).
+at::Tensor DroppedPair(const at::Tensor &p, const at::Tensor &dp, double rate, uint64_t seed, int64_t block, at::IntArrayRef shape) {
+  if (CounterFloat(p) && CounterFloat(dp)) {
+    at::Tensor pd = at::empty_like(p);
+    const float *in = p.data_ptr<float>();
+    float *o = pd.data_ptr<float>(), *g = dp.data_ptr<float>();
+    const float scale = KeepScale(rate);
+    ForEachKeep(p.numel(), rate, StreamKey(seed, block), [in, o, g, scale](int64_t i, bool keep) {
+      const float f = keep ? scale : 0.0f;
+      o[i] = in[i] * f;
+      g[i] *= f;
+    });
+    return pd;
+  }
+  Dropped(dp, true, rate, seed, block, shape);
+  return Dropped(p, false, rate, seed, block, shape);
 }
 
 at::Tensor MatMul(const at::Tensor &a, const at::Tensor &b, bool bf16) {
@@ -210,12 +285,28 @@ at::Tensor FlatScores(const Flat &f, const at::Tensor &qs3, const at::Tensor &kT
   return s.baddbmm_(qb, kT3);
 }
 
+// t · scale as a fresh contiguous [L, rows, cols] tensor, in one pass (t is usually a transposed
+// view of the heads, which reshaping copies anyway).
+at::Tensor FlatScaled(const at::Tensor &t, const Flat &f, double scale) {
+  at::Tensor out = at::empty({f.L, t.size(-2), t.size(-1)}, t.options());
+  at::Tensor view = out.view(t.sizes());
+  at::mul_out(view, t, at::scalar_tensor(scale, t.options()));
+  return out;
+}
+
+// t with its last two dims swapped, as a fresh contiguous [L, cols, rows] tensor, in one pass.
+at::Tensor FlatTransposed(const at::Tensor &t, const Flat &f) {
+  at::Tensor out = at::empty({f.L, t.size(-1), t.size(-2)}, t.options());
+  out.transpose(1, 2).view(t.sizes()).copy_(t);
+  return out;
+}
+
 at::Tensor ChunkedForwardFast(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const at::Tensor &bias,
                               const AttentionConfig &cfg, at::Tensor *lseOut) {
   const Flat f = Flatten(q);
   const int64_t tq = q.size(-2), tk = k.size(-2), dv = v.size(-1);
   // kᵀ materialised once: ATen's CPU bmm is ~10x slower with a transposed view as its second operand.
-  const at::Tensor qs3 = q.reshape({f.L, tq, q.size(-1)}) * cfg.scale, kT3 = k.reshape({f.L, tk, k.size(-1)}).transpose(1, 2).contiguous();
+  const at::Tensor qs3 = FlatScaled(q, f, cfg.scale), kT3 = FlatTransposed(k, f);
   const at::Tensor v3 = v.reshape({f.L, tk, dv});
   const int64_t rows = Rows(cfg, tq);
   std::vector<at::Tensor> outs, lses;
@@ -228,7 +319,7 @@ at::Tensor ChunkedForwardFast(const at::Tensor &q, const at::Tensor &k, const at
     s.reset();
     if (lseOut) lses.push_back(m.sub_(p.gather(-1, arg).log_()).squeeze(-1));
     // The mask is drawn in the shape the composite form draws it: the same elements in the same order.
-    if (cfg.dropout > 0) p.mul_(KeepMask(p.view(f.block(n, tk)), cfg.dropout, cfg.seed, b).view({f.L, n, tk})).mul_(1.0 / (1.0 - cfg.dropout));
+    if (cfg.dropout > 0) Dropped(p, true, cfg.dropout, cfg.seed, b, f.block(n, tk));
     outs.push_back(at::bmm(p, v3));
   }
   std::vector<int64_t> outShape(f.lead);
@@ -245,15 +336,14 @@ std::vector<at::Tensor> ChunkedBackwardFast(const at::Tensor &dy, const at::Tens
   const int64_t tq = q.size(-2), tk = k.size(-2), d = q.size(-1), dvSize = v.size(-1);
   // kᵀ and vᵀ materialised once (second operands of bmm; see ChunkedForwardFast); the transposed
   // blocks below are first operands, which bmm takes as views at full speed.
-  const at::Tensor q3 = q.reshape({f.L, tq, d}), qs3 = q3 * cfg.scale, k3 = k.reshape({f.L, tk, d}), kT3 = k3.transpose(1, 2).contiguous();
-  const at::Tensor vT3 = v.reshape({f.L, tk, dvSize}).transpose(1, 2).contiguous(), dy3 = dy.reshape({f.L, tq, dvSize});
-  const double keepScale = 1.0 / (1.0 - cfg.dropout);
+  const at::Tensor qs3 = FlatScaled(q, f, cfg.scale), kT3 = FlatTransposed(k, f);
+  const at::Tensor vT3 = FlatTransposed(v, f), dy3 = dy.reshape({f.L, tq, dvSize});
   at::Tensor dk, dv, dbias, kScaled;
   std::vector<at::Tensor> dqs;
   if (wantQkv) {
     dk = at::zeros({f.L, tk, d}, k.options());
     dv = at::zeros({f.L, tk, dvSize}, v.options());
-    kScaled = k3 * cfg.scale;
+    kScaled = FlatScaled(k, f, cfg.scale);
   }
   const bool biasRows = bias.defined() && bias.dim() >= 2 && bias.size(-2) > 1;
   if (wantBias) dbias = at::zeros(bias.sizes(), bias.options());
@@ -262,11 +352,10 @@ std::vector<at::Tensor> ChunkedBackwardFast(const at::Tensor &dy, const at::Tens
     const int64_t n = std::min(rows, tq - r0);
     const at::Tensor dyb = dy3.narrow(1, r0, n);
     at::Tensor p = FlatScores(f, qs3, kT3, bias, lse.narrow(-1, r0, n), r0, n).exp_();
-    at::Tensor keep;
-    if (cfg.dropout > 0) keep = KeepMask(p.view(f.block(n, tk)), cfg.dropout, cfg.seed, b).mul_(keepScale).view({f.L, n, tk});
     at::Tensor dp = at::bmm(dyb, vT3);
-    if (wantQkv) dv.baddbmm_((keep.defined() ? p * keep : p).transpose(1, 2), dyb);
-    if (keep.defined()) dp.mul_(keep);
+    // dv takes the dropped probabilities, ds the dropped dp: one pass over the block's mask for both.
+    const at::Tensor pd = cfg.dropout > 0 ? DroppedPair(p, dp, cfg.dropout, cfg.seed, b, f.block(n, tk)) : p;
+    if (wantQkv) dv.baddbmm_(pd.transpose(1, 2), dyb);
     at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat);
     if (wantBias) {
       const at::Tensor ds4 = ds.view(f.block(n, tk));
@@ -567,6 +656,23 @@ std::vector<at::Tensor> AttentionBackward(const at::Tensor &dy, const at::Tensor
     grads.push_back(ChunkedBackward(dy, q, k, v, bias, out, lse, cfg, false, true).at(0));
   }
   return grads;
+}
+
+std::vector<at::Tensor> Dropout(const at::Tensor &x, double rate, uint64_t seed) {
+  if (!CounterMasks(x) || x.scalar_type() != at::kFloat) throw std::invalid_argument("dropout: the counter-based masks take float32 CPU tensors");
+  if (!(rate > 0.0 && rate < 1.0)) throw std::invalid_argument("dropout: rate must be in (0, 1)");
+  const at::Tensor in = x.contiguous();
+  at::Tensor y = at::empty_like(in), mask = at::empty(in.sizes(), in.options().dtype(at::kBool));
+  const float *x0 = in.data_ptr<float>();
+  float *y0 = y.data_ptr<float>();
+  bool *m0 = mask.data_ptr<bool>();
+  const float scale = KeepScale(rate);
+  // Block -1: a stream apart from every attention block drawn from the same seed.
+  ForEachKeep(in.numel(), rate, StreamKey(seed, -1), [x0, y0, m0, scale](int64_t i, bool keep) {
+    y0[i] = x0[i] * (keep ? scale : 0.0f);
+    m0[i] = keep;
+  });
+  return {y, mask};
 }
 
 std::string AttentionPathName(const AttentionSaved &saved) {

@@ -41,6 +41,11 @@ std::vector<at::Tensor> AttentionBackward(const at::Tensor &dy, const at::Tensor
                                           const at::Tensor &bias, const at::Tensor &out, const AttentionSaved &saved,
                                           const AttentionConfig &cfg, bool wantQkv, bool wantBias);
 
+// Inverted dropout of a float32 CPU tensor with the counter-based masks the chunked attention draws:
+// {x ∘ keep / (1 - rate), keep (bool)}, the mask fixed by `seed` (drawn in parallel; libtorch 1.13's
+// native_dropout draws serially). Same values as native_dropout given the same mask.
+std::vector<at::Tensor> Dropout(const at::Tensor &x, double rate, uint64_t seed);
+
 // The path a forward pass took ("chunked", "flash-cpu", "flash", "efficient", "cudnn").
 std::string AttentionPathName(const AttentionSaved &saved);
 

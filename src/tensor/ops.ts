@@ -1,8 +1,9 @@
 /**
  * The tensor ops of the encoders and the optimizer, backend-agnostic: on a backend that registers
- * codiemb's fused kernels (the `torch` backend: ATen's gelu, native_layer_norm, native_dropout,
- * memory-efficient attention) each op is one kernel with an analytic gradient; on every other backend (cpu,
- * tensorflow) it is a composite of tfjs ops, written for speed on the cpu backend where that matters
+ * codiemb's fused kernels (the `torch` backend: ATen's gelu and native_layer_norm, the addon's
+ * dropout (native_dropout off the CPU), memory-efficient attention) each op is one kernel with an
+ * analytic gradient; on every other backend (cpu, tensorflow) it is a composite of tfjs ops, written
+ * for speed on the cpu backend where that matters
  * (see cpuFastPaths). Both paths compute the same function; tests check values and gradients agree.
  *
  * Gradients of the fused kernels are registered here, at import, in tfjs's process-global gradient
@@ -171,8 +172,10 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsil
 
 /**
  * Inverted dropout: zeroes each element with probability `rate` and scales the rest by 1/(1-rate).
- * Identity when rate is 0. The torch path draws its mask with libtorch's generator (seeded by
- * `seed` when given), the composite path with tfjs's; the two do not draw the same mask.
+ * Identity when rate is 0. The torch path draws its mask natively — on the CPU with the addon's
+ * counter-based generator (one seed, one mask; without a seed, one drawn from libtorch's generator),
+ * elsewhere with libtorch's generator seeded by `seed` — the composite path with tfjs's; they do not
+ * draw the same mask.
  */
 export function dropout(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
   if (!(rate > 0)) return x

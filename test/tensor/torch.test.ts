@@ -211,6 +211,29 @@ describe('torch backend', {skip}, () => {
     })
   })
 
+  test('torch: the addon’s parallel dropout gives x·keep·scale bit for bit, which native_dropout_backward inverts; the seed fixes the mask', async () => {
+    await useTestBackend()
+    const {loadTorchAddon} = await import('../../src/tensor/torch/addon.js')
+    const addon = loadTorchAddon()
+    assert.ok(addon.dropout, 'this addon has dropout (npm run build:torch)')
+    const n = 100_001 // odd: the last element is the low half of its pair's draw
+    const x = addon.fromArray(rand(n, 3), [n], 'float32')
+    const bits = (t: unknown) => Buffer.from((addon.toArray(t as any) as Float32Array).buffer)
+    const [y, keep] = addon.dropout(x, 0.3, 11)
+    const [y2, keep2] = addon.dropout(x, 0.3, 11)
+    const [, other] = addon.dropout(x, 0.3, 12)
+    const mask = addon.toArray(keep) as Uint8Array
+    const fraction = mask.reduce((a, b) => a + b, 0) / n
+    assert.ok(Math.abs(fraction - 0.7) < 0.01, `kept fraction ${fraction} (expected ≈ 0.7)`)
+    assert.ok(bits(y).equals(bits(y2)) && Buffer.from(mask).equals(Buffer.from(addon.toArray(keep2) as Uint8Array)), 'the same seed draws the same mask')
+    assert.ok(!Buffer.from(mask).equals(Buffer.from(addon.toArray(other) as Uint8Array)), 'another seed draws another mask')
+    const mul = addon.op('aten::mul', 'Tensor')
+    assert.ok(bits(y).equals(bits(addon.op('aten::mul', 'Scalar')(mul(x, keep), 1 / 0.7))), 'y = x · keep · 1/(1 − rate), bit for bit')
+    const dy = addon.fromArray(rand(n, 4), [n], 'float32')
+    const backward = addon.op('aten::native_dropout_backward')(dy, keep, 1 / 0.7)
+    assert.ok(bits(backward).equals(bits(addon.op('aten::mul', 'Scalar')(mul(dy, keep), 1 / 0.7))), 'the backward scales dy by the same mask')
+  })
+
   test('torch: fused AdamW update matches the composite update', async () => {
     await useTestBackend()
     const step = (): tf.Tensor[] => {

@@ -84,6 +84,12 @@ export interface TorchAddon {
   info(): TorchInfo
   setNumThreads(n: number): void
   manualSeed(seed: number): void
+  /**
+   * Inverted dropout of a float32 CPU tensor with a counter-based mask drawn in parallel (the chunked
+   * attention's masks): [y, keep (bool)]; without a seed, one is drawn from the default CPU generator.
+   * Absent from addons built before it (the kernel then uses aten::native_dropout).
+   */
+  dropout?(x: TorchHandle, rate: number, seed: number | null | undefined): [TorchHandle, TorchHandle]
   setAllowTF32(on: boolean): void
   synchronize(deviceIndex?: number): void
   /** The CUDA caching allocator's bytes on one GPU, now and at their peak since the last reset (what

@@ -50,11 +50,19 @@ reg(FUSED.layerNormGrad, (b, {dy, x, gamma, beta, y}, {epsilon}) => {
   return [b.output(dx!, 'float32'), b.output(dgamma!, 'float32'), b.output(dbeta!, 'float32')]
 })
 
-// Dropout: aten::native_dropout's output and its boolean mask, both as outputs (ops.dropout's
-// gradient keeps the mask alone); backward scales dy by the mask.
+// Dropout: the output and its boolean mask, both as outputs (ops.dropout's gradient keeps the mask
+// alone); backward scales dy by the mask (aten::native_dropout_backward). On the CPU the mask comes
+// from the addon's counter-based generator, drawn in parallel: libtorch 1.13's native_dropout draws
+// it serially (bernoulli_), about as long as the dense layer before it.
 reg(FUSED.dropout, (b, {x}, {rate, seed}) => {
-  if (seed != null) b.addon.manualSeed(seed)
-  const [y, mask] = b.op('aten::native_dropout')(h(b, x!), rate, true) as TorchHandle[]
+  let y: TorchHandle | undefined
+  let mask: TorchHandle | undefined
+  if (b.device === 'cpu' && x!.dtype === 'float32' && b.addon.dropout) {
+    ;[y, mask] = b.addon.dropout(h(b, x!), rate, seed)
+  } else {
+    if (seed != null) b.addon.manualSeed(seed)
+    ;[y, mask] = b.op('aten::native_dropout')(h(b, x!), rate, true) as TorchHandle[]
+  }
   return [b.output(y!, 'float32'), b.output(mask!, 'bool')]
 })
 reg(FUSED.dropoutGrad, (b, {dy, mask}, {rate}) => b.output(b.op('aten::native_dropout_backward')(h(b, dy!), h(b, mask!), 1 / (1 - rate)), 'float32'))
