@@ -54,6 +54,8 @@ const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<stri
  */
 export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
   const w = weight as tf.Tensor2D
+  // No gradient is being recorded (encoding, evaluation): nothing to keep, no custom-gradient node.
+  if (!recordingGradients()) return tf.fused.matMul({a: x, b: w, transposeB: true, bias}) as tf.Tensor2D
   const backward = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
     const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
     return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)]
@@ -69,6 +71,11 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
     const value = tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
     return {value, gradFunc: (dy, saved) => [...backward(dy, saved), tf.reshape(tf.sum(dy, 0), c!.shape)]}
   })(x, w, bias) as tf.Tensor2D
+}
+
+/** Whether a gradient computation (tf.grad, variableGrads, gradientsOf) is recording ops now. */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as {state: {gradientDepth: number}}).state.gradientDepth > 0
 }
 
 /** tf.customGrad with its inputs as an array and the save function apart (tfjs types them as one rest list). */
