@@ -290,9 +290,11 @@ function syncDevice(): void {
   benchAddon()?.synchronize()
 }
 
+const onCuda = (process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')
+
 /** The CUDA caching allocator's peaks on the bench's device (undefined on CPU), as PyTorch's side reports them. */
 function cudaPeaks(): {peakAllocated: number; peakReserved: number} | undefined {
-  if (!(process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) return undefined
+  if (!onCuda) return undefined
   return benchAddon()?.cudaMemoryStats() ?? undefined
 }
 
@@ -357,7 +359,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   trainStep()
   if (interleaved) await interleaved.next() // ready: its warm-up step is done
   const peakReset = resetPeakRss()
-  if ((process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) benchAddon()?.cudaResetPeakMemoryStats()
+  if (onCuda) benchAddon()?.cudaResetPeakMemoryStats()
   const times: number[] = []
   const rounds: string[] = []
   for (let i = 0; i < steps; i++) {
@@ -398,7 +400,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const encodeTps = (2 * encRows * PASSAGE_LEN) / encodeS
   if (profile) await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
   // The reference runs next on the same GPU: hand back what this process's allocator caches.
-  if (!interleaved && (process.env.CODIEMB_DEVICE ?? 'cpu').startsWith('cuda')) benchAddon()?.cudaEmptyCache()
+  if (!interleaved && onCuda) benchAddon()?.cudaEmptyCache()
   const ref = interleaved ? ((await interleaved.request('done')) as Record<string, number>) : pytorch(py, refArgs)
   if (interleaved) console.log(`  alternating rounds, codiemb vs PyTorch: ${rounds.join('; ')}`)
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'

@@ -426,7 +426,6 @@ std::vector<at::Tensor> UnmarkUndefined(const std::vector<at::Tensor> &state) {
   return out;
 }
 
-
 bool HalfLike(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
 
 // Last-dim-contiguous in the compute dtype (the fused kernels index rows by stride).

@@ -15,16 +15,33 @@ namespace codiemb {
 namespace {
 
 #ifdef CODIEMB_CUDA_MEMORY_STATS
-int DeviceArg(const Napi::CallbackInfo &info) {
-  if (info.Length() > 0 && info[0].IsNumber()) return info[0].As<Napi::Number>().Int32Value();
-  return 0;
+c10::DeviceIndex DeviceArg(const Napi::CallbackInfo &info) {
+  return static_cast<c10::DeviceIndex>(info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0);
 }
 #endif
 
-Napi::Value MemoryStats(const Napi::CallbackInfo &info) {
+// Runs `call` in a CUDA build (a libtorch error becomes a JS exception); without CUDA statistics
+// answers `without`.
+template <typename Call>
+Napi::Value CudaOnly(const Napi::CallbackInfo &info, Napi::Value without, Call call) {
 #ifdef CODIEMB_CUDA_MEMORY_STATS
+  (void)without;
   try {
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(DeviceArg(info)));
+    return call();
+  } catch (const std::exception &e) {
+    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+#else
+  (void)call;
+  return without;
+#endif
+}
+
+Napi::Value MemoryStats(const Napi::CallbackInfo &info) {
+  return CudaOnly(info, info.Env().Null(), [&]() -> Napi::Value {
+#ifdef CODIEMB_CUDA_MEMORY_STATS
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(DeviceArg(info));
     // Index 0 is the AGGREGATE pool (small and large pools together) in every libtorch version.
     auto out = Napi::Object::New(info.Env());
     out.Set("allocated", static_cast<double>(stats.allocated_bytes[0].current));
@@ -32,43 +49,30 @@ Napi::Value MemoryStats(const Napi::CallbackInfo &info) {
     out.Set("peakAllocated", static_cast<double>(stats.allocated_bytes[0].peak));
     out.Set("peakReserved", static_cast<double>(stats.reserved_bytes[0].peak));
     return out;
-  } catch (const std::exception &e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
 #else
-  return info.Env().Null();
+    return info.Env().Null();
 #endif
+  });
 }
 
 Napi::Value ResetPeakStats(const Napi::CallbackInfo &info) {
+  return CudaOnly(info, Napi::Boolean::New(info.Env(), false), [&]() -> Napi::Value {
 #ifdef CODIEMB_CUDA_MEMORY_STATS
-  try {
-    c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(DeviceArg(info)));
-    return Napi::Boolean::New(info.Env(), true);
-  } catch (const std::exception &e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
-#else
-  return Napi::Boolean::New(info.Env(), false);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(DeviceArg(info));
 #endif
+    return Napi::Boolean::New(info.Env(), true);
+  });
 }
 
 // Returns the allocator's cached, unused blocks to the driver (torch.cuda.empty_cache), so that a
 // second process on the same GPU (the bench's PyTorch reference) finds the memory free.
 Napi::Value EmptyCache(const Napi::CallbackInfo &info) {
+  return CudaOnly(info, Napi::Boolean::New(info.Env(), false), [&]() -> Napi::Value {
 #ifdef CODIEMB_CUDA_MEMORY_STATS
-  try {
     c10::cuda::CUDACachingAllocator::emptyCache();
-    return Napi::Boolean::New(info.Env(), true);
-  } catch (const std::exception &e) {
-    Napi::Error::New(info.Env(), e.what()).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
-#else
-  return Napi::Boolean::New(info.Env(), false);
 #endif
+    return Napi::Boolean::New(info.Env(), true);
+  });
 }
 
 }  // namespace

@@ -102,6 +102,11 @@ class GradientStore {
   }
 }
 
+/** Whether a gradient computation (tf.grad, variableGrads, gradientsOf) is recording ops now. */
+export function recordingGradients(): boolean {
+  return (tf.engine() as unknown as EngineTape).state.gradientDepth > 0
+}
+
 /**
  * y = f() and the gradients of Σ dy ⊙ y with respect to `xs` (a vector–Jacobian product; dy defaults
  * to ones, so for a scalar y these are ∂y/∂xs), `null` for an x that y does not depend on. The same
@@ -112,7 +117,7 @@ class GradientStore {
  */
 export function gradientsOf(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): {value: tf.Tensor; grads: (tf.Tensor | null)[]} {
   const engine = tf.engine() as unknown as EngineTape
-  if (engine.state.gradientDepth > 0) {
+  if (recordingGradients()) {
     const r = engine.gradients(f, xs, dy, true)
     return {value: r.value, grads: r.grads.map((g) => g ?? null)}
   }
@@ -184,7 +189,7 @@ function backpropagate(engine: EngineTape, tape: TapeNode[], xs: tf.Tensor[], y:
  */
 export function variableGrads(f: () => tf.Scalar, varList?: tf.Variable[]): {value: tf.Scalar; grads: tf.NamedTensorMap} {
   const engine = tf.engine() as unknown as EngineTape
-  if (engine.state.gradientDepth > 0) return tf.variableGrads(f, varList)
+  if (recordingGradients()) return tf.variableGrads(f, varList)
   const xs = (varList ?? Object.values(tf.engine().registeredVariables)).filter((v) => v.trainable)
   if (xs.length === 0) throw new Error('variableGrads: no trainable variables to differentiate with respect to')
   const checked = () => {

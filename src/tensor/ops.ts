@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {FUSED} from './fused-names.js'
 import {chunkedAttention} from './attention.js'
+import {recordingGradients} from './backprop.js'
 import './gradients.js'
 
 export {FUSED} from './fused-names.js'
@@ -71,11 +72,6 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
     const value = tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
     return {value, gradFunc: (dy, saved) => [...backward(dy, saved), tf.reshape(tf.sum(dy, 0), c!.shape)]}
   })(x, w, bias) as tf.Tensor2D
-}
-
-/** Whether a gradient computation (tf.grad, variableGrads, gradientsOf) is recording ops now. */
-function recordingGradients(): boolean {
-  return (tf.engine() as unknown as {state: {gradientDepth: number}}).state.gradientDepth > 0
 }
 
 /** tf.customGrad with its inputs as an array and the save function apart (tfjs types them as one rest list). */

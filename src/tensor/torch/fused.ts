@@ -3,6 +3,7 @@ import type {AttentionKernel, AttentionNativeOptions, TorchHandle} from './addon
 import type {TorchBackend} from './backend.js'
 import {registerTorchKernel} from './kernels/registry.js'
 import {FUSED} from '../fused-names.js'
+import {recordingGradients} from '../backprop.js'
 
 /**
  * The torch implementations of codiemb's fused kernels (names and gradients in src/tensor/ops.ts).
@@ -15,9 +16,8 @@ type Inputs = Record<string, tf.TensorInfo>
 type Attrs = Record<string, any>
 const reg = registerTorchKernel
 
-// Inside a kernel the engine's kernelDepth is 1, so isTapeOn() reads false; the gradient depth says
-// whether a tf.grad / variableGrads is recording.
-const tapeOn = (): boolean => (tf.engine() as any).state.gradientDepth > 0
+// Inside a kernel the engine's kernelDepth is 1, so isTapeOn() reads false: recordingGradients()
+// (the gradient depth) says whether a tf.grad / variableGrads is recording.
 const h = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => b.handleOf(t)
 
 // GELU: aten::gelu / aten::gelu_backward (approximate "none" = erf, "tanh").
@@ -30,7 +30,7 @@ reg(FUSED.layerNorm, (b, {x, gamma, beta}, {epsilon}) => {
   const last = x!.shape[x!.shape.length - 1]!
   const [y, mean, rstd] = b.op('aten::native_layer_norm')(h(b, x!), [last], h(b, gamma!), h(b, beta!), epsilon) as TorchHandle[]
   const out = b.output(y!, 'float32')
-  if (tapeOn()) b.stash(out, [mean!, rstd!])
+  if (recordingGradients()) b.stash(out, [mean!, rstd!])
   else {
     b.addon.release(mean!)
     b.addon.release(rstd!)
@@ -80,7 +80,7 @@ function attentionOptions(b: TorchBackend, {scale, dropoutRate, seed, blockRows}
 }
 
 function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
-  const save = tapeOn()
+  const save = recordingGradients()
   const [out, saved, path] = b.addon.attention(h(b, q!), h(b, k!), h(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
   const info = b.output(out, 'float32')
