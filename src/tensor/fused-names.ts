@@ -10,4 +10,5 @@ export const FUSED = {
   attentionMaskGrad: 'CodiembAttentionMaskGrad',
   dropout: 'CodiembDropout',
   dropoutGrad: 'CodiembDropoutGrad',
+  storageCast: 'CodiembStorageCast',
 } as const

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import {FUSED} from './fused-names.js'
 import {chunkedAttention} from './attention.js'
 import {recordingGradients} from './backprop.js'
+import {activationsInBf16, tensorStorage} from './storage.js'
 import './gradients.js'
 
 export {FUSED} from './fused-names.js'
@@ -57,21 +58,41 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
   const w = weight as tf.Tensor2D
   // No gradient is being recorded (encoding, evaluation): nothing to keep, no custom-gradient node.
   if (!recordingGradients()) return tf.fused.matMul({a: x, b: w, transposeB: true, bias}) as tf.Tensor2D
+  // bf16 activations (torch, --precision bf16): keep x's bfloat16 copy, the product's operand, and
+  // give each gradient its input's storage dtype, as autocast's cast before a linear layer does.
+  const bf16 = activationsInBf16()
+  const xDtype = bf16 ? tensorStorage(x).dtype : 'float32'
   const backward = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
     const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
-    return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)]
+    const dx = tf.matMul(dy as tf.Tensor2D, ws)
+    const dw = tf.matMul(dy as tf.Tensor2D, xs, true, false)
+    if (!bf16) return [dx, dw]
+    return [storageCast(dx, xDtype === 'bfloat16' ? 'bfloat16' : 'float32'), storageCast(dw, 'float32')]
+  }
+  const keep = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc): tf.Tensor => {
+    const input = bf16 ? storageCast(a, 'bfloat16') : a
+    save([input, b])
+    return input
   }
   if (!bias) {
     return withGradient(([a, b], save) => {
-      save([a!, b!])
-      return {value: tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true}), gradFunc: backward}
+      const input = keep(a!, b!, save)
+      return {value: tf.fused.matMul({a: input as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true}), gradFunc: backward}
     })(x, w) as tf.Tensor2D
   }
   return withGradient(([a, b, c], save) => {
-    save([a!, b!])
-    const value = tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
+    const input = keep(a!, b!, save)
+    const value = tf.fused.matMul({a: input as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
     return {value, gradFunc: (dy, saved) => [...backward(dy, saved), tf.reshape(tf.sum(dy, 0), c!.shape)]}
   })(x, w, bias) as tf.Tensor2D
+}
+
+/**
+ * `x` stored in `to` (a float32 tfjs tensor either way): bfloat16 only on a backend keeping bf16
+ * activations (torch, --precision bf16); else, and when x is already stored so, x itself.
+ */
+function storageCast(x: tf.Tensor, to: 'bfloat16' | 'float32'): tf.Tensor {
+  return run(FUSED.storageCast, {x}, {to})
 }
 
 /** tf.customGrad with its inputs as an array and the save function apart (tfjs types them as one rest list). */
@@ -369,6 +390,8 @@ tf.registerGradient({
   },
 })
 // FUSED.dropout has no registered gradient: dropout() records it through tf.customGrad, keeping the mask.
+// A storage cast changes no value: its gradient is dy.
+tf.registerGradient({kernelName: FUSED.storageCast, gradFunc: (dy) => ({x: () => dy as tf.Tensor})})
 for (const [kernelName, masked] of [[FUSED.attention, false], [FUSED.attentionMasked, true]] as const) {
   tf.registerGradient({
     kernelName,

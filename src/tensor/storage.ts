@@ -2,9 +2,10 @@
  * Storage precision of weights, separate from the precision kernels compute in.
  *
  * Under `--precision bf16` the torch backend keeps a bf16 checkpoint's weights in bfloat16 (2 bytes
- * a value instead of 4) while every kernel still sees float32 tensors: the backend hands a kernel a
- * float32 copy per use (exact, bf16 ⊂ float32), and matrix products cast to bfloat16 again
- * (autocast). Trainable weights become float32 at their first AdamW update — the float32 master
+ * a value instead of 4) while tfjs sees float32 tensors: the backend hands a kernel a float32 copy
+ * per use (exact, bf16 ⊂ float32), except the kernels that autocast runs in their input's dtype
+ * (matrix products, reshapes, adds, GELU, dropout, attention), which take the bfloat16 tensor; its
+ * activations stay bfloat16 the same way (backend.ts bf16Activations). Trainable weights become float32 at their first AdamW update — the float32 master
  * copy the optimizer needs, alongside float32 moments — while frozen and inference-only weights
  * (embed, eval, merge inputs) stay bfloat16 for the whole run. Other backends and precisions keep
  * every weight in float32.
@@ -35,6 +36,15 @@ function storageBackend(): Bf16StorageBackend | undefined {
  */
 export function matmulsInBf16(): boolean {
   return storageBackend()?.bf16Matmul === true
+}
+
+/**
+ * Whether the active backend keeps activations in bfloat16 between kernels (the torch backend under
+ * --precision bf16, backend.ts bf16Activations): ops.linear then keeps the bfloat16 copy of its
+ * input for backward, as autocast's linear does, instead of the float32 original.
+ */
+export function activationsInBf16(): boolean {
+  return (tf.backend() as unknown as {bf16Activations?: boolean}).bf16Activations === true
 }
 
 /** Whether the active backend keeps bf16 weights in bfloat16 (the torch backend under --precision bf16). */

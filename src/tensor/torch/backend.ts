@@ -18,8 +18,9 @@ interface TensorRecord {
   /** Tensors a fused kernel keeps for its gradient (softmax probabilities, layer-norm statistics). */
   extras?: TorchHandle[]
   /**
-   * The handle holds bfloat16 storage behind a float32 tfjs tensor (a bf16 checkpoint's weights
-   * under --precision bf16, see storeBf16): kernels get a float32 copy, made per use.
+   * The handle holds bfloat16 storage behind a float32 tfjs tensor: a bf16 checkpoint's weights
+   * under --precision bf16 (storeBf16), or a bf16 activation (bf16Activations). handleOf gives
+   * kernels a float32 copy, made per use; storedHandleOf the bfloat16 tensor itself.
    */
   bf16?: boolean
 }
@@ -63,6 +64,16 @@ export class TorchBackend extends tf.KernelBackend {
   readonly bf16Matmul: boolean
 
   /**
+   * With bf16 products: whether their results stay bfloat16 (behind float32 tfjs tensors) through the
+   * kernels that torch.autocast runs in the input's dtype (reshapes, slices, adds, GELU, dropout,
+   * attention inputs), so activations kept for backward take half the bytes and element-wise passes
+   * half the bandwidth; every other kernel (reductions, softmax, layer norm, exp/log, the loss) casts
+   * its inputs to float32 first, as autocast's float32 list does. On by default with bf16;
+   * CODIEMB_TORCH_BF16_ACTIVATIONS=0 keeps float32 activations (products cast per call), to compare.
+   */
+  readonly bf16Activations: boolean
+
+  /**
    * The attention kernel (native/src/attention.cc): `auto` (ATen's fused kernels where they apply,
    * else chunked) or one forced by name; CODIEMB_TORCH_ATTENTION sets it. Parity checks switch it.
    */
@@ -71,21 +82,29 @@ export class TorchBackend extends tf.KernelBackend {
   /** The path the last attention forward took (chunked, flash-cpu, flash, efficient, cudnn). */
   lastAttentionPath: string | undefined
 
-  constructor(device = 'cpu', options: {bf16Matmul?: boolean} = {}) {
+  constructor(device = 'cpu', options: {bf16Matmul?: boolean; bf16Activations?: boolean} = {}) {
     super()
     this.addon = loadTorchAddon()
     this.device = device
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
+    this.bf16Activations = this.bf16Matmul && (options.bf16Activations ?? process.env.CODIEMB_TORCH_BF16_ACTIVATIONS !== '0')
     this.data = new tf.DataStorage(this, tf.engine())
   }
 
-  /** a @ b (ATen matmul broadcasting) under the backend's matmul precision; the result is float32. */
+  /**
+   * a @ b (ATen matmul broadcasting) under the backend's matmul precision: float32, or bfloat16
+   * operands with a bfloat16 result (bf16Activations) or one cast back to float32.
+   */
   matmul(a: TorchHandle, b: TorchHandle): TorchHandle {
     if (!this.bf16Matmul) return this.op('aten::matmul')(a, b)
-    const toBf16 = this.op('aten::to', 'dtype')
-    const product = this.op('aten::matmul')(toBf16(a, 'bfloat16'), toBf16(b, 'bfloat16'))
-    return toBf16(product, 'float32')
+    const product = this.op('aten::matmul')(this.toBf16(a), this.toBf16(b))
+    return this.bf16Activations ? product : this.op('aten::to', 'dtype')(product, 'float32')
+  }
+
+  /** `t` in bfloat16 (itself when it already is: ATen's to() then returns its input). */
+  toBf16(t: TorchHandle): TorchHandle {
+    return this.op('aten::to', 'dtype')(t, 'bfloat16')
   }
 
   /** The ATen operator `name` (e.g. "aten::matmul") with `overload` ("" for the default one), bound once. */
@@ -137,12 +156,30 @@ export class TorchBackend extends tf.KernelBackend {
       if (rec.dtype === 'string') throw new Error('the torch backend cannot compute on string tensors')
       this.materialize(info)
     }
-    // bf16 storage: every kernel and the optimizer compute on float32 (the cast is exact), so no
-    // kernel needs a bf16 case and AdamW's update of a trainable weight comes out float32 (its master copy).
+    // bf16 storage: kernels outside the bf16Activations list and the optimizer compute on float32
+    // (the cast is exact), so they need no bf16 case and AdamW's update of a trainable weight comes
+    // out float32 (its master copy).
     const handle = rec.bf16 ? this.op('aten::to', 'dtype')(rec.handle, 'float32') : rec.handle
     // tfjs may hand a data id to a kernel under another shape of the same size; give ATen that view.
     if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(handle, info.shape)
     return handle
+  }
+
+  /**
+   * The ATen tensor behind a float kernel input as it is stored: bfloat16 for a bf16 activation or
+   * weight, where handleOf gives a float32 copy. For kernels that compute in their input's dtype
+   * (the bf16Activations list); they must accept a mix of float32 and bfloat16 inputs.
+   */
+  storedHandleOf(info: tf.TensorInfo): TorchHandle {
+    const rec = this.data.get(info.dataId)
+    if (!rec?.bf16) return this.handleOf(info)
+    if (!sameShape(rec.shape, info.shape)) return this.op('aten::reshape')(rec.handle!, info.shape)
+    return rec.handle!
+  }
+
+  /** Whether a tensor's storage is bfloat16 behind its float32 tfjs dtype. */
+  isBf16(info: tf.TensorInfo): boolean {
+    return this.data.get(info.dataId)?.bf16 === true
   }
 
   /**
@@ -153,6 +190,7 @@ export class TorchBackend extends tf.KernelBackend {
     const rec = this.data.get(info.dataId)
     if (!rec || rec.handle || rec.dtype === 'string') return
     rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
+    this.tally(rec, 1)
     this.owned.add(rec.handle)
     rec.values = undefined
   }
@@ -166,7 +204,9 @@ export class TorchBackend extends tf.KernelBackend {
     const handle = this.addon.fromArray(bits, shape, 'bfloat16', this.isCuda ? this.device : undefined)
     this.owned.add(handle)
     const dataId = {}
-    this.data.set(dataId, {handle, dtype: 'float32', shape: [...shape], refCount: 1, bf16: true})
+    const rec: TensorRecord = {handle, dtype: 'float32', shape: [...shape], refCount: 1, bf16: true}
+    this.data.set(dataId, rec)
+    this.tally(rec, 1)
     return tf.engine().makeTensorFromTensorInfo({dataId, shape, dtype: 'float32'}, this)
   }
 
@@ -187,10 +227,35 @@ export class TorchBackend extends tf.KernelBackend {
     // an input's handle unchanged gets a fresh handle on the same tensor.
     if (this.owned.has(handle)) handle = this.op('aten::alias')(handle)
     this.owned.add(handle)
-    const shape = this.addon.conform(handle, torchDtype(dtype))
     const dataId = {}
-    this.data.set(dataId, {handle, dtype, shape, refCount: 1})
+    // A bfloat16 result of a float kernel stays bfloat16 under bf16Activations.
+    if (this.bf16Activations && dtype === 'float32' && this.addon.dtype(handle) === 'bfloat16') {
+      const shape = this.addon.shape(handle)
+      this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1, bf16: true}, 1))
+      return {dataId, shape, dtype}
+    }
+    const shape = this.addon.conform(handle, torchDtype(dtype))
+    this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1}, 1))
     return {dataId, shape, dtype}
+  }
+
+  /** Bytes of the ATen tensors behind live tfjs tensors, by storage dtype (see liveBytes). */
+  private readonly bytesByDtype = new Map<string, number>()
+
+  private tally(rec: TensorRecord, sign: 1 | -1): TensorRecord {
+    const key = rec.bf16 ? 'bfloat16' : rec.dtype
+    const bytes = rec.shape.reduce((a, b) => a * b, 1) * (rec.bf16 ? 2 : rec.dtype === 'bool' ? 1 : 4)
+    this.bytesByDtype.set(key, (this.bytesByDtype.get(key) ?? 0) + sign * bytes)
+    return rec
+  }
+
+  /**
+   * Bytes held by the tensors tfjs has live on this backend, by storage dtype (bfloat16 for bf16
+   * storage): what a step keeps for backward, in the tests of bf16 activations and the memory plan's
+   * calibration. An upper bound (views share storage) that leaves out fused kernels' stashed state.
+   */
+  liveBytes(): Record<string, number> {
+    return Object.fromEntries(this.bytesByDtype)
   }
 
   /** A kernel output that shares an input's data (reshape-free identity, same-dtype cast). */
@@ -274,7 +339,10 @@ export class TorchBackend extends tf.KernelBackend {
     if (!rec) return true
     rec.refCount--
     if (!force && rec.refCount > 0) return false
-    if (rec.handle) this.addon.release(rec.handle)
+    if (rec.handle) {
+      this.tally(rec, -1)
+      this.addon.release(rec.handle)
+    }
     if (rec.extras) for (const e of rec.extras) this.addon.release(e)
     this.data.delete(dataId)
     return true

@@ -19,11 +19,21 @@ const reg = registerTorchKernel
 // Inside a kernel the engine's kernelDepth is 1, so isTapeOn() reads false: recordingGradients()
 // (the gradient depth) says whether a tf.grad / variableGrads is recording.
 const h = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => b.handleOf(t)
+// As stored (bfloat16 for a bf16 activation): GELU, dropout and attention compute in their input's
+// dtype, as torch.autocast runs them; layer norm, like autocast's float32 list, takes float32.
+const hs = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => b.storedHandleOf(t)
+/** `dy` in `like`'s dtype: a gradient may arrive float32 for a bfloat16 activation, or the reverse. */
+const gradLike = (b: TorchBackend, dy: tf.TensorInfo, like: TorchHandle): TorchHandle => {
+  const g = hs(b, dy)
+  return b.bf16Activations ? b.op('aten::to', 'other')(g, like) : g
+}
 
 // GELU: aten::gelu / aten::gelu_backward (approximate "none" = erf, "tanh").
-reg(FUSED.gelu, (b, {x}, {approximate}) => b.output(b.op('aten::gelu')(h(b, x!), approximate ?? 'none'), 'float32'))
-reg(FUSED.geluGrad, (b, {dy, x}, {approximate}) =>
-  b.output(b.op('aten::gelu_backward')(h(b, dy!), h(b, x!), approximate ?? 'none'), 'float32'))
+reg(FUSED.gelu, (b, {x}, {approximate}) => b.output(b.op('aten::gelu')(hs(b, x!), approximate ?? 'none'), 'float32'))
+reg(FUSED.geluGrad, (b, {dy, x}, {approximate}) => {
+  const xt = hs(b, x!)
+  return b.output(b.op('aten::gelu_backward')(gradLike(b, dy!, xt), xt, approximate ?? 'none'), 'float32')
+})
 
 // Layer norm over the last axis: aten::native_layer_norm and its backward.
 reg(FUSED.layerNorm, (b, {x, gamma, beta}, {epsilon}) => {
@@ -57,15 +67,23 @@ reg(FUSED.layerNormGrad, (b, {dy, x, gamma, beta, y}, {epsilon}) => {
 reg(FUSED.dropout, (b, {x}, {rate, seed}) => {
   let y: TorchHandle | undefined
   let mask: TorchHandle | undefined
-  if (b.device === 'cpu' && x!.dtype === 'float32' && b.addon.dropout) {
+  if (b.device === 'cpu' && x!.dtype === 'float32' && !b.isBf16(x!) && b.addon.dropout) {
     ;[y, mask] = b.addon.dropout(h(b, x!), rate, seed)
   } else {
     if (seed != null) b.addon.manualSeed(seed)
-    ;[y, mask] = b.op('aten::native_dropout')(h(b, x!), rate, true) as TorchHandle[]
+    ;[y, mask] = b.op('aten::native_dropout')(hs(b, x!), rate, true) as TorchHandle[]
   }
   return [b.output(y!, 'float32'), b.output(mask!, 'bool')]
 })
-reg(FUSED.dropoutGrad, (b, {dy, mask}, {rate}) => b.output(b.op('aten::native_dropout_backward')(h(b, dy!), h(b, mask!), 1 / (1 - rate)), 'float32'))
+reg(FUSED.dropoutGrad, (b, {dy, mask}, {rate}) => b.output(b.op('aten::native_dropout_backward')(hs(b, dy!), h(b, mask!), 1 / (1 - rate)), 'float32'))
+
+// Storage casts (ops.linear under bf16 activations): a float32 tensor stored as `to`, the input
+// itself when it already is, or when the backend keeps no bf16 activations.
+reg(FUSED.storageCast, (b, {x}, {to}) => {
+  const bf16 = b.isBf16(x!)
+  if (to === 'bfloat16' ? bf16 || !b.bf16Activations : !bf16) return b.alias(x!)
+  return b.output(b.op('aten::to', 'dtype')(hs(b, x!), to), 'float32')
+})
 
 // Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
 // its output, the per-row log-sum-exp (and a fused kernel's RNG state), never the probabilities;
@@ -81,7 +99,7 @@ function attentionOptions(b: TorchBackend, {scale, dropoutRate, seed, blockRows}
 
 function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
   const save = recordingGradients()
-  const [out, saved, path] = b.addon.attention(h(b, q!), h(b, k!), h(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
+  const [out, saved, path] = b.addon.attention(hs(b, q!), hs(b, k!), hs(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
   const info = b.output(out, 'float32')
   if (save) b.stash(info, saved)
@@ -98,12 +116,12 @@ function attentionBackward(b: TorchBackend, {dy, q, k, v, maskBias, y}: Inputs, 
   if (!saved) {
     // A forward run with the tape off kept nothing; without dropout it can be recomputed.
     if (attrs.dropoutRate > 0) throw new Error(`${FUSED.attentionGrad}: the forward pass kept no attention state (was the tape off?)`)
-    const [out, state] = b.addon.attention(h(b, q!), h(b, k!), h(b, v!), bias, {...options, kernel: 'chunked'}, true)
+    const [out, state] = b.addon.attention(hs(b, q!), hs(b, k!), hs(b, v!), bias, {...options, kernel: 'chunked'}, true)
     b.addon.release(out)
     saved = recomputed = state
   }
   try {
-    const grads = b.addon.attentionBackward(h(b, dy!), h(b, q!), h(b, k!), h(b, v!), bias, h(b, y!), saved, options, wantQkv, wantBias)
+    const grads = b.addon.attentionBackward(hs(b, dy!), hs(b, q!), hs(b, k!), hs(b, v!), bias, hs(b, y!), saved, options, wantQkv, wantBias)
     return grads.map((g) => b.output(g, 'float32'))
   } finally {
     for (const t of recomputed ?? []) b.addon.release(t)

@@ -1,11 +1,11 @@
 /** Element-wise kernels of the torch backend: unary math, comparisons, binary arithmetic with tfjs's result dtypes, casts and selects. */
 import * as tf from '@tensorflow/tfjs-core'
 import type {TorchHandle} from '../addon.js'
-import {h, registerTorchKernel as reg} from './registry.js'
+import {h, hs, registerTorchKernel as reg} from './registry.js'
 
 /** Unary kernels whose result has the input's dtype. */
 const SAME_DTYPE_UNARY: Record<string, string> = {
-  Abs: 'aten::abs', Neg: 'aten::neg', Square: 'aten::square', Sign: 'aten::sign', Floor: 'aten::floor', Ceil: 'aten::ceil',
+  Abs: 'aten::abs', Square: 'aten::square', Sign: 'aten::sign', Floor: 'aten::floor', Ceil: 'aten::ceil',
   Round: 'aten::round', Relu: 'aten::relu', ZerosLike: 'aten::zeros_like', OnesLike: 'aten::ones_like',
 }
 /** Unary kernels that tfjs defines on floats (int inputs give float32). */
@@ -21,6 +21,7 @@ const BOOL_UNARY: Record<string, string> = {IsNan: 'aten::isnan', IsInf: 'aten::
 for (const [name, op] of Object.entries(SAME_DTYPE_UNARY)) {
   reg(name, (b, {x}) => b.output(b.op(op)(h(b, x!)), x!.dtype))
 }
+reg('Neg', (b, {x}) => b.output(b.op('aten::neg')(hs(b, x!)), x!.dtype))
 for (const [name, op] of Object.entries(FLOAT_UNARY)) {
   reg(name, (b, {x}) => {
     const xt = x!.dtype === 'float32' ? h(b, x!) : b.op('aten::to', 'dtype')(h(b, x!), 'float32')
@@ -52,7 +53,13 @@ reg('Cast', (b, {x}, {dtype}) => {
   return b.output(b.op('aten::to', 'dtype')(h(b, x!), dtype), dtype)
 })
 
-/** Binary kernels: [ATen op, overload, result dtype ('upcast' = tfjs upcastType of the inputs)]. */
+/**
+ * Binary kernels: [ATen op, overload, result dtype ('upcast' = tfjs upcastType of the inputs)].
+ * Add, Sub, Multiply and RealDiv compute in their inputs' stored dtype, as autocast runs them: on
+ * bfloat16 activations in bfloat16; a bfloat16 and a float32 tensor give float32 (ATen's promotion),
+ * a bfloat16 tensor and a scalar bfloat16.
+ */
+const AUTOCAST_BINARY = new Set(['Add', 'Sub', 'Multiply', 'RealDiv'])
 const BINARY: Record<string, [string, string, tf.DataType | 'upcast']> = {
   Add: ['aten::add', 'Tensor', 'upcast'],
   Sub: ['aten::sub', 'Tensor', 'upcast'],
@@ -74,9 +81,10 @@ const BINARY: Record<string, [string, string, tf.DataType | 'upcast']> = {
   LogicalXor: ['aten::logical_xor', '', 'bool'],
 }
 for (const [name, [op, overload, out]] of Object.entries(BINARY)) {
+  const input = AUTOCAST_BINARY.has(name) ? hs : h
   reg(name, (b, {a, b: bb}) => {
     const dtype = out === 'upcast' ? tf.backend_util.upcastType(a!.dtype, bb!.dtype) : out
-    return b.output(b.op(op, overload)(h(b, a!), h(b, bb!)), dtype)
+    return b.output(b.op(op, overload)(input(b, a!), input(b, bb!)), dtype)
   })
 }
 reg('FloorDiv', (b, {a, b: bb}) =>
@@ -87,8 +95,9 @@ reg('SquaredDifference', (b, {a, b: bb}) => {
 })
 reg('AddN', (b, inputs) => {
   const list = inputs as tf.TensorInfo[]
-  let acc: TorchHandle = h(b, list[0]!)
-  for (let i = 1; i < list.length; i++) acc = b.op('aten::add', 'Tensor')(acc, h(b, list[i]!))
+  // Summed in the inputs' stored dtypes (gradients of bf16 activations stay bfloat16).
+  let acc: TorchHandle = hs(b, list[0]!)
+  for (let i = 1; i < list.length; i++) acc = b.op('aten::add', 'Tensor')(acc, hs(b, list[i]!))
   if (list.length === 1) acc = b.op('aten::clone')(acc)
   return b.output(acc, list[0]!.dtype)
 })

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type {TorchHandle} from '../addon.js'
 import type {TorchBackend} from '../backend.js'
-import {h, registerTorchKernel as reg} from './registry.js'
+import {h, hs, registerTorchKernel as reg} from './registry.js'
 
 /**
  * The operands of a tfjs batch matmul as ATen tensors, transposed as asked. tfjs hands every matmul
@@ -12,8 +12,9 @@ import {h, registerTorchKernel as reg} from './registry.js'
  */
 function matmulOperands(b: TorchBackend, a: tf.TensorInfo, bb: tf.TensorInfo, transposeA: boolean, transposeB: boolean): {at: TorchHandle; bt: TorchHandle; single: boolean} {
   const single = a.shape.length === 3 && bb.shape.length === 3 && a.shape[0] === 1 && bb.shape[0] === 1
-  let at = h(b, a)
-  let bt = h(b, bb)
+  // Float operands as stored: b.matmul casts them to its precision (a bfloat16 activation uncopied).
+  let at = hs(b, a)
+  let bt = hs(b, bb)
   if (single) {
     at = b.op('aten::select', 'int')(at, 0, 0)
     bt = b.op('aten::select', 'int')(bt, 0, 0)
@@ -32,13 +33,17 @@ reg('BatchMatMul', (b, {a, b: bb}, {transposeA, transposeB}) => b.output(batchMa
 reg('_FusedMatMul', (b, {a, b: bb, bias, preluActivationWeights}, {transposeA, transposeB, activation, leakyreluAlpha}) => {
   let out: TorchHandle
   const {at, bt, single} = matmulOperands(b, a!, bb!, transposeA, transposeB)
-  if (single && bias && bias.shape.length <= 2 && a!.dtype === 'float32' && !b.bf16Matmul) {
-    // A dense layer: bias + x W^T in one BLAS call.
-    out = b.op('aten::unsqueeze')(b.op('aten::addmm')(h(b, bias), at, bt), 0)
+  const float = a!.dtype === 'float32'
+  if (single && bias && bias.shape.length <= 2 && float && (!b.bf16Matmul || b.bf16Activations)) {
+    // A dense layer: bias + x W^T in one BLAS call (in bfloat16 with bf16 activations, as autocast's linear).
+    const addmm = b.op('aten::addmm')
+    out = b.bf16Activations ? addmm(b.toBf16(hs(b, bias)), b.toBf16(at), b.toBf16(bt)) : addmm(h(b, bias), at, bt)
+    out = b.op('aten::unsqueeze')(out, 0)
   } else {
-    out = a!.dtype === 'float32' ? b.matmul(at, bt) : b.op('aten::matmul')(at, bt)
+    out = float ? b.matmul(at, bt) : b.op('aten::matmul')(at, bt)
     if (single) out = b.op('aten::unsqueeze')(out, 0)
-    if (bias) out = b.op('aten::add', 'Tensor')(out, h(b, bias))
+    // A bfloat16 product takes its bias in bfloat16 (a float32 one would widen it).
+    if (bias) out = b.op('aten::add', 'Tensor')(out, float && b.bf16Activations ? b.toBf16(hs(b, bias)) : h(b, bias))
   }
   out = activate(b, out, activation, preluActivationWeights, leakyreluAlpha)
   return b.output(out, a!.dtype)

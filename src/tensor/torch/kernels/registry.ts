@@ -41,8 +41,23 @@ export function torchKernelNames(): string[] {
   return [...registered]
 }
 
-/** The ATen tensor behind a tfjs tensor of the backend. */
+/** The ATen tensor behind a tfjs tensor of the backend (float32 for a bfloat16-stored one). */
 export const h = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => b.handleOf(t)
+
+/**
+ * The ATen tensor as stored (bfloat16 for a bf16 activation): for kernels that compute in their
+ * input's dtype, as torch.autocast runs them (backend.ts bf16Activations), and take mixed inputs.
+ */
+export const hs = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => b.storedHandleOf(t)
+
+/**
+ * Several inputs to one ATen op that wants one dtype (cat, stack): as stored when all are bfloat16
+ * or none is, else all float32.
+ */
+export const sameStored = (b: TorchBackend, ts: tf.TensorInfo[]): TorchHandle[] => {
+  const bf16 = ts.filter((t) => b.isBf16(t)).length
+  return ts.map((t) => (bf16 === ts.length ? b.storedHandleOf(t) : b.handleOf(t)))
+}
 
 /** A tfjs axis attribute (one axis, several, or undefined for all) as non-negative axes of `shape`. */
 export const axesOf = (axis: number | number[] | undefined, shape: number[]): number[] => tf.util.parseAxisParam(axis ?? null as any, shape)

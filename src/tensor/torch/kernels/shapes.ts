@@ -1,7 +1,11 @@
-/** Shape kernels of the torch backend: reshapes, transposes, broadcasts, slices and strided slices, joins, splits and padding. */
+/**
+ * Shape kernels of the torch backend: reshapes, transposes, broadcasts, slices and strided slices,
+ * joins, splits and padding. They move values without computing on them, so a bfloat16-stored
+ * input stays bfloat16 (registry.ts hs).
+ */
 import * as tf from '@tensorflow/tfjs-core'
 import type {TorchHandle} from '../addon.js'
-import {axesOf, h, registerTorchKernel as reg} from './registry.js'
+import {axesOf, hs as h, registerTorchKernel as reg, sameStored} from './registry.js'
 
 reg('Reshape', (b, {x}, {shape}) => {
   const size = tf.util.sizeFromShape(x!.shape)
@@ -71,12 +75,12 @@ reg('Concat', (b, inputs, {axis}) => {
     return b.output(b.op('aten::reshape')(h(b, all[0]!), shape), all[0]!.dtype)
   }
   const dtype = list.map((t) => t.dtype).reduce((p, q) => tf.backend_util.upcastType(p, q))
-  return b.output(b.op('aten::cat')(list.map((t) => h(b, t)), ax), dtype)
+  return b.output(b.op('aten::cat')(sameStored(b, list), ax), dtype)
 })
 reg('Pack', (b, inputs, {axis}) => {
   const list = inputs as tf.TensorInfo[]
   const ax = axis < 0 ? axis + list[0]!.shape.length + 1 : axis
-  return b.output(b.op('aten::stack')(list.map((t) => h(b, t)), ax), list[0]!.dtype)
+  return b.output(b.op('aten::stack')(sameStored(b, list), ax), list[0]!.dtype)
 })
 reg('Unpack', (b, {value}, {axis}) => {
   const ax = axesOf(axis, value!.shape)[0]!
