@@ -382,10 +382,9 @@ tf.registerGradient({
 tf.registerGradient({
   kernelName: FUSED.layerNorm,
   inputsToSave: ['x', 'gamma', 'beta'],
-  outputsToSave: [true],
   gradFunc: (dy, saved, attrs) => {
-    const [x, gamma, beta, y] = saved as tf.Tensor[]
-    const g = eagerGrads(() => run(FUSED.layerNormGrad, {dy: dy as tf.Tensor, x: x!, gamma: gamma!, beta: beta!, y: y!}, attrs as any))
+    const [x, gamma, beta] = saved as tf.Tensor[]
+    const g = eagerGrads(() => run(FUSED.layerNormGrad, {dy: dy as tf.Tensor, x: x!, gamma: gamma!, beta: beta!}, attrs as any))
     return {x: g(0), gamma: g(1), beta: g(2)}
   },
 })

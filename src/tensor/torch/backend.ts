@@ -15,8 +15,10 @@ interface TensorRecord {
   /** The shape of `handle` (a kernel may see the data id under another shape; see handleOf). */
   shape: number[]
   refCount: number
-  /** Tensors a fused kernel keeps for its gradient (softmax probabilities, layer-norm statistics). */
+  /** Tensors a fused kernel keeps for its gradient (attention's log-sum-exp, layer-norm statistics). */
   extras?: TorchHandle[]
+  /** Whose extras these are (stash's key), when they hang on a tensor the kernel did not make. */
+  extrasKey?: object
   /**
    * The handle holds bfloat16 storage behind a float32 tfjs tensor: a bf16 checkpoint's weights
    * under --precision bf16 (storeBf16), or a bf16 activation (bf16Activations). handleOf gives
@@ -283,14 +285,26 @@ export class TorchBackend extends tf.KernelBackend {
     return t
   }
 
-  /** Keeps `handles` with an output until it is disposed (fused kernels' saved state for backward). */
-  stash(info: tf.TensorInfo, handles: TorchHandle[]): void {
+  /**
+   * Keeps `handles` with a tensor until it is disposed (fused kernels' saved state for backward):
+   * with its output, or, under `key`, with an input that the gradient keeps anyway (layer norm's
+   * statistics with its input x, so that its output need not be kept). A tensor holds one owner's
+   * state: when another's is there already, nothing is kept (false; the caller releases `handles`
+   * and the backward recomputes them).
+   */
+  stash(info: tf.TensorInfo, handles: TorchHandle[], key?: object): boolean {
+    const rec = this.data.get(info.dataId)
+    if (rec.extras) return false
     for (const x of handles) this.kept.add(x)
-    this.data.get(info.dataId).extras = handles
+    rec.extras = handles
+    rec.extrasKey = key
+    return true
   }
 
-  stashed(info: tf.TensorInfo): TorchHandle[] | undefined {
-    return this.data.get(info.dataId)?.extras
+  /** What stash kept with `info` under `key`, if anything. */
+  stashed(info: tf.TensorInfo, key?: object): TorchHandle[] | undefined {
+    const rec = this.data.get(info.dataId)
+    return rec?.extrasKey === key ? rec.extras : undefined
   }
 
   /** One AdamW step over many parameters in one native call (src/tensor/ops.ts adamwUpdate). */

@@ -35,21 +35,23 @@ reg(FUSED.geluGrad, (b, {dy, x}, {approximate}) => {
   return b.output(b.op('aten::gelu_backward')(gradLike(b, dy!, xt), xt, approximate ?? 'none'), 'float32')
 })
 
-// Layer norm over the last axis: aten::native_layer_norm and its backward.
+// Layer norm over the last axis: aten::native_layer_norm and its backward. Its mean and rstd are
+// kept with the input x, under gamma's data id, as PyTorch keeps them: the gradient needs x, not y,
+// so the output is freed once the layers after it are done with it (under bf16 activations the
+// next dense layer keeps only its bfloat16 copy).
 reg(FUSED.layerNorm, (b, {x, gamma, beta}, {epsilon}) => {
   const last = x!.shape[x!.shape.length - 1]!
   const [y, mean, rstd] = b.op('aten::native_layer_norm')(h(b, x!), [last], h(b, gamma!), h(b, beta!), epsilon) as TorchHandle[]
   const out = b.output(y!, 'float32')
-  if (recordingGradients()) b.stash(out, [mean!, rstd!])
-  else {
+  if (!recordingGradients() || !b.stash(x!, [mean!, rstd!], gamma!.dataId)) {
     b.addon.release(mean!)
     b.addon.release(rstd!)
   }
   return out
 })
-reg(FUSED.layerNormGrad, (b, {dy, x, gamma, beta, y}, {epsilon}) => {
+reg(FUSED.layerNormGrad, (b, {dy, x, gamma, beta}, {epsilon}) => {
   const last = x!.shape[x!.shape.length - 1]!
-  let stats = b.stashed(y!)
+  let stats = b.stashed(x!, gamma!.dataId)
   if (!stats) {
     const [, mean, rstd] = b.op('aten::native_layer_norm')(h(b, x!), [last], h(b, gamma!), h(b, beta!), epsilon) as TorchHandle[]
     stats = [mean!, rstd!]
@@ -101,7 +103,9 @@ function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: A
   const save = recordingGradients()
   const [out, saved, path] = b.addon.attention(hs(b, q!), hs(b, k!), hs(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
-  const info = b.output(out, 'float32')
+  // The native kernels return float32; with bfloat16 inputs the output is kept in bfloat16, as
+  // autocast's attention returns it (it is exact: the fused kernels computed it in bfloat16).
+  const info = b.output(b.bf16Activations && b.isBf16(q!) ? b.toBf16(out) : out, 'float32')
   if (save) b.stash(info, saved)
   return info
 }
