@@ -35,6 +35,8 @@ export interface MemoryPlan {
   precision: string
   /** The op implementations the estimate assumes: codiemb's fused kernels (torch) or tfjs composites. */
   kernels: 'fused' | 'composite'
+  /** Activations kept in bfloat16 between kernels (torch under --precision bf16); absent: float32. */
+  bf16Activations?: boolean
   /** The device's memory (--device-memory, or what the backend reports); absent when unknown. */
   deviceBytes?: number
   deviceSource: string

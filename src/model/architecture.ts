@@ -87,6 +87,12 @@ export interface ActivationShape {
    * src/tensor/ops.ts) or tfjs composites (`composite`: cpu, tensorflow), which keep more.
    */
   kernels: 'fused' | 'composite'
+  /**
+   * Matrix products' results stay bfloat16 between the fused kernels (the torch backend under
+   * --precision bf16, src/tensor/torch/backend.ts bf16Activations): they keep 2 bytes an element.
+   * An architecture that does not distinguish may count them as float32 (an overestimate).
+   */
+  bf16Activations?: boolean
 }
 
 /**

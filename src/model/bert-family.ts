@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear} from '../tensor/ops.js'
+import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear, residualAdd} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
 import {layerAdapterNames, withAdapter} from './lora-forward.js'
 
@@ -209,10 +209,10 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         const attended = attention(q, k, v, {maskBias: bias, scale, dropoutRate: attnDrop, seed: seeds[0]}) as tf.Tensor4D
         const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
         const attnOut = dropout(adapt(linear(context, wo!, bo), context, 'attention.output.dense'), hiddenDrop, seeds[1])
-        const a = layerNorm(tf.add(attnOut, x) as tf.Tensor2D, ln1Gamma!, ln1Beta!, eps) as tf.Tensor2D
+        const a = layerNorm(residualAdd(attnOut, x) as tf.Tensor2D, ln1Gamma!, ln1Beta!, eps) as tf.Tensor2D
         const inter = act(adapt(linear(a, wi!, bi), a, 'intermediate.dense')) as tf.Tensor2D
         const ffn = dropout(adapt(linear(inter, wf!, bf), inter, 'output.dense'), hiddenDrop, seeds[2])
-        return layerNorm(tf.add(ffn, a) as tf.Tensor2D, ln2Gamma!, ln2Beta!, eps) as tf.Tensor2D
+        return layerNorm(residualAdd(ffn, a) as tf.Tensor2D, ln2Gamma!, ln2Beta!, eps) as tf.Tensor2D
       }
 
       for (let l = 0; l < config.num_hidden_layers; l++) {
@@ -287,6 +287,14 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
  *     + 2 × [hd·H/4 (dropout mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
  *     + 2I (intermediate dense output, GELU output)
  *     = 9H + 2I + nT + 4 + hd·H/2 + ad·nT/4
+ *   (the layer-norm output is counted once: the next dense layer keeps it, the norm keeps only its
+ *   input and statistics)
+ *   fused with bf16 activations (torch, --precision bf16), in bytes per token: q, k, v, the attention
+ *   output, the heads merged and the two intermediate tensors are bfloat16 (2 bytes); the residual
+ *   sums stay float32 (a bfloat16 branch plus a float32 residual widens), and each dense layer after a
+ *   layer norm keeps the norm output's bfloat16 copy:
+ *     2·3H + 2H + 2H + 4nT + ad·nT + 2 × [hd·H + 4H + 2H + 8] + 2·2I
+ *     = 22H + 4I + 4nT + 16 + 2hd·H + ad·nT
  *   composite (cpu: tfjs ops; tf.fused.matMul keeps its output, Add keeps both inputs, row statistics
  *   are matmuls against ones)
  *     3H (q, k, v) + 3H (q, k, v per head) + H (q·scale) + 7nT (scores, masked scores, broadcast max,
@@ -308,6 +316,13 @@ function bertActivationMemory(config: HfConfig, shape: ActivationShape): Activat
   const hd = shape.dropout && (config.hidden_dropout_prob ?? 0) > 0 ? 1 : 0
   const ad = shape.dropout && (config.attention_probs_dropout_prob ?? 0) > 0 ? 1 : 0
   const F = 4
+  if (shape.kernels === 'fused' && shape.bf16Activations) {
+    return {
+      perLayer: 22 * H + 4 * I + 4 * nT + 16 + 2 * hd * H + ad * nT,
+      checkpointedPerLayer: F * H,
+      outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
+    }
+  }
   if (shape.kernels === 'fused') {
     return {
       perLayer: F * (9 * H + 2 * I + nT + 4 + hd * 0.5 * H + (ad * nT) / 4),

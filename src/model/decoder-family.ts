@@ -25,7 +25,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, attention, linear} from '../tensor/ops.js'
+import {ACTIVATIONS, attention, linear, residualAdd} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
 import {matmulsInBf16} from '../tensor/storage.js'
 import {layerAdapterNames, withAdapter} from './lora-forward.js'
@@ -300,13 +300,13 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
         const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, d.heads * d.headDim]) as tf.Tensor2D
         let attnOut = lin(context, 'self_attn.o_proj')
         if (d.residualScale !== 1) attnOut = tf.mul(attnOut, d.residualScale)
-        const h1 = tf.add(x, attnOut) as tf.Tensor2D
+        const h1 = residualAdd(x, attnOut) as tf.Tensor2D
         const m = rmsNorm(h1, W['post_attention_layernorm.weight']!, d.eps)
         const gate = lin(m, 'mlp.gate_proj')
         const gated = tf.mul(ACTIVATIONS.silu!(gate), lin(m, 'mlp.up_proj')) as tf.Tensor2D
         let mlpOut = lin(gated, 'mlp.down_proj')
         if (d.residualScale !== 1) mlpOut = tf.mul(mlpOut, d.residualScale)
-        return tf.add(h1, mlpOut) as tf.Tensor2D
+        return residualAdd(h1, mlpOut) as tf.Tensor2D
       }
 
       const L = config.num_hidden_layers

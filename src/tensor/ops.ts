@@ -88,6 +88,19 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
 }
 
 /**
+ * a + b for a residual connection (same shapes): its gradient passes dy to both and keeps nothing.
+ * tf.add's gradient keeps both inputs (for their shapes, in case they broadcast): on the residual
+ * path that is the branch's dropout output and the block's input, activation-sized tensors that
+ * nothing else needs (PyTorch's add keeps none).
+ */
+export function residualAdd(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (!recordingGradients()) return tf.add(a, b)
+  if (!tf.util.arraysEqual(a.shape, b.shape)) throw new Error(`residualAdd: shapes [${a.shape}] and [${b.shape}] differ`)
+  // Two tensors, not dy twice: backprop frees each input's gradient on its own.
+  return withGradient(([x, y]) => ({value: tf.add(x!, y!), gradFunc: (dy) => [tf.clone(dy), tf.clone(dy)]}))(a, b)
+}
+
+/**
  * `x` stored in `to` (a float32 tfjs tensor either way): bfloat16 only on a backend keeping bf16
  * activations (torch, --precision bf16); else, and when x is already stored so, x itself.
  */

@@ -47,6 +47,15 @@ export function activationsInBf16(): boolean {
   return (tf.backend() as unknown as {bf16Activations?: boolean}).bf16Activations === true
 }
 
+/**
+ * Whether a backend with fused kernels (torch) keeps bf16 activations at `precision`: under bf16,
+ * unless CODIEMB_TORCH_BF16_ACTIVATIONS=0 (float32 activations, products cast per call, to compare).
+ * The backend and the memory plan both ask here.
+ */
+export function bf16ActivationsAt(precision: string): boolean {
+  return precision === 'bf16' && process.env.CODIEMB_TORCH_BF16_ACTIVATIONS !== '0'
+}
+
 /** Whether the active backend keeps bf16 weights in bfloat16 (the torch backend under --precision bf16). */
 export function keepsBf16Weights(): boolean {
   return storageBackend()?.bf16Matmul === true

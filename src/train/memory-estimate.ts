@@ -32,8 +32,9 @@
  * and mask (4·in + in), its rank-r product (4r) and its output (4·out) — added to the layer's bytes per
  * token (a checkpointed layer keeps them only while it is recomputed).
  *
- * Precision does not change the estimate: parameters, moments, gradients and activations stay
- * float32 under tf32 and bf16 (bf16 casts matrix-product operands per product).
+ * Precision changes only the activations: parameters, moments and gradients stay float32 under
+ * tf32 and bf16, and under bf16 on the torch backend the matrix products' results stay bfloat16
+ * (the architecture's activation bytes with bf16Activations; src/tensor/torch/backend.ts).
  */
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, HfConfig} from '../model/architecture.js'
 import {loraModules, type LoraOptions} from '../model/lora.js'
@@ -70,6 +71,8 @@ export interface StepShape {
   checkpointing: boolean
   dropout: boolean
   kernels: ActivationShape['kernels']
+  /** bfloat16 activations (torch, --precision bf16): see ActivationShape. */
+  bf16Activations?: boolean
 }
 
 export interface StepEstimate {
@@ -119,7 +122,7 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
   const unmerged = step.dropout ? model.lora?.unmergedPerLayer : undefined
   const effectiveWeights = model.lora && unmerged === undefined ? 4 * model.lora.adapted : 0
   const perToken = (seqLen: number): ActivationMemory => {
-    const a = model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels}) ?? {perLayer: 0, outsideLayers: 0}
+    const a = model.arch.activationMemory?.(model.config, {seqLen, dropout: step.dropout, kernels: step.kernels, bf16Activations: step.bf16Activations}) ?? {perLayer: 0, outsideLayers: 0}
     return unmerged === undefined ? a : {...a, perLayer: a.perLayer + unmerged}
   }
   const layerGradients = (4 * (model.lora ? T : P - model.largestParameter)) / Math.max(1, L)

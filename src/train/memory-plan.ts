@@ -13,6 +13,7 @@
  * the chunks decide the dropout seeds.
  */
 import {formatBytes} from '../core/bytes.js'
+import {bf16ActivationsAt} from '../tensor/storage.js'
 import type {MemoryPlan, MemoryVariant, TaskMemory} from '../core/events.js'
 import type {Registry} from '../registry/registry.js'
 import type {EncoderArchitecture, HfConfig} from '../model/architecture.js'
@@ -85,11 +86,16 @@ export const SINGLE_PROCESS: ProcessGroup = {rank: 0, size: 1, broadcast: async 
 type TaskStep = Omit<StepShape, 'checkpointing' | 'chunkSize'> & {task: 'ir' | 'sts'}
 
 /** The steps of the tasks present: the task's batch at maximum length, per embedding pass. */
-function taskSteps(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, model: ModelMemory, fusedKernels: boolean): TaskStep[] {
+function taskSteps(setup: Pick<TrainSetup, 'section' | 'sampler' | 'objectives'>, model: ModelMemory, fusedKernels: boolean, bf16Activations: boolean): TaskStep[] {
   const {section, sampler, objectives} = setup
   const maxLen = (n: number) => Math.min(n, model.arch.maxSequenceLength(model.config))
   const multiPart = hasMultiPartBatch(epochBatchesOf(sampler))
-  const base = {accumulates: section.gradientAccumulation > 1 || multiPart, dropout: section.dropout, kernels: fusedKernels ? ('fused' as const) : ('composite' as const)}
+  const base = {
+    accumulates: section.gradientAccumulation > 1 || multiPart,
+    dropout: section.dropout,
+    kernels: fusedKernels ? ('fused' as const) : ('composite' as const),
+    ...(bf16Activations ? {bf16Activations} : {}),
+  }
   const steps: TaskStep[] = []
   if (objectives.ir) {
     const rows = sampler.batchSize('ir')
@@ -140,7 +146,9 @@ export function planMemory(setup: Pick<TrainSetup, 'section' | 'sampler' | 'obje
   }
   let autoChunkSize: number | undefined
   const tasks: TaskMemory[] = []
-  for (const step of taskSteps(setup, model, device.fusedKernels)) {
+  // As the torch backend decides it (src/tensor/torch/backend.ts bf16Activations).
+  const bf16Activations = device.backend === 'torch' && device.fusedKernels && bf16ActivationsAt(device.precision)
+  for (const step of taskSteps(setup, model, device.fusedKernels, bf16Activations)) {
     let chunk: number | undefined
     if (step.task === 'ir' && configuredChunk === 'auto') {
       if (usableBytes === undefined) warnings.push(`ir-infonce cache.chunkSize auto: the memory of ${device.device} is unknown (${device.source}); pass --device-memory`)
@@ -169,6 +177,7 @@ export function planMemory(setup: Pick<TrainSetup, 'section' | 'sampler' | 'obje
     device: device.device,
     precision: device.precision,
     kernels: device.fusedKernels ? 'fused' : 'composite',
+    ...(bf16Activations ? {bf16Activations} : {}),
     deviceBytes: device.totalBytes,
     deviceSource: device.source,
     usableBytes,
@@ -191,7 +200,7 @@ function describeVariant(v: MemoryVariant): string {
 export function memoryPlanLines(plan: MemoryPlan): string[] {
   const device = plan.deviceBytes === undefined ? `memory unknown (${plan.deviceSource})` : `${formatBytes(plan.deviceBytes)} (${plan.deviceSource}), ${formatBytes(plan.usableBytes!)} usable`
   const lines = [
-    `memory: ${plan.backend} on ${plan.device}, ${plan.precision} (${plan.kernels} kernels; float32 weights and activations at any precision); device ${device}`,
+    `memory: ${plan.backend} on ${plan.device}, ${plan.precision} (${plan.kernels} kernels; float32 weights, ${plan.bf16Activations ? 'bfloat16 activations' : 'float32 activations'}); device ${device}`,
     `  ${(plan.parameters / 1e6).toFixed(1)}M parameters${plan.trainableParameters !== undefined ? ` (LoRA: ${(plan.trainableParameters / 1e6).toFixed(2)}M trainable, the rest frozen)` : ''}: ${formatBytes(plan.parameterBytes)} + gradients ${formatBytes(plan.gradientBytes)} + AdamW moments ${formatBytes(plan.optimizerBytes)}`,
   ]
   for (const t of plan.tasks) {

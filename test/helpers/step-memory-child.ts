@@ -1,6 +1,6 @@
 /**
  * Run as a child process by test/train/memory-estimate.test.ts (argv[2]: JSON {spec, tokenizerDir,
- * variants: [gradientCheckpointing, …]}): on the torch backend, the peak resident memory of one
+ * variants: [gradientCheckpointing, …], precision?}): on the torch backend (at `precision`, fp32 by default), the peak resident memory of one
  * training step above the memory resident before it, per variant, printed as one JSON line.
  *
  * The parent sets MALLOC_MMAP_THRESHOLD_ so that glibc serves every tensor-sized allocation with its
@@ -13,9 +13,9 @@ import {builtinRegistry} from '../../src/builtins.js'
 import {selectBackend} from '../../src/tensor/backend.js'
 import {firstBatch, randomEncoder, stepTrainer, type StepSpec} from './step-memory.js'
 
-const {spec, tokenizerDir, variants} = JSON.parse(process.argv[2]!) as {spec: StepSpec; tokenizerDir: string; variants: boolean[]}
+const {spec, tokenizerDir, variants, precision} = JSON.parse(process.argv[2]!) as {spec: StepSpec; tokenizerDir: string; variants: boolean[]; precision?: 'fp32' | 'bf16'}
 const registry = await builtinRegistry()
-await selectBackend(registry, 'torch')
+await selectBackend(registry, 'torch', {precision: precision ?? 'fp32'})
 
 function status(): {rss: number; hwm: number} {
   const text = readFileSync('/proc/self/status', 'utf8')

@@ -30,18 +30,21 @@ function within25(t: {diagnostic(message: string): void}, measured: number, esti
   assert.ok(ratio >= 0.75 && ratio <= 1.25, `${what}: estimated ${(estimated / MiB).toFixed(1)} MiB, measured ${(measured / MiB).toFixed(1)} MiB (ratio ${ratio.toFixed(3)})`)
 }
 
-async function estimate(spec: StepSpec, config: Parameters<typeof modelMemory>[1], checkpointing: boolean, kernels: 'fused' | 'composite'): Promise<{e: StepEstimate; parameters: number}> {
+async function estimate(spec: StepSpec, config: Parameters<typeof modelMemory>[1], checkpointing: boolean, kernels: 'fused' | 'composite', bf16Activations = false): Promise<{e: StepEstimate; parameters: number}> {
   const model = modelMemory(await architectureFor('bert', BUILTINS), config)
-  const e = estimateStep(model, {passes: stepPasses(spec), accumulates: false, checkpointing, dropout: true, kernels})
+  const e = estimateStep(model, {passes: stepPasses(spec), accumulates: false, checkpointing, dropout: true, kernels, bf16Activations})
   return {e, parameters: model.parameters}
 }
 
-test('torch: the estimated peak of a MiniLM-sized training step is within ±25 % of the resident-memory peak, with and without checkpointing', async (t) => {
+for (const precision of ['fp32', 'bf16'] as const) {
+test(`torch ${precision}: the estimated peak of a MiniLM-sized training step is within ±25 % of the resident-memory peak, with and without checkpointing`, async (t) => {
   if (TEST_BACKEND !== 'torch') return t.skip('measures the torch backend (run with --backend torch)')
   const tokenizerDir = shared(t, 'fixtures', 'models', 'bert-tiny', 'model')
   if (!tokenizerDir) return
-  const spec: StepSpec = {layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: 4, maxLength: 32}
-  const child = spawnSync(process.execPath, ['--expose-gc', join(REPO_ROOT, 'dist', 'test', 'helpers', 'step-memory-child.js'), JSON.stringify({spec, tokenizerDir, variants: [false, true]})], {
+  // fp32: the bench batch, where the optimizer phase peaks; bf16: one where the activations peak.
+  const spec: StepSpec = {layers: 6, hidden: 384, heads: 12, intermediate: 1536, queries: precision === 'bf16' ? 8 : 4, maxLength: precision === 'bf16' ? 48 : 32}
+  // bf16: matrix products' results stay bfloat16 (src/tensor/torch/backend.ts bf16Activations).
+  const child = spawnSync(process.execPath, ['--expose-gc', join(REPO_ROOT, 'dist', 'test', 'helpers', 'step-memory-child.js'), JSON.stringify({spec, tokenizerDir, variants: [false, true], precision})], {
     encoding: 'utf8',
     env: {...process.env, MALLOC_MMAP_THRESHOLD_: '65536', CODIEMB_TORCH_THREADS: '2'},
   })
@@ -52,11 +55,12 @@ test('torch: the estimated peak of a MiniLM-sized training step is within ±25 %
   const config = {...encoder.config, num_hidden_layers: spec.layers}
   encoder.dispose()
   for (const m of measured) {
-    const {e, parameters} = await estimate(spec, config, m.gradientCheckpointing, 'fused')
+    const {e, parameters} = await estimate(spec, config, m.gradientCheckpointing, 'fused', precision === 'bf16')
     // Parameters and moments (12 bytes per parameter) were resident before the step.
-    within25(t, m.peakAbove, e.peakBytes - 12 * parameters, `step above parameters and moments, checkpointing ${m.gradientCheckpointing}`)
+    within25(t, m.peakAbove, e.peakBytes - 12 * parameters, `${precision} step above parameters and moments, checkpointing ${m.gradientCheckpointing}`)
   }
 })
+}
 
 test('cpu: estimated activation and step peaks are within ±25 % of the live tensor bytes of a MiniLM-width step, with and without checkpointing', async (t) => {
   if (TEST_BACKEND !== 'cpu') return t.skip('measures tensor buffers of the cpu backend')

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core'
+import {bf16ActivationsAt} from '../storage.js'
 import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
 
 type DataId = object
@@ -90,7 +91,7 @@ export class TorchBackend extends tf.KernelBackend {
     this.device = device
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
-    this.bf16Activations = this.bf16Matmul && (options.bf16Activations ?? process.env.CODIEMB_TORCH_BF16_ACTIVATIONS !== '0')
+    this.bf16Activations = this.bf16Matmul && (options.bf16Activations ?? bf16ActivationsAt('bf16'))
     this.data = new tf.DataStorage(this, tf.engine())
   }
 
