@@ -51,6 +51,7 @@ function pytorch(py: string | undefined, args: Record<string, number>): Record<s
   const precision = process.env.CODIEMB_PRECISION ?? 'fp32'
   const r = spawnSync(py, [join(root, 'bench', 'torch_reference.py'), ...argv, '--threads', String(threads), '--device', device, '--precision', precision], {encoding: 'utf8'})
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
+  if (args.profile) console.log(`  PyTorch's autograd profile of one training step:\n${r.stderr.trimEnd()}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }
 
@@ -207,8 +208,11 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const pb = batchOf(np, PASSAGE_LEN, vocab, 2)
   const labels = tf.oneHot(tf.tensor1d(Array.from({length: nq}, (_, i) => i * PER_QUERY), 'int32'), np)
   const vars = [...enc.variables.values()] as tf.Variable[]
-  const m = vars.map((v) => tf.variable(tf.zerosLike(v), false))
-  const v2 = vars.map((v) => tf.variable(tf.zerosLike(v), false))
+  // As the trainer's AdamW (src/train/optimizer.ts): in a tidy, so the zeros the moments start from
+  // are not held a second time by the tensor they were made from (that kept 2 x the parameters'
+  // bytes alive in this process, 0.7 GB at bert-base size, and blocked the in-place update).
+  const m = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
+  const v2 = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
   const cls = (h: tf.Tensor3D) => {
     const c = tf.reshape(tf.slice(h, [0, 0, 0], [h.shape[0], 1, h.shape[2]]), [h.shape[0], h.shape[2]])
     return tf.div(c, tf.norm(c, 'euclidean', -1, true))
@@ -251,7 +255,8 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const encodeTps = (2 * encRows * PASSAGE_LEN) / ((performance.now() - t0) / 1000)
   if (process.env.CODIEMB_BENCH_PROFILE === '1') await profileStep(`one encoding batch (${encRows} x ${PASSAGE_LEN})`, encodeOnce)
   const ref = pytorch(py, {layers: size.layers, hidden: size.hidden, heads: size.heads, intermediate: size.intermediate, queries: nq, 'query-len': QUERY_LEN,
-    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0})
+    'passages-per-query': PER_QUERY, 'passage-len': PASSAGE_LEN, steps, vocab, 'encode-batch': encRows, 'encode-batches': 2, checkpoint: size.checkpoint ? 1 : 0,
+    profile: process.env.CODIEMB_BENCH_PROFILE === '1' ? 1 : 0})
   const fused = ops.fusedKernelsActive() ? 'fused kernels active' : 'composite ops'
   console.log(`process ids (for per-process device memory): codiemb ${process.pid}, PyTorch ${typeof ref === 'string' ? 'n/a' : ref.pid}`)
   console.log(`IR train step, ${size.name}, ${nq}q x ${QUERY_LEN} + ${np}p x ${PASSAGE_LEN} tokens (${fused}): codiemb torch ${trainS.toFixed(2)} s/step = ${(tokens / trainS).toFixed(0)} tokens/s, peak RSS ${gb(trainPeak)}`)

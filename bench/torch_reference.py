@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import torch
@@ -107,7 +108,8 @@ def main():
     ap = argparse.ArgumentParser()
     for name, default in [("layers", 6), ("hidden", 384), ("heads", 12), ("intermediate", 1536), ("queries", 16),
                           ("query-len", 64), ("passages-per-query", 5), ("passage-len", 128), ("steps", 3),
-                          ("threads", 0), ("vocab", 30522), ("encode-batch", 32), ("encode-batches", 2), ("checkpoint", 0)]:
+                          ("threads", 0), ("vocab", 30522), ("encode-batch", 32), ("encode-batches", 2), ("checkpoint", 0),
+                          ("profile", 0)]:
         ap.add_argument("--" + name, type=int, default=default)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
@@ -163,6 +165,12 @@ def main():
     times.sort()
     train_s = times[len(times) // 2]
     train_peak = peak_rss() if peak_reset else None
+    if a.profile:
+        # Where one step's time goes, by ATen operator (self time: each op's own time, not its callees'),
+        # for comparison with codiemb's per-kernel profile (CODIEMB_BENCH_PROFILE=1). On stderr.
+        with torch.autograd.profiler.profile() as prof:
+            step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=18), file=sys.stderr)
     cuda_peaks = (torch.cuda.max_memory_allocated(dev), torch.cuda.max_memory_reserved(dev)) if dev.type == "cuda" else (None, None)
 
     model.eval()

@@ -17,10 +17,10 @@
  * 0.35 with checkpointing), and g_layer = 4(P − P_max)/L
  * bytes of that layer's parameter gradients (P_max: the largest tensor, the word embeddings).
  * acc = 4P when gradients from an earlier batch, part or GradCache chunk are already being summed.
- * The global-norm clip squares every gradient at once (4P); the optimizer's working set o is 12P on
- * the fused path (torch's AdamW returns new parameters and moments for all parameters before they
- * are assigned) and the update's fifteen temporaries of the largest tensor (60·P_max bytes) on the
- * composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
+ * The global-norm clip squares every gradient at once (4P); the optimizer's working set o is one
+ * temporary of the largest tensor (4·P_max bytes) on the fused path (torch's AdamW updates parameters
+ * and moments in place, one tensor at a time) and the update's fifteen temporaries of the largest
+ * tensor (60·P_max bytes) on the composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
  * its tape-free embedding pass holds less.
  *
  * With LoRA adapters (train.lora) only the adapters' T parameters train: the step holds the frozen
@@ -135,7 +135,7 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
   const chunks = step.chunkSize ? step.passes.reduce((n, p) => n + Math.ceil(p.rows / step.chunkSize!), 0) : 1
   const accumulated = step.accumulates || chunks > 1 ? gradients : 0
   const activationPhaseBytes = fixed + accumulated + activationBytes
-  const optimizerWork = step.kernels === 'fused' ? 12 * T : 60 * largest
+  const optimizerWork = step.kernels === 'fused' ? 4 * largest : 60 * largest
   const optimizerPhaseBytes = fixed + gradients + Math.max(4 * T, optimizerWork)
   return {activationBytes, activationPhaseBytes, optimizerPhaseBytes, peakBytes: Math.max(activationPhaseBytes, optimizerPhaseBytes)}
 }
