@@ -9,7 +9,7 @@
  *   activation phase  = 12P + acc + max over what is under one tape at a time of
  *                         Σ_passes rows·(L·a_layer + a_outside)          (kept for backward)
  *                       + max_pass rows·a_layer·(c + 1/3) + g_layer      (the backward of the top layer)
- *   optimizer phase   = 12P + 4P (gradients) + max(4P, o)
+ *   optimizer phase   = 12P + 4P (gradients) + max(4·P_max, o)
  *
  * a_layer / a_outside: the architecture's bytes per token (a checkpointed layer keeps only its input,
  * and its backward first recomputes the layer: c = 1, else 0); the backward of a layer holds
@@ -17,7 +17,7 @@
  * 0.35 with checkpointing), and g_layer = 4(P − P_max)/L
  * bytes of that layer's parameter gradients (P_max: the largest tensor, the word embeddings).
  * acc = 4P when gradients from an earlier batch, part or GradCache chunk are already being summed.
- * The global-norm clip squares every gradient at once (4P); the optimizer's working set o is one
+ * The global-norm clip squares one gradient at a time (4·P_max); the optimizer's working set o is one
  * temporary of the largest tensor (4·P_max bytes) on the fused path (torch's AdamW updates parameters
  * and moments in place, one tensor at a time) and the update's fifteen temporaries of the largest
  * tensor (60·P_max bytes) on the composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
@@ -136,6 +136,6 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
   const accumulated = step.accumulates || chunks > 1 ? gradients : 0
   const activationPhaseBytes = fixed + accumulated + activationBytes
   const optimizerWork = step.kernels === 'fused' ? 4 * largest : 60 * largest
-  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * T, optimizerWork)
+  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * largest, optimizerWork)
   return {activationBytes, activationPhaseBytes, optimizerPhaseBytes, peakBytes: Math.max(activationPhaseBytes, optimizerPhaseBytes)}
 }
