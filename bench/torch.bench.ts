@@ -322,7 +322,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const vars = [...enc.variables.values()] as tf.Variable[]
   // As the trainer's AdamW (src/train/optimizer.ts): in a tidy, so the zeros the moments start from
   // are not held a second time by the tensor they were made from (that kept 2 x the parameters'
-  // bytes alive in this process, 0.7 GB at bert-base size).
+  // bytes alive in this process, 0.7 GB at bert-base size, and blocked the in-place update).
   const m = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
   const v2 = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
   const cls = (h: tf.Tensor3D) => {

@@ -493,8 +493,19 @@ Napi::Value Schema(const Napi::CallbackInfo &info) {
 
 // ---------------------------------------------------------------------------------------------
 // Fused AdamW over many parameters at once (decoupled weight decay, bias-corrected moments).
-// adamw(params[], grads[], m[], v[], lr, beta1, beta2, eps, weightDecay, step) -> [p'[], m'[], v'[]]
-// Returns fresh tensors (tfjs tensors are immutable and may share storage, so nothing is updated in place).
+// adamw(params[], grads[], m[], v[], lr, beta1, beta2, eps, weightDecay, step, inPlace[]?) -> [p'[], m'[], v'[]]
+// Returns fresh tensors (tfjs tensors are immutable and may share storage), except for parameter i
+// when inPlace[i] (the caller's word that no other tfjs tensor holds p, m or v) and ATen agrees that
+// nothing else holds their storage: those are updated in place, as PyTorch's AdamW does, and come back
+// as null. In place, a step allocates no new parameter/moment memory: the out-of-place form allocated
+// all three copies of every parameter before freeing the old ones, and churning long-lived memory
+// fragmented the heap (bert-base bench: +1 GB peak resident memory from the second step on).
+// True when t is float32 and no other tensor (a view, an alias handle) shares its storage, so
+// writing it in place changes nothing anyone else can see.
+bool SoleOwner(const at::Tensor &t) {
+  return t.defined() && t.scalar_type() == at::kFloat && t.use_count() == 1 && t.storage().use_count() == 1 && t.is_non_overlapping_and_dense();
+}
+
 Napi::Value AdamW(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -516,9 +527,29 @@ Napi::Value AdamW(const Napi::CallbackInfo &info) {
     double bc2Sqrt = std::sqrt(bc2);
     auto outP = Napi::Array::New(env, n), outM = Napi::Array::New(env, n), outV = Napi::Array::New(env, n);
     at::NoGradGuard noGrad;
+    Napi::Array inPlace = info.Length() > 10 && info[10].IsArray() ? info[10].As<Napi::Array>() : Napi::Array::New(env, 0);
     for (uint32_t i = 0; i < n; ++i) {
       const at::Tensor &p = Tensor(params.Get(i), "adamw param");
       const at::Tensor &g = Tensor(grads.Get(i), "adamw grad");
+      if (i < inPlace.Length() && inPlace.Get(i).ToBoolean().Value()) {
+        at::Tensor &pm = Box(params.Get(i), "adamw param")->t;
+        at::Tensor &mm = Box(ms.Get(i), "adamw m")->t;
+        at::Tensor &vm = Box(vs.Get(i), "adamw v")->t;
+        if (SoleOwner(pm) && SoleOwner(mm) && SoleOwner(vm) && pm.storage().data() != mm.storage().data() &&
+            pm.storage().data() != vm.storage().data() && mm.storage().data() != vm.storage().data() &&
+            pm.storage().data() != g.storage().data()) {
+          // The same arithmetic as below, in the same order, so values are bit-identical.
+          mm.mul_(b1).add_(g, 1.0 - b1);
+          vm.mul_(b2).addcmul_(g, g, 1.0 - b2);
+          at::Tensor denom = vm.sqrt().div_(bc2Sqrt).add_(eps);
+          if (wd != 0.0) pm.mul_(1.0 - lr * wd);
+          pm.addcdiv_(mm, denom, -stepSize);
+          outP.Set(i, env.Null());
+          outM.Set(i, env.Null());
+          outV.Set(i, env.Null());
+          continue;
+        }
+      }
       at::Tensor m = Tensor(ms.Get(i), "adamw m").mul(b1).add_(g, 1.0 - b1);
       at::Tensor v = Tensor(vs.Get(i), "adamw v").mul(b2).addcmul_(g, g, 1.0 - b2);
       at::Tensor denom = v.sqrt().div_(bc2Sqrt).add_(eps);

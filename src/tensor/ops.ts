@@ -318,7 +318,8 @@ export interface AdamWHyper {
 
 /** A backend that updates many parameters in one native call (the torch backend). */
 interface FusedAdamWBackend {
-  adamw(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[], hp: Omit<AdamWHyper, 'weightDecay'> & {weightDecay: number}): [tf.Tensor[], tf.Tensor[], tf.Tensor[]]
+  /** New params, m and v; null where the backend updated the tensor in place (it owned its data). */
+  adamw(params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[], hp: Omit<AdamWHyper, 'weightDecay'> & {weightDecay: number}): [(tf.Tensor | null)[], (tf.Tensor | null)[], (tf.Tensor | null)[]]
 }
 
 /**
@@ -326,7 +327,8 @@ interface FusedAdamWBackend {
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p = p - lr * wd * p - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
  * (decoupled weight decay on the pre-update p, as PyTorch's AdamW). `grads[i]` may be undefined to
- * skip a parameter. The torch backend does the whole update in one native loop.
+ * skip a parameter. The torch backend does the whole update in one native loop, in place for every
+ * variable that alone holds its data (no other tensor shares it), as PyTorch's AdamW does.
  */
 export function adamwUpdate(params: tf.Variable[], grads: (tf.Tensor | undefined)[], m: tf.Variable[], v: tf.Variable[], hp: AdamWHyper): void {
   if (grads.length !== params.length || m.length !== params.length || v.length !== params.length) {
@@ -347,12 +349,11 @@ export function adamwUpdate(params: tf.Variable[], grads: (tf.Tensor | undefined
     for (const [wd, idx] of groups) {
       const [np, nm, nv] = backend.adamw(idx.map((i) => params[i]!), idx.map((i) => grads[i]!), idx.map((i) => m[i]!), idx.map((i) => v[i]!), {...hp, weightDecay: wd})
       idx.forEach((i, j) => {
-        params[i]!.assign(np[j]!)
-        m[i]!.assign(nm[j]!)
-        v[i]!.assign(nv[j]!)
-        np[j]!.dispose()
-        nm[j]!.dispose()
-        nv[j]!.dispose()
+        for (const [target, fresh] of [[params[i]!, np[j]], [m[i]!, nm[j]], [v[i]!, nv[j]]] as const) {
+          if (!fresh) continue // updated in place
+          target.assign(fresh)
+          fresh.dispose()
+        }
       })
     }
     return

@@ -6,10 +6,12 @@
  * With P parameters (float32), a step holds the parameters (4P bytes) and AdamW's two moments (8P)
  * throughout, and peaks in one of two phases:
  *
- *   activation phase  = 12P + acc + max over what is under one tape at a time of
- *                         Σ_passes rows·(L·a_layer + a_outside)          (kept for backward)
- *                       + max_pass rows·a_layer·(c + 1/3) + g_layer      (the backward of the top layer)
- *   optimizer phase   = 12P + 4P (gradients) + max(4P, o)
+ *   activation phase  = 12P + acc + max over what is under one tape at a time, and over the layer
+ *                       i = L (top) or 1 (bottom) being back-propagated, of
+ *                         Σ_passes rows·(i·a_layer + a_outside)          (kept for backward)
+ *                       + max_pass rows·a_layer·(c + 1/3)                (layer i's backward)
+ *                       + (L − i + 1)·g_layer                            (gradients of layers i..L)
+ *   optimizer phase   = 12P + 4P (gradients) + max(4·P_max, o)
  *
  * a_layer / a_outside: the architecture's bytes per token (a checkpointed layer keeps only its input,
  * and its backward first recomputes the layer: c = 1, else 0); the backward of a layer holds
@@ -17,10 +19,10 @@
  * 0.35 with checkpointing), and g_layer = 4(P − P_max)/L
  * bytes of that layer's parameter gradients (P_max: the largest tensor, the word embeddings).
  * acc = 4P when gradients from an earlier batch, part or GradCache chunk are already being summed.
- * The global-norm clip squares every gradient at once (4P); the optimizer's working set o is 12P on
- * the fused path (torch's AdamW returns new parameters and moments for all parameters before they
- * are assigned) and the update's fifteen temporaries of the largest tensor (60·P_max bytes) on the
- * composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
+ * The global-norm clip squares one gradient at a time (4·P_max); the optimizer's working set o is one
+ * temporary of the largest tensor (4·P_max bytes) on the fused path (torch's AdamW updates parameters
+ * and moments in place, one tensor at a time) and the update's fifteen temporaries of the largest
+ * tensor (60·P_max bytes) on the composite path (one parameter at a time). GradCache (chunk size c) puts one chunk of c rows under the tape at a time;
  * its tape-free embedding pass holds less.
  *
  * With LoRA adapters (train.lora) only the adapters' T parameters train: the step holds the frozen
@@ -133,22 +135,29 @@ export function estimateStep(model: ModelMemory, step: StepShape): StepEstimate 
     : [step.passes]
   let activationBytes = 0
   for (const group of groups) {
-    let kept = 0
+    let perLayerKept = 0
+    let outside = 0
     let working = 0
     for (const pass of group) {
       const a = perToken(pass.seqLen)
       const tokens = pass.rows * pass.seqLen
       const layer = step.checkpointing && a.checkpointedPerLayer !== undefined ? a.checkpointedPerLayer : a.perLayer
-      kept += tokens * (L * layer + a.outsideLayers)
+      perLayerKept += tokens * layer
+      outside += tokens * a.outsideLayers
       const recompute = step.checkpointing && a.checkpointedPerLayer !== undefined ? 1 : 0
       working = Math.max(working, tokens * a.perLayer * (recompute + BACKWARD_WORKING))
     }
-    activationBytes = Math.max(activationBytes, kept + working + layerGradients + effectiveWeights)
+    // The backward of layer i (from the top, L, down to 1) holds layers 1..i's kept activations and
+    // the parameter gradients of layers i..L: linear in i, so it peaks at the top layer or, when a
+    // layer keeps less than its gradients take (checkpointing), at the bottom one.
+    const atTop = outside + L * perLayerKept + working + layerGradients
+    const atBottom = outside + perLayerKept + working + L * layerGradients
+    activationBytes = Math.max(activationBytes, Math.max(atTop, atBottom) + effectiveWeights)
   }
   const chunks = step.chunkSize ? step.passes.reduce((n, p) => n + Math.ceil(p.rows / step.chunkSize!), 0) : 1
   const accumulated = step.accumulates || chunks > 1 ? gradients : 0
   const activationPhaseBytes = fixed + accumulated + activationBytes
-  const optimizerWork = step.kernels === 'fused' ? 12 * T : 60 * largest
-  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * T, optimizerWork)
+  const optimizerWork = step.kernels === 'fused' ? 4 * largest : 60 * largest
+  const optimizerPhaseBytes = fixed + gradients + Math.max(4 * largest, optimizerWork)
   return {activationBytes, activationPhaseBytes, optimizerPhaseBytes, peakBytes: Math.max(activationPhaseBytes, optimizerPhaseBytes)}
 }

@@ -45,7 +45,11 @@ export function decays(name: string): boolean {
  * Returns the norm before clipping.
  */
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))))
+  // One gradient's squares at a time (each in its own tidy), not all of them at once: the same sums,
+  // without a transient copy of every gradient at the optimizer step.
+  const sums = [...grads.values()].map((g) => tf.tidy(() => tf.sum(tf.square(g))))
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(sums)))
+  tf.dispose(sums)
   const value = norm.dataSync()[0]
   norm.dispose()
   if (maxNorm > 0 && value > maxNorm) {

@@ -251,6 +251,36 @@ describe('torch backend', {skip}, () => {
     matchesCpu('adamw', step, 1e-5)
   })
 
+  test('torch: AdamW updates variables that own their data in place, bit-identical to the out-of-place update', async () => {
+    await useTestBackend()
+    tf.setBackend('torch')
+    const hp = {learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: [0.01, 0]}
+    // Two identical sets of variables: `solo` own their data (in place from the first step), `shared`
+    // are each also held by a clone, which forces fresh tensors and must keep the old values.
+    const make = () => ({
+      params: [tf.variable(r([3, 4], 31)), tf.variable(r([4], 32))],
+      m: [tf.variable(tf.mul(r([3, 4], 33), 0.1)), tf.variable(tf.zeros([4]))],
+      v: [tf.variable(tf.abs(r([3, 4], 34))), tf.variable(tf.zeros([4]))],
+    })
+    const solo = tf.tidy(make)
+    const shared = make()
+    const all = (s: ReturnType<typeof make>) => [...s.params, ...s.m, ...s.v]
+    const before = all(shared).map((t) => tf.clone(t))
+    const beforeValues = before.map((t) => Array.from(t.dataSync()))
+    const soloIds = all(solo).map((t) => t.dataId)
+    for (let step = 1; step <= 2; step++) {
+      const grads = [r([3, 4], 35 + step), r([4], 37 + step)]
+      ops.adamwUpdate(solo.params, grads, solo.m, solo.v, {...hp, step})
+      ops.adamwUpdate(shared.params, grads, shared.m, shared.v, {...hp, step})
+      tf.dispose(grads)
+    }
+    assert.deepEqual(all(solo).map((t) => t.dataId), soloIds, 'variables that own their data keep it (updated in place)')
+    all(solo).forEach((t, i) => assert.deepEqual(Array.from(t.dataSync()), Array.from(all(shared)[i]!.dataSync()), `in place = out of place, bit for bit (tensor ${i})`))
+    before.forEach((t, i) => assert.deepEqual(Array.from(t.dataSync()), beforeValues[i], `a tensor sharing a variable's data keeps its values (tensor ${i})`))
+    assert.notDeepEqual(Array.from(solo.params[0]!.dataSync()), beforeValues[0], 'the parameters moved')
+    tf.dispose([...all(solo), ...all(shared), ...before])
+  })
+
   test('torch: ATen errors name the operator and shapes; a missing kernel names the kernel', async () => {
     await useTestBackend()
     tf.setBackend('torch')

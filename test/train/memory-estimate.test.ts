@@ -49,7 +49,7 @@ test(`torch ${precision}: the estimated peak of a MiniLM-sized training step is 
     env: {...process.env, MALLOC_MMAP_THRESHOLD_: '65536', CODIEMB_TORCH_THREADS: '2'},
   })
   assert.equal(child.status, 0, child.stderr)
-  const measured = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {gradientCheckpointing: boolean; peakAbove: number}[]
+  const measured = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {gradientCheckpointing: boolean; peakAbove: number; livePeakAbove: number}[]
   await useTestBackend()
   const encoder = await randomEncoder({...spec, layers: 1}, BUILTINS, tokenizerDir)
   const config = {...encoder.config, num_hidden_layers: spec.layers}
@@ -57,6 +57,16 @@ test(`torch ${precision}: the estimated peak of a MiniLM-sized training step is 
   for (const m of measured) {
     const {e, parameters} = await estimate(spec, config, m.gradientCheckpointing, 'fused', precision === 'bf16')
     // Parameters and moments (12 bytes per parameter) were resident before the step.
+    if (precision === 'bf16' && m.gradientCheckpointing) {
+      // A checkpointed bf16 step on the CPU holds native memory outside any tensor: libtorch's CPU
+      // bfloat16 products run through oneDNN, whose scratch buffers (about 25 MiB here, resident peak
+      // 157 MiB against 132 MiB of tensors) a GPU does not have. The estimate is checked against the
+      // backend's own count of live tensor bytes (TorchBackend.liveBytes), and the resident peak must
+      // stay within that plus 40 %.
+      within25(t, m.livePeakAbove, e.peakBytes - 12 * parameters, `${precision} step above parameters and moments (live tensor bytes), checkpointing true`)
+      assert.ok(m.peakAbove < 1.4 * m.livePeakAbove, `resident peak ${(m.peakAbove / MiB).toFixed(1)} MiB vs live tensors ${(m.livePeakAbove / MiB).toFixed(1)} MiB`)
+      continue
+    }
     within25(t, m.peakAbove, e.peakBytes - 12 * parameters, `${precision} step above parameters and moments, checkpointing ${m.gradientCheckpointing}`)
   }
 })

@@ -34,6 +34,14 @@ describe('bert-family activation memory', () => {
     assert.ok(composite.outsideLayers > a.outsideLayers, 'the composite path keeps more (and the mask broadcast over heads)')
   })
 
+  it('with bf16 activations (torch, --precision bf16) follows its bytes formula 22H + 4I + 4nT + 16 + 2H + nT, about 0.6 of float32', () => {
+    const f32 = bert.activationMemory!(config, {seqLen: 32, dropout: true, kernels: 'fused'})
+    const bf16 = bert.activationMemory!(config, {seqLen: 32, dropout: true, kernels: 'fused', bf16Activations: true})
+    assert.equal(bf16.perLayer, 22 * 384 + 4 * 1536 + 4 * 12 * 32 + 16 + 2 * 384 + 12 * 32)
+    assert.ok(bf16.perLayer < 0.65 * f32.perLayer, `${bf16.perLayer} vs ${f32.perLayer}`)
+    assert.equal(bf16.checkpointedPerLayer, f32.checkpointedPerLayer, 'a checkpointed layer keeps its float32 input')
+  })
+
   it('keeps less without dropout and more per token for longer sequences (attention probabilities)', () => {
     for (const kernels of ['fused', 'composite'] as const) {
       const at = (seqLen: number, dropout: boolean) => bert.activationMemory!(config, {seqLen, dropout, kernels}).perLayer
@@ -49,8 +57,9 @@ describe('step estimate', () => {
     const P = model.parameters
     assert.equal(plain.peakBytes, Math.max(plain.activationPhaseBytes, plain.optimizerPhaseBytes))
     assert.equal(plain.activationPhaseBytes, 12 * P + plain.activationBytes)
-    // Fused AdamW: new parameters and moments for every parameter before they are assigned.
-    assert.equal(plain.optimizerPhaseBytes, 28 * P)
+    // Fused AdamW updates in place and the clip squares one gradient at a time: gradients plus one
+    // temporary of the largest tensor beside parameters and moments.
+    assert.equal(plain.optimizerPhaseBytes, 16 * P + 4 * model.largestParameter)
     const checkpointed = estimateStep(model, {...irStep, checkpointing: true})
     assert.ok(checkpointed.activationBytes < plain.activationBytes / 3, `${checkpointed.activationBytes} vs ${plain.activationBytes}`)
     const chunked = estimateStep(model, {...irStep, checkpointing: false, chunkSize: 8})
@@ -107,7 +116,8 @@ describe('memory plan', () => {
 
   it('resolves cache.chunkSize auto to the largest chunk that fits, and warns when the configured step does not fit', () => {
     const setup = setupOf('auto')
-    const step = {...irStep, passes: [{name: 'queries', rows: 16, seqLen: 64}, {name: 'passages', rows: 96, seqLen: 128}], checkpointing: false}
+    // The test device is torch at bf16: the plan counts bfloat16 activations.
+    const step = {...irStep, bf16Activations: true, passes: [{name: 'queries', rows: 16, seqLen: 64}, {name: 'passages', rows: 96, seqLen: 128}], checkpointing: false}
     const total = estimateStep(model, {...step, chunkSize: 12}).peakBytes / USABLE_FRACTION + 1
     const plan = planMemory(setup, {arch: bert, config}, device(total))
     assert.equal(plan.autoChunkSize, largestFittingChunk(model, step, Math.floor(total * USABLE_FRACTION)))
@@ -129,6 +139,8 @@ describe('memory plan', () => {
     const plugin: EncoderArchitecture = {...bert, activationMemory: undefined}
     const plan = planMemory(setupOf(undefined), {arch: plugin, config}, device(80e9))
     assert.match(plan.warnings[0]!, /the bert encoder reports no activation memory/)
-    assert.equal(plan.tasks[0]!.configured.activationBytes, 4 * (model.parameters - model.largestParameter) / 6)
+    // Only gradients: those of all six layers while the bottom one is back-propagated.
+    assert.equal(plan.tasks[0]!.configured.activationBytes, 4 * (model.parameters - model.largestParameter))
+    assert.equal(plan.bf16Activations, true)
   })
 })

@@ -56,8 +56,8 @@ export interface TorchAddon {
   schema(name: string, overload?: string): string
   adamw(
     params: TorchHandle[], grads: TorchHandle[], m: TorchHandle[], v: TorchHandle[],
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
-  ): [TorchHandle[], TorchHandle[], TorchHandle[]]
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, inPlace?: boolean[],
+  ): [(TorchHandle | null)[], (TorchHandle | null)[], (TorchHandle | null)[]]
   /**
    * softmax(q k^T * scale + bias) v with dropout; returns the output, what backward needs (empty
    * unless `save`: the per-row log-sum-exp and the fused kernels' RNG state, never probabilities) and

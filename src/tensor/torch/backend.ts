@@ -245,11 +245,23 @@ export class TorchBackend extends tf.KernelBackend {
   /** Bytes of the ATen tensors behind live tfjs tensors, by storage dtype (see liveBytes). */
   private readonly bytesByDtype = new Map<string, number>()
 
+  private liveTotal = 0
+  private livePeak = 0
+
   private tally(rec: TensorRecord, sign: 1 | -1): TensorRecord {
     const key = rec.bf16 ? 'bfloat16' : rec.dtype
     const bytes = rec.shape.reduce((a, b) => a * b, 1) * (rec.bf16 ? 2 : rec.dtype === 'bool' ? 1 : 4)
     this.bytesByDtype.set(key, (this.bytesByDtype.get(key) ?? 0) + sign * bytes)
+    this.liveTotal += sign * bytes
+    if (this.liveTotal > this.livePeak) this.livePeak = this.liveTotal
     return rec
+  }
+
+  /** The highest total of liveBytes since the last call (which starts a new period from the current total). */
+  takePeakLiveBytes(): number {
+    const peak = this.livePeak
+    this.livePeak = this.liveTotal
+    return peak
   }
 
   /**
@@ -312,13 +324,22 @@ export class TorchBackend extends tf.KernelBackend {
   adamw(
     params: tf.Tensor[], grads: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[],
     hp: {learningRate: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; step: number},
-  ): [tf.Tensor[], tf.Tensor[], tf.Tensor[]] {
+  ): [(tf.Tensor | null)[], (tf.Tensor | null)[], (tf.Tensor | null)[]] {
     // Outside any kernel: release the float32 copies handleOf makes of bf16-stored parameters here.
     const mark = this.tempMark()
     try {
       const hs = (ts: tf.Tensor[]) => ts.map((t) => this.handleOf(t))
-      const [p2, m2, v2] = this.addon.adamw(hs(params), hs(grads), hs(m), hs(v), hp.learningRate, hp.beta1, hp.beta2, hp.epsilon, hp.weightDecay, hp.step)
-      const wrap = (hs2: TorchHandle[]) => hs2.map((x) => this.makeTensor(x, 'float32'))
+      const [ph, mh, vh] = [hs(params), hs(m), hs(v)]
+      // In place (no new memory, as PyTorch's AdamW) where p, m and v each own their data: one tfjs
+      // reference, float32 storage handed over as is (not a bf16 copy or a reshaped view). The addon
+      // also checks that ATen sees no other holder of the storage, and answers null for those it updated.
+      const sole = (t: tf.Tensor, handle: TorchHandle) => {
+        const rec = this.data.get(t.dataId)
+        return rec !== undefined && rec.refCount === 1 && !rec.bf16 && rec.handle === handle
+      }
+      const inPlace = params.map((p, i) => sole(p, ph[i]!) && sole(m[i]!, mh[i]!) && sole(v[i]!, vh[i]!))
+      const [p2, m2, v2] = this.addon.adamw(ph, hs(grads), mh, vh, hp.learningRate, hp.beta1, hp.beta2, hp.epsilon, hp.weightDecay, hp.step, inPlace)
+      const wrap = (hs2: (TorchHandle | null)[]) => hs2.map((x) => (x ? this.makeTensor(x, 'float32') : null))
       return [wrap(p2), wrap(m2), wrap(v2)]
     } finally {
       this.releaseTemps(mark)

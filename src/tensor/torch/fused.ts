@@ -96,15 +96,24 @@ function attentionOptions(b: TorchBackend, {scale, dropoutRate, seed, blockRows}
   if (!ATTENTION_KERNELS.includes(b.attentionKernel)) {
     throw new Error(`unknown attention kernel "${b.attentionKernel}" (CODIEMB_TORCH_ATTENTION: expected ${ATTENTION_KERNELS.join(', ')})`)
   }
-  return {scale, dropout: dropoutRate, seed, blockRows, bf16: b.bf16Matmul, kernel: b.attentionKernel}
+  return {scale, dropout: dropoutRate, seed, blockRows, bf16: b.bf16Matmul && !float32Attention(b), kernel: b.attentionKernel}
 }
+
+/**
+ * With bf16 activations on the CPU, attention computes in float32 from float32 copies of q, k and v:
+ * libtorch's CPU has no bfloat16 attention kernel, so bf16 products would take the chunked path's
+ * composite form, slower and holding several float32 block temporaries besides the bf16 ones.
+ */
+const float32Attention = (b: TorchBackend): boolean => b.bf16Activations && b.device === 'cpu'
+/** An attention operand: as stored (bfloat16 activations go to the fused kernels as they are), or float32 (float32Attention). */
+const operand = (b: TorchBackend, t: tf.TensorInfo): TorchHandle => (float32Attention(b) ? h(b, t) : hs(b, t))
 
 function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
   const save = recordingGradients()
-  const [out, saved, path] = b.addon.attention(hs(b, q!), hs(b, k!), hs(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
+  const [out, saved, path] = b.addon.attention(operand(b, q!), operand(b, k!), operand(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
   // The native kernels return float32; with bfloat16 inputs the output is kept in bfloat16, as
-  // autocast's attention returns it (it is exact: the fused kernels computed it in bfloat16).
+  // autocast's attention returns it (exact where the fused kernels computed it in bfloat16).
   const info = b.output(b.bf16Activations && b.isBf16(q!) ? b.toBf16(out) : out, 'float32')
   if (save) b.stash(info, saved)
   return info
@@ -120,12 +129,12 @@ function attentionBackward(b: TorchBackend, {dy, q, k, v, maskBias, y}: Inputs, 
   if (!saved) {
     // A forward run with the tape off kept nothing; without dropout it can be recomputed.
     if (attrs.dropoutRate > 0) throw new Error(`${FUSED.attentionGrad}: the forward pass kept no attention state (was the tape off?)`)
-    const [out, state] = b.addon.attention(hs(b, q!), hs(b, k!), hs(b, v!), bias, {...options, kernel: 'chunked'}, true)
+    const [out, state] = b.addon.attention(operand(b, q!), operand(b, k!), operand(b, v!), bias, {...options, kernel: 'chunked'}, true)
     b.addon.release(out)
     saved = recomputed = state
   }
   try {
-    const grads = b.addon.attentionBackward(hs(b, dy!), hs(b, q!), hs(b, k!), hs(b, v!), bias, hs(b, y!), saved, options, wantQkv, wantBias)
+    const grads = b.addon.attentionBackward(operand(b, dy!), operand(b, q!), operand(b, k!), operand(b, v!), bias, operand(b, y!), saved, options, wantQkv, wantBias)
     return grads.map((g) => b.output(g, 'float32'))
   } finally {
     for (const t of recomputed ?? []) b.addon.release(t)
