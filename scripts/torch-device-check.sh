@@ -30,6 +30,8 @@ T0=$(date +%s); el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
 # FULL_LOG=1 prints each step's whole output instead of its last lines (e.g. piped to a log file).
 out() { if [ -n "${FULL_LOG:-}" ]; then cat; else tail -n "$1"; fi; }
 DEV=${CHECK_DEVICE:-cuda}
+# bf16 keeps activations in bfloat16 (src/tensor/torch/backend.ts bf16Activations); running with
+# CODIEMB_TORCH_BF16_ACTIVATIONS=0 measures the float32-activation form it replaced, to compare.
 # Which checks to run (a comma list; all by default): dist, attention, small, big, cpu, search.
 PARTS=${CHECK_PARTS:-dist,attention,small,big,cpu,search}
 PY=${CODIEMB_PYTHON:-python3}

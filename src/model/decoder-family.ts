@@ -369,9 +369,10 @@ export function decoderFamily(options: DecoderFamilyOptions): EncoderArchitectur
  *
  *   2 RMSNorms (input, output, statistics: 2H + 2) + q, k, v projections (q + 2kv) + RoPE of q and k
  *   (their inputs, halves, rotated: 3q + 3n·d after repeating k) + repeated k, v (2q) + attention
- *   output and merged heads (2q) + o_proj output and residual (2H) + gate, silu, up, product (4I)
- *   + down_proj output and residual (2H)
- *   ≈ 6H + 4 + 11q + 2kv + 4I
+ *   output and merged heads (2q) + gate, silu, up, product (4I)
+ *   ≈ 4H + 4 + 11q + 2kv + 4I
+ *   (the residual sums are the RMSNorms' inputs; o_proj's and down_proj's outputs are not kept:
+ *   ops.linear keeps its input, ops.residualAdd nothing)
  *
  * plus, on composite kernels, attention scores per block (chunked, not kept) and the mask: n·T per
  * token for a causal [B, 1, T, T] bias broadcast once (T per token, causal; 1 per token otherwise).
@@ -384,7 +385,7 @@ function decoderActivationMemory(d: DecoderDims, shape: ActivationShape): Activa
   const mask = d.causal ? shape.seqLen : 1
   const composite = shape.kernels === 'composite' ? 2 * q + d.heads * shape.seqLen : 0
   return {
-    perLayer: F * (6 * d.H + 4 + 11 * q + 2 * kv + 4 * d.I + composite),
+    perLayer: F * (4 * d.H + 4 + 11 * q + 2 * kv + 4 * d.I + composite),
     checkpointedPerLayer: F * d.H,
     outsideLayers: F * (1 + 2 * d.H + mask),
   }
