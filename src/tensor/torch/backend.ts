@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
+import {RecordStore} from './records.js'
 
 type DataId = object
 type BackendValues = tf.backend_util.BackendValues
@@ -50,7 +51,7 @@ function sameShape(a: number[], b: number[]): boolean {
 export class TorchBackend extends tf.KernelBackend {
   readonly addon: TorchAddon
   readonly device: string
-  private readonly data: tf.DataStorage<TensorRecord>
+  private readonly data: RecordStore<TensorRecord>
   private readonly ops = new Map<string, TorchOp>()
   private readonly isCuda: boolean
   private readonly owned = new WeakSet<TorchHandle>()
@@ -77,7 +78,7 @@ export class TorchBackend extends tf.KernelBackend {
     this.device = device
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
-    this.data = new tf.DataStorage(this, tf.engine())
+    this.data = new RecordStore(this, tf.engine())
   }
 
   /** a @ b (ATen matmul broadcasting) under the backend's matmul precision; the result is float32. */
