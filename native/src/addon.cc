@@ -278,6 +278,31 @@ Napi::Value Conform(const Napi::CallbackInfo &info) {
   }, [] { return std::string("conform"); });
 }
 
+// dtype codes of conformTo, in this order on the JS side too (src/tensor/torch/backend.ts DTYPE_CODES).
+const at::ScalarType kDtypeCodes[] = {at::kFloat, at::kInt, at::kBool, at::kLong, at::kDouble, at::kHalf, at::kBFloat16, at::kByte};
+
+// conformTo(handle, dtypeCode, dims: Float64Array) -> rank: conform without building a JS array, for
+// the backend's output() (once per kernel output, so its cost is per-kernel host time): the dtype is a
+// code (no string to decode) and the shape goes into the caller's reusable `dims`.
+Napi::Value ConformTo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    TensorBox *b = Box(info[0], "conformTo");
+    const int64_t code = info[1].As<Napi::Number>().Int64Value();
+    if (code < 0 || code >= static_cast<int64_t>(sizeof kDtypeCodes / sizeof kDtypeCodes[0])) throw std::invalid_argument("unknown dtype code");
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw std::invalid_argument("dims: expected a Float64Array");
+    auto dims = info[2].As<Napi::Float64Array>();
+    if (!b->t.defined()) throw std::invalid_argument("tensor handle was already released");
+    if (b->t.scalar_type() != kDtypeCodes[code]) b->t = b->t.to(kDtypeCodes[code]);
+    const at::Tensor &t = b->t;
+    const int64_t rank = t.dim();
+    if (rank > static_cast<int64_t>(dims.ElementLength())) throw std::invalid_argument("dims: too short for the tensor's rank");
+    double *out = dims.Data();
+    for (int64_t i = 0; i < rank; ++i) out[i] = static_cast<double>(t.size(i));
+    return Napi::Number::New(env, static_cast<double>(rank));
+  }, [] { return std::string("conformTo"); });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generic operator calls through the boxed dispatcher
 
@@ -756,6 +781,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dtype", Napi::Function::New(env, Dtype, "dtype"));
   exports.Set("device", Napi::Function::New(env, DeviceOf, "device"));
   exports.Set("conform", Napi::Function::New(env, Conform, "conform"));
+  exports.Set("conformTo", Napi::Function::New(env, ConformTo, "conformTo"));
   exports.Set("op", Napi::Function::New(env, Op, "op"));
   exports.Set("schema", Napi::Function::New(env, Schema, "schema"));
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));

@@ -37,6 +37,9 @@ function torchDtype(dtype: tf.DataType): TorchDtype {
   }
 }
 
+/** The dtype codes of addon.conformTo (native/src/addon.cc kDtypeCodes). */
+const DTYPE_CODES: Record<TorchDtype, number> = {float32: 0, int32: 1, bool: 2, int64: 3, float64: 4, float16: 5, bfloat16: 6, uint8: 7}
+
 function sameShape(a: number[], b: number[]): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -112,20 +115,47 @@ export class TorchBackend extends tf.KernelBackend {
    * Handles made during a kernel. Node-API finalizers run only when JS yields, so a synchronous
    * training step would pile up every temporary; kernels release theirs as they return instead.
    */
-  private readonly temps: TorchHandle[] = []
-  private readonly kept = new WeakSet<TorchHandle>()
+  private readonly temps: (TorchHandle | null)[] = []
 
   tempMark(): number {
     return this.temps.length
   }
 
-  /** Frees the handles made since `mark` that did not become outputs or stashed state. */
+  /** Frees the handles made since `mark` that did not become outputs or stashed state (claimed: null). */
   releaseTemps(mark: number): void {
     for (let i = mark; i < this.temps.length; i++) {
-      const t = this.temps[i]!
-      if (!this.owned.has(t) && !this.kept.has(t)) this.addon.release(t)
+      const t = this.temps[i]
+      if (t) this.addon.release(t)
     }
     this.temps.length = mark
+  }
+
+  /**
+   * Takes `handle` out of the temporaries when it is one (it then outlives the kernel), so releaseTemps
+   * needs no ownership lookups. Results are claimed about in the order they are made: the search from
+   * the end is short.
+   */
+  private untemp(handle: TorchHandle): boolean {
+    const temps = this.temps
+    for (let i = temps.length - 1; i >= 0; i--) {
+      if (temps[i] === handle) {
+        temps[i] = null
+        return true
+      }
+    }
+    return false
+  }
+
+  /**
+   * A kernel result about to become a data id's handle: claimed from the temporaries, or, when it
+   * already is a data id's handle (a kernel returning an input unchanged), a fresh alias of it, since
+   * disposing one data id would otherwise free the other's tensor.
+   */
+  private claim(handle: TorchHandle): TorchHandle {
+    if (this.untemp(handle) || !this.owned.has(handle)) return handle
+    const alias = this.op('aten::alias')(handle) as TorchHandle
+    this.untemp(alias)
+    return alias
   }
 
   // --- tensors in and out of kernels ---------------------------------------------------------
@@ -186,12 +216,25 @@ export class TorchBackend extends tf.KernelBackend {
   output(handle: TorchHandle, dtype: tf.DataType): tf.TensorInfo {
     // Each data id must own its handle (disposing one would free the other): a kernel that returns
     // an input's handle unchanged gets a fresh handle on the same tensor.
-    if (this.owned.has(handle)) handle = this.op('aten::alias')(handle)
+    handle = this.claim(handle)
     this.owned.add(handle)
-    const shape = this.addon.conform(handle, torchDtype(dtype))
+    const shape = this.conform(handle, dtype)
     const dataId = {}
     this.data.set(dataId, {handle, dtype, shape, refCount: 1})
     return {dataId, shape, dtype}
+  }
+
+  /** The dims addon.conformTo writes a result's shape into (reused: one per backend). */
+  private readonly dims = new Float64Array(64)
+
+  /** addon.conform: casts a result to `dtype` when ATen widened it, and returns its shape. */
+  private conform(handle: TorchHandle, dtype: tf.DataType): number[] {
+    const addon = this.addon
+    if (!addon.conformTo) return addon.conform(handle, torchDtype(dtype))
+    const rank = addon.conformTo(handle, DTYPE_CODES[torchDtype(dtype)], this.dims)
+    const shape = new Array<number>(rank)
+    for (let i = 0; i < rank; i++) shape[i] = this.dims[i]!
+    return shape
   }
 
   /** A kernel output that shares an input's data (reshape-free identity, same-dtype cast). */
@@ -221,7 +264,7 @@ export class TorchBackend extends tf.KernelBackend {
 
   /** Keeps `handles` with an output until it is disposed (fused kernels' saved state for backward). */
   stash(info: tf.TensorInfo, handles: TorchHandle[]): void {
-    for (const x of handles) this.kept.add(x)
+    for (const x of handles) this.untemp(x)
     this.data.get(info.dataId).extras = handles
   }
 
