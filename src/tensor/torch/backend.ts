@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
-import {RecordStore} from './records.js'
+import {Ownership, RecordStore} from './records.js'
 
 type DataId = object
 type BackendValues = tf.backend_util.BackendValues
@@ -56,8 +56,9 @@ export class TorchBackend extends tf.KernelBackend {
   readonly device: string
   private readonly data: RecordStore<TensorRecord>
   private readonly ops = new Map<string, TorchOp>()
+  private readonly opsByName = new Map<string, Map<string, TorchOp>>()
   private readonly isCuda: boolean
-  private readonly owned = new WeakSet<TorchHandle>()
+  private readonly owned: Ownership<TorchHandle>
 
   /**
    * `bf16`: matrix products (dense layers, attention scores and context, and their gradients) run
@@ -82,6 +83,7 @@ export class TorchBackend extends tf.KernelBackend {
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
     this.data = new RecordStore(this, tf.engine())
+    this.owned = new Ownership<TorchHandle>(this.addon)
   }
 
   /** a @ b (ATen matmul broadcasting) under the backend's matmul precision; the result is float32. */
@@ -94,6 +96,10 @@ export class TorchBackend extends tf.KernelBackend {
 
   /** The ATen operator `name` (e.g. "aten::matmul") with `overload` ("" for the default one), bound once. */
   op(name: string, overload = ''): TorchOp {
+    // Kernels look their operators up per call: by name then overload (literal strings, their hashes
+    // cached), not by a key string built per call.
+    const bound1 = this.opsByName.get(name)?.get(overload)
+    if (bound1) return bound1
     const key = overload ? `${name}.${overload}` : name
     let fn = this.ops.get(key)
     if (!fn) {
@@ -108,6 +114,9 @@ export class TorchBackend extends tf.KernelBackend {
       }
       this.ops.set(key, fn)
     }
+    let byOverload = this.opsByName.get(name)
+    if (!byOverload) this.opsByName.set(name, (byOverload = new Map()))
+    byOverload.set(overload, fn)
     return fn
   }
 
@@ -217,7 +226,6 @@ export class TorchBackend extends tf.KernelBackend {
     // Each data id must own its handle (disposing one would free the other): a kernel that returns
     // an input's handle unchanged gets a fresh handle on the same tensor.
     handle = this.claim(handle)
-    this.owned.add(handle)
     const shape = this.conform(handle, dtype)
     const dataId = {}
     this.data.set(dataId, {handle, dtype, shape, refCount: 1})
@@ -227,11 +235,14 @@ export class TorchBackend extends tf.KernelBackend {
   /** The dims addon.conformTo writes a result's shape into (reused: one per backend). */
   private readonly dims = new Float64Array(64)
 
-  /** addon.conform: casts a result to `dtype` when ATen widened it, and returns its shape. */
+  /** addon.conform: casts a result to `dtype` when ATen widened it, marks it owned, returns its shape. */
   private conform(handle: TorchHandle, dtype: tf.DataType): number[] {
     const addon = this.addon
-    if (!addon.conformTo) return addon.conform(handle, torchDtype(dtype))
-    const rank = addon.conformTo(handle, DTYPE_CODES[torchDtype(dtype)], this.dims)
+    if (!this.owned.native) {
+      this.owned.add(handle)
+      return addon.conform(handle, torchDtype(dtype))
+    }
+    const rank = addon.conformTo!(handle, DTYPE_CODES[torchDtype(dtype)], this.dims)
     const shape = new Array<number>(rank)
     for (let i = 0; i < rank; i++) shape[i] = this.dims[i]!
     return shape

@@ -51,3 +51,32 @@ export class RecordStore<T> {
     return this.count
   }
 }
+
+/**
+ * Which ATen handles belong to a data id (a kernel returning such a handle unchanged must output an
+ * alias, or disposing one data id would free the other's tensor): a flag in the addon's handle, set by
+ * own() and by conformTo as output() registers a result. A WeakSet did this before at about 0.5 us per
+ * insertion (an identity hash for the handle, an ephemeron table); an addon built before the flag gets
+ * the WeakSet still.
+ */
+export class Ownership<H extends object> {
+  private readonly fallback: WeakSet<H> | undefined
+
+  constructor(private readonly addon: {own?(h: H): void; owned?(h: H): boolean; conformTo?: unknown}) {
+    this.fallback = addon.own && addon.owned && addon.conformTo ? undefined : new WeakSet<H>()
+  }
+
+  /** Whether the addon's conformTo marks ownership itself (else output() must call add). */
+  get native(): boolean {
+    return this.fallback === undefined
+  }
+
+  has(h: H): boolean {
+    return this.fallback ? this.fallback.has(h) : this.addon.owned!(h)
+  }
+
+  add(h: H): void {
+    if (this.fallback) this.fallback.add(h)
+    else this.addon.own!(h)
+  }
+}
