@@ -5,7 +5,9 @@
  * figures are bookkeeping, not arithmetic:
  *  1. one ATen call through the addon (aten::add of two [4] tensors, result released);
  *  2. one tfjs kernel on the torch backend (tf.add of the same tensors, result disposed);
- *  3. a small op chain in a tidy (tf.tidy(() => tf.add(tf.mul(x, y), x)): two kernels);
+ *  3. a small op chain in a tidy (tf.tidy(() => tf.add(tf.mul(x, y), x)), its result disposed: two
+ *     kernels; a loop that does not dispose what tidy returns keeps every result alive and times its
+ *     growing memory instead);
  *  4. PyTorch's eager equivalents of 1-3 (torch.add; torch.mul then torch.add), for scale;
  *  5. a host-bound training step: MiniLM's layer structure (6 layers, so the same 1,868 kernel calls
  *     per step) at hidden size 64 (2 heads, intermediate 256) on a tiny batch (1 query + 5 passages x
@@ -70,7 +72,7 @@ async function micro(py: string | undefined): Promise<void> {
   const cases: Record<string, () => number> = {
     raw: () => usPer(N, () => addon.release(add(hx, hy))),
     kernel: () => usPer(N, () => tf.add(x, y).dispose()),
-    chain: () => usPer(N, () => tf.tidy(() => tf.add(tf.mul(x, y), x))),
+    chain: () => usPer(N, () => tf.tidy(() => tf.add(tf.mul(x, y), x)).dispose()),
   }
   const got: Record<string, number[]> = {raw: [], kernel: [], chain: []}
   for (const f of Object.values(cases)) f() // warm-up
@@ -79,9 +81,9 @@ async function micro(py: string | undefined): Promise<void> {
   // The best round is the least disturbed by other processes; the median shows the spread.
   const fig = (k: string) => `best ${Math.min(...got[k]!).toFixed(2)} us, median ${median(got[k]!).toFixed(2)} us`
   console.log(`per call, ${rounds} alternating rounds of ${N} calls (load average ${load()}):`)
-  console.log(`  one ATen call through the addon (aten::add, [4] + [4]):  ${fig('raw')}`)
-  console.log(`  one tfjs kernel on the torch backend (tf.add, disposed):  ${fig('kernel')}`)
-  console.log(`  tf.tidy(() => tf.add(tf.mul(x, y), x)), two kernels:      ${fig('chain')}; ${(Math.min(...got.chain!) / 2).toFixed(2)} us per kernel`)
+  console.log(`  one ATen call through the addon (aten::add, [4] + [4]):    ${fig('raw')}`)
+  console.log(`  one tfjs kernel on the torch backend (tf.add, disposed):    ${fig('kernel')}`)
+  console.log(`  tf.tidy(() => tf.add(tf.mul(x, y), x)).dispose(), two kernels: ${fig('chain')}; ${(Math.min(...got.chain!) / 2).toFixed(2)} us per kernel`)
   if (!py) return console.log('  PyTorch: no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)')
   const script = [
     'import torch, time', 'torch.set_num_threads(' + threads + ')', 'x = torch.tensor([1., 2, 3, 4]); y = torch.tensor([5., 6, 7, 8]); N = ' + N,
