@@ -83,7 +83,7 @@ export class TorchBackend extends tf.KernelBackend {
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
     this.data = new RecordStore(this, tf.engine())
-    this.owned = new Ownership<TorchHandle>(this.addon)
+    this.owned = new Ownership<TorchHandle>(this.addon, (h) => this.untemp(h))
   }
 
   /** a @ b (ATen matmul broadcasting) under the backend's matmul precision; the result is float32. */

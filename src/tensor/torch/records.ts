@@ -62,7 +62,14 @@ export class RecordStore<T> {
 export class Ownership<H extends object> {
   private readonly fallback: WeakSet<H> | undefined
 
-  constructor(private readonly addon: {own?(h: H): void; owned?(h: H): boolean; conformTo?: unknown}) {
+  /**
+   * `claimed(h)`: called on add, so a handle marked owned is never freed as a kernel's temporary (the
+   * backend takes it out of its temporaries; releaseTemps frees what is left without asking).
+   */
+  constructor(
+    private readonly addon: {own?(h: H): void; owned?(h: H): boolean; conformTo?: unknown},
+    private readonly claimed: (h: H) => void = () => {},
+  ) {
     this.fallback = addon.own && addon.owned && addon.conformTo ? undefined : new WeakSet<H>()
   }
 
@@ -76,6 +83,7 @@ export class Ownership<H extends object> {
   }
 
   add(h: H): void {
+    this.claimed(h)
     if (this.fallback) this.fallback.add(h)
     else this.addon.own!(h)
   }
