@@ -131,12 +131,13 @@ async function micro(py: string | undefined): Promise<void> {
   }
   const add = addon.op('aten::add', 'Tensor')
   const x = addon.fromArray(new Float32Array([1]), [1], 'float32')
-  for (let i = 0; i < 1000; i++) add(x, x)
-  const rawUs = timeIt(100000, () => add(x, x)) * 1000
+  for (let i = 0; i < 1000; i++) addon.release(add(x, x))
+  const rawUs = timeIt(100000, () => addon.release(add(x, x))) * 1000
   console.log(`per-call overhead, one ATen op through the addon (1-element add): ${rawUs.toFixed(2)} us`)
   const s = tf.scalar(1)
-  const kernelUs = timeIt(20000, () => tf.tidy(() => tf.add(s, s))) * 1000
-  console.log(`per-call overhead, one tfjs kernel on the torch backend (scalar add in a tidy): ${kernelUs.toFixed(2)} us`)
+  // Dispose what tidy returns: a loop that keeps every result alive times its growing memory too.
+  const kernelUs = timeIt(20000, () => tf.tidy(() => tf.add(s, s)).dispose()) * 1000
+  console.log(`per-call overhead, one tfjs kernel on the torch backend (scalar add in a tidy, disposed): ${kernelUs.toFixed(2)} us`)
   tf.dispose([a, b, s])
   attentionMicro(addon, py)
 }

@@ -38,6 +38,10 @@ struct TensorBox {
   // Bytes reported to V8 as external memory for this handle (so the GC runs when ATen memory grows;
   // otherwise a kernel's temporaries, freed only by finalizers, pile up behind a small JS heap).
   int64_t reported = 0;
+  // Whether the handle became a tfjs data id's (the backend's output()/materialize): a kernel that
+  // returns such a handle unchanged must hand back an alias instead. Kept here rather than in a JS
+  // WeakSet, whose insertion cost about 0.5 us per kernel output (identity hash, ephemeron table).
+  bool owned = false;
 };
 
 // Handles whose tensor is still held (not released, not finalized): a leak check for tests.
@@ -276,6 +280,49 @@ Napi::Value Conform(const Napi::CallbackInfo &info) {
     for (int64_t i = 0; i < t.dim(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
     return out;
   }, [] { return std::string("conform"); });
+}
+
+// dtype codes of conformTo, in this order on the JS side too (src/tensor/torch/backend.ts DTYPE_CODES).
+const at::ScalarType kDtypeCodes[] = {at::kFloat, at::kInt, at::kBool, at::kLong, at::kDouble, at::kHalf, at::kBFloat16, at::kByte};
+
+// conformTo(handle, dtypeCode, dims: Float64Array) -> rank: conform without building a JS array, for
+// the backend's output() (once per kernel output, so its cost is per-kernel host time): the dtype is a
+// code (no string to decode) and the shape goes into the caller's reusable `dims`. Marks the handle
+// owned (see own()).
+Napi::Value ConformTo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    TensorBox *b = Box(info[0], "conformTo");
+    const int64_t code = info[1].As<Napi::Number>().Int64Value();
+    if (code < 0 || code >= static_cast<int64_t>(sizeof kDtypeCodes / sizeof kDtypeCodes[0])) throw std::invalid_argument("unknown dtype code");
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw std::invalid_argument("dims: expected a Float64Array");
+    auto dims = info[2].As<Napi::Float64Array>();
+    if (!b->t.defined()) throw std::invalid_argument("tensor handle was already released");
+    if (b->t.scalar_type() != kDtypeCodes[code]) b->t = b->t.to(kDtypeCodes[code]);
+    b->owned = true;
+    const at::Tensor &t = b->t;
+    const int64_t rank = t.dim();
+    if (rank > static_cast<int64_t>(dims.ElementLength())) throw std::invalid_argument("dims: too short for the tensor's rank");
+    double *out = dims.Data();
+    for (int64_t i = 0; i < rank; ++i) out[i] = static_cast<double>(t.size(i));
+    return Napi::Number::New(env, static_cast<double>(rank));
+  }, [] { return std::string("conformTo"); });
+}
+
+// own(handle): marks the handle as a tfjs data id's; owned(handle) -> whether it is.
+Napi::Value Own(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    Box(info[0], "own")->owned = true;
+    return env.Undefined();
+  }, [] { return std::string("own"); });
+}
+
+Napi::Value Owned(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    return Napi::Boolean::New(env, Box(info[0], "owned")->owned);
+  }, [] { return std::string("owned"); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -787,6 +834,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dtype", Napi::Function::New(env, Dtype, "dtype"));
   exports.Set("device", Napi::Function::New(env, DeviceOf, "device"));
   exports.Set("conform", Napi::Function::New(env, Conform, "conform"));
+  exports.Set("conformTo", Napi::Function::New(env, ConformTo, "conformTo"));
+  exports.Set("own", Napi::Function::New(env, Own, "own"));
+  exports.Set("owned", Napi::Function::New(env, Owned, "owned"));
   exports.Set("op", Napi::Function::New(env, Op, "op"));
   exports.Set("schema", Napi::Function::New(env, Schema, "schema"));
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));

@@ -52,6 +52,16 @@ export interface TorchAddon {
   device(h: TorchHandle): string
   /** Casts in place to `dtype` when it differs and returns the shape. */
   conform(h: TorchHandle, dtype: TorchDtype): number[]
+  /**
+   * conform with the dtype as a code (its index in float32, int32, bool, int64, float64, float16,
+   * bfloat16, uint8) and the shape written into `dims`; returns the rank, and marks the handle owned
+   * (own). Cheaper per call (the backend's output() makes one per kernel output). Absent from addons
+   * built before it.
+   */
+  conformTo?(h: TorchHandle, dtypeCode: number, dims: Float64Array): number
+  /** Marks a handle as a tfjs data id's (conformTo does too); `owned` says whether it is. Absent from addons built before them. */
+  own?(h: TorchHandle): void
+  owned?(h: TorchHandle): boolean
   op(name: string, overload?: string): TorchOp
   schema(name: string, overload?: string): string
   adamw(

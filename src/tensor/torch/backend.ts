@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {bf16ActivationsAt} from '../storage.js'
 import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
+import {Ownership, RecordStore} from './records.js'
 
 type DataId = object
 type BackendValues = tf.backend_util.BackendValues
@@ -40,6 +41,9 @@ function torchDtype(dtype: tf.DataType): TorchDtype {
   }
 }
 
+/** The dtype codes of addon.conformTo (native/src/addon.cc kDtypeCodes). */
+const DTYPE_CODES: Record<TorchDtype, number> = {float32: 0, int32: 1, bool: 2, int64: 3, float64: 4, float16: 5, bfloat16: 6, uint8: 7}
+
 function sameShape(a: number[], b: number[]): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
@@ -54,10 +58,11 @@ function sameShape(a: number[], b: number[]): boolean {
 export class TorchBackend extends tf.KernelBackend {
   readonly addon: TorchAddon
   readonly device: string
-  private readonly data: tf.DataStorage<TensorRecord>
+  private readonly data: RecordStore<TensorRecord>
   private readonly ops = new Map<string, TorchOp>()
+  private readonly opsByName = new Map<string, Map<string, TorchOp>>()
   private readonly isCuda: boolean
-  private readonly owned = new WeakSet<TorchHandle>()
+  private readonly owned: Ownership<TorchHandle>
 
   /**
    * `bf16`: matrix products (dense layers, attention scores and context, and their gradients) run
@@ -92,7 +97,8 @@ export class TorchBackend extends tf.KernelBackend {
     this.isCuda = device.startsWith('cuda')
     this.bf16Matmul = options.bf16Matmul ?? false
     this.bf16Activations = this.bf16Matmul && (options.bf16Activations ?? bf16ActivationsAt('bf16'))
-    this.data = new tf.DataStorage(this, tf.engine())
+    this.data = new RecordStore(this, tf.engine())
+    this.owned = new Ownership<TorchHandle>(this.addon, (h) => this.untemp(h))
   }
 
   /**
@@ -112,6 +118,10 @@ export class TorchBackend extends tf.KernelBackend {
 
   /** The ATen operator `name` (e.g. "aten::matmul") with `overload` ("" for the default one), bound once. */
   op(name: string, overload = ''): TorchOp {
+    // Kernels look their operators up per call: by name then overload (literal strings, their hashes
+    // cached), not by a key string built per call.
+    const bound1 = this.opsByName.get(name)?.get(overload)
+    if (bound1) return bound1
     const key = overload ? `${name}.${overload}` : name
     let fn = this.ops.get(key)
     if (!fn) {
@@ -126,6 +136,9 @@ export class TorchBackend extends tf.KernelBackend {
       }
       this.ops.set(key, fn)
     }
+    let byOverload = this.opsByName.get(name)
+    if (!byOverload) this.opsByName.set(name, (byOverload = new Map()))
+    byOverload.set(overload, fn)
     return fn
   }
 
@@ -133,20 +146,47 @@ export class TorchBackend extends tf.KernelBackend {
    * Handles made during a kernel. Node-API finalizers run only when JS yields, so a synchronous
    * training step would pile up every temporary; kernels release theirs as they return instead.
    */
-  private readonly temps: TorchHandle[] = []
-  private readonly kept = new WeakSet<TorchHandle>()
+  private readonly temps: (TorchHandle | null)[] = []
 
   tempMark(): number {
     return this.temps.length
   }
 
-  /** Frees the handles made since `mark` that did not become outputs or stashed state. */
+  /** Frees the handles made since `mark` that did not become outputs or stashed state (claimed: null). */
   releaseTemps(mark: number): void {
     for (let i = mark; i < this.temps.length; i++) {
-      const t = this.temps[i]!
-      if (!this.owned.has(t) && !this.kept.has(t)) this.addon.release(t)
+      const t = this.temps[i]
+      if (t) this.addon.release(t)
     }
     this.temps.length = mark
+  }
+
+  /**
+   * Takes `handle` out of the temporaries when it is one (it then outlives the kernel), so releaseTemps
+   * needs no ownership lookups. Results are claimed about in the order they are made: the search from
+   * the end is short.
+   */
+  private untemp(handle: TorchHandle): boolean {
+    const temps = this.temps
+    for (let i = temps.length - 1; i >= 0; i--) {
+      if (temps[i] === handle) {
+        temps[i] = null
+        return true
+      }
+    }
+    return false
+  }
+
+  /**
+   * A kernel result about to become a data id's handle: claimed from the temporaries, or, when it
+   * already is a data id's handle (a kernel returning an input unchanged), a fresh alias of it, since
+   * disposing one data id would otherwise free the other's tensor.
+   */
+  private claim(handle: TorchHandle): TorchHandle {
+    if (this.untemp(handle) || !this.owned.has(handle)) return handle
+    const alias = this.op('aten::alias')(handle) as TorchHandle
+    this.untemp(alias)
+    return alias
   }
 
   // --- tensors in and out of kernels ---------------------------------------------------------
@@ -228,16 +268,16 @@ export class TorchBackend extends tf.KernelBackend {
   output(handle: TorchHandle, dtype: tf.DataType): tf.TensorInfo {
     // Each data id must own its handle (disposing one would free the other): a kernel that returns
     // an input's handle unchanged gets a fresh handle on the same tensor.
-    if (this.owned.has(handle)) handle = this.op('aten::alias')(handle)
-    this.owned.add(handle)
+    handle = this.claim(handle)
     const dataId = {}
-    // A bfloat16 result of a float kernel stays bfloat16 under bf16Activations.
+    // A bfloat16 result of a float kernel stays bfloat16 under bf16Activations (conform would cast it).
     if (this.bf16Activations && dtype === 'float32' && this.addon.dtype(handle) === 'bfloat16') {
+      this.owned.add(handle)
       const shape = this.addon.shape(handle)
       this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1, bf16: true}, 1))
       return {dataId, shape, dtype}
     }
-    const shape = this.addon.conform(handle, torchDtype(dtype))
+    const shape = this.conform(handle, dtype)
     this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1}, 1))
     return {dataId, shape, dtype}
   }
@@ -271,6 +311,22 @@ export class TorchBackend extends tf.KernelBackend {
    */
   liveBytes(): Record<string, number> {
     return Object.fromEntries(this.bytesByDtype)
+  }
+
+  /** The dims addon.conformTo writes a result's shape into (reused: one per backend). */
+  private readonly dims = new Float64Array(64)
+
+  /** addon.conform: casts a result to `dtype` when ATen widened it, marks it owned, returns its shape. */
+  private conform(handle: TorchHandle, dtype: tf.DataType): number[] {
+    const addon = this.addon
+    if (!this.owned.native) {
+      this.owned.add(handle)
+      return addon.conform(handle, torchDtype(dtype))
+    }
+    const rank = addon.conformTo!(handle, DTYPE_CODES[torchDtype(dtype)], this.dims)
+    const shape = new Array<number>(rank)
+    for (let i = 0; i < rank; i++) shape[i] = this.dims[i]!
+    return shape
   }
 
   /** A kernel output that shares an input's data (reshape-free identity, same-dtype cast). */
@@ -308,7 +364,7 @@ export class TorchBackend extends tf.KernelBackend {
   stash(info: tf.TensorInfo, handles: TorchHandle[], key?: object): boolean {
     const rec = this.data.get(info.dataId)
     if (rec.extras) return false
-    for (const x of handles) this.kept.add(x)
+    for (const x of handles) this.untemp(x)
     rec.extras = handles
     rec.extrasKey = key
     return true
