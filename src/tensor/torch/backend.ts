@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import {bf16ActivationsAt} from '../storage.js'
+import {LiveBytes} from './live-bytes.js'
+import {conformValues, deviceIndex, DTYPE_CODES, sameShape, torchDtype} from './values.js'
 import {loadTorchAddon, type AttentionKernel, type TorchAddon, type TorchDtype, type TorchHandle, type TorchOp} from './addon.js'
 import {Ownership, RecordStore} from './records.js'
 
@@ -29,26 +31,6 @@ interface TensorRecord {
   bf16?: boolean
 }
 
-/** tfjs dtypes as the addon names them. */
-function torchDtype(dtype: tf.DataType): TorchDtype {
-  switch (dtype) {
-    case 'float32':
-    case 'int32':
-    case 'bool':
-      return dtype
-    default:
-      throw new Error(`the torch backend does not support ${dtype} tensors`)
-  }
-}
-
-/** The dtype codes of addon.conformTo (native/src/addon.cc kDtypeCodes). */
-const DTYPE_CODES: Record<TorchDtype, number> = {float32: 0, int32: 1, bool: 2, int64: 3, float64: 4, float16: 5, bfloat16: 6, uint8: 7}
-
-function sameShape(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
-}
 
 /**
  * A TensorFlow.js KernelBackend whose tensors are libtorch (ATen) tensors on one device. Kernels are
@@ -233,7 +215,7 @@ export class TorchBackend extends tf.KernelBackend {
     const rec = this.data.get(info.dataId)
     if (!rec || rec.handle || rec.dtype === 'string') return
     rec.handle = this.addon.fromArray(rec.values as ArrayBufferView, rec.shape, torchDtype(rec.dtype), this.isCuda ? this.device : undefined)
-    this.tally(rec, 1)
+    this.live.count(rec, 1)
     this.owned.add(rec.handle)
     rec.values = undefined
   }
@@ -249,7 +231,7 @@ export class TorchBackend extends tf.KernelBackend {
     const dataId = {}
     const rec: TensorRecord = {handle, dtype: 'float32', shape: [...shape], refCount: 1, bf16: true}
     this.data.set(dataId, rec)
-    this.tally(rec, 1)
+    this.live.count(rec, 1)
     return tf.engine().makeTensorFromTensorInfo({dataId, shape, dtype: 'float32'}, this)
   }
 
@@ -274,43 +256,25 @@ export class TorchBackend extends tf.KernelBackend {
     if (this.bf16Activations && dtype === 'float32' && this.addon.dtype(handle) === 'bfloat16') {
       this.owned.add(handle)
       const shape = this.addon.shape(handle)
-      this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1, bf16: true}, 1))
+      this.data.set(dataId, this.live.count({handle, dtype, shape, refCount: 1, bf16: true}, 1))
       return {dataId, shape, dtype}
     }
     const shape = this.conform(handle, dtype)
-    this.data.set(dataId, this.tally({handle, dtype, shape, refCount: 1}, 1))
+    this.data.set(dataId, this.live.count({handle, dtype, shape, refCount: 1}, 1))
     return {dataId, shape, dtype}
   }
 
-  /** Bytes of the ATen tensors behind live tfjs tensors, by storage dtype (see liveBytes). */
-  private readonly bytesByDtype = new Map<string, number>()
+  /** Bytes of the ATen tensors behind live tfjs tensors (live-bytes.ts). */
+  private readonly live = new LiveBytes()
 
-  private liveTotal = 0
-  private livePeak = 0
-
-  private tally(rec: TensorRecord, sign: 1 | -1): TensorRecord {
-    const key = rec.bf16 ? 'bfloat16' : rec.dtype
-    const bytes = rec.shape.reduce((a, b) => a * b, 1) * (rec.bf16 ? 2 : rec.dtype === 'bool' ? 1 : 4)
-    this.bytesByDtype.set(key, (this.bytesByDtype.get(key) ?? 0) + sign * bytes)
-    this.liveTotal += sign * bytes
-    if (this.liveTotal > this.livePeak) this.livePeak = this.liveTotal
-    return rec
-  }
-
-  /** The highest total of liveBytes since the last call (which starts a new period from the current total). */
-  takePeakLiveBytes(): number {
-    const peak = this.livePeak
-    this.livePeak = this.liveTotal
-    return peak
-  }
-
-  /**
-   * Bytes held by the tensors tfjs has live on this backend, by storage dtype (bfloat16 for bf16
-   * storage): what a step keeps for backward, in the tests of bf16 activations and the memory plan's
-   * calibration. An upper bound (views share storage) that leaves out fused kernels' stashed state.
-   */
+  /** Bytes held by the tensors tfjs has live on this backend, by storage dtype (live-bytes.ts). */
   liveBytes(): Record<string, number> {
-    return Object.fromEntries(this.bytesByDtype)
+    return this.live.bytes()
+  }
+
+  /** The highest total of liveBytes since the last call (which starts a new period). */
+  takePeakLiveBytes(): number {
+    return this.live.takePeak()
   }
 
   /** The dims addon.conformTo writes a result's shape into (reused: one per backend). */
@@ -432,7 +396,7 @@ export class TorchBackend extends tf.KernelBackend {
     rec.refCount--
     if (!force && rec.refCount > 0) return false
     if (rec.handle) {
-      this.tally(rec, -1)
+      this.live.count(rec, -1)
       this.addon.release(rec.handle)
     }
     if (rec.extras) for (const e of rec.extras) this.addon.release(e)
@@ -483,17 +447,4 @@ export class TorchBackend extends tf.KernelBackend {
   override dispose(): void {
     // Handles are released by disposeData; anything left is freed by the GC finalizers.
   }
-}
-
-function deviceIndex(device: string): number {
-  const m = /^cuda:(\d+)$/.exec(device)
-  return m ? Number(m[1]) : 0
-}
-
-/** tfjs sometimes writes values in a wider array than the dtype (e.g. a Float32Array for int32). */
-function conformValues(values: BackendValues, dtype: tf.DataType): BackendValues {
-  if (dtype === 'float32' && !(values instanceof Float32Array)) return Float32Array.from(values as ArrayLike<number>)
-  if (dtype === 'int32' && !(values instanceof Int32Array)) return Int32Array.from(values as ArrayLike<number>)
-  if (dtype === 'bool' && !(values instanceof Uint8Array)) return Uint8Array.from(values as ArrayLike<number>)
-  return values
 }
