@@ -24,14 +24,14 @@
  * default 4), CODIEMB_BENCH_HIDDEN (default 64; heads = hidden / 32, intermediate = 4 x hidden), CODIEMB_BENCH_PROFILE=1 (the step's per-kernel times), CODIEMB_PYTHON (a python with torch; `none`: no PyTorch side).
  * Run: npm run build && node dist/bench/kernel-overhead.bench.js   (or: npm run bench -- kernel-overhead)
  */
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {availableParallelism, loadavg} from 'node:os'
 import {dirname, join} from 'node:path'
-import {createInterface} from 'node:readline'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {torchAddonPath} from '../src/tensor/backends/torch.js'
+import {InterleavedReference, irTrainStep, median, python} from './ir-step.js'
 
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -42,16 +42,7 @@ const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelis
 const rounds = Number(process.env.CODIEMB_BENCH_ROUNDS) || 10
 const steps = Number(process.env.CODIEMB_BENCH_STEPS) || 10
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ')
-
-function python(): string | undefined {
-  if (process.env.CODIEMB_PYTHON === 'none') return undefined
-  for (const py of [process.env.CODIEMB_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
-    if (spawnSync(py, ['-c', 'import torch'], {encoding: 'utf8'}).status === 0) return py
-  }
-  return undefined
-}
 
 /** Microseconds per iteration of `fn` over `n` iterations. */
 function usPer(n: number, fn: () => void): number {
@@ -98,32 +89,6 @@ async function micro(py: string | undefined): Promise<void> {
   console.log(`  PyTorch eager (python3), same tensors: torch.add ${pa} us; torch.add(torch.mul(x, y), x) ${pc} us`)
 }
 
-/** The PyTorch reference step as a long-lived process, one round per request (see bench/torch.bench.ts). */
-function reference(py: string, args: Record<string, number>): {request(cmd: string): Promise<Record<string, any>>; close(): void} {
-  const child = spawn(py, [join(root, 'bench', 'torch_reference.py'), ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)]), '--interleave', '1',
-    '--threads', String(threads), '--device', 'cpu'], {stdio: ['pipe', 'pipe', 'pipe']})
-  const lines: string[] = []
-  let waiting: ((l: string | undefined) => void) | undefined
-  let stderr = ''
-  createInterface({input: child.stdout}).on('line', (l) => (waiting ? (waiting(l), (waiting = undefined)) : lines.push(l)))
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  child.on('close', () => waiting?.(undefined))
-  const next = async () => {
-    const l = lines.shift() ?? (child.exitCode !== null ? undefined : await new Promise<string | undefined>((r) => (waiting = r)))
-    if (l === undefined) throw new Error(`PyTorch reference exited: ${stderr.trim().split('\n').pop()}`)
-    return JSON.parse(l) as Record<string, any>
-  }
-  const ready = next()
-  return {
-    request: async (cmd) => {
-      await ready
-      child.stdin.write(`${cmd}\n`)
-      return next()
-    },
-    close: () => child.stdin.end(),
-  }
-}
-
 async function hostBoundStep(py: string | undefined): Promise<void> {
   const tokenizerDir = join(process.env.CODIEMB_SHARED || join(root, '..', 'shared'), 'fixtures', 'models', 'bert-tiny', 'model')
   if (!existsSync(tokenizerDir)) return console.log(`host-bound step: skipped: ../shared is absent (needs ${tokenizerDir})`)
@@ -140,38 +105,10 @@ async function hostBoundStep(py: string | undefined): Promise<void> {
   const seq = Number(process.env.CODIEMB_BENCH_SEQ) || 4
   const PER_QUERY = 5
   const np = nq * PER_QUERY
-  const batch = (rows: number, seed: number) => {
-    const inputIds = new Int32Array(rows * seq)
-    let s = seed
-    for (let i = 0; i < inputIds.length; i++) inputIds[i] = 1000 + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (vocab - 1000))
-    return {batchSize: rows, seqLen: seq, inputIds, attentionMask: new Int32Array(rows * seq).fill(1), tokenTypeIds: new Int32Array(rows * seq),
-      offsets: new Int32Array(rows * seq * 2), specialTokensMask: new Uint8Array(rows * seq), lengths: new Array(rows).fill(seq),
-      poolMask: new Float32Array(rows * seq).fill(1), prefixLengths: new Array(rows).fill(0)}
-  }
-  const qb = batch(nq, 1)
-  const pb = batch(np, 2)
-  const labels = tf.oneHot(tf.tensor1d(Array.from({length: nq}, (_, i) => i * PER_QUERY), 'int32'), np)
-  const vars = [...enc.variables.values()] as tf.Variable[]
-  const m = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
-  const v2 = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
-  const cls = (h: tf.Tensor3D) => {
-    const c = tf.reshape(tf.slice(h, [0, 0, 0], [h.shape[0], 1, h.shape[2]]), [h.shape[0], h.shape[2]])
-    return tf.div(c, tf.norm(c, 'euclidean', -1, true))
-  }
-  let step = 0
+  const ir = irTrainStep(enc, ops, variableGrads, {queries: nq, perQuery: PER_QUERY, queryLen: seq, passageLen: seq})
   let fwdBwdS = 0
   const trainStep = () => {
-    step++
-    const t0 = performance.now()
-    const {value, grads} = variableGrads(() => {
-      const q = cls(enc.forward(qb, {training: true}).lastHiddenState)
-      const p = cls(enc.forward(pb, {training: true}).lastHiddenState)
-      const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
-      return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
-    }, vars)
-    fwdBwdS = (performance.now() - t0) / 1000
-    ops.adamwUpdate(vars, vars.map((x) => grads[x.name]!), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
-    tf.dispose([value, ...Object.values(grads)])
+    fwdBwdS = ir.step().fwdBwdS
   }
   trainStep()
   const profile = await tf.profile(() => void trainStep())
@@ -187,10 +124,13 @@ async function hostBoundStep(py: string | undefined): Promise<void> {
     }
     for (const [name, e] of [...by].sort((a, b) => b[1].ms - a[1].ms).slice(0, 16)) console.log(`    ${name.padEnd(28)} ${e.ms.toFixed(1).padStart(8)} ms ${String(e.calls).padStart(5)} calls`)
   }
+  const refArgs = {layers, hidden, heads, intermediate, queries: nq, 'query-len': seq, 'passages-per-query': PER_QUERY, 'passage-len': seq, steps, vocab,
+    'encode-batch': 1, 'encode-batches': 1, interleave: 1}
   const ref = py
-    ? reference(py, {layers, hidden, heads, intermediate, queries: nq, 'query-len': seq, 'passages-per-query': PER_QUERY, 'passage-len': seq, steps, vocab,
-      'encode-batch': 1, 'encode-batches': 1})
+    ? new InterleavedReference(py, [join(root, 'bench', 'torch_reference.py'), ...Object.entries(refArgs).flatMap(([k, v]) => [`--${k}`, String(v)]),
+      '--threads', String(threads), '--device', 'cpu'])
     : undefined
+  await ref?.next() // ready: its model is built and warmed up
   const ours: number[] = []
   const oursFwdBwd: number[] = []
   const theirs: number[] = []
@@ -215,7 +155,7 @@ async function hostBoundStep(py: string | undefined): Promise<void> {
   if (!ref) return console.log('  PyTorch: no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)')
   console.log(`  PyTorch: ${ms(median(theirs))} per step (forward+backward ${ms(median(theirsFwdBwd))})`)
   console.log(`  ratio codiemb/PyTorch (PyTorch's time / ours): step ${(median(theirs) / median(ours)).toFixed(2)}x, forward+backward ${(median(theirsFwdBwd) / median(oursFwdBwd)).toFixed(2)}x; rounds ${ours.map((o, i) => (theirs[i]! / o).toFixed(2)).join(' ')}`)
-  tf.dispose([labels, ...m, ...v2])
+  ir.dispose()
   enc.dispose()
 }
 

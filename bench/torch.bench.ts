@@ -19,15 +19,15 @@
  * default runs PyTorch after codiemb, one model in memory at a time).
  * Run: npm run build && node dist/bench/torch.bench.js
  */
-import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import {dirname, join} from 'node:path'
-import {createInterface} from 'node:readline'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import * as tf from '@tensorflow/tfjs-core'
 import {torchAddonPath} from '../src/tensor/backends/torch.js'
 import type {TorchAddon, TorchHandle} from '../src/tensor/torch/addon.js'
+import {batchOf, clsEmbeddings, InterleavedReference, irTrainStep, median, python} from './ir-step.js'
 
 const root = (() => {
   let dir = dirname(fileURLToPath(import.meta.url))
@@ -36,20 +36,6 @@ const root = (() => {
 })()
 const threads = Number(process.env.CODIEMB_TORCH_THREADS) || availableParallelism()
 const steps = Number(process.env.CODIEMB_BENCH_STEPS) || 2
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
-function python(): string | undefined {
-  const candidates = [process.env.CODIEMB_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]
-  for (const py of candidates) {
-    const r = spawnSync(py, ['-c', 'import torch'], {encoding: 'utf8'})
-    if (r.status === 0) return py
-  }
-  return undefined
-}
 
 function pytorch(py: string | undefined, args: Record<string, number>): Record<string, number> | string {
   if (!py) return 'no python with torch (apt-get install python3-torch, or set CODIEMB_PYTHON)'
@@ -60,48 +46,6 @@ function pytorch(py: string | undefined, args: Record<string, number>): Record<s
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').pop()}`
   if (args.profile) console.log(`  PyTorch's autograd profile of one training step:\n${r.stderr.trimEnd()}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
-}
-
-/**
- * The PyTorch reference as a long-lived process (torch_reference.py --interleave 1) that runs one
- * round per request, so the bench alternates codiemb's rounds with PyTorch's: a change of load on a
- * shared machine then hits both sides alike (CODIEMB_BENCH_INTERLEAVE=1; both models are in memory
- * at once).
- */
-class InterleavedReference {
-  private readonly child: ChildProcessWithoutNullStreams
-  private readonly replies: string[] = []
-  private waiting: ((line: string | undefined) => void) | undefined
-  private stderr = ''
-  private closed = false
-
-  constructor(py: string, argv: string[]) {
-    this.child = spawn(py, argv, {stdio: ['pipe', 'pipe', 'pipe']})
-    createInterface({input: this.child.stdout}).on('line', (line) => {
-      if (this.waiting) {
-        const w = this.waiting
-        this.waiting = undefined
-        w(line)
-      } else this.replies.push(line)
-    })
-    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()))
-    this.child.on('close', () => {
-      this.closed = true
-      this.waiting?.(undefined)
-    })
-  }
-
-  /** The next reply line as JSON (the first one is the reference's "ready"). */
-  async next(): Promise<Record<string, any>> {
-    const line = this.replies.shift() ?? (this.closed ? undefined : await new Promise<string | undefined>((resolve) => (this.waiting = resolve)))
-    if (line === undefined) throw new Error(`PyTorch reference exited: ${this.stderr.trim().split('\n').pop()}`)
-    return JSON.parse(line)
-  }
-
-  async request(command: string): Promise<Record<string, any>> {
-    this.child.stdin.write(`${command}\n`)
-    return this.next()
-  }
 }
 
 function timeIt(n: number, fn: () => void): number {
@@ -247,21 +191,6 @@ function peakRss(): number | undefined {
 const gb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / 1e9).toFixed(2)} GB`)
 
 /** A full-length batch of random token ids (every row attended), the shape the tokenizer produces. */
-function batchOf(rows: number, len: number, vocab: number, seed: number): Record<string, unknown> {
-  const inputIds = new Int32Array(rows * len)
-  let s = seed
-  for (let i = 0; i < inputIds.length; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0
-    inputIds[i] = 1000 + (s % (vocab - 1000))
-  }
-  return {
-    batchSize: rows, seqLen: len, inputIds,
-    attentionMask: new Int32Array(rows * len).fill(1), tokenTypeIds: new Int32Array(rows * len),
-    offsets: new Int32Array(rows * len * 2), specialTokensMask: new Uint8Array(rows * len),
-    lengths: new Array(rows).fill(len), poolMask: new Float32Array(rows * len).fill(1), prefixLengths: new Array(rows).fill(0),
-  }
-}
-
 /** Where one step's time goes, by tfjs kernel (tf.profile with the backend's per-kernel timer). */
 async function profileStep(what: string, trainStep: () => void): Promise<void> {
   const t0 = performance.now()
@@ -317,34 +246,10 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const np = nq * PER_QUERY
   const QUERY_LEN = size.queryLen ?? 64
   const PASSAGE_LEN = size.passageLen ?? 128
-  const qb = batchOf(nq, QUERY_LEN, vocab, 1)
-  const pb = batchOf(np, PASSAGE_LEN, vocab, 2)
-  const labels = tf.oneHot(tf.tensor1d(Array.from({length: nq}, (_, i) => i * PER_QUERY), 'int32'), np)
-  const vars = [...enc.variables.values()] as tf.Variable[]
-  // As the trainer's AdamW (src/train/optimizer.ts): in a tidy, so the zeros the moments start from
-  // are not held a second time by the tensor they were made from (that kept 2 x the parameters'
-  // bytes alive in this process, 0.7 GB at bert-base size, and blocked the in-place update).
-  const m = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
-  const v2 = vars.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
-  const cls = (h: tf.Tensor3D) => {
-    const c = tf.reshape(tf.slice(h, [0, 0, 0], [h.shape[0], 1, h.shape[2]]), [h.shape[0], h.shape[2]])
-    return tf.div(c, tf.norm(c, 'euclidean', -1, true))
-  }
-  let step = 0
-  let optimizerS = 0 // the last step's AdamW update
+  const ir = irTrainStep(enc, ops, variableGrads, {queries: nq, perQuery: PER_QUERY, queryLen: QUERY_LEN, passageLen: PASSAGE_LEN, checkpoint: size.checkpoint})
+  let optimizerS = 0 // the last step's AdamW update (on a GPU only its launch time: no sync inside the step)
   const trainStep = () => {
-    step++
-    const {value, grads} = variableGrads(() => {
-      const q = cls(enc.forward(qb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
-      const p = cls(enc.forward(pb, {training: true, checkpointLayers: size.checkpoint}).lastHiddenState)
-      const logp = tf.logSoftmax(tf.div(tf.matMul(q, p, false, true), 0.05))
-      return tf.neg(tf.mean(tf.sum(tf.mul(labels, logp), -1))) as tf.Scalar
-    }, vars)
-    // The optimizer's share (on a GPU this is only the launch time: no sync is added inside the step).
-    const t0 = performance.now()
-    ops.adamwUpdate(vars, vars.map((x) => grads[x.name]), m, v2, {learningRate: 2e-5, beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01, step})
-    optimizerS = (performance.now() - t0) / 1000
-    tf.dispose([value, ...Object.values(grads)])
+    optimizerS = ir.step().optimizerS
     syncDevice()
   }
   const encRows = Number(process.env.CODIEMB_BENCH_ENCODE_BATCH) || 32
@@ -382,7 +287,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
   const tokens = nq * QUERY_LEN + np * PASSAGE_LEN
   const eb = batchOf(encRows, PASSAGE_LEN, vocab, 3)
   const encodeOnce = () => {
-    const e = tf.tidy(() => cls(enc.forward(eb).lastHiddenState))
+    const e = tf.tidy(() => clsEmbeddings(enc.forward(eb).lastHiddenState))
     e.dataSync()
     e.dispose()
   }
@@ -420,7 +325,7 @@ async function irStep(size: ModelSize, py: string | undefined): Promise<void> {
       : trainPeak !== undefined && ref.train_peak_rss_bytes ? `, peak memory ${(trainPeak / ref.train_peak_rss_bytes).toFixed(2)}x (target <= 1.1)` : ''
     console.log(`  ratio codiemb/PyTorch: training ${(ref.train_step_s! / trainS).toFixed(2)}x, encoding ${(encodeTps / ref.encode_tokens_per_s!).toFixed(2)}x (targets >= 1.0)${memRatio}`)
   }
-  tf.dispose([labels, ...m, ...v2])
+  ir.dispose()
   enc.dispose()
 }
 
