@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import type {ActivationMemory, ActivationShape, EncoderArchitecture, ForwardInputs, ForwardOptions, HfConfig, RandomInitOptions} from './architecture.js'
-import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear, residualAdd} from '../tensor/ops.js'
+import {ACTIVATIONS, attention, cpuFastPaths, dropout, layerNorm, linear, packedAttention, residualAdd} from '../tensor/ops.js'
 import {checkpoint} from '../tensor/checkpoint.js'
 import {layerAdapterNames, withAdapter} from './lora-forward.js'
 
@@ -51,9 +51,12 @@ const LAYER_WEIGHTS = [
  * products (test/model/bert-family.test.ts).
  */
 export function qkvProjection(x: tf.Tensor2D, wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor): tf.Tensor2D[] {
-  const w = tf.concat([wq, wk, wv], 0)
-  const b = tf.concat([bq, bk, bv], 0)
-  return tf.split(linear(x, w, b), 3, 1) as tf.Tensor2D[]
+  return tf.split(packedQkvProjection(x, wq, bq, wk, bk, wv, bv), 3, 1) as tf.Tensor2D[]
+}
+
+/** The three projections as one [rows, 3·H] tensor (query, key, value side by side): ops.packedAttention's input. */
+export function packedQkvProjection(x: tf.Tensor2D, wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor): tf.Tensor2D {
+  return linear(x, tf.concat([wq, wk, wv], 0), tf.concat([bq, bk, bv], 0))
 }
 
 /** Mask bias for padding keys; exp(-1e9 - max) underflows to exactly 0 like transformers' finfo.min. */
@@ -203,11 +206,16 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
         const [wq, bq, wk, bk, wv, bv, wo, bo, ln1Gamma, ln1Beta, wi, bi, wf, bf, ln2Gamma, ln2Beta] = w
         const W: Record<string, tf.Tensor> = Object.fromEntries(adapters.map((n, i) => [n, w[LAYER_WEIGHTS.length + i]!]))
         const adapt = (out: tf.Tensor2D, input: tf.Tensor2D, module: string) => withAdapter(out, input, W, module, opts.lora, seeds[3] ?? 0)
-        const [q, k, v] = qkvProjection(x, wq!, bq!, wk!, bk!, wv!, bv!)
-          .map((p, i) => adapt(p, x, `attention.self.${['query', 'key', 'value'][i]}`))
-          .map(toHeads)
-        const attended = attention(q, k, v, {maskBias: bias, scale, dropoutRate: attnDrop, seed: seeds[0]}) as tf.Tensor4D
-        const context = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+        const attentionOptions = {maskBias: bias, scale, dropoutRate: attnDrop, seed: seeds[0]}
+        // Without unmerged adapters on q, k or v, attention runs on the packed projection (one kernel on torch).
+        const context = adapters.length === 0
+          ? packedAttention(packedQkvProjection(x, wq!, bq!, wk!, bk!, wv!, bv!), {...attentionOptions, batch: B, heads})
+          : (() => {
+              const [q, k, v] = qkvProjection(x, wq!, bq!, wk!, bk!, wv!, bv!)
+                .map((p, i) => adapt(p, x, `attention.self.${['query', 'key', 'value'][i]}`))
+                .map(toHeads)
+              return tf.reshape(tf.transpose(attention(q, k, v, attentionOptions), [0, 2, 1, 3]), [B * T, H]) as tf.Tensor2D
+            })()
         const attnOut = dropout(adapt(linear(context, wo!, bo), context, 'attention.output.dense'), hiddenDrop, seeds[1])
         const a = layerNorm(residualAdd(attnOut, x) as tf.Tensor2D, ln1Gamma!, ln1Beta!, eps) as tf.Tensor2D
         const inter = act(adapt(linear(a, wi!, bi), a, 'intermediate.dense')) as tf.Tensor2D
@@ -282,19 +290,22 @@ export function bertFamily(options: BertFamilyOptions): EncoderArchitecture {
  * token), hd / ad = 1 when hidden / attention dropout is active, per layer (in elements per token):
  *
  *   fused (torch: one kernel per op, ATen views share storage; a dense layer keeps its input, not
- *   its output, and dropout its boolean mask, not its output: ops.linear, ops.dropout)
- *     3H (q, k, v) + H (attention output) + nT (probabilities) + ad·nT/4 (mask) + H (heads merged)
+ *   its output, and dropout its boolean mask, not its output: ops.linear, ops.dropout; attention on
+ *   the packed projection, ops.packedAttention, keeps it and its [B·T, H] output, which is also the
+ *   output projection's input)
+ *     3H (packed q, k, v) + H (attention output) + nT (probabilities) + ad·nT/4 (mask)
  *     + 2 × [hd·H/4 (dropout mask) + H (residual sum) + H (layer norm) + 2 (its mean, rstd)]
  *     + 2I (intermediate dense output, GELU output)
- *     = 9H + 2I + nT + 4 + hd·H/2 + ad·nT/4
+ *     = 8H + 2I + nT + 4 + hd·H/2 + ad·nT/4
  *   (the layer-norm output is counted once: the next dense layer keeps it, the norm keeps only its
  *   input and statistics)
  *   fused with bf16 activations (torch, --precision bf16), in bytes per token: q, k, v, the attention
- *   output, the heads merged and the two intermediate tensors are bfloat16 (2 bytes); the residual
- *   sums stay float32 (a bfloat16 branch plus a float32 residual widens), and each dense layer after a
- *   layer norm keeps the norm output's bfloat16 copy:
- *     2·3H + 2H + 2H + 4nT + ad·nT + 2 × [hd·H + 4H + 2H + 8] + 2·2I
- *     = 22H + 4I + 4nT + 16 + 2hd·H + ad·nT
+ *   output and the two intermediate tensors are bfloat16 (2 bytes); the residual sums stay float32 (a
+ *   bfloat16 branch plus a float32 residual widens), and each dense layer after a layer norm keeps the
+ *   norm output's bfloat16 copy:
+ *     2·3H + 2H + 4nT + ad·nT + 2 × [hd·H + 4H + 2H + 8] + 2·2I
+ *     = 20H + 4I + 4nT + 16 + 2hd·H + ad·nT
+ *   (unmerged LoRA adapters on q, k, v split the projection, which keeps H more, 2H with bf16: not counted)
  *   composite (cpu: tfjs ops; tf.fused.matMul keeps its output, Add keeps both inputs, row statistics
  *   are matmuls against ones)
  *     3H (q, k, v) + 3H (q, k, v per head) + H (q·scale) + 7nT (scores, masked scores, broadcast max,
@@ -318,14 +329,14 @@ function bertActivationMemory(config: HfConfig, shape: ActivationShape): Activat
   const F = 4
   if (shape.kernels === 'fused' && shape.bf16Activations) {
     return {
-      perLayer: 22 * H + 4 * I + 4 * nT + 16 + 2 * hd * H + ad * nT,
+      perLayer: 20 * H + 4 * I + 4 * nT + 16 + 2 * hd * H + ad * nT,
       checkpointedPerLayer: F * H,
       outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
     }
   }
   if (shape.kernels === 'fused') {
     return {
-      perLayer: F * (9 * H + 2 * I + nT + 4 + hd * 0.5 * H + (ad * nT) / 4),
+      perLayer: F * (8 * H + 2 * I + nT + 4 + hd * 0.5 * H + (ad * nT) / 4),
       checkpointedPerLayer: F * H,
       outsideLayers: F * (3 + 5 * H + 2 + hd * 1.25 * H + 1),
     }

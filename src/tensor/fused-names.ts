@@ -8,7 +8,13 @@ export const FUSED = {
   attentionMasked: 'CodiembAttentionMasked',
   attentionGrad: 'CodiembAttentionGrad',
   attentionMaskGrad: 'CodiembAttentionMaskGrad',
+  packedAttention: 'CodiembPackedAttention',
+  packedAttentionMasked: 'CodiembPackedAttentionMasked',
+  packedAttentionGrad: 'CodiembPackedAttentionGrad',
   dropout: 'CodiembDropout',
   dropoutGrad: 'CodiembDropoutGrad',
   storageCast: 'CodiembStorageCast',
+  linear: 'CodiembLinear',
+  linearInputGrad: 'CodiembLinearInputGrad',
+  linearWeightGrad: 'CodiembLinearWeightGrad',
 } as const

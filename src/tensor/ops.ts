@@ -12,36 +12,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core'
 import {FUSED} from './fused-names.js'
-import {chunkedAttention} from './attention.js'
 import {recordingGradients} from './backprop.js'
 import {activationsInBf16, tensorStorage} from './storage.js'
+import {cpuFastPaths, eagerGrads, hasKernel, run} from './kernel-calls.js'
 import './gradients.js'
 
 export {FUSED} from './fused-names.js'
-
-/** True when the active backend implements `kernel` (fused path), false for the composite path. */
-function hasKernel(kernel: string): boolean {
-  return tf.getKernel(kernel, tf.getBackend()) != null
-}
-
-/** True when the active backend runs codiemb's fused kernels. */
-export function fusedKernelsActive(): boolean {
-  return hasKernel(FUSED.attention)
-}
-
-/**
- * Whether the composites use their cpu-backend formulations. tfjs's pure-JS cpu kernels are 5-15x
- * slower on broadcasting element-wise ops (per-element index arithmetic) than on same-shape ones,
- * while small matmuls are cheap; so on cpu per-row statistics and their broadcasts are formed with
- * matmuls against ones vectors. On native backends broadcasting is free and the plain formulation is
- * better.
- */
-export function cpuFastPaths(): boolean {
-  return tf.getBackend() === 'cpu'
-}
-
-const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): any =>
-  tf.engine().runKernel(name, inputs as any, attrs as any)
+export {cpuFastPaths, fusedKernelsActive} from './kernel-calls.js'
+export {ATTENTION_BLOCK_ELEMENTS, attention, packedAttention, type AttentionOptions, type PackedAttentionOptions} from './attention-op.js'
 
 // ---------------------------------------------------------------------------------------------
 // Dense layers and activations
@@ -56,14 +34,20 @@ const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<stri
  */
 export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
   const w = weight as tf.Tensor2D
+  // On the torch backend one kernel per product (FUSED.linear): tf.fused.matMul and tf.matMul wrap
+  // each product in three Reshape kernels.
+  const fused = hasKernel(FUSED.linear)
+  const product = (a: tf.Tensor, b: tf.Tensor, c?: tf.Tensor): tf.Tensor2D =>
+    fused ? run(FUSED.linear, c ? {x: a, weight: b, bias: c} : {x: a, weight: b}) : (tf.fused.matMul({a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c}) as tf.Tensor2D)
   // No gradient is being recorded (encoding, evaluation): nothing to keep, no custom-gradient node.
-  if (!recordingGradients()) return tf.fused.matMul({a: x, b: w, transposeB: true, bias}) as tf.Tensor2D
+  if (!recordingGradients()) return product(x, w, bias)
   // bf16 activations (torch, --precision bf16): keep x's bfloat16 copy, the product's operand, and
   // give each gradient its input's storage dtype, as autocast's cast before a linear layer does.
   const bf16 = activationsInBf16()
   const xDtype = bf16 ? tensorStorage(x).dtype : 'float32'
   const backward = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
     const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
+    if (fused) return [run(FUSED.linearInputGrad, {dy, weight: ws}, {storage: xDtype === 'bfloat16' ? 'bfloat16' : 'float32'}), run(FUSED.linearWeightGrad, {dy, x: xs})]
     const dx = tf.matMul(dy as tf.Tensor2D, ws)
     const dw = tf.matMul(dy as tf.Tensor2D, xs, true, false)
     if (!bf16) return [dx, dw]
@@ -74,16 +58,14 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
     save([input, b])
     return input
   }
-  if (!bias) {
-    return withGradient(([a, b], save) => {
-      const input = keep(a!, b!, save)
-      return {value: tf.fused.matMul({a: input as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true}), gradFunc: backward}
-    })(x, w) as tf.Tensor2D
-  }
+  if (!bias) return withGradient(([a, b], save) => ({value: product(keep(a!, b!, save), b!), gradFunc: backward}))(x, w) as tf.Tensor2D
   return withGradient(([a, b, c], save) => {
-    const input = keep(a!, b!, save)
-    const value = tf.fused.matMul({a: input as tf.Tensor2D, b: b as tf.Tensor2D, transposeB: true, bias: c})
-    return {value, gradFunc: (dy, saved) => [...backward(dy, saved), tf.reshape(tf.sum(dy, 0), c!.shape)]}
+    const value = product(keep(a!, b!, save), b!, c!)
+    const biasGrad = (dy: tf.Tensor) => {
+      const db = tf.sum(dy, 0)
+      return tf.util.arraysEqual(db.shape, c!.shape) ? db : tf.reshape(db, c!.shape)
+    }
+    return {value, gradFunc: (dy, saved) => [...backward(dy, saved), biasGrad(dy)]}
   })(x, w, bias) as tf.Tensor2D
 }
 
@@ -231,78 +213,6 @@ export function dropout(x: tf.Tensor, rate: number, seed?: number): tf.Tensor {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scaled dot-product attention
-
-export interface AttentionOptions {
-  /**
-   * Added to the scores before the softmax; broadcastable to [..., Tq, Tk]. Give a padding mask per
-   * key, [B, 1, 1, Tk] with -1e9 on padding: O(B·T) memory, and the fused kernels take it as is.
-   */
-  maskBias?: tf.Tensor
-  /** Multiplies q k^T (default 1/sqrt(d)). */
-  scale?: number
-  /** Dropout on the attention probabilities (training only; default 0). */
-  dropoutRate?: number
-  /**
-   * Seed of the dropout masks (an integer; drawn at random when omitted). The chunked paths redraw
-   * each block's mask from it in the backward pass, so one seed gives one mask, run after run.
-   */
-  seed?: number
-  /** Query rows per block of the chunked paths (default: blocks of about ATTENTION_BLOCK_ELEMENTS scores, at least 16 rows). */
-  blockRows?: number
-}
-
-/** Scores per block of the chunked paths by default: 2^24 (64 MiB of float32). */
-export const ATTENTION_BLOCK_ELEMENTS = 2 ** 24
-
-/**
- * softmax(q k^T * scale + maskBias) v, with dropout on the probabilities, for q [..., Tq, d], k
- * [..., Tk, d] and v [..., Tk, dv] with equal leading dims (typically [batch, heads, tokens,
- * headDim]); returns [..., Tq, dv]. Gradients flow to q, k, v and maskBias.
- *
- * Memory: what backward keeps is q, k, v, the mask, the output and each query row's log-sum-exp —
- * O(B·H·T·d), never the [B, H, T, T] probabilities, which the backward pass recomputes block by
- * block (or ATen's fused kernels recompute). On `torch` one native kernel (src/tensor/torch/fused.ts,
- * native/src/attention.cc: ATen's flash / memory-efficient / cuDNN kernels on libtorch >= 2.6, the
- * chunked algorithm elsewhere); on other backends the chunked composite of ./attention.ts.
- */
-export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: AttentionOptions = {}): tf.Tensor {
-  checkAttentionShapes(q, k, v, options.maskBias)
-  const scale = options.scale ?? 1 / Math.sqrt(q.shape[q.shape.length - 1]!)
-  const dropoutRate = options.dropoutRate ?? 0
-  if (!(dropoutRate >= 0 && dropoutRate < 1)) throw new Error(`attention dropout rate must be in [0, 1), got ${dropoutRate}`)
-  if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new Error(`attention seed must be an integer, got ${options.seed}`)
-  const seed = dropoutRate > 0 ? (options.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0 : 0
-  const tk = k.shape[k.rank - 2]!
-  const lead = tf.util.sizeFromShape(q.shape.slice(0, -2))
-  const blockRows = Math.max(1, Math.floor(options.blockRows ?? Math.max(16, ATTENTION_BLOCK_ELEMENTS / Math.max(1, lead * tk))))
-  if (hasKernel(FUSED.attention)) {
-    const attrs = {scale, dropoutRate, seed, blockRows}
-    if (options.maskBias) return run(FUSED.attentionMasked, {q, k, v, maskBias: options.maskBias}, attrs)
-    return run(FUSED.attention, {q, k, v}, attrs)
-  }
-  return chunkedAttention(q, k, v, options.maskBias, {scale, dropoutRate, seed, blockRows, matmulRowStats: cpuFastPaths()})
-}
-
-function checkAttentionShapes(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor | undefined): void {
-  const problem = ((): string | undefined => {
-    if (q.rank < 2) return 'q must have rank >= 2'
-    if (k.rank !== q.rank || v.rank !== q.rank) return 'q, k and v must have the same rank'
-    for (let i = 0; i < q.rank - 2; i++) if (k.shape[i] !== q.shape[i] || v.shape[i] !== q.shape[i]) return 'q, k and v must have equal leading dims'
-    if (k.shape[k.rank - 1] !== q.shape[q.rank - 1]) return "k's last dim must equal q's"
-    if (v.shape[v.rank - 2] !== k.shape[k.rank - 2]) return 'k and v must have the same number of keys'
-    if (mask) {
-      const full = [...q.shape.slice(0, -1), k.shape[k.rank - 2]!]
-      if (mask.rank > full.length) return `maskBias must have rank <= ${full.length}`
-      const off = full.length - mask.rank
-      if (mask.shape.some((n, i) => n !== 1 && n !== full[off + i])) return `maskBias must broadcast to [${full}]`
-    }
-    return undefined
-  })()
-  if (problem) throw new Error(`attention: ${problem} (q [${q.shape}], k [${k.shape}], v [${v.shape}]${mask ? `, maskBias [${mask.shape}]` : ''})`)
-}
-
-// ---------------------------------------------------------------------------------------------
 // AdamW
 
 export interface AdamWHyper {
@@ -379,15 +289,6 @@ export function adamwUpdate(params: tf.Variable[], grads: (tf.Tensor | undefined
 // ---------------------------------------------------------------------------------------------
 // Gradients of the fused kernels (shared by every backend that implements them)
 
-/**
- * Runs a multi-output backward kernel once, in the gradient's own scope (tfjs calls each input's
- * gradient inside a tidy, which would dispose the outputs computed for the other inputs).
- */
-function eagerGrads(compute: () => tf.Tensor[]): (i: number) => () => tf.Tensor {
-  const out = compute()
-  return (i) => () => out[i]!
-}
-
 tf.registerGradient({
   kernelName: FUSED.gelu,
   inputsToSave: ['x'],
@@ -405,23 +306,3 @@ tf.registerGradient({
 // FUSED.dropout has no registered gradient: dropout() records it through tf.customGrad, keeping the mask.
 // A storage cast changes no value: its gradient is dy.
 tf.registerGradient({kernelName: FUSED.storageCast, gradFunc: (dy) => ({x: () => dy as tf.Tensor})})
-for (const [kernelName, masked] of [[FUSED.attention, false], [FUSED.attentionMasked, true]] as const) {
-  tf.registerGradient({
-    kernelName,
-    inputsToSave: masked ? ['q', 'k', 'v', 'maskBias'] : ['q', 'k', 'v'],
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const [q, k, v, ...rest] = saved as tf.Tensor[]
-      const maskBias = masked ? rest[0] : undefined
-      const y = rest[rest.length - 1]!
-      const inputs: Record<string, tf.Tensor> = {dy: dy as tf.Tensor, q: q!, k: k!, v: v!, y}
-      if (maskBias) inputs.maskBias = maskBias
-      const g = eagerGrads(() => run(FUSED.attentionGrad, inputs, attrs as any))
-      const grads: Record<string, () => tf.Tensor> = {q: g(0), k: g(1), v: g(2)}
-      // A padding mask is a constant and backprop never asks for its gradient; when a caller does,
-      // it costs its own pass (the fused kernels do not reduce it).
-      if (maskBias) grads.maskBias = () => run(FUSED.attentionMaskGrad, inputs, attrs as any)
-      return grads
-    },
-  })
-}

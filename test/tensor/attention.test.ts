@@ -238,6 +238,44 @@ describe(`attention (${TEST_BACKEND})`, () => {
     }
   })
 
+  test('packedAttention: on a [B·T, 3·H] projection, values and gradients equal the plain formulation on its split heads; with dropout, those of attention() under the same seed', async () => {
+    await useTestBackend()
+    const [B, T, heads, d] = [3, 7, 2, 8]
+    const H = heads * d
+    const before = tf.memory().numTensors
+    tf.tidy(() => {
+      const qkv = rand([B * T, 3 * H], 5)
+      const weights = rand([B * T, H], 6)
+      const draws = rand([B, 1, 1, T], 7).dataSync()
+      const mask = tf.tensor(draws.map((x, i) => (i % T !== 0 && x > 0.3 ? -1e9 : 0)), [B, 1, 1, T])
+      const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, d]), [0, 2, 1, 3])
+      const unpacked = (x: tf.Tensor, f: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor) => {
+        const [q, k, v] = tf.split(x, 3, 1).map(toHeads)
+        return tf.reshape(tf.transpose(f(q!, k!, v!), [0, 2, 1, 3]), [B * T, H])
+      }
+      const loss = (f: (x: tf.Tensor) => tf.Tensor) => (x: tf.Tensor) => tf.sum(tf.mul(f(x), weights)) as tf.Scalar
+      for (const maskBias of [mask, undefined]) {
+        const ours = (x: tf.Tensor) => ops.packedAttention(x, {batch: B, heads, maskBias})
+        const theirs = (x: tf.Tensor) => unpacked(x, (q, k, v) => reference(q, k, v, 1 / Math.sqrt(d), maskBias))
+        for (const [name, a, b] of [['out', ours(qkv), theirs(qkv)], ['dqkv', tf.grad(loss(ours))(qkv), tf.grad(loss(theirs))(qkv)]] as const) {
+          const e = relativeError(a, b)
+          assert.ok(e <= 1e-5, `${maskBias ? 'padded' : 'unpadded'}: ${name} differs by ${e.toExponential(2)} relative`)
+        }
+      }
+      const dropout = {dropoutRate: 0.25, seed: 11, maskBias: mask}
+      const ours = (x: tf.Tensor) => ops.packedAttention(x, {batch: B, heads, ...dropout})
+      const theirs = (x: tf.Tensor) => unpacked(x, (q, k, v) => ops.attention(q, k, v, dropout))
+      for (const [name, a, b] of [['out', ours(qkv), theirs(qkv)], ['dqkv', tf.grad(loss(ours))(qkv), tf.grad(loss(theirs))(qkv)]] as const) {
+        const e = relativeError(a, b)
+        assert.ok(e <= 1e-5, `dropout 0.25, seed 11: ${name} differs by ${e.toExponential(2)} relative from attention() on the split heads`)
+      }
+      assert.throws(() => ops.packedAttention(qkv, {batch: 4, heads}), /qkv must be \[batch·tokens, 3·heads·d\]/)
+      assert.throws(() => ops.packedAttention(qkv, {batch: B, heads: 5}), /qkv must be/)
+      assert.throws(() => ops.packedAttention(qkv, {batch: B, heads, maskBias: tf.zeros([B, 1, 1, T + 1])}), /maskBias must broadcast to \[3,2,7,7\]/)
+    })
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked')
+  })
+
   test('attention: rejects shapes it cannot attend over', async () => {
     await useTestBackend()
     tf.tidy(() => {

@@ -75,3 +75,33 @@ test('backprop: gradients passed through unchanged, shared inputs and unused var
   assert.throws(() => variableGrads(() => tf.mul(a, 2) as unknown as tf.Scalar, [a]), /must return a scalar tensor, got rank 1/)
   tf.dispose([a, b, unused, x, d2])
 })
+
+test('backprop: a saved tensor is a second reference, not an Identity kernel on the tape; gradients of gradients still flow through saved tensors', async () => {
+  await useTestBackend()
+  const before = tf.memory().numTensors
+  const init = tf.tensor1d([0.5, -1.5, 2])
+  const x = tf.variable(init, true, 'direct-saves-x')
+  init.dispose()
+  try {
+    // Mul saves both inputs, Sin and Square theirs: three kernels' saves, no Identity.
+    const f = () => tf.sum(tf.mul(tf.sin(x), tf.square(x))) as tf.Scalar
+    const profile = await tf.profile(() => {
+      const {value, grads} = variableGrads(f, [x])
+      tf.dispose([value, ...Object.values(grads)])
+    })
+    const identities = profile.kernels.filter((k) => k.name === 'Identity').length
+    assert.equal(identities, 0, `${identities} Identity kernels: saved tensors were cloned through the engine`)
+    // d/dx (x² sin x) = x² cos x + 2x sin x, whose derivative -x² sin x + 4x cos x + 2 sin x needs the
+    // inner gradient's saved tensors on the outer tape (tfjs's clone at gradient depth 2; without
+    // those nodes tfjs finds no path from x). (Not through a saved output, as Exp's: tfjs records the
+    // clone of an output before the kernel that made it, and its second derivative misses that term.)
+    const second = tf.grad((t: tf.Tensor) => tf.sum(tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.sin(u), tf.square(u))))(t)))(x)
+    const got = Array.from(second.dataSync())
+    const want = [0.5, -1.5, 2].map((v) => -v * v * Math.sin(v) + 4 * v * Math.cos(v) + 2 * Math.sin(v))
+    got.forEach((g, i) => assert.ok(Math.abs(g - want[i]!) <= 1e-4 * Math.max(1, Math.abs(want[i]!)), `d²/dx² [${i}]: ${g} vs ${want[i]}`))
+    second.dispose()
+  } finally {
+    x.dispose()
+  }
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked')
+})

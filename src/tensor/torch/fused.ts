@@ -87,6 +87,41 @@ reg(FUSED.storageCast, (b, {x}, {to}) => {
   return b.output(b.op('aten::to', 'dtype')(hs(b, x!), to), 'float32')
 })
 
+// Dense layers (ops.linear): y = x Wᵀ + b on 2-D views of x and dy, one BLAS call per product.
+// tfjs's matMul hands every product over as a batch, three Reshape kernels around each: a dense
+// layer's forward and backward were 14 tfjs kernels, about a third of a small model's host time on a GPU.
+const rows2d = (b: TorchBackend, t: TorchHandle, shape: number[]): TorchHandle =>
+  shape.length === 2 ? t : b.op('aten::reshape')(t, [-1, shape[shape.length - 1]!])
+const unrows = (b: TorchBackend, t: TorchHandle, lead: number[], last: number): TorchHandle =>
+  lead.length === 1 ? t : b.op('aten::reshape')(t, [...lead, last])
+reg(FUSED.linear, (b, {x, weight, bias}) => {
+  const xt = rows2d(b, hs(b, x!), x!.shape)
+  const wt = b.op('aten::t')(hs(b, weight!))
+  let out: TorchHandle
+  if (bias && (!b.bf16Matmul || b.bf16Activations)) {
+    // Bias and product in one addmm (in bfloat16 with bf16 activations, as autocast's linear).
+    const addmm = b.op('aten::addmm')
+    out = b.bf16Activations ? addmm(b.toBf16(hs(b, bias)), b.toBf16(xt), b.toBf16(wt)) : addmm(h(b, bias), xt, wt)
+  } else {
+    out = b.matmul(xt, wt)
+    if (bias) out = b.op('aten::add', 'Tensor')(out, h(b, bias))
+  }
+  return b.output(unrows(b, out, x!.shape.slice(0, -1), weight!.shape[0]!), 'float32')
+})
+// dx = dy W, stored as `storage` says (ops.linear: its input's storage dtype under bf16 activations).
+reg(FUSED.linearInputGrad, (b, {dy, weight}, {storage}) => {
+  let dx = b.matmul(rows2d(b, hs(b, dy!), dy!.shape), hs(b, weight!))
+  if (b.bf16Activations && (storage === 'bfloat16') !== (b.addon.dtype(dx) === 'bfloat16')) dx = b.op('aten::to', 'dtype')(dx, storage)
+  return b.output(unrows(b, dx, dy!.shape.slice(0, -1), weight!.shape[1]!), 'float32')
+})
+// dW = dyᵀ x over all rows, float32 (a master weight's gradient).
+reg(FUSED.linearWeightGrad, (b, {dy, x}) => {
+  const dyt = b.op('aten::t')(rows2d(b, hs(b, dy!), dy!.shape))
+  let dw = b.matmul(dyt, rows2d(b, hs(b, x!), x!.shape))
+  if (b.addon.dtype(dw) !== 'float32') dw = b.op('aten::to', 'dtype')(dw, 'float32')
+  return b.output(dw, 'float32')
+})
+
 // Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
 // its output, the per-row log-sum-exp (and a fused kernel's RNG state), never the probabilities;
 // the backward recomputes them block by block or through ATen's fused backward.
@@ -114,9 +149,19 @@ function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: A
   b.lastAttentionPath = path
   // The native kernels return float32; with bfloat16 inputs the output is kept in bfloat16, as
   // autocast's attention returns it (exact where the fused kernels computed it in bfloat16).
-  const info = b.output(b.bf16Activations && b.isBf16(q!) ? b.toBf16(out) : out, 'float32')
+  const info = b.output(keptOutput(b, out, b.isBf16(q!)), 'float32')
   if (save) b.stash(info, saved)
   return info
+}
+/**
+ * Attention's output as kept: bfloat16 for bfloat16 inputs under bf16 activations, else as returned.
+ * The addon's results are no kernel temporaries: a float32 output replaced by its copy is freed here.
+ */
+function keptOutput(b: TorchBackend, out: TorchHandle, bf16Inputs: boolean): TorchHandle {
+  if (!(b.bf16Activations && bf16Inputs) || b.addon.dtype(out) === 'bfloat16') return out
+  const kept = b.toBf16(out)
+  b.addon.release(out)
+  return kept
 }
 reg(FUSED.attention, attentionForward)
 reg(FUSED.attentionMasked, attentionForward)
@@ -142,3 +187,64 @@ function attentionBackward(b: TorchBackend, {dy, q, k, v, maskBias, y}: Inputs, 
 }
 reg(FUSED.attentionGrad, (b, inputs, attrs) => attentionBackward(b, inputs, attrs, true, false))
 reg(FUSED.attentionMaskGrad, (b, inputs, attrs) => attentionBackward(b, inputs, attrs, false, true)[0]!)
+
+// Attention on the packed projection of a BERT layer (ops.packedAttention): q, k and v are views of
+// its [B·T, 3·H] output, the context comes back as [B·T, H] rows and the gradient as one [B·T, 3·H]
+// tensor. The same native kernels as above, without the split, the three head reshapes and
+// transposes, and the context's transpose and reshape that tfjs ran as ten kernels per layer, each
+// with its gradient: on a small model's GPU step, host time rather than arithmetic.
+function packedViews(b: TorchBackend, t: TorchHandle, rows: number, width: number, {batch, heads}: Attrs, parts: number): TorchHandle[] {
+  const T = rows / batch
+  const d = width / parts / heads
+  // [B, T, parts, heads, d] -> [parts, B, heads, T, d]
+  const x = b.op('aten::permute')(b.op('aten::reshape')(t, [batch, T, parts, heads, d]), [2, 0, 3, 1, 4])
+  return Array.from({length: parts}, (_, i) => b.op('aten::select', 'int')(x, 0, i))
+}
+/** [B, heads, T, d] -> [B·T, heads·d] rows (a copy: the transpose is not a view of rows). */
+const packedRows = (b: TorchBackend, t: TorchHandle, rows: number, width: number): TorchHandle =>
+  b.op('aten::reshape')(b.op('aten::transpose', 'int')(t, 1, 2), [rows, width])
+
+function packedAttentionForward(b: TorchBackend, {qkv, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
+  const save = recordingGradients()
+  const [rows, width] = qkv!.shape as [number, number]
+  const [q, k, v] = packedViews(b, operand(b, qkv!), rows, width, attrs, 3)
+  const [out, saved, path] = b.addon.attention(q!, k!, v!, maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
+  b.lastAttentionPath = path
+  const context = packedRows(b, out, rows, width / 3)
+  b.addon.release(out)
+  const info = b.output(keptOutput(b, context, b.isBf16(qkv!)), 'float32')
+  if (save) b.stash(info, saved)
+  return info
+}
+reg(FUSED.packedAttention, packedAttentionForward)
+reg(FUSED.packedAttentionMasked, packedAttentionForward)
+
+// d qkv [B·T, 3·H] (wrt "qkv") or d maskBias (wrt "maskBias") from dy and y, both [B·T, H].
+reg(FUSED.packedAttentionGrad, (b, {dy, qkv, maskBias, y}, attrs) => {
+  const [rows, width] = qkv!.shape as [number, number]
+  const [q, k, v] = packedViews(b, operand(b, qkv!), rows, width, attrs, 3)
+  const [yh] = packedViews(b, operand(b, y!), rows, width / 3, attrs, 1)
+  const [dyh] = packedViews(b, operand(b, dy!), rows, width / 3, attrs, 1)
+  const options = attentionOptions(b, attrs)
+  const bias = maskBias ? h(b, maskBias) : null
+  let saved = b.stashed(y!)
+  let recomputed: TorchHandle[] | undefined
+  if (!saved) {
+    if (attrs.dropoutRate > 0) throw new Error(`${FUSED.packedAttentionGrad}: the forward pass kept no attention state (was the tape off?)`)
+    const [out, state] = b.addon.attention(q!, k!, v!, bias, {...options, kernel: 'chunked'}, true)
+    b.addon.release(out)
+    saved = recomputed = state
+  }
+  const wantQkv = attrs.wrt !== 'maskBias'
+  let grads: TorchHandle[] = []
+  try {
+    grads = b.addon.attentionBackward(dyh!, q!, k!, v!, bias, yh!, saved, options, wantQkv, !wantQkv)
+    if (!wantQkv) return b.output(grads[0]!, 'float32')
+    // [B, heads, T, d] x 3 -> [B, T, 3, heads, d] -> [B·T, 3·H]
+    const stacked = b.op('aten::stack')(grads.map((g) => b.op('aten::transpose', 'int')(g, 1, 2)), 2)
+    return b.output(b.op('aten::reshape')(stacked, [rows, width]), 'float32')
+  } finally {
+    if (wantQkv) for (const g of grads) b.addon.release(g)
+    for (const t of recomputed ?? []) b.addon.release(t)
+  }
+})
