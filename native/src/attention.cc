@@ -500,6 +500,13 @@ Path FusedPath(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, co
   return refuse("unknown attention kernel \"" + want + "\" (expected auto, chunked, flash-cpu, flash, efficient or cudnn)");
 }
 
+// A fused kernel's result in its input's dtype: bfloat16 for bfloat16 inputs (bf16 activations keep
+// it so, as autocast's attention returns it: no float32 round trip), float32 for float32 inputs
+// (a bfloat16 computation under --precision bf16 without bf16 activations is cast back).
+at::Tensor LikeInput(const at::Tensor &t, const at::Tensor &input) {
+  return t.scalar_type() == input.scalar_type() ? t : t.to(input.scalar_type());
+}
+
 at::Tensor FusedForward(Path path, const at::Tensor &q0, const at::Tensor &k0, const at::Tensor &v0, const at::Tensor &bias,
                         const AttentionConfig &cfg, AttentionSaved *saved) {
   const at::ScalarType dtype = cfg.bf16 ? at::kBFloat16 : at::kFloat;
@@ -545,14 +552,14 @@ at::Tensor FusedForward(Path path, const at::Tensor &q0, const at::Tensor &k0, c
       throw std::logic_error("FusedForward: not a fused path");
   }
   if (saved) saved->state = MarkUndefined(std::move(state));
-  return out.to(at::kFloat);
+  return LikeInput(out, q0);
 }
 
 std::vector<at::Tensor> FusedBackward(Path path, const at::Tensor &dy0, const at::Tensor &q0, const at::Tensor &k0, const at::Tensor &v0,
                                       const at::Tensor &bias, const at::Tensor &out0, const AttentionSaved &saved, const AttentionConfig &cfg) {
   const at::ScalarType dtype = cfg.bf16 ? at::kBFloat16 : at::kFloat;
   const at::Tensor q = Prepared(q0, dtype), k = Prepared(k0, dtype), v = Prepared(v0, dtype);
-  // The forward's output came back as float32; in bfloat16 the round trip is exact.
+  // The forward's output came back in q's dtype (float32 from a bfloat16 kernel: the round trip is exact).
   const at::Tensor dy = Prepared(dy0, dtype), out = Prepared(out0, dtype);
   const std::vector<at::Tensor> s = UnmarkUndefined(saved.state);
   const double p = cfg.dropout;
@@ -584,7 +591,7 @@ std::vector<at::Tensor> FusedBackward(Path path, const at::Tensor &dy0, const at
     default:
       throw std::logic_error("FusedBackward: not a fused path");
   }
-  return {dq.to(at::kFloat), dk.to(at::kFloat), dv.to(at::kFloat)};
+  return {LikeInput(dq, q0), LikeInput(dk, k0), LikeInput(dv, v0)};
 }
 
 #endif  // CODIEMB_SDPA

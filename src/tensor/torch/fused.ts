@@ -147,8 +147,8 @@ function attentionForward(b: TorchBackend, {q, k, v, maskBias}: Inputs, attrs: A
   const save = recordingGradients()
   const [out, saved, path] = b.addon.attention(operand(b, q!), operand(b, k!), operand(b, v!), maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
-  // The native kernels return float32; with bfloat16 inputs the output is kept in bfloat16, as
-  // autocast's attention returns it (exact where the fused kernels computed it in bfloat16).
+  // With bfloat16 inputs the output is kept in bfloat16, as autocast's attention returns it: ATen's
+  // fused kernels return it so; the chunked path and the CPU's float32 attention return float32.
   const info = b.output(keptOutput(b, out, b.isBf16(q!)), 'float32')
   if (save) b.stash(info, saved)
   return info
@@ -196,8 +196,11 @@ reg(FUSED.attentionMaskGrad, (b, inputs, attrs) => attentionBackward(b, inputs, 
 function packedViews(b: TorchBackend, t: TorchHandle, rows: number, width: number, {batch, heads}: Attrs, parts: number): TorchHandle[] {
   const T = rows / batch
   const d = width / parts / heads
-  // [B, T, parts, heads, d] -> [parts, B, heads, T, d]
-  const x = b.op('aten::permute')(b.op('aten::reshape')(t, [batch, T, parts, heads, d]), [2, 0, 3, 1, 4])
+  // [B, T, parts, heads, d] -> [parts, B, heads, T, d]; on the CPU copied once into that layout, as
+  // the chunked kernel multiplies block by block and a strided k or v would be copied for every block
+  // (ATen's CUDA kernels take rows with a unit last stride as they are).
+  let x = b.op('aten::permute')(b.op('aten::reshape')(t, [batch, T, parts, heads, d]), [2, 0, 3, 1, 4])
+  if (b.device === 'cpu') x = b.op('aten::contiguous')(x)
   return Array.from({length: parts}, (_, i) => b.op('aten::select', 'int')(x, 0, i))
 }
 /** [B, heads, T, d] -> [B·T, heads·d] rows (a copy: the transpose is not a view of rows). */
