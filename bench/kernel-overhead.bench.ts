@@ -9,7 +9,7 @@
  *     kernels; a loop that does not dispose what tidy returns keeps every result alive and times its
  *     growing memory instead);
  *  4. PyTorch's eager equivalents of 1-3 (torch.add; torch.mul then torch.add), for scale;
- *  5. a host-bound training step: MiniLM's layer structure (6 layers, so the same 1,868 kernel calls
+ *  5. a host-bound training step: MiniLM's layer structure (6 layers, so the same kernel calls
  *     per step) at hidden size 64 (2 heads, intermediate 256) on a tiny batch (1 query + 5 passages x
  *     4 tokens; InfoNCE, AdamW as bench/torch.bench.ts), so that arithmetic is small and the step is
  *     mostly host time, as a MiniLM step is on a GPU. On a CPU MiniLM's own width (384) keeps the step

@@ -64,6 +64,7 @@ test(`torch ${precision}: the estimated peak of a MiniLM-sized training step is 
       // backend's own count of live tensor bytes (TorchBackend.liveBytes), and the resident peak must
       // stay within that plus 40 %.
       within25(t, m.livePeakAbove, e.peakBytes - 12 * parameters, `${precision} step above parameters and moments (live tensor bytes), checkpointing true`)
+      t.diagnostic(`${precision} checkpointed step: resident peak ${(m.peakAbove / MiB).toFixed(1)} MiB, live tensors ${(m.livePeakAbove / MiB).toFixed(1)} MiB (${(m.peakAbove / m.livePeakAbove).toFixed(2)}x)`)
       assert.ok(m.peakAbove < 1.4 * m.livePeakAbove, `resident peak ${(m.peakAbove / MiB).toFixed(1)} MiB vs live tensors ${(m.livePeakAbove / MiB).toFixed(1)} MiB`)
       continue
     }

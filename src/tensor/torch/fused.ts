@@ -193,14 +193,19 @@ reg(FUSED.attentionMaskGrad, (b, inputs, attrs) => attentionBackward(b, inputs, 
 // tensor. The same native kernels as above, without the split, the three head reshapes and
 // transposes, and the context's transpose and reshape that tfjs ran as ten kernels per layer, each
 // with its gradient: on a small model's GPU step, host time rather than arithmetic.
-function packedViews(b: TorchBackend, t: TorchHandle, rows: number, width: number, {batch, heads}: Attrs, parts: number): TorchHandle[] {
+function packedViews(b: TorchBackend, info: tf.TensorInfo, {batch, heads}: Attrs, parts: number): TorchHandle[] {
+  const [rows, width] = info.shape as [number, number]
   const T = rows / batch
   const d = width / parts / heads
-  // [B, T, parts, heads, d] -> [parts, B, heads, T, d]; on the CPU copied once into that layout, as
-  // the chunked kernel multiplies block by block and a strided k or v would be copied for every block
-  // (ATen's CUDA kernels take rows with a unit last stride as they are).
-  let x = b.op('aten::permute')(b.op('aten::reshape')(t, [batch, T, parts, heads, d]), [2, 0, 3, 1, 4])
-  if (b.device === 'cpu') x = b.op('aten::contiguous')(x)
+  // [B, T, parts, heads, d] -> [parts, B, heads, T, d]; on the CPU copied once into that layout (and
+  // to float32 for float32Attention in the same pass), as the chunked kernel multiplies block by block
+  // and a strided k or v would be copied for every block (ATen's CUDA kernels take rows with a unit
+  // last stride as they are).
+  const stored = hs(b, info)
+  let x = b.op('aten::permute')(b.op('aten::reshape')(stored, [batch, T, parts, heads, d]), [2, 0, 3, 1, 4])
+  if (float32Attention(b) && b.addon.dtype(stored) !== 'float32') {
+    x = b.op('aten::copy_')(b.op('aten::empty', 'memory_format')([parts, batch, heads, T, d], 'float32', null, b.device), x)
+  } else if (b.device === 'cpu') x = b.op('aten::contiguous')(x)
   return Array.from({length: parts}, (_, i) => b.op('aten::select', 'int')(x, 0, i))
 }
 /** [B, heads, T, d] -> [B·T, heads·d] rows (a copy: the transpose is not a view of rows). */
@@ -210,7 +215,7 @@ const packedRows = (b: TorchBackend, t: TorchHandle, rows: number, width: number
 function packedAttentionForward(b: TorchBackend, {qkv, maskBias}: Inputs, attrs: Attrs): tf.TensorInfo {
   const save = recordingGradients()
   const [rows, width] = qkv!.shape as [number, number]
-  const [q, k, v] = packedViews(b, operand(b, qkv!), rows, width, attrs, 3)
+  const [q, k, v] = packedViews(b, qkv!, attrs, 3)
   const [out, saved, path] = b.addon.attention(q!, k!, v!, maskBias ? h(b, maskBias) : null, attentionOptions(b, attrs), save)
   b.lastAttentionPath = path
   const context = packedRows(b, out, rows, width / 3)
@@ -225,9 +230,9 @@ reg(FUSED.packedAttentionMasked, packedAttentionForward)
 // d qkv [B·T, 3·H] (wrt "qkv") or d maskBias (wrt "maskBias") from dy and y, both [B·T, H].
 reg(FUSED.packedAttentionGrad, (b, {dy, qkv, maskBias, y}, attrs) => {
   const [rows, width] = qkv!.shape as [number, number]
-  const [q, k, v] = packedViews(b, operand(b, qkv!), rows, width, attrs, 3)
-  const [yh] = packedViews(b, operand(b, y!), rows, width / 3, attrs, 1)
-  const [dyh] = packedViews(b, operand(b, dy!), rows, width / 3, attrs, 1)
+  const [q, k, v] = packedViews(b, qkv!, attrs, 3)
+  const [yh] = packedViews(b, y!, attrs, 1)
+  const [dyh] = packedViews(b, dy!, attrs, 1)
   const options = attentionOptions(b, attrs)
   const bias = maskBias ? h(b, maskBias) : null
   let saved = b.stashed(y!)
