@@ -5,6 +5,8 @@
  *  1. parity: output and dq, dk, dv against the plain formulation softmax(q kᵀ·scale + mask) v run
  *     op by op on the same backend, as max |a − b| / max |b| (float32: must be <= 1e-5; bfloat16
  *     products, --precision bf16: <= 3e-2), for an unpadded batch and a padded one ([B,1,1,T] mask);
+ *     The same for packedAttention (a BERT layer's packed [B·T, 3·H] projection, q/k/v as views of it)
+ *     against the plain formulation on its split heads: output and d qkv;
  *  2. dropout: with v = identity the output shows the kept mask: the kept fraction (≈ 1 − rate) and
  *     whether one seed gives one mask;
  *  3. memory: bytes kept for backward (tfjs tensors plus the kernel's stashed ATen state) at T and
@@ -16,7 +18,7 @@
  * Run: npm run build && node dist/bench/attention.check.js
  */
 import * as tf from '@tensorflow/tfjs-core'
-import {attention} from '../src/tensor/ops.js'
+import {attention, packedAttention} from '../src/tensor/ops.js'
 import type {TorchBackend} from '../src/tensor/torch/backend.js'
 import type {AttentionKernel} from '../src/tensor/torch/addon.js'
 
@@ -103,6 +105,32 @@ function parity(backend: TorchBackend, kernel: AttentionKernel): void {
   }
 }
 
+function packedParity(backend: TorchBackend, kernel: AttentionKernel): void {
+  const tolerance = precision === 'bf16' ? 3e-2 : 1e-5
+  const [B, heads, T, d] = [4, 4, 96, 64]
+  const H = heads * d
+  for (const padded of [false, true]) {
+    tf.tidy(() => {
+      const qkv = rand([B * T, 3 * H], padded ? 21 : 20)
+      const w = rand([B * T, H], 22)
+      const mask = paddingMask(B, T, padded)
+      const scale = 1 / Math.sqrt(d)
+      const toHeads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, heads, d]), [0, 2, 1, 3])
+      const theirs = (x: tf.Tensor) => {
+        const [q, k, v] = tf.split(x, 3, 1).map(toHeads)
+        return tf.reshape(tf.transpose(plain(q!, k!, v!, scale, mask), [0, 2, 1, 3]), [B * T, H])
+      }
+      const ours = (x: tf.Tensor) => packedAttention(x, {batch: B, heads, maskBias: mask, scale, blockRows: 40})
+      const loss = (f: (x: tf.Tensor) => tf.Tensor) => (x: tf.Tensor) => tf.sum(tf.mul(f(x), w)) as tf.Scalar
+      const got = [ours(qkv), tf.grad(loss(ours))(qkv)]
+      const path = backend.lastAttentionPath
+      const errors = [theirs(qkv), tf.grad(loss(theirs))(qkv)].map((t, i) => relativeError(got[i]!, t))
+      console.log(`  packed ${padded ? 'padded  ' : 'unpadded'} [${B * T},${3 * H}] path ${path}: out ${errors[0]!.toExponential(1)}, dqkv ${errors[1]!.toExponential(1)}`)
+      if (errors.some((e) => !(e <= tolerance))) fail(`${kernel} packed ${padded ? 'padded' : 'unpadded'}: relative error above ${tolerance}`)
+    })
+  }
+}
+
 function dropoutCheck(kernel: AttentionKernel): void {
   const [B, H, T, rate] = [4, 4, 64, 0.1]
   tf.tidy(() => {
@@ -166,6 +194,7 @@ async function main(): Promise<void> {
       continue
     }
     parity(backend, kernel)
+    packedParity(backend, kernel)
     try {
       dropoutCheck(kernel)
     } catch (error) {
