@@ -13,6 +13,7 @@
  * path through them (e.g. a max mask) does not break backprop.
  */
 import * as tf from '@tensorflow/tfjs-core'
+import {eagerGrads} from './kernel-calls.js'
 
 type Grads = Record<string, () => tf.Tensor>
 type GradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: Record<string, unknown>) => Grads
@@ -279,7 +280,9 @@ const CONFIGS: Config[] = [
     gradFunc: (dy, saved, attrs) => {
       const axis = tf.util.parseAxisParam(attrs.axis as number, saved[0]!.shape)[0]!
       const sizes = saved.map((t) => t.shape[axis]!)
-      return Object.fromEntries(saved.map((_, i) => [String(i), () => tf.split(one(dy), sizes, axis)[i]!]))
+      // One split for all inputs (a split per input's gradient computed every piece each time).
+      const parts = eagerGrads(() => tf.split(one(dy), sizes, axis))
+      return Object.fromEntries(saved.map((_, i) => [String(i), parts(i)]))
     },
   },
   {

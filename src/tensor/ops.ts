@@ -45,28 +45,27 @@ export function linear(x: tf.Tensor2D, weight: tf.Tensor, bias?: tf.Tensor): tf.
   // give each gradient its input's storage dtype, as autocast's cast before a linear layer does.
   const bf16 = activationsInBf16()
   const xDtype = bf16 ? tensorStorage(x).dtype : 'float32'
-  const backward = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+  // Gradients of x and W (and of a bias, withBias): on torch dx in one kernel, dW and db in another.
+  const backward = (dy: tf.Tensor, saved: tf.Tensor[], withBias: boolean): tf.Tensor[] => {
     const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D]
-    if (fused) return [run(FUSED.linearInputGrad, {dy, weight: ws}, {storage: xDtype === 'bfloat16' ? 'bfloat16' : 'float32'}), run(FUSED.linearWeightGrad, {dy, x: xs})]
+    if (fused && (!withBias || bias!.rank === 1)) {
+      const dx = run(FUSED.linearInputGrad, {dy, weight: ws}, {storage: xDtype === 'bfloat16' ? 'bfloat16' : 'float32'})
+      const dwb = run(FUSED.linearWeightGrad, {dy, x: xs}, {bias: withBias})
+      return [dx, ...(withBias ? (dwb as tf.Tensor[]) : [dwb as tf.Tensor])]
+    }
+    const db = withBias ? [tf.reshape(tf.sum(dy, 0), bias!.shape)] : []
     const dx = tf.matMul(dy as tf.Tensor2D, ws)
     const dw = tf.matMul(dy as tf.Tensor2D, xs, true, false)
-    if (!bf16) return [dx, dw]
-    return [storageCast(dx, xDtype === 'bfloat16' ? 'bfloat16' : 'float32'), storageCast(dw, 'float32')]
+    if (!bf16) return [dx, dw, ...db]
+    return [storageCast(dx, xDtype === 'bfloat16' ? 'bfloat16' : 'float32'), storageCast(dw, 'float32'), ...db]
   }
   const keep = (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc): tf.Tensor => {
     const input = bf16 ? storageCast(a, 'bfloat16') : a
     save([input, b])
     return input
   }
-  if (!bias) return withGradient(([a, b], save) => ({value: product(keep(a!, b!, save), b!), gradFunc: backward}))(x, w) as tf.Tensor2D
-  return withGradient(([a, b, c], save) => {
-    const value = product(keep(a!, b!, save), b!, c!)
-    const biasGrad = (dy: tf.Tensor) => {
-      const db = tf.sum(dy, 0)
-      return tf.util.arraysEqual(db.shape, c!.shape) ? db : tf.reshape(db, c!.shape)
-    }
-    return {value, gradFunc: (dy, saved) => [...backward(dy, saved), biasGrad(dy)]}
-  })(x, w, bias) as tf.Tensor2D
+  if (!bias) return withGradient(([a, b], save) => ({value: product(keep(a!, b!, save), b!), gradFunc: (dy, saved) => backward(dy, saved, false)}))(x, w) as tf.Tensor2D
+  return withGradient(([a, b, c], save) => ({value: product(keep(a!, b!, save), b!, c!), gradFunc: (dy, saved) => backward(dy, saved, true)}))(x, w, bias) as tf.Tensor2D
 }
 
 /**

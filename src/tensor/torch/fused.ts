@@ -114,12 +114,14 @@ reg(FUSED.linearInputGrad, (b, {dy, weight}, {storage}) => {
   if (b.bf16Activations && (storage === 'bfloat16') !== (b.addon.dtype(dx) === 'bfloat16')) dx = b.op('aten::to', 'dtype')(dx, storage)
   return b.output(unrows(b, dx, dy!.shape.slice(0, -1), weight!.shape[1]!), 'float32')
 })
-// dW = dyᵀ x over all rows, float32 (a master weight's gradient).
-reg(FUSED.linearWeightGrad, (b, {dy, x}) => {
-  const dyt = b.op('aten::t')(rows2d(b, hs(b, dy!), dy!.shape))
-  let dw = b.matmul(dyt, rows2d(b, hs(b, x!), x!.shape))
+// dW = dyᵀ x over all rows, float32 (a master weight's gradient), and with `bias` db = Σ_rows dy
+// (float32) as a second output: one kernel where a Sum kernel followed.
+reg(FUSED.linearWeightGrad, (b, {dy, x}, {bias}) => {
+  const dy2 = rows2d(b, hs(b, dy!), dy!.shape)
+  let dw = b.matmul(b.op('aten::t')(dy2), rows2d(b, hs(b, x!), x!.shape))
   if (b.addon.dtype(dw) !== 'float32') dw = b.op('aten::to', 'dtype')(dw, 'float32')
-  return b.output(dw, 'float32')
+  if (!bias) return b.output(dw, 'float32')
+  return [b.output(dw, 'float32'), b.output(b.op('aten::sum', 'dim_IntList')(dy2, [0], false, 'float32'), 'float32')]
 })
 
 // Scaled dot-product attention, memory-efficient (native/src/attention.cc): the forward keeps, with
