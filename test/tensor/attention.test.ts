@@ -3,22 +3,12 @@ import {describe, test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import * as ops from '../../src/tensor/ops.js'
 import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
+import {relativeError, seededTensor as rand} from '../helpers/tensor-compare.js'
 import type {TorchBackend} from '../../src/tensor/torch/backend.js'
 
 // ops.attention on the backend under test (cpu: the chunked composite; torch: the native kernel)
 // against today's formulation, softmax(q kᵀ·scale + mask) v written with plain tfjs ops, whose
 // gradients tfjs derives op by op and whose tape keeps the [.., Tq, Tk] probabilities.
-
-/** Deterministic pseudo-random floats in [-1, 1). */
-function rand(shape: number[], seed: number): tf.Tensor {
-  const out = new Float32Array(tf.util.sizeFromShape(shape))
-  let s = seed >>> 0 || 1
-  for (let i = 0; i < out.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    out[i] = s / 2 ** 31 - 1
-  }
-  return tf.tensor(out, shape)
-}
 
 /** Today's attention: every intermediate on the tape. `keep` is an explicit dropout mask (already scaled). */
 function reference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, maskBias?: tf.Tensor, keep?: tf.Tensor): tf.Tensor {
@@ -27,20 +17,6 @@ function reference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mask
   let p = tf.softmax(s)
   if (keep) p = tf.mul(p, keep)
   return tf.matMul(p, v)
-}
-
-/** max |a − b| / max |b|: the error relative to the reference tensor's scale. */
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  assert.deepEqual(a.shape, b.shape)
-  const x = a.dataSync()
-  const y = b.dataSync()
-  let diff = 0
-  let size = 0
-  for (let i = 0; i < y.length; i++) {
-    diff = Math.max(diff, Math.abs(x[i]! - y[i]!))
-    size = Math.max(size, Math.abs(y[i]!))
-  }
-  return diff / Math.max(size, 1e-30)
 }
 
 interface Case {

@@ -3,28 +3,10 @@ import {test} from 'node:test'
 import * as tf from '@tensorflow/tfjs-core'
 import {linear} from '../../src/tensor/ops.js'
 import {TEST_BACKEND, useTestBackend} from '../helpers/env.js'
+import {relativeError, seededTensor as rand} from '../helpers/tensor-compare.js'
 
 // ops.linear (torch: the fused CodiembLinear kernels, one ATen product each; cpu: tf.fused.matMul)
 // against x Wᵀ + b written with plain tfjs ops, whose gradients tfjs derives op by op.
-
-function rand(shape: number[], seed: number): tf.Tensor {
-  let s = seed
-  const n = shape.reduce((a, b) => a * b, 1)
-  return tf.tensor(Float32Array.from({length: n}, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5)), shape)
-}
-
-function relativeError(a: tf.Tensor, b: tf.Tensor): number {
-  assert.deepEqual(a.shape, b.shape)
-  const x = a.dataSync()
-  const y = b.dataSync()
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < y.length; i++) {
-    diff = Math.max(diff, Math.abs(x[i]! - y[i]!))
-    scale = Math.max(scale, Math.abs(y[i]!))
-  }
-  return diff / scale
-}
 
 test(`linear (${TEST_BACKEND}): values and gradients of x, W and b equal x Wᵀ + b's within 1e-5 relative, with and without bias, and leak nothing`, async () => {
   await useTestBackend()

@@ -168,20 +168,29 @@ function keptOutput(b: TorchBackend, out: TorchHandle, bf16Inputs: boolean): Tor
 reg(FUSED.attention, attentionForward)
 reg(FUSED.attentionMasked, attentionForward)
 
+/**
+ * The state attention's forward kept with its output y, or, when it kept none (a forward run with the
+ * tape off) and there is no dropout, that state recomputed by the chunked kernel: `recomputed`, which
+ * the caller releases.
+ */
+function forwardState(
+  b: TorchBackend, kernel: string, y: tf.TensorInfo, [q, k, v]: TorchHandle[], bias: TorchHandle | null, options: AttentionNativeOptions,
+): {saved: TorchHandle[]; recomputed?: TorchHandle[]} {
+  const saved = b.stashed(y)
+  if (saved) return {saved}
+  if (options.dropout > 0) throw new Error(`${kernel}: the forward pass kept no attention state (was the tape off?)`)
+  const [out, state] = b.addon.attention(q!, k!, v!, bias, {...options, kernel: 'chunked'}, true)
+  b.addon.release(out)
+  return {saved: state, recomputed: state}
+}
+
 function attentionBackward(b: TorchBackend, {dy, q, k, v, maskBias, y}: Inputs, attrs: Attrs, wantQkv: boolean, wantBias: boolean): tf.TensorInfo[] {
   const options = attentionOptions(b, attrs)
   const bias = maskBias ? h(b, maskBias) : null
-  let saved = b.stashed(y!)
-  let recomputed: TorchHandle[] | undefined
-  if (!saved) {
-    // A forward run with the tape off kept nothing; without dropout it can be recomputed.
-    if (attrs.dropoutRate > 0) throw new Error(`${FUSED.attentionGrad}: the forward pass kept no attention state (was the tape off?)`)
-    const [out, state] = b.addon.attention(operand(b, q!), operand(b, k!), operand(b, v!), bias, {...options, kernel: 'chunked'}, true)
-    b.addon.release(out)
-    saved = recomputed = state
-  }
+  const qkv = [q!, k!, v!].map((t) => operand(b, t))
+  const {saved, recomputed} = forwardState(b, FUSED.attentionGrad, y!, qkv, bias, options)
   try {
-    const grads = b.addon.attentionBackward(operand(b, dy!), operand(b, q!), operand(b, k!), operand(b, v!), bias, operand(b, y!), saved, options, wantQkv, wantBias)
+    const grads = b.addon.attentionBackward(operand(b, dy!), qkv[0]!, qkv[1]!, qkv[2]!, bias, operand(b, y!), saved, options, wantQkv, wantBias)
     return grads.map((g) => b.output(g, 'float32'))
   } finally {
     for (const t of recomputed ?? []) b.addon.release(t)
@@ -237,14 +246,7 @@ reg(FUSED.packedAttentionGrad, (b, {dy, qkv, maskBias, y}, attrs) => {
   const [dyh] = packedViews(b, dy!, attrs, 1)
   const options = attentionOptions(b, attrs)
   const bias = maskBias ? h(b, maskBias) : null
-  let saved = b.stashed(y!)
-  let recomputed: TorchHandle[] | undefined
-  if (!saved) {
-    if (attrs.dropoutRate > 0) throw new Error(`${FUSED.packedAttentionGrad}: the forward pass kept no attention state (was the tape off?)`)
-    const [out, state] = b.addon.attention(q!, k!, v!, bias, {...options, kernel: 'chunked'}, true)
-    b.addon.release(out)
-    saved = recomputed = state
-  }
+  const {saved, recomputed} = forwardState(b, FUSED.packedAttentionGrad, y!, [q!, k!, v!], bias, options)
   const wantQkv = attrs.wrt !== 'maskBias'
   let grads: TorchHandle[] = []
   try {
